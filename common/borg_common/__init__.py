@@ -1,0 +1,1 @@
+"""Helpers shared by the server and the client sidecar: settings, logging, subprocesses, reports."""

@@ -1,0 +1,13 @@
+"""Logging set up once per program, to stderr so that `docker logs` shows it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Send every logger's records at level or above to stderr, one line each."""
+    logging.basicConfig(stream=sys.stderr, level=level.upper(), format=FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z", force=True)
