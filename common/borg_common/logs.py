@@ -10,4 +10,6 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def setup_logging(level: str = "INFO") -> None:
     """Send every logger's records at level or above to stderr, one line each."""
-    logging.basicConfig(stream=sys.stderr, level=level.upper(), format=FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z", force=True)
+    logging.basicConfig(
+        stream=sys.stderr, level=level.upper(), format=FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z", force=True
+    )

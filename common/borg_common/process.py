@@ -38,7 +38,7 @@ def run(
     *,
     env: Mapping[str, str] | None = None,
     secrets: Iterable[str] = (),
-    on_line: Callable[[str], None] | None = None,
+    render_line: Callable[[str], str | None] | None = None,
     capture_stdout: bool = False,
     tail_lines: int = 50,
     log_level: int = logging.INFO,
@@ -49,7 +49,8 @@ def run(
     """Run argv and wait; log each line of its stderr (and stdout unless captured) as it comes.
 
     Given capture_stdout, stdout is returned whole instead of logged (for --json output).
-    on_line sees each logged line; on_start sees the process (to signal it from elsewhere).
+    render_line turns each raw line into the text to log and keep in the tail (None: drop it);
+    on_start sees the process as soon as it runs (to signal it from elsewhere).
     Raise OSError if the program cannot be started.
     """
     secrets = [secret for secret in secrets if secret]
@@ -76,12 +77,14 @@ def run(
     lines = process.stderr if capture_stdout else process.stdout
     for raw in lines:
         line = raw.rstrip("\n")
+        if render_line:
+            line = render_line(line)
+            if line is None:
+                continue
         for secret in secrets:
             line = line.replace(secret, MASK)
         tail.append(line)
         logger.log(log_level, "%s", line)
-        if on_line:
-            on_line(line)
     returncode = process.wait()
     if reader:
         reader.join()

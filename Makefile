@@ -1,0 +1,96 @@
+# Borg Appliance: `make up` runs the appliance, `make test` runs every test. Both install what they
+# need by themselves (the packages that make the base image, a virtualenv for the tests).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The base image: Debian 13 from Debian's archive. Where a registry is reachable it is the stock
+# debian:trixie-slim, re-tagged; where none is (our machines), mmdebstrap builds it from packages.
+BASE_IMAGE := borg-appliance-base:trixie
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+DEBIAN_SECURITY ?= http://deb.debian.org/debian-security
+SERVER_IMAGE := borg-appliance-server
+CLIENT_IMAGE := borg-appliance-client
+VENV := .venv
+PYTHON ?= python3
+COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+# The classic builder works everywhere; BuildKit is used where buildx is installed.
+BUILD := docker build --build-arg BASE_IMAGE=$(BASE_IMAGE)
+export BASE_IMAGE
+
+.PHONY: help up down test unit integration lint images base-image venv bench
+
+help:
+	@echo "make up     run the appliance (server, sidecar, sample app) and make a first backup"
+	@echo "make down   stop it (volumes are kept; 'make down VOLUMES=1' removes them too)"
+	@echo "make test   unit and integration tests (builds the images)"
+	@echo "make lint   ruff check and format check"
+
+base-image:
+	@if docker image inspect $(BASE_IMAGE) >/dev/null 2>&1; then \
+	    echo "base image $(BASE_IMAGE): present"; \
+	elif docker pull debian:trixie-slim >/dev/null 2>&1; then \
+	    docker tag debian:trixie-slim $(BASE_IMAGE) && echo "base image $(BASE_IMAGE): debian:trixie-slim"; \
+	else \
+	    echo "base image $(BASE_IMAGE): no registry, building Debian 13 from $(DEBIAN_MIRROR) with mmdebstrap"; \
+	    command -v mmdebstrap >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q mmdebstrap; }; \
+	    mkdir -p .build && mmdebstrap --variant=minbase --format=tar --quiet \
+	        --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+	        --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
+	        --customize-hook='rm -rf "$$1"/var/lib/apt/lists/* "$$1"/var/cache/apt/*.bin' \
+	        trixie .build/trixie.tar \
+	        "deb $(DEBIAN_MIRROR) trixie main" "deb $(DEBIAN_MIRROR) trixie-updates main" \
+	        "deb $(DEBIAN_SECURITY) trixie-security main" \
+	    && docker import --change 'CMD ["bash"]' .build/trixie.tar $(BASE_IMAGE) >/dev/null \
+	    && rm -f .build/trixie.tar && echo "base image $(BASE_IMAGE): built"; \
+	fi
+
+images: base-image
+	$(BUILD) -f Dockerfile.server -t $(SERVER_IMAGE) .
+	$(BUILD) -f Dockerfile.client -t $(CLIENT_IMAGE) .
+
+secrets/borg_passphrase:
+	@mkdir -p secrets && chmod 700 secrets
+	@umask 077 && head -c 33 /dev/urandom | base64 > $@
+	@echo "created $@: the repository passphrase (keep a copy somewhere safe; it is git-ignored)"
+
+up: images secrets/borg_passphrase
+	$(COMPOSE) up -d
+	@deadline=$$((SECONDS + 180)); for service in borg-server backup-app; do \
+	    id=$$($(COMPOSE) ps -q $$service); \
+	    until [ "$$(docker inspect -f '{{.State.Health.Status}}' $$id)" = healthy ]; do \
+	        [ $$SECONDS -lt $$deadline ] || { echo "$$service is not healthy:"; $(COMPOSE) logs --tail 30 $$service; exit 1; }; \
+	        sleep 2; \
+	    done; echo "$$service: healthy"; \
+	done
+	$(COMPOSE) exec -T backup-app borg-client run
+	$(COMPOSE) exec -T backup-app borg-client list
+	@echo
+	@echo "Backed up. Next:"
+	@echo "  $(COMPOSE) exec backup-app borg-client list                      # archives"
+	@echo "  $(COMPOSE) exec backup-app borg-client list ::ARCHIVE             # files in one"
+	@echo "  $(COMPOSE) exec backup-app borg-client restore ARCHIVE --target /tmp/restore"
+	@echo "  $(COMPOSE) exec borg-server borg-server status"
+
+down:
+	$(COMPOSE) down $(if $(VOLUMES),--volumes)
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+unit: venv
+	$(VENV)/bin/pytest -q tests/unit
+
+integration: venv images
+	$(VENV)/bin/pytest -q tests/integration
+
+test: venv images
+	$(VENV)/bin/pytest -q tests/unit tests/integration

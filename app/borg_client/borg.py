@@ -1,0 +1,140 @@
+"""Borg's command lines and environment, built by pure functions, and its exit codes interpreted."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from borg_client.config import ClientConfig
+
+WARNING_CODES = range(100, 128)  # modern exit codes: "some files could not be read" and friends
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a borg exit code means for a run."""
+
+    status: str  # success | warning | failure
+    reason: str
+
+
+def borg_environment(config: ClientConfig, base: dict[str, str]) -> dict[str, str]:
+    """Given the configuration and the process environment, return the environment for borg.
+
+    Everything borg keeps lives in the state volume; ssh pins the server's host key and never asks.
+    """
+    state = config.state
+    ssh = [
+        "ssh",
+        "-i", str(config.ssh_key),
+        "-o", f"UserKnownHostsFile={config.known_hosts}",
+        "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", "IdentitiesOnly=yes",
+        "-o", "BatchMode=yes",
+        "-o", "ConnectTimeout=15",
+        "-o", "ServerAliveInterval=10",
+        "-o", "ServerAliveCountMax=30",
+    ]  # fmt: skip
+    environment = {key: value for key, value in base.items() if not key.startswith("BORG_")}
+    environment.update(
+        {
+            "BORG_REPO": config.repository,
+            "BORG_RSH": shlex.join(ssh),
+            "BORG_EXIT_CODES": "modern",
+            "BORG_HOST_ID": host_id(state, config.client),
+            "BORG_KEYS_DIR": str(state / "keys"),
+            "BORG_SECURITY_DIR": str(state / "security"),
+            "BORG_CACHE_DIR": str(state / "cache"),
+            "BORG_CONFIG_DIR": str(state / "config"),
+            "BORG_RELOCATED_REPO_ACCESS_IS_OK": "no",
+            "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "no",
+            "BORG_DISPLAY_PASSPHRASE": "no",
+            "LANG": "C.UTF-8",
+        }
+    )
+    if config.passphrase_file:
+        environment["BORG_PASSCOMMAND"] = shlex.join(["cat", str(config.passphrase_file)])
+    elif config.passcommand:
+        environment["BORG_PASSCOMMAND"] = config.passcommand
+    elif config.passphrase:
+        environment["BORG_PASSPHRASE"] = config.passphrase
+    return environment
+
+
+def host_id(state: Path, client: str) -> str:
+    """Return a BORG_HOST_ID that survives container re-creation, so stale locks can be broken.
+
+    Borg recognises its own stale locks by host id and pid; a container's hostname changes when it
+    is re-created, so the id is made once and kept in the state volume.
+    """
+    path = state / "host_id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        identity = f"borg-appliance-{client}@{uuid.uuid4().hex}"
+        path.write_text(identity + "\n")
+        return identity
+
+
+def create_argv(config: ClientConfig, archive: str, sources: list[str]) -> list[str]:
+    """Given the configuration, an archive name and source paths, return the borg create argv."""
+    argv = ["borg", "create", "--log-json", "--json", "--list", "--filter", "AME", "--show-rc"]
+    argv += ["--compression", config.compression, "--lock-wait", "600", "--checkpoint-interval", "600"]
+    if config.exclude_caches:
+        argv.append("--exclude-caches")
+    return argv + [f"::{archive}"] + sources
+
+
+def init_argv(config: ClientConfig) -> list[str]:
+    return ["borg", "init", "--log-json", "--encryption", config.encryption]
+
+
+def info_argv() -> list[str]:
+    return ["borg", "info", "--log-json", "--json"]
+
+
+def list_argv(extra: list[str] | None = None) -> list[str]:
+    return ["borg", "list", *(extra or [])]
+
+
+def key_export_argv(repository: str, target: Path, paper: bool = False) -> list[str]:
+    return ["borg", "key", "export", *(["--paper"] if paper else []), repository, str(target)]
+
+
+def outcome(returncode: int) -> Outcome:
+    """Given borg's modern exit code, return success, warning or failure."""
+    if returncode == 0:
+        return Outcome("success", "borg finished without problems")
+    if returncode == 1 or returncode in WARNING_CODES:
+        return Outcome("warning", f"borg finished with warnings (exit {returncode}); some files may be missing")
+    return Outcome("failure", f"borg failed (exit {returncode})")
+
+
+@dataclass
+class LogJson:
+    """Reads borg's --log-json stream: renders each line for people, keeps the message ids."""
+
+    msgids: list[str] = field(default_factory=list)
+    files: int = 0
+
+    def render(self, line: str) -> str | None:
+        """Given one line of borg's stderr, return the text to log (None for progress noise)."""
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return line
+        if not isinstance(entry, dict):
+            return line
+        kind = entry.get("type")
+        if kind == "log_message":
+            if entry.get("msgid"):
+                self.msgids.append(entry["msgid"])
+            return f"{entry.get('levelname', 'INFO')}: {entry.get('message', '')}"
+        if kind == "file_status":
+            self.files += 1
+            return f"{entry.get('status')} {entry.get('path')}"
+        return None

@@ -1,0 +1,150 @@
+"""The sidecar's settings, read from the environment and validated before anything runs."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cronsim import CronSim, CronSimError
+
+from borg_common.settings import Settings
+
+STATE = Path("/var/lib/borg-client")
+SOURCES = Path("/backup")
+PAIRING = Path("/pairing")
+
+ENCRYPTIONS = ("keyfile-blake2", "repokey-blake2", "keyfile", "repokey", "authenticated-blake2", "authenticated")
+COMPRESSION_PATTERN = re.compile(
+    r"^(none|lz4|(auto,)?(zstd(,([1-9]|1[0-9]|2[0-2]))?|zlib(,[0-9])?|lzma(,[0-9])?|lz4))$"
+)
+REPO_PATTERN = re.compile(
+    r"^ssh://(?P<user>[^@/]+@)?(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::(?P<port>[0-9]+))?/.+$"
+)
+CLIENT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+DEFAULT_CRON = "0 3 * * *"
+DEFAULT_COMPRESSION = "zstd,3"
+DEFAULT_ARCHIVE_NAME = "{client}-{utcnow:%Y-%m-%dT%H:%M:%S}"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Everything a run needs, resolved and validated."""
+
+    client: str
+    repository: str
+    ssh_key: Path
+    known_hosts: Path
+    passphrase_file: Path | None
+    passcommand: str | None
+    passphrase: str | None
+    cron: str
+    jitter: int
+    archive_name: str
+    compression: str
+    encryption: str
+    exclude_caches: bool
+    stop_label: str | None
+    report_urls: tuple[str, ...]
+    healthchecks_url: str | None
+    state: Path = STATE
+    sources: Path = SOURCES
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Strings that must never be logged."""
+        return tuple(secret for secret in (self.passphrase,) if secret)
+
+
+def pairing_value(pairing: Path, name: str) -> str | None:
+    """Return the stripped content of a pairing file, or None if it is missing."""
+    try:
+        return (pairing / name).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | None = None) -> ClientConfig:
+    """Given the environment and the pairing directory, return the configuration.
+
+    Raise settings.ConfigError listing every problem, one line each naming its setting.
+    """
+    settings = Settings(environ)
+    client = settings.string("CLIENT_NAME") or pairing_value(pairing, "client_name") or hostname or socket.gethostname()
+    if not CLIENT_NAME_PATTERN.match(client):
+        settings.problem("CLIENT_NAME", f"{client!r} does not match ^[a-z0-9][a-z0-9_-]{{0,31}}$")
+    repository = settings.string("BORG_REPO") or pairing_value(pairing, "repo_url")
+    if not repository:
+        settings.problem(
+            "BORG_REPO", f"not set, and no pairing export in {pairing}; set e.g. ssh://borg@backup-server:22/./main"
+        )
+    elif not REPO_PATTERN.match(repository):
+        settings.problem("BORG_REPO", f"{repository!r} is not ssh://[user@]host[:port]/path")
+    ssh_key = Path(settings.string("BORG_SSH_KEY_FILE") or pairing / "id_ed25519")
+    known_hosts = Path(settings.string("BORG_KNOWN_HOSTS_FILE") or pairing / "known_hosts")
+    for setting, path in (("BORG_SSH_KEY_FILE", ssh_key), ("BORG_KNOWN_HOSTS_FILE", known_hosts)):
+        if not path.is_file():
+            settings.problem(setting, f"{path} does not exist; mount the server's pairing export or set {setting}")
+    passphrase_file = environ.get("BORG_PASSPHRASE_FILE") or None
+    passcommand = environ.get("BORG_PASSCOMMAND") or None
+    passphrase = environ.get("BORG_PASSPHRASE") or None
+    given = [name for name, value in (("BORG_PASSPHRASE_FILE", passphrase_file), ("BORG_PASSCOMMAND", passcommand),
+                                      ("BORG_PASSPHRASE", passphrase)) if value]  # fmt: skip
+    if not given:
+        settings.problem(
+            "BORG_PASSPHRASE_FILE", "no passphrase: set BORG_PASSPHRASE_FILE (a Docker secret) or BORG_PASSCOMMAND"
+        )
+    elif len(given) > 1:
+        settings.problem(given[0], f"set only one of {', '.join(given)}")
+    if passphrase_file and not Path(passphrase_file).is_file():
+        settings.problem("BORG_PASSPHRASE_FILE", f"cannot read {passphrase_file}")
+    elif passphrase_file and not Path(passphrase_file).read_text(errors="replace").strip():
+        settings.problem("BORG_PASSPHRASE_FILE", f"{passphrase_file} is empty")
+    compression = settings.string("BORG_COMPRESSION") or DEFAULT_COMPRESSION
+    if not COMPRESSION_PATTERN.match(compression):
+        settings.problem(
+            "BORG_COMPRESSION", f"{compression!r} is not a borg compression (e.g. lz4, zstd,3, auto,zstd,6)"
+        )
+    config = ClientConfig(
+        client=client,
+        repository=repository or "",
+        ssh_key=ssh_key,
+        known_hosts=known_hosts,
+        passphrase_file=Path(passphrase_file) if passphrase_file else None,
+        passcommand=passcommand,
+        passphrase=passphrase,
+        cron=settings.string("BACKUP_CRON") or DEFAULT_CRON,
+        jitter=settings.duration("BACKUP_JITTER", 0),
+        archive_name=settings.string("ARCHIVE_NAME") or DEFAULT_ARCHIVE_NAME,
+        compression=compression,
+        encryption=settings.choice("BORG_ENCRYPTION", "keyfile-blake2", ENCRYPTIONS),
+        exclude_caches=settings.boolean("EXCLUDE_CACHES", True),
+        stop_label=settings.string("BACKUP_STOP_LABEL"),
+        report_urls=tuple(settings.words("REPORT_URLS")),
+        healthchecks_url=settings.string("HEALTHCHECKS_URL"),
+    )
+    check_archive_name(settings, config.archive_name)
+    check_cron(settings, config.cron)
+    settings.check()
+    return config
+
+
+def check_archive_name(settings: Settings, name: str) -> None:
+    """Record a problem if the archive name template is unusable."""
+    if "{hostname}" in name:
+        settings.problem("ARCHIVE_NAME", "{hostname} changes whenever the container is recreated; use {client}")
+    if "{" not in name:
+        settings.problem(
+            "ARCHIVE_NAME", f"{name!r} has no placeholder, so every run would reuse one name; add {{utcnow}}"
+        )
+
+
+def check_cron(settings: Settings, expression: str) -> None:
+    """Record a problem if expression is not a five-field cron expression."""
+    try:
+        CronSim(expression, datetime.now().astimezone())
+    except CronSimError as error:
+        settings.problem("BACKUP_CRON", f"{expression!r} is not a cron expression: {error}")

@@ -1,0 +1,38 @@
+"""Writing files so that a crash or a full disk never leaves half a file behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> bool:
+    """Given a path and its new content, replace the file atomically with that mode.
+
+    Return False (and touch nothing) when the file already has exactly that content and mode,
+    True when it was written. The content is fsynced before the rename, the directory after.
+    """
+    content = data.encode() if isinstance(data, str) else data
+    try:
+        if path.read_bytes() == content and (path.stat().st_mode & 0o7777) == mode:
+            return False
+    except OSError:
+        pass
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return True

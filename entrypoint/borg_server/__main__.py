@@ -1,0 +1,141 @@
+"""borg-server: the server's command line (entrypoint, forced command, status and reload)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+
+from borg_common.logs import setup_logging
+from borg_common.settings import ConfigError
+from borg_server import config, serve, setup, status, supervisor, system
+from borg_server.paths import Paths
+
+logger = logging.getLogger("borg_server")
+PATHS = Paths()
+
+
+def load_or_explain() -> config.ServerConfig | None:
+    """Return the validated configuration, or print every problem and return None."""
+    try:
+        return config.load(os.environ, socket.gethostname())
+    except ConfigError as error:
+        print(
+            f"borg-server: the configuration has {len(error.problems)} problem(s); nothing was changed:",
+            file=sys.stderr,
+        )
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+
+
+def command_start(_arguments) -> int:
+    """Validate, apply, then become supervisord (sshd, audit log, monitor)."""
+    server_config = load_or_explain()
+    if server_config is None:
+        return 2
+    setup.apply(server_config, PATHS)
+    logger.info("starting supervisord with %d clients on port %d", len(server_config.clients), server_config.ssh_port)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv("/usr/bin/supervisord", ["supervisord", "-c", str(PATHS.supervisord_config)])
+    return 1  # not reached
+
+
+def command_reload(_arguments) -> int:
+    """Re-read and apply the configuration; sshd re-reads its own without dropping sessions."""
+    server_config = load_or_explain()
+    if server_config is None:
+        return 2
+    setup.apply(server_config, PATHS)
+    system.checked(["supervisorctl", "-c", str(PATHS.supervisord_config), "signal", "HUP", "sshd"])
+    logger.info("reloaded: %d clients; running sessions were kept", len(server_config.clients))
+    return 0
+
+
+def command_serve(arguments) -> int:
+    return serve.serve(arguments.client, arguments.role, arguments.fingerprint, arguments.quota, PATHS)
+
+
+def command_status(arguments) -> int:
+    server_config = load_or_explain()
+    if server_config is None:
+        return 2
+    print(status.render(status.collect(server_config, PATHS), as_json=arguments.json))
+    return 0
+
+
+def command_show_client(arguments) -> int:
+    server_config = load_or_explain()
+    if server_config is None:
+        return 2
+    text = status.show_client(server_config, PATHS, arguments.name)
+    if text is None:
+        names = ", ".join(client.name for client in server_config.clients)
+        print(f"borg-server: no client {arguments.name!r} is configured (configured: {names})", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
+
+
+def command_healthcheck(_arguments) -> int:
+    """Exit 0 when sshd answers with its banner on the local port."""
+    port = int(os.environ.get("SSH_PORT") or 22)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as connection:
+            banner = connection.recv(64)
+    except OSError as error:
+        print(f"sshd does not answer on port {port}: {error}", file=sys.stderr)
+        return 1
+    if not banner.startswith(b"SSH-2.0-"):
+        print(f"port {port} answered {banner!r}, not an SSH banner", file=sys.stderr)
+        return 1
+    return 0
+
+
+def command_watchdog(_arguments) -> int:
+    supervisor.watchdog()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="borg-server", description="Borg Appliance server.")
+    commands = main.add_subparsers(dest="command", required=True)
+    commands.add_parser("start", help="validate and apply the configuration, then run supervisord").set_defaults(
+        handler=command_start
+    )
+    commands.add_parser("reload", help="apply a changed configuration without dropping sessions").set_defaults(
+        handler=command_reload
+    )
+    status_parser = commands.add_parser("status", help="per client: last backup, size, quota, append-only")
+    status_parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status_parser.set_defaults(handler=command_status)
+    show = commands.add_parser("show-client", help="a client's public key, fingerprint and repository URL")
+    show.add_argument("name")
+    show.set_defaults(handler=command_show_client)
+    serve_parser = commands.add_parser("serve", help="the forced command of client keys (not for people)")
+    serve_parser.add_argument("--client", required=True)
+    serve_parser.add_argument("--role", required=True, choices=("append", "full", "admin"))
+    serve_parser.add_argument("--fingerprint", required=True)
+    serve_parser.add_argument("--quota", type=int)
+    serve_parser.set_defaults(handler=command_serve)
+    commands.add_parser("healthcheck", help="exit 0 when sshd answers").set_defaults(handler=command_healthcheck)
+    commands.add_parser("supervisor-watchdog", help="supervisor event listener").set_defaults(handler=command_watchdog)
+    return main
+
+
+def main() -> int:
+    arguments = parser().parse_args()
+    if arguments.command != "serve":  # serve: stderr goes to the SSH client, stdout is borg's protocol
+        setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    try:
+        return arguments.handler(arguments)
+    except system.CommandFailed as error:
+        logger.error("%s", error)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

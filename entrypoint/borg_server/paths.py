@@ -1,0 +1,58 @@
+"""Where the server keeps everything; one record so tests can point it at a temporary tree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+REPOSITORY_NAME = "main"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The server's directories: repositories, persistent state and run-time files."""
+
+    repositories: Path = Path("/srv/borg")
+    state: Path = Path("/var/lib/borg-server")
+    runtime: Path = Path("/run/borg-server")
+
+    @property
+    def ssh(self) -> Path:
+        """Host keys and authorized_keys: root-owned, outside every client directory."""
+        return self.state / "ssh"
+
+    @property
+    def host_key(self) -> Path:
+        return self.ssh / "ssh_host_ed25519_key"
+
+    @property
+    def authorized_keys(self) -> Path:
+        return self.ssh / "authorized_keys"
+
+    @property
+    def audit_log(self) -> Path:
+        """One JSON line per SSH session, appended by the audit wrapper as the borg user."""
+        return self.state / "audit" / "sessions.jsonl"
+
+    @property
+    def sshd_config(self) -> Path:
+        return self.runtime / "sshd_config"
+
+    @property
+    def supervisord_config(self) -> Path:
+        return self.runtime / "supervisord.conf"
+
+    def client_directory(self, name: str) -> Path:
+        """The client's own directory: the only place its key can reach."""
+        return self.repositories / name
+
+    def client_repository(self, name: str) -> Path:
+        return self.repositories / name / REPOSITORY_NAME
+
+    def client_keys(self, name: str) -> Path:
+        """Where a generated client keypair is kept (the master copy, never exported from here)."""
+        return self.state / "clients" / name
+
+    def client_export(self, name: str) -> Path:
+        """What a same-host sidecar mounts: private key, known_hosts, repository URL."""
+        return self.state / "export" / name

@@ -1,0 +1,87 @@
+"""The forced command of every client key: borg serve with the client's restrictions, audited.
+
+sshd runs this instead of whatever the client asked for. It starts `borg serve` confined to the
+client's directory (append-only unless the key's role says otherwise), waits for it, then appends
+one JSON line describing the session to the audit log, which supervisor echoes to the container's
+output. Nothing is ever printed on stdout: that is borg's protocol channel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from borg_server.paths import Paths
+
+REQUESTED_COMMAND_LIMIT = 200
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+def serve_argv(client: str, role: str, quota: int | None, paths: Paths) -> list[str]:
+    """Given a client, a key role (append, full or admin) and a quota, return the borg serve argv.
+
+    With a quota the key is confined to the one repository `<dir>/main`, so the quota cannot be
+    dodged by creating more repositories; admin keys reach the whole client directory, without a
+    quota, so that pruning still works when the repository is full.
+    """
+    argv = ["borg", "serve"]
+    if role == "append":
+        argv.append("--append-only")
+    if quota is not None and role != "admin":
+        argv += ["--storage-quota", str(quota), "--restrict-to-repository", str(paths.client_repository(client))]
+    else:
+        argv += ["--restrict-to-path", str(paths.client_directory(client))]
+    return argv
+
+
+def session_record(
+    client: str, role: str, fingerprint: str, started: float, finished: float, exit_code: int, environ: dict
+) -> dict:
+    """Given what is known about a finished session, return its audit record."""
+    requested = environ.get("SSH_ORIGINAL_COMMAND", "")
+    return {
+        "event": "borg-session",
+        "client": client,
+        "role": role,
+        "fingerprint": fingerprint,
+        "source": environ.get("SSH_CONNECTION", "").split(" ")[0],
+        "requested": requested[:REQUESTED_COMMAND_LIMIT],
+        "started_at": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
+        "finished_at": datetime.fromtimestamp(finished, UTC).isoformat(timespec="seconds"),
+        "duration_s": round(finished - started, 3),
+        "exit_code": exit_code,
+    }
+
+
+def append_record(path: Path, record: dict) -> None:
+    """Append record as one JSON line; a line this short is written in one piece (O_APPEND)."""
+    line = (json.dumps(record, sort_keys=True) + "\n").encode()
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(descriptor, line)
+        finally:
+            os.close(descriptor)
+    except OSError:
+        pass  # an unwritable audit log must not take the backup down; the monitor notices the gap
+
+
+def serve(client: str, role: str, fingerprint: str, quota: int | None, paths: Paths) -> int:
+    """Run borg serve for client in its directory, forward termination signals, audit the session.
+
+    Return borg's exit code (or 128 + signal number when it was killed).
+    """
+    started = time.time()
+    process = subprocess.Popen(serve_argv(client, role, quota, paths), cwd=paths.client_directory(client))
+    for number in FORWARDED_SIGNALS:
+        signal.signal(number, lambda received, _frame: process.send_signal(received))
+    returncode = process.wait()
+    exit_code = returncode if returncode >= 0 else 128 - returncode
+    record = session_record(client, role, fingerprint, started, time.time(), exit_code, dict(os.environ))
+    append_record(paths.audit_log, record)
+    return exit_code

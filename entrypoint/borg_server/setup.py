@@ -1,0 +1,171 @@
+"""Apply a validated configuration: directories, keys, exports, authorized_keys, sshd config.
+
+Every step is idempotent and logs one line per decision. Nothing here validates user input:
+that happened before (config.load), so a bad configuration never reaches this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from string import Template
+
+from borg_common.files import atomic_write
+from borg_server import authorized_keys, system
+from borg_server.config import ClientSpec, ServerConfig
+from borg_server.keys import PublicKey, parse_public_key
+from borg_server.paths import REPOSITORY_NAME, Paths
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).parent
+
+
+def apply(config: ServerConfig, paths: Paths) -> None:
+    """Given a validated configuration, bring the system in line with it."""
+    system.ensure_account(config.puid, config.pgid)
+    prepare_state(paths, config)
+    host_key = ensure_host_key(paths)
+    write_sshd_config(config, paths)
+    grants = []
+    for client in config.clients:
+        ensure_client_directory(client, paths, config)
+        key = client.key or ensure_generated_key(client, paths)
+        write_export(client, key is not client.key, host_key, paths, config)
+        grants += authorized_keys.grants_for(client, key)
+    forget_removed_clients(config, paths)
+    if atomic_write(paths.authorized_keys, authorized_keys.render(grants), 0o644):
+        logger.info("authorized_keys: written with %d keys for %d clients", len(grants), len(config.clients))
+    else:
+        logger.info("authorized_keys: unchanged (%d keys)", len(grants))
+
+
+def prepare_state(paths: Paths, config: ServerConfig) -> None:
+    """Create the state directories, root-owned, and the audit log the borg user appends to."""
+    for directory, mode in (
+        (paths.state, 0o755),
+        (paths.ssh, 0o755),
+        (paths.audit_log.parent, 0o755),
+        (paths.state / "clients", 0o700),
+        (paths.state / "export", 0o755),
+        (paths.runtime, 0o755),
+        (paths.repositories, 0o755),
+    ):
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chown(directory, 0, 0)
+        os.chmod(directory, mode)
+    paths.audit_log.touch(mode=0o600, exist_ok=True)
+    os.chown(paths.audit_log, config.puid, config.pgid)
+    os.chmod(paths.audit_log, 0o600)
+
+
+def ensure_host_key(paths: Paths) -> PublicKey:
+    """Generate the ed25519 host key once, fix its permissions, log its fingerprint; return it."""
+    if not paths.host_key.exists():
+        system.generate_keypair(paths.host_key, "borg-appliance host key")
+        logger.info("host key: generated %s", paths.host_key)
+    os.chmod(paths.host_key, 0o600)
+    public = Path(f"{paths.host_key}.pub")
+    os.chmod(public, 0o644)
+    key = parse_public_key(public.read_text())
+    logger.info("host key: ssh-ed25519 %s", key.fingerprint)
+    return key
+
+
+def write_sshd_config(config: ServerConfig, paths: Paths) -> None:
+    """Render sshd's and supervisord's configuration from the checked-in templates; test sshd's."""
+    values = {
+        "port": config.ssh_port,
+        "host_key": paths.host_key,
+        "log_level": config.ssh_log_level,
+        "authorized_keys": paths.authorized_keys,
+        "sshd_config": paths.sshd_config,
+        "audit_log": paths.audit_log,
+    }
+    for template, target in (
+        ("sshd_config.template", paths.sshd_config),
+        ("supervisord.conf", paths.supervisord_config),
+    ):
+        atomic_write(target, Template((TEMPLATES / template).read_text()).substitute(values), 0o644)
+    system.test_sshd_config(paths.sshd_config)
+
+
+def ensure_client_directory(client: ClientSpec, paths: Paths, config: ServerConfig) -> None:
+    """Create the client's directory (mode 700, owned by the borg user); never touch its contents."""
+    directory = paths.client_directory(client.name)
+    if not directory.exists():
+        directory.mkdir(mode=0o700)
+        os.chown(directory, config.puid, config.pgid)
+        logger.info("client %s: created %s", client.name, directory)
+        return
+    status = directory.stat()
+    if (status.st_uid, status.st_gid) != (config.puid, config.pgid):
+        logger.warning(
+            "client %s: %s belongs to %d:%d, not PUID:PGID %d:%d; its contents are left as they are "
+            "(run chown -R %d:%d %s if you changed PUID/PGID on purpose)",
+            client.name, directory, status.st_uid, status.st_gid, config.puid, config.pgid,
+            config.puid, config.pgid, directory,
+        )  # fmt: skip
+    if status.st_mode & 0o777 != 0o700:
+        os.chmod(directory, 0o700)
+        logger.info("client %s: %s mode set to 700", client.name, directory)
+
+
+def ensure_generated_key(client: ClientSpec, paths: Paths) -> PublicKey:
+    """Return the client's generated public key, generating the keypair on first use only."""
+    directory = paths.client_keys(client.name)
+    private_key = directory / "id_ed25519"
+    if not private_key.exists():
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        system.generate_keypair(private_key, f"borg-appliance client {client.name}")
+        logger.info("client %s: generated key %s", client.name, private_key)
+    key = parse_public_key(Path(f"{private_key}.pub").read_text())
+    logger.info("client %s: key %s (generated)", client.name, key.fingerprint)
+    return key
+
+
+def known_hosts_line(host_key: PublicKey, config: ServerConfig) -> str:
+    """Given the host key, return the known_hosts line clients pin, for BORG_SERVER_NAME."""
+    host = (
+        config.server_host if config.server_port == 22 else f"[{config.server_host.strip('[]')}]:{config.server_port}"
+    )
+    return f"{host} {host_key.type} {host_key.blob}\n"
+
+
+def repository_url(config: ServerConfig) -> str:
+    """Return the URL a client puts in BORG_REPO; relative to its directory, so it works anywhere."""
+    return f"ssh://borg@{config.server_host}:{config.server_port}/./{REPOSITORY_NAME}"
+
+
+def write_export(client: ClientSpec, generated: bool, host_key: PublicKey, paths: Paths, config: ServerConfig) -> None:
+    """Write what a sidecar needs to pair: known_hosts, repository URL, and a generated private key."""
+    export = paths.client_export(client.name)
+    export.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(export, 0o700)
+    atomic_write(export / "known_hosts", known_hosts_line(host_key, config), 0o644)
+    atomic_write(export / "repo_url", repository_url(config) + "\n", 0o644)
+    exported_key = export / "id_ed25519"
+    if generated:
+        private_key = paths.client_keys(client.name) / "id_ed25519"
+        atomic_write(exported_key, private_key.read_bytes(), 0o600)
+        atomic_write(export / "id_ed25519.pub", Path(f"{private_key}.pub").read_bytes(), 0o644)
+    else:
+        for stale in (exported_key, export / "id_ed25519.pub"):
+            stale.unlink(missing_ok=True)
+
+
+def forget_removed_clients(config: ServerConfig, paths: Paths) -> None:
+    """Remove generated keys and exports of clients no longer configured; keep their data."""
+    names = {client.name for client in config.clients}
+    for parent in (paths.state / "clients", paths.state / "export"):
+        for entry in sorted(parent.iterdir()):
+            if entry.name in names:
+                continue
+            if parent.name == "export" and entry.is_mount():
+                for item in entry.iterdir():
+                    item.unlink()
+            else:
+                shutil.rmtree(entry)
+            logger.info("client %s: removed from the configuration; deleted %s (its data is kept)", entry.name, entry)

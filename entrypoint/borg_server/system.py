@@ -1,0 +1,65 @@
+"""Commands the server runs on its own system: accounts, keys, sshd checks."""
+
+from __future__ import annotations
+
+import grp
+import logging
+import os
+import pwd
+from pathlib import Path
+
+from borg_common import process
+
+logger = logging.getLogger(__name__)
+
+USER = "borg"
+HOME = Path("/home/borg")
+
+
+class CommandFailed(RuntimeError):
+    """A system command failed; the message says which and why."""
+
+
+def checked(argv: list[str]) -> str:
+    """Run argv quietly; return its output, or raise CommandFailed with the command's last lines."""
+    result = process.run(argv, log_level=logging.DEBUG)
+    if result.returncode != 0:
+        raise CommandFailed(f"{argv[0]} failed (exit {result.returncode}): {' / '.join(result.tail[-3:])}")
+    return "\n".join(result.tail)
+
+
+def ensure_account(uid: int, gid: int) -> None:
+    """Given PUID and PGID, make the borg group and user exist with exactly those ids.
+
+    The user can only log in by key: its password field is `*` (no password, but not "locked",
+    which sshd would refuse), and its shell /bin/sh runs the forced command.
+    """
+    try:
+        group = grp.getgrnam(USER)
+        if group.gr_gid != gid:
+            checked(["groupmod", "-o", "-g", str(gid), USER])
+            logger.info("group borg: gid changed from %d to %d", group.gr_gid, gid)
+    except KeyError:
+        checked(["groupadd", "-o", "-g", str(gid), USER])
+        logger.info("group borg: created with gid %d", gid)
+    try:
+        user = pwd.getpwnam(USER)
+        if user.pw_uid != uid or user.pw_gid != gid:
+            checked(["usermod", "-o", "-u", str(uid), "-g", str(gid), USER])
+            logger.info("user borg: uid changed from %d to %d", user.pw_uid, uid)
+    except KeyError:
+        checked(["useradd", "-o", "-u", str(uid), "-g", str(gid), "-d", str(HOME), "-M", "-s", "/bin/sh", USER])
+        logger.info("user borg: created with uid %d", uid)
+    checked(["usermod", "-p", "*", USER])
+    HOME.mkdir(mode=0o700, exist_ok=True)
+    os.chown(HOME, uid, gid)
+
+
+def generate_keypair(private_key: Path, comment: str) -> None:
+    """Write a new ed25519 keypair without passphrase at private_key and private_key.pub."""
+    checked(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(private_key)])
+
+
+def test_sshd_config(config: Path) -> None:
+    """Raise CommandFailed unless sshd accepts the configuration file."""
+    checked(["/usr/sbin/sshd", "-t", "-f", str(config)])
