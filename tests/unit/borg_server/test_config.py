@@ -1,0 +1,395 @@
+"""Tests for loading the server configuration: good setups from the environment and YAML, and every
+problem reported as the one line a user reads."""
+
+import pytest
+
+from borg_common.settings import ConfigError
+from borg_server.config import ClientSpec, ServerConfig, load
+from borg_server.keys import parse_public_key
+from tests.unit.borg_server.test_keys import ED25519, ED25519_BLOB, ED25519_OTHER, RSA_1024, RSA_2048
+
+DAY_AND_TWO_HOURS = 26 * 3600
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$ (lower-case letters, digits, - and _)"
+SERVER_KEYS = (
+    "allowed: server_name, ssh_port, puid, pgid, ssh_log_level, monitor_interval, report_urls, clients; "
+    "each setting also as <setting>_file"
+)
+CLIENT_KEYS = "allowed: key, admin_key, quota, append_only, max_age; each also as <setting>_file"
+BAD_SERVER_NAME = "is not a host name, IPv4 address or [IPv6] address, with optional :port"
+NO_CLIENT = 'no client is configured; set it to client names (e.g. "web db") or list clients in BORG_SERVER_CONFIG'
+OWN_KEY = "each client and admin needs its own key"
+OPTIONS = "give only the key: the server writes the options itself"
+
+
+def problems_of(environ: dict[str, str]) -> list[str]:
+    """Given an environment that must fail, return the problems load() reports."""
+    with pytest.raises(ConfigError) as error:
+        load(environ, "backup")
+    return error.value.problems
+
+
+def client(name: str, **fields) -> ClientSpec:
+    """Given a name and the fields that differ from the defaults, return the expected ClientSpec."""
+    defaults = dict(key=None, admin_key=None, quota=None, append_only=True, max_age=DAY_AND_TWO_HOURS)
+    return ClientSpec(name=name, env_name=name.upper().replace("-", "_"), **(defaults | fields))
+
+
+def server(*clients: ClientSpec, **fields) -> ServerConfig:
+    """Given clients and the fields that differ from the defaults, return the expected ServerConfig."""
+    defaults = dict(server_host="backup", server_port=22, ssh_port=22, puid=1000, pgid=1000)
+    defaults |= dict(ssh_log_level="VERBOSE", monitor_interval=900, report_urls=())
+    return ServerConfig(clients=clients, **(defaults | fields))
+
+
+def test_one_client_named_in_the_environment_gets_every_default():
+    assert load({"BORG_CLIENTS": "web"}, "backup") == server(client("web"))
+
+
+def test_a_full_configuration_from_the_environment_is_read(tmp_path):
+    (tmp_path / "db.pub").write_text(ED25519_OTHER + "\n")
+    environ = {
+        "BORG_CLIENTS": "web, db-1",
+        "BORG_CLIENT_WEB_KEY": ED25519,
+        "BORG_CLIENT_WEB_ADMIN_KEY": RSA_2048,
+        "BORG_CLIENT_WEB_QUOTA": "50G",
+        "BORG_CLIENT_WEB_APPEND_ONLY": "no",
+        "BORG_CLIENT_WEB_MAX_AGE": "2d",
+        "BORG_CLIENT_DB_1_KEY_FILE": str(tmp_path / "db.pub"),
+        "BORG_SERVER_NAME": "backup.example.org:2222",
+        "SSH_PORT": "2022",
+        "PUID": "1001",
+        "PGID": "1002",
+        "SSH_LOG_LEVEL": "debug2",
+        "MONITOR_INTERVAL": "10m",
+        "REPORT_URLS": "https://hooks.example.org/borg, http://10.0.0.9:8080/alert",
+    }
+    web = client(
+        "web",
+        key=parse_public_key(ED25519),
+        admin_key=parse_public_key(RSA_2048),
+        quota=50 * 1000**3,
+        append_only=False,
+        max_age=2 * 86400,
+    )
+    assert load(environ, "ignored") == server(
+        client("db-1", key=parse_public_key(ED25519_OTHER)),
+        web,
+        server_host="backup.example.org",
+        server_port=2222,
+        ssh_port=2022,
+        puid=1001,
+        pgid=1002,
+        ssh_log_level="DEBUG2",
+        monitor_interval=600,
+        report_urls=("https://hooks.example.org/borg", "http://10.0.0.9:8080/alert"),
+    )
+
+
+def test_a_full_configuration_from_a_yaml_file_is_read(tmp_path):
+    (tmp_path / "web-admin.pub").write_text(RSA_2048 + "\n")
+    (tmp_path / "borg.yaml").write_text(
+        f"""
+server_name: backup.example.org:2222
+ssh_port: 22
+puid: 1000
+pgid: 1000
+ssh_log_level: info
+monitor_interval: 15m
+report_urls: [https://hooks.example.org/borg]
+clients:
+  web:
+    key: {ED25519}
+    admin_key_file: {tmp_path / "web-admin.pub"}
+    quota: 50G
+    append_only: false
+    max_age: 26h
+  db: {{quota: 1000000, append_only: "yes", max_age: 3600}}
+  logs:
+"""
+    )
+    web = client(
+        "web",
+        key=parse_public_key(ED25519),
+        admin_key=parse_public_key(RSA_2048),
+        quota=50 * 1000**3,
+        append_only=False,
+    )
+    assert load({"BORG_SERVER_CONFIG": str(tmp_path / "borg.yaml")}, "backup") == server(
+        client("db", quota=1000000, max_age=3600),
+        client("logs"),
+        web,
+        server_host="backup.example.org",
+        server_port=2222,
+        ssh_log_level="INFO",
+        report_urls=("https://hooks.example.org/borg",),
+    )
+
+
+def test_clients_from_the_environment_and_the_file_are_combined_and_sorted(tmp_path):
+    (tmp_path / "borg.yaml").write_text("ssh_port: 2222\nclients: {alpha: {}}\n")
+    environ = {"BORG_CLIENTS": "zulu", "BORG_SERVER_CONFIG": str(tmp_path / "borg.yaml"), "PUID": "1234"}
+    assert load(environ, "backup") == server(
+        client("alpha"), client("zulu"), server_port=2222, ssh_port=2222, puid=1234
+    )
+
+
+def test_empty_per_client_variables_count_as_unset():
+    assert load({"BORG_CLIENTS": "web", "BORG_CLIENT_WEB_KEY": "", "BORG_CLIENT_WEB_QUTA": ""}, "backup") == server(
+        client("web")
+    )
+
+
+@pytest.mark.parametrize(
+    ("server_name", "host", "port"),
+    [
+        ("backup.example.org", "backup.example.org", 22),
+        ("Backup-1.example.org:2222", "Backup-1.example.org", 2222),
+        ("192.0.2.7:65535", "192.0.2.7", 65535),
+        ("[2001:db8::1]:2222", "2001:db8::1", 2222),
+        ("[::1]", "::1", 22),
+    ],
+)
+def test_server_name_gives_the_host_and_port_clients_connect_to(server_name, host, port):
+    config = load({"BORG_CLIENTS": "web", "BORG_SERVER_NAME": server_name}, "backup")
+    assert (config.server_host, config.server_port, config.ssh_port) == (host, port, 22)
+
+
+WEB_DB = {"BORG_CLIENTS": "web db"}
+
+
+@pytest.mark.parametrize(
+    ("environ", "problem"),
+    [
+        ({}, f"BORG_CLIENTS: {NO_CLIENT}"),
+        ({"BORG_CLIENTS": "Web"}, f"BORG_CLIENTS: 'Web' is not a valid client name; names match {NAME_PATTERN}"),
+        (
+            {"BORG_CLIENTS": "a" * 33},
+            f"BORG_CLIENTS: '{'a' * 33}' is not a valid client name; names match {NAME_PATTERN}",
+        ),
+        ({"BORG_CLIENTS": "-web"}, f"BORG_CLIENTS: '-web' is not a valid client name; names match {NAME_PATTERN}"),
+        ({"BORG_CLIENTS": "web db web"}, "BORG_CLIENTS: web is listed twice"),
+        ({"BORG_CLIENTS": "web-1,web_1"}, "BORG_CLIENTS: web-1 and web_1 both use BORG_CLIENT_WEB_1_*; rename one"),
+        (
+            WEB_DB | {"BORG_CLIENT_WEB_KEY": f"{ED25519}\n{ED25519_OTHER}"},
+            "BORG_CLIENT_WEB_KEY: has 2 lines; a key is one line",
+        ),
+        (
+            WEB_DB | {"BORG_CLIENT_DB_ADMIN_KEY": "-----BEGIN OPENSSH " + "PRIVATE KEY-----\nAAAA"},
+            "BORG_CLIENT_DB_ADMIN_KEY: looks like a private key; give the public key (the .pub file)",
+        ),
+        (
+            WEB_DB | {"BORG_CLIENT_WEB_KEY": f"restrict {ED25519}"},
+            f"BORG_CLIENT_WEB_KEY: starts with options (restrict); {OPTIONS}",
+        ),
+        (
+            WEB_DB | {"BORG_CLIENT_WEB_KEY": RSA_1024},
+            "BORG_CLIENT_WEB_KEY: is an RSA key of 1024 bits; use at least 2048 bits, or an ed25519 key",
+        ),
+        (
+            WEB_DB | {"BORG_CLIENT_WEB_KEY": ED25519, "BORG_CLIENT_DB_KEY": f"ssh-ed25519 {ED25519_BLOB} other@host"},
+            f"BORG_CLIENT_DB_KEY: is the same key as BORG_CLIENT_WEB_KEY; {OWN_KEY}",
+        ),
+        (
+            WEB_DB | {"BORG_CLIENT_WEB_KEY": ED25519, "BORG_CLIENT_WEB_ADMIN_KEY": ED25519},
+            f"BORG_CLIENT_WEB_ADMIN_KEY: is the same key as BORG_CLIENT_WEB_KEY; {OWN_KEY}",
+        ),
+        (
+            WEB_DB | {"BORG_CLIENT_WEB_KEY": ED25519, "BORG_CLIENT_WEB_KEY_FILE": "/run/secrets/web.pub"},
+            "BORG_CLIENT_WEB_KEY: both BORG_CLIENT_WEB_KEY and BORG_CLIENT_WEB_KEY_FILE are set; set only one",
+        ),
+        (
+            WEB_DB | {"BORG_CLIENT_WEB_KEY_FILE": "/nonexistent/web.pub"},
+            "BORG_CLIENT_WEB_KEY_FILE: cannot read /nonexistent/web.pub: No such file or directory",
+        ),
+        (
+            WEB_DB | {"BORG_CLIENT_WEB_QUOTA": "lots"},
+            "BORG_CLIENT_WEB_QUOTA: 'lots' is not a size above 0; use a number with K, M, G, T or P (e.g. 50G)",
+        ),
+        (
+            WEB_DB | {"BORG_CLIENT_WEB_QUOTA": "0G"},
+            "BORG_CLIENT_WEB_QUOTA: '0G' is not a size above 0; use a number with K, M, G, T or P (e.g. 50G)",
+        ),
+        (
+            WEB_DB | {"BORG_CLIENT_DB_APPEND_ONLY": "maybe"},
+            "BORG_CLIENT_DB_APPEND_ONLY: 'maybe' is not a boolean; use one of yes, true, on, 1, no, false, off, 0",
+        ),
+        (
+            WEB_DB | {"BORG_CLIENT_DB_MAX_AGE": "soon"},
+            "BORG_CLIENT_DB_MAX_AGE: 'soon' is not a duration; use a number with s, m, h, d or w (e.g. 26h)",
+        ),
+        (
+            WEB_DB | {"BORG_CLIENT_WEB_QUTA": "5G"},
+            "BORG_CLIENT_WEB_QUTA: unknown setting; per-client settings are KEY, ADMIN_KEY, QUOTA, APPEND_ONLY, "
+            "MAX_AGE, each also as _FILE",
+        ),
+        (
+            WEB_DB | {"BORG_CLIENT_WEB_X_KEY_FILE": "/run/secrets/x.pub"},
+            "BORG_CLIENT_WEB_X_KEY_FILE: no client web-x is configured (BORG_CLIENTS lists: web, db)",
+        ),
+        (
+            {"BORG_CLIENTS": "web web-admin", "BORG_CLIENT_WEB_ADMIN_KEY": ED25519},
+            "BORG_CLIENT_WEB_ADMIN_KEY: could mean ADMIN_KEY of client web or KEY of client web-admin; "
+            "rename one of these clients",
+        ),
+        (WEB_DB | {"SSH_PORT": "0"}, "SSH_PORT: 0 is out of range 1..65535"),
+        (WEB_DB | {"SSH_PORT": "ssh"}, "SSH_PORT: 'ssh' is not a whole number"),
+        (WEB_DB | {"PUID": "0"}, "PUID: 0 is root; the borg account must not be root"),
+        (WEB_DB | {"PGID": "-5"}, "PGID: -5 is out of range 1..2147483647"),
+        (WEB_DB | {"PGID": str(2**31)}, "PGID: 2147483648 is out of range 1..2147483647"),
+        (
+            WEB_DB | {"SSH_LOG_LEVEL": "loud"},
+            "SSH_LOG_LEVEL: 'loud' is not one of QUIET, FATAL, ERROR, INFO, VERBOSE, DEBUG, DEBUG1, DEBUG2, DEBUG3",
+        ),
+        (WEB_DB | {"MONITOR_INTERVAL": "5s"}, "MONITOR_INTERVAL: 5s is too short; use at least 10s"),
+        (
+            WEB_DB | {"MONITOR_INTERVAL": "hourly"},
+            "MONITOR_INTERVAL: 'hourly' is not a duration; use a number with s, m, h, d or w (e.g. 26h)",
+        ),
+        (
+            WEB_DB | {"REPORT_URLS": "https://ok.example.org ftp://files.example.org"},
+            "REPORT_URLS: 'ftp://files.example.org' is not an http:// or https:// URL with a host",
+        ),
+        (
+            WEB_DB | {"REPORT_URLS": "https://user:secret@/hook"},
+            "REPORT_URLS: 'https://***@/hook' is not an http:// or https:// URL with a host",
+        ),
+        (WEB_DB | {"BORG_SERVER_NAME": "backup_host"}, f"BORG_SERVER_NAME: 'backup_host' {BAD_SERVER_NAME}"),
+        (
+            WEB_DB | {"BORG_SERVER_NAME": "-backup.example.org"},
+            f"BORG_SERVER_NAME: '-backup.example.org' {BAD_SERVER_NAME}",
+        ),
+        (
+            WEB_DB | {"BORG_SERVER_NAME": "backup..example.org"},
+            f"BORG_SERVER_NAME: 'backup..example.org' {BAD_SERVER_NAME}",
+        ),
+        (WEB_DB | {"BORG_SERVER_NAME": "999.0.2.7"}, f"BORG_SERVER_NAME: '999.0.2.7' {BAD_SERVER_NAME}"),
+        (WEB_DB | {"BORG_SERVER_NAME": "2001:db8::1"}, f"BORG_SERVER_NAME: '2001:db8::1' {BAD_SERVER_NAME}"),
+        (WEB_DB | {"BORG_SERVER_NAME": "[192.0.2.7]"}, f"BORG_SERVER_NAME: '[192.0.2.7]' {BAD_SERVER_NAME}"),
+        (WEB_DB | {"BORG_SERVER_NAME": "backup:65536"}, f"BORG_SERVER_NAME: 'backup:65536' {BAD_SERVER_NAME}"),
+        (WEB_DB | {"BORG_SERVER_NAME": "backup:0"}, f"BORG_SERVER_NAME: 'backup:0' {BAD_SERVER_NAME}"),
+        (
+            WEB_DB | {"BORG_SERVER_CONFIG": "/nonexistent/borg.yaml"},
+            "BORG_SERVER_CONFIG: cannot read /nonexistent/borg.yaml: No such file or directory",
+        ),
+    ],
+)
+def test_a_bad_environment_is_reported_as_one_line_naming_the_setting(environ, problem):
+    assert problems_of(environ) == [problem]
+
+
+@pytest.mark.parametrize(
+    ("document", "environ", "problem"),
+    [
+        (
+            "clients: [\n",
+            {},
+            "{file}: is not valid YAML: line 2, column 1: expected the node content, but found '<stream end>'",
+        ),
+        ("- web\n- db\n", {}, f"{{file}}: must be a mapping of settings, not a list; {SERVER_KEYS}"),
+        ("ssh_prot: 22\nclients: {web: }\n", {}, f"{{file}} ssh_prot: unknown setting; {SERVER_KEYS}"),
+        ("clients: {web: {qouta: 5G}}\n", {}, f"{{file}} clients.web.qouta: unknown setting; {CLIENT_KEYS}"),
+        ("clients: [web, db]\n", {}, "{file} clients: must be a mapping of client names to their settings"),
+        ("clients: {web: [quota]}\n", {}, f"{{file}} clients.web: must be a mapping of settings; {CLIENT_KEYS}"),
+        ("clients: {web: {quota: {size: 5G}}}\n", {}, "{file} clients.web.quota: must be a value or a list of values"),
+        (
+            "clients: {}\n",
+            {},
+            f"BORG_CLIENTS: {NO_CLIENT}",
+        ),
+        (
+            f"clients: {{web: {{key: {ED25519}, key_file: /run/secrets/web.pub}}}}\n",
+            {},
+            "{file} clients.web.key: both key and key_file are set; set only one",
+        ),
+        (
+            "clients: {web: {admin_key_file: /nonexistent/web.pub}}\n",
+            {},
+            "{file} clients.web.admin_key_file: cannot read /nonexistent/web.pub: No such file or directory",
+        ),
+        (
+            "clients: {web: {key: ssh-dss AAAAB3NzaC1kc3M=}}\n",
+            {},
+            "{file} clients.web.key: DSA keys (ssh-dss) are no longer accepted by OpenSSH 10; use an ed25519 key",
+        ),
+        (
+            "clients: {web: {quota: 0}}\n",
+            {},
+            "{file} clients.web.quota: '0' is not a size above 0; use a number with K, M, G, T or P (e.g. 50G)",
+        ),
+        (
+            "clients: {web: {append_only: maybe}}\n",
+            {},
+            "{file} clients.web.append_only: 'maybe' is not a boolean; use one of yes, true, on, 1, no, false, off, 0",
+        ),
+        ("clients: {Web: {}}\n", {}, f"{{file}} clients: 'Web' is not a valid client name; names match {NAME_PATTERN}"),
+        (
+            "clients: {web_1: {}}\n",
+            {"BORG_CLIENTS": "web-1"},
+            "{file} clients: web-1 and web_1 both use BORG_CLIENT_WEB_1_*; rename one",
+        ),
+        (
+            "clients: {web: {}}\n",
+            {"BORG_CLIENTS": "web"},
+            "BORG_CLIENTS: web is also configured in {file} clients; configure it in one place",
+        ),
+        (
+            "ssh_port: 22\nclients: {web: {}}\n",
+            {"SSH_PORT": "2222"},
+            "SSH_PORT: is also set as {file} ssh_port; set it in one place",
+        ),
+        (
+            f"clients: {{db: {{admin_key: 'ssh-ed25519 {ED25519_BLOB}'}}}}\n",
+            {"BORG_CLIENTS": "web", "BORG_CLIENT_WEB_KEY": ED25519},
+            f"{{file}} clients.db.admin_key: is the same key as BORG_CLIENT_WEB_KEY; {OWN_KEY}",
+        ),
+        (
+            "server_name: backup:99999\nclients: {web: }\n",
+            {},
+            f"{{file}} server_name: 'backup:99999' {BAD_SERVER_NAME}",
+        ),
+        ("puid: 0\nclients: {web: }\n", {}, "{file} puid: 0 is root; the borg account must not be root"),
+        (
+            "report_urls: [mailto:ops@example.org]\nclients: {web: }\n",
+            {},
+            "{file} report_urls: 'mailto:ops@example.org' is not an http:// or https:// URL with a host",
+        ),
+    ],
+)
+def test_a_bad_yaml_file_is_reported_as_one_line_naming_the_place_in_it(tmp_path, document, environ, problem):
+    path = tmp_path / "borg.yaml"
+    path.write_text(document)
+    assert problems_of(environ | {"BORG_SERVER_CONFIG": str(path)}) == [
+        problem.replace("{file}", f"BORG_SERVER_CONFIG ({path})")
+    ]
+
+
+def test_every_problem_is_reported_together_in_one_error():
+    environ = {
+        "BORG_CLIENTS": "web db Bad",
+        "BORG_CLIENT_WEB_KEY": f"{ED25519}\n",
+        "BORG_CLIENT_DB_KEY": f"ssh-ed25519 {ED25519_BLOB}\nssh-ed25519 {ED25519_BLOB}",
+        "BORG_CLIENT_DB_QUOTA": "huge",
+        "BORG_CLIENT_DB_QUTA": "5G",
+        "PUID": "0",
+        "SSH_PORT": "70000",
+    }
+    assert sorted(problems_of(environ)) == sorted(
+        [
+            f"BORG_CLIENTS: 'Bad' is not a valid client name; names match {NAME_PATTERN}",
+            "BORG_CLIENT_DB_KEY: has 2 lines; a key is one line",
+            "BORG_CLIENT_DB_QUOTA: 'huge' is not a size above 0; use a number with K, M, G, T or P (e.g. 50G)",
+            "BORG_CLIENT_DB_QUTA: unknown setting; per-client settings are KEY, ADMIN_KEY, QUOTA, APPEND_ONLY, "
+            "MAX_AGE, each also as _FILE",
+            "PUID: 0 is root; the borg account must not be root",
+            "SSH_PORT: 70000 is out of range 1..65535",
+        ]
+    )
+
+
+def test_the_error_message_has_one_line_per_problem():
+    with pytest.raises(ConfigError) as error:
+        load({"BORG_CLIENTS": "web", "PUID": "0", "PGID": "0"}, "backup")
+    assert str(error.value).splitlines() == [
+        "PUID: 0 is root; the borg account must not be root",
+        "PGID: 0 is root; the borg account must not be root",
+    ]

@@ -1,0 +1,143 @@
+"""Tests for parsing public keys: canonical form, fingerprints as ssh-keygen shows them, and refusals."""
+
+import base64
+import struct
+
+import pytest
+
+from borg_server.keys import KNOWN_TYPES, KeyProblem, PublicKey, parse_public_key
+
+# Public keys generated with ssh-keygen (OpenSSH 9.2); fingerprints from `ssh-keygen -lf`.
+ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOxYbhQWClist4OOwLuWVGFsFXWLyurigRdBRFTavFh1 ed25519@example"
+ED25519_OTHER = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFQViR1ws2NOR+fM+PNgbbVv/j+Fxit9USvf8LyHVzBU ed25519b@example"
+RSA_2048 = (
+    "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCo0jcnjs7K+aBmTgpecXAKURJMx7eDnhcdJAXvLxPSqTLfSg+o5YLZEHi/olu5M46kHmwP"
+    "DUJKdWoUT87DNNXdIbE6+yp1iQzCQPHeNyXYSEIyPsV4lKPUQAK8v4vmT9EFsP6tJVuR6u7Wr1xW537qPtBaUc7l22GDh/TTjpdd+upIFWCup"
+    "NqUK5hcO+PdIXhVm3Bhm3XjJ0Qd7SkpLwT81EmTJmXYitJcxM4fUpxCB71BdQJpmI3lw0jH5Cry43SIbrnt4ZeSo0ZKEES7tNi2bGIgHeKZcl"
+    "WwELfSqqv7a20XuigJjYCmc0dyvHdkYcuVzD9vasojVv3zTuv+FAX5 rsab2048@example"
+)
+RSA_1024 = (
+    "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDmwLlplK4n2HHzcA004wtUQsIUqANiDHAdUovzUkwcmYWfYpgCXvIDPOPfipOISkN1QlquU"
+    "/JYmfGa4J19dpcZpMYNYmq7FZYD1lC2ijDHp6LJOlGqQ6/GRN33nCpduh7kqCuSBEckjXhs31HbQji6GbpYa9QDzrJIRVXpuKadpQ== "
+    "rsab1024@example"
+)
+ECDSA_256 = (
+    "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBFExnb5y055x1K2plTD8FBe+nve9xajTMRQAL4"
+    "d0U6QjbPOji6B4SnJQFIlEds4FcMPZHRoNvt9aTXE6lX5k1Q8= ecdsab256@example"
+)
+ECDSA_384 = (
+    "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBAts/uEKddOdtzUn2RFvwlFTRgLqXjsuew2zjE"
+    "03gnW4wC21HmtHDI55uC0H2cqZCfkB1RrF62WFgsH+0DjxQ710OURtZAug62jRgXNjS8nz2DIpkAdNt7hl+sPJZcXi5w== ecdsab384@example"
+)
+ECDSA_521 = (
+    "ecdsa-sha2-nistp521 AAAAE2VjZHNhLXNoYTItbmlzdHA1MjEAAAAIbmlzdHA1MjEAAACFBAHsQONc3u9fsKwdHLv+PB4SdBwE2I9XHHc3Pr"
+    "0Oe7SlzIthoh5hqg06+gtbGz6nu626qBK9QebWcRSMvOoR0z9osQFQB2ab1Q+srHvUtp27B4MMNzNkQTyeHIUaYmGA649T7zfumVBz9YwHEiMD6"
+    "2D8hM9XQQnklZDprICzwasm+tcWnw== ecdsab521@example"
+)
+# A security-key (FIDO) public key built by hand: type, 32-byte key, application "ssh:"; ssh-keygen accepts it.
+SK_ED25519 = (
+    "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd"
+    "Hh8gAAAABHNzaDo= sk@example"
+)
+ED25519_BLOB = ED25519.split()[1]
+
+
+def blob(*fields: bytes) -> str:
+    """Given raw fields, return the base64 of their SSH wire encoding (uint32 length, then bytes)."""
+    return base64.b64encode(b"".join(struct.pack(">I", len(field)) + field for field in fields)).decode()
+
+
+@pytest.mark.parametrize(
+    ("text", "fingerprint"),
+    [
+        (ED25519, "SHA256:WfhA6UqjQohpq3OqPV4sVLCL8T34cQ4EQRv264HQxX8"),
+        (ED25519_OTHER, "SHA256:1z/ouCPONT4YZEwCY0AuzdN++KQZCw254QtSWUt4Xj8"),
+        (RSA_2048, "SHA256:nytLvt+q58E00yd+LovgxWOH003LhR8beMH8Ao7FCjE"),
+        (ECDSA_256, "SHA256:7+bTLDhuof7QYrrf87My6zALYhBtm6i5ImV3D4HDLo4"),
+        (ECDSA_384, "SHA256:HprGXfId2JQkN/3PzQJ3OV12GrGCY7hauzNHlQmCcI8"),
+        (ECDSA_521, "SHA256:tV2wGVr6VfdbR5lIp9AXuixigjnQIl421YuE2wAULcM"),
+        (SK_ED25519, "SHA256:nX0hpi5mKbTIJ10yBq5/sLQhiI1Y0RBAqN0drDdgJWs"),
+    ],
+)
+def test_fingerprint_is_the_one_ssh_keygen_shows(text, fingerprint):
+    assert parse_public_key(text).fingerprint == fingerprint
+
+
+def test_a_key_is_parsed_into_type_data_and_comment():
+    assert parse_public_key(ED25519) == PublicKey(type="ssh-ed25519", blob=ED25519_BLOB, comment="ed25519@example")
+
+
+def test_canonical_line_normalises_white_space_and_keeps_the_comment():
+    key = parse_public_key(f"  \tssh-ed25519\t {ED25519_BLOB}   backup  key\tof web-1 \r\n")
+    assert key.line == f"ssh-ed25519 {ED25519_BLOB} backup key of web-1"
+
+
+def test_canonical_line_of_a_key_without_comment_has_two_parts():
+    assert parse_public_key(f"ssh-ed25519 {ED25519_BLOB}\n").line == f"ssh-ed25519 {ED25519_BLOB}"
+
+
+def test_identity_ignores_the_comment():
+    renamed = parse_public_key(f"ssh-ed25519 {ED25519_BLOB} another comment")
+    assert renamed.identity == parse_public_key(ED25519).identity
+    assert renamed.identity != parse_public_key(ED25519_OTHER).identity
+
+
+def test_every_known_type_is_accepted():
+    keys = [ED25519, RSA_2048, ECDSA_256, ECDSA_384, ECDSA_521, SK_ED25519]
+    sk_ecdsa = "sk-ecdsa-sha2-nistp256@openssh.com " + blob(
+        b"sk-ecdsa-sha2-nistp256@openssh.com", b"nistp256", b"\x04" + bytes(64), b"ssh:"
+    )
+    parsed = [parse_public_key(text) for text in [*keys, sk_ecdsa]]
+    assert sorted(key.type for key in parsed) == sorted(KNOWN_TYPES)
+
+
+PRIVATE_KEY = (
+    "-----BEGIN OPENSSH " + "PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH " + "PRIVATE KEY-----"
+)
+ALL_TYPES = ", ".join(KNOWN_TYPES)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "is empty; give an OpenSSH public key (the contents of a .pub file)"),
+        (" \n ", "is empty; give an OpenSSH public key (the contents of a .pub file)"),
+        (f"{ED25519}\n{ED25519_OTHER}", "has 2 lines; a key is one line"),
+        (f"{ED25519}\r\n\r\n{ED25519_OTHER}\n", "has 3 lines; a key is one line"),
+        (PRIVATE_KEY, "looks like a private key; give the public key (the .pub file)"),
+        ("PuTTY-User-Key-File-3: ssh-ed25519", "looks like a private key; give the public key (the .pub file)"),
+        (
+            '---- BEGIN SSH2 PUBLIC KEY ----\nComment: "x"\nAAAA\n---- END SSH2 PUBLIC KEY ----',
+            "is in SSH2 (RFC 4716) format; convert it with ssh-keygen -i -f FILE",
+        ),
+        (f"ssh-ed25519 {ED25519_BLOB} café", "contains the non-ASCII character U+00E9; a key is plain ASCII"),
+        (f"ssh-ed25519 {ED25519_BLOB} bell\x07", "contains the control character 0x07"),
+        (f"ssh-ed25519 {ED25519_BLOB} del\x7f", "contains the control character 0x7F"),
+        (
+            f'command="borg serve",restrict {ED25519}',
+            'starts with options (command="borg serve",restrict); '
+            "give only the key: the server writes the options itself",
+        ),
+        (f"ssh-foo {ED25519_BLOB}", f"has unknown key type 'ssh-foo'; use one of {ALL_TYPES}"),
+        (ED25519_BLOB, f"has unknown key type 'AAAAC3NzaC1lZDI1NTE5AAAAIOxYbhQWClist...'; use one of {ALL_TYPES}"),
+        ("ssh-dss AAAAB3NzaC1kc3M= old", "DSA keys (ssh-dss) are no longer accepted by OpenSSH 10; use an ed25519 key"),
+        ("ssh-ed25519", "has no key data after ssh-ed25519"),
+        ("ssh-ed25519 AAAA!!!!", "has key data that is not valid base64"),
+        (f"ssh-ed25519 {ED25519_BLOB[:-1]}", "has key data that is not valid base64"),
+        (f"ssh-ed25519 AAAA={ED25519_BLOB}", "has key data that is not valid base64"),
+        (f"ssh-rsa {ED25519_BLOB}", "says ssh-rsa but its key data is for 'ssh-ed25519'"),
+        (
+            f"ssh-ed25519 {blob(b'ssh-ed25519', bytes(32))[:-8]}AA==",
+            "has damaged key data: it ends in the middle of a field",
+        ),
+        (
+            f"ssh-ed25519 {blob(b'ssh-ed25519', bytes(32), b'x')}",
+            "has damaged key data: 2 fields where ssh-ed25519 has 1",
+        ),
+        (RSA_1024, "is an RSA key of 1024 bits; use at least 2048 bits, or an ed25519 key"),
+    ],
+)
+def test_a_bad_key_is_refused_with_a_message_saying_what_to_give(text, message):
+    with pytest.raises(KeyProblem) as problem:
+        parse_public_key(text)
+    assert str(problem.value) == message
