@@ -68,7 +68,7 @@ up: images secrets/borg_passphrase
 	@echo
 	@echo "Backed up. Next:"
 	@echo "  $(COMPOSE) exec backup-app borg-client list                      # archives"
-	@echo "  $(COMPOSE) exec backup-app borg-client list ::ARCHIVE             # files in one"
+	@echo "  $(COMPOSE) exec backup-app borg-client list ARCHIVE               # files in one"
 	@echo "  $(COMPOSE) exec backup-app borg-client restore ARCHIVE --target /tmp/restore"
 	@echo "  $(COMPOSE) exec borg-server borg-server status"
 

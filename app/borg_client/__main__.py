@@ -10,9 +10,10 @@ import signal
 import sys
 import threading
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from borg_client import config as client_config
-from borg_client import runner, schedule
+from borg_client import restore, runner, schedule
 from borg_common.logs import setup_logging
 from borg_common.settings import ConfigError
 
@@ -34,7 +35,7 @@ def load_or_explain() -> client_config.ClientConfig | None:
 
 
 def command_run(config, _arguments) -> int:
-    report = runner.run_once(config)
+    report = runner.run_once(config, wait=True)
     return EXIT_CODES[report["status"]]
 
 
@@ -47,9 +48,24 @@ def command_schedule(config, _arguments) -> int:
 
 
 def command_list(config, arguments) -> int:
-    call = runner.call_borg(config, ["borg", "list", *arguments.borg_args], capture_json=True)
+    argv = ["borg", "list", *(["--short"] if arguments.short else []), *(["--json"] if arguments.json else [])]
+    if arguments.last:
+        argv += ["--last", str(arguments.last)]
+    if arguments.archive:
+        argv.append(f"::{arguments.archive}")
+    call = runner.call_borg(config, argv, capture_json=True)
     print(call.stdout, end="")
     return call.returncode
+
+
+def command_restore(config, arguments) -> int:
+    try:
+        return restore.restore(
+            config, arguments.archive, arguments.paths, Path(arguments.target), arguments.overwrite_live
+        )
+    except restore.RestoreRefused as error:
+        print(f"borg-client: {error}", file=sys.stderr)
+        return 2
 
 
 def command_check_config(config, _arguments) -> int:
@@ -84,9 +100,18 @@ def parser() -> argparse.ArgumentParser:
     commands = main.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="one backup now").set_defaults(handler=command_run)
     commands.add_parser("schedule", help="back up on BACKUP_CRON until stopped").set_defaults(handler=command_schedule)
-    listing = commands.add_parser("list", help="list archives (extra arguments go to borg list)")
-    listing.add_argument("borg_args", nargs=argparse.REMAINDER)
+    listing = commands.add_parser("list", help="list archives, or the files in one archive")
+    listing.add_argument("archive", nargs="?", help="list the files in this archive")
+    listing.add_argument("--short", action="store_true", help="names only")
+    listing.add_argument("--last", type=int, metavar="N", help="only the last N archives")
+    listing.add_argument("--json", action="store_true", help="borg's JSON output")
     listing.set_defaults(handler=command_list)
+    restoring = commands.add_parser("restore", help="extract an archive (or some paths of it) into a directory")
+    restoring.add_argument("archive", help="archive name, as `borg-client list` shows it")
+    restoring.add_argument("paths", nargs="*", help="only these paths, e.g. backup/app-data/journal.txt")
+    restoring.add_argument("--target", required=True, help="directory to extract into (created if missing)")
+    restoring.add_argument("--overwrite-live", action="store_true", help="allow a target that overwrites /backup")
+    restoring.set_defaults(handler=command_restore)
     commands.add_parser("check-config", help="print the resolved settings, secrets masked").set_defaults(
         handler=command_check_config
     )

@@ -44,19 +44,22 @@ def now() -> datetime:
 
 
 @contextmanager
-def run_lock(state: Path) -> Iterator[bool]:
-    """Hold the run lock while inside; yield False at once if another run holds it."""
+def run_lock(state: Path, wait: bool = False) -> Iterator[bool]:
+    """Hold the run lock while inside; yield False at once if another run holds it, unless wait."""
     state.mkdir(parents=True, exist_ok=True)
     with open(state / "run.lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            yield False
-            return
+            if not wait:
+                yield False
+                return
+            logger.info("another backup is running: waiting for it to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
         yield True
 
 
-def call_borg(config: ClientConfig, argv: list[str], capture_json: bool = False) -> BorgCall:
+def call_borg(config: ClientConfig, argv: list[str], capture_json: bool = False, cwd: Path | None = None) -> BorgCall:
     """Run one borg command against config's repository, its output streamed into the log."""
     log = borg.LogJson()
     result = process.run(
@@ -65,6 +68,7 @@ def call_borg(config: ClientConfig, argv: list[str], capture_json: bool = False)
         secrets=config.secrets,
         render_line=log.render,
         capture_stdout=capture_json,
+        cwd=str(cwd) if cwd else None,
     )
     return BorgCall(result.returncode, result.stdout, tuple(log.msgids), tuple(result.tail))
 
@@ -139,8 +143,11 @@ def create(config: ClientConfig, archive: str, paths: list[str]) -> tuple[BorgCa
     }
 
 
-def run_once(config: ClientConfig) -> dict:
-    """Run one backup; return its report (status success, warning, failure or skipped)."""
+def run_once(config: ClientConfig, wait: bool = False) -> dict:
+    """Run one backup; return its report (status success, warning, failure or skipped).
+
+    A scheduled run skips when another is still going on; a manual one (wait) waits for it.
+    """
     started = now()
     report = {
         "run_id": str(uuid.uuid4()),
@@ -154,7 +161,7 @@ def run_once(config: ClientConfig) -> dict:
         "log_tail": [],
         "message": "",
     }
-    with run_lock(config.state) as locked:
+    with run_lock(config.state, wait) as locked:
         if not locked:
             report.update(status="skipped", message="another run is still going on")
             logger.warning("skipped: another run is still going on")

@@ -4,6 +4,7 @@ import types
 
 import pytest
 import requests
+
 from borg_common import delivery, outbox
 
 URL = "https://user:secret@reports.example:8443/hook?token=abc123"

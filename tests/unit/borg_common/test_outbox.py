@@ -4,6 +4,7 @@ import os
 import stat
 
 import pytest
+
 from borg_common import outbox
 
 A = "https://a.example/hook"

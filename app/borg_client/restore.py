@@ -1,0 +1,45 @@
+"""Getting data back: extract an archive into a directory, never over the live volumes by accident."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from borg_client import runner
+from borg_client.config import ClientConfig
+
+logger = logging.getLogger(__name__)
+
+
+class RestoreRefused(Exception):
+    """The restore would do something the user did not ask for explicitly."""
+
+
+def overlaps_live(target: Path, sources: Path) -> bool:
+    """Return whether extracting into target would write into the live volumes under sources.
+
+    Archives hold paths like backup/<name>/…, so a target of / writes straight over them.
+    """
+    target = target.resolve()
+    return target == Path("/") or target == sources or sources in target.parents
+
+
+def restore(config: ClientConfig, archive: str, paths: list[str], target: Path, over_live: bool = False) -> int:
+    """Extract archive (or only paths in it, e.g. backup/data/file) into target; return borg's exit code.
+
+    Raise RestoreRefused if target would overwrite the live volumes and over_live is not given.
+    """
+    if overlaps_live(target, config.sources) and not over_live:
+        raise RestoreRefused(
+            f"--target {target} would write over the live volumes under {config.sources}; "
+            "restore elsewhere, or add --overwrite-live if that is really what you want"
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    logger.info("restoring %s%s into %s", archive, f" ({', '.join(paths)})" if paths else "", target)
+    argv = ["borg", "extract", "--log-json", "--list", f"::{archive}", *[path.lstrip("/") for path in paths]]
+    call = runner.call_borg(config, argv, cwd=target)
+    if call.returncode == 0:
+        logger.info("restored %s into %s", archive, target)
+    else:
+        logger.error("%s", runner.explain(call, "borg extract failed"))
+    return call.returncode

@@ -1,0 +1,105 @@
+"""A thin, explicit layer over the docker CLI for scenario tests: unique names, polling, cleanup."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+SERVER_IMAGE = "borg-appliance-server"
+CLIENT_IMAGE = "borg-appliance-client"
+BASE_IMAGE = "borg-appliance-base:trixie"
+LABEL = "borg-appliance-test"
+
+
+def docker(
+    *args: str, check: bool = True, input: str | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Run `docker args…`; return the finished process (text), raising on failure when check is set."""
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, input=input, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.5) -> object:
+    """Poll condition until it returns something truthy; return that, or fail naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Sandbox:
+    """Names every container, network and volume of one test uniquely, and removes them all."""
+
+    prefix: str = field(default_factory=lambda: f"bat-{uuid.uuid4().hex[:8]}")
+
+    def name(self, role: str) -> str:
+        return f"{self.prefix}-{role}"
+
+    def network(self, role: str = "net") -> str:
+        name = self.name(role)
+        docker("network", "create", "--label", f"{LABEL}={self.prefix}", name)
+        return name
+
+    def volume(self, role: str) -> str:
+        name = self.name(role)
+        docker("volume", "create", "--label", f"{LABEL}={self.prefix}", name)
+        return name
+
+    def run(
+        self,
+        role: str,
+        image: str,
+        options: list[str],
+        command: list[str] = (),
+        *,
+        detach: bool = True,
+        check: bool = True,
+        timeout: float = 600,
+    ) -> subprocess.CompletedProcess:
+        """docker run image as a container named for role, labelled for cleanup; --rm unless detached."""
+        mode = ["-d"] if detach else ["--rm"]
+        argv = ["run", *mode, "--name", self.name(role), "--label", f"{LABEL}={self.prefix}", *options, image, *command]
+        return docker(*argv, check=check, timeout=timeout)
+
+    def cleanup(self) -> None:
+        label = f"label={LABEL}={self.prefix}"
+        containers = docker("ps", "-aq", "--filter", label, check=False).stdout.split()
+        if containers:
+            docker("rm", "-f", "-v", *containers, check=False)
+        for kind in ("network", "volume"):
+            names = docker(kind, "ls", "-q", "--filter", label, check=False).stdout.split()
+            if names:
+                docker(kind, "rm", *names, check=False)
+
+
+def health(container: str) -> str:
+    result = docker("inspect", "-f", "{{json .State}}", container, check=False)
+    if result.returncode != 0:
+        return "gone"
+    state = json.loads(result.stdout)
+    if not state.get("Running"):
+        return "exited"
+    return state.get("Health", {}).get("Status", "none")
+
+
+def logs(container: str) -> str:
+    result = docker("logs", container, check=False)
+    return result.stdout + result.stderr
+
+
+def exec_(container: str, *command: str, check: bool = True, user: str | None = None, timeout: float = 600):
+    options = ["-u", user] if user else []
+    return docker("exec", *options, container, *command, check=check, timeout=timeout)

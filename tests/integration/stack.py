@@ -1,0 +1,83 @@
+"""The pieces scenarios are made of: a server container, sidecar runs against it, filled volumes."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.integration.docker_helpers import CLIENT_IMAGE, SERVER_IMAGE, Sandbox, exec_, health, logs, wait_until
+
+
+@dataclass
+class Server:
+    """A running server container and the volumes it owns."""
+
+    container: str
+    network: str
+    repositories: str
+    state: str
+    exports: dict[str, str]
+
+    def exec(self, *command: str, check: bool = True, user: str | None = None):
+        return exec_(self.container, *command, check=check, user=user)
+
+
+def start_server(sandbox: Sandbox, clients: list[str], env: dict[str, str] | None = None, network: str | None = None,
+                 role: str = "server", extra: list[str] = ()) -> Server:  # fmt: skip
+    """Start a server for clients on its own network; wait until healthy; return it."""
+    network = network or sandbox.network()
+    repositories, state = sandbox.volume(f"{role}-repos"), sandbox.volume(f"{role}-state")
+    exports = {client: sandbox.volume(f"{role}-pairing-{client}") for client in clients}
+    environment = {"BORG_CLIENTS": " ".join(clients), "BORG_SERVER_NAME": sandbox.name(role), **(env or {})}
+    options = ["--network", network, "--hostname", sandbox.name(role), "-v", f"{repositories}:/srv/borg",
+               "-v", f"{state}:/var/lib/borg-server", *extra]  # fmt: skip
+    for client, volume in exports.items():
+        options += ["-v", f"{volume}:/var/lib/borg-server/export/{client}"]
+    for key, value in environment.items():
+        options += ["-e", f"{key}={value}"]
+    sandbox.run(role, SERVER_IMAGE, options)
+    server = Server(sandbox.name(role), network, repositories, state, exports)
+    wait_until(lambda: health(server.container) in ("healthy", "exited"), 60, "the server to become healthy")
+    assert health(server.container) == "healthy", logs(server.container)
+    return server
+
+
+@dataclass
+class Client:
+    """What a sidecar needs: its name, pairing, state volume, data volume and passphrase file."""
+
+    name: str
+    server: Server
+    state: str
+    data: str
+    passphrase_file: Path
+
+    def options(self, env: dict[str, str] | None = None) -> list[str]:
+        options = ["--network", self.server.network,
+                   "-v", f"{self.server.exports[self.name]}:/pairing:ro",
+                   "-v", f"{self.state}:/var/lib/borg-client",
+                   "-v", f"{self.data}:/backup/data:ro",
+                   "-v", f"{self.passphrase_file}:/run/secrets/borg_passphrase:ro",
+                   "-e", "BORG_PASSPHRASE_FILE=/run/secrets/borg_passphrase"]  # fmt: skip
+        for key, value in (env or {}).items():
+            options += ["-e", f"{key}={value}"]
+        return options
+
+
+def make_client(sandbox: Sandbox, server: Server, name: str, tmp_path: Path) -> Client:
+    passphrase = tmp_path / f"{name}.passphrase"
+    passphrase.write_text(secrets.token_urlsafe(24) + "\n")
+    return Client(name, server, sandbox.volume(f"{name}-state"), sandbox.volume(f"{name}-data"), passphrase)
+
+
+def client_command(sandbox: Sandbox, client: Client, command: list[str], env: dict[str, str] | None = None,
+                   role: str | None = None, extra: list[str] = (), check: bool = False):  # fmt: skip
+    """Run one borg-client command in a throw-away sidecar; return the finished process."""
+    return sandbox.run(role or f"{client.name}-cli", CLIENT_IMAGE, [*client.options(env), *extra], command,
+                       detach=False, check=check)  # fmt: skip
+
+
+def fill_volume(sandbox: Sandbox, volume: str, script: str) -> None:
+    """Run a shell script in the base image with volume mounted at /data."""
+    sandbox.run("fill", CLIENT_IMAGE, ["-v", f"{volume}:/data", "--entrypoint", "sh"], ["-c", script], detach=False)
