@@ -1,0 +1,305 @@
+"""Tests for borg's command lines, environment and exit codes, and the reading of its --log-json output."""
+
+import dataclasses
+import json
+import shlex
+
+import pytest
+
+from borg_client import borg, runner
+from borg_client.config import load
+from borg_common import process
+from tests.unit.borg_client.conftest import REPO_URL
+
+
+@pytest.fixture
+def config(pairing, passphrase_file, tmp_path):
+    """Client web paired with the server, its state in a temporary directory."""
+    state = tmp_path / "state"
+    state.mkdir()
+    loaded = load({"BORG_PASSPHRASE_FILE": str(passphrase_file)}, pairing=pairing, hostname="web")
+    return dataclasses.replace(loaded, state=state, sources=tmp_path / "backup")
+
+
+CREATE_OPTIONS = ["borg", "create", "--json", "--list", "--filter", "AME", "--show-rc"]
+
+
+def without_log_json(argv: list[str]) -> list[str]:
+    """Given an argv, return it without --log-json, which call_borg guarantees (see the test below)."""
+    return [argument for argument in argv if argument != "--log-json"]
+
+
+def test_create_argv_is_exactly_the_borg_create_command(config):
+    argv = borg.create_argv(config, "web-2024-05-06T03:00:00", ["/backup/data", "/backup/db"])
+
+    assert without_log_json(argv) == [
+        *CREATE_OPTIONS,
+        "--compression",
+        "zstd,3",
+        "--lock-wait",
+        "600",
+        "--checkpoint-interval",
+        "600",
+        "--exclude-caches",
+        "::web-2024-05-06T03:00:00",
+        "/backup/data",
+        "/backup/db",
+    ]
+
+
+def test_create_argv_without_exclude_caches_leaves_the_option_out(config):
+    config = dataclasses.replace(config, exclude_caches=False, compression="lz4")
+
+    assert without_log_json(borg.create_argv(config, "a", ["/backup/data"])) == [
+        *CREATE_OPTIONS,
+        "--compression",
+        "lz4",
+        "--lock-wait",
+        "600",
+        "--checkpoint-interval",
+        "600",
+        "::a",
+        "/backup/data",
+    ]
+
+
+def test_init_argv_uses_the_configured_encryption(config):
+    assert without_log_json(borg.init_argv(config)) == ["borg", "init", "--encryption", "keyfile-blake2"]
+
+
+def test_info_argv_asks_for_json():
+    assert without_log_json(borg.info_argv()) == ["borg", "info", "--json"]
+
+
+def test_every_borg_command_runs_with_log_json_exactly_once(config, monkeypatch):
+    commands = []
+
+    def run(command, **options):
+        commands.append(command)
+        return process.Result(returncode=0, stdout="", tail=[])
+
+    monkeypatch.setattr(process, "run", run)
+    runner.call_borg(config, borg.create_argv(config, "a", ["/backup/x"]))
+    runner.call_borg(config, borg.init_argv(config))
+    runner.call_borg(config, borg.info_argv(), capture_json=True)
+
+    assert [command.count("--log-json") for command in commands] == [1, 1, 1]
+    assert [without_log_json(command)[:2] for command in commands] == [
+        ["borg", "create"],
+        ["borg", "init"],
+        ["borg", "info"],
+    ]
+
+
+def test_key_export_argv_adds_paper_only_when_asked(tmp_path):
+    assert borg.key_export_argv(REPO_URL, tmp_path / "k") == ["borg", "key", "export", REPO_URL, str(tmp_path / "k")]
+    assert borg.key_export_argv(REPO_URL, tmp_path / "k", paper=True) == [
+        "borg",
+        "key",
+        "export",
+        "--paper",
+        REPO_URL,
+        str(tmp_path / "k"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("returncode", "status"),
+    [
+        (0, "success"),
+        (1, "warning"),
+        (100, "warning"),
+        (107, "warning"),
+        (127, "warning"),
+        (2, "failure"),
+        (3, "failure"),
+        (13, "failure"),
+        (99, "failure"),
+        (128, "failure"),
+        (143, "failure"),
+        (255, "failure"),
+        (-9, "failure"),
+    ],
+)
+def test_outcome_reads_borgs_modern_exit_codes(returncode, status):
+    assert borg.outcome(returncode).status == status
+
+
+def test_outcome_says_what_each_status_means():
+    assert borg.outcome(0) == borg.Outcome("success", "borg finished without problems")
+    assert borg.outcome(105) == borg.Outcome(
+        "warning", "borg finished with warnings (exit 105); some files may be missing"
+    )
+    assert borg.outcome(2) == borg.Outcome("failure", "borg failed (exit 2)")
+
+
+def log_message(level: str, message: str, msgid: str | None = None) -> str:
+    entry = {"type": "log_message", "time": 1715000000.0, "levelname": level, "name": "borg.archiver"}
+    return json.dumps(entry | {"message": message} | ({"msgid": msgid} if msgid else {}))
+
+
+def test_log_json_renders_a_log_message_as_level_and_message():
+    log = borg.LogJson()
+
+    assert log.render(log_message("WARNING", "/backup/data/x: stat: Permission denied")) == (
+        "WARNING: /backup/data/x: stat: Permission denied"
+    )
+    assert log.render(log_message("INFO", "Remote: Starting repository check")) == (
+        "INFO: Remote: Starting repository check"
+    )
+
+
+def test_log_json_keeps_the_message_ids_in_order():
+    log = borg.LogJson()
+
+    log.render(log_message("WARNING", "a", "FileChangedWarning"))
+    log.render(log_message("INFO", "b"))
+    log.render(log_message("ERROR", "c", "Repository.DoesNotExist"))
+
+    assert log.msgids == ["FileChangedWarning", "Repository.DoesNotExist"]
+
+
+def test_log_json_renders_a_file_status_as_status_and_path_and_counts_it():
+    log = borg.LogJson()
+
+    assert log.render(json.dumps({"type": "file_status", "status": "A", "path": "/backup/data/new"})) == (
+        "A /backup/data/new"
+    )
+    assert log.render(json.dumps({"type": "file_status", "status": "M", "path": "/backup/data/changed"})) == (
+        "M /backup/data/changed"
+    )
+    assert log.files == 2
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"type": "archive_progress", "original_size": 10, "nfiles": 1, "path": "/backup/data/x"},
+        {"type": "progress_message", "operation": 1, "msgid": "cache.sync", "message": "Syncing"},
+        {"type": "progress_percent", "operation": 2, "current": 5, "total": 10, "message": "50%"},
+    ],
+)
+def test_log_json_drops_progress_noise(entry):
+    log = borg.LogJson()
+
+    assert log.render(json.dumps(entry)) is None
+    assert (log.msgids, log.files) == ([], 0)
+
+
+@pytest.mark.parametrize("line", ["Remote: ssh: connect to host srv port 22: Connection refused", "", "42", "[1, 2]"])
+def test_log_json_passes_anything_that_is_not_a_json_object_through(line):
+    assert borg.LogJson().render(line) == line
+
+
+def test_borg_environment_drops_inherited_borg_variables_and_keeps_the_rest(config):
+    base = {"PATH": "/usr/bin", "BORG_PASSPHRASE": "leaked", "BORG_REPO": "/elsewhere", "BORG_RSH": "ssh -v"}
+
+    environment = borg.borg_environment(config, base)
+
+    assert environment["PATH"] == "/usr/bin"
+    assert "BORG_PASSPHRASE" not in environment
+    assert environment["BORG_REPO"] == REPO_URL
+    assert environment["BORG_RSH"] != "ssh -v"
+
+
+def test_borg_environment_pins_the_server_host_key(config, pairing):
+    environment = borg.borg_environment(config, {})
+
+    assert shlex.split(environment["BORG_RSH"]) == [
+        "ssh",
+        "-i",
+        str(pairing / "id_ed25519"),
+        "-o",
+        f"UserKnownHostsFile={pairing / 'known_hosts'}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=15",
+        "-o",
+        "ServerAliveInterval=10",
+        "-o",
+        "ServerAliveCountMax=30",
+    ]
+    assert all("StrictHostKeyChecking=no" not in value for value in environment.values())
+
+
+def test_borg_environment_keeps_everything_borg_stores_in_the_state_volume(config):
+    environment = borg.borg_environment(config, {})
+    state = config.state
+
+    assert {name: environment[name] for name in environment if name != "BORG_RSH"} == {
+        "BORG_REPO": REPO_URL,
+        "BORG_EXIT_CODES": "modern",
+        "BORG_HOST_ID": (state / "host_id").read_text().strip(),
+        "BORG_KEYS_DIR": str(state / "keys"),
+        "BORG_SECURITY_DIR": str(state / "security"),
+        "BORG_CACHE_DIR": str(state / "cache"),
+        "BORG_CONFIG_DIR": str(state / "config"),
+        "BORG_RELOCATED_REPO_ACCESS_IS_OK": "no",
+        "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "no",
+        "BORG_DISPLAY_PASSPHRASE": "no",
+        "LANG": "C.UTF-8",
+        "BORG_PASSCOMMAND": f"cat {config.passphrase_file}",
+    }
+
+
+def test_borg_environment_reads_a_passphrase_file_with_a_passcommand_not_a_passphrase(config, passphrase_file):
+    environment = borg.borg_environment(config, {"BORG_PASSPHRASE": "inherited"})
+
+    assert environment["BORG_PASSCOMMAND"] == shlex.join(["cat", str(passphrase_file)])
+    assert "BORG_PASSPHRASE" not in environment
+    assert "correct horse" not in json.dumps(environment)
+
+
+def test_borg_environment_quotes_a_passphrase_file_path_with_spaces(config, tmp_path):
+    config = dataclasses.replace(config, passphrase_file=tmp_path / "my secrets" / "pass")
+
+    assert shlex.split(borg.borg_environment(config, {})["BORG_PASSCOMMAND"]) == [
+        "cat",
+        str(tmp_path / "my secrets" / "pass"),
+    ]
+
+
+def test_borg_environment_passes_a_configured_passcommand_as_it_is(config):
+    config = dataclasses.replace(config, passphrase_file=None, passcommand="vault read -field=p secret/borg")
+
+    environment = borg.borg_environment(config, {})
+
+    assert environment["BORG_PASSCOMMAND"] == "vault read -field=p secret/borg"
+    assert "BORG_PASSPHRASE" not in environment
+
+
+def test_borg_environment_passes_a_configured_passphrase(config):
+    config = dataclasses.replace(config, passphrase_file=None, passphrase="s3cret")
+
+    environment = borg.borg_environment(config, {})
+
+    assert environment["BORG_PASSPHRASE"] == "s3cret"
+    assert "BORG_PASSCOMMAND" not in environment
+
+
+def test_host_id_is_made_once_and_kept_in_the_state_volume(tmp_path):
+    first = borg.host_id(tmp_path, "web")
+
+    assert first.startswith("borg-appliance-web@")
+    assert len(first) == len("borg-appliance-web@") + 32
+    assert (tmp_path / "host_id").read_text() == first + "\n"
+    assert borg.host_id(tmp_path, "web") == first
+    assert borg.host_id(tmp_path, "other") == first
+
+
+def test_host_id_differs_between_state_volumes(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+
+    assert borg.host_id(tmp_path / "a", "web") != borg.host_id(tmp_path / "b", "web")
+
+
+def test_borg_environment_uses_the_same_host_id_on_every_call(config):
+    assert borg.borg_environment(config, {})["BORG_HOST_ID"] == borg.borg_environment(config, {})["BORG_HOST_ID"]

@@ -1,0 +1,258 @@
+"""Tests for the sidecar's settings: a good setup resolved from the pairing export, and every mistake
+reported as the one line a user reads, all of them at once."""
+
+from pathlib import Path
+
+import pytest
+
+from borg_client.config import ClientConfig, load
+from borg_common.settings import ConfigError
+from tests.unit.borg_client.conftest import REPO_URL
+
+ENCRYPTIONS = "keyfile-blake2, repokey-blake2, keyfile, repokey, authenticated-blake2, authenticated"
+BOOLEANS = "yes, true, on, 1, no, false, off, 0"
+
+
+def problems_of(environ: dict[str, str], pairing: Path, hostname: str = "host") -> list[str]:
+    """Given settings that must fail, return the problems load() reports."""
+    with pytest.raises(ConfigError) as error:
+        load(environ, pairing=pairing, hostname=hostname)
+    return error.value.problems
+
+
+def test_a_passphrase_file_and_the_pairing_export_are_enough(pairing, passphrase_file):
+    config = load({"BORG_PASSPHRASE_FILE": str(passphrase_file)}, pairing=pairing, hostname="ignored")
+
+    assert config == ClientConfig(
+        client="web",
+        repository=REPO_URL,
+        ssh_key=pairing / "id_ed25519",
+        known_hosts=pairing / "known_hosts",
+        passphrase_file=passphrase_file,
+        passcommand=None,
+        passphrase=None,
+        cron="0 3 * * *",
+        jitter=0,
+        archive_name="{client}-{utcnow:%Y-%m-%dT%H:%M:%S}",
+        compression="zstd,3",
+        encryption="keyfile-blake2",
+        exclude_caches=True,
+        stop_label=None,
+        report_urls=(),
+        healthchecks_url=None,
+    )
+    assert (config.state, config.sources) == (Path("/var/lib/borg-client"), Path("/backup"))
+    assert config.secrets == ()
+
+
+def test_settings_from_the_environment_win_over_the_pairing_export(pairing, tmp_path):
+    key, known_hosts = tmp_path / "key", tmp_path / "known_hosts"
+    key.write_text("key")
+    known_hosts.write_text("hosts")
+    environ = {
+        "CLIENT_NAME": "db-1",
+        "BORG_REPO": "ssh://backup@[2001:db8::1]:2222/./main",
+        "BORG_SSH_KEY_FILE": str(key),
+        "BORG_KNOWN_HOSTS_FILE": str(known_hosts),
+        "BORG_PASSPHRASE": "s3cret",
+        "BACKUP_CRON": "30 1 * * 1-5",
+        "BACKUP_JITTER": "15m",
+        "ARCHIVE_NAME": "{client}-{now}",
+        "BORG_COMPRESSION": "auto,zstd,6",
+        "BORG_ENCRYPTION": "repokey-blake2",
+        "EXCLUDE_CACHES": "off",
+        "BACKUP_STOP_LABEL": "backup.stop",
+        "REPORT_URLS": "https://a.example/hook, https://b.example/hook",
+        "HEALTHCHECKS_URL": "https://hc.example/ping/abc",
+    }
+
+    config = load(environ, pairing=pairing, hostname="ignored")
+
+    assert config == ClientConfig(
+        client="db-1",
+        repository="ssh://backup@[2001:db8::1]:2222/./main",
+        ssh_key=key,
+        known_hosts=known_hosts,
+        passphrase_file=None,
+        passcommand=None,
+        passphrase="s3cret",
+        cron="30 1 * * 1-5",
+        jitter=900,
+        archive_name="{client}-{now}",
+        compression="auto,zstd,6",
+        encryption="repokey-blake2",
+        exclude_caches=False,
+        stop_label="backup.stop",
+        report_urls=("https://a.example/hook", "https://b.example/hook"),
+        healthchecks_url="https://hc.example/ping/abc",
+    )
+    assert config.secrets == ("s3cret",)
+
+
+def test_the_host_name_is_the_client_name_when_neither_setting_nor_export_gives_one(pairing):
+    (pairing / "client_name").unlink()
+
+    assert load({"BORG_PASSCOMMAND": "cat /run/secrets/p"}, pairing=pairing, hostname="db").client == "db"
+
+
+def test_the_repository_can_be_read_from_a_file(pairing, passphrase_file, tmp_path):
+    (tmp_path / "repo").write_text("ssh://borg@other:22/./main\n")
+    environ = {"BORG_PASSPHRASE_FILE": str(passphrase_file), "BORG_REPO_FILE": str(tmp_path / "repo")}
+
+    assert load(environ, pairing=pairing).repository == "ssh://borg@other:22/./main"
+
+
+# Each case: settings (with {tmp} for the test's directory), then the one problem it must cause.
+BAD_CONFIGURATIONS = {
+    "bad cron": ({"BACKUP_CRON": "61 * * * *"}, "BACKUP_CRON: '61 * * * *' is not a cron expression: Bad minute"),
+    "cron with four fields": (
+        {"BACKUP_CRON": "0 3 * *"},
+        "BACKUP_CRON: '0 3 * *' is not a cron expression: Wrong number of fields",
+    ),
+    "unknown compression": (
+        {"BORG_COMPRESSION": "zstd,23"},
+        "BORG_COMPRESSION: 'zstd,23' is not a borg compression (e.g. lz4, zstd,3, auto,zstd,6)",
+    ),
+    "unknown encryption": ({"BORG_ENCRYPTION": "aes"}, f"BORG_ENCRYPTION: 'aes' is not one of {ENCRYPTIONS}"),
+    "no passphrase at all": (
+        {"BORG_PASSPHRASE_FILE": ""},
+        "BORG_PASSPHRASE_FILE: no passphrase: set BORG_PASSPHRASE_FILE (a Docker secret) or BORG_PASSCOMMAND",
+    ),
+    "passphrase file and passcommand": (
+        {"BORG_PASSCOMMAND": "cat /run/secrets/p"},
+        "BORG_PASSPHRASE_FILE: set only one of BORG_PASSPHRASE_FILE, BORG_PASSCOMMAND",
+    ),
+    "passcommand and passphrase": (
+        {"BORG_PASSPHRASE_FILE": "", "BORG_PASSCOMMAND": "cat /p", "BORG_PASSPHRASE": "s3cret"},
+        "BORG_PASSCOMMAND: set only one of BORG_PASSCOMMAND, BORG_PASSPHRASE",
+    ),
+    "empty passphrase file": (
+        {"BORG_PASSPHRASE_FILE": "{tmp}/blank"},
+        "BORG_PASSPHRASE_FILE: {tmp}/blank is empty",
+    ),
+    "missing passphrase file": (
+        {"BORG_PASSPHRASE_FILE": "{tmp}/absent"},
+        "BORG_PASSPHRASE_FILE: cannot read {tmp}/absent",
+    ),
+    "malformed repository": (
+        {"BORG_REPO": "borg@srv:main"},
+        "BORG_REPO: 'borg@srv:main' is not ssh://[user@]host[:port]/path",
+    ),
+    "repository without path": (
+        {"BORG_REPO": "ssh://borg@srv:22"},
+        "BORG_REPO: 'ssh://borg@srv:22' is not ssh://[user@]host[:port]/path",
+    ),
+    "repository and repository file": (
+        {"BORG_REPO": "ssh://borg@a:22/./main", "BORG_REPO_FILE": "{tmp}/repo"},
+        "BORG_REPO: both BORG_REPO and BORG_REPO_FILE are set; set only one",
+    ),
+    "missing repository file": (
+        {"BORG_REPO_FILE": "{tmp}/absent"},
+        "BORG_REPO_FILE: cannot read {tmp}/absent: No such file or directory",
+    ),
+    "archive name with hostname": (
+        {"ARCHIVE_NAME": "{hostname}-{now}"},
+        "ARCHIVE_NAME: {hostname} changes whenever the container is recreated; use {client}",
+    ),
+    "archive name without placeholder": (
+        {"ARCHIVE_NAME": "nightly"},
+        "ARCHIVE_NAME: 'nightly' has no placeholder, so every run would reuse one name; add {utcnow}",
+    ),
+    "exclude caches maybe": (
+        {"EXCLUDE_CACHES": "maybe"},
+        f"EXCLUDE_CACHES: 'maybe' is not a boolean; use one of {BOOLEANS}",
+    ),
+    "jitter soon": (
+        {"BACKUP_JITTER": "soon"},
+        "BACKUP_JITTER: 'soon' is not a duration; use a number with s, m, h, d or w (e.g. 26h)",
+    ),
+    "client name with capitals and space": (
+        {"CLIENT_NAME": "Web Server"},
+        "CLIENT_NAME: 'Web Server' does not match ^[a-z0-9][a-z0-9_-]{0,31}$",
+    ),
+    "client name too long": (
+        {"CLIENT_NAME": "w" * 33},
+        f"CLIENT_NAME: '{'w' * 33}' does not match ^[a-z0-9][a-z0-9_-]{{0,31}}$",
+    ),
+    "missing ssh key": (
+        {"BORG_SSH_KEY_FILE": "{tmp}/absent"},
+        "BORG_SSH_KEY_FILE: {tmp}/absent does not exist; mount the server's pairing export or set BORG_SSH_KEY_FILE",
+    ),
+    "known hosts is a directory": (
+        {"BORG_KNOWN_HOSTS_FILE": "{tmp}"},
+        "BORG_KNOWN_HOSTS_FILE: {tmp} does not exist; mount the server's pairing export or set BORG_KNOWN_HOSTS_FILE",
+    ),
+}
+
+
+@pytest.mark.parametrize(("settings", "problem"), BAD_CONFIGURATIONS.values(), ids=BAD_CONFIGURATIONS)
+def test_a_bad_setting_is_reported_as_one_line_naming_it(settings, problem, pairing, passphrase_file, tmp_path):
+    (tmp_path / "blank").write_text(" \n")
+    (tmp_path / "repo").write_text("ssh://borg@b:22/./main\n")
+    environ = {"BORG_PASSPHRASE_FILE": str(passphrase_file)}
+    environ |= {name: value.replace("{tmp}", str(tmp_path)) for name, value in settings.items()}
+
+    assert problems_of(environ, pairing) == [problem.replace("{tmp}", str(tmp_path))]
+
+
+def test_an_invalid_host_name_is_reported_as_client_name(pairing, passphrase_file):
+    (pairing / "client_name").unlink()
+
+    assert problems_of({"BORG_PASSPHRASE_FILE": str(passphrase_file)}, pairing, hostname="Backup.Example") == [
+        "CLIENT_NAME: 'Backup.Example' does not match ^[a-z0-9][a-z0-9_-]{0,31}$"
+    ]
+
+
+def test_no_repository_and_no_pairing_export_says_what_to_set(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    assert problems_of({"BORG_PASSCOMMAND": "cat /p"}, empty) == [
+        f"BORG_REPO: not set, and no pairing export in {empty}; set e.g. ssh://borg@backup-server:22/./main",
+        f"BORG_SSH_KEY_FILE: {empty}/id_ed25519 does not exist; mount the server's pairing export or set "
+        "BORG_SSH_KEY_FILE",
+        f"BORG_KNOWN_HOSTS_FILE: {empty}/known_hosts does not exist; mount the server's pairing export or set "
+        "BORG_KNOWN_HOSTS_FILE",
+    ]
+
+
+def test_every_problem_is_reported_together_in_one_error(pairing, tmp_path):
+    environ = {
+        "CLIENT_NAME": "Web",
+        "BORG_REPO": "borg@srv:main",
+        "BORG_SSH_KEY_FILE": str(tmp_path / "absent"),
+        "BORG_COMPRESSION": "brotli",
+        "BACKUP_JITTER": "soon",
+        "BORG_ENCRYPTION": "aes",
+        "EXCLUDE_CACHES": "maybe",
+        "ARCHIVE_NAME": "nightly",
+        "BACKUP_CRON": "61 * * * *",
+    }
+
+    with pytest.raises(ConfigError) as error:
+        load(environ, pairing=pairing, hostname="web")
+
+    expected = [
+        "CLIENT_NAME: 'Web' does not match ^[a-z0-9][a-z0-9_-]{0,31}$",
+        "BORG_REPO: 'borg@srv:main' is not ssh://[user@]host[:port]/path",
+        f"BORG_SSH_KEY_FILE: {tmp_path}/absent does not exist; mount the server's pairing export or set "
+        "BORG_SSH_KEY_FILE",
+        "BORG_PASSPHRASE_FILE: no passphrase: set BORG_PASSPHRASE_FILE (a Docker secret) or BORG_PASSCOMMAND",
+        "BORG_COMPRESSION: 'brotli' is not a borg compression (e.g. lz4, zstd,3, auto,zstd,6)",
+        "BACKUP_JITTER: 'soon' is not a duration; use a number with s, m, h, d or w (e.g. 26h)",
+        f"BORG_ENCRYPTION: 'aes' is not one of {ENCRYPTIONS}",
+        f"EXCLUDE_CACHES: 'maybe' is not a boolean; use one of {BOOLEANS}",
+        "ARCHIVE_NAME: 'nightly' has no placeholder, so every run would reuse one name; add {utcnow}",
+        "BACKUP_CRON: '61 * * * *' is not a cron expression: Bad minute",
+    ]
+    assert error.value.problems == expected
+    assert str(error.value) == "\n".join(expected)
+
+
+@pytest.mark.parametrize(
+    "compression", ["none", "lz4", "zstd", "zstd,22", "auto,zstd,6", "zlib,9", "lzma,0", "auto,lz4"]
+)
+def test_every_borg_compression_form_is_accepted(compression, pairing, passphrase_file):
+    environ = {"BORG_PASSPHRASE_FILE": str(passphrase_file), "BORG_COMPRESSION": compression}
+
+    assert load(environ, pairing=pairing).compression == compression
