@@ -68,6 +68,13 @@ def command_restore(config, arguments) -> int:
         return 2
 
 
+def command_borg(config, arguments) -> int:
+    """Run any borg command with the sidecar's repository, key, passphrase and pinned host key."""
+    call = runner.call_borg(config, ["borg", *arguments.borg_args], capture_json=True)
+    print(call.stdout, end="")
+    return call.returncode
+
+
 def command_check_config(config, _arguments) -> int:
     resolved = {key: str(value) for key, value in vars(config).items()}
     for secret in ("passphrase",):
@@ -112,6 +119,9 @@ def parser() -> argparse.ArgumentParser:
     restoring.add_argument("--target", required=True, help="directory to extract into (created if missing)")
     restoring.add_argument("--overwrite-live", action="store_true", help="allow a target that overwrites /backup")
     restoring.set_defaults(handler=command_restore)
+    passthrough = commands.add_parser("borg", help="run a borg command with the sidecar's settings (borg info, …)")
+    passthrough.add_argument("borg_args", nargs=argparse.REMAINDER)
+    passthrough.set_defaults(handler=command_borg)
     commands.add_parser("check-config", help="print the resolved settings, secrets masked").set_defaults(
         handler=command_check_config
     )

@@ -82,7 +82,7 @@ def host_id(state: Path, client: str) -> str:
 
 def create_argv(config: ClientConfig, archive: str, sources: list[str]) -> list[str]:
     """Given the configuration, an archive name and source paths, return the borg create argv."""
-    argv = ["borg", "create", "--log-json", "--json", "--list", "--filter", "AME", "--show-rc"]
+    argv = ["borg", "create", "--json", "--list", "--filter", "AME", "--show-rc"]
     argv += ["--compression", config.compression, "--lock-wait", "600", "--checkpoint-interval", "600"]
     if config.exclude_caches:
         argv.append("--exclude-caches")
@@ -90,11 +90,11 @@ def create_argv(config: ClientConfig, archive: str, sources: list[str]) -> list[
 
 
 def init_argv(config: ClientConfig) -> list[str]:
-    return ["borg", "init", "--log-json", "--encryption", config.encryption]
+    return ["borg", "init", "--encryption", config.encryption]
 
 
 def info_argv() -> list[str]:
-    return ["borg", "info", "--log-json", "--json"]
+    return ["borg", "info", "--json"]
 
 
 def list_argv(extra: list[str] | None = None) -> list[str]:
@@ -131,9 +131,13 @@ class LogJson:
             return line
         kind = entry.get("type")
         if kind == "log_message":
-            if entry.get("msgid"):
-                self.msgids.append(entry["msgid"])
-            return f"{entry.get('levelname', 'INFO')}: {entry.get('message', '')}"
+            level, msgid = entry.get("levelname", "INFO"), entry.get("msgid")
+            text = f"{level}: {entry.get('message', '')}"
+            if msgid:
+                self.msgids.append(msgid)
+                if level in ("ERROR", "CRITICAL"):
+                    text += f" [{msgid}]"
+            return text
         if kind == "file_status":
             self.files += 1
             return f"{entry.get('status')} {entry.get('path')}"

@@ -74,14 +74,14 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
     """
     settings = Settings(environ)
     client = settings.string("CLIENT_NAME") or pairing_value(pairing, "client_name") or hostname or socket.gethostname()
-    if not CLIENT_NAME_PATTERN.match(client):
+    if not CLIENT_NAME_PATTERN.fullmatch(client):
         settings.problem("CLIENT_NAME", f"{client!r} does not match ^[a-z0-9][a-z0-9_-]{{0,31}}$")
     repository = settings.string("BORG_REPO") or pairing_value(pairing, "repo_url")
     if not repository:
         settings.problem(
             "BORG_REPO", f"not set, and no pairing export in {pairing}; set e.g. ssh://borg@backup-server:22/./main"
         )
-    elif not REPO_PATTERN.match(repository):
+    elif not REPO_PATTERN.fullmatch(repository):
         settings.problem("BORG_REPO", f"{repository!r} is not ssh://[user@]host[:port]/path")
     ssh_key = Path(settings.string("BORG_SSH_KEY_FILE") or pairing / "id_ed25519")
     known_hosts = Path(settings.string("BORG_KNOWN_HOSTS_FILE") or pairing / "known_hosts")
@@ -99,12 +99,14 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
         )
     elif len(given) > 1:
         settings.problem(given[0], f"set only one of {', '.join(given)}")
-    if passphrase_file and not Path(passphrase_file).is_file():
-        settings.problem("BORG_PASSPHRASE_FILE", f"cannot read {passphrase_file}")
-    elif passphrase_file and not Path(passphrase_file).read_text(errors="replace").strip():
-        settings.problem("BORG_PASSPHRASE_FILE", f"{passphrase_file} is empty")
+    if passphrase_file:
+        try:
+            if not Path(passphrase_file).read_text(errors="replace").strip():
+                settings.problem("BORG_PASSPHRASE_FILE", f"{passphrase_file} is empty")
+        except OSError as error:
+            settings.problem("BORG_PASSPHRASE_FILE", f"cannot read {passphrase_file}: {error.strerror}")
     compression = settings.string("BORG_COMPRESSION") or DEFAULT_COMPRESSION
-    if not COMPRESSION_PATTERN.match(compression):
+    if not COMPRESSION_PATTERN.fullmatch(compression):
         settings.problem(
             "BORG_COMPRESSION", f"{compression!r} is not a borg compression (e.g. lz4, zstd,3, auto,zstd,6)"
         )

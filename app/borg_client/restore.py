@@ -20,7 +20,7 @@ def overlaps_live(target: Path, sources: Path) -> bool:
 
     Archives hold paths like backup/<name>/…, so a target of / writes straight over them.
     """
-    target = target.resolve()
+    target, sources = target.resolve(), sources.resolve()
     return target == Path("/") or target == sources or sources in target.parents
 
 
@@ -36,7 +36,7 @@ def restore(config: ClientConfig, archive: str, paths: list[str], target: Path, 
         )
     target.mkdir(parents=True, exist_ok=True)
     logger.info("restoring %s%s into %s", archive, f" ({', '.join(paths)})" if paths else "", target)
-    argv = ["borg", "extract", "--log-json", "--list", f"::{archive}", *[path.lstrip("/") for path in paths]]
+    argv = ["borg", "extract", "--list", f"::{archive}", *[path.lstrip("/") for path in paths]]
     call = runner.call_borg(config, argv, cwd=target)
     if call.returncode == 0:
         logger.info("restored %s into %s", archive, target)

@@ -60,10 +60,14 @@ def run_lock(state: Path, wait: bool = False) -> Iterator[bool]:
 
 
 def call_borg(config: ClientConfig, argv: list[str], capture_json: bool = False, cwd: Path | None = None) -> BorgCall:
-    """Run one borg command against config's repository, its output streamed into the log."""
+    """Run one borg command against config's repository, its output streamed into the log.
+
+    borg logs as JSON (--log-json), so that failures are told apart by message id, not exit code:
+    borg 1.4.0 returns errors raised on the server with the legacy exit code 2.
+    """
     log = borg.LogJson()
     result = process.run(
-        argv,
+        [argv[0], "--log-json", *argv[1:]],
         env=borg.borg_environment(config, dict(os.environ)),
         secrets=config.secrets,
         render_line=log.render,

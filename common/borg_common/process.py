@@ -26,11 +26,14 @@ class Result:
 
 def masked(argv: Iterable[str], secrets: Iterable[str] = ()) -> str:
     """Given argv and secret strings, return the command as a shell-quoted line with secrets masked."""
-    line = shlex.join(argv)
-    for secret in secrets:
-        if secret:
-            line = line.replace(secret, MASK)
-    return line
+    secrets = [secret for secret in secrets if secret]
+
+    def mask(argument: str) -> str:
+        for secret in secrets:
+            argument = argument.replace(secret, MASK)
+        return argument
+
+    return shlex.join(mask(argument) for argument in argv)
 
 
 def run(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 
 TRUE_WORDS = ("yes", "true", "on", "1")
@@ -95,8 +96,14 @@ class Settings:
         except ValueError:
             self.problem(name, f"{value!r} is not a whole number")
             return default
-        if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
-            self.problem(name, f"{number} is out of range {minimum}..{maximum}")
+        too_small = minimum is not None and number < minimum
+        too_large = maximum is not None and number > maximum
+        if too_small or too_large:
+            if minimum is not None and maximum is not None:
+                self.problem(name, f"{number} is out of range {minimum}..{maximum}")
+            else:
+                limit = f"the minimum is {minimum}" if too_small else f"the maximum is {maximum}"
+                self.problem(name, f"{number} is too {'small' if too_small else 'large'}; {limit}")
             return default
         return number
 
@@ -133,7 +140,7 @@ def parse_size(text: str) -> int | None:
     if not match:
         return None
     number, unit = match.groups()
-    return int(float(number) * SIZE_UNITS[unit.upper()])
+    return int(Decimal(number) * SIZE_UNITS[unit.upper()])
 
 
 def parse_duration(text: str) -> int | None:

@@ -48,9 +48,11 @@ def read_sessions(audit_log: Path) -> list[dict]:
         return records
     for line in lines:
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except ValueError:
             continue
+        if isinstance(record, dict):
+            records.append(record)
     return records
 
 
@@ -77,10 +79,12 @@ def collect(config: ServerConfig, paths: Paths) -> list[ClientStatus]:
 def human_size(size: int | None) -> str:
     if size is None:
         return "-"
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    if size < 1000:
+        return f"{size} B"
+    for unit in ("kB", "MB", "GB", "TB"):
         size /= 1000
+        if round(size, 1) < 1000 or unit == "TB":
+            return f"{size:.1f} {unit}"
     return str(size)
 
 

@@ -18,7 +18,10 @@ def watchdog(stdin=sys.stdin, stdout=sys.stdout) -> None:
     while True:
         stdout.write("READY\n")
         stdout.flush()
-        header = dict(field.split(":", 1) for field in stdin.readline().split())
+        line = stdin.readline()
+        if not line:
+            return  # supervisord closed the pipe: it is shutting down
+        header = dict(field.split(":", 1) for field in line.split())
         payload = stdin.read(int(header["len"]))
         if header.get("eventname") == "PROCESS_STATE_FATAL":
             logger.error("supervisor: a program failed for good (%s); stopping the container", payload)

@@ -81,3 +81,35 @@ def client_command(sandbox: Sandbox, client: Client, command: list[str], env: di
 def fill_volume(sandbox: Sandbox, volume: str, script: str) -> None:
     """Run a shell script in the base image with volume mounted at /data."""
     sandbox.run("fill", CLIENT_IMAGE, ["-v", f"{volume}:/data", "--entrypoint", "sh"], ["-c", script], detach=False)
+
+
+SSH = (
+    "ssh -i /pairing/id_ed25519 -o UserKnownHostsFile=/pairing/known_hosts -o StrictHostKeyChecking=yes "
+    "-o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout=10"
+)
+
+
+def attack(sandbox: Sandbox, client: Client, script: str, role: str = "attacker"):
+    """Run a shell script as someone holding client's key (its pairing export) on the server's network.
+
+    The script sees $SSH (ssh with the client's key and the pinned host key) and $SERVER.
+    """
+    options = [*client.options({"SSH": SSH, "SERVER": client.server.container}), "--entrypoint", "sh"]
+    return sandbox.run(role, CLIENT_IMAGE, options, ["-c", script], detach=False, check=False)
+
+
+def tree_digest(sandbox: Sandbox, server: Server) -> str:
+    """Return one line per file (path, mode, owner, sha256) of the server's volumes, to compare states."""
+    script = (
+        "cd / && find srv/borg var/lib/borg-server -type f -print0 | sort -z | "
+        "xargs -0 -r stat -c '%n %a %u:%g' && find srv/borg var/lib/borg-server -type f -print0 | sort -z | "
+        "xargs -0 -r sha256sum"
+    )
+    options = ["-v", f"{server.repositories}:/srv/borg:ro", "-v", f"{server.state}:/var/lib/borg-server:ro",
+               "--entrypoint", "sh"]  # fmt: skip
+    return sandbox.run("digest", SERVER_IMAGE, options, ["-c", script], detach=False).stdout
+
+
+def repository_bytes(server: Server, client: str) -> int:
+    """Return the bytes the client's repository occupies on the server's disk."""
+    return int(server.exec("du", "-sb", f"/srv/borg/{client}/main").stdout.split()[0])

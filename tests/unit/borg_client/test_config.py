@@ -132,7 +132,7 @@ BAD_CONFIGURATIONS = {
     ),
     "missing passphrase file": (
         {"BORG_PASSPHRASE_FILE": "{tmp}/absent"},
-        "BORG_PASSPHRASE_FILE: cannot read {tmp}/absent",
+        "BORG_PASSPHRASE_FILE: cannot read {tmp}/absent: No such file or directory",
     ),
     "malformed repository": (
         {"BORG_REPO": "borg@srv:main"},

@@ -176,7 +176,6 @@ def test_parse_size_of_a_malformed_size_is_none(text):
     assert parse_size(text) is None
 
 
-@pytest.mark.xfail(strict=True, reason="parse_size truncates a float product: 4.1 * 1000**3 is 4099999999.99…")
 def test_parse_size_of_a_decimal_fraction_is_exact():
     assert (parse_size("4.1G"), parse_size("2.01K")) == (4_100_000_000, 2010)
 

@@ -1,0 +1,113 @@
+"""The server's configuration at start: bad settings are refused before anything changes; keys persist."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.integration.docker_helpers import SERVER_IMAGE, Sandbox, docker, health, wait_until
+from tests.integration.stack import client_command, fill_volume, make_client, start_server, tree_digest
+
+# Real public keys (made with ssh-keygen for these tests; the private halves were thrown away).
+KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMMGMDr32o+fZxuauSbaUuQBkW91mKBRRZDT2daWDXcK a@test"
+KEY_B = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICvMkyGMwfHiOblU3GvMltMwpDcAMiSUQH9Jh0CjL4tj b@test"
+RSA_1024 = (
+    "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC32slqn1LertlUpVN4PeqvlklPJAqmNjaN/nDyLtEYK+F5NQoT5LTg4TLluUlEb2ZGw4aEdH"
+    "k26Q4/59cOQSdgF5whqaS7gt8kRz+t12VJGvC2kS5PaO0dHsbgxB/VTR3KS9cnUvkGirehu22ZXqyr5oeurKWyba+BZw0G5pLLLw== short@test"
+)
+
+BAD_CONFIGURATIONS = {
+    "invalid client name": ({"BORG_CLIENTS": "Web"}, "BORG_CLIENTS"),
+    "client listed twice": ({"BORG_CLIENTS": "web web"}, "BORG_CLIENTS"),
+    "names colliding in variables": ({"BORG_CLIENTS": "web-1 web_1"}, "BORG_CLIENTS"),
+    "no client at all": ({"BORG_CLIENTS": ""}, "BORG_CLIENTS"),
+    "key of two lines": ({"BORG_CLIENT_WEB_KEY": f"{KEY_A}\n{KEY_B}"}, "BORG_CLIENT_WEB_KEY: has 2 lines"),
+    "key with options": ({"BORG_CLIENT_WEB_KEY": f'command="sh" {KEY_A}'}, "BORG_CLIENT_WEB_KEY: starts with options"),
+    "private key": ({"BORG_CLIENT_WEB_KEY": "-----BEGIN OPENSSH " + "PRIVATE KEY-----"}, "BORG_CLIENT_WEB_KEY"),
+    "unknown key type": ({"BORG_CLIENT_WEB_KEY": "ssh-foo AAAAC3Nz"}, "BORG_CLIENT_WEB_KEY"),
+    "key blob of another type": ({"BORG_CLIENT_WEB_KEY": "ssh-rsa " + KEY_A.split()[1]}, "BORG_CLIENT_WEB_KEY"),
+    "same key for two clients": ({"BORG_CLIENT_WEB_KEY": KEY_A, "BORG_CLIENT_DB_KEY": KEY_A}, "BORG_CLIENT_"),
+    "same key as admin key": ({"BORG_CLIENT_WEB_KEY": KEY_A, "BORG_CLIENT_WEB_ADMIN_KEY": KEY_A}, "BORG_CLIENT_WEB"),
+    "bad quota": ({"BORG_CLIENT_WEB_QUOTA": "lots"}, "BORG_CLIENT_WEB_QUOTA"),
+    "bad append-only flag": ({"BORG_CLIENT_WEB_APPEND_ONLY": "maybe"}, "BORG_CLIENT_WEB_APPEND_ONLY"),
+    "setting for an unknown client": ({"BORG_CLIENT_WEBX_KEY": KEY_A}, "BORG_CLIENT_WEBX_KEY"),
+    "misspelt client setting": ({"BORG_CLIENT_WEB_QUTA": "5G"}, "BORG_CLIENT_WEB_QUTA"),
+    "non-numeric PUID": ({"PUID": "abc"}, "PUID"),
+    "root PGID": ({"PGID": "0"}, "PGID"),
+    "port out of range": ({"SSH_PORT": "70000"}, "SSH_PORT"),
+    "unknown log level": ({"SSH_LOG_LEVEL": "LOUD"}, "SSH_LOG_LEVEL"),
+    "unreadable key file": ({"BORG_CLIENT_WEB_KEY_FILE": "/nonexistent.pub"}, "BORG_CLIENT_WEB_KEY_FILE"),
+    "key and key file both set": (
+        {"BORG_CLIENT_WEB_KEY": KEY_A, "BORG_CLIENT_WEB_KEY_FILE": "/etc/hostname"},
+        "BORG_CLIENT_WEB_KEY",
+    ),
+    "missing YAML file": ({"BORG_SERVER_CONFIG": "/nonexistent.yaml"}, "BORG_SERVER_CONFIG"),
+    "bad server name": ({"BORG_SERVER_NAME": "bad name!"}, "BORG_SERVER_NAME"),
+    "short RSA key": ({"BORG_CLIENT_WEB_KEY": RSA_1024}, "BORG_CLIENT_WEB_KEY: is an RSA key of 1024 bits"),
+}
+
+
+@pytest.fixture(scope="module")
+def configured(tmp_path_factory):
+    """A server that started well with clients web and db and holds one backup, then was stopped."""
+    sandbox = Sandbox()
+    try:
+        server = start_server(sandbox, ["web", "db"])
+        web = make_client(sandbox, server, "web", tmp_path_factory.mktemp("config"))
+        fill_volume(sandbox, web.data, "echo precious > /data/file.txt")
+        assert client_command(sandbox, web, ["run"]).returncode == 0
+        docker("stop", server.container)
+        yield sandbox, server, tree_digest(sandbox, server)
+    finally:
+        sandbox.cleanup()
+
+
+def start_with(sandbox: Sandbox, server, env: dict[str, str]):
+    """Start the server image on server's volumes with env (over BORG_CLIENTS="web db"); wait for it to exit."""
+    options = ["-v", f"{server.repositories}:/srv/borg", "-v", f"{server.state}:/var/lib/borg-server"]
+    for key, value in {"BORG_CLIENTS": "web db", **env}.items():
+        options += ["-e", f"{key}={value}"]
+    started = time.monotonic()
+    result = sandbox.run("bad", SERVER_IMAGE, options, detach=False, check=False, timeout=30)
+    return result, time.monotonic() - started
+
+
+@pytest.mark.parametrize("case", BAD_CONFIGURATIONS)
+def test_a_bad_configuration_is_refused_naming_the_setting_and_changes_nothing(configured, case):
+    sandbox, server, digest = configured
+    env, setting = BAD_CONFIGURATIONS[case]
+    result, seconds = start_with(sandbox, server, env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert seconds < 20
+    assert "nothing was changed" in result.stderr
+    problems = [line.strip() for line in result.stderr.splitlines() if line.startswith("  ")]
+    assert any(problem.startswith(setting) for problem in problems), result.stderr
+    assert "Traceback" not in result.stderr
+    assert tree_digest(sandbox, server) == digest
+
+
+def test_after_bad_starts_a_good_start_works_with_the_same_keys_and_data(configured):
+    sandbox, server, digest = configured
+    assert tree_digest(sandbox, server) == digest
+    docker("start", server.container)
+    wait_until(lambda: health(server.container) == "healthy", 60, "the server to be healthy again")
+    assert tree_digest(sandbox, server) == digest  # same keys, authorized_keys and data, not a byte changed
+
+
+def fingerprints(server) -> str:
+    return server.exec(
+        "sh", "-c", "ssh-keygen -lf /var/lib/borg-server/ssh/ssh_host_ed25519_key.pub && "
+        "ssh-keygen -lf /var/lib/borg-server/clients/web/id_ed25519.pub"
+    ).stdout  # fmt: skip
+
+
+def test_restart_and_recreate_keep_host_keys_and_generated_client_keys(sandbox):
+    server = start_server(sandbox, ["web"])
+    before = fingerprints(server)
+    docker("restart", server.container)
+    wait_until(lambda: health(server.container) == "healthy", 60, "the restarted server to be healthy")
+    assert fingerprints(server) == before
+    docker("rm", "-f", server.container)
+    recreated = start_server(sandbox, ["web"], network=server.network)
+    assert fingerprints(recreated) == before
