@@ -52,6 +52,7 @@ def test_a_client_cannot_open_another_clients_repository(two_clients, repository
 
 
 KEY = "-i /pairing/id_ed25519 -o UserKnownHostsFile=/pairing/known_hosts"
+# what the attacker runs, and the error ssh must show (None: the forced command just ran borg serve)
 SHELL_ATTEMPTS = {
     "a shell": ("$SSH borg@$SERVER </dev/null; echo rc=$?", None),
     "another command": ("$SSH borg@$SERVER 'cat /etc/passwd; echo PWNED' </dev/null; echo rc=$?", None),
@@ -60,18 +61,9 @@ SHELL_ATTEMPTS = {
         "$SSH -N -o ExitOnForwardFailure=yes -R 9001:127.0.0.1:22 borg@$SERVER </dev/null; echo rc=$?",
         "remote port forwarding failed",
     ),
-    "sftp": (
-        f"echo ls | sftp -b - {KEY} borg@$SERVER; echo rc=$?",
-        None,
-    ),
-    "scp over sftp": (
-        f"scp {KEY} /etc/hostname borg@$SERVER:/tmp/pwned; echo rc=$?",
-        None,
-    ),
-    "legacy scp": (
-        f"scp -O {KEY} /etc/hostname borg@$SERVER:/tmp/pwned; echo rc=$?",
-        None,
-    ),
+    "sftp": (f"echo ls | sftp -b - {KEY} borg@$SERVER; echo rc=$?", "Connection closed"),
+    "scp over sftp": (f"scp {KEY} /etc/hostname borg@$SERVER:/tmp/pwned; echo rc=$?", "Connection closed"),
+    "legacy scp": (f"scp -O {KEY} /etc/hostname borg@$SERVER:/tmp/pwned; echo rc=$?", None),
 }
 
 
@@ -81,12 +73,14 @@ def test_a_client_key_gets_nothing_but_borg_serve(two_clients, what):
     script, expected_error = SHELL_ATTEMPTS[what]
     result = attack(sandbox, web, script)
     output = result.stdout + result.stderr
-    assert "rc=0" not in result.stdout, output
-    for leak in ("root:x:0:0", "PWNED", "uid="):
+    for leak in ("root:x:0:0", "PWNED", "uid=", "borg@"):
         assert leak not in result.stdout, output
     if expected_error:
         assert expected_error in result.stderr, output
-    assert server.exec("sh", "-c", "ls /tmp /home/borg").stdout.count("pwned") == 0
+        assert "rc=0" not in result.stdout, output
+    if what == "legacy scp":
+        assert "rc=0" not in result.stdout, output  # borg serve does not speak scp
+    assert server.exec("sh", "-c", "ls /tmp /home/borg /srv/borg/web").stdout.count("pwned") == 0
 
 
 def test_a_local_port_forward_carries_nothing(two_clients):
@@ -116,17 +110,22 @@ PY
     assert "received b''" in result.stdout, result.stdout + result.stderr
 
 
-def test_borg_serve_arguments_sent_by_the_client_are_ignored(two_clients):
+def test_borg_serve_arguments_sent_by_the_client_cannot_widen_its_restriction(two_clients):
     sandbox, server, web, _db = two_clients
-    script = (
-        'BORG_RSH="$SSH" borg --log-json list --remote-path "borg serve --restrict-to-path /srv/borg" '
-        "ssh://borg@$SERVER:22/srv/borg/db/main"
-    )
+    # borg lets ssh run whatever BORG_RSH is; this one asks for an unrestricted, deleting borg serve.
+    script = """
+cat > /tmp/evil-rsh <<'SH'
+#!/bin/sh
+exec $SSH borg@$SERVER "borg serve --restrict-to-path /srv/borg"
+SH
+chmod +x /tmp/evil-rsh
+BORG_RSH=/tmp/evil-rsh borg --log-json list "ssh://borg@$SERVER:22/srv/borg/db/main"
+"""
     result = attack(sandbox, web, script)
     assert result.returncode != 0
     assert '"msgid": "PathNotAllowed"' in result.stderr, result.stderr
     audit = server.exec("cat", "/var/lib/borg-server/audit/sessions.jsonl").stdout
-    assert "--restrict-to-path /srv/borg" in audit  # the attempt is on record, and had no effect
+    assert '"requested": "borg serve --restrict-to-path /srv/borg"' in audit  # on record, and without effect
 
 
 def test_password_and_root_logins_are_refused(two_clients):
@@ -157,8 +156,8 @@ def test_append_only_keeps_deleted_archives_on_disk_and_the_admin_key_frees_them
     last_good = server.exec("sh", "-c", "tail -n 1 /srv/borg/web/main/transactions").stdout.split(",")[0].split()[1]
 
     # The compromised client deletes its archive and compacts: the archive is gone from the list...
-    assert client_command(sandbox, web, ["borg", "delete", f"::{archive}"]).returncode == 0
-    assert client_command(sandbox, web, ["borg", "compact"]).returncode == 0
+    assert client_command(sandbox, web, ["borg-client", "borg", "delete", f"::{archive}"]).returncode == 0
+    assert client_command(sandbox, web, ["borg-client", "borg", "compact"]).returncode == 0
     assert client_command(sandbox, web, ["list", "--short"]).stdout.split() == []
     # ...but not one byte left the disk.
     assert repository_bytes(server, "web") >= before_delete
@@ -196,17 +195,18 @@ def test_twenty_concurrent_sessions_from_one_address_all_succeed(sandbox):
     server = start_server(sandbox, names)
     script = """
 export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_EXIT_CODES=modern
+echo "$SERVER $(cut -d' ' -f1,2 /state/ssh/ssh_host_ed25519_key.pub)" > /tmp/known_hosts
 mkdir -p /tmp/data && head -c 200000 /dev/urandom > /tmp/data/blob
 for name in $NAMES; do (
-    export BORG_RSH="ssh -i /state/clients/$name/id_ed25519 -o UserKnownHostsFile=/state/export/$name/known_hosts \
--o StrictHostKeyChecking=yes -o BatchMode=yes" BORG_REPO=$(cat /state/export/$name/repo_url) \
-BORG_BASE_DIR=/tmp/borg-$name
+    export BORG_RSH="ssh -i /state/clients/$name/id_ed25519 -o UserKnownHostsFile=/tmp/known_hosts \
+-o StrictHostKeyChecking=yes -o BatchMode=yes" BORG_REPO=ssh://borg@$SERVER:22/./main BORG_BASE_DIR=/tmp/borg-$name
     borg init -e none >/tmp/$name.log 2>&1 && borg create ::one /tmp/data >>/tmp/$name.log 2>&1
     echo "$name rc=$?"
 ) & done
 wait
 """
     options = ["--network", server.network, "-v", f"{server.state}:/state:ro", "-e", f"NAMES={' '.join(names)}",
+               "-e", f"SERVER={server.container}",
                "--entrypoint", "sh"]  # fmt: skip
     result = sandbox.run("crowd", "borg-appliance-client", options, ["-c", script], detach=False, check=False)
     outcomes = sorted(result.stdout.split("\n")[:-1])
