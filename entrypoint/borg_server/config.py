@@ -232,13 +232,20 @@ def _key(settings: Settings, setting: str, keys: dict[tuple[str, str], str]) -> 
     return key
 
 
+MINIMUM_QUOTA = 10_000_000  # borg serve --storage-quota refuses anything smaller
+
+
 def _quota(settings: Settings, setting: str) -> int | None:
-    """Given a quota's setting, return bytes (None if unset); record a malformed or zero size."""
+    """Given a quota's setting, return bytes (None if unset); record a malformed or too small size."""
     text = settings.string(setting)
     size = None if text is None else parse_size(text)
     if text is not None and not size:
         settings.problem(setting, f"{text!r} is not a size above 0; use a number with K, M, G, T or P (e.g. 50G)")
-    return size or None
+        return None
+    if size is not None and size < MINIMUM_QUOTA:
+        settings.problem(setting, f"{text} is below borg's minimum storage quota of 10M")
+        return None
+    return size
 
 
 def _server_name(settings: Settings, setting: str, hostname: str) -> tuple[str, int | None]:

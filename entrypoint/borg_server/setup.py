@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 from string import Template
 
@@ -163,9 +162,10 @@ def forget_removed_clients(config: ServerConfig, paths: Paths) -> None:
         for entry in sorted(parent.iterdir()):
             if entry.name in names:
                 continue
-            if parent.name == "export" and entry.is_mount():
-                for item in entry.iterdir():
-                    item.unlink()
-            else:
-                shutil.rmtree(entry)
+            for item in entry.iterdir():
+                item.unlink()
+            try:
+                entry.rmdir()
+            except OSError:
+                pass  # an export directory that is a volume's mount point stays, empty
             logger.info("client %s: removed from the configuration; deleted %s (its data is kept)", entry.name, entry)

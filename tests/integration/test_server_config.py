@@ -30,6 +30,7 @@ BAD_CONFIGURATIONS = {
     "same key for two clients": ({"BORG_CLIENT_WEB_KEY": KEY_A, "BORG_CLIENT_DB_KEY": KEY_A}, "BORG_CLIENT_"),
     "same key as admin key": ({"BORG_CLIENT_WEB_KEY": KEY_A, "BORG_CLIENT_WEB_ADMIN_KEY": KEY_A}, "BORG_CLIENT_WEB"),
     "bad quota": ({"BORG_CLIENT_WEB_QUOTA": "lots"}, "BORG_CLIENT_WEB_QUOTA"),
+    "quota below borg's minimum": ({"BORG_CLIENT_WEB_QUOTA": "5M"}, "BORG_CLIENT_WEB_QUOTA"),
     "bad append-only flag": ({"BORG_CLIENT_WEB_APPEND_ONLY": "maybe"}, "BORG_CLIENT_WEB_APPEND_ONLY"),
     "setting for an unknown client": ({"BORG_CLIENT_WEBX_KEY": KEY_A}, "BORG_CLIENT_WEBX_KEY"),
     "misspelt client setting": ({"BORG_CLIENT_WEB_QUTA": "5G"}, "BORG_CLIENT_WEB_QUTA"),

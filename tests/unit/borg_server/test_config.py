@@ -103,7 +103,7 @@ clients:
     quota: 50G
     append_only: false
     max_age: 26h
-  db: {{quota: 1000000, append_only: "yes", max_age: 3600}}
+  db: {{quota: 10000000, append_only: "yes", max_age: 3600}}
   logs:
 """
     )
@@ -115,7 +115,7 @@ clients:
         append_only=False,
     )
     assert load({"BORG_SERVER_CONFIG": str(tmp_path / "borg.yaml")}, "backup") == server(
-        client("db", quota=1000000, max_age=3600),
+        client("db", quota=10000000, max_age=3600),
         client("logs"),
         web,
         server_host="backup.example.org",
@@ -208,6 +208,10 @@ WEB_DB = {"BORG_CLIENTS": "web db"}
         (
             WEB_DB | {"BORG_CLIENT_WEB_QUOTA": "0G"},
             "BORG_CLIENT_WEB_QUOTA: '0G' is not a size above 0; use a number with K, M, G, T or P (e.g. 50G)",
+        ),
+        (
+            WEB_DB | {"BORG_CLIENT_WEB_QUOTA": "5M"},
+            "BORG_CLIENT_WEB_QUOTA: 5M is below borg's minimum storage quota of 10M",
         ),
         (
             WEB_DB | {"BORG_CLIENT_DB_APPEND_ONLY": "maybe"},
