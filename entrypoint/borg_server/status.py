@@ -104,6 +104,14 @@ def render(statuses: list[ClientStatus], as_json: bool = False) -> str:
     )
 
 
+def pinned_host_line(config: ServerConfig, paths: Paths) -> str:
+    """Return the known_hosts line a client pins, or a hint if the host key does not exist yet."""
+    public = Path(f"{paths.host_key}.pub")
+    if not public.exists():
+        return "(no host key yet: start the server once)"
+    return setup.known_hosts_line(parse_public_key(public.read_text()), config).strip()
+
+
 def show_client(config: ServerConfig, paths: Paths, name: str) -> str | None:
     """Return a client's public key, fingerprint and repository URL, or None if not configured."""
     client = next((client for client in config.clients if client.name == name), None)
@@ -121,6 +129,7 @@ def show_client(config: ServerConfig, paths: Paths, name: str) -> str | None:
         f"fingerprint:    {key.fingerprint if key else '-'}  ({origin})",
         f"admin key:      {client.admin_key.fingerprint if client.admin_key else '-'}",
         f"repository URL: {setup.repository_url(config)}",
+        f"known_hosts:    {pinned_host_line(config, paths)}",
         f"directory:      {paths.client_directory(name)}",
         f"append-only:    {'yes' if client.append_only else 'no'}",
         f"quota:          {human_size(client.quota)}",
