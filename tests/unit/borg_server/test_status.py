@@ -160,6 +160,7 @@ def test_show_client_prints_a_configured_key_and_where_the_client_connects(paths
         f"fingerprint:    {parse_public_key(WEB_KEY).fingerprint}  (configured)",
         "admin key:      -",
         "repository URL: ssh://borg@backup.example:2222/./main",
+        "known_hosts:    (no host key yet: start the server once)",
         f"directory:      {paths.client_directory('web')}",
         "append-only:    yes",
         "quota:          -",
