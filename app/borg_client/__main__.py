@@ -14,13 +14,15 @@ from pathlib import Path
 
 from borg_client import config as client_config
 from borg_client import restore, runner, schedule
+from borg_common import outbox
 from borg_common.logs import setup_logging
 from borg_common.settings import ConfigError
 
 logger = logging.getLogger("borg_client")
 
-EXIT_CODES = {"success": 0, "warning": 1, "skipped": 3, "failure": 2, "interrupted": 4}
+EXIT_CODES = {"success": 0, "warning": 1, "failure": 2, "skipped": 3, "interrupted": 4}
 FIRST_START_GRACE = timedelta(minutes=15)
+MASKED = ("passphrase", "passcommand")
 
 
 def load_or_explain() -> client_config.ClientConfig | None:
@@ -35,15 +37,24 @@ def load_or_explain() -> client_config.ClientConfig | None:
 
 
 def command_run(config, _arguments) -> int:
-    report = runner.run_once(config, wait=True)
-    return EXIT_CODES[report["status"]]
+    """One backup now (waits for a scheduled run that is going on)."""
+    control = runner.Control()
+    signal.signal(signal.SIGTERM, lambda *_: control.interrupt())
+    signal.signal(signal.SIGINT, lambda *_: control.interrupt())
+    return EXIT_CODES[runner.run_once(config, wait=True, control=control)["status"]]
 
 
 def command_schedule(config, _arguments) -> int:
-    stop = threading.Event()
+    """Back up on BACKUP_CRON until SIGTERM; a running borg create writes a checkpoint first."""
+    stop, control = threading.Event(), runner.Control()
+
+    def stop_now(*_):
+        stop.set()
+        control.interrupt()
+
     for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, lambda *_: stop.set())
-    schedule.loop(config, stop)
+        signal.signal(number, stop_now)
+    schedule.loop(config, stop, control)
     return 0
 
 
@@ -68,6 +79,30 @@ def command_restore(config, arguments) -> int:
         return 2
 
 
+def command_mount(config, arguments) -> int:
+    try:
+        return restore.mount(config, arguments.archive, Path(arguments.target))
+    except restore.RestoreRefused as error:
+        print(f"borg-client: {error}", file=sys.stderr)
+        return 2
+
+
+def command_check(config, arguments) -> int:
+    argv = ["borg", "check", *(["--repository-only"] if arguments.repository_only else [])]
+    argv += ["--verify-data"] if arguments.verify_data else []
+    return runner.call_borg(config, argv).returncode
+
+
+def command_export_key(config, _arguments) -> int:
+    try:
+        path = runner.export_key(config)
+    except runner.RunFailed as error:
+        logger.error("%s", error)
+        return 2
+    print(path.read_text(), end="")
+    return 0
+
+
 def command_borg(config, arguments) -> int:
     """Run any borg command with the sidecar's repository, key, passphrase and pinned host key."""
     call = runner.call_borg(config, ["borg", *arguments.borg_args], capture_json=True)
@@ -75,11 +110,36 @@ def command_borg(config, arguments) -> int:
     return call.returncode
 
 
+def command_status(config, arguments) -> int:
+    runs = runner.last_runs(config.state)
+    current = datetime.now().astimezone()
+    status = {
+        "client": config.client,
+        "repository": config.repository,
+        "schedule": config.cron,
+        "next_run": schedule.next_times(config.cron, current, 1)[0].isoformat(timespec="seconds"),
+        "reports_waiting": outbox.size(config.state / "outbox"),
+        "last_runs": [
+            {key: run.get(key) for key in ("started_at", "status", "archive", "duration_s", "message")}
+            for run in runs[-arguments.runs :]
+        ],
+    }
+    if arguments.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    for key in ("client", "repository", "schedule", "next_run", "reports_waiting"):
+        print(f"{key + ':':17}{status[key]}")
+    print("last runs:")
+    for run in reversed(status["last_runs"]):
+        print(f"  {run['started_at']}  {run['status']:11}  {run['archive'] or '-'}  {run['message']}")
+    return 0
+
+
 def command_check_config(config, _arguments) -> int:
-    resolved = {key: str(value) for key, value in vars(config).items()}
-    for secret in ("passphrase",):
-        if resolved.get(secret) not in (None, "None"):
-            resolved[secret] = "***"
+    resolved = {key: (str(value) if value is not None else None) for key, value in vars(config).items()}
+    for key in MASKED:
+        if resolved.get(key):
+            resolved[key] = "***"
     print(json.dumps(resolved, indent=2, sort_keys=True))
     return 0
 
@@ -88,8 +148,8 @@ def command_healthcheck(config, _arguments) -> int:
     """Exit 1 when the last run failed, or no success within 1.5 periods (after a first-start grace)."""
     runs = [run for run in runner.last_runs(config.state) if run.get("status") != "skipped"]
     current = datetime.now().astimezone()
-    if runs and runs[-1].get("status") == "failure":
-        print(f"the last backup failed: {runs[-1].get('message')}")
+    if runs and runs[-1].get("status") in ("failure", "interrupted"):
+        print(f"the last backup did not succeed: {runs[-1].get('message')}")
         return 1
     age = schedule.last_success_age(runs, current)
     allowed = schedule.period(config.cron, current) * 1.5
@@ -105,29 +165,38 @@ def command_healthcheck(config, _arguments) -> int:
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="borg-client", description="Borg Appliance client sidecar.")
     commands = main.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="one backup now").set_defaults(handler=command_run)
-    commands.add_parser("schedule", help="back up on BACKUP_CRON until stopped").set_defaults(handler=command_schedule)
-    listing = commands.add_parser("list", help="list archives, or the files in one archive")
+
+    def command(name: str, handler, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("run", command_run, "one backup now")
+    command("schedule", command_schedule, "back up on BACKUP_CRON until stopped (the image's default)")
+    listing = command("list", command_list, "list archives, or the files in one archive")
     listing.add_argument("archive", nargs="?", help="list the files in this archive")
     listing.add_argument("--short", action="store_true", help="names only")
     listing.add_argument("--last", type=int, metavar="N", help="only the last N archives")
     listing.add_argument("--json", action="store_true", help="borg's JSON output")
-    listing.set_defaults(handler=command_list)
-    restoring = commands.add_parser("restore", help="extract an archive (or some paths of it) into a directory")
+    restoring = command("restore", command_restore, "extract an archive (or some paths of it) into a directory")
     restoring.add_argument("archive", help="archive name, as `borg-client list` shows it")
     restoring.add_argument("paths", nargs="*", help="only these paths, e.g. backup/app-data/journal.txt")
     restoring.add_argument("--target", required=True, help="directory to extract into (created if missing)")
     restoring.add_argument("--overwrite-live", action="store_true", help="allow a target that overwrites /backup")
-    restoring.set_defaults(handler=command_restore)
-    passthrough = commands.add_parser("borg", help="run a borg command with the sidecar's settings (borg info, …)")
+    mounting = command("mount", command_mount, "browse archives through FUSE until interrupted")
+    mounting.add_argument("archive", nargs="?", help="one archive (default: all of them)")
+    mounting.add_argument("--target", default="/mnt/borg", help="mount point (default /mnt/borg)")
+    checking = command("check", command_check, "borg check of the repository and archives")
+    checking.add_argument("--repository-only", action="store_true")
+    checking.add_argument("--verify-data", action="store_true", help="also decrypt and verify every chunk (slow)")
+    command("export-key", command_export_key, "export the repository key to the state volume and print it")
+    status = command("status", command_status, "last runs, reports waiting, next run")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--runs", type=int, default=5, help="how many runs to show")
+    command("check-config", command_check_config, "print the resolved settings, secrets masked")
+    command("healthcheck", command_healthcheck, "exit 0 while backups succeed on schedule")
+    passthrough = command("borg", command_borg, "run a borg command with the sidecar's settings (borg info, …)")
     passthrough.add_argument("borg_args", nargs=argparse.REMAINDER)
-    passthrough.set_defaults(handler=command_borg)
-    commands.add_parser("check-config", help="print the resolved settings, secrets masked").set_defaults(
-        handler=command_check_config
-    )
-    commands.add_parser("healthcheck", help="exit 0 while backups succeed on schedule").set_defaults(
-        handler=command_healthcheck
-    )
     return main
 
 

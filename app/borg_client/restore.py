@@ -43,3 +43,19 @@ def restore(config: ClientConfig, archive: str, paths: list[str], target: Path, 
     else:
         logger.error("%s", runner.explain(call, "borg extract failed"))
     return call.returncode
+
+
+def mount(config: ClientConfig, archive: str | None, target: Path) -> int:
+    """Mount one archive (or all) at target with FUSE until interrupted; return borg's exit code.
+
+    Raise RestoreRefused when the container has no /dev/fuse (it needs --device /dev/fuse and
+    --cap-add SYS_ADMIN) or target is under the live volumes.
+    """
+    if not Path("/dev/fuse").exists():
+        raise RestoreRefused("no /dev/fuse here: run the sidecar with --device /dev/fuse --cap-add SYS_ADMIN to mount")
+    if overlaps_live(target, config.sources):
+        raise RestoreRefused(f"{target} is under the live volumes in {config.sources}; mount elsewhere")
+    target.mkdir(parents=True, exist_ok=True)
+    logger.info("mounting %s at %s; interrupt (Ctrl-C) to unmount", archive or "all archives", target)
+    location = f"::{archive}" if archive else "::"
+    return runner.call_borg(config, ["borg", "mount", "--foreground", location, str(target)]).returncode

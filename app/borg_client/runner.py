@@ -1,4 +1,7 @@
-"""One backup run: pre-flight, first-time init, borg create, and the run's record."""
+"""One backup run: pre-flight, first-time init, borg create with containers stopped, report.
+
+Only this module runs borg for the sidecar (through borg_common.process).
+"""
 
 from __future__ import annotations
 
@@ -6,27 +9,50 @@ import fcntl
 import json
 import logging
 import os
-import time
+import signal
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from borg_client import borg
+from borg_client import borg, preflight, quiesce
 from borg_client.config import ClientConfig
-from borg_common import process
+from borg_common import delivery, process, reports
 from borg_common.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
 REPOSITORY_MISSING = "Repository.DoesNotExist"
-RUN_HISTORY = 20
+RUN_HISTORY = 50
+LOG_TAIL_LINES = 20
+LOG_LINE_LIMIT = 500
+LOG_DAYS_KEPT = 30
 
 
 class RunFailed(Exception):
     """A run cannot go on; the message is what the user reads in the report."""
+
+
+@dataclass
+class Control:
+    """Lets a signal handler interrupt a run: borg gets SIGINT, writes a checkpoint and stops."""
+
+    process: subprocess.Popen | None = None
+    interrupted: bool = False
+
+    def attach(self, running: subprocess.Popen) -> None:
+        self.process = running
+        if self.interrupted:
+            running.send_signal(signal.SIGINT)
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        if self.process is not None and self.process.poll() is None:
+            logger.warning("stopping: asking borg to write a checkpoint and exit")
+            self.process.send_signal(signal.SIGINT)
 
 
 @dataclass(frozen=True)
@@ -36,7 +62,7 @@ class BorgCall:
     returncode: int
     stdout: str
     msgids: tuple[str, ...]
-    tail: tuple[str, ...]
+    tail: tuple[str, ...] = field(default=())
 
 
 def now() -> datetime:
@@ -59,7 +85,28 @@ def run_lock(state: Path, wait: bool = False) -> Iterator[bool]:
         yield True
 
 
-def call_borg(config: ClientConfig, argv: list[str], capture_json: bool = False, cwd: Path | None = None) -> BorgCall:
+@contextmanager
+def day_log(config: ClientConfig) -> Iterator[Path]:
+    """While inside, copy every log line into logs/<client>-<day>.log in the state volume; keep 30 days."""
+    directory = config.state / "logs"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{config.client}-{now():%Y-%m-%d}.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        yield path
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+        for old in sorted(directory.glob(f"{config.client}-*.log"))[:-LOG_DAYS_KEPT]:
+            old.unlink(missing_ok=True)
+
+
+def call_borg(
+    config: ClientConfig, argv: list[str], capture_json: bool = False, cwd: Path | None = None,
+    control: Control | None = None,
+) -> BorgCall:  # fmt: skip
     """Run one borg command against config's repository, its output streamed into the log.
 
     borg logs as JSON (--log-json), so that failures are told apart by message id, not exit code:
@@ -73,18 +120,9 @@ def call_borg(config: ClientConfig, argv: list[str], capture_json: bool = False,
         render_line=log.render,
         capture_stdout=capture_json,
         cwd=str(cwd) if cwd else None,
+        on_start=control.attach if control else None,
     )
     return BorgCall(result.returncode, result.stdout, tuple(log.msgids), tuple(result.tail))
-
-
-def sources(config: ClientConfig) -> list[str]:
-    """Return the directories to back up: each one mounted under /backup; raise RunFailed if none."""
-    if not config.sources.is_dir():
-        raise RunFailed(f"{config.sources} does not exist: mount the volumes to back up under {config.sources}/<name>")
-    found = sorted(str(entry) for entry in config.sources.iterdir() if entry.is_dir())
-    if not found:
-        raise RunFailed(f"nothing is mounted under {config.sources}: mount each volume as {config.sources}/<name>")
-    return found
 
 
 def ensure_repository(config: ClientConfig) -> None:
@@ -126,92 +164,126 @@ def explain(call: BorgCall, what: str) -> str:
     """Return what went wrong, for people: the step, borg's message ids and its last error line."""
     errors = [line for line in call.tail if line.startswith(("ERROR", "CRITICAL"))]
     detail = errors[-1] if errors else (call.tail[-1] if call.tail else "no output")
-    ids = f" [{', '.join(call.msgids)}]" if call.msgids else ""
-    return f"{what} (exit {call.returncode}){ids}: {detail}"
+    return f"{what} (exit {call.returncode}): {detail}"
 
 
-def create(config: ClientConfig, archive: str, paths: list[str]) -> tuple[BorgCall, dict]:
-    """Run borg create; return the call and the stats from its --json output (empty if none)."""
-    call = call_borg(config, borg.create_argv(config, archive, paths), capture_json=True)
+def archive_stats(stdout: str) -> tuple[str | None, dict]:
+    """Given borg create's --json output, return the archive name and the report's stats."""
     try:
-        archive_info = json.loads(call.stdout)["archive"]
+        archive = json.loads(stdout)["archive"]
     except (ValueError, KeyError, TypeError):
-        return call, {}
-    stats = archive_info.get("stats", {})
-    return call, {
+        return None, {}
+    stats = archive.get("stats", {})
+    return archive.get("name"), {
         "original_size": stats.get("original_size"),
         "compressed_size": stats.get("compressed_size"),
         "deduplicated_size": stats.get("deduplicated_size"),
         "nfiles": stats.get("nfiles"),
-        "archive": archive_info.get("name"),
     }
 
 
-def run_once(config: ClientConfig, wait: bool = False) -> dict:
-    """Run one backup; return its report (status success, warning, failure or skipped).
-
-    A scheduled run skips when another is still going on; a manual one (wait) waits for it.
-    """
-    started = now()
-    report = {
+def new_report(config: ClientConfig) -> dict:
+    """Return the report of a run that has just started (the contract in DESIGN.md)."""
+    return {
         "run_id": str(uuid.uuid4()),
         "client": config.client,
+        "repository": config.repository,
         "archive": None,
         "status": "failure",
-        "started_at": started.isoformat(timespec="seconds"),
+        "started_at": now().isoformat(timespec="seconds"),
+        "finished_at": None,
+        "duration_s": None,
         "borg_rc": None,
         "stats": {},
         "stopped_containers": [],
-        "log_tail": [],
         "message": "",
+        "log_tail": [],
     }
-    with run_lock(config.state, wait) as locked:
+
+
+def backup(config: ClientConfig, report: dict, control: Control) -> None:
+    """Fill report with the outcome of pre-flight, init if needed, and borg create."""
+    try:
+        paths = preflight.sources(config)
+        preflight.check_host_key(config)
+        ensure_repository(config)
+        if control.interrupted:
+            raise RunFailed("stopped before borg create started")
+        archive = config.archive_name.replace("{client}", config.client)
+        with quiesce.stopped(config.stop_label, config.state) as stopped:
+            report["stopped_containers"] = stopped
+            logger.info("backing up %s to %s", ", ".join(paths), config.repository)
+            call = call_borg(config, borg.create_argv(config, archive, paths), capture_json=True, control=control)
+    except (RunFailed, preflight.PreflightFailed) as error:
+        report.update(status="interrupted" if control.interrupted else "failure", message=str(error))
+        return
+    verdict = borg.outcome(call.returncode)
+    report["archive"], report["stats"] = archive_stats(call.stdout)
+    report.update(borg_rc=call.returncode, log_tail=bounded(call.tail), status=verdict.status, message=verdict.reason)
+    if verdict.status == "failure":
+        report["message"] = explain(call, "borg create failed")
+        if control.interrupted:
+            report.update(status="interrupted", message="stopped during borg create; borg wrote a checkpoint")
+
+
+def bounded(lines: tuple[str, ...] | list[str]) -> list[str]:
+    return [line[:LOG_LINE_LIMIT] for line in list(lines)[-LOG_TAIL_LINES:]]
+
+
+def run_once(config: ClientConfig, wait: bool = False, control: Control | None = None) -> dict:
+    """Run one backup and report it; return the report.
+
+    A scheduled run skips when another is still going on; a manual one (wait) waits for it. The
+    report is on disk (run journal and outbox) before any network call, and a report that cannot
+    be delivered never changes the run's outcome.
+    """
+    control = control or Control()
+    report = new_report(config)
+    with day_log(config), run_lock(config.state, wait) as locked:
         if not locked:
-            report.update(status="skipped", message="another run is still going on")
-            logger.warning("skipped: another run is still going on")
+            report.update(status="skipped", message="the previous run is still going on")
         else:
-            backup(config, report)
-    finished = now()
-    report["finished_at"] = finished.isoformat(timespec="seconds")
-    report["duration_s"] = round((finished - started).total_seconds(), 3)
-    record_run(config.state, report)
+            ping(config, "/start", "")
+            backup(config, report, control)
+        finish(config, report)
     return report
 
 
-def backup(config: ClientConfig, report: dict) -> None:
-    """Fill report with the outcome of pre-flight, init if needed, and borg create."""
-    try:
-        paths = sources(config)
-        ensure_repository(config)
-        archive = config.archive_name.replace("{client}", config.client)
-        logger.info("backing up %s to %s", ", ".join(paths), config.repository)
-        call, stats = create(config, archive, paths)
-    except RunFailed as error:
-        report["message"] = str(error)
-        logger.error("backup failed: %s", error)
-        return
-    verdict = borg.outcome(call.returncode)
-    report.update(
-        status=verdict.status,
-        borg_rc=call.returncode,
-        archive=stats.pop("archive", None),
-        stats=stats,
-        log_tail=list(call.tail[-20:]),
-        message=verdict.reason if verdict.status != "failure" else explain(call, "borg create failed"),
-    )
-    level = logging.ERROR if verdict.status == "failure" else logging.INFO
-    logger.log(level, "backup %s: %s", verdict.status, report["message"])
+def report_skipped(config: ClientConfig, message: str) -> dict:
+    """Record and ship a skipped run (a scheduled time passed while the previous run still went on)."""
+    report = new_report(config)
+    report.update(status="skipped", message=message)
+    with day_log(config):
+        finish(config, report)
+    return report
+
+
+def finish(config: ClientConfig, report: dict) -> None:
+    """Complete report, log its outcome first, keep it on disk, then ship it and ping."""
+    finished = now()
+    report["finished_at"] = finished.isoformat(timespec="seconds")
+    report["duration_s"] = round((finished - datetime.fromisoformat(report["started_at"])).total_seconds(), 3)
+    if report["status"] != "success" and not report["log_tail"]:
+        report["log_tail"] = [report["message"]]
+    level = {"success": logging.INFO, "skipped": logging.WARNING, "warning": logging.WARNING}
+    logger.log(level.get(report["status"], logging.ERROR), "backup %s: %s", report["status"], report["message"])
+    record_run(config.state, report)
+    reports.send(config.state / "outbox", report, config.report_urls, config.report_timeout)
+    if report["status"] != "skipped":
+        failed = report["status"] in ("failure", "interrupted")
+        ping(config, "/fail" if failed else "", "\n".join([report["message"], *report["log_tail"]]))
+
+
+def ping(config: ClientConfig, suffix: str, body: str) -> None:
+    """Send a Healthchecks-style ping (start, success, fail); its failure only gets logged."""
+    if config.healthchecks_url:
+        delivery.ping(config.healthchecks_url.rstrip("/") + suffix, body=body[-10000:], timeout=config.report_timeout)
 
 
 def record_run(state: Path, report: dict) -> None:
     """Keep the last runs in the state volume, for `status` and the health check."""
-    path = state / "runs.json"
-    try:
-        runs = json.loads(path.read_text())
-    except (OSError, ValueError):
-        runs = []
-    runs = (runs + [report])[-RUN_HISTORY:]
-    atomic_write(path, json.dumps(runs, indent=1), 0o600)
+    runs = (last_runs(state) + [report])[-RUN_HISTORY:]
+    atomic_write(state / "runs.json", json.dumps(runs, indent=1), 0o600)
 
 
 def last_runs(state: Path) -> list[dict]:
@@ -220,7 +292,3 @@ def last_runs(state: Path) -> list[dict]:
         return json.loads((state / "runs.json").read_text())
     except (OSError, ValueError):
         return []
-
-
-def seconds_since(timestamp: str) -> float:
-    return time.time() - datetime.fromisoformat(timestamp).timestamp()

@@ -30,9 +30,14 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> bool:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    fsync_directory(path.parent)
     return True
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or unlink in directory durable."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

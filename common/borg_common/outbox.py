@@ -14,19 +14,19 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from borg_common.files import atomic_write, fsync_directory
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_ENTRIES = 1000
 SUFFIX = ".json"
 CORRUPT_SUFFIX = ".corrupt"
-TEMP_PREFIX = ".tmp-"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -58,7 +58,7 @@ def put(
     text = json.dumps(record, sort_keys=True)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{_next_stamp(directory):020d}-{_identity(document)}{SUFFIX}"
-    _write_atomically(path, text)
+    atomic_write(path, text, 0o600)
     logger.debug("outbox: stored %s for %d receiver(s)", path.name, len(pending))
     trim(directory, max_entries)
     return path
@@ -92,7 +92,7 @@ def mark_done(entry: Entry, url: str) -> Entry | None:
     if not pending:
         with contextlib.suppress(FileNotFoundError):
             entry.path.unlink()
-            _fsync_directory(entry.path.parent)
+            fsync_directory(entry.path.parent)
         return None
     return _rewrite(replace(entry, pending=pending, attempts=attempts))
 
@@ -190,28 +190,5 @@ def _rewrite(entry: Entry) -> Entry:
         "created_at": entry.created_at,
         "attempts": entry.attempts,
     }
-    _write_atomically(entry.path, json.dumps(record, sort_keys=True))
+    atomic_write(entry.path, json.dumps(record, sort_keys=True), 0o600)
     return entry
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=SUFFIX)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,3 +114,39 @@ def tree_digest(sandbox: Sandbox, server: Server) -> str:
 def repository_bytes(server: Server, client: str) -> int:
     """Return the bytes the client's repository occupies on the server's disk."""
     return int(server.exec("du", "-sb", f"/srv/borg/{client}/main").stdout.split()[0])
+
+
+RECEIVER = Path(__file__).parent / "receiver" / "receiver.py"
+
+
+@dataclass
+class Receiver:
+    """A real HTTP report receiver in a container on the server's network."""
+
+    container: str
+    url: str
+
+    def accepted(self) -> list[dict]:
+        """Return the accepted POSTs as {"path", "body"} with body parsed as JSON where it is JSON."""
+        lines = exec_(self.container, "sh", "-c", "cat /data/accepted.jsonl 2>/dev/null || true").stdout.splitlines()
+        entries = [json.loads(line) for line in lines]
+        for entry in entries:
+            try:
+                entry["body"] = json.loads(entry["body"])
+            except ValueError:
+                pass
+        return entries
+
+    def posts(self) -> list[str]:
+        return exec_(self.container, "sh", "-c", "cat /data/posts.log 2>/dev/null || true").stdout.splitlines()
+
+
+def start_receiver(sandbox: Sandbox, network: str, role: str = "receiver", responses: str = "") -> Receiver:
+    """Start a receiver answering with responses (e.g. "500,500,200"); return it once it listens."""
+    options = ["--network", network, "--network-alias", role, "--tmpfs", "/data", "-v", f"{RECEIVER}:/receiver.py:ro",
+               "-e", f"RESPONSES={responses}", "--entrypoint", "python3"]  # fmt: skip
+    sandbox.run(role, CLIENT_IMAGE, options, ["/receiver.py"])
+    container = sandbox.name(role)
+    probe = "import socket; socket.create_connection(('127.0.0.1', 8080), 1)"
+    wait_until(lambda: exec_(container, "python3", "-c", probe, check=False).returncode == 0, 30, "the receiver")
+    return Receiver(container, f"http://{role}:8080/report")

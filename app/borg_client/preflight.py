@@ -1,0 +1,83 @@
+"""Checks before a run touches anything: what to back up, and whether the server is the pinned one."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from borg_client.config import REPO_PATTERN, ClientConfig
+from borg_common import process
+
+logger = logging.getLogger(__name__)
+
+SCAN_TIMEOUT = 10
+
+
+class PreflightFailed(Exception):
+    """A run must not start; the message says what to fix."""
+
+
+def sources(config: ClientConfig) -> list[str]:
+    """Return the directories to back up: each one a mount point under /backup, not empty unless allowed."""
+    how = f"mount each volume to back up as {config.sources}/<name>"
+    if not config.sources.is_dir():
+        raise PreflightFailed(f"{config.sources} does not exist: {how}")
+    found = sorted(entry for entry in config.sources.iterdir() if entry.is_dir())
+    if not found:
+        raise PreflightFailed(f"nothing is mounted under {config.sources}: {how}")
+    for source in found:
+        if not os.path.ismount(source):
+            raise PreflightFailed(
+                f"{source} is not a mount point, so it is the container's own empty directory: mount the volume there"
+            )
+        if not config.allow_empty and not any(source.iterdir()):
+            raise PreflightFailed(f"{source} is empty; if that is expected, set BACKUP_ALLOW_EMPTY=yes")
+    return [str(source) for source in found]
+
+
+def server_address(repository: str) -> tuple[str, int]:
+    """Given an ssh:// repository URL, return (host, port)."""
+    match = REPO_PATTERN.fullmatch(repository)
+    if not match:
+        raise PreflightFailed(f"BORG_REPO {repository!r} is not ssh://[user@]host[:port]/path")
+    return match["host"].strip("[]"), int(match["port"] or 22)
+
+
+def key_pairs(text: str) -> set[tuple[str, str]]:
+    """Given known_hosts-style lines, return their (key type, base64 key) pairs."""
+    pairs = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and not line.startswith("#"):
+            pairs.add((fields[1], fields[2]))
+    return pairs
+
+
+def check_host_key(config: ClientConfig) -> None:
+    """Make sure the server answers and shows the pinned host key; raise PreflightFailed if not.
+
+    Only a key exchange happens (ssh-keyscan): with a substituted host key no borg session opens.
+    """
+    host, port = server_address(config.repository)
+    pattern = host if port == 22 else f"[{host}]:{port}"
+    pinned_lines = process.run(
+        ["ssh-keygen", "-F", pattern, "-f", str(config.known_hosts)], capture_stdout=True, log_level=logging.DEBUG
+    ).stdout
+    pinned = key_pairs(pinned_lines)
+    if not pinned:
+        raise PreflightFailed(f"{config.known_hosts} pins no host key for {pattern}: pair the sidecar with the server")
+    scan = process.run(
+        ["ssh-keyscan", "-T", str(SCAN_TIMEOUT), "-p", str(port), "-t", ",".join(sorted({t for t, _ in pinned})), host],
+        capture_stdout=True,
+        log_level=logging.DEBUG,
+    )
+    offered = key_pairs(scan.stdout)
+    if not offered:
+        raise PreflightFailed(f"cannot reach the backup server {host} on port {port}")
+    if not offered & pinned:
+        raise PreflightFailed(
+            f"the backup server {host}:{port} shows a host key that is not the one pinned in {config.known_hosts}: "
+            "someone may be impersonating it; no backup was sent. If the server's key was changed on purpose, "
+            "pin the new one (borg-server show-client prints it)"
+        )
+    logger.debug("server %s:%d shows the pinned host key", host, port)

@@ -1,0 +1,36 @@
+"""Shipping a report: kept in the outbox first, then delivered with retries (client runs, server alerts)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from borg_common import delivery, outbox
+
+logger = logging.getLogger(__name__)
+
+
+def send(directory: Path, document: dict, urls: tuple[str, ...], timeout: float) -> delivery.FlushResult | None:
+    """Store document in the outbox for urls, then deliver everything pending, oldest first.
+
+    Return what the flush did (None without urls). Never raises for a delivery problem: what cannot
+    be delivered now stays in the outbox for the next flush.
+    """
+    if not urls:
+        return None
+    outbox.put(directory, document, list(urls))
+    return flush(directory, urls, timeout)
+
+
+def flush(directory: Path, urls: tuple[str, ...], timeout: float) -> delivery.FlushResult | None:
+    """Deliver what waits in the outbox; log what is left. Return the flush result (None if nothing waits)."""
+    if not urls or outbox.size(directory) == 0:
+        return None
+    try:
+        result = delivery.flush(directory, list(urls), timeout=timeout, max_seconds=max(30.0, timeout * 6))
+    except OSError as error:
+        logger.error("reports: the outbox %s cannot be written: %s", directory, error)
+        return None
+    if result.pending:
+        logger.warning("reports: %d report(s) wait in the outbox for the next attempt", result.pending)
+    return result
