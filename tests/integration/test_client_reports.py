@@ -72,7 +72,7 @@ def test_healthchecks_pings_start_and_success_or_fail_with_the_log_tail(sandbox,
     fill_volume(sandbox, web.data, "echo one > /data/file")
     ping = "http://receiver:8080/ping/abc"
     assert client_command(sandbox, web, ["run"], env={"HEALTHCHECKS_URL": ping}).returncode == 0
-    failing = {"HEALTHCHECKS_URL": ping, "BORG_REPO": f"ssh://borg@{server.container}:22/./../elsewhere"}
+    failing = {"HEALTHCHECKS_URL": ping, "BORG_REPO": f"ssh://borg@{server.container}:22/srv/borg/other"}
     assert client_command(sandbox, web, ["run"], env=failing).returncode == 2
     paths = [entry["path"] for entry in receiver.accepted()]
     assert paths == ["/ping/abc/start", "/ping/abc", "/ping/abc/start", "/ping/abc/fail"]
