@@ -120,7 +120,7 @@ def command_status(config, arguments) -> int:
         "next_run": schedule.next_times(config.cron, current, 1)[0].isoformat(timespec="seconds"),
         "reports_waiting": outbox.size(config.state / "outbox"),
         "last_runs": [
-            {key: run.get(key) for key in ("started_at", "status", "archive", "duration_s", "message")}
+            {key: run.get(key) for key in ("started_at", "finished_at", "status", "archive", "duration_s", "message")}
             for run in runs[-arguments.runs :]
         ],
     }

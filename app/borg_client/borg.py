@@ -10,6 +10,7 @@ from pathlib import Path
 
 from borg_client.config import ClientConfig
 
+LOCK_WAIT = 600  # seconds any borg command waits for the repository lock (another run, an admin's prune)
 WARNING_CODES = range(100, 128)  # modern exit codes: "some files could not be read" and friends
 
 
@@ -83,7 +84,7 @@ def host_id(state: Path, client: str) -> str:
 def create_argv(config: ClientConfig, archive: str, sources: list[str]) -> list[str]:
     """Given the configuration, an archive name and source paths, return the borg create argv."""
     argv = ["borg", "create", "--json", "--list", "--filter", "AME", "--show-rc"]
-    argv += ["--compression", config.compression, "--lock-wait", "600", "--checkpoint-interval", "600"]
+    argv += ["--compression", config.compression, "--checkpoint-interval", "600"]
     if config.exclude_caches:
         argv.append("--exclude-caches")
     return argv + [f"::{archive}"] + sources

@@ -110,11 +110,12 @@ def call_borg(
     """Run one borg command against config's repository, its output streamed into the log.
 
     borg logs as JSON (--log-json), so that failures are told apart by message id, not exit code:
-    borg 1.4.0 returns errors raised on the server with the legacy exit code 2.
+    borg 1.4.0 returns errors raised on the server with the legacy exit code 2. Every command waits
+    for the repository lock, so a run behind another one (or an admin's prune) waits instead of failing.
     """
     log = borg.LogJson()
     result = process.run(
-        [argv[0], "--log-json", *argv[1:]],
+        [argv[0], "--log-json", "--lock-wait", str(borg.LOCK_WAIT), *argv[1:]],
         env=borg.borg_environment(config, dict(os.environ)),
         secrets=config.secrets,
         render_line=log.render,

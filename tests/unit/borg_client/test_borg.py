@@ -36,8 +36,6 @@ def test_create_argv_is_exactly_the_borg_create_command(config):
         *CREATE_OPTIONS,
         "--compression",
         "zstd,3",
-        "--lock-wait",
-        "600",
         "--checkpoint-interval",
         "600",
         "--exclude-caches",
@@ -54,8 +52,6 @@ def test_create_argv_without_exclude_caches_leaves_the_option_out(config):
         *CREATE_OPTIONS,
         "--compression",
         "lz4",
-        "--lock-wait",
-        "600",
         "--checkpoint-interval",
         "600",
         "::a",
@@ -71,7 +67,7 @@ def test_info_argv_asks_for_json():
     assert without_log_json(borg.info_argv()) == ["borg", "info", "--json"]
 
 
-def test_every_borg_command_runs_with_log_json_exactly_once(config, monkeypatch):
+def test_every_borg_command_runs_with_log_json_and_a_lock_wait(config, monkeypatch):
     commands = []
 
     def run(command, **options):
@@ -84,10 +80,10 @@ def test_every_borg_command_runs_with_log_json_exactly_once(config, monkeypatch)
     runner.call_borg(config, borg.info_argv(), capture_json=True)
 
     assert [command.count("--log-json") for command in commands] == [1, 1, 1]
-    assert [without_log_json(command)[:2] for command in commands] == [
-        ["borg", "create"],
-        ["borg", "init"],
-        ["borg", "info"],
+    assert [command[:5] for command in commands] == [
+        ["borg", "--log-json", "--lock-wait", "600", "create"],
+        ["borg", "--log-json", "--lock-wait", "600", "init"],
+        ["borg", "--log-json", "--lock-wait", "600", "info"],
     ]
 
 
