@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from tests.integration.docker_helpers import CLIENT_IMAGE, docker, health, wait_until
+from tests.integration.docker_helpers import CLIENT_IMAGE, docker, wait_until
 from tests.integration.stack import client_command, fill_volume, make_client, start_server
 
 SOCKET = "/var/run/docker.sock"
@@ -80,4 +80,22 @@ def test_labelled_containers_are_stopped_during_create_and_started_again_after_a
     after = client_command(sandbox, web, ["run"], env=env, extra=["-v", f"{SOCKET}:{SOCKET}"])
     assert after.returncode == 0, after.stderr
     assert "break-lock" not in after.stderr
-    assert health(app) in ("none", "healthy")
+    assert json.loads(docker("inspect", "-f", "{{json .State}}", app).stdout)["Running"]
+
+
+def test_sigterm_during_create_leaves_a_checkpoint_and_an_interrupted_report(sandbox, tmp_path):
+    server = start_server(sandbox, ["web"])
+    web = make_client(sandbox, server, "web", tmp_path)
+    fill_volume(sandbox, web.data, "for n in $(seq 300); do head -c 2000000 /dev/urandom > /data/file-$n; done")
+    sandbox.run("sidecar", CLIENT_IMAGE, web.options({"BACKUP_CRON": "0 0 1 1 *"}))
+    sidecar = sandbox.name("sidecar")
+    wait_until(lambda: "A /backup/data/file-" in docker("logs", sidecar).stderr, 90, "borg create to copy files")
+    docker("stop", "-t", "120", sidecar)
+
+    state = json.loads(docker("inspect", "-f", "{{json .State}}", sidecar).stdout)
+    assert state["ExitCode"] == 0  # a clean exit, not a kill after the grace period
+    output = docker("logs", sidecar).stderr
+    assert "asking borg to write a checkpoint" in output
+    assert "backup interrupted" in output
+    listing = client_command(sandbox, web, ["borg-client", "borg", "list", "--consider-checkpoints", "--short"])
+    assert ".checkpoint" in listing.stdout, listing.stdout + listing.stderr
