@@ -30,9 +30,7 @@ def load_or_explain() -> client_config.ClientConfig | None:
     try:
         return client_config.load(os.environ)
     except ConfigError as error:
-        print(f"borg-client: the configuration has {len(error.problems)} problem(s):", file=sys.stderr)
-        for problem in error.problems:
-            print(f"  {problem}", file=sys.stderr)
+        print(error.explain("borg-client"), file=sys.stderr)
         return None
 
 

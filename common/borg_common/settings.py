@@ -28,6 +28,11 @@ class ConfigError(Exception):
         super().__init__("\n".join(problems))
         self.problems = problems
 
+    def explain(self, program: str, consequence: str = "") -> str:
+        """Return what a user reads: a headline, then one indented line per problem."""
+        headline = f"{program}: the configuration has {len(self.problems)} problem(s){consequence}:"
+        return "\n".join([headline, *(f"  {problem}" for problem in self.problems)])
+
 
 class Settings:
     """Given an environment mapping, read typed settings and collect problems.

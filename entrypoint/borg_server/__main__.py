@@ -22,12 +22,7 @@ def load_or_explain() -> config.ServerConfig | None:
     try:
         return config.load(os.environ, socket.gethostname())
     except ConfigError as error:
-        print(
-            f"borg-server: the configuration has {len(error.problems)} problem(s); nothing was changed:",
-            file=sys.stderr,
-        )
-        for problem in error.problems:
-            print(f"  {problem}", file=sys.stderr)
+        print(error.explain("borg-server", "; nothing was changed"), file=sys.stderr)
         return None
 
 

@@ -191,3 +191,10 @@ def test_parse_duration_returns_seconds(text, seconds):
 @pytest.mark.parametrize("text", ["", "m", "1.5h", "-1h", "10 minutes", "1h30m", "5y"])
 def test_parse_duration_of_a_malformed_duration_is_none(text):
     assert parse_duration(text) is None
+
+
+def test_a_config_error_explains_itself_with_one_indented_line_per_problem():
+    error = ConfigError(["A: is wrong", "B: is missing"])
+    assert error.explain("borg-server", "; nothing was changed") == (
+        "borg-server: the configuration has 2 problem(s); nothing was changed:\n  A: is wrong\n  B: is missing"
+    )
