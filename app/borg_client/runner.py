@@ -283,8 +283,10 @@ def ping(config: ClientConfig, suffix: str, body: str) -> None:
 
 def record_run(state: Path, report: dict) -> None:
     """Keep the last runs in the state volume, for `status` and the health check."""
-    runs = (last_runs(state) + [report])[-RUN_HISTORY:]
-    atomic_write(state / "runs.json", json.dumps(runs, indent=1), 0o600)
+    with open(state / "runs.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a skipped report and a manual run may finish at once
+        runs = (last_runs(state) + [report])[-RUN_HISTORY:]
+        atomic_write(state / "runs.json", json.dumps(runs, indent=1), 0o600)
 
 
 def last_runs(state: Path) -> list[dict]:
