@@ -25,6 +25,7 @@ help:
 	@echo "make down   stop it (volumes are kept; 'make down VOLUMES=1' removes them too)"
 	@echo "make test   unit and integration tests (builds the images)"
 	@echo "make lint   ruff check and format check"
+	@echo "make bench  the appliance against plain borg (BENCH_ARGS=\"--size-mb 256\" for a quick run)"
 
 base-image:
 	@if docker image inspect $(BASE_IMAGE) >/dev/null 2>&1; then \
@@ -94,3 +95,8 @@ integration: venv images
 
 test: venv images
 	$(VENV)/bin/pytest -q tests/unit tests/integration
+
+# Benchmarks print ratios against plain borg measured in the same run (bench/results.md).
+BENCH_ARGS ?=
+bench: venv images
+	$(VENV)/bin/python -m bench $(BENCH_ARGS)

@@ -54,11 +54,12 @@ class Client:
     data: str
     passphrase_file: Path
 
-    def options(self, env: dict[str, str] | None = None) -> list[str]:
+    def options(self, env: dict[str, str] | None = None, data: str | None = None) -> list[str]:
+        """Return docker run options for a sidecar: network, pairing, state, data (or another source), secret."""
         options = ["--network", self.server.network,
                    "-v", f"{self.server.exports[self.name]}:/pairing:ro",
                    "-v", f"{self.state}:/var/lib/borg-client",
-                   "-v", f"{self.data}:/backup/data:ro",
+                   "-v", f"{data or self.data}:/backup/data:ro",
                    "-v", f"{self.passphrase_file}:/run/secrets/borg_passphrase:ro",
                    "-e", "BORG_PASSPHRASE_FILE=/run/secrets/borg_passphrase"]  # fmt: skip
         for key, value in (env or {}).items():

@@ -1,0 +1,154 @@
+"""make bench: the appliance against plain borg, measured side by side in one run.
+
+Writes bench/results.md and bench/results.json. Timings are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import dataset, modes, scale
+from tests.integration.docker_helpers import Sandbox
+
+HERE = Path(__file__).parent
+COMPRESSIONS = ("lz4", "zstd,1", "zstd,3", "zstd,6", "auto,zstd,3", "auto,lzma,6")
+STEPS = ("first", "rerun", "restore")
+
+
+def summary(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
+
+
+def measure_modes(data: dataset.DataSet, repetitions: int, tmp: Path) -> dict:
+    """Run (a), (b) and (c) repetitions times each, interleaved, each in a fresh sandbox."""
+    seconds: dict[str, dict[str, list[float]]] = {mode: {step: [] for step in STEPS} for mode in ("a", "b", "c")}
+    for repetition in range(repetitions):
+        for mode, measure in (("a", modes.local), ("b", modes.plain_ssh), ("c", modes.appliance)):
+            sandbox = Sandbox()
+            try:
+                args = (sandbox, data.path, tmp) if mode == "c" else (sandbox, data.path)
+                result = measure(*args)
+            finally:
+                sandbox.cleanup()
+            print(f"  repetition {repetition + 1}, ({mode}): " + ", ".join(f"{s} {result[s]:.2f} s" for s in STEPS))
+            for step in STEPS:
+                seconds[mode][step].append(result[step])
+    table = {}
+    for mode, by_step in seconds.items():
+        table[mode] = {}
+        for step, values in by_step.items():
+            rates = [data.bytes / value / 1e6 for value in values]
+            table[mode][step] = {"seconds": summary(values), "mb_s": summary(rates),
+                                 "files_s": round(data.files / statistics.median(values), 1)}  # fmt: skip
+    table["ratios"] = {
+        step: {"c/b": round(table["c"][step]["mb_s"]["median"] / table["b"][step]["mb_s"]["median"], 3),
+               "c/a": round(table["c"][step]["mb_s"]["median"] / table["a"][step]["mb_s"]["median"], 3)}
+        for step in STEPS
+    }  # fmt: skip
+    return table
+
+
+def measure_compression(data: dataset.DataSet) -> dict:
+    table = {}
+    for compression in COMPRESSIONS:
+        sandbox = Sandbox()
+        try:
+            result = modes.local(sandbox, data.path, compression)
+        finally:
+            sandbox.cleanup()
+        table[compression] = {"seconds": result["first"], "mb_s": round(data.bytes / result["first"] / 1e6, 1),
+                              "repository_mb": round(result["size"] / 1e6, 1)}  # fmt: skip
+        print(f"  {compression}: {result['first']:.2f} s, {result['size'] / 1e6:.1f} MB")
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    parser.add_argument("--size-mb", type=int, default=1024, help="data set size in MB (default 1024)")
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--scale", default="10,50", help="concurrent client counts")
+    arguments = parser.parse_args()
+
+    data = dataset.make(HERE / "data" / f"{arguments.size_mb}mb", arguments.size_mb * 1_000_000)
+    small = dataset.make(HERE / "data" / "scale-20mb", 20_000_000, seed=7)
+    print(f"data set: {data.bytes / 1e6:.0f} MB in {data.files} files")
+    results: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "data": {"bytes": data.bytes,
+                     "files": data.files}, "repetitions": arguments.repetitions}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        print("(a) local, (b) plain ssh, (c) appliance:")
+        results["modes"] = measure_modes(data, arguments.repetitions, Path(tmp))
+        print("compression:")
+        results["compression"] = measure_compression(data)
+        print("scale:")
+        results["scale"] = []
+        for count in (int(number) for number in arguments.scale.split(",")):
+            sandbox = Sandbox()
+            try:
+                results["scale"].append(scale.concurrent_clients(sandbox, count, small.path, small.bytes, Path(tmp)))
+            finally:
+                sandbox.cleanup()
+            print(f"  {results['scale'][-1]}")
+        others = {"thousand_clients": scale.many_clients_start,
+                  "idle_sidecar": lambda box: scale.idle_sidecar(box, small.path, Path(tmp))}  # fmt: skip
+        for name, measure in others.items():
+            sandbox = Sandbox()
+            try:
+                results[name] = measure(sandbox)
+            finally:
+                sandbox.cleanup()
+            print(f"  {name}: {results[name]}")
+    results["image_sizes_mb"] = scale.image_sizes()
+    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (HERE / "results.md").write_text(report(results))
+    print(f"written: {HERE / 'results.md'} and results.json")
+
+
+def report(results: dict) -> str:
+    """Return results as Markdown."""
+    data, table = results["data"], results["modes"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Made by `make bench` on {results['date']}: {data['bytes'] / 1e6:.0f} MB in {data['files']} files "
+        f"(45% random, 45% text, 10% small files), {results['repetitions']} repetitions, median (min–max).",
+        "(a) plain borg, local repository; (b) plain borg over ssh to a plain sshd; (c) the appliance.",
+        "",
+        "| step | (a) MB/s | (b) MB/s | (c) MB/s | (c) files/s | (c)/(b) | (c)/(a) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for step in STEPS:
+        cells = [f"{table[m][step]['mb_s']['median']} ({table[m][step]['mb_s']['min']}–{table[m][step]['mb_s']['max']})"
+                 for m in ("a", "b", "c")]  # fmt: skip
+        ratios = table["ratios"][step]
+        lines.append(
+            f"| {step} | {' | '.join(cells)} | {table['c'][step]['files_s']} | {ratios['c/b']} | {ratios['c/a']} |"
+        )
+    lines += ["", "## Compression (plain borg, local, first backup)", "",
+              "| compression | seconds | MB/s | repository MB |", "|---|---|---|---|"]  # fmt: skip
+    for name, row in results["compression"].items():
+        lines.append(f"| `{name}` | {row['seconds']} | {row['mb_s']} | {row['repository_mb']} |")
+    lines += ["", "## Scale", "", "| clients at once | succeeded | seconds | aggregate MB/s | server memory peak MiB |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    for row in results["scale"]:
+        lines.append(f"| {row['clients']} | {row['succeeded']} | {row['seconds']} | {row['aggregate_mb_s']} | "
+                     f"{row['server_memory_peak_mib']} |")  # fmt: skip
+    thousand, idle = results["thousand_clients"], results["idle_sidecar"]
+    lines += [
+        "",
+        f"Server with {thousand['clients']} clients: first start {thousand['first_start_s']} s (generates "
+        f"{thousand['clients']} keypairs), restart {thousand['restart_s']} s, reload {thousand['reload_s']} s.",
+        f"Idle sidecar: {idle['rss_mib']} MiB RSS, {idle['cgroup_memory_mib']} MiB cgroup memory, "
+        f"{idle['cpu_percent_of_a_core']}% of a core.",
+        "Image sizes (MB): " + ", ".join(f"{name} {size}" for name, size in results["image_sizes_mb"].items()) + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""A deterministic data set: incompressible files, compressible text and many small files."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+WORDS = (
+    "backup archive repository chunk segment borg client server key passphrase volume container schedule "
+    "report restore mount prune compact append only deduplicated encrypted compressed transaction lock "
+    "the of and to in is that for it as was with be by on not he this are or his from at which but"
+).split()
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """Where the data set is and what is in it."""
+
+    path: Path
+    bytes: int
+    files: int
+
+
+def make(path: Path, size: int, seed: int = 2026) -> DataSet:
+    """Given a directory and a total size in bytes, write the data set there (again only if missing).
+
+    45% incompressible (random bytes, 8 MB files), 45% text (words, 4 MB files), 10% small files of
+    2–16 kB. The same size and seed always give the same bytes.
+    """
+    marker = path / f".complete-{size}-{seed}"
+    if marker.exists():
+        return describe(path)
+    rng = random.Random(seed)
+    for kind in ("random", "text", "small"):
+        (path / kind).mkdir(parents=True, exist_ok=True)
+    write_files(path / "random", int(size * 0.45), 8_000_000, rng.randbytes)
+    write_files(path / "text", int(size * 0.45), 4_000_000, lambda n: text(rng, n))
+    small, number = int(size * 0.10), 0
+    while small > 0:
+        length = min(small, rng.randint(2_000, 16_000))
+        (path / "small" / f"{number // 1000:03d}").mkdir(exist_ok=True)
+        (path / "small" / f"{number // 1000:03d}" / f"f{number:06d}.txt").write_bytes(text(rng, length))
+        small, number = small - length, number + 1
+    marker.touch()
+    return describe(path)
+
+
+def write_files(directory: Path, total: int, file_size: int, content) -> None:
+    number = 0
+    while total > 0:
+        length = min(total, file_size)
+        (directory / f"f{number:04d}.bin").write_bytes(content(length))
+        total, number = total - length, number + 1
+
+
+def text(rng: random.Random, length: int) -> bytes:
+    """Return length bytes of seeded word salad: compressible like logs or documents."""
+    words = rng.choices(WORDS, k=length // 5 + 1)
+    return " ".join(words).encode()[:length]
+
+
+def describe(path: Path) -> DataSet:
+    files = [entry for entry in path.rglob("*") if entry.is_file() and not entry.name.startswith(".")]
+    return DataSet(path, sum(entry.stat().st_size for entry in files), len(files))
