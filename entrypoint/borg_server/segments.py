@@ -1,0 +1,289 @@
+"""Read a borg 1.x repository's segment files without any key: commits, deletes and tampering.
+
+Format, checked against borg 1.4.0 (`borg/repository.py`, class LoggedIO): a segment file
+`data/<n // segments_per_dir>/<n>` starts with b"BORG_SEG" and holds entries, each a header
+struct "<IIB" (crc32, size including the header, tag) and a body: PUT (0) = 32-byte key + data,
+DELETE (1) = 32-byte key (size 41), COMMIT (2) = nothing (size 9). The crc32 covers every byte of
+the entry after the crc field. Borg 1.4 has no other tags (PUT2 exists only in borg 2). A segment
+whose last entry is a COMMIT is committed; everything up to it is the committed state, and borg
+deletes the segments after the last commit before it next writes. A commit closes its segment (a
+client's commit gets a 17-byte segment of its own), so borg never writes a committed segment
+again; only compaction (`borg compact`, or `commit` without append-only) removes them, and borg
+never compacts an append-only repository: `compare` reports every change, and the monitor calls it
+only for append-only clients. `snapshot` reads every committed byte; pick the interval for it.
+
+When borg writes DELETE entries (observed: init, create one, create two, delete one gives
+PUT(M) C | PUT PUT PUT D(M) P(M) C | PUT D(M) P(M) C | D(archive one) D(M) P(M) C, M = manifest):
+- `Repository.put` of an existing key writes DELETE then PUT of that key, adjacent in the log.
+  This is how the manifest (key of 32 zero bytes) is rewritten at every commit (borg puts each
+  manifest DELETE and PUT in a segment of its own); `borg recreate --recompress` does it for chunks.
+- Checkpoints of `borg create` (default every 30 minutes): the checkpoint archive is saved and
+  committed, then its archive object is deleted as the first entry of the next transaction. That
+  object was the last PUT before the manifest rewrite of the transaction just before.
+- Client deletes: `borg delete`/`prune` delete each archive object plus every chunk no longer used,
+  `rename` deletes the old archive object, `check --repair` deletes orphans and defect chunks.
+- Compaction (never in append-only) copies still-needed DELETE entries into new segments, where
+  `deletes_since` would report them again: the monitor should remember the keys it reported.
+
+Rule implemented by `deletes_since`: every committed DELETE is a client delete unless its key is
+the manifest's or the next entry in the log is a PUT of the same key (an overwrite by `put`). A
+DELETE matching the checkpoint pattern above is still reported, marked `checkpoint=True`: a client
+could disguise the deletion of the newest archive's object this way, so it must not be hidden.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+MAGIC = b"BORG_SEG"
+HEADER = struct.Struct("<IIB")  # crc32, size including the header, tag
+KEY_SIZE = 32
+MAX_OBJECT_SIZE = 20 * 1024 * 1024  # borg's constants.MAX_OBJECT_SIZE
+MANIFEST_KEY = bytes(KEY_SIZE)
+TAGS = {0: "put", 1: "delete", 2: "commit"}
+COMMIT_BODY = struct.pack("<IB", HEADER.size, 2)  # size and tag: what the crc of a COMMIT covers
+COMMIT_ENTRY = struct.pack("<I", zlib.crc32(COMMIT_BODY)) + COMMIT_BODY  # every COMMIT is these 9 bytes
+TRANSACTION_PREFIX = "transaction "
+TRANSACTION_SEPARATOR = ", UTC time "
+
+
+class SegmentError(Exception):
+    """A segment file or the transactions log is not what borg writes."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One log entry: where it starts, its tag ("put", "delete" or "commit"), key and size."""
+
+    segment: int
+    offset: int
+    tag: str
+    key: bytes | None
+    size: int
+
+
+@dataclass(frozen=True)
+class Delete:
+    """A DELETE a client wrote; checkpoint says it matches borg's own checkpoint clean-up."""
+
+    segment: int
+    offset: int
+    key: bytes
+    checkpoint: bool
+
+
+@dataclass(frozen=True)
+class SegmentPrint:
+    """The size and sha256 (hex) of one segment file."""
+
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Tampering:
+    """Committed segments that changed, got shorter or disappeared since the previous snapshot."""
+
+    changed: list[int]
+    truncated: list[int]
+    removed: list[int]
+
+    def __bool__(self) -> bool:
+        return bool(self.changed or self.truncated or self.removed)
+
+
+def read_segment(path: Path) -> list[Entry]:
+    """Given a segment file named by its number, return its entries; raise SegmentError if it is damaged."""
+    path = Path(path)
+    if not path.name.isdigit():
+        raise SegmentError(f"{path}: a segment file is named by its number")
+    segment = int(path.name)
+    entries = []
+    with open(path, "rb") as file:
+        if file.read(len(MAGIC)) != MAGIC:
+            raise SegmentError(f"{path}: bad magic, not a borg segment file")
+        offset = len(MAGIC)
+        while header := file.read(HEADER.size):
+            if len(header) < HEADER.size:
+                raise SegmentError(f"{path}: truncated entry header at offset {offset}")
+            crc, size, tag = HEADER.unpack(header)
+            if not HEADER.size <= size <= MAX_OBJECT_SIZE:
+                raise SegmentError(f"{path}: impossible entry size {size} at offset {offset}")
+            body = file.read(size - HEADER.size)
+            if len(body) < size - HEADER.size:
+                raise SegmentError(f"{path}: truncated entry at offset {offset}: {size} bytes expected")
+            if zlib.crc32(body, zlib.crc32(header[4:])) != crc:
+                raise SegmentError(f"{path}: crc32 mismatch at offset {offset}")
+            if tag not in TAGS:
+                raise SegmentError(f"{path}: unknown tag {tag} at offset {offset}")
+            if tag != 2 and len(body) < KEY_SIZE:
+                raise SegmentError(f"{path}: {TAGS[tag].upper()} without a key at offset {offset}")
+            key = body[:KEY_SIZE] if tag != 2 else None
+            entries.append(Entry(segment, offset, TAGS[tag], key, size))
+            offset += size
+    return entries
+
+
+def segment_files(repository: Path) -> dict[int, Path]:
+    """Given a repository directory, return its segment files by number, in ascending order."""
+    files = {}
+    data = Path(repository) / "data"
+    if not data.is_dir():
+        return files
+    for directory in data.iterdir():
+        if directory.is_dir() and directory.name.isdigit():
+            files.update((int(file.name), file) for file in directory.iterdir() if file.name.isdigit())
+    return dict(sorted(files.items()))
+
+
+def is_committed(path: Path) -> bool:
+    """Given a segment file, return whether it is intact and its only COMMIT is its last entry (as borg decides)."""
+    try:
+        with open(path, "rb") as file:
+            if file.seek(0, 2) < len(MAGIC) + len(COMMIT_ENTRY):
+                return False
+            file.seek(-len(COMMIT_ENTRY), 2)
+            if file.read() != COMMIT_ENTRY:
+                return False
+        entries = read_segment(path)
+    except (OSError, SegmentError):
+        return False
+    return [entry.tag for entry in entries].index("commit") == len(entries) - 1
+
+
+def last_commit(repository: Path) -> int | None:
+    """Given a repository directory, return the highest committed segment number, None if there is none."""
+    for number, path in reversed(segment_files(repository).items()):
+        if is_committed(path):
+            return number
+    return None
+
+
+def fingerprint(path: Path) -> SegmentPrint:
+    """Given a file, return its size and sha256."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as file:
+        while block := file.read(1024 * 1024):
+            digest.update(block)
+            size += len(block)
+    return SegmentPrint(size, digest.hexdigest())
+
+
+def snapshot(repository: Path) -> dict[int, SegmentPrint]:
+    """Given a repository directory, return the fingerprints of its committed segments (reads all of them)."""
+    last = last_commit(repository)
+    prints = {}
+    if last is None:
+        return prints
+    for number, path in segment_files(repository).items():
+        if number > last:
+            break
+        try:
+            prints[number] = fingerprint(path)
+        except FileNotFoundError:
+            continue  # removed while we looked: compare reports it
+    return prints
+
+
+def compare(previous: dict[int, SegmentPrint], current: dict[int, SegmentPrint]) -> Tampering:
+    """Given two snapshots, return the segments of the first that are now different, shorter or gone.
+
+    Only meaningful for append-only repositories: compaction removes segments legitimately.
+    """
+    changed, truncated, removed = [], [], []
+    for number, before in sorted(previous.items()):
+        after = current.get(number)
+        if after is None:
+            removed.append(number)
+        elif after.size < before.size:
+            truncated.append(number)
+        elif after != before:
+            changed.append(number)
+    return Tampering(changed, truncated, removed)
+
+
+def entries_between(files: dict[int, Path], first: int, last: int) -> list[Entry]:
+    """Given segment files, return the entries of the segments numbered first to last, in log order."""
+    entries = []
+    for number, path in files.items():
+        if first <= number <= last:
+            entries.extend(read_segment(path))
+    return entries
+
+
+def previous_tail(files: dict[int, Path], before: int, count: int) -> list[Entry]:
+    """Given segment files, return the last count entries of the segments numbered below before."""
+    tail: list[Entry] = []
+    for number in reversed([number for number in files if number < before]):
+        tail[:0] = read_segment(files[number])
+        if len(tail) >= count:
+            break
+    return tail[-count:]
+
+
+def is_checkpoint_cleanup(delete: Entry, before: list[Entry]) -> bool:
+    """Given a DELETE and the entries before it, return whether it matches borg's checkpoint clean-up.
+
+    That is: the DELETE opens a transaction, and the transaction before ended with
+    PUT(key), DELETE(manifest), PUT(manifest), COMMIT.
+    """
+    if len(before) < 4:
+        return False
+    put, manifest_delete, manifest_put, commit = before[-4:]
+    return (
+        (put.tag, put.key) == ("put", delete.key)
+        and (manifest_delete.tag, manifest_delete.key) == ("delete", MANIFEST_KEY)
+        and (manifest_put.tag, manifest_put.key) == ("put", MANIFEST_KEY)
+        and commit.tag == "commit"
+    )
+
+
+def deletes_since(repository: Path, after_segment: int) -> list[Delete]:
+    """Given a repository directory and a segment number, return the client deletes committed after it.
+
+    Manifest deletes and a DELETE followed directly by a PUT of the same key (borg's overwrite)
+    are left out; entries after the last commit are not looked at. Raise SegmentError if a
+    segment to read is damaged.
+    """
+    last = last_commit(repository)
+    if last is None or last <= after_segment:
+        return []
+    files = segment_files(repository)
+    entries = entries_between(files, after_segment + 1, last)
+    deletes = []
+    for index, entry in enumerate(entries):
+        if entry.tag != "delete" or entry.key == MANIFEST_KEY:
+            continue
+        following = entries[index + 1] if index + 1 < len(entries) else None
+        if following is not None and (following.tag, following.key) == ("put", entry.key):
+            continue
+        before = entries[max(0, index - 4) : index]
+        if len(before) < 4:
+            before = previous_tail(files, after_segment + 1, 4 - len(before)) + before
+        deletes.append(Delete(entry.segment, entry.offset, entry.key, is_checkpoint_cleanup(entry, before)))
+    return deletes
+
+
+def transactions(repository: Path) -> list[tuple[int, str]]:
+    """Given a repository directory, return its transactions log as (segment, UTC time) pairs.
+
+    Borg writes the log only in append-only mode; no log gives []. Raise SegmentError on a line
+    that is not "transaction N, UTC time T".
+    """
+    try:
+        lines = (Path(repository) / "transactions").read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    result = []
+    for number, line in enumerate(lines, start=1):
+        head, separator, time = line.partition(TRANSACTION_SEPARATOR)
+        segment = head.removeprefix(TRANSACTION_PREFIX)
+        if not (head.startswith(TRANSACTION_PREFIX) and separator and segment.isdigit() and time):
+            raise SegmentError(f"transactions line {number}: expected 'transaction N, UTC time T', got {line!r}")
+        result.append((int(segment), time))
+    return result
