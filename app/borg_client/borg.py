@@ -94,10 +94,6 @@ def init_argv(config: ClientConfig) -> list[str]:
     return ["borg", "init", "--encryption", config.encryption]
 
 
-def info_argv() -> list[str]:
-    return ["borg", "info", "--json"]
-
-
 def list_argv(extra: list[str] | None = None) -> list[str]:
     return ["borg", "list", *(extra or [])]
 

@@ -126,21 +126,27 @@ def call_borg(
     return BorgCall(result.returncode, result.stdout, tuple(log.msgids), tuple(result.tail))
 
 
-def ensure_repository(config: ClientConfig) -> None:
-    """Initialise the repository only if it really does not exist, then export its key.
-
-    An unreachable server, a wrong passphrase or a refused path is a failure, never a reason to init.
-    """
-    info = call_borg(config, borg.info_argv(), capture_json=True)
-    if info.returncode == 0:
-        return
-    if REPOSITORY_MISSING not in info.msgids:
-        raise RunFailed(explain(info, "cannot open the repository"))
+def initialise(config: ClientConfig) -> None:
+    """Create the repository (borg said it does not exist), then export its key; raise RunFailed if not."""
     logger.info("repository %s does not exist yet: initialising it (%s)", config.repository, config.encryption)
     init = call_borg(config, borg.init_argv(config))
     if init.returncode != 0:
         raise RunFailed(explain(init, "borg init failed"))
     export_key(config)
+
+
+def create(config: ClientConfig, archive: str, paths: list[str], control: Control) -> BorgCall:
+    """Run borg create; initialise first only when borg says the repository does not exist.
+
+    An unreachable server, a wrong passphrase or a refused path is a failure, never a reason to init.
+    Trying create first saves a whole borg session on every run but the first.
+    """
+    argv = borg.create_argv(config, archive, paths)
+    call = call_borg(config, argv, capture_json=True, control=control)
+    if REPOSITORY_MISSING in call.msgids and not control.interrupted:
+        initialise(config)
+        call = call_borg(config, argv, capture_json=True, control=control)
+    return call
 
 
 def export_key(config: ClientConfig) -> Path:
@@ -203,18 +209,17 @@ def new_report(config: ClientConfig) -> dict:
 
 
 def backup(config: ClientConfig, report: dict, control: Control) -> None:
-    """Fill report with the outcome of pre-flight, init if needed, and borg create."""
+    """Fill report with the outcome of pre-flight, borg create, and init before it if needed."""
     try:
         paths = preflight.sources(config)
         preflight.check_host_key(config)
-        ensure_repository(config)
         if control.interrupted:
             raise RunFailed("stopped before borg create started")
         archive = config.archive_name.replace("{client}", config.client)
         with quiesce.stopped(config.stop_label, config.state) as stopped:
             report["stopped_containers"] = stopped
             logger.info("backing up %s to %s", ", ".join(paths), config.repository)
-            call = call_borg(config, borg.create_argv(config, archive, paths), capture_json=True, control=control)
+            call = create(config, archive, paths, control)
     except (RunFailed, preflight.PreflightFailed) as error:
         report.update(status="interrupted" if control.interrupted else "failure", message=str(error))
         return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from string import Template
 
@@ -28,10 +29,11 @@ def apply(config: ServerConfig, paths: Paths) -> None:
     prepare_state(paths, config)
     host_key = ensure_host_key(paths)
     write_sshd_config(config, paths)
+    generate_missing_keys(config, paths)
     grants = []
     for client in config.clients:
         ensure_client_directory(client, paths, config)
-        key = client.key or ensure_generated_key(client, paths)
+        key = client.key or generated_key(client, paths)
         write_export(client, key is not client.key, host_key, paths, config)
         grants += authorized_keys.grants_for(client, key)
     forget_removed_clients(config, paths)
@@ -112,15 +114,23 @@ def ensure_client_directory(client: ClientSpec, paths: Paths, config: ServerConf
         logger.info("client %s: %s mode set to 700", client.name, directory)
 
 
-def ensure_generated_key(client: ClientSpec, paths: Paths) -> PublicKey:
-    """Return the client's generated public key, generating the keypair on first use only."""
-    directory = paths.client_keys(client.name)
-    private_key = directory / "id_ed25519"
-    if not private_key.exists():
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        system.generate_keypair(private_key, f"borg-appliance client {client.name}")
-        logger.info("client %s: generated key %s", client.name, private_key)
-    key = parse_public_key(Path(f"{private_key}.pub").read_text())
+def generate_missing_keys(config: ServerConfig, paths: Paths) -> None:
+    """Generate, once, the keypairs of clients without a configured key; one ssh-keygen per core at a time."""
+    missing = [paths.client_keys(c.name) / "id_ed25519" for c in config.clients if c.key is None]
+    missing = [private_key for private_key in missing if not private_key.exists()]
+
+    def generate(private_key: Path) -> None:
+        private_key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        system.generate_keypair(private_key, f"borg-appliance client {private_key.parent.name}")
+        logger.info("client %s: generated key %s", private_key.parent.name, private_key)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(generate, missing))
+
+
+def generated_key(client: ClientSpec, paths: Paths) -> PublicKey:
+    """Return the client's generated public key (made by generate_missing_keys)."""
+    key = parse_public_key((paths.client_keys(client.name) / "id_ed25519.pub").read_text())
     logger.info("client %s: key %s (generated)", client.name, key.fingerprint)
     return key
 

@@ -76,7 +76,8 @@ def test_healthchecks_pings_start_and_success_or_fail_with_the_log_tail(sandbox,
     assert client_command(sandbox, web, ["run"], env=failing).returncode == 2
     paths = [entry["path"] for entry in receiver.accepted()]
     assert paths == ["/ping/abc/start", "/ping/abc", "/ping/abc/start", "/ping/abc/fail"]
-    assert "cannot open the repository" in receiver.accepted()[-1]["body"]
+    assert "borg create failed" in receiver.accepted()[-1]["body"]
+    assert "[PathNotAllowed]" in receiver.accepted()[-1]["body"]
 
 
 def test_the_passphrase_appears_in_no_log_report_or_inspect_output(sandbox, tmp_path):

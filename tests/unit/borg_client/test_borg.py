@@ -63,10 +63,6 @@ def test_init_argv_uses_the_configured_encryption(config):
     assert without_log_json(borg.init_argv(config)) == ["borg", "init", "--encryption", "keyfile-blake2"]
 
 
-def test_info_argv_asks_for_json():
-    assert without_log_json(borg.info_argv()) == ["borg", "info", "--json"]
-
-
 def test_every_borg_command_runs_with_log_json_and_a_lock_wait(config, monkeypatch):
     commands = []
 
@@ -77,13 +73,13 @@ def test_every_borg_command_runs_with_log_json_and_a_lock_wait(config, monkeypat
     monkeypatch.setattr(process, "run", run)
     runner.call_borg(config, borg.create_argv(config, "a", ["/backup/x"]))
     runner.call_borg(config, borg.init_argv(config))
-    runner.call_borg(config, borg.info_argv(), capture_json=True)
+    runner.call_borg(config, ["borg", "list", "--json"], capture_json=True)
 
     assert [command.count("--log-json") for command in commands] == [1, 1, 1]
     assert [command[:5] for command in commands] == [
         ["borg", "--log-json", "--lock-wait", "600", "create"],
         ["borg", "--log-json", "--lock-wait", "600", "init"],
-        ["borg", "--log-json", "--lock-wait", "600", "info"],
+        ["borg", "--log-json", "--lock-wait", "600", "list"],
     ]
 
 
