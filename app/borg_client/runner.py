@@ -9,6 +9,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import uuid
@@ -249,10 +250,26 @@ def run_once(config: ClientConfig, wait: bool = False, control: Control | None =
         if not locked:
             report.update(status="skipped", message="the previous run is still going on")
         else:
+            clear_stale_cache_locks(config.state / "cache")
             ping(config, "/start", "")
             backup(config, report, control)
         finish(config, report)
     return report
+
+
+def clear_stale_cache_locks(cache: Path) -> None:
+    """Remove borg's local cache locks that a killed run left behind.
+
+    Called while holding the run lock, so no other backup of this sidecar is running. borg would
+    not clear them itself: it tells a stale lock by host id and pid, and in a new container the
+    dead borg's pid usually belongs to a live process again, so the next run would wait forever.
+    """
+    for lock in [*cache.glob("*/lock.exclusive"), *cache.glob("*/lock.roster")]:
+        if lock.is_dir():
+            shutil.rmtree(lock, ignore_errors=True)
+        else:
+            lock.unlink(missing_ok=True)
+        logger.warning("removed %s, left by a run that was killed", lock)
 
 
 def report_skipped(config: ClientConfig, message: str) -> dict:

@@ -80,6 +80,7 @@ def test_labelled_containers_are_stopped_during_create_and_started_again_after_a
     after = client_command(sandbox, web, ["run"], env=env, extra=["-v", f"{SOCKET}:{SOCKET}"])
     assert after.returncode == 0, after.stderr
     assert "break-lock" not in after.stderr
+    assert "left by a run that was killed" in after.stderr  # the dead run's cache lock, cleared by itself
     assert json.loads(docker("inspect", "-f", "{{json .State}}", app).stdout)["Running"]
 
 
