@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from borg_client.config import ClientConfig
+from borg_common.borglog import LogJson  # noqa: F401 (borg.LogJson is part of this module's interface)
 
 LOCK_WAIT = 600  # seconds any borg command waits for the repository lock (another run, an admin's prune)
 WARNING_CODES = range(100, 128)  # modern exit codes: "some files could not be read" and friends
@@ -109,33 +109,3 @@ def outcome(returncode: int) -> Outcome:
     if returncode == 1 or returncode in WARNING_CODES:
         return Outcome("warning", f"borg finished with warnings (exit {returncode}); some files may be missing")
     return Outcome("failure", f"borg failed (exit {returncode})")
-
-
-@dataclass
-class LogJson:
-    """Reads borg's --log-json stream: renders each line for people, keeps the message ids."""
-
-    msgids: list[str] = field(default_factory=list)
-    files: int = 0
-
-    def render(self, line: str) -> str | None:
-        """Given one line of borg's stderr, return the text to log (None for progress noise)."""
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            return line
-        if not isinstance(entry, dict):
-            return line
-        kind = entry.get("type")
-        if kind == "log_message":
-            level, msgid = entry.get("levelname", "INFO"), entry.get("msgid")
-            text = f"{level}: {entry.get('message', '')}"
-            if msgid:
-                self.msgids.append(msgid)
-                if level in ("ERROR", "CRITICAL"):
-                    text += f" [{msgid}]"
-            return text
-        if kind == "file_status":
-            self.files += 1
-            return f"{entry.get('status')} {entry.get('path')}"
-        return None

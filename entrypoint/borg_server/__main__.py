@@ -10,7 +10,7 @@ import sys
 
 from borg_common.logs import setup_logging
 from borg_common.settings import ConfigError
-from borg_server import config, serve, setup, status, supervisor, system
+from borg_server import audit, compact, config, monitor, serve, setup, status, supervisor, system
 from borg_server.paths import Paths
 
 logger = logging.getLogger("borg_server")
@@ -66,13 +66,50 @@ def command_show_client(arguments) -> int:
     server_config = load_or_explain()
     if server_config is None:
         return 2
-    text = status.show_client(server_config, PATHS, arguments.name)
-    if text is None:
-        names = ", ".join(client.name for client in server_config.clients)
-        print(f"borg-server: no client {arguments.name!r} is configured (configured: {names})", file=sys.stderr)
+    if find_client(server_config, arguments.name) is None:
         return 2
-    print(text)
+    print(status.show_client(server_config, PATHS, arguments.name))
     return 0
+
+
+def find_client(server_config: config.ServerConfig, name: str) -> config.ClientSpec | None:
+    """Return the configured client called name, or print which clients exist and return None."""
+    client = next((client for client in server_config.clients if client.name == name), None)
+    if client is None:
+        names = ", ".join(client.name for client in server_config.clients)
+        print(f"borg-server: no client {name!r} is configured (configured: {names})", file=sys.stderr)
+    return client
+
+
+def command_monitor(_arguments) -> int:
+    server_config = load_or_explain()
+    if server_config is None:
+        return 2
+    return monitor.run(server_config, PATHS, os.environ, socket.gethostname())
+
+
+def command_audit(arguments) -> int:
+    server_config = load_or_explain()
+    client = server_config and find_client(server_config, arguments.name)
+    if client is None:
+        return 2
+    if not client.append_only:
+        print(f"client {client.name} may delete (APPEND_ONLY=no): its deletes are not tracked")
+        return 0
+    print(audit.render(audit.review(client, PATHS, arguments.acknowledge), as_json=arguments.json))
+    return 0
+
+
+def command_compact(arguments) -> int:
+    server_config = load_or_explain()
+    client = server_config and find_client(server_config, arguments.name)
+    if client is None:
+        return 2
+    try:
+        return compact.compact(client, server_config, PATHS, arguments.keep_snapshot)
+    except compact.CompactionFailed as error:
+        print(f"borg-server: compact {client.name}: {error}", file=sys.stderr)
+        return 1
 
 
 def command_healthcheck(_arguments) -> int:
@@ -104,12 +141,28 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("reload", help="apply a changed configuration without dropping sessions").set_defaults(
         handler=command_reload
     )
-    status_parser = commands.add_parser("status", help="per client: last backup, size, quota, append-only")
+    status_parser = commands.add_parser(
+        "status", help="per client: last backup, age, size, quota use, append-only, deletes, last check, alerts"
+    )
     status_parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status_parser.set_defaults(handler=command_status)
     show = commands.add_parser("show-client", help="a client's public key, fingerprint and repository URL")
     show.add_argument("name")
     show.set_defaults(handler=command_show_client)
+    audit_parser = commands.add_parser(
+        "audit", help="a client's deletes and segment changes since the last acknowledgement"
+    )
+    audit_parser.add_argument("name")
+    audit_parser.add_argument(
+        "--acknowledge", type=int, metavar="SEGMENT", help="accept what the listing showed, up to this segment"
+    )
+    audit_parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    audit_parser.set_defaults(handler=command_audit)
+    compact_parser = commands.add_parser("compact", help="free deleted space; refused while deletes are unacknowledged")
+    compact_parser.add_argument("name")
+    compact_parser.add_argument("--keep-snapshot", action="store_true", help="keep the hard-link snapshot taken first")
+    compact_parser.set_defaults(handler=command_compact)
+    commands.add_parser("monitor", help="the monitor (run by supervisor)").set_defaults(handler=command_monitor)
     serve_parser = commands.add_parser("serve", help="the forced command of client keys (not for people)")
     serve_parser.add_argument("--client", required=True)
     serve_parser.add_argument("--role", required=True, choices=("append", "full", "admin"))

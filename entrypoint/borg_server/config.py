@@ -21,14 +21,19 @@ from borg_server.keys import KeyProblem, PublicKey, parse_public_key
 CLIENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 CLIENT_FIELDS = ("key", "admin_key", "quota", "append_only", "max_age")
 SERVER_FIELDS = {"server_name": "BORG_SERVER_NAME"} | {  # top-level settings: name in YAML -> variable
-    field: field.upper() for field in ("ssh_port", "puid", "pgid", "ssh_log_level", "monitor_interval", "report_urls")
-}
+    field: field.upper()
+    for field in (
+        "ssh_port", "puid", "pgid", "ssh_log_level", "monitor_interval", "monitor_check_interval", "metrics_port",
+        "report_urls",
+    )
+}  # fmt: skip
 LOG_LEVELS = ("QUIET", "FATAL", "ERROR", "INFO", "VERBOSE", "DEBUG", "DEBUG1", "DEBUG2", "DEBUG3")
 DEFAULT_SSH_PORT = 22
 DEFAULT_ID, MAXIMUM_ID = 1000, 2**31 - 1
 DEFAULT_LOG_LEVEL = "VERBOSE"
 DEFAULT_MONITOR_INTERVAL, MINIMUM_INTERVAL = 15 * 60, 10
 DEFAULT_MAX_AGE = 26 * 3600
+DEFAULT_CHECK_INTERVAL = 7 * 24 * 3600  # borg check --repository-only reads every byte: weekly by default
 SERVER_NAME = re.compile(r"(?:\[(?P<ipv6>[^\]]*)\]|(?P<host>[^:\[\]]+))(?::(?P<port>[0-9]+))?")
 DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 BAD_NAME = f"is not a valid client name; names match {CLIENT_NAME.pattern} (lower-case letters, digits, - and _)"
@@ -65,6 +70,8 @@ class ServerConfig:
     pgid: int
     ssh_log_level: str
     monitor_interval: int
+    check_interval: int
+    metrics_port: int | None
     report_urls: tuple[str, ...]
 
 
@@ -87,6 +94,14 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
     interval = settings.duration(name["monitor_interval"], DEFAULT_MONITOR_INTERVAL)
     if interval < MINIMUM_INTERVAL:
         settings.problem(name["monitor_interval"], f"{interval}s is too short; use at least {MINIMUM_INTERVAL}s")
+    check_interval = settings.duration(name["monitor_check_interval"], DEFAULT_CHECK_INTERVAL)
+    if check_interval < MINIMUM_INTERVAL:
+        settings.problem(
+            name["monitor_check_interval"], f"{check_interval}s is too short; use at least {MINIMUM_INTERVAL}s"
+        )
+    metrics_port = settings.integer(name["metrics_port"], None, 1, 65535)
+    if metrics_port is not None and metrics_port == ssh_port:
+        settings.problem(name["metrics_port"], f"{metrics_port} is SSH_PORT's port; pick another one")
     config = ServerConfig(
         clients=tuple(sorted(clients, key=lambda client: client.name)),
         server_host=server_host,
@@ -96,6 +111,8 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
         pgid=_account_id(settings, name["pgid"]),
         ssh_log_level=_log_level(settings, name["ssh_log_level"]),
         monitor_interval=interval,
+        check_interval=check_interval,
+        metrics_port=metrics_port,
         report_urls=_report_urls(settings, name["report_urls"]),
     )
     settings.check()

@@ -56,3 +56,23 @@ class Paths:
     def client_export(self, name: str) -> Path:
         """What a same-host sidecar mounts: private key, known_hosts, repository URL."""
         return self.state / "export" / name
+
+    @property
+    def monitor(self) -> Path:
+        """The monitor's state: one JSON file (and lock) per client, its read position, its outbox."""
+        return self.state / "monitor"
+
+    def monitor_state(self, name: str) -> Path:
+        return self.monitor / "clients" / f"{name}.json"
+
+    @property
+    def monitor_outbox(self) -> Path:
+        return self.monitor / "outbox"
+
+    def compaction_marker(self, name: str) -> Path:
+        """Present while `borg-server compact` works on the client: its sessions wait (run time only)."""
+        return self.runtime / "compacting" / name
+
+    def snapshot_directory(self, name: str) -> Path:
+        """Hard-link snapshots taken before compaction: on the repositories' file system, out of every key's reach."""
+        return self.repositories / ".snapshots" / name

@@ -12,14 +12,17 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from borg_server import segments
 from borg_server.paths import Paths
 
 REQUESTED_COMMAND_LIMIT = 200
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+COMPACTION_WAIT = 3600  # seconds a session waits for `borg-server compact` before giving up
 
 
 def serve_argv(client: str, role: str, quota: int | None, paths: Paths) -> list[str]:
@@ -40,9 +43,20 @@ def serve_argv(client: str, role: str, quota: int | None, paths: Paths) -> list[
 
 
 def session_record(
-    client: str, role: str, fingerprint: str, started: float, finished: float, exit_code: int, environ: dict
+    client: str,
+    role: str,
+    fingerprint: str,
+    started: float,
+    finished: float,
+    exit_code: int,
+    environ: dict,
+    committed: tuple[int | None, int | None] = (None, None),
 ) -> dict:
-    """Given what is known about a finished session, return its audit record."""
+    """Given what is known about a finished session, return its audit record.
+
+    committed is the repository's last committed segment before and after the session: a
+    higher one afterwards means the session wrote (see sessions.wrote).
+    """
     requested = environ.get("SSH_ORIGINAL_COMMAND", "")
     return {
         "event": "borg-session",
@@ -55,6 +69,8 @@ def session_record(
         "finished_at": datetime.fromtimestamp(finished, UTC).isoformat(timespec="seconds"),
         "duration_s": round(finished - started, 3),
         "exit_code": exit_code,
+        "committed_before": committed[0],
+        "committed_after": committed[1],
     }
 
 
@@ -71,17 +87,49 @@ def append_record(path: Path, record: dict) -> None:
         pass  # an unwritable audit log must not take the backup down; the monitor notices the gap
 
 
+def committed_segment(paths: Paths, client: str) -> int | None:
+    """Return the last committed segment of the client's repository (None: none, or unreadable)."""
+    try:
+        return segments.last_commit(paths.client_repository(client))
+    except OSError:
+        return None
+
+
+def wait_for_compaction(marker: Path, limit: float = COMPACTION_WAIT) -> bool:
+    """Wait while marker exists (the server compacts this client); return False after limit seconds."""
+    deadline = time.monotonic() + limit
+    if marker.exists():
+        print("borg-server: the server is compacting this repository; this session waits", file=sys.stderr)
+    while marker.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True
+
+
 def serve(client: str, role: str, fingerprint: str, quota: int | None, paths: Paths) -> int:
     """Run borg serve for client in its directory, forward termination signals, audit the session.
 
-    Return borg's exit code (or 128 + signal number when it was killed).
+    While `borg-server compact` works on the client, the session waits before it starts, so no
+    delete can slip in between the compaction's audit and the compaction itself. Return borg's
+    exit code (or 128 + signal number when it was killed).
     """
     started = time.time()
+    if not wait_for_compaction(paths.compaction_marker(client)):
+        print("borg-server: the compaction still runs; try again later", file=sys.stderr)
+        exit_code = 75  # EX_TEMPFAIL
+        append_record(
+            paths.audit_log,
+            session_record(client, role, fingerprint, started, time.time(), exit_code, dict(os.environ)),
+        )
+        return exit_code
+    before = committed_segment(paths, client)
     process = subprocess.Popen(serve_argv(client, role, quota, paths), cwd=paths.client_directory(client))
     for number in FORWARDED_SIGNALS:
         signal.signal(number, lambda received, _frame: process.send_signal(received))
     returncode = process.wait()
     exit_code = returncode if returncode >= 0 else 128 - returncode
-    record = session_record(client, role, fingerprint, started, time.time(), exit_code, dict(os.environ))
+    committed = (before, committed_segment(paths, client))
+    record = session_record(client, role, fingerprint, started, time.time(), exit_code, dict(os.environ), committed)
     append_record(paths.audit_log, record)
     return exit_code

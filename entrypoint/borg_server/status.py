@@ -5,26 +5,31 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from borg_server import setup
+from borg_server import findings, sessions, setup
 from borg_server.config import ServerConfig
 from borg_server.keys import parse_public_key
 from borg_server.paths import Paths
 
-WRITE_ROLES = ("append", "full")
-
 
 @dataclass(frozen=True)
 class ClientStatus:
-    """One client's line in the status table."""
+    """One client's figures, shown by `borg-server status` and exported as metrics."""
 
     client: str
     last_backup: str | None
+    age_s: int | None
     repository_bytes: int
     quota_bytes: int | None
+    quota_used: float | None
     append_only: bool
-    sessions: int
+    unacknowledged_deletes: int | None  # None: not watched (the client may delete)
+    tampered_segments: int | None
+    last_check_at: str | None
+    last_check: str | None  # ok | failed | None (never checked)
+    alerts: list[str]
 
 
 def directory_size(path: Path) -> int:
@@ -39,38 +44,41 @@ def directory_size(path: Path) -> int:
     return total
 
 
-def read_sessions(audit_log: Path) -> list[dict]:
-    """Return the audit log's session records; unreadable lines are skipped."""
-    records = []
+def monitor_position(paths: Paths) -> dict:
+    """Return the monitor's own state: the audit log position it read up to, its last scan."""
     try:
-        lines = audit_log.read_text(errors="replace").splitlines()
-    except OSError:
-        return records
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
+        return json.loads((paths.monitor / "monitor.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
-def collect(config: ServerConfig, paths: Paths) -> list[ClientStatus]:
-    """Given the configuration, return every client's status."""
-    sessions = read_sessions(paths.audit_log)
+def collect(config: ServerConfig, paths: Paths, now: datetime | None = None) -> list[ClientStatus]:
+    """Given the configuration, return every client's status: the monitor's findings plus what is on disk now.
+
+    The last backup also counts sessions the monitor has not read yet; the size is measured now.
+    """
+    now = now or datetime.now(UTC)
+    recent, _ = sessions.read_sessions(paths.audit_log, monitor_position(paths).get("audit_offset", 0))
     result = []
     for client in config.clients:
-        own = [record for record in sessions if record.get("client") == client.name]
-        writes = [r for r in own if r.get("role") in WRITE_ROLES and r.get("exit_code") == 0]
+        state = findings.load(paths.monitor_state(client.name))
+        last = max(filter(None, (state["last_backup"], sessions.last_write(recent, client.name))), default=None)
+        size = directory_size(paths.client_directory(client.name))
+        check = state["check"]
         result.append(
             ClientStatus(
                 client=client.name,
-                last_backup=writes[-1]["finished_at"] if writes else None,
-                repository_bytes=directory_size(paths.client_directory(client.name)),
+                last_backup=last,
+                age_s=int((now - datetime.fromisoformat(last)).total_seconds()) if last else None,
+                repository_bytes=size,
                 quota_bytes=client.quota,
+                quota_used=round(size / client.quota, 4) if client.quota else None,
                 append_only=client.append_only,
-                sessions=len(own),
+                unacknowledged_deletes=len(state["deletes"]) if client.append_only else None,
+                tampered_segments=findings.tampered_segments(state) if client.append_only else None,
+                last_check_at=check["at"] if check else None,
+                last_check=("ok" if check["ok"] else "failed") if check else None,
+                alerts=sorted(state["alerts"]),
             )
         )
     return result
@@ -92,16 +100,27 @@ def render(statuses: list[ClientStatus], as_json: bool = False) -> str:
     """Return statuses as JSON or as an aligned table."""
     if as_json:
         return json.dumps([asdict(status) for status in statuses], indent=2)
-    rows = [("CLIENT", "LAST BACKUP", "SIZE", "QUOTA", "APPEND-ONLY", "SESSIONS")]
+    rows = [("CLIENT", "LAST BACKUP", "AGE", "SIZE", "QUOTA", "APPEND-ONLY", "DELETES", "CHECK", "ALERTS")]
     for s in statuses:
+        quota = f"{human_size(s.quota_bytes)} ({s.quota_used:.0%})" if s.quota_bytes else "-"
+        check = f"{s.last_check} {s.last_check_at}" if s.last_check else "never"
+        deletes = "-" if s.unacknowledged_deletes is None else str(s.unacknowledged_deletes)
         rows.append(
-            (s.client, s.last_backup or "never", human_size(s.repository_bytes), human_size(s.quota_bytes),
-             "yes" if s.append_only else "no", str(s.sessions))
+            (s.client, s.last_backup or "never", human_age(s.age_s), human_size(s.repository_bytes), quota,
+             "yes" if s.append_only else "no", deletes, check, ",".join(s.alerts) or "-")
         )  # fmt: skip
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
     )
+
+
+def human_age(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"{days}d {hours}h" if days else f"{hours}h {rest // 60}m" if hours else f"{rest // 60}m {rest % 60}s"
 
 
 def pinned_host_line(config: ServerConfig, paths: Paths) -> str:

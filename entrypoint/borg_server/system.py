@@ -63,3 +63,19 @@ def generate_keypair(private_key: Path, comment: str) -> None:
 def test_sshd_config(config: Path) -> None:
     """Raise CommandFailed unless sshd accepts the configuration file."""
     checked(["/usr/sbin/sshd", "-t", "-f", str(config)])
+
+
+def borg_environment() -> dict[str, str]:
+    """Return the environment for borg run by the server itself (as the borg user, on local paths)."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(HOME),
+        "LANG": "C.UTF-8",
+        "BORG_EXIT_CODES": "modern",
+        "BORG_BASE_DIR": str(HOME),
+    }
+
+
+def as_borg_user(argv: list[str], uid: int, gid: int) -> list[str]:
+    """Given argv and PUID/PGID, return argv run as the borg user, so files it creates belong to it."""
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", *argv]

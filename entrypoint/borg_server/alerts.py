@@ -1,0 +1,116 @@
+"""Alerts: which conditions hold for a client, and the documents sent when one is raised or clears.
+
+Each alert is sent once when its condition starts to hold and once when it clears: as a JSON line
+on the monitor's output and, with REPORT_URLS, as a report through the outbox shared with the
+sidecar (borg_common.reports), so an alert survives a receiver that is down and a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from datetime import datetime
+
+from borg_common import outbox
+from borg_server import findings
+from borg_server.config import ClientSpec
+
+QUOTA_ALERT_RATIO = 0.9
+LABELS = {
+    "stale": "no recent backup",
+    "deletes": "deletes by the client",
+    "tampering": "segments changed on disk",
+    "check_failed": "repository check failed",
+    "quota": "repository near its quota",
+}
+
+
+def human_duration(seconds: float) -> str:
+    """Return seconds as the two largest units, e.g. "1d 2h", "3m 5s"."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, rest = divmod(rest, 60)
+    parts = [f"{value}{unit}" for value, unit in ((days, "d"), (hours, "h"), (minutes, "m"), (rest, "s")) if value]
+    return " ".join(parts[:2]) or "0s"
+
+
+def conditions(client: ClientSpec, state: dict, size: int, now: datetime) -> dict[str, tuple[str, dict]]:
+    """Given a client, its state and repository size, return the conditions that hold: kind → (message, details)."""
+    name = client.name
+    active = {}
+    reference = state["last_backup"] or state["first_seen"]
+    age = (now - datetime.fromisoformat(reference)).total_seconds()
+    if age > client.max_age:
+        since = f"its last backup ended {state['last_backup']}" if state["last_backup"] else "it never backed up"
+        active["stale"] = (
+            f"client {name}: no backup for {human_duration(age)} (MAX_AGE {human_duration(client.max_age)}); {since}",
+            {"last_backup": state["last_backup"], "age_s": int(age), "max_age_s": client.max_age},
+        )
+    if client.append_only:
+        deletes = findings.unacknowledged(state, include_checkpoints=False)
+        if deletes:
+            segments = sorted({delete["segment"] for delete in deletes})
+            active["deletes"] = (
+                f"client {name}: {len(deletes)} object(s) deleted in segments {segments[0]}..{segments[-1]} "
+                f"(archives deleted or pruned); see borg-server audit {name} before any compaction",
+                {"count": len(deletes), "first_segment": segments[0], "last_segment": segments[-1]},
+            )
+        if state["tampering"]:
+            active["tampering"] = (
+                f"client {name}: committed {findings.describe_tampering(state['tampering'])} "
+                "(borg never rewrites them in an append-only repository)",
+                dict(state["tampering"]),
+            )
+    check = state["check"]
+    if check and not check["ok"]:
+        active["check_failed"] = (
+            f"client {name}: borg check --repository-only failed at {check['at']}: {check['message']}",
+            dict(check),
+        )
+    if client.quota and size > QUOTA_ALERT_RATIO * client.quota:
+        active["quota"] = (
+            f"client {name}: repository uses {size / client.quota:.0%} of its quota ({size} of {client.quota} bytes)",
+            {"bytes": size, "quota_bytes": client.quota, "ratio": round(size / client.quota, 4)},
+        )
+    return active
+
+
+def transitions(state: dict, active: dict[str, tuple[str, dict]], client: str, server: str, now: str) -> list[dict]:
+    """Given the conditions that hold now, update state's raised alerts; return a document per change."""
+    documents = []
+    for kind, (message, details) in active.items():
+        if kind not in state["alerts"]:
+            state["alerts"][kind] = {"since": now, "message": message}
+            documents.append(document(kind, "raised", client, server, message, details, now, now))
+    for kind in [kind for kind in state["alerts"] if kind not in active]:
+        since = state["alerts"].pop(kind)["since"]
+        message = f"client {client}: cleared: {LABELS.get(kind, kind)}"
+        documents.append(document(kind, "cleared", client, server, message, {}, since, now))
+    return documents
+
+
+def document(
+    kind: str, change: str, client: str, server: str, message: str, details: dict, since: str, at: str
+) -> dict:
+    """Return one alert document; id lets a receiver drop a duplicate delivery."""
+    return {
+        "id": uuid.uuid4().hex,
+        "event": "borg-appliance-alert",
+        "alert": kind,
+        "state": change,
+        "client": client,
+        "server": server,
+        "message": message,
+        "details": details,
+        "since": since,
+        "at": at,
+    }
+
+
+def emit(documents: list[dict], directory, urls: tuple[str, ...]) -> None:
+    """Print each document as one JSON line and, with urls, store it in the outbox for delivery."""
+    for alert in documents:
+        print(json.dumps(alert, sort_keys=True), file=sys.stdout, flush=True)
+        if urls:
+            outbox.put(directory, alert, list(urls))

@@ -1,0 +1,130 @@
+"""`borg-server compact CLIENT`: free the space of deleted archives, only after every delete was reviewed.
+
+In an append-only repository a client's deletes are only written down; the first compaction
+applies all of them for good. So this command:
+1. makes new sessions of the client wait (serve.py waits while the compaction marker exists)
+   and waits for running sessions to release the repository lock;
+2. scans the repository and refuses while any delete is not acknowledged (`borg-server audit`);
+3. takes a hard-link snapshot of the repository (instant; compaction writes new segments and
+   unlinks old ones, so the snapshot keeps the repository exactly as it was);
+4. runs `borg compact` and `borg check --repository-only` as the borg user;
+5. takes the monitor's baseline again and, unless asked to keep it, removes the snapshot (only
+   then is the disk space actually free). On any failure the snapshot stays and the command says
+   how to return to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from borg_common import process
+from borg_common.borglog import LogJson
+from borg_server import findings, monitor, segments, serve, status, system
+from borg_server.config import ClientSpec, ServerConfig
+from borg_server.paths import Paths
+
+logger = logging.getLogger(__name__)
+
+SESSION_WAIT = 3600  # seconds to wait for running sessions to release the repository lock
+REFUSED = 3
+
+
+class CompactionFailed(Exception):
+    """A step failed; the message says which and what state the repository is in."""
+
+
+def borg(argv: list[str], server: ServerConfig) -> process.Result:
+    """Run a borg command on a local repository as the borg user, its log rendered for people."""
+    log = LogJson()
+    return process.run(
+        system.as_borg_user(["borg", *argv], server.puid, server.pgid),
+        env=system.borg_environment(),
+        render_line=log.render,
+    )
+
+
+def take_snapshot(repository: Path, directory: Path) -> Path:
+    """Hard-link the repository into a new directory below directory (root-only); return it."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(directory.parent, 0o700)
+    snapshot = directory / datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
+    system.checked(["cp", "-al", str(repository), str(snapshot)])
+    return snapshot
+
+
+def compact(client: ClientSpec, server: ServerConfig, paths: Paths, keep_snapshot: bool) -> int:
+    """Compact the client's repository safely; return 0, REFUSED, or raise CompactionFailed."""
+    repository = paths.client_repository(client.name)
+    if not (repository / "config").exists():
+        raise CompactionFailed(f"client {client.name} has no repository at {repository} yet; nothing to compact")
+    marker = paths.compaction_marker(client.name)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        raise CompactionFailed(f"a compaction of {client.name} is already running ({marker} exists)") from None
+    started = time.time()
+    try:
+        return locked_compaction(client, server, paths, repository, keep_snapshot, started)
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def locked_compaction(
+    client: ClientSpec, server: ServerConfig, paths: Paths, repository: Path, keep_snapshot: bool, started: float
+) -> int:
+    logger.info("client %s: new sessions wait; waiting for running sessions to finish", client.name)
+    if borg(["with-lock", "--lock-wait", str(SESSION_WAIT), str(repository), "true"], server).returncode != 0:
+        raise CompactionFailed(f"the repository of {client.name} stayed locked; nothing was changed")
+    with findings.locked(paths.monitor_state(client.name)) as state:
+        if client.append_only:
+            monitor.watch_repository(client, state, paths, admin_session=False, now=findings.now_text())
+            pending = state["deletes"]
+            if pending:
+                print(
+                    f"borg-server: refused: client {client.name} has {len(pending)} unacknowledged delete(s) "
+                    f"(segments {pending[0]['segment']}..{pending[-1]['segment']}); compaction would apply them "
+                    f"for good. Review them with: borg-server audit {client.name}"
+                )
+                return REFUSED
+    snapshot = take_snapshot(repository, paths.snapshot_directory(client.name))
+    before = status.directory_size(repository)
+    logger.info("client %s: snapshot %s taken; compacting %d bytes", client.name, snapshot, before)
+    rollback = (
+        f"the repository as it was before is kept in {snapshot}; to return to it: "
+        f"rm -rf {repository} && mv {snapshot} {repository}"
+    )
+    compacted = borg(["compact", "--log-json", "--lock-wait", "60", str(repository)], server)
+    if compacted.returncode != 0:
+        raise CompactionFailed(f"borg compact failed (exit {compacted.returncode}); {rollback}")
+    checked = borg(["check", "--repository-only", "--log-json", str(repository)], server)
+    if checked.returncode != 0:
+        raise CompactionFailed(f"borg check found problems after compaction (exit {checked.returncode}); {rollback}")
+    after = status.directory_size(repository)
+    with findings.locked(paths.monitor_state(client.name)) as state:
+        findings.rebaseline(state, repository)
+        state["scanned"] = segments.last_commit(repository)
+        state["known"] = []  # compaction copied still-needed DELETE entries below the new scan position
+    serve.append_record(
+        paths.audit_log,
+        {
+            "event": "server-compact",
+            "client": client.name,
+            "started_at": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
+            "finished_at": findings.now_text(),
+            "bytes_before": before,
+            "bytes_after": after,
+        },
+    )
+    if keep_snapshot:
+        print(f"client {client.name}: compacted {before} → {after} bytes; snapshot kept in {snapshot} "
+              f"(the space it holds is freed when you remove it)")  # fmt: skip
+    else:
+        shutil.rmtree(snapshot)
+        print(f"client {client.name}: compacted {before} → {after} bytes ({before - after} freed); check passed")
+    return 0

@@ -1,0 +1,105 @@
+"""Prometheus metrics on an opt-in HTTP port (METRICS_PORT): the figures of `borg-server status`.
+
+The monitor renders the text after every scan; the HTTP server only hands out the last text, so a
+scrape never touches the repositories.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from borg_server.alerts import LABELS
+from borg_server.status import ClientStatus
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "borg_appliance"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CLIENT_METRICS = (  # name, help, value of a ClientStatus (None: no sample)
+    ("last_backup_timestamp_seconds", "End of the client's last backup session (Unix time).",
+     lambda s: datetime.fromisoformat(s.last_backup).timestamp() if s.last_backup else None),
+    ("backup_age_seconds", "Seconds since the client's last backup session ended.", lambda s: s.age_s),
+    ("repository_bytes", "Bytes on disk in the client's directory.", lambda s: s.repository_bytes),
+    ("quota_bytes", "The client's storage quota in bytes.", lambda s: s.quota_bytes),
+    ("quota_used_ratio", "Repository bytes divided by the quota.", lambda s: s.quota_used),
+    ("append_only", "1 if the client's key can only append.", lambda s: int(s.append_only)),
+    ("unacknowledged_deletes", "Deletes by the client not yet acknowledged with borg-server audit.",
+     lambda s: s.unacknowledged_deletes),
+    ("tampered_segments", "Committed segments changed, truncated, removed or unreadable.",
+     lambda s: s.tampered_segments),
+    ("last_check_timestamp_seconds", "When borg check --repository-only last ran (Unix time).",
+     lambda s: datetime.fromisoformat(s.last_check_at).timestamp() if s.last_check_at else None),
+    ("check_ok", "1 if the last repository check found no problem, 0 if it failed.",
+     lambda s: None if s.last_check is None else int(s.last_check == "ok")),
+)  # fmt: skip
+
+
+def render(statuses: list[ClientStatus], scanned_at: float | None, scan_seconds: float | None, pending: int) -> str:
+    """Given the clients' figures and the monitor's own, return the Prometheus text exposition."""
+    lines = []
+
+    def family(name: str, text: str, samples: list[tuple[str, float]]) -> None:
+        lines.extend([f"# HELP {PREFIX}_{name} {text}", f"# TYPE {PREFIX}_{name} gauge"])
+        lines.extend(f"{PREFIX}_{name}{labels} {number(value)}" for labels, value in samples)
+
+    for name, text, value in CLIENT_METRICS:
+        samples = [(f'{{client="{s.client}"}}', value(s)) for s in statuses]
+        family(f"client_{name}", text, [(labels, v) for labels, v in samples if v is not None])
+    family(
+        "client_alert",
+        "1 while the alert is raised for the client.",
+        [(f'{{client="{s.client}",alert="{kind}"}}', int(kind in s.alerts)) for s in statuses for kind in LABELS],
+    )
+    if scanned_at is not None:
+        family("monitor_last_scan_timestamp_seconds", "When the monitor last finished a scan.", [("", scanned_at)])
+    if scan_seconds is not None:
+        family("monitor_scan_duration_seconds", "How long the last scan of every client took.", [("", scan_seconds)])
+    family("monitor_outbox_reports", "Alert reports waiting in the outbox for delivery.", [("", pending)])
+    return "\n".join(lines) + "\n"
+
+
+def number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+class Exposition:
+    """The last rendered text, shared between the monitor thread and the HTTP server."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.text = ""
+
+    def update(self, text: str) -> None:
+        with self.lock:
+            self.text = text
+
+    def read(self) -> str:
+        with self.lock:
+            return self.text
+
+
+def serve(port: int, exposition: Exposition) -> ThreadingHTTPServer:
+    """Start answering GET /metrics on port (all addresses) in a daemon thread; return the server."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404, "only /metrics is here")
+                return
+            body = exposition.read().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args) -> None:  # noqa: A002 (the signature http.server calls)
+            logger.debug("metrics: %s " + format, self.address_string(), *args)
+
+    server = ThreadingHTTPServer(("", port), Handler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    logger.info("metrics: serving Prometheus metrics on port %d at /metrics", port)
+    return server

@@ -1,0 +1,175 @@
+"""The monitor: runs beside sshd under supervisor and watches every client's repository without any key.
+
+Every MONITOR_INTERVAL it reads the audit log from where it stopped and, for each client:
+the last backup (a session of the client's own key that left a higher committed segment),
+the size against the quota, and for append-only clients the DELETE entries committed since
+the last scan and any committed segment changed, truncated or removed since it was first seen.
+A second thread runs `borg check --repository-only` per client every MONITOR_CHECK_INTERVAL,
+as the borg user. Conditions become alerts (alerts.py); the figures feed `status` and metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+
+from borg_common import outbox, process, reports
+from borg_common.borglog import LogJson
+from borg_common.files import atomic_write
+from borg_common.settings import ConfigError
+from borg_server import alerts, config, findings, metrics, sessions, status, system
+from borg_server.config import ClientSpec, ServerConfig
+from borg_server.paths import Paths
+from borg_server.segments import SegmentError
+
+logger = logging.getLogger(__name__)
+
+REPORT_TIMEOUT = 10  # seconds per delivery attempt of an alert
+CHECK_LOCK_WAIT = 60  # a check that finds the repository busy tries again at the next round
+CHECK_POLL = 30  # seconds between looks for a check that is due
+
+
+def watch_repository(client: ClientSpec, state: dict, paths: Paths, admin_session: bool, now: str) -> None:
+    """Update an append-only client's deletes and tamper findings from its repository."""
+    repository = paths.client_repository(client.name)
+    if not (repository / "config").exists():
+        return
+    locked = findings.busy(repository)
+    try:
+        if admin_session:  # the client's admin key may have compacted: what is on disk is the new reference
+            findings.rebaseline(state, repository)
+            logger.info("client %s: an admin session ran; segment baseline taken again", client.name)
+        elif not locked:
+            findings.check_tampering(state, repository, now)
+        new = findings.scan_deletes(state, repository, now)
+        if new:
+            logger.warning("client %s: %d new delete(s) found in its repository", client.name, new)
+    except (SegmentError, OSError) as error:
+        if locked:
+            logger.info("client %s: repository busy (%s); looking again next time", client.name, error)
+        else:
+            findings.record_unreadable(state, error, now)
+
+
+def scan_client(client: ClientSpec, server: ServerConfig, paths: Paths, records: list[dict]) -> list[dict]:
+    """Scan one client under its state lock; return the alert documents its changes produced."""
+    moment = datetime.now(UTC)
+    now = moment.isoformat(timespec="seconds")
+    with findings.locked(paths.monitor_state(client.name)) as state:
+        last = sessions.last_write(records, client.name)
+        if last and (state["last_backup"] is None or last > state["last_backup"]):
+            state["last_backup"] = last
+        if client.append_only and not paths.compaction_marker(client.name).exists():
+            admin = any(r.get("client") == client.name and r.get("role") == "admin" for r in records)
+            watch_repository(client, state, paths, admin, now)
+        size = status.directory_size(paths.client_directory(client.name))
+        active = alerts.conditions(client, state, size, moment)
+        return alerts.transitions(state, active, client.name, server.server_host, now)
+
+
+def scan(server: ServerConfig, paths: Paths) -> float:
+    """Scan every client once, emit and ship the alerts; return how long it took."""
+    started = time.monotonic()
+    position = status.monitor_position(paths)
+    records, offset = sessions.read_sessions(paths.audit_log, position.get("audit_offset", 0))
+    for client in server.clients:
+        try:
+            documents = scan_client(client, server, paths, records)
+        except (OSError, ValueError) as error:
+            logger.error("client %s: cannot be scanned: %s", client.name, error)
+            continue
+        alerts.emit(documents, paths.monitor_outbox, server.report_urls)
+    reports.flush(paths.monitor_outbox, server.report_urls, REPORT_TIMEOUT)
+    seconds = time.monotonic() - started
+    position = {"audit_offset": offset, "last_scan": time.time(), "scan_seconds": round(seconds, 3)}
+    atomic_write(paths.monitor / "monitor.json", json.dumps(position), 0o600)
+    return seconds
+
+
+def check_due(client: ClientSpec, server: ServerConfig, paths: Paths, now: datetime) -> bool:
+    """Return whether the client's repository exists and its last check (or first sighting) is old enough."""
+    if not (paths.client_repository(client.name) / "config").exists():
+        return False
+    state = findings.load(paths.monitor_state(client.name))
+    reference = (state["check"] or {}).get("at") or state["first_seen"]
+    return (now - datetime.fromisoformat(reference)).total_seconds() >= server.check_interval
+
+
+def run_check(client: ClientSpec, server: ServerConfig, paths: Paths) -> None:
+    """Run borg check --repository-only on the client's repository as the borg user; record the result."""
+    repository = paths.client_repository(client.name)
+    argv = ["borg", "check", "--repository-only", "--log-json", "--lock-wait", str(CHECK_LOCK_WAIT), str(repository)]
+    log = LogJson()
+    logger.info("client %s: checking its repository (borg check --repository-only)", client.name)
+    result = process.run(
+        system.as_borg_user(argv, server.puid, server.pgid), env=system.borg_environment(), render_line=log.render
+    )
+    if "LockTimeout" in log.msgids:
+        logger.info("client %s: repository busy; the check runs again later", client.name)
+        return
+    ok = result.returncode == 0
+    problems = [line for line in result.tail if line.startswith(("ERROR", "CRITICAL", "WARNING"))]
+    message = "no problems found" if ok else " / ".join((problems or result.tail)[-3:]) or f"exit {result.returncode}"
+    with findings.locked(paths.monitor_state(client.name)) as state:
+        state["check"] = {"at": findings.now_text(), "ok": ok, "returncode": result.returncode, "message": message}
+    (logger.info if ok else logger.error)("client %s: repository check %s", client.name, "passed" if ok else "FAILED")
+
+
+def check_loop(current: list[ServerConfig], paths: Paths, stop: threading.Event) -> None:
+    """Run the checks that are due, one at a time, until stop is set."""
+    while not stop.wait(CHECK_POLL):
+        server = current[0]
+        for client in server.clients:
+            if stop.is_set():
+                return
+            try:
+                if check_due(client, server, paths, datetime.now(UTC)):
+                    run_check(client, server, paths)
+            except (OSError, ValueError) as error:
+                logger.error("client %s: the repository check could not run: %s", client.name, error)
+
+
+def reread(environ, hostname: str, previous: ServerConfig) -> ServerConfig:
+    """Return the configuration as it is now (BORG_SERVER_CONFIG may have changed), or previous if it is wrong."""
+    try:
+        return config.load(environ, hostname)
+    except ConfigError as error:
+        logger.error(
+            "the configuration has problems; the monitor keeps the last good one: %s", "; ".join(error.problems)
+        )
+        return previous
+
+
+def publish(exposition: metrics.Exposition, server: ServerConfig, paths: Paths, seconds: float) -> None:
+    text = metrics.render(status.collect(server, paths), time.time(), seconds, outbox.size(paths.monitor_outbox))
+    exposition.update(text)
+
+
+def run(server: ServerConfig, paths: Paths, environ, hostname: str) -> int:
+    """Scan every MONITOR_INTERVAL until SIGTERM; checks run in a thread beside the scans."""
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda _number, _frame: stop.set())
+    paths.monitor.mkdir(mode=0o700, parents=True, exist_ok=True)
+    current = [server]
+    exposition = metrics.Exposition()
+    if server.metrics_port:
+        metrics.serve(server.metrics_port, exposition)
+    threading.Thread(target=check_loop, args=(current, paths, stop), name="checks", daemon=True).start()
+    logger.info(
+        "monitor: watching %d clients every %ds, repository checks every %ds",
+        len(server.clients), server.monitor_interval, server.check_interval,
+    )  # fmt: skip
+    while not stop.is_set():
+        server = current[0] = reread(environ, hostname, current[0])
+        seconds = scan(server, paths)
+        logger.info("monitor: scanned %d clients in %.2fs", len(server.clients), seconds)
+        if server.metrics_port:
+            publish(exposition, server, paths, seconds)
+        stop.wait(max(1.0, server.monitor_interval - seconds))
+    logger.info("monitor: stopped")
+    return 0

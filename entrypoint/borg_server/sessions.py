@@ -1,0 +1,61 @@
+"""The audit log of SSH sessions: reading it (whole or from a position) and telling backups from reads.
+
+The forced command (serve.py) appends one JSON line per session, with the repository's last
+committed segment before and after it. A session that ended with exit code 0 and left a higher
+committed segment behind wrote to the repository: for a client's own key, that is a backup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+WRITE_ROLES = ("append", "full")
+
+
+def read_sessions(audit_log: Path, offset: int = 0) -> tuple[list[dict], int]:
+    """Given the audit log and a byte position, return the session records after it and the new position.
+
+    Only complete lines are read; lines that are not JSON objects are skipped. A log that is now
+    shorter than offset (replaced or truncated) is read from the start; a missing one is empty.
+    """
+    try:
+        with open(audit_log, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size < offset:
+                offset = 0
+            file.seek(offset)
+            data = file.read(size - offset)
+    except OSError:
+        return [], 0
+    complete = data[: data.rfind(b"\n") + 1]
+    records = []
+    for line in complete.decode(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records, offset + len(complete)
+
+
+def wrote(record: dict) -> bool:
+    """Given a session record, return whether it was a successful write by a client's own key.
+
+    Records written before the committed segments were logged count when they succeeded.
+    """
+    if record.get("role") not in WRITE_ROLES or record.get("exit_code") != 0:
+        return False
+    if "committed_after" not in record:
+        return True
+    before, after = record.get("committed_before"), record.get("committed_after")
+    return after is not None and (before is None or after > before)
+
+
+def last_write(records: list[dict], client: str) -> str | None:
+    """Given session records, return when the client's last backup session finished (ISO time), or None."""
+    times = [record.get("finished_at") for record in records if record.get("client") == client and wrote(record)]
+    times = [time for time in times if isinstance(time, str)]
+    return max(times) if times else None
