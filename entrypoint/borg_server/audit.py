@@ -23,7 +23,9 @@ def session_of(records: list[dict], client: str, committed_at: str | None) -> di
         return None
     moment = datetime.fromisoformat(committed_at)
     for record in reversed(records):
-        if record.get("client") != client or "started_at" not in record or "finished_at" not in record:
+        if record.get("event") != "borg-session" or record.get("client") != client:
+            continue  # the log also holds the server's own records (server-compact): not a client session
+        if "started_at" not in record or "finished_at" not in record:
             continue
         started, finished = (datetime.fromisoformat(record[key]) for key in ("started_at", "finished_at"))
         if started - SLACK <= moment <= finished + SLACK:

@@ -9,9 +9,11 @@ from borg_server.keys import parse_public_key
 from tests.unit.borg_server.test_keys import ED25519, ED25519_BLOB, ED25519_OTHER, RSA_1024, RSA_2048
 
 DAY_AND_TWO_HOURS = 26 * 3600
+WEEK = 7 * 86400
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$ (lower-case letters, digits, - and _)"
 SERVER_KEYS = (
-    "allowed: server_name, ssh_port, puid, pgid, ssh_log_level, monitor_interval, report_urls, clients; "
+    "allowed: server_name, ssh_port, puid, pgid, ssh_log_level, monitor_interval, monitor_check_interval, "
+    "metrics_port, report_urls, clients; "
     "each setting also as <setting>_file"
 )
 CLIENT_KEYS = "allowed: key, admin_key, quota, append_only, max_age; each also as <setting>_file"
@@ -37,7 +39,9 @@ def client(name: str, **fields) -> ClientSpec:
 def server(*clients: ClientSpec, **fields) -> ServerConfig:
     """Given clients and the fields that differ from the defaults, return the expected ServerConfig."""
     defaults = dict(server_host="backup", server_port=22, ssh_port=22, puid=1000, pgid=1000)
-    defaults |= dict(ssh_log_level="VERBOSE", monitor_interval=900, report_urls=())
+    defaults |= dict(
+        ssh_log_level="VERBOSE", monitor_interval=900, check_interval=WEEK, metrics_port=None, report_urls=()
+    )
     return ServerConfig(clients=clients, **(defaults | fields))
 
 
@@ -61,6 +65,8 @@ def test_a_full_configuration_from_the_environment_is_read(tmp_path):
         "PGID": "1002",
         "SSH_LOG_LEVEL": "debug2",
         "MONITOR_INTERVAL": "10m",
+        "MONITOR_CHECK_INTERVAL": "3d",
+        "METRICS_PORT": "9100",
         "REPORT_URLS": "https://hooks.example.org/borg, http://10.0.0.9:8080/alert",
     }
     web = client(
@@ -81,6 +87,8 @@ def test_a_full_configuration_from_the_environment_is_read(tmp_path):
         pgid=1002,
         ssh_log_level="DEBUG2",
         monitor_interval=600,
+        check_interval=3 * 86400,
+        metrics_port=9100,
         report_urls=("https://hooks.example.org/borg", "http://10.0.0.9:8080/alert"),
     )
 
@@ -95,6 +103,8 @@ puid: 1000
 pgid: 1000
 ssh_log_level: info
 monitor_interval: 15m
+monitor_check_interval: 1d
+metrics_port: 9100
 report_urls: [https://hooks.example.org/borg]
 clients:
   web:
@@ -121,6 +131,8 @@ clients:
         server_host="backup.example.org",
         server_port=2222,
         ssh_log_level="INFO",
+        check_interval=86400,
+        metrics_port=9100,
         report_urls=("https://hooks.example.org/borg",),
     )
 
@@ -250,6 +262,22 @@ WEB_DB = {"BORG_CLIENTS": "web db"}
             "MONITOR_INTERVAL: 'hourly' is not a duration; use a number with s, m, h, d or w (e.g. 26h)",
         ),
         (
+            WEB_DB | {"MONITOR_CHECK_INTERVAL": "9s"},
+            "MONITOR_CHECK_INTERVAL: 9s is too short; use at least 10s",
+        ),
+        (
+            WEB_DB | {"MONITOR_CHECK_INTERVAL": "weekly"},
+            "MONITOR_CHECK_INTERVAL: 'weekly' is not a duration; use a number with s, m, h, d or w (e.g. 26h)",
+        ),
+        (WEB_DB | {"METRICS_PORT": "22"}, "METRICS_PORT: 22 is SSH_PORT's port; pick another one"),
+        (
+            WEB_DB | {"METRICS_PORT": "2222", "SSH_PORT": "2222"},
+            "METRICS_PORT: 2222 is SSH_PORT's port; pick another one",
+        ),
+        (WEB_DB | {"METRICS_PORT": "0"}, "METRICS_PORT: 0 is out of range 1..65535"),
+        (WEB_DB | {"METRICS_PORT": "65536"}, "METRICS_PORT: 65536 is out of range 1..65535"),
+        (WEB_DB | {"METRICS_PORT": "prometheus"}, "METRICS_PORT: 'prometheus' is not a whole number"),
+        (
             WEB_DB | {"REPORT_URLS": "https://ok.example.org ftp://files.example.org"},
             "REPORT_URLS: 'ftp://files.example.org' is not an http:// or https:// URL with a host",
         ),
@@ -353,6 +381,21 @@ def test_a_bad_environment_is_reported_as_one_line_naming_the_setting(environ, p
         ),
         ("puid: 0\nclients: {web: }\n", {}, "{file} puid: 0 is root; the borg account must not be root"),
         (
+            "monitor_check_interval: 1s\nclients: {web: }\n",
+            {},
+            "{file} monitor_check_interval: 1s is too short; use at least 10s",
+        ),
+        (
+            "ssh_port: 2222\nmetrics_port: 2222\nclients: {web: }\n",
+            {},
+            "{file} metrics_port: 2222 is SSH_PORT's port; pick another one",
+        ),
+        (
+            "metrics_port: 9100\nclients: {web: }\n",
+            {"METRICS_PORT": "9200"},
+            "METRICS_PORT: is also set as {file} metrics_port; set it in one place",
+        ),
+        (
             "report_urls: [mailto:ops@example.org]\nclients: {web: }\n",
             {},
             "{file} report_urls: 'mailto:ops@example.org' is not an http:// or https:// URL with a host",
@@ -397,3 +440,15 @@ def test_the_error_message_has_one_line_per_problem():
         "PUID: 0 is root; the borg account must not be root",
         "PGID: 0 is root; the borg account must not be root",
     ]
+
+
+def test_metrics_are_off_and_checks_weekly_unless_configured():
+    config = load({"BORG_CLIENTS": "web"}, "backup")
+
+    assert (config.metrics_port, config.check_interval) == (None, 604800)
+
+
+def test_metrics_port_may_equal_the_ssh_port_clients_connect_to_when_sshd_listens_elsewhere():
+    config = load({"BORG_CLIENTS": "web", "BORG_SERVER_NAME": "backup:9100", "METRICS_PORT": "9100"}, "backup")
+
+    assert (config.server_port, config.ssh_port, config.metrics_port) == (9100, 22, 9100)

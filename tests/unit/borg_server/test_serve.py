@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 import pytest
 
 from borg_server.paths import Paths
-from borg_server.serve import append_record, serve_argv, session_record
+from borg_server.serve import append_record, committed_segment, serve_argv, session_record, wait_for_compaction
+from tests.unit.borg_server.test_segments import CHUNK, init_create_create_delete, put, write_repository
 
 STARTED = datetime(2024, 5, 6, 3, 0, 0, tzinfo=UTC).timestamp()
 FINGERPRINT = "SHA256:MAb/VODAa8tKOLwshsHjcTx7Be4UQ9nAMExtk8h9oz8"
@@ -98,7 +99,15 @@ def test_session_record_describes_the_session():
         "finished_at": "2024-05-06T03:01:23+00:00",
         "duration_s": 83.25,
         "exit_code": 1,
+        "committed_before": None,
+        "committed_after": None,
     }
+
+
+def test_session_record_keeps_the_committed_segment_before_and_after_the_session():
+    record = session_record("web", "append", FINGERPRINT, STARTED, STARTED + 1, 0, {}, committed=(13, 17))
+
+    assert (record["committed_before"], record["committed_after"]) == (13, 17)
 
 
 def test_session_record_takes_an_ipv6_source_address_whole():
@@ -152,3 +161,30 @@ def test_append_record_swallows_a_log_that_is_a_directory(tmp_path):
     append_record(tmp_path, {"client": "web"})
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_committed_segment_is_the_last_commit_of_the_client_repository(paths):
+    write_repository(paths.client_repository("web"), [*init_create_create_delete(), [put(CHUNK)]])
+
+    assert committed_segment(paths, "web") == 13
+
+
+def test_committed_segment_of_a_client_without_a_repository_is_none(paths):
+    assert committed_segment(paths, "web") is None
+
+
+def test_wait_for_compaction_returns_at_once_when_no_compaction_runs(paths, capsys):
+    assert wait_for_compaction(paths.compaction_marker("web")) is True
+    assert capsys.readouterr().err == ""
+
+
+def test_wait_for_compaction_gives_up_after_its_limit_and_tells_the_client_on_stderr(paths, capsys):
+    marker = paths.compaction_marker("web")
+    marker.parent.mkdir(parents=True)
+    marker.touch()
+
+    assert wait_for_compaction(marker, limit=-1) is False
+    assert capsys.readouterr() == (
+        "",
+        "borg-server: the server is compacting this repository; this session waits\n",
+    )

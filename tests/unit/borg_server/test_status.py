@@ -1,13 +1,24 @@
-"""Tests for `borg-server status`: sessions read from the audit log, the last backup, sizes and the table."""
+"""Tests for `borg-server status`: the monitor's findings, sessions it has not read yet, sizes and the table."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
+from borg_server import findings
 from borg_server.config import load
 from borg_server.keys import parse_public_key
 from borg_server.paths import Paths
-from borg_server.status import ClientStatus, collect, human_size, read_sessions, render, show_client
+from borg_server.status import (
+    ClientStatus,
+    collect,
+    directory_size,
+    human_age,
+    human_size,
+    monitor_position,
+    render,
+    show_client,
+)
 
 WEB_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID26CUVU/8m/Dk6cyWmnuBbX1SpdBW8FFXYWWvdh1+ST web@example"
 
@@ -19,10 +30,42 @@ def paths(tmp_path):
     return paths
 
 
-def session(client: str, role: str, exit_code: int, finished_at: str) -> str:
+NOW = datetime(2024, 5, 6, 3, 0, 0, tzinfo=UTC)
+
+
+def session(client: str, role: str, exit_code: int, finished_at: str, committed=(13, 17)) -> str:
     """Return one audit log line as serve.append_record writes it."""
     record = {"event": "borg-session", "client": client, "role": role, "exit_code": exit_code}
-    return json.dumps(record | {"finished_at": finished_at}, sort_keys=True) + "\n"
+    record |= {"finished_at": finished_at, "committed_before": committed[0], "committed_after": committed[1]}
+    return json.dumps(record, sort_keys=True) + "\n"
+
+
+def save_state(paths: Paths, name: str, **fields) -> None:
+    """Write the monitor's state of client name: a new state with fields changed."""
+    findings.save(paths.monitor_state(name), findings.new_state("2024-05-01T00:00:00+00:00") | fields)
+
+
+def save_position(paths: Paths, audit_offset: int) -> None:
+    paths.monitor.mkdir(parents=True, exist_ok=True)
+    (paths.monitor / "monitor.json").write_text(json.dumps({"audit_offset": audit_offset, "last_scan": 1.0}))
+
+
+def status(client: str, **fields) -> ClientStatus:
+    """Return the status of a client with nothing known about it, with fields changed."""
+    defaults = dict(
+        last_backup=None,
+        age_s=None,
+        repository_bytes=0,
+        quota_bytes=None,
+        quota_used=None,
+        append_only=True,
+        unacknowledged_deletes=0,
+        tampered_segments=0,
+        last_check_at=None,
+        last_check=None,
+        alerts=[],
+    )
+    return ClientStatus(client=client, **(defaults | fields))
 
 
 def config(**environ: str):
@@ -46,84 +89,157 @@ def test_human_size_uses_decimal_units_up_to_terabytes(size, text):
     assert human_size(size) == text
 
 
-def test_read_sessions_of_a_missing_audit_log_is_empty(paths):
-    assert read_sessions(paths.audit_log) == []
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, "-"), (0, "0m 0s"), (59, "0m 59s"), (3599, "59m 59s"), (3600, "1h 0m"), (86399, "23h 59m"),
+     (86400, "1d 0h"), (200_000, "2d 7h")],
+)  # fmt: skip
+def test_human_age_shows_the_two_largest_units(seconds, text):
+    assert human_age(seconds) == text
 
 
-def test_read_sessions_skips_lines_that_are_not_json(paths):
-    paths.audit_log.write_bytes(
-        b'{"client": "web", "exit_code": 0}\n'
-        b"\n"
-        b"not json at all\n"
-        b'{"client": "db", "exit_co\n'
-        b"\xff\xfe garbage\n"
-        b'{"client": "db", "exit_code": 2}\n'
-    )
+def test_directory_size_adds_up_the_files_below_a_directory_and_a_missing_one_is_empty(tmp_path):
+    (tmp_path / "main" / "data" / "0").mkdir(parents=True)
+    (tmp_path / "main" / "data" / "0" / "1").write_bytes(b"x" * 1500)
+    (tmp_path / "nonce").write_bytes(b"y" * 16)
 
-    assert read_sessions(paths.audit_log) == [{"client": "web", "exit_code": 0}, {"client": "db", "exit_code": 2}]
+    assert directory_size(tmp_path) == 1516
+    assert directory_size(tmp_path / "missing") == 0
 
 
-def test_collect_takes_the_last_successful_append_or_full_session_as_last_backup(paths):
+def test_monitor_position_of_a_monitor_that_never_ran_or_left_garbage_is_empty(paths):
+    assert monitor_position(paths) == {}
+
+    paths.monitor.mkdir(parents=True)
+    (paths.monitor / "monitor.json").write_text("{not json")
+
+    assert monitor_position(paths) == {}
+
+
+def test_collect_without_monitor_state_nor_audit_log_knows_nothing_yet(paths):
+    assert collect(config(), paths, NOW) == [status("db"), status("web")]
+
+
+def test_collect_takes_the_last_backup_from_the_monitor_state(paths):
+    save_state(paths, "web", last_backup="2024-05-05T03:00:00+00:00")
+
+    web = collect(config(), paths, NOW)[1]
+
+    assert (web.client, web.last_backup, web.age_s) == ("web", "2024-05-05T03:00:00+00:00", 86400)
+
+
+def test_collect_counts_backups_the_monitor_has_not_read_yet(paths):
+    read = session("web", "append", 0, "2024-05-05T02:00:00+00:00")
+    paths.audit_log.write_text(read + session("web", "append", 0, "2024-05-06T02:00:00+00:00"))
+    save_position(paths, len(read))
+    save_state(paths, "web", last_backup="2024-05-05T02:00:00+00:00")
+
+    web = collect(config(), paths, NOW)[1]
+
+    assert (web.last_backup, web.age_s) == ("2024-05-06T02:00:00+00:00", 3600)
+
+
+def test_collect_does_not_read_again_the_sessions_before_the_monitor_position(paths):
+    read = session("web", "append", 0, "2024-05-06T02:00:00+00:00")
+    paths.audit_log.write_text(read)
+    save_position(paths, len(read))
+
+    assert collect(config(), paths, NOW)[1].last_backup is None
+
+
+def test_collect_keeps_the_monitor_last_backup_when_the_unread_sessions_are_older_or_no_backups(paths):
     paths.audit_log.write_text(
-        session("web", "append", 0, "2024-05-01T03:00:00+00:00")
-        + session("web", "full", 0, "2024-05-02T03:00:00+00:00")
-        + session("web", "append", 2, "2024-05-03T03:00:00+00:00")
-        + session("web", "admin", 0, "2024-05-04T03:00:00+00:00")
-        + session("db", "append", 0, "2024-05-05T03:00:00+00:00")
+        session("web", "append", 0, "2024-05-04T03:00:00+00:00")
+        + session("web", "append", 0, "2024-05-06T01:00:00+00:00", committed=(17, 17))
+        + session("web", "admin", 0, "2024-05-06T02:00:00+00:00")
+        + session("web", "append", 2, "2024-05-06T02:30:00+00:00")
     )
+    save_state(paths, "web", last_backup="2024-05-05T03:00:00+00:00")
 
-    web = next(status for status in collect(config(), paths) if status.client == "web")
-
-    assert web.last_backup == "2024-05-02T03:00:00+00:00"
-    assert web.sessions == 4
+    assert collect(config(), paths, NOW)[1].last_backup == "2024-05-05T03:00:00+00:00"
 
 
-def test_collect_reports_every_client_in_name_order_with_its_facts(paths):
-    paths.audit_log.write_text(
-        session("web", "append", 0, "2024-05-01T03:00:00+00:00")
-        + session("db", "admin", 0, "2024-05-02T03:00:00+00:00")
-        + session("db", "append", 1, "2024-05-03T03:00:00+00:00")
-        + session("gone", "append", 0, "2024-05-04T03:00:00+00:00")
-    )
+def test_collect_reports_every_client_in_name_order_with_its_findings(paths):
     paths.client_repository("web").mkdir(parents=True)
     (paths.client_repository("web") / "data").write_bytes(b"x" * 1500)
     (paths.client_directory("web") / "nonce").write_bytes(b"y" * 16)
+    save_state(
+        paths,
+        "web",
+        last_backup="2024-05-06T02:59:00+00:00",
+        deletes=[{"segment": 10, "checkpoint": False}, {"segment": 14, "checkpoint": True}],
+        tampering={"changed": [2], "truncated": [], "removed": [6, 7], "seen_at": "2024-05-06T00:00:00+00:00"},
+        check={"at": "2024-05-05T00:00:00+00:00", "ok": False, "returncode": 1, "message": "ERROR: bad"},
+        alerts={"tampering": {}, "deletes": {}, "check_failed": {}},
+    )
+    save_state(
+        paths,
+        "db",
+        deletes=[{"segment": 3, "checkpoint": False}],
+        tampering={"changed": [1], "truncated": [], "removed": [], "seen_at": "2024-05-06T00:00:00+00:00"},
+        check={"at": "2024-05-04T00:00:00+00:00", "ok": True, "returncode": 0, "message": "no problems found"},
+    )
 
-    statuses = collect(config(BORG_CLIENT_WEB_QUOTA="2G", BORG_CLIENT_DB_APPEND_ONLY="no"), paths)
+    statuses = collect(config(BORG_CLIENT_WEB_QUOTA="20M", BORG_CLIENT_DB_APPEND_ONLY="no"), paths, NOW)
 
     assert statuses == [
-        ClientStatus("db", None, 0, None, False, 2),
-        ClientStatus("web", "2024-05-01T03:00:00+00:00", 1516, 2_000_000_000, True, 1),
+        status(
+            "db",
+            append_only=False,
+            unacknowledged_deletes=None,
+            tampered_segments=None,
+            last_check_at="2024-05-04T00:00:00+00:00",
+            last_check="ok",
+        ),
+        status(
+            "web",
+            last_backup="2024-05-06T02:59:00+00:00",
+            age_s=60,
+            repository_bytes=1516,
+            quota_bytes=20_000_000,
+            quota_used=0.0001,
+            unacknowledged_deletes=2,
+            tampered_segments=3,
+            last_check_at="2024-05-05T00:00:00+00:00",
+            last_check="failed",
+            alerts=["check_failed", "deletes", "tampering"],
+        ),
     ]
 
 
-def test_collect_without_an_audit_log_reports_no_backup_and_no_session(paths):
-    assert collect(config(), paths) == [
-        ClientStatus("db", None, 0, None, True, 0),
-        ClientStatus("web", None, 0, None, True, 0),
-    ]
+def test_collect_counts_an_unreadable_segment_as_one_tampered_segment(paths):
+    save_state(paths, "web", tampering={"unreadable": "data/0/3: crc32 mismatch at offset 8", "seen_at": "x"})
 
-
-def test_collect_ignores_audit_lines_that_are_json_but_not_objects(paths):
-    paths.audit_log.write_text("42\nnull\n" + session("web", "append", 0, "2024-05-01T03:00:00+00:00"))
-
-    web = next(status for status in collect(config(), paths) if status.client == "web")
-
-    assert (web.last_backup, web.sessions) == ("2024-05-01T03:00:00+00:00", 1)
+    assert collect(config(), paths, NOW)[1].tampered_segments == 1
 
 
 STATUSES = [
-    ClientStatus("web", "2024-05-06T03:01:23+00:00", 1_234_567, 50_000_000_000, True, 3),
-    ClientStatus("database", None, 0, None, False, 0),
+    status(
+        "web",
+        last_backup="2024-05-06T03:01:23+00:00",
+        age_s=93_784,
+        repository_bytes=1_234_567,
+        quota_bytes=50_000_000_000,
+        quota_used=0.0247,
+        unacknowledged_deletes=3,
+        tampered_segments=0,
+        last_check_at="2024-05-05T00:00:00+00:00",
+        last_check="ok",
+        alerts=["deletes", "stale"],
+    ),
+    status("database", append_only=False, unacknowledged_deletes=None, tampered_segments=None),
 ]
 
 
 def test_render_prints_an_aligned_table_with_never_and_dashes_for_missing_facts():
-    assert render(STATUSES) == (
-        "CLIENT    LAST BACKUP                SIZE    QUOTA    APPEND-ONLY  SESSIONS\n"
-        "web       2024-05-06T03:01:23+00:00  1.2 MB  50.0 GB  yes          3\n"
-        "database  never                      0 B     -        no           0"
-    )
+    assert render(STATUSES).splitlines() == [
+        "CLIENT    LAST BACKUP                AGE    SIZE    QUOTA         APPEND-ONLY  DELETES  CHECK"
+        "                         ALERTS",
+        "web       2024-05-06T03:01:23+00:00  1d 2h  1.2 MB  50.0 GB (2%)  yes          3        ok"
+        " 2024-05-05T00:00:00+00:00  deletes,stale",
+        "database  never                      -      0 B     -             no           -        never"
+        "                         -",
+    ]
 
 
 def test_render_as_json_lists_every_field_of_every_client():
@@ -131,18 +247,30 @@ def test_render_as_json_lists_every_field_of_every_client():
         {
             "client": "web",
             "last_backup": "2024-05-06T03:01:23+00:00",
+            "age_s": 93784,
             "repository_bytes": 1234567,
             "quota_bytes": 50000000000,
+            "quota_used": 0.0247,
             "append_only": True,
-            "sessions": 3,
+            "unacknowledged_deletes": 3,
+            "tampered_segments": 0,
+            "last_check_at": "2024-05-05T00:00:00+00:00",
+            "last_check": "ok",
+            "alerts": ["deletes", "stale"],
         },
         {
             "client": "database",
             "last_backup": None,
+            "age_s": None,
             "repository_bytes": 0,
             "quota_bytes": None,
+            "quota_used": None,
             "append_only": False,
-            "sessions": 0,
+            "unacknowledged_deletes": None,
+            "tampered_segments": None,
+            "last_check_at": None,
+            "last_check": None,
+            "alerts": [],
         },
     ]
 

@@ -1,0 +1,261 @@
+"""Tests for alerts: which conditions hold for a client, raised once and cleared once, and how they are sent."""
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from borg_common import outbox
+from borg_server import findings
+from borg_server.alerts import conditions, document, emit, human_duration, transitions
+from borg_server.config import ClientSpec
+
+NOW = datetime(2024, 5, 6, 3, 0, 0, tzinfo=UTC)
+NOW_TEXT = "2024-05-06T03:00:00+00:00"
+LATER_TEXT = "2024-05-06T03:15:00+00:00"
+DAY_AND_TWO_HOURS = 26 * 3600
+TAMPERING = {"changed": [2], "truncated": [], "removed": [10], "seen_at": "2024-05-06T01:00:00+00:00"}
+
+
+def client(name: str = "web", **fields) -> ClientSpec:
+    defaults = dict(key=None, admin_key=None, quota=None, append_only=True, max_age=DAY_AND_TWO_HOURS)
+    return ClientSpec(name=name, env_name=name.upper(), **(defaults | fields))
+
+
+def state(**fields) -> dict:
+    """Return a state of a client first seen an hour ago that backed up five minutes ago, with fields changed."""
+    return findings.new_state("2024-05-06T02:00:00+00:00") | {"last_backup": "2024-05-06T02:55:00+00:00"} | fields
+
+
+def found_delete(segment: int, checkpoint: bool = False) -> dict:
+    return {"segment": segment, "offset": 8, "key": "01" * 32, "checkpoint": checkpoint}
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (59, "59s"), (60, "1m"), (61, "1m 1s"), (3600, "1h"), (3661, "1h 1m"), (86400, "1d"),
+     (97200, "1d 3h"), (90061, "1d 1h"), (59.9, "59s")],
+)  # fmt: skip
+def test_human_duration_shows_the_two_largest_units_that_are_not_zero(seconds, text):
+    assert human_duration(seconds) == text
+
+
+def test_a_client_that_backed_up_recently_and_has_no_findings_has_no_condition():
+    assert conditions(client(), state(), 0, NOW) == {}
+
+
+def test_a_client_whose_last_backup_is_older_than_max_age_is_stale():
+    active = conditions(client(), state(last_backup="2024-05-05T00:00:00+00:00"), 0, NOW)
+
+    assert active == {
+        "stale": (
+            "client web: no backup for 1d 3h (MAX_AGE 1d 2h); its last backup ended 2024-05-05T00:00:00+00:00",
+            {"last_backup": "2024-05-05T00:00:00+00:00", "age_s": 97200, "max_age_s": DAY_AND_TWO_HOURS},
+        )
+    }
+
+
+def test_a_backup_exactly_max_age_old_is_not_stale_yet():
+    assert conditions(client(max_age=3600), state(last_backup="2024-05-06T02:00:00+00:00"), 0, NOW) == {}
+
+
+def test_a_client_that_never_backed_up_is_stale_max_age_after_it_was_first_seen():
+    never = state(first_seen="2024-05-04T03:00:00+00:00", last_backup=None)
+
+    assert conditions(client(), never, 0, NOW) == {
+        "stale": (
+            "client web: no backup for 2d (MAX_AGE 1d 2h); it never backed up",
+            {"last_backup": None, "age_s": 172800, "max_age_s": DAY_AND_TWO_HOURS},
+        )
+    }
+    assert conditions(client(), state(first_seen="2024-05-06T00:00:00+00:00", last_backup=None), 0, NOW) == {}
+
+
+def test_deletes_by_an_append_only_client_are_a_condition_naming_their_segments():
+    active = conditions(client(), state(deletes=[found_delete(10), found_delete(6, True), found_delete(14)]), 0, NOW)
+
+    assert active == {
+        "deletes": (
+            "client web: 2 object(s) deleted in segments 10..14 (archives deleted or pruned); "
+            "see borg-server audit web before any compaction",
+            {"count": 2, "first_segment": 10, "last_segment": 14},
+        )
+    }
+
+
+def test_checkpoint_clean_ups_alone_raise_no_deletes_condition():
+    assert conditions(client(), state(deletes=[found_delete(6, True), found_delete(10, True)]), 0, NOW) == {}
+
+
+def test_tampering_in_an_append_only_repository_is_a_condition_describing_the_segments():
+    active = conditions(client(), state(tampering=TAMPERING), 0, NOW)
+
+    assert active == {
+        "tampering": (
+            "client web: committed segments changed 2; removed 10 "
+            "(borg never rewrites them in an append-only repository)",
+            TAMPERING,
+        )
+    }
+
+
+def test_a_client_allowed_to_delete_gets_no_deletes_nor_tampering_condition():
+    findings_of_a_full_client = state(deletes=[found_delete(10)], tampering=TAMPERING)
+
+    assert conditions(client(append_only=False), findings_of_a_full_client, 0, NOW) == {}
+
+
+def test_a_failed_repository_check_is_a_condition_quoting_borg():
+    check = {"at": "2024-05-06T01:00:00+00:00", "ok": False, "returncode": 2, "message": "ERROR: segment 6 is bad"}
+
+    assert conditions(client(), state(check=check), 0, NOW) == {
+        "check_failed": (
+            "client web: borg check --repository-only failed at 2024-05-06T01:00:00+00:00: ERROR: segment 6 is bad",
+            check,
+        )
+    }
+
+
+def test_a_passed_repository_check_is_no_condition():
+    check = {"at": "2024-05-06T01:00:00+00:00", "ok": True, "returncode": 0, "message": "no problems found"}
+
+    assert conditions(client(), state(check=check), 0, NOW) == {}
+
+
+def test_a_repository_above_nine_tenths_of_its_quota_is_a_condition():
+    active = conditions(client(quota=20_000_000), state(), 19_000_000, NOW)
+
+    assert active == {
+        "quota": (
+            "client web: repository uses 95% of its quota (19000000 of 20000000 bytes)",
+            {"bytes": 19_000_000, "quota_bytes": 20_000_000, "ratio": 0.95},
+        )
+    }
+
+
+def test_a_repository_at_nine_tenths_of_its_quota_or_without_one_is_no_condition():
+    assert conditions(client(quota=20_000_000), state(), 18_000_000, NOW) == {}
+    assert conditions(client(), state(), 10**15, NOW) == {}
+
+
+def test_every_condition_can_hold_at_once():
+    check = {"at": NOW_TEXT, "ok": False, "returncode": 2, "message": "bad"}
+    everything = state(last_backup=None, first_seen="2024-05-01T00:00:00+00:00", deletes=[found_delete(10)])
+    everything |= {"tampering": TAMPERING, "check": check}
+
+    active = conditions(client(quota=20_000_000), everything, 20_000_000, NOW)
+
+    assert sorted(active) == ["check_failed", "deletes", "quota", "stale", "tampering"]
+
+
+def test_a_condition_is_raised_once_with_one_document():
+    alerts_state = state()
+    active = {"stale": ("client web: no backup for 1d 3h", {"age_s": 97200})}
+
+    documents = transitions(alerts_state, active, "web", "backup.example.org", NOW_TEXT)
+
+    assert [{k: v for k, v in d.items() if k != "id"} for d in documents] == [
+        {
+            "event": "borg-appliance-alert",
+            "alert": "stale",
+            "state": "raised",
+            "client": "web",
+            "server": "backup.example.org",
+            "message": "client web: no backup for 1d 3h",
+            "details": {"age_s": 97200},
+            "since": NOW_TEXT,
+            "at": NOW_TEXT,
+        }
+    ]
+    assert alerts_state["alerts"] == {"stale": {"since": NOW_TEXT, "message": "client web: no backup for 1d 3h"}}
+
+
+def test_a_condition_that_still_holds_is_not_raised_again_even_if_its_message_changes():
+    alerts_state = state()
+    transitions(alerts_state, {"stale": ("client web: no backup for 1d 3h", {})}, "web", "backup", NOW_TEXT)
+
+    assert (
+        transitions(alerts_state, {"stale": ("client web: no backup for 1d 4h", {})}, "web", "backup", LATER_TEXT) == []
+    )
+    assert alerts_state["alerts"]["stale"]["since"] == NOW_TEXT
+
+
+def test_a_condition_that_stops_holding_is_cleared_with_one_document_naming_when_it_began():
+    alerts_state = state()
+    transitions(alerts_state, {"deletes": ("client web: 1 object(s) deleted", {})}, "web", "backup", NOW_TEXT)
+
+    documents = transitions(alerts_state, {}, "web", "backup", LATER_TEXT)
+
+    assert [{k: v for k, v in d.items() if k != "id"} for d in documents] == [
+        {
+            "event": "borg-appliance-alert",
+            "alert": "deletes",
+            "state": "cleared",
+            "client": "web",
+            "server": "backup",
+            "message": "client web: cleared: deletes by the client",
+            "details": {},
+            "since": NOW_TEXT,
+            "at": LATER_TEXT,
+        }
+    ]
+    assert alerts_state["alerts"] == {}
+    assert transitions(alerts_state, {}, "web", "backup", LATER_TEXT) == []
+
+
+def test_one_condition_can_clear_while_another_is_raised():
+    alerts_state = state()
+    transitions(alerts_state, {"quota": ("near", {})}, "web", "backup", NOW_TEXT)
+
+    documents = transitions(alerts_state, {"check_failed": ("failed", {})}, "web", "backup", LATER_TEXT)
+
+    assert [(d["alert"], d["state"]) for d in documents] == [("check_failed", "raised"), ("quota", "cleared")]
+    assert list(alerts_state["alerts"]) == ["check_failed"]
+
+
+def test_every_alert_document_has_its_own_id_for_receivers_to_drop_duplicates():
+    first = document("stale", "raised", "web", "backup", "m", {}, NOW_TEXT, NOW_TEXT)
+    second = document("stale", "raised", "web", "backup", "m", {}, NOW_TEXT, NOW_TEXT)
+
+    assert len(first["id"]) == 32
+    assert int(first["id"], 16) >= 0
+    assert first["id"] != second["id"]
+    assert {k: v for k, v in first.items() if k != "id"} == {k: v for k, v in second.items() if k != "id"}
+
+
+def test_emit_prints_each_document_as_one_sorted_json_line_and_without_urls_stores_nothing(tmp_path, capsys):
+    documents = [{"id": "a", "alert": "stale", "client": "web"}, {"id": "b", "alert": "quota", "client": "db"}]
+
+    emit(documents, tmp_path / "outbox", ())
+
+    assert capsys.readouterr().out == (
+        '{"alert": "stale", "client": "web", "id": "a"}\n{"alert": "quota", "client": "db", "id": "b"}\n'
+    )
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_emit_with_urls_stores_each_document_in_the_outbox_for_every_url(tmp_path, capsys):
+    documents = [{"id": "a", "alert": "stale"}, {"id": "b", "alert": "quota"}]
+    urls = ("https://hooks.example.org/borg", "http://10.0.0.9:8080/alert")
+
+    emit(documents, tmp_path / "outbox", urls)
+
+    stored = outbox.entries(tmp_path / "outbox")
+    assert [(entry.document, entry.pending) for entry in stored] == [
+        ({"id": "a", "alert": "stale"}, urls),
+        ({"id": "b", "alert": "quota"}, urls),
+    ]
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_emit_of_no_documents_prints_and_stores_nothing(tmp_path, capsys):
+    emit([], tmp_path / "outbox", ("https://hooks.example.org/borg",))
+
+    assert capsys.readouterr().out == ""
+    assert outbox.size(tmp_path / "outbox") == 0
+
+
+def test_stale_details_are_json_with_the_last_backup_and_ages_in_whole_seconds():
+    assert json.dumps(conditions(client(max_age=60), state(), 0, NOW)["stale"][1]) == (
+        '{"last_backup": "2024-05-06T02:55:00+00:00", "age_s": 300, "max_age_s": 60}'
+    )

@@ -1,0 +1,552 @@
+"""Tests for the monitor: watching a repository, scanning a client into alerts, whole scans and repository checks.
+
+Repositories are segment files written byte by byte like borg 1.4.0 (see test_segments); borg itself is
+never run: `borg_common.process.run` is replaced where a check would start it.
+"""
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from borg_common import outbox
+from borg_common.process import Result
+from borg_server import findings, metrics, monitor, system
+from borg_server.config import load
+from borg_server.paths import Paths
+from tests.unit.borg_server.test_segments import (
+    ARCHIVE_ONE,
+    ARCHIVE_TWO,
+    commit,
+    delete,
+    init_create_create_delete,
+)
+from tests.unit.borg_server.test_segments import write_repository as write_segments
+
+NOW = "2024-05-06T03:00:00+00:00"
+LONG_AGO = "2024-01-01T00:00:00+00:00"
+
+
+@pytest.fixture
+def paths(tmp_path):
+    paths = Paths(repositories=tmp_path / "srv", state=tmp_path / "state", runtime=tmp_path / "run")
+    paths.audit_log.parent.mkdir(parents=True)
+    return paths
+
+
+def server(clients: str = "web", **environ: str):
+    return load({"BORG_CLIENTS": clients, "BORG_SERVER_NAME": "backup.example.org"} | environ, "backup")
+
+
+def client(name: str = "web", **environ: str):
+    """Return the configured client name (settings as BORG_CLIENT_<NAME>_* variables)."""
+    return next(spec for spec in server(name, **environ).clients if spec.name == name)
+
+
+def write_repository(paths: Paths, segments: list[list[bytes]], name: str = "web"):
+    """Write a client's repository (a borg config file and segments); return it."""
+    repository = paths.client_repository(name)
+    write_segments(repository, segments)
+    (repository / "config").write_text("[repository]\n")
+    return repository
+
+
+def save_state(paths: Paths, name: str = "web", **fields) -> None:
+    findings.save(paths.monitor_state(name), findings.new_state(LONG_AGO) | fields)
+
+
+def session(client: str, role: str, finished_at: str, committed=(13, 17), exit_code: int = 0) -> dict:
+    return {
+        "event": "borg-session",
+        "client": client,
+        "role": role,
+        "started_at": finished_at,
+        "finished_at": finished_at,
+        "exit_code": exit_code,
+        "committed_before": committed[0],
+        "committed_after": committed[1],
+    }
+
+
+def write_audit_log(paths: Paths, *records: dict) -> None:
+    with open(paths.audit_log, "a") as log:
+        log.write("".join(json.dumps(record) + "\n" for record in records))
+
+
+def recent() -> str:
+    return (datetime.now(UTC) - timedelta(minutes=5)).isoformat(timespec="seconds")
+
+
+# watch_repository
+
+
+def test_a_client_without_a_repository_is_not_watched(paths):
+    state = findings.new_state(NOW)
+
+    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+
+    assert state == findings.new_state(NOW)
+
+
+def test_watching_a_repository_finds_its_deletes_and_takes_its_baseline(paths, caplog):
+    write_repository(paths, init_create_create_delete())
+    state = findings.new_state(NOW)
+
+    with caplog.at_level(logging.WARNING):
+        monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+
+    assert [(d["segment"], d["key"]) for d in state["deletes"]] == [(10, ARCHIVE_ONE.hex())]
+    assert sorted(state["segments"], key=int) == [str(number) for number in range(14)]
+    assert caplog.messages == ["client web: 1 new delete(s) found in its repository"]
+
+
+def test_watching_finds_a_segment_removed_since_the_baseline(paths):
+    repository = write_repository(paths, init_create_create_delete())
+    state = findings.new_state(NOW)
+    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    (repository / "data" / "0" / "6").unlink()
+
+    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+
+    assert state["tampering"] == {"changed": [], "truncated": [], "removed": [6], "seen_at": NOW}
+
+
+def test_after_an_admin_session_what_is_on_disk_is_the_new_baseline(paths, caplog):
+    repository = write_repository(paths, init_create_create_delete())
+    state = findings.new_state(NOW)
+    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    (repository / "data" / "0" / "6").unlink()
+
+    with caplog.at_level(logging.INFO, logger="borg_server.monitor"):
+        monitor.watch_repository(client(), state, paths, admin_session=True, now=NOW)
+
+    assert state["tampering"] is None
+    assert "6" not in state["segments"]
+    assert "client web: an admin session ran; segment baseline taken again" in caplog.messages
+
+
+def test_while_borg_holds_the_repository_lock_segments_are_not_compared_but_deletes_are_read(paths):
+    repository = write_repository(paths, init_create_create_delete())
+    state = findings.new_state(NOW)
+    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    write_segments(repository, [*init_create_create_delete(), [delete(ARCHIVE_TWO)], [commit()]])
+    (repository / "data" / "0" / "6").unlink()
+    (repository / "lock.exclusive").mkdir()
+
+    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+
+    assert state["tampering"] is None
+    assert [d["segment"] for d in state["deletes"]] == [10, 14]
+
+
+def test_a_segment_that_cannot_be_read_is_recorded_as_tampering(paths):
+    repository = write_repository(paths, init_create_create_delete())
+    damaged = repository / "data" / "0" / "10"
+    damaged.write_bytes(damaged.read_bytes()[:-1] + b"X")
+    state = findings.new_state(NOW)
+
+    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+
+    assert state["tampering"] == {
+        "changed": [],
+        "truncated": [],
+        "removed": [],
+        "unreadable": f"{damaged}: crc32 mismatch at offset 8",
+        "seen_at": NOW,
+    }
+    assert state["scanned"] is None
+
+
+def test_a_segment_unreadable_while_borg_holds_the_lock_is_looked_at_again_later(paths, caplog):
+    repository = write_repository(paths, init_create_create_delete())
+    damaged = repository / "data" / "0" / "10"
+    damaged.write_bytes(damaged.read_bytes()[:-1] + b"X")
+    (repository / "lock.exclusive").mkdir()
+    state = findings.new_state(NOW)
+
+    with caplog.at_level(logging.INFO, logger="borg_server.monitor"):
+        monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+
+    assert (state["tampering"], state["scanned"]) == (None, None)
+    assert caplog.messages == [
+        f"client web: repository busy ({damaged}: crc32 mismatch at offset 8); looking again next time"
+    ]
+
+
+# scan_client
+
+
+def test_a_delete_in_an_append_only_repository_raises_one_deletes_alert_naming_the_client(paths):
+    write_repository(paths, init_create_create_delete())
+
+    documents = monitor.scan_client(client(), server(), paths, [])
+
+    assert [(d["alert"], d["state"], d["client"], d["server"]) for d in documents] == [
+        ("deletes", "raised", "web", "backup.example.org")
+    ]
+    assert documents[0]["message"] == (
+        "client web: 1 object(s) deleted in segments 10..10 (archives deleted or pruned); "
+        "see borg-server audit web before any compaction"
+    )
+    assert documents[0]["details"] == {"count": 1, "first_segment": 10, "last_segment": 10}
+    state = findings.load(paths.monitor_state("web"))
+    assert (list(state["alerts"]), [d["segment"] for d in state["deletes"]]) == (["deletes"], [10])
+
+
+def test_an_alert_that_still_holds_is_not_raised_again_by_the_next_scan(paths):
+    write_repository(paths, init_create_create_delete())
+    monitor.scan_client(client(), server(), paths, [])
+
+    assert monitor.scan_client(client(), server(), paths, []) == []
+
+
+def test_acknowledged_deletes_clear_the_alert_at_the_next_scan(paths):
+    write_repository(paths, init_create_create_delete())
+    monitor.scan_client(client(), server(), paths, [])
+    with findings.locked(paths.monitor_state("web")) as state:
+        findings.acknowledge(state, 13, NOW)
+
+    documents = monitor.scan_client(client(), server(), paths, [])
+
+    assert [(d["alert"], d["state"], d["message"]) for d in documents] == [
+        ("deletes", "cleared", "client web: cleared: deletes by the client")
+    ]
+
+
+def test_deletes_of_a_client_allowed_to_delete_are_not_watched(paths):
+    write_repository(paths, init_create_create_delete())
+
+    documents = monitor.scan_client(client(BORG_CLIENT_WEB_APPEND_ONLY="no"), server(), paths, [])
+
+    assert documents == []
+    state = findings.load(paths.monitor_state("web"))
+    assert (state["deletes"], state["segments"], state["scanned"]) == ([], {}, None)
+
+
+def test_a_repository_the_server_is_compacting_is_left_alone(paths):
+    write_repository(paths, init_create_create_delete())
+    marker = paths.compaction_marker("web")
+    marker.parent.mkdir(parents=True)
+    marker.touch()
+
+    assert monitor.scan_client(client(), server(), paths, []) == []
+    assert findings.load(paths.monitor_state("web"))["scanned"] is None
+
+
+def test_a_backup_session_becomes_the_client_last_backup_and_it_never_goes_back(paths):
+    backed_up = recent()
+    monitor.scan_client(client(), server(), paths, [session("web", "append", backed_up)])
+
+    monitor.scan_client(
+        client(),
+        server(),
+        paths,
+        [session("web", "append", "2024-01-02T00:00:00+00:00"), session("db", "append", datetime.now(UTC).isoformat())],
+    )
+
+    assert findings.load(paths.monitor_state("web"))["last_backup"] == backed_up
+
+
+def test_an_admin_session_of_the_client_takes_the_baseline_again(paths):
+    repository = write_repository(paths, init_create_create_delete())
+    monitor.scan_client(client(), server(), paths, [])
+    (repository / "data" / "0" / "6").unlink()
+
+    documents = monitor.scan_client(client(), server(), paths, [session("web", "admin", recent(), (13, 13))])
+
+    assert documents == []
+    assert findings.load(paths.monitor_state("web"))["tampering"] is None
+
+
+def test_a_removed_segment_raises_a_tampering_alert(paths):
+    repository = write_repository(paths, init_create_create_delete())
+    monitor.scan_client(client(), server(), paths, [])
+    (repository / "data" / "0" / "6").unlink()
+
+    documents = monitor.scan_client(client(), server(), paths, [session("db", "admin", recent())])
+
+    assert [(d["alert"], d["message"]) for d in documents] == [
+        (
+            "tampering",
+            "client web: committed segments removed 6 (borg never rewrites them in an append-only repository)",
+        )
+    ]
+
+
+def test_a_client_first_seen_long_ago_that_never_backed_up_raises_a_stale_alert(paths):
+    save_state(paths)
+
+    documents = monitor.scan_client(client(), server(), paths, [])
+
+    assert [d["alert"] for d in documents] == ["stale"]
+    assert documents[0]["message"].startswith("client web: no backup for ")
+    assert documents[0]["message"].endswith(" (MAX_AGE 1d 2h); it never backed up")
+
+
+def test_a_client_directory_near_its_quota_raises_a_quota_alert(paths):
+    directory = paths.client_directory("web")
+    directory.mkdir(parents=True)
+    (directory / "big").write_bytes(b"x" * 9_500_001)
+
+    documents = monitor.scan_client(client(BORG_CLIENT_WEB_QUOTA="10M"), server(), paths, [])
+
+    assert [(d["alert"], d["details"]["bytes"]) for d in documents] == [("quota", 9_500_001)]
+
+
+# scan
+
+
+def test_a_scan_emits_the_alerts_and_remembers_how_far_it_read_the_audit_log(paths, capsys):
+    write_repository(paths, init_create_create_delete())
+    backed_up = recent()
+    write_audit_log(paths, session("web", "append", backed_up))
+
+    seconds = monitor.scan(server("web db"), paths)
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(d["alert"], d["state"], d["client"]) for d in lines] == [("deletes", "raised", "web")]
+    position = json.loads((paths.monitor / "monitor.json").read_text())
+    assert position["audit_offset"] == paths.audit_log.stat().st_size
+    assert position["scan_seconds"] == round(seconds, 3)
+    assert findings.load(paths.monitor_state("web"))["last_backup"] == backed_up
+
+
+def test_the_next_scan_reads_only_the_new_sessions_and_emits_nothing_that_still_holds(paths, capsys):
+    write_repository(paths, init_create_create_delete())
+    write_audit_log(paths, session("web", "append", recent()))
+    monitor.scan(server(), paths)
+    capsys.readouterr()
+    with findings.locked(paths.monitor_state("web")) as state:
+        state["last_backup"] = None  # so a second reading of the same session would show
+
+    monitor.scan(server(), paths)
+
+    assert capsys.readouterr().out == ""
+    assert findings.load(paths.monitor_state("web"))["last_backup"] is None
+
+
+def test_a_client_that_cannot_be_scanned_does_not_stop_the_others(paths, capsys, caplog):
+    paths.monitor_state("db").parent.mkdir(parents=True)
+    paths.monitor_state("db").write_text("{not json")
+    write_repository(paths, init_create_create_delete())
+
+    with caplog.at_level(logging.ERROR, logger="borg_server.monitor"):
+        monitor.scan(server("web db"), paths)
+
+    assert [json.loads(line)["client"] for line in capsys.readouterr().out.splitlines()] == ["web"]
+    assert len(caplog.records) == 1
+    assert caplog.messages[0].startswith("client db: cannot be scanned: ")
+
+
+def test_with_report_urls_a_scan_stores_its_alerts_in_the_outbox_and_flushes_it(paths, monkeypatch, capsys):
+    write_repository(paths, init_create_create_delete())
+    flushed = []
+    monkeypatch.setattr(monitor.reports, "flush", lambda *arguments: flushed.append(arguments))
+
+    monitor.scan(server(REPORT_URLS="https://hooks.example.org/borg"), paths)
+
+    stored = outbox.entries(paths.monitor_outbox)
+    assert [(entry.document["alert"], entry.pending) for entry in stored] == [
+        ("deletes", ("https://hooks.example.org/borg",))
+    ]
+    assert len(flushed) == 1
+    assert flushed[0][:3] == (paths.monitor_outbox, ("https://hooks.example.org/borg",), monitor.REPORT_TIMEOUT)
+
+
+# check_due, run_check and check_loop
+
+
+def test_a_client_without_a_repository_is_never_due_for_a_check(paths):
+    save_state(paths)
+
+    assert monitor.check_due(client(), server(), paths, datetime.now(UTC)) is False
+
+
+def test_a_new_client_is_due_for_its_first_check_one_interval_after_it_was_first_seen(paths):
+    write_repository(paths, init_create_create_delete())
+    save_state(paths, first_seen=NOW)
+    first_seen = datetime.fromisoformat(NOW)
+    checks = server(MONITOR_CHECK_INTERVAL="1d")
+
+    assert monitor.check_due(client(), checks, paths, first_seen + timedelta(hours=23, minutes=59)) is False
+    assert monitor.check_due(client(), checks, paths, first_seen + timedelta(days=1)) is True
+
+
+def test_a_client_never_scanned_is_not_due_for_a_check_yet(paths):
+    write_repository(paths, init_create_create_delete())
+
+    assert monitor.check_due(client(), server(), paths, datetime.now(UTC)) is False
+
+
+def test_a_check_is_due_one_interval_after_the_last_one(paths):
+    write_repository(paths, init_create_create_delete())
+    save_state(paths, check={"at": NOW, "ok": True, "returncode": 0, "message": "no problems found"})
+    checked = datetime.fromisoformat(NOW)
+
+    assert monitor.check_due(client(), server(), paths, checked + timedelta(days=6, hours=23)) is False
+    assert monitor.check_due(client(), server(), paths, checked + timedelta(days=7)) is True
+
+
+def log_message(level: str, message: str, msgid: str | None = None) -> str:
+    entry = {"type": "log_message", "levelname": level, "message": message}
+    return json.dumps(entry | ({"msgid": msgid} if msgid else {}))
+
+
+class FakeBorg:
+    """Stands in for process.run: feeds borg's --log-json lines through render_line, returns an exit code."""
+
+    def __init__(self, returncode: int, lines: list[str]):
+        self.returncode, self.lines, self.calls = returncode, lines, []
+
+    def __call__(self, argv, *, env=None, render_line=None, **_options):
+        self.calls.append((argv, env))
+        tail = [text for text in map(render_line, self.lines) if text is not None]
+        return Result(self.returncode, "", tail)
+
+
+def test_run_check_runs_borg_check_repository_only_as_the_borg_user_and_records_a_pass(paths, monkeypatch):
+    write_repository(paths, init_create_create_delete())
+    borg = FakeBorg(0, [log_message("INFO", "Starting repository check")])
+    monkeypatch.setattr(monitor.process, "run", borg)
+
+    before = findings.now_text()
+    monitor.run_check(client(), server(PUID="1001", PGID="1002"), paths)
+
+    repository = str(paths.client_repository("web"))
+    assert borg.calls == [
+        (
+            ["setpriv", "--reuid=1001", "--regid=1002", "--clear-groups", "--", "borg", "check", "--repository-only",
+             "--log-json", "--lock-wait", "60", repository],
+            system.borg_environment(),
+        )
+    ]  # fmt: skip
+    check = findings.load(paths.monitor_state("web"))["check"]
+    assert {k: v for k, v in check.items() if k != "at"} == {
+        "ok": True,
+        "returncode": 0,
+        "message": "no problems found",
+    }
+    assert before <= check["at"] <= findings.now_text()
+
+
+def test_a_failed_check_records_borg_last_three_problems(paths, monkeypatch):
+    lines = [
+        log_message("INFO", "Starting repository check"),
+        log_message("WARNING", "segment 3 has a bad tail"),
+        log_message("ERROR", "segment 6: crc32 mismatch", "IntegrityError"),
+        log_message("INFO", "still checking"),
+        log_message("ERROR", "index is missing 2 objects"),
+        log_message("CRITICAL", "repository is damaged"),
+    ]
+    monkeypatch.setattr(monitor.process, "run", FakeBorg(1, lines))
+
+    monitor.run_check(client(), server(), paths)
+
+    check = findings.load(paths.monitor_state("web"))["check"]
+    assert (check["ok"], check["returncode"], check["message"]) == (
+        False,
+        1,
+        "ERROR: segment 6: crc32 mismatch [IntegrityError] / ERROR: index is missing 2 objects / "
+        "CRITICAL: repository is damaged",
+    )
+
+
+def test_a_failed_check_without_problem_lines_records_its_last_output_or_its_exit_code(paths, monkeypatch):
+    monkeypatch.setattr(monitor.process, "run", FakeBorg(2, ["setpriv: cannot switch user", "plain text"]))
+    monitor.run_check(client(), server(), paths)
+    assert findings.load(paths.monitor_state("web"))["check"]["message"] == "setpriv: cannot switch user / plain text"
+
+    monkeypatch.setattr(monitor.process, "run", FakeBorg(2, []))
+    monitor.run_check(client(), server(), paths)
+    assert findings.load(paths.monitor_state("web"))["check"]["message"] == "exit 2"
+
+
+def test_a_check_that_finds_the_repository_locked_records_nothing(paths, monkeypatch):
+    save_state(paths)
+    busy = [log_message("ERROR", "Failed to create/acquire the lock (timeout).", "LockTimeout")]
+    monkeypatch.setattr(monitor.process, "run", FakeBorg(73, busy))
+
+    monitor.run_check(client(), server(), paths)
+
+    assert findings.load(paths.monitor_state("web"))["check"] is None
+
+
+class Stop:
+    """Stands in for the stop event: lets check_loop run a number of rounds, then stops it."""
+
+    def __init__(self, rounds: int):
+        self.rounds, self.waits = rounds, []
+
+    def wait(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        self.rounds -= 1
+        return self.rounds < 0
+
+    def is_set(self) -> bool:
+        return self.rounds < 0
+
+
+def test_the_check_loop_checks_each_client_that_is_due_once_per_round(paths, monkeypatch):
+    write_repository(paths, init_create_create_delete(), "web")
+    write_repository(paths, init_create_create_delete(), "db")
+    save_state(paths, "web")
+    save_state(paths, "db", check={"at": findings.now_text(), "ok": True, "returncode": 0, "message": "ok"})
+    borg = FakeBorg(0, [])
+    monkeypatch.setattr(monitor.process, "run", borg)
+    stop = Stop(rounds=2)
+
+    monitor.check_loop([server("web db")], paths, stop)
+
+    assert [argv[-1] for argv, _env in borg.calls] == [str(paths.client_repository("web"))]
+    assert stop.waits == [monitor.CHECK_POLL] * 3
+
+
+def test_a_check_that_cannot_start_is_logged_and_the_loop_goes_on(paths, monkeypatch, caplog):
+    write_repository(paths, init_create_create_delete(), "web")
+    save_state(paths, "web")
+
+    def missing_setpriv(*_arguments, **_options):
+        raise FileNotFoundError(2, "No such file or directory", "setpriv")
+
+    monkeypatch.setattr(monitor.process, "run", missing_setpriv)
+
+    with caplog.at_level(logging.ERROR, logger="borg_server.monitor"):
+        monitor.check_loop([server()], paths, Stop(rounds=2))
+
+    assert (
+        caplog.messages
+        == ["client web: the repository check could not run: [Errno 2] No such file or directory: 'setpriv'"] * 2
+    )
+
+
+# reread and publish
+
+
+def test_reread_returns_the_configuration_as_it_is_now():
+    assert monitor.reread({"BORG_CLIENTS": "web db"}, "backup", server()) == load({"BORG_CLIENTS": "web db"}, "backup")
+
+
+def test_a_configuration_that_became_wrong_keeps_the_last_good_one(caplog):
+    previous = server()
+
+    with caplog.at_level(logging.ERROR, logger="borg_server.monitor"):
+        assert monitor.reread({"BORG_CLIENTS": "web", "PUID": "0"}, "backup", previous) is previous
+
+    assert caplog.messages == [
+        "the configuration has problems; the monitor keeps the last good one: PUID: 0 is root; "
+        "the borg account must not be root"
+    ]
+
+
+def test_publish_renders_every_client_and_the_outbox_into_the_exposition(paths):
+    outbox.put(paths.monitor_outbox, {"id": "a"}, ["https://hooks.example.org/borg"])
+    exposition = metrics.Exposition()
+
+    monitor.publish(exposition, server("web db"), paths, 1.5)
+
+    lines = exposition.read().splitlines()
+    assert 'borg_appliance_client_append_only{client="db"} 1' in lines
+    assert 'borg_appliance_client_append_only{client="web"} 1' in lines
+    assert "borg_appliance_monitor_scan_duration_seconds 1.5" in lines
+    assert "borg_appliance_monitor_outbox_reports 1" in lines

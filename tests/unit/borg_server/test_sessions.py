@@ -1,0 +1,142 @@
+"""Tests for reading the audit log of SSH sessions: whole or from a position, and telling backups from reads."""
+
+import json
+
+import pytest
+
+from borg_server.sessions import last_write, read_sessions, wrote
+
+
+def line(**record) -> bytes:
+    """Return one audit log line as serve.append_record writes it."""
+    return (json.dumps(record, sort_keys=True) + "\n").encode()
+
+
+def backup(client: str, finished_at: str, role: str = "append", before: int | None = 13, after: int | None = 17):
+    return {
+        "client": client,
+        "role": role,
+        "exit_code": 0,
+        "finished_at": finished_at,
+        "committed_before": before,
+        "committed_after": after,
+    }
+
+
+def test_a_missing_audit_log_has_no_records_and_position_zero(tmp_path):
+    assert read_sessions(tmp_path / "sessions.jsonl") == ([], 0)
+    assert read_sessions(tmp_path / "sessions.jsonl", 120) == ([], 0)
+
+
+def test_lines_that_are_not_json_objects_are_skipped_but_read_past(tmp_path):
+    log = tmp_path / "sessions.jsonl"
+    log.write_bytes(
+        b'{"client": "web", "exit_code": 0}\n'
+        b"\n"
+        b"not json at all\n"
+        b"42\n"
+        b"null\n"
+        b'["web"]\n'
+        b"\xff\xfe garbage\n"
+        b'{"client": "db", "exit_code": 2}\n'
+    )
+
+    assert read_sessions(log) == (
+        [{"client": "web", "exit_code": 0}, {"client": "db", "exit_code": 2}],
+        log.stat().st_size,
+    )
+
+
+def test_reading_from_a_position_returns_only_the_records_after_it(tmp_path):
+    log = tmp_path / "sessions.jsonl"
+    first = line(client="web", exit_code=0)
+    log.write_bytes(first + line(client="db", exit_code=1))
+
+    assert read_sessions(log, len(first)) == ([{"client": "db", "exit_code": 1}], log.stat().st_size)
+
+
+def test_reading_at_the_end_returns_nothing_and_keeps_the_position(tmp_path):
+    log = tmp_path / "sessions.jsonl"
+    log.write_bytes(line(client="web"))
+    end = log.stat().st_size
+
+    assert read_sessions(log, end) == ([], end)
+
+
+def test_a_line_still_being_written_is_left_for_the_next_read(tmp_path):
+    log = tmp_path / "sessions.jsonl"
+    first = line(client="web", exit_code=0)
+    log.write_bytes(first + b'{"client": "db", "exit')
+
+    records, position = read_sessions(log)
+    assert (records, position) == ([{"client": "web", "exit_code": 0}], len(first))
+
+    with open(log, "ab") as file:
+        file.write(b'_code": 0}\n')
+
+    assert read_sessions(log, position) == ([{"client": "db", "exit_code": 0}], log.stat().st_size)
+
+
+def test_a_log_without_a_complete_line_has_nothing_to_read_yet(tmp_path):
+    log = tmp_path / "sessions.jsonl"
+    log.write_bytes(b'{"client": "web"')
+
+    assert read_sessions(log) == ([], 0)
+
+
+def test_a_log_shorter_than_the_position_was_replaced_and_is_read_from_its_start(tmp_path):
+    log = tmp_path / "sessions.jsonl"
+    log.write_bytes(line(client="db"))
+
+    assert read_sessions(log, 10_000) == ([{"client": "db"}], log.stat().st_size)
+
+
+@pytest.mark.parametrize(
+    ("record", "result"),
+    [
+        ({"role": "append", "exit_code": 0, "committed_before": 13, "committed_after": 17}, True),
+        ({"role": "full", "exit_code": 0, "committed_before": 13, "committed_after": 17}, True),
+        ({"role": "append", "exit_code": 0, "committed_before": None, "committed_after": 1}, True),
+        ({"role": "append", "exit_code": 0, "committed_before": 13, "committed_after": 13}, False),
+        ({"role": "append", "exit_code": 0, "committed_before": None, "committed_after": None}, False),
+        ({"role": "append", "exit_code": 0, "committed_before": 13, "committed_after": None}, False),
+        ({"role": "append", "exit_code": 2, "committed_before": 13, "committed_after": 17}, False),
+        ({"role": "admin", "exit_code": 0, "committed_before": 13, "committed_after": 17}, False),
+        ({"role": "append", "exit_code": 0}, True),
+        ({"role": "full", "exit_code": 0}, True),
+        ({"role": "append", "exit_code": 1}, False),
+        ({"role": "admin", "exit_code": 0}, False),
+        ({"event": "server-compact", "client": "web"}, False),
+    ],
+)
+def test_a_session_wrote_when_a_client_key_succeeded_and_left_a_higher_commit(record, result):
+    assert wrote(record) is result
+
+
+def test_last_write_is_the_latest_backup_of_that_client():
+    records = [
+        backup("web", "2024-05-01T03:00:00+00:00"),
+        backup("web", "2024-05-03T03:00:00+00:00", role="full"),
+        backup("web", "2024-05-02T03:00:00+00:00"),
+        backup("db", "2024-05-09T03:00:00+00:00"),
+    ]
+
+    assert last_write(records, "web") == "2024-05-03T03:00:00+00:00"
+
+
+def test_last_write_ignores_reads_failures_and_admin_sessions():
+    records = [
+        backup("web", "2024-05-01T03:00:00+00:00"),
+        backup("web", "2024-05-02T03:00:00+00:00", before=17, after=17),
+        backup("web", "2024-05-03T03:00:00+00:00", role="admin"),
+        backup("web", "2024-05-04T03:00:00+00:00") | {"exit_code": 2},
+    ]
+
+    assert last_write(records, "web") == "2024-05-01T03:00:00+00:00"
+
+
+def test_last_write_of_a_client_that_never_backed_up_is_none():
+    records = [backup("db", "2024-05-01T03:00:00+00:00"), backup("web", None)]
+
+    assert last_write(records, "web") is None
+    assert last_write([], "web") is None
