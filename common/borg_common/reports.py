@@ -22,12 +22,16 @@ def send(directory: Path, document: dict, urls: tuple[str, ...], timeout: float)
     return flush(directory, urls, timeout)
 
 
-def flush(directory: Path, urls: tuple[str, ...], timeout: float) -> delivery.FlushResult | None:
-    """Deliver what waits in the outbox; log what is left. Return the flush result (None if nothing waits)."""
+def flush(
+    directory: Path, urls: tuple[str, ...], timeout: float, max_seconds: float | None = None
+) -> delivery.FlushResult | None:
+    """Deliver what waits in the outbox, retrying for at most max_seconds (default: 6 timeouts, at
+    least 30 s); log what is left. Return the flush result (None if nothing waits)."""
     if not urls or outbox.size(directory) == 0:
         return None
     try:
-        result = delivery.flush(directory, list(urls), timeout=timeout, max_seconds=max(30.0, timeout * 6))
+        budget = max_seconds if max_seconds is not None else max(30.0, timeout * 6)
+        result = delivery.flush(directory, list(urls), timeout=timeout, max_seconds=budget)
     except OSError as error:
         logger.error("reports: the outbox %s cannot be written: %s", directory, error)
         return None

@@ -3,7 +3,7 @@
 In an append-only repository a client's deletes are only written down; the first compaction
 applies all of them for good. So this command:
 1. makes new sessions of the client wait (serve.py waits while the compaction marker exists)
-   and waits for running sessions to release the repository lock;
+   and waits for the client's running `borg serve` processes to end;
 2. scans the repository and refuses while any delete is not acknowledged (`borg-server audit`);
 3. takes a hard-link snapshot of the repository (instant; compaction writes new segments and
    unlinks old ones, so the snapshot keeps the repository exactly as it was);
@@ -30,7 +30,7 @@ from borg_server.paths import Paths
 
 logger = logging.getLogger(__name__)
 
-SESSION_WAIT = 3600  # seconds to wait for running sessions to release the repository lock
+SESSION_WAIT = 3600  # seconds to wait for the client's running sessions to end
 REFUSED = 3
 
 
@@ -46,6 +46,32 @@ def borg(argv: list[str], server: ServerConfig) -> process.Result:
         env=system.borg_environment(),
         render_line=log.render,
     )
+
+
+def running_sessions(paths: Paths, client: str) -> list[int]:
+    """Return the pids of borg serve processes working in the client's directory."""
+    targets = {str(paths.client_directory(client)), str(paths.client_repository(client))}
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "serve" in argv and targets & set(argv):
+            pids.append(int(entry.name))
+    return pids
+
+
+def wait_for_sessions(paths: Paths, client: str, limit: float = SESSION_WAIT) -> bool:
+    """Wait until no borg serve works in the client's directory; return False after limit seconds."""
+    deadline = time.monotonic() + limit
+    while running_sessions(paths, client):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True
 
 
 def take_snapshot(repository: Path, directory: Path) -> Path:
@@ -79,8 +105,8 @@ def locked_compaction(
     client: ClientSpec, server: ServerConfig, paths: Paths, repository: Path, keep_snapshot: bool, started: float
 ) -> int:
     logger.info("client %s: new sessions wait; waiting for running sessions to finish", client.name)
-    if borg(["with-lock", "--lock-wait", str(SESSION_WAIT), str(repository), "true"], server).returncode != 0:
-        raise CompactionFailed(f"the repository of {client.name} stayed locked; nothing was changed")
+    if not wait_for_sessions(paths, client.name):
+        raise CompactionFailed(f"sessions of {client.name} still run after {SESSION_WAIT}s; nothing was changed")
     with findings.locked(paths.monitor_state(client.name)) as state:
         if client.append_only:
             monitor.watch_repository(client, state, paths, admin_session=False, now=findings.now_text())

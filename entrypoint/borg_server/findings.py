@@ -210,7 +210,7 @@ def check_tampering(state: dict, repository: Path, now: str) -> dict | None:
 
 
 def record_unreadable(state: dict, error: Exception, now: str) -> None:
-    """Record that a committed segment cannot be read (damage or tampering)."""
+    """Record that a committed segment cannot be read (damage or tampering), first seen at now unless seen before."""
     previous = state["tampering"] or {}
     state["tampering"] = {
         "changed": previous.get("changed", []),

@@ -29,6 +29,7 @@ from borg_server.segments import SegmentError
 logger = logging.getLogger(__name__)
 
 REPORT_TIMEOUT = 10  # seconds per delivery attempt of an alert
+REPORT_BUDGET = 20  # seconds a scan spends retrying deliveries; what is left waits for the next scan
 CHECK_LOCK_WAIT = 60  # a check that finds the repository busy tries again at the next round
 CHECK_POLL = 30  # seconds between looks for a check that is due
 
@@ -39,6 +40,7 @@ def watch_repository(client: ClientSpec, state: dict, paths: Paths, admin_sessio
     if not (repository / "config").exists():
         return
     locked = findings.busy(repository)
+    before = state["tampering"]
     try:
         if admin_session:  # the client's admin key may have compacted: what is on disk is the new reference
             findings.rebaseline(state, repository)
@@ -52,7 +54,7 @@ def watch_repository(client: ClientSpec, state: dict, paths: Paths, admin_sessio
         if locked:
             logger.info("client %s: repository busy (%s); looking again next time", client.name, error)
         else:
-            findings.record_unreadable(state, error, now)
+            findings.record_unreadable(state, error, (before or {}).get("seen_at", now))
 
 
 def scan_client(client: ClientSpec, server: ServerConfig, paths: Paths, records: list[dict]) -> list[dict]:
@@ -64,7 +66,7 @@ def scan_client(client: ClientSpec, server: ServerConfig, paths: Paths, records:
         if last and (state["last_backup"] is None or last > state["last_backup"]):
             state["last_backup"] = last
         if client.append_only and not paths.compaction_marker(client.name).exists():
-            admin = any(r.get("client") == client.name and r.get("role") == "admin" for r in records)
+            admin = any(r.get("client") == client.name and sessions.may_have_compacted(r) for r in records)
             watch_repository(client, state, paths, admin, now)
         size = status.directory_size(paths.client_directory(client.name))
         active = alerts.conditions(client, state, size, moment)
@@ -83,7 +85,7 @@ def scan(server: ServerConfig, paths: Paths) -> float:
             logger.error("client %s: cannot be scanned: %s", client.name, error)
             continue
         alerts.emit(documents, paths.monitor_outbox, server.report_urls)
-    reports.flush(paths.monitor_outbox, server.report_urls, REPORT_TIMEOUT)
+    reports.flush(paths.monitor_outbox, server.report_urls, REPORT_TIMEOUT, REPORT_BUDGET)
     seconds = time.monotonic() - started
     position = {"audit_offset": offset, "last_scan": time.time(), "scan_seconds": round(seconds, 3)}
     atomic_write(paths.monitor / "monitor.json", json.dumps(position), 0o600)

@@ -54,6 +54,17 @@ def wrote(record: dict) -> bool:
     return after is not None and (before is None or after > before)
 
 
+def may_have_compacted(record: dict) -> bool:
+    """Given a session record, return whether it was an admin session that may have changed the repository.
+
+    Only a session that left the same committed segment behind is known not to have.
+    """
+    if record.get("role") != "admin":
+        return False
+    before, after = record.get("committed_before"), record.get("committed_after")
+    return "committed_after" not in record or after is None or before != after
+
+
 def last_write(records: list[dict], client: str) -> str | None:
     """Given session records, return when the client's last backup session finished (ISO time), or None."""
     times = [record.get("finished_at") for record in records if record.get("client") == client and wrote(record)]

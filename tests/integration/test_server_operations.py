@@ -79,8 +79,10 @@ def test_status_and_show_client_describe_each_client(sandbox, tmp_path):
     assert statuses["web"]["append_only"] is True
     assert statuses["db"]["last_backup"] is None and statuses["db"]["append_only"] is False
     table = server.exec("borg-server", "status").stdout.splitlines()
-    assert table[0].split() == ["CLIENT", "LAST", "BACKUP", "SIZE", "QUOTA", "APPEND-ONLY", "SESSIONS"]
-    assert table[1].startswith("db ") and "never" in table[1]
+    assert table[0].split() == ["CLIENT", "LAST", "BACKUP", "AGE", "SIZE", "QUOTA", "APPEND-ONLY", "DELETES", "CHECK",
+                                "ALERTS"]  # fmt: skip
+    assert table[1].split()[:3] == ["db", "never", "-"]
+    assert table[2].split()[0] == "web" and table[2].split()[6:8] == ["yes", "0"]
 
     shown = server.exec("borg-server", "show-client", "web").stdout
     fingerprint = server.exec("ssh-keygen", "-lf", "/var/lib/borg-server/clients/web/id_ed25519.pub").stdout.split()[1]

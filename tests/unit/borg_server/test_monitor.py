@@ -253,10 +253,20 @@ def test_an_admin_session_of_the_client_takes_the_baseline_again(paths):
     monitor.scan_client(client(), server(), paths, [])
     (repository / "data" / "0" / "6").unlink()
 
-    documents = monitor.scan_client(client(), server(), paths, [session("web", "admin", recent(), (13, 13))])
+    documents = monitor.scan_client(client(), server(), paths, [session("web", "admin", recent(), (13, 14))])
 
     assert documents == []
     assert findings.load(paths.monitor_state("web"))["tampering"] is None
+
+
+def test_a_read_only_admin_session_does_not_hide_a_removed_segment(paths):
+    repository = write_repository(paths, init_create_create_delete())
+    monitor.scan_client(client(), server(), paths, [])
+    (repository / "data" / "0" / "6").unlink()
+
+    documents = monitor.scan_client(client(), server(), paths, [session("web", "admin", recent(), (13, 13))])
+
+    assert [(document["alert"], document["details"]["removed"]) for document in documents] == [("tampering", [6])]
 
 
 def test_a_removed_segment_raises_a_tampering_alert(paths):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from borg_server.sessions import last_write, read_sessions, wrote
+from borg_server.sessions import last_write, may_have_compacted, read_sessions, wrote
 
 
 def line(**record) -> bytes:
@@ -140,3 +140,17 @@ def test_last_write_of_a_client_that_never_backed_up_is_none():
 
     assert last_write(records, "web") is None
     assert last_write([], "web") is None
+
+
+@pytest.mark.parametrize(
+    ("record", "result"),
+    [
+        ({"role": "admin", "committed_before": 13, "committed_after": 13}, False),
+        ({"role": "admin", "committed_before": 13, "committed_after": 20}, True),
+        ({"role": "admin", "committed_before": 13, "committed_after": None}, True),
+        ({"role": "admin"}, True),
+        ({"role": "append", "committed_before": 13, "committed_after": 20}, False),
+    ],
+)
+def test_only_an_admin_session_that_left_another_commit_may_have_compacted(record, result):
+    assert may_have_compacted(record) is result

@@ -1,0 +1,134 @@
+"""The server's monitor: deletes, tampering, stale clients and failed checks become alerts that reach a
+receiver; audit and compact make pruning safe."""
+
+from __future__ import annotations
+
+import json
+
+from tests.integration.docker_helpers import CLIENT_IMAGE, docker, logs, wait_until
+from tests.integration.stack import (
+    client_command,
+    fill_volume,
+    make_client,
+    repository_bytes,
+    start_receiver,
+    start_server,
+)
+
+FAST = {"MONITOR_INTERVAL": "10s"}
+RECEIVER_URL = "http://receiver:8080/alerts"
+
+
+def alerts_logged(container: str) -> list[dict]:
+    """Return the alert documents the monitor printed as JSON lines on the server's output."""
+    found = []
+    for line in logs(container).splitlines():
+        if line.startswith("{") and '"borg-appliance-alert"' in line:
+            found.append(json.loads(line))
+    return found
+
+
+def alert_seen(container: str, kind: str, state: str, client: str = "web") -> dict | None:
+    return next(
+        (a for a in alerts_logged(container) if (a["alert"], a["state"], a["client"]) == (kind, state, client)), None
+    )
+
+
+def received(receiver, kind: str, state: str) -> list[dict]:
+    bodies = [entry["body"] for entry in receiver.accepted()]
+    return [body for body in bodies if (body.get("alert"), body.get("state")) == (kind, state)]
+
+
+def metrics(sandbox, server, port: int) -> str:
+    fetch = f"import urllib.request; print(urllib.request.urlopen('http://{server.container}:{port}/metrics').read().decode())"
+    return sandbox.run("scrape", CLIENT_IMAGE, ["--network", server.network, "--entrypoint", "python3"],
+                       ["-c", fetch], detach=False).stdout  # fmt: skip
+
+
+def test_a_deleted_archive_is_alerted_and_cannot_be_compacted_away_before_it_is_acknowledged(sandbox, tmp_path):
+    network = sandbox.network()
+    receiver = start_receiver(sandbox, network)
+    env = {**FAST, "REPORT_URLS": RECEIVER_URL, "METRICS_PORT": "9100"}
+    server = start_server(sandbox, ["web"], env=env, network=network)
+    web = make_client(sandbox, server, "web", tmp_path)
+    fill_volume(sandbox, web.data, "head -c 6000000 /dev/urandom > /data/one.bin")
+    assert client_command(sandbox, web, ["run"], env={"ARCHIVE_NAME": "first-{utcnow}"}).returncode == 0
+    fill_volume(sandbox, web.data, "rm /data/one.bin && head -c 1000000 /dev/urandom > /data/two.bin")
+    assert client_command(sandbox, web, ["run"], env={"ARCHIVE_NAME": "second-{utcnow}"}).returncode == 0
+    wait_until(lambda: "scanned 1 clients" in logs(server.container), 30, "a first scan")
+
+    # The client (or whoever holds its key) deletes the first archive: append-only only writes it down.
+    deleted = client_command(sandbox, web, ["borg-client", "borg", "delete", "--glob-archives", "first-*"])
+    assert deleted.returncode == 0, deleted.stderr
+    alert = wait_until(lambda: alert_seen(server.container, "deletes", "raised"), 30, "the delete alert")
+    assert alert["client"] == "web" and "borg-server audit web" in alert["message"]
+    wait_until(lambda: received(receiver, "deletes", "raised"), 30, "the alert at the receiver")
+    assert 'borg_appliance_client_unacknowledged_deletes{client="web"}' in metrics(sandbox, server, 9100)
+    status = json.loads(server.exec("borg-server", "status", "--json").stdout)[0]
+    assert status["unacknowledged_deletes"] >= 1 and status["alerts"] == ["deletes"]
+
+    # Compaction would apply the delete for good: refused while it is unacknowledged.
+    before = repository_bytes(server, "web")
+    segments = server.exec("sh", "-c", "cd /srv/borg/web/main/data && find . -type f | xargs sha256sum").stdout
+    refused = server.exec("borg-server", "compact", "web", check=False)
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "refused: client web has" in refused.stdout and "borg-server audit web" in refused.stdout
+    assert server.exec("sh", "-c", "cd /srv/borg/web/main/data && find . -type f | xargs sha256sum").stdout == segments
+
+    listing = server.exec("borg-server", "audit", "web").stdout
+    assert "delete(s) not acknowledged" in listing and "append key" in listing, listing
+    acknowledge = next(line.split() for line in listing.splitlines() if "--acknowledge" in line)
+    assert server.exec(*acknowledge).returncode == 0
+    wait_until(lambda: received(receiver, "deletes", "cleared"), 40, "the cleared alert at the receiver")
+
+    compacted = server.exec("borg-server", "compact", "web")
+    assert "check passed" in compacted.stdout, compacted.stdout + compacted.stderr
+    assert repository_bytes(server, "web") < before - 4_000_000
+    assert server.exec("ls", "-A", "/srv/borg/.snapshots/web").stdout == ""  # the snapshot is gone: space is free
+    archives = client_command(sandbox, web, ["list", "--short"]).stdout.split()
+    assert len(archives) == 1 and archives[0].startswith("second-")
+    assert alert_seen(server.container, "tampering", "raised") is None  # compaction is not tampering
+
+
+def test_a_changed_segment_raises_a_tampering_alert_and_the_repository_check_fails(sandbox, tmp_path):
+    server = start_server(sandbox, ["web"], env={**FAST, "MONITOR_CHECK_INTERVAL": "20s"})
+    web = make_client(sandbox, server, "web", tmp_path)
+    fill_volume(sandbox, web.data, "head -c 2000000 /dev/urandom > /data/random.bin")
+    assert client_command(sandbox, web, ["run"]).returncode == 0
+    state = "/var/lib/borg-server/monitor/clients/web.json"
+    wait_until(lambda: json.loads(server.exec("cat", state, check=False).stdout or "{}").get("segments"), 30,
+               "the segment baseline")  # fmt: skip
+
+    # Someone on the server flips one byte inside the largest committed segment.
+    flip = (
+        "import glob, os; path = max(glob.glob('/srv/borg/web/main/data/*/*'), key=os.path.getsize); "
+        "f = open(path, 'r+b'); f.seek(1000); byte = f.read(1); f.seek(1000); f.write(bytes([byte[0] ^ 0xFF]))"
+    )
+    server.exec("python3", "-c", flip)
+    alert = wait_until(lambda: alert_seen(server.container, "tampering", "raised"), 40, "the tampering alert")
+    assert "changed" in alert["message"] and alert["details"]["changed"]
+    failed = wait_until(lambda: alert_seen(server.container, "check_failed", "raised"), 120, "the failed check")
+    assert "borg check --repository-only failed" in failed["message"]
+    status = json.loads(server.exec("borg-server", "status", "--json").stdout)[0]
+    assert status["last_check"] == "failed" and status["tampered_segments"] == 1
+
+
+def test_a_client_without_backups_is_stale_and_alerts_wait_for_a_receiver_that_was_down(sandbox, tmp_path):
+    network = sandbox.network()
+    env = {**FAST, "REPORT_URLS": RECEIVER_URL, "BORG_CLIENT_WEB_MAX_AGE": "1m"}
+    server = start_server(sandbox, ["web"], env=env, network=network)
+    web = make_client(sandbox, server, "web", tmp_path)
+    alert = wait_until(lambda: alert_seen(server.container, "stale", "raised"), 120, "the stale alert")
+    assert "client web: no backup for" in alert["message"] and "never backed up" in alert["message"]
+    pending = server.exec("ls", "/var/lib/borg-server/monitor/outbox").stdout.split()
+    assert len(pending) == 1  # the receiver is not there yet: the alert waits on disk
+
+    receiver = start_receiver(sandbox, network)
+    wait_until(lambda: received(receiver, "stale", "raised"), 60, "the stale alert at the receiver")
+
+    fill_volume(sandbox, web.data, "echo one > /data/file")
+    assert client_command(sandbox, web, ["run"]).returncode == 0
+    wait_until(lambda: received(receiver, "stale", "cleared"), 60, "the cleared alert at the receiver")
+    assert len(received(receiver, "stale", "raised")) == 1  # once per condition
+    assert server.exec("ls", "-A", "/var/lib/borg-server/monitor/outbox").stdout.split() == []
+    assert docker("inspect", "-f", "{{.State.Running}}", server.container).stdout.strip() == "true"
