@@ -97,6 +97,8 @@ def scan_deletes(state: dict, repository: Path, now: str) -> int:
     """
     last = segments.last_commit(repository)
     if last is None or (state["scanned"] is not None and last <= state["scanned"]):
+        if state["scanned"] is not None and (last is None or last < state["scanned"]):
+            state["scanned"] = last  # rolled back: borg numbers the next segments from here again
         return 0
     found = segments.deletes_since(repository, -1 if state["scanned"] is None else state["scanned"])
     files = segments.segment_files(repository)

@@ -155,6 +155,20 @@ def test_a_later_scan_finds_only_the_deletes_committed_since(state, repository):
     assert state["scanned"] == 15
 
 
+def test_after_a_rollback_the_segments_written_again_are_scanned(state, repository):
+    findings.scan_deletes(state, repository, NOW)
+    for number in (10, 11, 12, 13):
+        segment(repository, number).unlink()  # rolled back to segment 9
+    findings.scan_deletes(state, repository, NOW)
+    write_segment(repository, 10, [delete(ARCHIVE_TWO)])
+    write_segment(repository, 11, [commit()])
+
+    assert findings.scan_deletes(state, repository, LATER) == 1
+
+    assert [d["key"] for d in state["deletes"]][-1] == ARCHIVE_TWO.hex()
+    assert state["scanned"] == 11
+
+
 def test_a_delete_not_committed_yet_waits_for_its_commit(state, repository):
     findings.scan_deletes(state, repository, NOW)
     write_segment(repository, 14, [delete(ARCHIVE_TWO)])
