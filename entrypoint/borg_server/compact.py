@@ -2,8 +2,7 @@
 
 In an append-only repository a client's deletes are only written down; the first compaction
 applies all of them for good. So this command:
-1. makes new sessions of the client wait (serve.py waits while the compaction marker exists)
-   and waits for the client's running `borg serve` processes to end;
+1. closes the client's gate (gate.py): new sessions wait, running ones are waited for;
 2. scans the repository and refuses while any delete is not acknowledged (`borg-server audit`);
 3. takes a hard-link snapshot of the repository (instant; compaction writes new segments and
    unlinks old ones, so the snapshot keeps the repository exactly as it was);
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from borg_common import process
 from borg_common.borglog import LogJson
-from borg_server import findings, monitor, segments, serve, status, system
+from borg_server import findings, gate, monitor, segments, serve, status, system
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.paths import Paths
 
@@ -48,32 +47,6 @@ def borg(argv: list[str], server: ServerConfig) -> process.Result:
     )
 
 
-def running_sessions(paths: Paths, client: str) -> list[int]:
-    """Return the pids of borg serve processes working in the client's directory."""
-    targets = {str(paths.client_directory(client)), str(paths.client_repository(client))}
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if "serve" in argv and targets & set(argv):
-            pids.append(int(entry.name))
-    return pids
-
-
-def wait_for_sessions(paths: Paths, client: str, limit: float = SESSION_WAIT) -> bool:
-    """Wait until no borg serve works in the client's directory; return False after limit seconds."""
-    deadline = time.monotonic() + limit
-    while running_sessions(paths, client):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(1)
-    return True
-
-
 def take_snapshot(repository: Path, directory: Path) -> Path:
     """Hard-link the repository into a new directory below directory (root-only); return it."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -88,25 +61,18 @@ def compact(client: ClientSpec, server: ServerConfig, paths: Paths, keep_snapsho
     repository = paths.client_repository(client.name)
     if not (repository / "config").exists():
         raise CompactionFailed(f"client {client.name} has no repository at {repository} yet; nothing to compact")
-    marker = paths.compaction_marker(client.name)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-    except FileExistsError:
-        raise CompactionFailed(f"a compaction of {client.name} is already running ({marker} exists)") from None
     started = time.time()
+    logger.info("client %s: new sessions wait; waiting for running sessions to finish", client.name)
     try:
-        return locked_compaction(client, server, paths, repository, keep_snapshot, started)
-    finally:
-        marker.unlink(missing_ok=True)
+        with gate.compaction(paths, client.name, SESSION_WAIT):
+            return gated_compaction(client, server, paths, repository, keep_snapshot, started)
+    except gate.GateClosed as error:
+        raise CompactionFailed(str(error)) from None
 
 
-def locked_compaction(
+def gated_compaction(
     client: ClientSpec, server: ServerConfig, paths: Paths, repository: Path, keep_snapshot: bool, started: float
 ) -> int:
-    logger.info("client %s: new sessions wait; waiting for running sessions to finish", client.name)
-    if not wait_for_sessions(paths, client.name):
-        raise CompactionFailed(f"sessions of {client.name} still run after {SESSION_WAIT}s; nothing was changed")
     with findings.locked(paths.monitor_state(client.name)) as state:
         if client.append_only:
             monitor.watch_repository(client, state, paths, admin_session=False, now=findings.now_text())

@@ -69,9 +69,17 @@ class Paths:
     def monitor_outbox(self) -> Path:
         return self.monitor / "outbox"
 
+    @property
+    def gate_directory(self) -> Path:
+        """Run-time files that keep a client's sessions and a compaction of its repository apart (gate.py)."""
+        return self.runtime / "gate"
+
+    def gate_lock(self, name: str) -> Path:
+        return self.gate_directory / f"{name}.lock"
+
     def compaction_marker(self, name: str) -> Path:
-        """Present while `borg-server compact` works on the client: its sessions wait (run time only)."""
-        return self.runtime / "compacting" / name
+        """Present while `borg-server compact` works on the client: its new sessions wait."""
+        return self.gate_directory / f"{name}.compacting"
 
     def snapshot_directory(self, name: str) -> Path:
         """Hard-link snapshots taken before compaction: on the repositories' file system, out of every key's reach."""

@@ -17,12 +17,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from borg_server import segments
+from borg_server import gate, segments
 from borg_server.paths import Paths
 
 REQUESTED_COMMAND_LIMIT = 200
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 COMPACTION_WAIT = 3600  # seconds a session waits for `borg-server compact` before giving up
+EX_TEMPFAIL = 75
 
 
 def serve_argv(client: str, role: str, quota: int | None, paths: Paths) -> list[str]:
@@ -95,41 +96,26 @@ def committed_segment(paths: Paths, client: str) -> int | None:
         return None
 
 
-def wait_for_compaction(marker: Path, limit: float = COMPACTION_WAIT) -> bool:
-    """Wait while marker exists (the server compacts this client); return False after limit seconds."""
-    deadline = time.monotonic() + limit
-    if marker.exists():
-        print("borg-server: the server is compacting this repository; this session waits", file=sys.stderr)
-    while marker.exists():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(1)
-    return True
-
-
 def serve(client: str, role: str, fingerprint: str, quota: int | None, paths: Paths) -> int:
     """Run borg serve for client in its directory, forward termination signals, audit the session.
 
-    While `borg-server compact` works on the client, the session waits before it starts, so no
-    delete can slip in between the compaction's audit and the compaction itself. Return borg's
-    exit code (or 128 + signal number when it was killed).
+    The session holds the client's gate (gate.py): while `borg-server compact` works on the
+    client it waits before it starts, so no delete can slip in between the compaction's audit and
+    the compaction itself. Return borg's exit code (or 128 + signal number when it was killed).
     """
     started = time.time()
-    if not wait_for_compaction(paths.compaction_marker(client)):
-        print("borg-server: the compaction still runs; try again later", file=sys.stderr)
-        exit_code = 75  # EX_TEMPFAIL
-        append_record(
-            paths.audit_log,
-            session_record(client, role, fingerprint, started, time.time(), exit_code, dict(os.environ)),
-        )
-        return exit_code
-    before = committed_segment(paths, client)
-    process = subprocess.Popen(serve_argv(client, role, quota, paths), cwd=paths.client_directory(client))
-    for number in FORWARDED_SIGNALS:
-        signal.signal(number, lambda received, _frame: process.send_signal(received))
-    returncode = process.wait()
+    try:
+        with gate.session(paths, client, COMPACTION_WAIT):
+            before = committed_segment(paths, client)
+            process = subprocess.Popen(serve_argv(client, role, quota, paths), cwd=paths.client_directory(client))
+            for number in FORWARDED_SIGNALS:
+                signal.signal(number, lambda received, _frame: process.send_signal(received))
+            returncode = process.wait()
+            committed = (before, committed_segment(paths, client))
+    except gate.GateClosed as error:
+        print(f"borg-server: {error}", file=sys.stderr)
+        returncode, committed = EX_TEMPFAIL, (None, None)
     exit_code = returncode if returncode >= 0 else 128 - returncode
-    committed = (before, committed_segment(paths, client))
     record = session_record(client, role, fingerprint, started, time.time(), exit_code, dict(os.environ), committed)
     append_record(paths.audit_log, record)
     return exit_code

@@ -13,7 +13,7 @@ from pathlib import Path
 from string import Template
 
 from borg_common.files import atomic_write
-from borg_server import authorized_keys, system
+from borg_server import authorized_keys, gate, system
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.keys import PublicKey, parse_public_key
 from borg_server.paths import REPOSITORY_NAME, Paths
@@ -27,6 +27,7 @@ def apply(config: ServerConfig, paths: Paths) -> None:
     """Given a validated configuration, bring the system in line with it."""
     system.ensure_account(config.puid, config.pgid)
     prepare_state(paths, config)
+    gate.prepare(paths, [client.name for client in config.clients])
     host_key = ensure_host_key(paths)
     write_sshd_config(config, paths)
     generate_missing_keys(config, paths)

@@ -90,6 +90,31 @@ def test_a_deleted_archive_is_alerted_and_cannot_be_compacted_away_before_it_is_
     assert alert_seen(server.container, "tampering", "raised") is None  # compaction is not tampering
 
 
+def test_a_delete_sent_while_a_compaction_waits_is_held_back_and_not_compacted_away(sandbox, tmp_path):
+    server = start_server(sandbox, ["web"], env=FAST)
+    web = make_client(sandbox, server, "web", tmp_path)
+    fill_volume(sandbox, web.data, "head -c 1000000 /dev/urandom > /data/one.bin")
+    assert client_command(sandbox, web, ["run"]).returncode == 0
+
+    # The attacker keeps a session open, then deletes the archive the moment it ends.
+    script = (
+        'borg-client borg with-lock "$(cat /pairing/repo_url)" sleep 15 '
+        '&& borg-client borg delete --glob-archives "web-*"'
+    )
+    sandbox.run("attacker", CLIENT_IMAGE, [*web.options(), "--entrypoint", "sh"], ["-c", script])
+    wait_until(lambda: "borg serve" in server.exec("ps", "-eo", "args", check=False).stdout, 30, "the open session")
+
+    compacted = server.exec("borg-server", "compact", "web")  # waits for the session, then holds new ones back
+    assert "check passed" in compacted.stdout, compacted.stdout + compacted.stderr
+    assert docker("wait", sandbox.name("attacker")).stdout.strip() == "0"
+    assert "the server is compacting this repository; this session waits" in logs(sandbox.name("attacker"))
+
+    listing = json.loads(server.exec("borg-server", "audit", "web", "--json").stdout)
+    assert listing["unacknowledged"] >= 1  # the delete came after the compaction: it is still only written down
+    refused = server.exec("borg-server", "compact", "web", check=False)
+    assert refused.returncode == 3
+
+
 def test_a_changed_segment_raises_a_tampering_alert_and_the_repository_check_fails(sandbox, tmp_path):
     server = start_server(sandbox, ["web"], env={**FAST, "MONITOR_CHECK_INTERVAL": "20s"})
     web = make_client(sandbox, server, "web", tmp_path)
@@ -106,7 +131,7 @@ def test_a_changed_segment_raises_a_tampering_alert_and_the_repository_check_fai
     )
     server.exec("python3", "-c", flip)
     alert = wait_until(lambda: alert_seen(server.container, "tampering", "raised"), 40, "the tampering alert")
-    assert "changed" in alert["message"] and alert["details"]["changed"]
+    assert "changed" in alert["message"] and alert["details"]["changed"], logs(server.container)
     failed = wait_until(lambda: alert_seen(server.container, "check_failed", "raised"), 120, "the failed check")
     assert "borg check --repository-only failed" in failed["message"]
     status = json.loads(server.exec("borg-server", "status", "--json").stdout)[0]

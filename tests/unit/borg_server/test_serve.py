@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from borg_server.paths import Paths
-from borg_server.serve import append_record, committed_segment, serve_argv, session_record, wait_for_compaction
+from borg_server.serve import append_record, committed_segment, serve_argv, session_record
 from tests.unit.borg_server.test_segments import CHUNK, init_create_create_delete, put, write_repository
 
 STARTED = datetime(2024, 5, 6, 3, 0, 0, tzinfo=UTC).timestamp()
@@ -171,20 +171,3 @@ def test_committed_segment_is_the_last_commit_of_the_client_repository(paths):
 
 def test_committed_segment_of_a_client_without_a_repository_is_none(paths):
     assert committed_segment(paths, "web") is None
-
-
-def test_wait_for_compaction_returns_at_once_when_no_compaction_runs(paths, capsys):
-    assert wait_for_compaction(paths.compaction_marker("web")) is True
-    assert capsys.readouterr().err == ""
-
-
-def test_wait_for_compaction_gives_up_after_its_limit_and_tells_the_client_on_stderr(paths, capsys):
-    marker = paths.compaction_marker("web")
-    marker.parent.mkdir(parents=True)
-    marker.touch()
-
-    assert wait_for_compaction(marker, limit=-1) is False
-    assert capsys.readouterr() == (
-        "",
-        "borg-server: the server is compacting this repository; this session waits\n",
-    )
