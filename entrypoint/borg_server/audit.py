@@ -7,6 +7,7 @@ acknowledged by accident; `borg-server compact` refuses while any delete is unac
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import datetime, timedelta
 
@@ -81,17 +82,18 @@ def render(result: dict, as_json: bool) -> str:
         return f"client {name}: no unacknowledged deletes or segment changes (scanned through segment {through})."
     if deletes:
         lines.append(f"client {name}: {len(deletes)} delete(s) not acknowledged; compaction would apply them:")
-        lines.append(f"  {'SEGMENT':>8}  {'OFFSET':>9}  {'OBJECT':16}  {'COMMITTED':25}  KIND        SESSION")
-        for delete in deletes:
-            kind = "checkpoint" if delete["checkpoint"] else "delete"
-            session = delete.get("session")
+        lines.append(f"  {'SEGMENT':>8}  {'COMMITTED':25}  {'OBJECTS':>7}  {'KIND':10}  SESSION")
+        for segment, group in itertools.groupby(deletes, key=lambda delete: delete["segment"]):
+            group = list(group)
+            kinds = sorted({"checkpoint" if delete["checkpoint"] else "delete" for delete in group})
+            session = group[0].get("session")
             who = f"{session['role']} key {session['fingerprint']} from {session['source']}" if session else "unknown"
             lines.append(
-                f"  {delete['segment']:>8}  {delete['offset']:>9}  {delete['key'][:16]}  "
-                f"{delete['committed_at'] or '?':25}  {kind:10}  {who}"
+                f"  {segment:>8}  {group[0]['committed_at'] or '?':25}  {len(group):>7}  {'+'.join(kinds):10}  {who}"
             )
         lines.append(
-            "  (checkpoint: borg's own clean-up of a checkpoint archive after a long backup; usually harmless)"
+            "  (checkpoint: borg's own clean-up of a checkpoint archive after a long backup; usually harmless;"
+            " --json lists every object)"
         )
     if result["tampering"]:
         tampering = result["tampering"]

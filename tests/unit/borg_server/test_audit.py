@@ -218,15 +218,24 @@ FOUND = {
 def test_render_lists_the_deletes_and_the_exact_command_that_acknowledges_them():
     assert render(FOUND, as_json=False).splitlines() == [
         "client web: 2 delete(s) not acknowledged; compaction would apply them:",
-        "   SEGMENT     OFFSET  OBJECT            COMMITTED                  KIND        SESSION",
-        f"        10          8  0101010101010101  2024-05-06T03:00:10+00:00  delete      append key {FINGERPRINT} "
-        "from 192.0.2.7",
-        "        14       1234  0202020202020202  ?                          checkpoint  unknown",
-        "  (checkpoint: borg's own clean-up of a checkpoint archive after a long backup; usually harmless)",
+        "   SEGMENT  COMMITTED                  OBJECTS  KIND        SESSION",
+        f"        10  2024-05-06T03:00:10+00:00        1  delete      append key {FINGERPRINT} from 192.0.2.7",
+        "        14  ?                                1  checkpoint  unknown",
+        "  (checkpoint: borg's own clean-up of a checkpoint archive after a long backup; usually harmless; "
+        "--json lists every object)",
         "If these are expected (your own prune with the admin key), accept them with:",
         "  borg-server audit web --acknowledge 15",
         "If not: do not compact; restore the archives as the README's rollback procedure says.",
     ]
+
+
+def test_render_counts_the_deletes_of_one_segment_on_one_line():
+    first = FOUND["deletes"][0]
+    many = FOUND | {"deletes": [first, first | {"offset": 49, "key": "03" * 32}, first | {"offset": 90}]}
+
+    assert render(many, as_json=False).splitlines()[2] == (
+        f"        10  2024-05-06T03:00:10+00:00        3  delete      append key {FINGERPRINT} from 192.0.2.7"
+    )
 
 
 def test_render_describes_segment_changes_with_when_they_were_first_seen():
