@@ -1,4 +1,4 @@
-"""Many clients on one server, a server with 1000 clients, an idle sidecar, and image sizes."""
+"""Many clients on one server, a server with 1000 clients, an idle sidecar, the monitor's cost, and image sizes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from tests.integration.docker_helpers import CLIENT_IMAGE, SERVER_IMAGE, Sandbox, docker, wait_until
-from tests.integration.stack import make_client, start_server
+from tests.integration.stack import client_command, fill_volume, make_client, repository_bytes, start_server
 
 UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "kB": 1e3, "MB": 1e6, "GB": 1e9}
 
@@ -99,6 +99,92 @@ def idle_sidecar(sandbox: Sandbox, data: Path, tmp: Path, seconds: int = 60) -> 
     rss_kib = sum(int(line.split()[1]) for line in rss.splitlines())
     return {"rss_mib": round(rss_kib / 1024, 1), "cgroup_memory_mib": round(statistics.median(samples) / 2**20, 1),
             "cpu_percent_of_a_core": round(cpu * 100, 3)}  # fmt: skip
+
+
+MONITOR = "/var/lib/borg-server/monitor"
+# Prints the clock ticks per second, then the monitor's /proc stat and status files.
+MONITOR_PROCESS = (
+    'pid=$(pgrep -f "^/usr/bin/python3 -m borg_server monitor") && getconf CLK_TCK && '
+    "cat /proc/$pid/stat /proc/$pid/status"
+)
+# Prints how many clients' state holds a segment baseline (sha256 of every committed segment).
+BASELINED = (
+    "import glob, json; "
+    f"print(sum(bool(json.load(open(path))['segments']) for path in glob.glob('{MONITOR}/clients/*.json')))"
+)
+# Prints how many milliseconds one `borg check --repository-only` of the repository in $1 takes, as the monitor runs it.
+REPOSITORY_CHECK = (
+    "ms() { echo $(( $(date +%s%N) / 1000000 )); }; s=$(ms); HOME=/home/borg BORG_BASE_DIR=/home/borg "
+    'setpriv --reuid=1000 --regid=1000 --clear-groups -- borg check --repository-only "$1" >&2 && echo $(( $(ms) - s ))'
+)
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
+
+
+def last_scan(container: str) -> dict:
+    """Return the monitor's record of its last scan (monitor.json: last_scan, scan_seconds), {} before the first."""
+    return json.loads(docker("exec", container, "sh", "-c", f"cat {MONITOR}/monitor.json 2>/dev/null").stdout or "{}")
+
+
+def monitor_process(container: str) -> dict:
+    """Return the monitor's CPU seconds (user + system) so far, its resident and peak resident memory in MiB."""
+    per_second, stat, *status = docker("exec", container, "sh", "-c", MONITOR_PROCESS).stdout.splitlines()
+    fields = stat.rsplit(")", 1)[1].split()
+    memory = {line.split(":")[0]: int(line.split()[1]) for line in status if line.startswith(("VmRSS", "VmHWM"))}
+    return {"cpu_s": (int(fields[11]) + int(fields[12])) / int(per_second), "rss_mib": memory["VmRSS"] / 1024,
+            "peak_mib": memory["VmHWM"] / 1024}  # fmt: skip
+
+
+def monitor_cost(sandbox: Sandbox, tmp: Path, count: int = 50, data_mb: int = 20, idle_seconds: int = 60) -> dict:
+    """Return what the server's monitor costs with count clients of data_mb MB (incompressible) each: its first
+    scan (hashes every committed segment), the scans after it (stat only) over idle_seconds of scanning every
+    10 s, its CPU and memory, and `borg check --repository-only` of one repository (3 times, timed inside the
+    server container as the borg user, as the monitor's check thread runs it).
+
+    One client backs up; its repository is copied to the others while the monitor is stopped, and the monitor's
+    state is removed, so it starts as on a server with count repositories it has never seen. The copies are
+    fresh in the page cache: the first scan is measured with a warm cache.
+    """
+    names = [f"c{number:02d}" for number in range(count)]
+    env = {"MONITOR_INTERVAL": "10s", "MONITOR_CHECK_INTERVAL": "1w"}
+    server = start_server(sandbox, names, env=env, role="monitor-server")
+    first = make_client(sandbox, server, names[0], tmp)
+    fill_volume(sandbox, first.data, f"head -c {data_mb * 1_000_000} /dev/urandom > /data/random.bin")
+    backup = client_command(sandbox, first, ["run"])
+    if backup.returncode != 0:
+        raise RuntimeError(f"the backup of {first.name} failed:\n{backup.stderr[-2000:]}")
+    server.exec("supervisorctl", "stop", "monitor")
+    server.exec("sh", "-c", f"for name in {' '.join(names[1:])}; do cp -a /srv/borg/{names[0]}/main /srv/borg/$name/; "
+                f"done && rm -f {MONITOR}/clients/*.json {MONITOR}/monitor.json")  # fmt: skip
+    server.exec("supervisorctl", "start", "monitor")
+    scans = [wait_until(lambda: last_scan(server.container), 600, "the monitor's first scan")]
+    after_first, started = monitor_process(server.container), time.monotonic()
+    baselined = int(server.exec("python3", "-c", BASELINED).stdout)
+    while time.monotonic() - started < idle_seconds:  # the measurement: the monitor scanning, nothing else running
+        time.sleep(1)
+        scan = last_scan(server.container)
+        if scan["last_scan"] != scans[-1]["last_scan"]:
+            scans.append(scan)
+    idle, elapsed = monitor_process(server.container), time.monotonic() - started
+    repository = f"/srv/borg/{names[-1]}/main"
+    checks = [int(server.exec("sh", "-c", REPOSITORY_CHECK, "check", repository).stdout) / 1000 for _ in range(3)]
+    return {
+        "clients": count,
+        "repository_mb": round(repository_bytes(server, names[-1]) / 1e6, 1),
+        "first_scan_s": scans[0]["scan_seconds"],
+        "clients_hashed_in_first_scan": baselined,
+        "start_and_first_scan_cpu_s": round(after_first["cpu_s"], 2),
+        "later_scans": len(scans) - 1,
+        "later_scan_s": spread([scan["scan_seconds"] for scan in scans[1:]]),
+        "idle_seconds": round(elapsed),
+        "idle_cpu_percent_of_a_core": round((idle["cpu_s"] - after_first["cpu_s"]) / elapsed * 100, 3),
+        "rss_mib_after_first_scan": round(after_first["rss_mib"], 1),
+        "rss_mib_after_idle": round(idle["rss_mib"], 1),
+        "rss_peak_mib": round(idle["peak_mib"], 1),
+        "repository_check_s": spread(checks),
+    }
 
 
 def image_sizes() -> dict:
