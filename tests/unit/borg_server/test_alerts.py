@@ -14,7 +14,16 @@ NOW = datetime(2024, 5, 6, 3, 0, 0, tzinfo=UTC)
 NOW_TEXT = "2024-05-06T03:00:00+00:00"
 LATER_TEXT = "2024-05-06T03:15:00+00:00"
 DAY_AND_TWO_HOURS = 26 * 3600
-TAMPERING = {"changed": [2], "truncated": [], "removed": [10], "seen_at": "2024-05-06T01:00:00+00:00"}
+WEEK = 7 * 86400
+TAMPERING = {
+    "changed": [2],
+    "truncated": [],
+    "removed": [10],
+    "config": False,
+    "seen_at": "2024-05-06T01:00:00+00:00",
+}
+PASSED = {"at": "2024-05-06T01:00:00+00:00", "ok": True, "returncode": 0, "message": "no problems found"}
+BASELINE = {"0": [17, "ab" * 32, 1, 1, 1]}  # a repository the monitor has seen
 
 
 def client(name: str = "web", **fields) -> ClientSpec:
@@ -27,8 +36,21 @@ def state(**fields) -> dict:
     return findings.new_state("2024-05-06T02:00:00+00:00") | {"last_backup": "2024-05-06T02:55:00+00:00"} | fields
 
 
-def found_delete(segment: int, checkpoint: bool = False) -> dict:
-    return {"segment": segment, "offset": 8, "key": "01" * 32, "checkpoint": checkpoint}
+def deletes_in(segment: int, **kinds: int) -> dict:
+    """Return the group of deletes the monitor records for one segment, counted by kind."""
+    return {
+        "segment": segment,
+        "count": sum(kinds.values()),
+        "kinds": kinds,
+        "keys": ["01" * 32] * min(sum(kinds.values()), findings.KEYS_KEPT),
+        "committed_at": None,
+        "seen_at": NOW_TEXT,
+    }
+
+
+def conditions_of(state_now: dict, client_spec: ClientSpec | None = None, size: int = 0) -> dict:
+    """Return the conditions of the client (web, append-only) at NOW, with repository checks due weekly."""
+    return conditions(client_spec or client(), state_now, size, NOW, WEEK)
 
 
 @pytest.mark.parametrize(
@@ -41,11 +63,11 @@ def test_human_duration_shows_the_two_largest_units_that_are_not_zero(seconds, t
 
 
 def test_a_client_that_backed_up_recently_and_has_no_findings_has_no_condition():
-    assert conditions(client(), state(), 0, NOW) == {}
+    assert conditions_of(state()) == {}
 
 
 def test_a_client_whose_last_backup_is_older_than_max_age_is_stale():
-    active = conditions(client(), state(last_backup="2024-05-05T00:00:00+00:00"), 0, NOW)
+    active = conditions_of(state(last_backup="2024-05-05T00:00:00+00:00"))
 
     assert active == {
         "stale": (
@@ -56,59 +78,85 @@ def test_a_client_whose_last_backup_is_older_than_max_age_is_stale():
 
 
 def test_a_backup_exactly_max_age_old_is_not_stale_yet():
-    assert conditions(client(max_age=3600), state(last_backup="2024-05-06T02:00:00+00:00"), 0, NOW) == {}
+    assert conditions_of(state(last_backup="2024-05-06T02:00:00+00:00"), client(max_age=3600)) == {}
 
 
 def test_a_client_that_never_backed_up_is_stale_max_age_after_it_was_first_seen():
     never = state(first_seen="2024-05-04T03:00:00+00:00", last_backup=None)
 
-    assert conditions(client(), never, 0, NOW) == {
+    assert conditions_of(never) == {
         "stale": (
             "client web: no backup for 2d (MAX_AGE 1d 2h); it never backed up",
             {"last_backup": None, "age_s": 172800, "max_age_s": DAY_AND_TWO_HOURS},
         )
     }
-    assert conditions(client(), state(first_seen="2024-05-06T00:00:00+00:00", last_backup=None), 0, NOW) == {}
+    assert conditions_of(state(first_seen="2024-05-06T00:00:00+00:00", last_backup=None)) == {}
 
 
 def test_deletes_by_an_append_only_client_are_a_condition_naming_their_segments():
-    active = conditions(client(), state(deletes=[found_delete(10), found_delete(6, True), found_delete(14)]), 0, NOW)
+    found = [
+        deletes_in(6, checkpoint=1),
+        deletes_in(10, delete=2),
+        deletes_in(14, delete=1),
+        deletes_in(15, checkpoint=1),
+    ]
 
-    assert active == {
+    assert conditions_of(state(deletes=found)) == {
         "deletes": (
-            "client web: 2 object(s) deleted in segments 10..14 (archives deleted or pruned); "
+            "client web: 3 object(s) deleted in segments 10..14; see borg-server audit web before any compaction",
+            {"count": 3, "overwrites": 0, "first_segment": 10, "last_segment": 14},
+        )
+    }
+
+
+def test_overwrites_are_counted_with_the_deletes_and_named_in_the_message():
+    found = [deletes_in(10, overwrite=1, checkpoint=4), deletes_in(12, delete=2, overwrite=1)]
+
+    assert conditions_of(state(deletes=found)) == {
+        "deletes": (
+            "client web: 4 object(s) deleted in segments 10..12 (2 of them overwrites of stored objects); "
             "see borg-server audit web before any compaction",
-            {"count": 2, "first_segment": 10, "last_segment": 14},
+            {"count": 4, "overwrites": 2, "first_segment": 10, "last_segment": 12},
         )
     }
 
 
 def test_checkpoint_clean_ups_alone_raise_no_deletes_condition():
-    assert conditions(client(), state(deletes=[found_delete(6, True), found_delete(10, True)]), 0, NOW) == {}
+    assert conditions_of(state(deletes=[deletes_in(6, checkpoint=1), deletes_in(10, checkpoint=3)])) == {}
 
 
 def test_tampering_in_an_append_only_repository_is_a_condition_describing_the_segments():
-    active = conditions(client(), state(tampering=TAMPERING), 0, NOW)
-
-    assert active == {
+    assert conditions_of(state(tampering=TAMPERING)) == {
         "tampering": (
-            "client web: committed segments changed 2; removed 10 "
-            "(borg never rewrites them in an append-only repository)",
+            "client web: segments changed 2; segments removed 10 "
+            "(borg never rewrites committed files of an append-only repository)",
             TAMPERING,
         )
     }
 
 
-def test_a_client_allowed_to_delete_gets_no_deletes_nor_tampering_condition():
-    findings_of_a_full_client = state(deletes=[found_delete(10)], tampering=TAMPERING)
+def test_a_changed_repository_config_is_a_tampering_condition():
+    tampering = TAMPERING | {"changed": [], "removed": [], "config": True}
 
-    assert conditions(client(append_only=False), findings_of_a_full_client, 0, NOW) == {}
+    assert conditions_of(state(tampering=tampering)) == {
+        "tampering": (
+            "client web: the repository config changed (a replaced repokey or settings) "
+            "(borg never rewrites committed files of an append-only repository)",
+            tampering,
+        )
+    }
+
+
+def test_a_client_allowed_to_delete_gets_no_deletes_nor_tampering_condition():
+    findings_of_a_full_client = state(deletes=[deletes_in(10, delete=1)], tampering=TAMPERING)
+
+    assert conditions_of(findings_of_a_full_client, client(append_only=False)) == {}
 
 
 def test_a_failed_repository_check_is_a_condition_quoting_borg():
     check = {"at": "2024-05-06T01:00:00+00:00", "ok": False, "returncode": 2, "message": "ERROR: segment 6 is bad"}
 
-    assert conditions(client(), state(check=check), 0, NOW) == {
+    assert conditions_of(state(check=check)) == {
         "check_failed": (
             "client web: borg check --repository-only failed at 2024-05-06T01:00:00+00:00: ERROR: segment 6 is bad",
             check,
@@ -117,13 +165,56 @@ def test_a_failed_repository_check_is_a_condition_quoting_borg():
 
 
 def test_a_passed_repository_check_is_no_condition():
-    check = {"at": "2024-05-06T01:00:00+00:00", "ok": True, "returncode": 0, "message": "no problems found"}
+    assert conditions_of(state(check=PASSED, segments=BASELINE)) == {}
 
-    assert conditions(client(), state(check=check), 0, NOW) == {}
+
+def test_a_check_that_could_not_run_for_twice_the_interval_is_an_overdue_check_condition():
+    check = PASSED | {"at": "2024-04-21T00:00:00+00:00"}
+
+    assert conditions_of(state(check=check, segments=BASELINE)) == {
+        "check_failed": (
+            "client web: no repository check could run for 15d 3h (the repository was always busy?)",
+            {"last_check_at": "2024-04-21T00:00:00+00:00", "overdue_s": 15 * 86400 + 3 * 3600},
+        )
+    }
+
+
+def test_a_check_exactly_twice_the_interval_old_is_not_overdue_yet():
+    check = PASSED | {"at": "2024-04-22T03:00:00+00:00"}
+
+    assert conditions_of(state(check=check, segments=BASELINE)) == {}
+
+
+def test_a_repository_never_checked_is_overdue_twice_the_interval_after_the_client_was_first_seen():
+    never_checked = state(first_seen="2024-04-20T03:00:00+00:00", segments=BASELINE)
+
+    assert conditions_of(never_checked)["check_failed"] == (
+        "client web: no repository check could run for 16d (the repository was always busy?)",
+        {"last_check_at": None, "overdue_s": 16 * 86400},
+    )
+    assert conditions_of(never_checked | {"first_seen": "2024-04-23T03:00:00+00:00"}) == {}
+
+
+def test_a_client_without_a_repository_nor_a_check_is_never_overdue():
+    assert conditions_of(state(first_seen="2024-01-01T00:00:00+00:00", last_backup=NOW_TEXT)) == {}
+
+
+def test_a_checked_client_allowed_to_delete_is_overdue_too():
+    check = PASSED | {"at": "2024-04-21T00:00:00+00:00"}
+
+    assert list(conditions_of(state(check=check), client(append_only=False))) == ["check_failed"]
+
+
+def test_a_failed_check_is_reported_as_failed_however_old_it_is():
+    check = {"at": "2024-04-01T00:00:00+00:00", "ok": False, "returncode": 2, "message": "ERROR: bad"}
+
+    assert conditions_of(state(check=check, segments=BASELINE))["check_failed"][0] == (
+        "client web: borg check --repository-only failed at 2024-04-01T00:00:00+00:00: ERROR: bad"
+    )
 
 
 def test_a_repository_above_nine_tenths_of_its_quota_is_a_condition():
-    active = conditions(client(quota=20_000_000), state(), 19_000_000, NOW)
+    active = conditions_of(state(), client(quota=20_000_000), 19_000_000)
 
     assert active == {
         "quota": (
@@ -134,16 +225,16 @@ def test_a_repository_above_nine_tenths_of_its_quota_is_a_condition():
 
 
 def test_a_repository_at_nine_tenths_of_its_quota_or_without_one_is_no_condition():
-    assert conditions(client(quota=20_000_000), state(), 18_000_000, NOW) == {}
-    assert conditions(client(), state(), 10**15, NOW) == {}
+    assert conditions_of(state(), client(quota=20_000_000), 18_000_000) == {}
+    assert conditions_of(state(), client(), 10**15) == {}
 
 
 def test_every_condition_can_hold_at_once():
     check = {"at": NOW_TEXT, "ok": False, "returncode": 2, "message": "bad"}
-    everything = state(last_backup=None, first_seen="2024-05-01T00:00:00+00:00", deletes=[found_delete(10)])
+    everything = state(last_backup=None, first_seen="2024-05-01T00:00:00+00:00", deletes=[deletes_in(10, delete=1)])
     everything |= {"tampering": TAMPERING, "check": check}
 
-    active = conditions(client(quota=20_000_000), everything, 20_000_000, NOW)
+    active = conditions_of(everything, client(quota=20_000_000), 20_000_000)
 
     assert sorted(active) == ["check_failed", "deletes", "quota", "stale", "tampering"]
 
@@ -256,6 +347,6 @@ def test_emit_of_no_documents_prints_and_stores_nothing(tmp_path, capsys):
 
 
 def test_stale_details_are_json_with_the_last_backup_and_ages_in_whole_seconds():
-    assert json.dumps(conditions(client(max_age=60), state(), 0, NOW)["stale"][1]) == (
+    assert json.dumps(conditions_of(state(), client(max_age=60))["stale"][1]) == (
         '{"last_backup": "2024-05-06T02:55:00+00:00", "age_s": 300, "max_age_s": 60}'
     )

@@ -4,6 +4,7 @@ Repositories are segment files written byte by byte like borg 1.4.0 (see test_se
 never run: `borg_common.process.run` is replaced where a check would start it.
 """
 
+import hashlib
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -12,15 +13,17 @@ import pytest
 
 from borg_common import outbox
 from borg_common.process import Result
-from borg_server import findings, metrics, monitor, system
+from borg_server import findings, gate, metrics, monitor, system
 from borg_server.config import load
 from borg_server.paths import Paths
 from tests.unit.borg_server.test_segments import (
     ARCHIVE_ONE,
     ARCHIVE_TWO,
+    CHUNK,
     commit,
     delete,
     init_create_create_delete,
+    put,
 )
 from tests.unit.borg_server.test_segments import write_repository as write_segments
 
@@ -90,14 +93,17 @@ def test_a_client_without_a_repository_is_not_watched(paths):
 
 
 def test_watching_a_repository_finds_its_deletes_and_takes_its_baseline(paths, caplog):
-    write_repository(paths, init_create_create_delete())
+    repository = write_repository(paths, init_create_create_delete())
     state = findings.new_state(NOW)
 
     with caplog.at_level(logging.WARNING):
         monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
 
-    assert [(d["segment"], d["key"]) for d in state["deletes"]] == [(10, ARCHIVE_ONE.hex())]
+    assert [(d["segment"], d["kinds"], d["keys"]) for d in state["deletes"]] == [
+        (10, {"delete": 1}, [ARCHIVE_ONE.hex()])
+    ]
     assert sorted(state["segments"], key=int) == [str(number) for number in range(14)]
+    assert state["config"] == hashlib.sha256((repository / "config").read_bytes()).hexdigest()
     assert caplog.messages == ["client web: 1 new delete(s) found in its repository"]
 
 
@@ -109,24 +115,34 @@ def test_watching_finds_a_segment_removed_since_the_baseline(paths):
 
     monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
 
-    assert state["tampering"] == {"changed": [], "truncated": [], "removed": [6], "seen_at": NOW}
+    assert state["tampering"] == {"changed": [], "truncated": [], "removed": [6], "config": False, "seen_at": NOW}
 
 
-def test_after_an_admin_session_what_is_on_disk_is_the_new_baseline(paths, caplog):
+def test_after_an_admin_session_removed_segments_leave_the_baseline_without_tampering(paths):
     repository = write_repository(paths, init_create_create_delete())
     state = findings.new_state(NOW)
     monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
     (repository / "data" / "0" / "6").unlink()
 
-    with caplog.at_level(logging.INFO, logger="borg_server.monitor"):
-        monitor.watch_repository(client(), state, paths, admin_session=True, now=NOW)
+    monitor.watch_repository(client(), state, paths, admin_session=True, now=NOW)
 
     assert state["tampering"] is None
-    assert "6" not in state["segments"]
-    assert "client web: an admin session ran; segment baseline taken again" in caplog.messages
+    assert sorted(state["segments"], key=int) == [str(number) for number in range(14) if number != 6]
 
 
-def test_while_borg_holds_the_repository_lock_segments_are_not_compared_but_deletes_are_read(paths):
+def test_after_an_admin_session_a_changed_segment_is_still_tampering(paths):
+    repository = write_repository(paths, init_create_create_delete())
+    state = findings.new_state(NOW)
+    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    changed = repository / "data" / "0" / "2"
+    changed.write_bytes(changed.read_bytes() + commit())
+
+    monitor.watch_repository(client(), state, paths, admin_session=True, now=NOW)
+
+    assert state["tampering"] == {"changed": [2], "truncated": [], "removed": [], "config": False, "seen_at": NOW}
+
+
+def test_the_borg_lock_does_not_stop_the_watch(paths):
     repository = write_repository(paths, init_create_create_delete())
     state = findings.new_state(NOW)
     monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
@@ -136,14 +152,15 @@ def test_while_borg_holds_the_repository_lock_segments_are_not_compared_but_dele
 
     monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
 
-    assert state["tampering"] is None
+    assert state["tampering"]["removed"] == [6]
     assert [d["segment"] for d in state["deletes"]] == [10, 14]
 
 
-def test_a_segment_that_cannot_be_read_is_recorded_as_tampering(paths):
+def test_a_segment_that_cannot_be_read_is_recorded_as_tampering_even_while_borg_holds_the_lock(paths):
     repository = write_repository(paths, init_create_create_delete())
     damaged = repository / "data" / "0" / "10"
     damaged.write_bytes(damaged.read_bytes()[:-1] + b"X")
+    (repository / "lock.exclusive").mkdir()
     state = findings.new_state(NOW)
 
     monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
@@ -152,32 +169,59 @@ def test_a_segment_that_cannot_be_read_is_recorded_as_tampering(paths):
         "changed": [],
         "truncated": [],
         "removed": [],
+        "config": False,
         "unreadable": f"{damaged}: crc32 mismatch at offset 8",
         "seen_at": NOW,
     }
     assert state["scanned"] is None
 
 
-def test_a_segment_unreadable_while_borg_holds_the_lock_is_looked_at_again_later(paths, caplog):
+def test_a_segment_that_cannot_be_opened_is_recorded_as_tampering_first_seen_when_first_found(paths):
     repository = write_repository(paths, init_create_create_delete())
-    damaged = repository / "data" / "0" / "10"
-    damaged.write_bytes(damaged.read_bytes()[:-1] + b"X")
-    (repository / "lock.exclusive").mkdir()
     state = findings.new_state(NOW)
+    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    replaced = repository / "data" / "0" / "2"
+    replaced.unlink()
+    replaced.mkdir()  # an OSError, not a SegmentError
 
-    with caplog.at_level(logging.INFO, logger="borg_server.monitor"):
-        monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    monitor.watch_repository(client(), state, paths, admin_session=False, now=LONG_AGO)
 
-    assert (state["tampering"], state["scanned"]) == (None, None)
-    assert caplog.messages == [
-        f"client web: repository busy ({damaged}: crc32 mismatch at offset 8); looking again next time"
-    ]
+    assert state["tampering"] == {
+        "changed": [],
+        "truncated": [],
+        "removed": [],
+        "config": False,
+        "unreadable": f"[Errno 21] Is a directory: '{replaced}'",
+        "seen_at": LONG_AGO,
+    }
+
+
+def test_an_unreadable_segment_keeps_the_first_sighting_of_the_tampering_seen_before(paths):
+    repository = write_repository(paths, init_create_create_delete())
+    state = findings.new_state(NOW)
+    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    (repository / "data" / "0" / "6").unlink()
+    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    damaged = repository / "data" / "0" / "14"
+    damaged.write_bytes(b"BORG_SEG" + delete(ARCHIVE_TWO)[:-1] + b"X")
+    (repository / "data" / "0" / "15").write_bytes(b"BORG_SEG" + commit())
+
+    monitor.watch_repository(client(), state, paths, admin_session=False, now=LONG_AGO)
+
+    assert state["tampering"] == {
+        "changed": [],
+        "truncated": [],
+        "removed": [6],
+        "config": False,
+        "unreadable": f"{damaged}: crc32 mismatch at offset 8",
+        "seen_at": NOW,
+    }
 
 
 # scan_client
 
 
-def test_a_delete_in_an_append_only_repository_raises_one_deletes_alert_naming_the_client(paths):
+def test_a_delete_in_an_append_only_repository_raises_one_deletes_alert_naming_the_client(paths, capsys):
     write_repository(paths, init_create_create_delete())
 
     documents = monitor.scan_client(client(), server(), paths, [])
@@ -186,12 +230,53 @@ def test_a_delete_in_an_append_only_repository_raises_one_deletes_alert_naming_t
         ("deletes", "raised", "web", "backup.example.org")
     ]
     assert documents[0]["message"] == (
-        "client web: 1 object(s) deleted in segments 10..10 (archives deleted or pruned); "
-        "see borg-server audit web before any compaction"
+        "client web: 1 object(s) deleted in segments 10..10; see borg-server audit web before any compaction"
     )
-    assert documents[0]["details"] == {"count": 1, "first_segment": 10, "last_segment": 10}
+    assert documents[0]["details"] == {"count": 1, "overwrites": 0, "first_segment": 10, "last_segment": 10}
     state = findings.load(paths.monitor_state("web"))
     assert (list(state["alerts"]), [d["segment"] for d in state["deletes"]]) == (["deletes"], [10])
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == documents
+
+
+def test_an_overwritten_chunk_raises_a_deletes_alert_that_says_so(paths):
+    write_repository(paths, [*init_create_create_delete(), [delete(CHUNK), put(CHUNK, b"garbage")], [commit()]])
+
+    documents = monitor.scan_client(client(), server(), paths, [])
+
+    assert [(d["alert"], d["details"]) for d in documents] == [
+        ("deletes", {"count": 2, "overwrites": 1, "first_segment": 10, "last_segment": 14})
+    ]
+    assert documents[0]["message"] == (
+        "client web: 2 object(s) deleted in segments 10..14 (1 of them overwrites of stored objects); "
+        "see borg-server audit web before any compaction"
+    )
+
+
+def test_scan_client_with_report_urls_stores_its_alerts_in_the_outbox(paths):
+    write_repository(paths, init_create_create_delete())
+
+    documents = monitor.scan_client(client(), server(REPORT_URLS="https://hooks.example.org/borg"), paths, [])
+
+    assert [(entry.document, entry.pending) for entry in outbox.entries(paths.monitor_outbox)] == [
+        (documents[0], ("https://hooks.example.org/borg",))
+    ]
+
+
+def test_an_alert_that_could_not_be_stored_is_sent_again_by_the_next_scan(paths, monkeypatch):
+    write_repository(paths, init_create_create_delete())
+
+    def full_disk(*_arguments):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(monitor.alerts.outbox, "put", full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        monitor.scan_client(client(), server(REPORT_URLS="https://hooks.example.org/borg"), paths, [])
+    monkeypatch.undo()
+
+    documents = monitor.scan_client(client(), server(REPORT_URLS="https://hooks.example.org/borg"), paths, [])
+
+    assert [(d["alert"], d["state"]) for d in documents] == [("deletes", "raised")]
+    assert len(outbox.entries(paths.monitor_outbox)) == 1
 
 
 def test_an_alert_that_still_holds_is_not_raised_again_by_the_next_scan(paths):
@@ -205,7 +290,7 @@ def test_acknowledged_deletes_clear_the_alert_at_the_next_scan(paths):
     write_repository(paths, init_create_create_delete())
     monitor.scan_client(client(), server(), paths, [])
     with findings.locked(paths.monitor_state("web")) as state:
-        findings.acknowledge(state, 13, NOW)
+        findings.acknowledge(state, 13, False, NOW)
 
     documents = monitor.scan_client(client(), server(), paths, [])
 
@@ -226,12 +311,23 @@ def test_deletes_of_a_client_allowed_to_delete_are_not_watched(paths):
 
 def test_a_repository_the_server_is_compacting_is_left_alone(paths):
     write_repository(paths, init_create_create_delete())
-    marker = paths.compaction_marker("web")
-    marker.parent.mkdir(parents=True)
-    marker.touch()
+    gate.prepare(paths, ["web"])
 
-    assert monitor.scan_client(client(), server(), paths, []) == []
+    with gate.compaction(paths, "web", limit=-1):
+        assert monitor.scan_client(client(), server(), paths, []) == []
+
     assert findings.load(paths.monitor_state("web"))["scanned"] is None
+
+
+def test_a_marker_left_by_a_killed_compaction_does_not_stop_the_watch(paths):
+    write_repository(paths, init_create_create_delete())
+    gate.prepare(paths, ["web"])
+    paths.compaction_marker("web").touch()
+
+    documents = monitor.scan_client(client(), server(), paths, [])
+
+    assert [d["alert"] for d in documents] == ["deletes"]
+    assert findings.load(paths.monitor_state("web"))["scanned"] == 13
 
 
 def test_a_backup_session_becomes_the_client_last_backup_and_it_never_goes_back(paths):
@@ -248,7 +344,7 @@ def test_a_backup_session_becomes_the_client_last_backup_and_it_never_goes_back(
     assert findings.load(paths.monitor_state("web"))["last_backup"] == backed_up
 
 
-def test_an_admin_session_of_the_client_takes_the_baseline_again(paths):
+def test_a_segment_removed_by_an_admin_session_of_the_client_raises_no_alert(paths):
     repository = write_repository(paths, init_create_create_delete())
     monitor.scan_client(client(), server(), paths, [])
     (repository / "data" / "0" / "6").unlink()
@@ -256,7 +352,8 @@ def test_an_admin_session_of_the_client_takes_the_baseline_again(paths):
     documents = monitor.scan_client(client(), server(), paths, [session("web", "admin", recent(), (13, 14))])
 
     assert documents == []
-    assert findings.load(paths.monitor_state("web"))["tampering"] is None
+    state = findings.load(paths.monitor_state("web"))
+    assert (state["tampering"], "6" in state["segments"]) == (None, False)
 
 
 def test_a_read_only_admin_session_does_not_hide_a_removed_segment(paths):
@@ -279,9 +376,19 @@ def test_a_removed_segment_raises_a_tampering_alert(paths):
     assert [(d["alert"], d["message"]) for d in documents] == [
         (
             "tampering",
-            "client web: committed segments removed 6 (borg never rewrites them in an append-only repository)",
+            "client web: segments removed 6 (borg never rewrites committed files of an append-only repository)",
         )
     ]
+
+
+def test_a_replaced_repository_config_raises_a_tampering_alert(paths):
+    repository = write_repository(paths, init_create_create_delete())
+    monitor.scan_client(client(), server(), paths, [])
+    (repository / "config").write_text("[repository]\nappend_only = 0\n")
+
+    documents = monitor.scan_client(client(), server(), paths, [])
+
+    assert [(d["alert"], d["details"]["config"]) for d in documents] == [("tampering", True)]
 
 
 def test_a_client_first_seen_long_ago_that_never_backed_up_raises_a_stale_alert(paths):
@@ -292,6 +399,21 @@ def test_a_client_first_seen_long_ago_that_never_backed_up_raises_a_stale_alert(
     assert [d["alert"] for d in documents] == ["stale"]
     assert documents[0]["message"].startswith("client web: no backup for ")
     assert documents[0]["message"].endswith(" (MAX_AGE 1d 2h); it never backed up")
+
+
+def test_a_repository_not_checked_for_twice_the_check_interval_raises_an_overdue_check_alert(paths):
+    write_repository(paths, init_create_create_delete())
+    checked = (datetime.now(UTC) - timedelta(days=3)).isoformat(timespec="seconds")
+    save_state(paths, last_backup=recent(), check={"at": checked, "ok": True, "returncode": 0, "message": "ok"})
+    full_client = client(BORG_CLIENT_WEB_APPEND_ONLY="no")
+
+    documents = monitor.scan_client(full_client, server(MONITOR_CHECK_INTERVAL="1d"), paths, [])
+
+    assert [(d["alert"], d["state"], d["details"]["last_check_at"]) for d in documents] == [
+        ("check_failed", "raised", checked)
+    ]
+    assert documents[0]["message"].startswith("client web: no repository check could run for 3d")
+    assert documents[0]["message"].endswith(" (the repository was always busy?)")
 
 
 def test_a_client_directory_near_its_quota_raises_a_quota_alert(paths):
@@ -337,16 +459,27 @@ def test_the_next_scan_reads_only_the_new_sessions_and_emits_nothing_that_still_
 
 
 def test_a_client_that_cannot_be_scanned_does_not_stop_the_others(paths, capsys, caplog):
-    paths.monitor_state("db").parent.mkdir(parents=True)
-    paths.monitor_state("db").write_text("{not json")
+    save_state(paths, "db", first_seen="not a time")
     write_repository(paths, init_create_create_delete())
 
     with caplog.at_level(logging.ERROR, logger="borg_server.monitor"):
         monitor.scan(server("web db"), paths)
 
     assert [json.loads(line)["client"] for line in capsys.readouterr().out.splitlines()] == ["web"]
-    assert len(caplog.records) == 1
-    assert caplog.messages[0].startswith("client db: cannot be scanned: ")
+    assert caplog.messages == ["client db: cannot be scanned"]
+    assert caplog.records[0].exc_info[0] is ValueError  # logged with its traceback
+
+
+def test_a_client_whose_state_file_is_damaged_is_scanned_afresh(paths, capsys):
+    paths.monitor_state("web").parent.mkdir(parents=True)
+    paths.monitor_state("web").write_text("{not json")
+    write_repository(paths, init_create_create_delete())
+
+    monitor.scan(server("web"), paths)
+
+    assert [json.loads(line)["alert"] for line in capsys.readouterr().out.splitlines()] == ["deletes"]
+    assert findings.load(paths.monitor_state("web"))["scanned"] == 13
+    assert paths.monitor_state("web").with_suffix(".damaged").read_text() == "{not json"
 
 
 def test_with_report_urls_a_scan_stores_its_alerts_in_the_outbox_and_flushes_it(paths, monkeypatch, capsys):

@@ -1,4 +1,4 @@
-"""Tests for reading borg 1.x segment files: entries, commits, snapshots, tampering and client deletes.
+"""Tests for reading borg 1.x segment files: entries, commits, fingerprints and the three kinds of client deletes.
 
 Segments are built byte by byte the way borg 1.4.0's LoggedIO writes them. The sequences in the
 delete tests are the ones a real borg 1.4.0 repository showed (see the module docstring).
@@ -17,14 +17,16 @@ from borg_server.segments import (
     Entry,
     SegmentError,
     SegmentPrint,
-    Tampering,
-    compare,
     deletes_since,
+    entries_between,
+    fingerprint,
+    is_checkpoint_cleanup,
+    is_committed,
+    iter_segment,
     last_commit,
+    previous_tail,
     read_segment,
     segment_files,
-    snapshot,
-    transactions,
 )
 
 MAGIC = b"BORG_SEG"
@@ -63,35 +65,43 @@ def write_repository(repository, segments: list[list[bytes]], per_directory: int
     return repository
 
 
+def manifest_rewrite() -> list[list[bytes]]:
+    """Return the three segments borg writes to end a transaction: DELETE and PUT of the manifest, COMMIT."""
+    return [[delete(MANIFEST_KEY)], [put(MANIFEST_KEY)], [commit()]]
+
+
 def init_create_create_delete() -> list[list[bytes]]:
     """Return the segments of `borg init`, `create ::one`, `create ::two`, `delete ::one` (borg 1.4.0)."""
-    manifest_rewrite = [[delete(MANIFEST_KEY)], [put(MANIFEST_KEY)], [commit()]]
     return [
         [put(MANIFEST_KEY)],
         [commit()],
         [put(CHUNK), put(ITEMS), put(ARCHIVE_ONE)],
-        *manifest_rewrite,
+        *manifest_rewrite(),
         [put(ARCHIVE_TWO)],
-        *manifest_rewrite,
+        *manifest_rewrite(),
         [delete(ARCHIVE_ONE)],
-        *manifest_rewrite,
+        *manifest_rewrite(),
     ]
 
 
 def checkpointed_create() -> list[list[bytes]]:
     """Return the segments of `borg init` then a `borg create` that wrote two checkpoints (borg 1.4.0)."""
-    manifest_rewrite = [[delete(MANIFEST_KEY)], [put(MANIFEST_KEY)], [commit()]]
     checkpoint_one, checkpoint_two, final = (bytes([n]) * 32 for n in (7, 8, 9))
     return [
         [put(MANIFEST_KEY)],
         [commit()],
         [put(CHUNK), put(ITEMS), put(checkpoint_one)],
-        *manifest_rewrite,
+        *manifest_rewrite(),
         [delete(checkpoint_one), put(bytes([5]) * 32), put(checkpoint_two)],
-        *manifest_rewrite,
+        *manifest_rewrite(),
         [delete(checkpoint_two), put(bytes([6]) * 32), put(final)],
-        *manifest_rewrite,
+        *manifest_rewrite(),
     ]
+
+
+def entry(tag: str, key: bytes | None = None) -> Entry:
+    """Return an entry as read from some segment (where it lies does not matter to the classification)."""
+    return Entry(0, 8, tag, key, {"put": 45, "delete": 41, "commit": 9}[tag])
 
 
 def test_entries_built_here_are_byte_for_byte_what_borg_wrote():
@@ -116,6 +126,24 @@ def test_a_segment_with_only_the_magic_has_no_entries(tmp_path):
     write_repository(tmp_path, [[]])
 
     assert read_segment(tmp_path / "data" / "0" / "0") == []
+
+
+def test_iter_segment_yields_the_entries_before_a_damaged_one_then_raises(tmp_path):
+    path = tmp_path / "4"
+    path.write_bytes(MAGIC + put(CHUNK) + put(ITEMS)[:-1] + b"X")
+    entries = iter_segment(path)
+
+    assert next(entries) == Entry(4, 8, "put", CHUNK, 45)
+    with pytest.raises(SegmentError, match="crc32 mismatch at offset 53"):
+        next(entries)
+
+
+def test_a_file_not_named_by_a_number_is_not_read_as_a_segment(tmp_path):
+    path = tmp_path / "index.4"
+    path.write_bytes(MAGIC + commit())
+
+    with pytest.raises(SegmentError, match="index.4: a segment file is named by its number"):
+        read_segment(path)
 
 
 @pytest.mark.parametrize(
@@ -154,7 +182,33 @@ def test_segment_files_are_found_in_every_numbered_directory_in_order(tmp_path):
 def test_a_missing_repository_has_no_segments_and_no_commit(tmp_path):
     assert segment_files(tmp_path / "nothing") == {}
     assert last_commit(tmp_path / "nothing") is None
-    assert snapshot(tmp_path / "nothing") == {}
+    assert list(deletes_since(tmp_path / "nothing", -1)) == []
+
+
+@pytest.mark.parametrize(
+    ("entries", "committed"),
+    [
+        ([commit()], True),
+        ([put(CHUNK), delete(ITEMS), commit()], True),
+        ([], False),
+        ([put(CHUNK)], False),
+        ([commit(), commit()], False),
+        ([commit(), put(CHUNK), commit()], False),
+        ([put(CHUNK, b"data" + COMMIT_ENTRY)], False),
+        ([put(CHUNK)[:-1] + b"X", commit()], False),
+    ],
+    ids=["commit", "entries-then-commit", "empty", "no-commit", "two-commits", "entries-after-a-commit",
+         "put-ending-in-commit-bytes", "damaged-entry"],
+)  # fmt: skip
+def test_a_segment_is_committed_only_if_intact_and_its_one_commit_is_its_last_entry(tmp_path, entries, committed):
+    path = tmp_path / "3"
+    path.write_bytes(MAGIC + b"".join(entries))
+
+    assert is_committed(path) is committed
+
+
+def test_a_missing_segment_is_not_committed(tmp_path):
+    assert is_committed(tmp_path / "3") is False
 
 
 def test_last_commit_ignores_an_uncommitted_tail(tmp_path):
@@ -179,92 +233,166 @@ def test_a_repository_without_a_commit_has_no_last_commit(tmp_path):
     write_repository(tmp_path, [[put(MANIFEST_KEY)]])
 
     assert last_commit(tmp_path) is None
-    assert snapshot(tmp_path) == {}
+    assert list(deletes_since(tmp_path, -1)) == []
 
 
-def test_snapshot_fingerprints_only_committed_segments(tmp_path):
-    write_repository(tmp_path, [[put(MANIFEST_KEY)], [commit()], [put(CHUNK)]])
+def test_a_put_whose_data_ends_with_the_commit_bytes_is_no_commit_and_its_delete_is_not_read(tmp_path):
+    crafted = [delete(ARCHIVE_ONE), put(CHUNK, b"garbage" + COMMIT_ENTRY)]
+    write_repository(tmp_path, [[put(MANIFEST_KEY)], [commit()], crafted])
+    path = tmp_path / "data" / "0" / "2"
 
-    prints = snapshot(tmp_path)
-
-    assert list(prints) == [0, 1]
-    assert prints[1] == SegmentPrint(17, hashlib.sha256(MAGIC + REAL_COMMIT).hexdigest())
-
-
-def test_compare_reports_each_changed_truncated_and_removed_segment():
-    before = {n: SegmentPrint(100, f"{n}") for n in range(5)}
-    after = {0: before[0], 1: SegmentPrint(100, "other"), 2: SegmentPrint(99, "2"), 4: SegmentPrint(120, "grown")}
-
-    assert compare(before, after) == Tampering(changed=[1, 4], truncated=[2], removed=[3])
+    assert path.read_bytes().endswith(COMMIT_ENTRY)
+    assert [e.tag for e in read_segment(path)] == ["delete", "put"]
+    assert is_committed(path) is False
+    assert last_commit(tmp_path) == 1
+    assert list(deletes_since(tmp_path, -1)) == []
+    assert list(deletes_since(tmp_path, 1)) == []
 
 
-def test_compare_ignores_new_segments_and_finds_nothing_in_an_untouched_repository():
-    before = {0: SegmentPrint(17, "a")}
+def test_fingerprint_is_the_size_and_sha256_of_the_whole_file(tmp_path):
+    write_repository(tmp_path, [[put(MANIFEST_KEY)], [commit()]])
 
-    result = compare(before, before | {1: SegmentPrint(49, "b")})
-
-    assert result == Tampering([], [], [])
-    assert not result
-    assert Tampering([], [], [3])
+    assert fingerprint(tmp_path / "data" / "0" / "1") == SegmentPrint(
+        17, hashlib.sha256(MAGIC + REAL_COMMIT).hexdigest()
+    )
 
 
-def test_compare_detects_segments_edited_on_disk_between_snapshots(tmp_path):
+def test_entries_between_yields_the_entries_of_a_range_of_segments_in_log_order(tmp_path):
     write_repository(tmp_path, init_create_create_delete())
-    before = snapshot(tmp_path)
-    data = tmp_path / "data" / "0"
-    (data / "2").write_bytes((data / "2").read_bytes().replace(b"data", b"DATA", 1))
-    (data / "6").write_bytes((data / "6").read_bytes()[:-1])
-    (data / "10").unlink()
+    files = segment_files(tmp_path)
 
-    assert compare(before, snapshot(tmp_path)) == Tampering(changed=[2], truncated=[6], removed=[10])
+    assert [(e.segment, e.tag) for e in entries_between(files, 9, 11)] == [
+        (9, "commit"),
+        (10, "delete"),
+        (11, "delete"),
+    ]
+    assert list(entries_between(files, 14, 20)) == []
+
+
+def test_previous_tail_reaches_back_over_as_many_segments_as_it_needs(tmp_path):
+    write_repository(tmp_path, init_create_create_delete())
+    files = segment_files(tmp_path)
+
+    assert [(e.segment, e.tag) for e in previous_tail(files, 6, 5)] == [
+        (2, "put"),
+        (2, "put"),
+        (3, "delete"),
+        (4, "put"),
+        (5, "commit"),
+    ]
+    assert [e.segment for e in previous_tail(files, 2, 5)] == [0, 1]
+    assert previous_tail(files, 0, 5) == []
+
+
+def test_a_delete_right_after_a_transaction_that_ended_with_a_put_of_its_key_is_a_checkpoint_clean_up():
+    before = [entry("commit"), entry("put", CHUNK), entry("delete", MANIFEST_KEY), entry("put", MANIFEST_KEY)]
+    before.append(entry("commit"))
+
+    assert is_checkpoint_cleanup(entry("delete", CHUNK), before) is True
+    assert is_checkpoint_cleanup(entry("delete", CHUNK), before[1:]) is True  # the PUT was the log's first entry
+    assert is_checkpoint_cleanup(entry("delete", ITEMS), before) is False
+    assert is_checkpoint_cleanup(entry("delete", CHUNK), before[:-1]) is False
+    assert is_checkpoint_cleanup(entry("delete", CHUNK), before[2:]) is False
+
+
+def test_a_delete_of_an_object_that_was_itself_an_overwrite_is_no_checkpoint_clean_up():
+    before = [entry("delete", CHUNK), entry("put", CHUNK), entry("delete", MANIFEST_KEY), entry("put", MANIFEST_KEY)]
+    before.append(entry("commit"))
+
+    assert is_checkpoint_cleanup(entry("delete", CHUNK), before) is False
 
 
 def test_deleting_an_archive_is_one_client_delete_and_manifest_rewrites_are_not(tmp_path):
     write_repository(tmp_path, init_create_create_delete())
 
-    assert deletes_since(tmp_path, -1) == [Delete(10, 8, ARCHIVE_ONE, checkpoint=False)]
-    assert deletes_since(tmp_path, 9) == [Delete(10, 8, ARCHIVE_ONE, checkpoint=False)]
-    assert deletes_since(tmp_path, 10) == []
-    assert deletes_since(tmp_path, 13) == []
+    assert list(deletes_since(tmp_path, -1)) == [Delete(10, 8, ARCHIVE_ONE, "delete")]
+    assert list(deletes_since(tmp_path, 9)) == [Delete(10, 8, ARCHIVE_ONE, "delete")]
+    assert list(deletes_since(tmp_path, 10)) == []
+    assert list(deletes_since(tmp_path, 13)) == []
 
 
 def test_a_manifest_delete_is_never_a_client_delete(tmp_path):
     write_repository(tmp_path, [[put(MANIFEST_KEY)], [commit()], [delete(MANIFEST_KEY)], [commit()]])
 
-    assert deletes_since(tmp_path, -1) == []
+    assert list(deletes_since(tmp_path, -1)) == []
 
 
-def test_an_overwrite_of_a_chunk_is_not_a_client_delete_even_across_a_segment_boundary(tmp_path):
+def test_a_manifest_rewrite_is_not_reported_as_an_overwrite(tmp_path):
+    write_repository(tmp_path, [[put(MANIFEST_KEY)], [commit()], [delete(MANIFEST_KEY), put(MANIFEST_KEY), commit()]])
+
+    assert list(deletes_since(tmp_path, -1)) == []
+
+
+def test_an_overwrite_of_a_chunk_is_reported_as_an_overwrite_even_across_a_segment_boundary(tmp_path):
     write_repository(tmp_path, [[put(CHUNK), commit()], [put(ITEMS), delete(CHUNK)], [put(CHUNK, b"new")], [commit()]])
 
-    assert deletes_since(tmp_path, -1) == []
+    assert list(deletes_since(tmp_path, -1)) == [Delete(1, 53, CHUNK, "overwrite")]
+
+
+def test_an_overwrite_in_the_same_segment_is_reported_as_an_overwrite(tmp_path):
+    write_repository(tmp_path, [[put(CHUNK), commit()], [delete(CHUNK), put(CHUNK, b"garbage"), commit()]])
+
+    assert list(deletes_since(tmp_path, -1)) == [Delete(1, 8, CHUNK, "overwrite")]
 
 
 def test_a_delete_whose_key_is_put_again_only_later_is_a_client_delete(tmp_path):
     write_repository(tmp_path, [[put(CHUNK), commit()], [delete(CHUNK), put(ITEMS), put(CHUNK)], [commit()]])
 
-    assert deletes_since(tmp_path, -1) == [Delete(1, 8, CHUNK, checkpoint=False)]
+    assert list(deletes_since(tmp_path, -1)) == [Delete(1, 8, CHUNK, "delete")]
+
+
+def test_a_delete_followed_by_a_put_of_another_key_is_a_client_delete(tmp_path):
+    write_repository(tmp_path, [[put(CHUNK), commit()], [delete(CHUNK), put(ITEMS), commit()]])
+
+    assert list(deletes_since(tmp_path, -1)) == [Delete(1, 8, CHUNK, "delete")]
 
 
 def test_deletes_after_the_last_commit_are_not_reported_until_committed(tmp_path):
     segments = [*init_create_create_delete(), [delete(ARCHIVE_TWO)]]
     write_repository(tmp_path, segments)
 
-    assert deletes_since(tmp_path, 13) == []
+    assert list(deletes_since(tmp_path, 13)) == []
 
     write_repository(tmp_path, [*segments, [commit()]])
 
-    assert deletes_since(tmp_path, 13) == [Delete(14, 8, ARCHIVE_TWO, checkpoint=False)]
+    assert list(deletes_since(tmp_path, 13)) == [Delete(14, 8, ARCHIVE_TWO, "delete")]
 
 
 def test_checkpoint_clean_ups_are_reported_and_marked_as_such(tmp_path):
     write_repository(tmp_path, checkpointed_create())
 
-    assert deletes_since(tmp_path, -1) == [
-        Delete(6, 8, bytes([7]) * 32, checkpoint=True),
-        Delete(10, 8, bytes([8]) * 32, checkpoint=True),
+    assert list(deletes_since(tmp_path, -1)) == [
+        Delete(6, 8, bytes([7]) * 32, "checkpoint"),
+        Delete(10, 8, bytes([8]) * 32, "checkpoint"),
     ]
-    assert deletes_since(tmp_path, 9) == [Delete(10, 8, bytes([8]) * 32, checkpoint=True)]
+    assert list(deletes_since(tmp_path, 9)) == [Delete(10, 8, bytes([8]) * 32, "checkpoint")]
+
+
+def test_a_delete_of_an_object_first_put_by_the_transaction_before_is_a_checkpoint_clean_up(tmp_path):
+    write_repository(
+        tmp_path, [[put(MANIFEST_KEY)], [commit()], [put(CHUNK)], *manifest_rewrite(), [delete(CHUNK)], [commit()]]
+    )
+
+    assert list(deletes_since(tmp_path, -1)) == [Delete(6, 8, CHUNK, "checkpoint")]
+
+
+def test_a_delete_of_an_object_overwritten_by_the_transaction_before_is_a_client_delete_not_a_checkpoint(tmp_path):
+    write_repository(
+        tmp_path,
+        [
+            [put(MANIFEST_KEY)],
+            [commit()],
+            [put(CHUNK)],
+            *manifest_rewrite(),
+            [delete(CHUNK), put(CHUNK, b"garbage")],
+            *manifest_rewrite(),
+            [delete(CHUNK)],
+            [commit()],
+        ],
+    )
+
+    assert list(deletes_since(tmp_path, -1)) == [Delete(6, 8, CHUNK, "overwrite"), Delete(10, 8, CHUNK, "delete")]
+    assert list(deletes_since(tmp_path, 9)) == [Delete(10, 8, CHUNK, "delete")]  # the overwrite read from before 10
 
 
 def test_deleting_the_newest_archive_right_after_creating_it_looks_like_a_checkpoint_and_is_reported(tmp_path):
@@ -273,8 +401,8 @@ def test_deleting_the_newest_archive_right_after_creating_it_looks_like_a_checkp
         tmp_path / "at-once", [*init_create_create_delete()[:10], [delete(ARCHIVE_TWO)], [commit()]]
     )
 
-    assert deletes_since(later, 13) == [Delete(14, 8, ARCHIVE_TWO, checkpoint=False)]
-    assert deletes_since(at_once, 9) == [Delete(10, 8, ARCHIVE_TWO, checkpoint=True)]
+    assert list(deletes_since(later, 13)) == [Delete(14, 8, ARCHIVE_TWO, "delete")]
+    assert list(deletes_since(at_once, 9)) == [Delete(10, 8, ARCHIVE_TWO, "checkpoint")]
 
 
 def test_a_delete_that_does_not_open_its_transaction_is_not_a_checkpoint_clean_up(tmp_path):
@@ -282,9 +410,9 @@ def test_a_delete_that_does_not_open_its_transaction_is_not_a_checkpoint_clean_u
     segments[6] = [put(CHUNK, b"first"), *segments[6]]
     write_repository(tmp_path, segments)
 
-    assert deletes_since(tmp_path, 5) == [
-        Delete(6, 54, bytes([7]) * 32, checkpoint=False),
-        Delete(10, 8, bytes([8]) * 32, checkpoint=True),
+    assert list(deletes_since(tmp_path, 5)) == [
+        Delete(6, 54, bytes([7]) * 32, "delete"),
+        Delete(10, 8, bytes([8]) * 32, "checkpoint"),
     ]
 
 
@@ -302,23 +430,13 @@ def test_a_delete_after_a_manifest_rewrite_in_the_same_transaction_is_not_a_chec
         ],
     )
 
-    assert deletes_since(tmp_path, -1) == [Delete(5, 53, ARCHIVE_ONE, checkpoint=False)]
+    assert list(deletes_since(tmp_path, -1)) == [Delete(5, 53, ARCHIVE_ONE, "delete")]
 
 
-def test_transactions_log_is_read_as_segment_and_time(tmp_path):
-    (tmp_path / "transactions").write_text(
-        "transaction 1, UTC time 2026-11-27T16:19:44.674571\ntransaction 5, UTC time 2026-11-27T16:19:45.005909\n"
-    )
+def test_a_damaged_committed_segment_stops_deletes_since_with_a_segment_error(tmp_path):
+    write_repository(tmp_path, init_create_create_delete())
+    damaged = tmp_path / "data" / "0" / "10"
+    damaged.write_bytes(damaged.read_bytes()[:-1] + b"X")
 
-    assert transactions(tmp_path) == [(1, "2026-11-27T16:19:44.674571"), (5, "2026-11-27T16:19:45.005909")]
-
-
-def test_a_repository_that_is_not_append_only_has_no_transactions_log(tmp_path):
-    assert transactions(tmp_path) == []
-
-
-def test_a_garbled_transactions_line_is_a_segment_error_naming_the_line(tmp_path):
-    (tmp_path / "transactions").write_text("transaction 1, UTC time 2026-11-27T16:19:44.674571\ntransaction x\n")
-
-    with pytest.raises(SegmentError, match="transactions line 2: expected 'transaction N, UTC time T', got 'tra"):
-        transactions(tmp_path)
+    with pytest.raises(SegmentError, match="crc32 mismatch at offset 8"):
+        list(deletes_since(tmp_path, -1))

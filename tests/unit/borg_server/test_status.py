@@ -45,6 +45,18 @@ def save_state(paths: Paths, name: str, **fields) -> None:
     findings.save(paths.monitor_state(name), findings.new_state("2024-05-01T00:00:00+00:00") | fields)
 
 
+def deletes_in(segment: int, **kinds: int) -> dict:
+    """Return the group of deletes the monitor records for one segment, counted by kind."""
+    return {
+        "segment": segment,
+        "count": sum(kinds.values()),
+        "kinds": kinds,
+        "keys": [],
+        "committed_at": None,
+        "seen_at": "2024-05-06T00:00:00+00:00",
+    }
+
+
 def save_position(paths: Paths, audit_offset: int) -> None:
     paths.monitor.mkdir(parents=True, exist_ok=True)
     (paths.monitor / "monitor.json").write_text(json.dumps({"audit_offset": audit_offset, "last_scan": 1.0}))
@@ -167,16 +179,28 @@ def test_collect_reports_every_client_in_name_order_with_its_findings(paths):
         paths,
         "web",
         last_backup="2024-05-06T02:59:00+00:00",
-        deletes=[{"segment": 10, "checkpoint": False}, {"segment": 14, "checkpoint": True}],
-        tampering={"changed": [2], "truncated": [], "removed": [6, 7], "seen_at": "2024-05-06T00:00:00+00:00"},
+        deletes=[deletes_in(10, delete=2, overwrite=1), deletes_in(14, checkpoint=1)],
+        tampering={
+            "changed": [2],
+            "truncated": [],
+            "removed": [6, 7],
+            "config": True,
+            "seen_at": "2024-05-06T00:00:00+00:00",
+        },
         check={"at": "2024-05-05T00:00:00+00:00", "ok": False, "returncode": 1, "message": "ERROR: bad"},
         alerts={"tampering": {}, "deletes": {}, "check_failed": {}},
     )
     save_state(
         paths,
         "db",
-        deletes=[{"segment": 3, "checkpoint": False}],
-        tampering={"changed": [1], "truncated": [], "removed": [], "seen_at": "2024-05-06T00:00:00+00:00"},
+        deletes=[deletes_in(3, delete=1)],
+        tampering={
+            "changed": [1],
+            "truncated": [],
+            "removed": [],
+            "config": False,
+            "seen_at": "2024-05-06T00:00:00+00:00",
+        },
         check={"at": "2024-05-04T00:00:00+00:00", "ok": True, "returncode": 0, "message": "no problems found"},
     )
 
@@ -198,13 +222,19 @@ def test_collect_reports_every_client_in_name_order_with_its_findings(paths):
             repository_bytes=1516,
             quota_bytes=20_000_000,
             quota_used=0.0001,
-            unacknowledged_deletes=2,
-            tampered_segments=3,
+            unacknowledged_deletes=4,
+            tampered_segments=4,
             last_check_at="2024-05-05T00:00:00+00:00",
             last_check="failed",
             alerts=["check_failed", "deletes", "tampering"],
         ),
     ]
+
+
+def test_collect_counts_checkpoint_clean_ups_among_the_unacknowledged_deletes(paths):
+    save_state(paths, "web", deletes=[deletes_in(6, checkpoint=1), deletes_in(10, checkpoint=2)])
+
+    assert collect(config(), paths, NOW)[1].unacknowledged_deletes == 3
 
 
 def test_collect_counts_an_unreadable_segment_as_one_tampered_segment(paths):
