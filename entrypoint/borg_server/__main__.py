@@ -96,7 +96,12 @@ def command_audit(arguments) -> int:
     if not client.append_only:
         print(f"client {client.name} may delete (APPEND_ONLY=no): its deletes are not tracked")
         return 0
-    print(audit.render(audit.review(client, PATHS, arguments.acknowledge), as_json=arguments.json))
+    try:
+        result = audit.review(client, PATHS, arguments.acknowledge)
+    except audit.AuditRefused as error:
+        print(f"borg-server: audit {client.name}: {error}", file=sys.stderr)
+        return 2
+    print(audit.render(result, as_json=arguments.json))
     return 0
 
 

@@ -35,8 +35,13 @@ def human_duration(seconds: float) -> str:
     return " ".join(parts[:2]) or "0s"
 
 
-def conditions(client: ClientSpec, state: dict, size: int, now: datetime) -> dict[str, tuple[str, dict]]:
-    """Given a client, its state and repository size, return the conditions that hold: kind → (message, details)."""
+def conditions(
+    client: ClientSpec, state: dict, size: int, now: datetime, check_interval: int, has_repository: bool = False
+) -> dict[str, tuple[str, dict]]:
+    """Given a client, its state, repository size and the check interval, return the conditions that hold.
+
+    Each is kind → (message, details).
+    """
     name = client.name
     active = {}
     reference = state["last_backup"] or state["first_seen"]
@@ -48,18 +53,23 @@ def conditions(client: ClientSpec, state: dict, size: int, now: datetime) -> dic
             {"last_backup": state["last_backup"], "age_s": int(age), "max_age_s": client.max_age},
         )
     if client.append_only:
-        deletes = findings.unacknowledged(state, include_checkpoints=False)
-        if deletes:
-            segments = sorted({delete["segment"] for delete in deletes})
+        count = findings.pending_deletes(state, alerting_only=True)
+        if count:
+            groups = [
+                group for group in state["deletes"] if any(group["kinds"].get(k) for k in findings.ALERTING_KINDS)
+            ]
+            overwrites = sum(group["kinds"].get("overwrite", 0) for group in groups)
+            first, last = groups[0]["segment"], groups[-1]["segment"]
+            what = f" ({overwrites} of them overwrites of stored objects)" if overwrites else ""
             active["deletes"] = (
-                f"client {name}: {len(deletes)} object(s) deleted in segments {segments[0]}..{segments[-1]} "
-                f"(archives deleted or pruned); see borg-server audit {name} before any compaction",
-                {"count": len(deletes), "first_segment": segments[0], "last_segment": segments[-1]},
+                f"client {name}: {count} object(s) deleted in segments {first}..{last}{what}; "
+                f"see borg-server audit {name} before any compaction",
+                {"count": count, "overwrites": overwrites, "first_segment": first, "last_segment": last},
             )
         if state["tampering"]:
             active["tampering"] = (
-                f"client {name}: committed {findings.describe_tampering(state['tampering'])} "
-                "(borg never rewrites them in an append-only repository)",
+                f"client {name}: {findings.describe_tampering(state['tampering'])} "
+                "(borg never rewrites committed files of an append-only repository)",
                 dict(state["tampering"]),
             )
     check = state["check"]
@@ -68,6 +78,15 @@ def conditions(client: ClientSpec, state: dict, size: int, now: datetime) -> dic
             f"client {name}: borg check --repository-only failed at {check['at']}: {check['message']}",
             dict(check),
         )
+    elif has_repository or state["segments"] or check:  # a repository exists: its checks must keep happening
+        checked = (check or {}).get("at") or state["first_seen"]
+        overdue = (now - datetime.fromisoformat(checked)).total_seconds()
+        if overdue > 2 * check_interval:
+            active["check_failed"] = (
+                f"client {name}: no repository check could run for {human_duration(overdue)} "
+                "(the repository was always busy?)",
+                {"last_check_at": (check or {}).get("at"), "overdue_s": int(overdue)},
+            )
     if client.quota and size > QUOTA_ALERT_RATIO * client.quota:
         active["quota"] = (
             f"client {name}: repository uses {size / client.quota:.0%} of its quota ({size} of {client.quota} bytes)",

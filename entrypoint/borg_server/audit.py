@@ -7,7 +7,6 @@ acknowledged by accident; `borg-server compact` refuses while any delete is unac
 
 from __future__ import annotations
 
-import itertools
 import json
 from datetime import datetime, timedelta
 
@@ -16,53 +15,78 @@ from borg_server.config import ClientSpec
 from borg_server.paths import Paths
 
 SLACK = timedelta(seconds=2)  # a segment's mtime and the session's end are taken apart
+SESSION_FIELDS = ("role", "fingerprint", "source", "started_at", "finished_at")
 
 
-def session_of(records: list[dict], client: str, committed_at: str | None) -> dict | None:
-    """Return the client's session that was running when a segment was committed (None if unknown)."""
-    if committed_at is None:
-        return None
-    moment = datetime.fromisoformat(committed_at)
-    for record in reversed(records):
+class AuditRefused(Exception):
+    """The acknowledgement asked for cannot be given; the message says why."""
+
+
+def sessions_of(records: list[dict], client: str, segment: int, committed_at: str | None) -> list[dict]:
+    """Return the client's sessions that may have written segment: by the committed segments each one
+    logged before and after it, or (records without them) by the segment's time."""
+    found = []
+    moment = datetime.fromisoformat(committed_at) if committed_at else None
+    for record in records:
         if record.get("event") != "borg-session" or record.get("client") != client:
             continue  # the log also holds the server's own records (server-compact): not a client session
-        if "started_at" not in record or "finished_at" not in record:
-            continue
-        started, finished = (datetime.fromisoformat(record[key]) for key in ("started_at", "finished_at"))
-        if started - SLACK <= moment <= finished + SLACK:
-            return record
-    return None
+        if record.get("committed_after") is not None:
+            before = record.get("committed_before")
+            if (-1 if before is None else before) < segment <= record["committed_after"]:
+                found.append(record)
+        elif moment and "committed_after" not in record and "started_at" in record and "finished_at" in record:
+            started, finished = (datetime.fromisoformat(record[key]) for key in ("started_at", "finished_at"))
+            if started - SLACK <= moment <= finished + SLACK:
+                found.append(record)
+    return found
+
+
+def same_findings(first: dict | None, second: dict | None) -> bool:
+    """Return whether two tamper findings name the same changes (when they were seen aside)."""
+
+    def strip(finding: dict | None) -> dict | None:
+        return None if finding is None else {key: value for key, value in finding.items() if key != "seen_at"}
+
+    return strip(first) == strip(second)
 
 
 def review(client: ClientSpec, paths: Paths, acknowledge: int | None) -> dict:
-    """Scan the client's repository, acknowledge through segment acknowledge if given; return the findings."""
+    """Scan the client's repository, acknowledge through segment acknowledge if given; return the findings.
+
+    Tampering is acknowledged only if this scan found exactly what an earlier one had (so the admin
+    could have seen it). Raise AuditRefused if acknowledge lies beyond the scanned segments.
+    """
     now = findings.now_text()
     with findings.locked(paths.monitor_state(client.name)) as state:
+        known_tampering = state["tampering"]
         monitor.watch_repository(client, state, paths, admin_session=False, now=now)
-        listed = list(state["deletes"])
+        listed = [dict(group) for group in state["deletes"]]
         tampering = state["tampering"]
-        done = []
+        count, tampering_accepted = None, False
         if acknowledge is not None:
-            done = findings.acknowledge(state, acknowledge, now)
-            if tampering:
+            if state["scanned"] is None or acknowledge > state["scanned"]:
+                raise AuditRefused(
+                    f"segment {acknowledge} lies beyond what was scanned ({state['scanned']}); "
+                    f"run borg-server audit {client.name} and use the segment it prints"
+                )
+            tampering_accepted = tampering is not None and same_findings(known_tampering, tampering)
+            count = findings.acknowledge(state, acknowledge, tampering_accepted, now)
+            if tampering_accepted:
                 findings.rebaseline(state, paths.client_repository(client.name))
         result = {
             "client": client.name,
             "scanned_through": state["scanned"],
             "deletes": listed,
             "tampering": tampering,
-            "acknowledged_now": len(done) if acknowledge is not None else None,
-            "unacknowledged": len(state["deletes"]),
+            "acknowledged_now": count,
+            "tampering_acknowledged": tampering_accepted,
+            "unacknowledged": findings.pending_deletes(state),
             "history": state["acknowledged"],
         }
     records, _ = sessions.read_sessions(paths.audit_log)
-    for delete in result["deletes"]:
-        record = session_of(records, client.name, delete["committed_at"])
-        delete["session"] = (
-            {key: record.get(key) for key in ("role", "fingerprint", "source", "started_at", "finished_at")}
-            if record
-            else None
-        )
+    for group in result["deletes"]:
+        found = sessions_of(records, client.name, group["segment"], group["committed_at"])
+        group["sessions"] = [{key: record.get(key) for key in SESSION_FIELDS} for record in found]
     return result
 
 
@@ -70,36 +94,37 @@ def render(result: dict, as_json: bool) -> str:
     """Return the findings as JSON or as text an admin reads before compacting."""
     if as_json:
         return json.dumps(result, indent=2)
-    name, deletes = result["client"], result["deletes"]
-    lines = []
+    name, groups, tampering = result["client"], result["deletes"], result["tampering"]
     if result["acknowledged_now"] is not None:
-        lines.append(f"client {name}: acknowledged {result['acknowledged_now']} delete(s)"
-                     f"{' and the segment changes' if result['tampering'] else ''}; "
-                     f"{result['unacknowledged']} remain unacknowledged.")  # fmt: skip
-        return "\n".join(lines)
-    if not deletes and not result["tampering"]:
+        line = f"client {name}: acknowledged {result['acknowledged_now']} delete(s)"
+        if result["tampering_acknowledged"]:
+            line += " and the changes to committed files"
+        elif tampering:
+            line += "; the changes to committed files were found only now: review them, then acknowledge again"
+        return f"{line}; {result['unacknowledged']} delete(s) remain unacknowledged."
+    if not groups and not tampering:
         through = result["scanned_through"]
-        return f"client {name}: no unacknowledged deletes or segment changes (scanned through segment {through})."
-    if deletes:
-        lines.append(f"client {name}: {len(deletes)} delete(s) not acknowledged; compaction would apply them:")
-        lines.append(f"  {'SEGMENT':>8}  {'COMMITTED':25}  {'OBJECTS':>7}  {'KIND':10}  SESSION")
-        for segment, group in itertools.groupby(deletes, key=lambda delete: delete["segment"]):
-            group = list(group)
-            kinds = sorted({"checkpoint" if delete["checkpoint"] else "delete" for delete in group})
-            session = group[0].get("session")
-            who = f"{session['role']} key {session['fingerprint']} from {session['source']}" if session else "unknown"
+        return f"client {name}: no unacknowledged deletes or changes (scanned through segment {through})."
+    lines = []
+    if groups:
+        total = sum(group["count"] for group in groups)
+        lines.append(f"client {name}: {total} delete(s) not acknowledged; compaction would apply them:")
+        lines.append(f"  {'SEGMENT':>8}  {'COMMITTED':25}  {'OBJECTS':>7}  {'KIND':22}  SESSION")
+        for group in groups:
+            kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(group["kinds"].items()))
+            who = "; ".join(f"{s['role']} key {s['fingerprint']} from {s['source']}" for s in group["sessions"])
             lines.append(
-                f"  {segment:>8}  {group[0]['committed_at'] or '?':25}  {len(group):>7}  {'+'.join(kinds):10}  {who}"
+                f"  {group['segment']:>8}  {group['committed_at'] or '?':25}  {group['count']:>7}  {kinds:22}  "
+                f"{who or 'unknown'}"
             )
         lines.append(
-            "  (checkpoint: borg's own clean-up of a checkpoint archive after a long backup; usually harmless;"
-            " --json lists every object)"
+            "  delete: an archive or chunk deleted; overwrite: a stored object replaced (normal backups never do"
+            " this); checkpoint: borg's clean-up after a long backup's checkpoint. --json lists object ids."
         )
-    if result["tampering"]:
-        tampering = result["tampering"]
+    if tampering:
         lines.append(
-            f"client {name}: committed {findings.describe_tampering(tampering)} since {tampering['seen_at']}; "
-            "borg never rewrites them in an append-only repository."
+            f"client {name}: {findings.describe_tampering(tampering)}, first seen {tampering['seen_at']}; "
+            "borg never rewrites committed files of an append-only repository."
         )
     lines.append(
         f"If these are expected (your own prune with the admin key), accept them with:\n"

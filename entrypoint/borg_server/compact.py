@@ -47,11 +47,30 @@ def borg(argv: list[str], server: ServerConfig) -> process.Result:
     )
 
 
+def refusal(name: str, state: dict, last_commit: int | None) -> str | None:
+    """Given an append-only client's fresh findings, return why compaction must not run (None: it may)."""
+    review = f"review them with: borg-server audit {name}"
+    if state["deletes"]:
+        count = findings.pending_deletes(state)
+        first, last = state["deletes"][0]["segment"], state["deletes"][-1]["segment"]
+        return (
+            f"{count} unacknowledged delete(s) (segments {first}..{last}); compaction would apply them for good; "
+            f"{review}"
+        )
+    if state["tampering"]:
+        return f"committed files changed ({findings.describe_tampering(state['tampering'])}); {review}"
+    if state["scanned"] != last_commit:
+        return f"the repository was not scanned completely (through {state['scanned']} of {last_commit}); {review}"
+    return None
+
+
 def take_snapshot(repository: Path, directory: Path) -> Path:
     """Hard-link the repository into a new directory below directory (root-only); return it."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory.parent, 0o700)
-    snapshot = directory / datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
+    snapshot = directory / datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S.%fZ")
+    if snapshot.exists():
+        raise CompactionFailed(f"{snapshot} exists already; nothing was changed")
     system.checked(["cp", "-al", str(repository), str(snapshot)])
     return snapshot
 
@@ -76,13 +95,9 @@ def gated_compaction(
     with findings.locked(paths.monitor_state(client.name)) as state:
         if client.append_only:
             monitor.watch_repository(client, state, paths, admin_session=False, now=findings.now_text())
-            pending = state["deletes"]
-            if pending:
-                print(
-                    f"borg-server: refused: client {client.name} has {len(pending)} unacknowledged delete(s) "
-                    f"(segments {pending[0]['segment']}..{pending[-1]['segment']}); compaction would apply them "
-                    f"for good. Review them with: borg-server audit {client.name}"
-                )
+            reason = refusal(client.name, state, segments.last_commit(repository))
+            if reason:
+                print(f"borg-server: refused: client {client.name}: {reason}")
                 return REFUSED
     snapshot = take_snapshot(repository, paths.snapshot_directory(client.name))
     before = status.directory_size(repository)
@@ -91,7 +106,7 @@ def gated_compaction(
         f"the repository as it was before is kept in {snapshot}; to return to it: "
         f"rm -rf {repository} && mv {snapshot} {repository}"
     )
-    compacted = borg(["compact", "--log-json", "--lock-wait", "60", str(repository)], server)
+    compacted = borg(["compact", "--log-json", "--lock-wait", str(SESSION_WAIT), str(repository)], server)
     if compacted.returncode != 0:
         raise CompactionFailed(f"borg compact failed (exit {compacted.returncode}); {rollback}")
     checked = borg(["check", "--repository-only", "--log-json", str(repository)], server)
@@ -100,8 +115,7 @@ def gated_compaction(
     after = status.directory_size(repository)
     with findings.locked(paths.monitor_state(client.name)) as state:
         findings.rebaseline(state, repository)
-        state["scanned"] = segments.last_commit(repository)
-        state["known"] = []  # compaction copied still-needed DELETE entries below the new scan position
+        state["scanned"] = segments.last_commit(repository)  # compaction copied DELETEs below it: not new
     serve.append_record(
         paths.audit_log,
         {

@@ -4,11 +4,11 @@ The state (a plain dict, saved atomically under a per-client lock that `audit` a
 take too) holds:
 - first_seen, last_backup: when the client appeared and when its last backup session ended;
 - scanned: the last committed segment whose DELETE entries were read;
-- deletes: the deletes found and not yet acknowledged; known: keys of every delete ever
-  reported (compaction copies DELETE entries, which must not be reported twice); acknowledged:
-  a history of acknowledgements;
-- segments: the baseline of committed segments (size, sha256 and stat) for tamper detection;
-  tampering: the segments found changed, truncated, removed or unreadable;
+- deletes: the deletes found and not yet acknowledged, one group per segment (count per kind,
+  the first few object ids), so a prune of a million objects stays a few lines;
+  acknowledged: a history of acknowledgements;
+- segments: the baseline of committed segments (size, sha256 and stat) and config: the sha256 of
+  the repository's config file, for tamper detection; tampering: what changed since;
 - check: the last `borg check --repository-only` (time, result, message);
 - alerts: the conditions currently raised, by kind.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -32,21 +33,27 @@ from borg_server import segments
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = "lock.exclusive"  # borg's repository lock directory: present while a session writes
+KEYS_KEPT = 10  # object ids kept per segment group, for people to compare; the count has them all
+ALERTING_KINDS = ("delete", "overwrite")  # checkpoint clean-ups are listed but raise no alert
 
 
 def now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+VERSION = 2  # version 1 (never released) kept one entry per delete
+
+
 def new_state(now: str) -> dict:
     return {
+        "version": VERSION,
         "first_seen": now,
         "last_backup": None,
         "scanned": None,
         "deletes": [],
-        "known": [],
         "acknowledged": [],
         "segments": {},
+        "config": None,
         "tampering": None,
         "check": None,
         "alerts": {},
@@ -54,11 +61,20 @@ def new_state(now: str) -> dict:
 
 
 def load(path: Path) -> dict:
-    """Given a client's state file, return its state (a new one if the file does not exist)."""
+    """Given a client's state file, return its state (a new one if the file does not exist or is damaged)."""
     try:
         state = json.loads(path.read_text())
+        if not isinstance(state, dict):
+            raise ValueError(f"a JSON {type(state).__name__}, not an object")
     except FileNotFoundError:
         return new_state(now_text())
+    except ValueError as error:
+        damaged = path.with_suffix(".damaged")
+        path.replace(damaged)
+        logger.error("monitor state %s is damaged (%s); moved to %s, starting afresh", path, error, damaged)
+        return new_state(now_text())
+    if state.get("version") != VERSION:  # deletes were kept another way: find them again
+        state = {key: state[key] for key in ("first_seen", "last_backup", "check", "alerts") if key in state}
     return new_state(state.get("first_seen") or now_text()) | state
 
 
@@ -79,7 +95,7 @@ def locked(path: Path) -> Iterator[dict]:
 
 
 def busy(repository: Path) -> bool:
-    """Return whether a borg session holds the repository's lock (it may be compacting)."""
+    """Return whether a borg session holds the repository's lock."""
     return (repository / LOCK_NAME).exists()
 
 
@@ -91,54 +107,49 @@ def committed_at(path: Path) -> str | None:
 
 
 def scan_deletes(state: dict, repository: Path, now: str) -> int:
-    """Record the client deletes committed since the last scan; return how many are new.
+    """Record the client deletes committed since the last scan, grouped by segment; return how many are new.
 
-    Raise SegmentError (or OSError) if a committed segment cannot be read.
+    Raise SegmentError (or OSError) if a committed segment cannot be read; nothing is recorded then.
     """
     last = segments.last_commit(repository)
     if last is None or (state["scanned"] is not None and last <= state["scanned"]):
         if state["scanned"] is not None and (last is None or last < state["scanned"]):
             state["scanned"] = last  # rolled back: borg numbers the next segments from here again
         return 0
-    found = segments.deletes_since(repository, -1 if state["scanned"] is None else state["scanned"])
+    groups: dict[int, dict] = {}
+    for delete in segments.deletes_since(repository, -1 if state["scanned"] is None else state["scanned"]):
+        group = groups.setdefault(delete.segment, {"segment": delete.segment, "count": 0, "kinds": {}, "keys": []})
+        group["count"] += 1
+        group["kinds"][delete.kind] = group["kinds"].get(delete.kind, 0) + 1
+        if len(group["keys"]) < KEYS_KEPT:
+            group["keys"].append(delete.key.hex())
     files = segments.segment_files(repository)
-    known = set(state["known"])
-    new = [delete for delete in found if delete.key.hex() not in known]
-    for delete in new:
-        state["deletes"].append(
-            {
-                "segment": delete.segment,
-                "offset": delete.offset,
-                "key": delete.key.hex(),
-                "checkpoint": delete.checkpoint,
-                "committed_at": committed_at(files[delete.segment]) if delete.segment in files else None,
-                "seen_at": now,
-            }
-        )
-        known.add(delete.key.hex())
-    state["known"] = sorted(known)
+    for number, group in groups.items():
+        group["committed_at"] = committed_at(files[number]) if number in files else None
+        group["seen_at"] = now
+        state["deletes"].append(group)
     state["scanned"] = last
-    return len(new)
+    return sum(group["count"] for group in groups.values())
 
 
-def unacknowledged(state: dict, include_checkpoints: bool = True) -> list[dict]:
-    """Return the deletes not acknowledged yet (without borg's own checkpoint clean-ups unless asked)."""
-    return [delete for delete in state["deletes"] if include_checkpoints or not delete["checkpoint"]]
+def pending_deletes(state: dict, alerting_only: bool = False) -> int:
+    """Return how many deletes wait for acknowledgement (only the kinds that raise an alert, if asked)."""
+    if not alerting_only:
+        return sum(group["count"] for group in state["deletes"])
+    return sum(group["kinds"].get(kind, 0) for group in state["deletes"] for kind in ALERTING_KINDS)
 
 
-def acknowledge(state: dict, through: int, now: str) -> list[dict]:
-    """Acknowledge the deletes in segments up to through, and the tampering seen; return the deletes acknowledged.
+def acknowledge(state: dict, through: int, tampering: bool, now: str) -> int:
+    """Acknowledge the deletes in segments up to through (and the tampering seen, if asked); return how many.
 
-    The caller takes the segment baseline again (rebaseline) when tampering was acknowledged.
+    The caller takes the segment baseline again (rebaseline) when it acknowledges tampering.
     """
-    done = [delete for delete in state["deletes"] if delete["segment"] <= through]
-    state["deletes"] = [delete for delete in state["deletes"] if delete["segment"] > through]
-    tampering = state["tampering"]
+    done = [group for group in state["deletes"] if group["segment"] <= through]
+    state["deletes"] = [group for group in state["deletes"] if group["segment"] > through]
+    count = sum(group["count"] for group in done)
     if done or tampering:
-        state["acknowledged"].append(
-            {"at": now, "through": through, "deletes": len(done), "tampering": tampering is not None}
-        )
-    return done
+        state["acknowledged"].append({"at": now, "through": through, "deletes": count, "tampering": tampering})
+    return count
 
 
 def stat_print(path: Path) -> list:
@@ -154,10 +165,18 @@ def unchanged_stat(path: Path, recorded: list) -> bool:
     return [status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino] == [recorded[0], *recorded[2:]]
 
 
+def config_digest(repository: Path) -> str | None:
+    try:
+        return hashlib.sha256((repository / "config").read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def rebaseline(state: dict, repository: Path) -> None:
-    """Take the segment baseline again from what is on disk now; forget the tampering seen."""
+    """Take the segment and config baseline again from what is on disk now; forget the tampering seen."""
     state["segments"] = {}
     state["tampering"] = None
+    state["config"] = config_digest(repository)
     extend_baseline(state, repository)
 
 
@@ -172,12 +191,14 @@ def extend_baseline(state: dict, repository: Path) -> None:
                 state["segments"][str(number)] = stat_print(path)
 
 
-def check_tampering(state: dict, repository: Path, now: str) -> dict | None:
-    """Compare the committed segments with the baseline; record and return what changed (None: nothing).
+def check_tampering(state: dict, repository: Path, now: str, compacted: bool = False) -> dict | None:
+    """Compare the committed segments and the config with the baseline; record and return what changed.
 
     A segment whose size, times and inode are unchanged is not read again; any other is hashed.
     Segments committed since are added to the baseline. The baseline of a changed segment is kept,
     so the finding stays until the file is restored or `borg-server audit --acknowledge` accepts it.
+    compacted (an admin session changed the repository): removed segments are expected and leave
+    the baseline; changed and truncated ones are still reported.
     """
     files = segments.segment_files(repository)
     changed, truncated, removed = [], [], []
@@ -197,13 +218,23 @@ def check_tampering(state: dict, repository: Path, now: str) -> dict | None:
                     state["segments"][number_text] = current  # touched, not changed
         except FileNotFoundError:
             removed.append(number)
+    if compacted:  # segments that disappear now were compacted away; ones reported before stay reported
+        known = set((state["tampering"] or {}).get("removed", []))
+        for number in [number for number in removed if number not in known]:
+            del state["segments"][str(number)]
+        removed = [number for number in removed if number in known]
     extend_baseline(state, repository)
-    if changed or truncated or removed:
-        previous = state["tampering"] or {}
+    config = config_digest(repository)
+    if state["config"] is None:
+        state["config"] = config
+    config_changed = config != state["config"]
+    previous = state["tampering"] or {}
+    if changed or truncated or removed or config_changed:
         state["tampering"] = {
             "changed": changed,
             "truncated": truncated,
             "removed": removed,
+            "config": config_changed,
             "seen_at": previous.get("seen_at", now),
         }
     else:
@@ -218,20 +249,25 @@ def record_unreadable(state: dict, error: Exception, now: str) -> None:
         "changed": previous.get("changed", []),
         "truncated": previous.get("truncated", []),
         "removed": previous.get("removed", []),
+        "config": previous.get("config", False),
         "unreadable": str(error),
         "seen_at": previous.get("seen_at", now),
     }
 
 
 def tampered_segments(state: dict) -> int:
+    """Return how many committed files changed (segments, and the config counted as one)."""
     tampering = state.get("tampering") or {}
     count = sum(len(tampering.get(kind, [])) for kind in ("changed", "truncated", "removed"))
+    count += bool(tampering.get("config"))
     return count or (1 if tampering.get("unreadable") else 0)
 
 
 def describe_tampering(tampering: dict) -> str:
-    parts = [f"{kind} {', '.join(map(str, tampering[kind]))}" for kind in ("changed", "truncated", "removed")
+    parts = [f"segments {kind} {', '.join(map(str, tampering[kind]))}" for kind in ("changed", "truncated", "removed")
              if tampering.get(kind)]  # fmt: skip
+    if tampering.get("config"):
+        parts.append("the repository config changed (a replaced repokey or settings)")
     if tampering.get("unreadable"):
         parts.append(f"unreadable: {tampering['unreadable']}")
-    return "segments " + "; ".join(parts)
+    return "; ".join(parts)

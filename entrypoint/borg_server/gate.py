@@ -5,8 +5,8 @@ exclusively. A compaction first creates its marker file, then waits for the excl
 sessions already running finish, and every session that starts meanwhile sees the marker (it looks
 only after it holds the lock, so it cannot miss it) and steps back until the compaction is over.
 So no delete can be written between the compaction's last scan and the compaction itself, and a
-stream of new sessions cannot starve the compaction. Both files live under the run-time directory,
-which `borg-server start` empties of markers: no compaction survives a restart.
+stream of new sessions cannot starve the compaction. The compaction holds its marker locked, so a
+marker left behind by a killed compaction holds nothing back.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 from borg_server.paths import Paths
 
 POLL = 1.0
+MARKER_WAIT = 2.0  # seconds to get the marker's lock from a session that checks it
 
 
 class GateClosed(Exception):
@@ -33,6 +34,22 @@ def try_lock(file, operation: int) -> bool:
         fcntl.flock(file, operation | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
+    return True
+
+
+def compacting(paths: Paths, client: str) -> bool:
+    """Return whether a compaction of the client runs: its marker exists and its creator holds it locked.
+
+    A marker left by a compaction that was killed is not locked and does not count.
+    """
+    try:
+        with open(paths.compaction_marker(client), "rb") as marker:
+            if try_lock(marker, fcntl.LOCK_SH):
+                return False
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # cannot tell: hold the session back rather than let it run into a compaction
     return True
 
 
@@ -52,7 +69,7 @@ def session(paths: Paths, client: str, limit: float) -> Iterator[None]:
         told = False
         while True:
             if try_lock(lock, fcntl.LOCK_SH):
-                if not paths.compaction_marker(client).exists():
+                if not compacting(paths, client):
                     break
                 fcntl.flock(lock, fcntl.LOCK_UN)
             if not told:
@@ -68,33 +85,34 @@ def session(paths: Paths, client: str, limit: float) -> Iterator[None]:
 def compaction(paths: Paths, client: str, limit: float) -> Iterator[None]:
     """Close the client's gate: new sessions wait, running ones are waited for (up to limit seconds).
 
-    Raise GateClosed if another compaction of the client runs or the sessions do not end in time.
+    The marker is held locked for the whole compaction, so a killed compaction leaves nothing that
+    holds sessions back. Raise GateClosed if another compaction of the client runs or the sessions
+    do not end in time.
     """
-    marker = paths.compaction_marker(client)
-    try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-    except FileExistsError:
-        raise GateClosed(f"a compaction of {client} is already running ({marker} exists)") from None
-    try:
-        with open(paths.gate_lock(client), "rb") as lock:
-            deadline = time.monotonic() + limit
-            while not try_lock(lock, fcntl.LOCK_EX):
-                if time.monotonic() > deadline:
-                    raise GateClosed(f"sessions of {client} still run after {limit:.0f}s; nothing was changed")
-                time.sleep(POLL)
-            yield
-    finally:
-        marker.unlink(missing_ok=True)
+    with open(paths.compaction_marker(client), "a") as marker:
+        os.fchmod(marker.fileno(), 0o644)
+        deadline = time.monotonic() + MARKER_WAIT  # a session may be looking at a stale marker this moment
+        while not try_lock(marker, fcntl.LOCK_EX):
+            if time.monotonic() > deadline:
+                raise GateClosed(f"a compaction of {client} is already running")
+            time.sleep(POLL / 10)
+        try:
+            with open(paths.gate_lock(client), "rb") as lock:
+                deadline = time.monotonic() + limit
+                while not try_lock(lock, fcntl.LOCK_EX):
+                    if time.monotonic() > deadline:
+                        raise GateClosed(f"sessions of {client} still run after {limit:.0f}s; nothing was changed")
+                    time.sleep(POLL)
+                yield
+        finally:
+            paths.compaction_marker(client).unlink(missing_ok=True)
 
 
 def prepare(paths: Paths, clients: list[str]) -> None:
-    """Create the gate directory and one gate file per client (root-owned, readable by all); drop stale markers."""
+    """Create the gate directory and one gate file per client (root-owned, readable by all)."""
     directory = paths.gate_directory
     directory.mkdir(mode=0o755, parents=True, exist_ok=True)
     os.chmod(directory, 0o755)
-    for entry in directory.iterdir():
-        if entry.suffix != ".lock":
-            entry.unlink()  # a compaction marker left by a killed container: nothing compacts now
     for client in clients:
         lock: Path = paths.gate_lock(client)
         lock.touch(mode=0o644, exist_ok=True)

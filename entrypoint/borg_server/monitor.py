@@ -21,7 +21,7 @@ from borg_common import outbox, process, reports
 from borg_common.borglog import LogJson
 from borg_common.files import atomic_write
 from borg_common.settings import ConfigError
-from borg_server import alerts, config, findings, metrics, sessions, status, system
+from borg_server import alerts, config, findings, gate, metrics, sessions, status, system
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.paths import Paths
 from borg_server.segments import SegmentError
@@ -35,42 +35,45 @@ CHECK_POLL = 30  # seconds between looks for a check that is due
 
 
 def watch_repository(client: ClientSpec, state: dict, paths: Paths, admin_session: bool, now: str) -> None:
-    """Update an append-only client's deletes and tamper findings from its repository."""
+    """Update an append-only client's deletes and tamper findings from its repository.
+
+    admin_session: an admin key changed the repository since the last scan (it may have compacted,
+    which removes segments legitimately). A segment that cannot be read is recorded as tampering.
+    """
     repository = paths.client_repository(client.name)
     if not (repository / "config").exists():
         return
-    locked = findings.busy(repository)
     before = state["tampering"]
     try:
-        if admin_session:  # the client's admin key may have compacted: what is on disk is the new reference
-            findings.rebaseline(state, repository)
-            logger.info("client %s: an admin session ran; segment baseline taken again", client.name)
-        elif not locked:
-            findings.check_tampering(state, repository, now)
+        findings.check_tampering(state, repository, now, compacted=admin_session)
         new = findings.scan_deletes(state, repository, now)
         if new:
             logger.warning("client %s: %d new delete(s) found in its repository", client.name, new)
     except (SegmentError, OSError) as error:
-        if locked:
-            logger.info("client %s: repository busy (%s); looking again next time", client.name, error)
-        else:
-            findings.record_unreadable(state, error, (before or {}).get("seen_at", now))
+        findings.record_unreadable(state, error, (before or {}).get("seen_at", now))
 
 
 def scan_client(client: ClientSpec, server: ServerConfig, paths: Paths, records: list[dict]) -> list[dict]:
-    """Scan one client under its state lock; return the alert documents its changes produced."""
+    """Scan one client under its state lock, emit its alerts; return the alert documents.
+
+    The alerts are emitted (printed and stored in the outbox) before the state that says they were
+    sent is saved: if storing fails, the next scan sends them again.
+    """
     moment = datetime.now(UTC)
     now = moment.isoformat(timespec="seconds")
     with findings.locked(paths.monitor_state(client.name)) as state:
         last = sessions.last_write(records, client.name)
         if last and (state["last_backup"] is None or last > state["last_backup"]):
             state["last_backup"] = last
-        if client.append_only and not paths.compaction_marker(client.name).exists():
+        if client.append_only and not gate.compacting(paths, client.name):
             admin = any(r.get("client") == client.name and sessions.may_have_compacted(r) for r in records)
             watch_repository(client, state, paths, admin, now)
         size = status.directory_size(paths.client_directory(client.name))
-        active = alerts.conditions(client, state, size, moment)
-        return alerts.transitions(state, active, client.name, server.server_host, now)
+        exists = (paths.client_repository(client.name) / "config").exists()
+        active = alerts.conditions(client, state, size, moment, server.check_interval, exists)
+        documents = alerts.transitions(state, active, client.name, server.server_host, now)
+        alerts.emit(documents, paths.monitor_outbox, server.report_urls)
+    return documents
 
 
 def scan(server: ServerConfig, paths: Paths) -> float:
@@ -80,11 +83,9 @@ def scan(server: ServerConfig, paths: Paths) -> float:
     records, offset = sessions.read_sessions(paths.audit_log, position.get("audit_offset", 0))
     for client in server.clients:
         try:
-            documents = scan_client(client, server, paths, records)
-        except (OSError, ValueError) as error:
-            logger.error("client %s: cannot be scanned: %s", client.name, error)
-            continue
-        alerts.emit(documents, paths.monitor_outbox, server.report_urls)
+            scan_client(client, server, paths, records)
+        except Exception:  # one client's problem must not stop the watch over the others
+            logger.exception("client %s: cannot be scanned", client.name)
     reports.flush(paths.monitor_outbox, server.report_urls, REPORT_TIMEOUT, REPORT_BUDGET)
     seconds = time.monotonic() - started
     position = {"audit_offset": offset, "last_scan": time.time(), "scan_seconds": round(seconds, 3)}

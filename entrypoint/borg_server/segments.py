@@ -9,8 +9,8 @@ whose last entry is a COMMIT is committed; everything up to it is the committed 
 deletes the segments after the last commit before it next writes. A commit closes its segment (a
 client's commit gets a 17-byte segment of its own), so borg never writes a committed segment
 again; only compaction (`borg compact`, or `commit` without append-only) removes them, and borg
-never compacts an append-only repository: `compare` reports every change, and the monitor calls it
-only for append-only clients. `snapshot` reads every committed byte; pick the interval for it.
+never compacts an append-only repository: for append-only clients every change of a committed
+segment is damage or tampering (findings.check_tampering).
 
 When borg writes DELETE entries (observed: init, create one, create two, delete one gives
 PUT(M) C | PUT PUT PUT D(M) P(M) C | PUT D(M) P(M) C | D(archive one) D(M) P(M) C, M = manifest):
@@ -23,12 +23,16 @@ PUT(M) C | PUT PUT PUT D(M) P(M) C | PUT D(M) P(M) C | D(archive one) D(M) P(M) 
 - Client deletes: `borg delete`/`prune` delete each archive object plus every chunk no longer used,
   `rename` deletes the old archive object, `check --repair` deletes orphans and defect chunks.
 - Compaction (never in append-only) copies still-needed DELETE entries into new segments, where
-  `deletes_since` would report them again: the monitor should remember the keys it reported.
+  `deletes_since` would report them again: `borg-server compact` moves the scan position past them;
+  a compaction with an admin key makes them show up once more (the README advises against it).
 
-Rule implemented by `deletes_since`: every committed DELETE is a client delete unless its key is
-the manifest's or the next entry in the log is a PUT of the same key (an overwrite by `put`). A
-DELETE matching the checkpoint pattern above is still reported, marked `checkpoint=True`: a client
-could disguise the deletion of the newest archive's object this way, so it must not be hidden.
+Rule implemented by `deletes_since`: every committed DELETE of a key other than the manifest's is
+reported, as one of three kinds. "overwrite": the next entry is a PUT of the same key (`put` of an
+existing key; a client that overwrites a chunk with garbage destroys it at the next compaction, and
+normal backups never do it). "checkpoint": it matches borg's checkpoint clean-up above and the PUT
+it removes was that key's first (not an overwrite), so it can only remove an object added by the
+transaction just before. "delete": every other, a client deleting archives or chunks.
+Segments are read as a stream: memory does not grow with their size or the number of entries.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,8 +53,6 @@ MANIFEST_KEY = bytes(KEY_SIZE)
 TAGS = {0: "put", 1: "delete", 2: "commit"}
 COMMIT_BODY = struct.pack("<IB", HEADER.size, 2)  # size and tag: what the crc of a COMMIT covers
 COMMIT_ENTRY = struct.pack("<I", zlib.crc32(COMMIT_BODY)) + COMMIT_BODY  # every COMMIT is these 9 bytes
-TRANSACTION_PREFIX = "transaction "
-TRANSACTION_SEPARATOR = ", UTC time "
 
 
 class SegmentError(Exception):
@@ -68,12 +72,12 @@ class Entry:
 
 @dataclass(frozen=True)
 class Delete:
-    """A DELETE a client wrote; checkpoint says it matches borg's own checkpoint clean-up."""
+    """A DELETE a client wrote; kind is "delete", "overwrite" or "checkpoint" (see the module docstring)."""
 
     segment: int
     offset: int
     key: bytes
-    checkpoint: bool
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -84,25 +88,12 @@ class SegmentPrint:
     sha256: str
 
 
-@dataclass(frozen=True)
-class Tampering:
-    """Committed segments that changed, got shorter or disappeared since the previous snapshot."""
-
-    changed: list[int]
-    truncated: list[int]
-    removed: list[int]
-
-    def __bool__(self) -> bool:
-        return bool(self.changed or self.truncated or self.removed)
-
-
-def read_segment(path: Path) -> list[Entry]:
-    """Given a segment file named by its number, return its entries; raise SegmentError if it is damaged."""
+def iter_segment(path: Path) -> Iterator[Entry]:
+    """Given a segment file named by its number, yield its entries; raise SegmentError if it is damaged."""
     path = Path(path)
     if not path.name.isdigit():
         raise SegmentError(f"{path}: a segment file is named by its number")
     segment = int(path.name)
-    entries = []
     with open(path, "rb") as file:
         if file.read(len(MAGIC)) != MAGIC:
             raise SegmentError(f"{path}: bad magic, not a borg segment file")
@@ -122,10 +113,13 @@ def read_segment(path: Path) -> list[Entry]:
                 raise SegmentError(f"{path}: unknown tag {tag} at offset {offset}")
             if tag != 2 and len(body) < KEY_SIZE:
                 raise SegmentError(f"{path}: {TAGS[tag].upper()} without a key at offset {offset}")
-            key = body[:KEY_SIZE] if tag != 2 else None
-            entries.append(Entry(segment, offset, TAGS[tag], key, size))
+            yield Entry(segment, offset, TAGS[tag], body[:KEY_SIZE] if tag != 2 else None, size)
             offset += size
-    return entries
+
+
+def read_segment(path: Path) -> list[Entry]:
+    """Given a segment file named by its number, return its entries; raise SegmentError if it is damaged."""
+    return list(iter_segment(path))
 
 
 def segment_files(repository: Path) -> dict[int, Path]:
@@ -149,10 +143,13 @@ def is_committed(path: Path) -> bool:
             file.seek(-len(COMMIT_ENTRY), 2)
             if file.read() != COMMIT_ENTRY:
                 return False
-        entries = read_segment(path)
+        commits, last = 0, None
+        for entry in iter_segment(path):
+            commits += entry.tag == "commit"
+            last = entry.tag
     except (OSError, SegmentError):
         return False
-    return [entry.tag for entry in entries].index("commit") == len(entries) - 1
+    return commits == 1 and last == "commit"  # a PUT whose data ends like a COMMIT is no commit
 
 
 def last_commit(repository: Path) -> int | None:
@@ -174,116 +171,65 @@ def fingerprint(path: Path) -> SegmentPrint:
     return SegmentPrint(size, digest.hexdigest())
 
 
-def snapshot(repository: Path) -> dict[int, SegmentPrint]:
-    """Given a repository directory, return the fingerprints of its committed segments (reads all of them)."""
-    last = last_commit(repository)
-    prints = {}
-    if last is None:
-        return prints
-    for number, path in segment_files(repository).items():
-        if number > last:
-            break
-        try:
-            prints[number] = fingerprint(path)
-        except FileNotFoundError:
-            continue  # removed while we looked: compare reports it
-    return prints
-
-
-def compare(previous: dict[int, SegmentPrint], current: dict[int, SegmentPrint]) -> Tampering:
-    """Given two snapshots, return the segments of the first that are now different, shorter or gone.
-
-    Only meaningful for append-only repositories: compaction removes segments legitimately.
-    """
-    changed, truncated, removed = [], [], []
-    for number, before in sorted(previous.items()):
-        after = current.get(number)
-        if after is None:
-            removed.append(number)
-        elif after.size < before.size:
-            truncated.append(number)
-        elif after != before:
-            changed.append(number)
-    return Tampering(changed, truncated, removed)
-
-
-def entries_between(files: dict[int, Path], first: int, last: int) -> list[Entry]:
-    """Given segment files, return the entries of the segments numbered first to last, in log order."""
-    entries = []
+def entries_between(files: dict[int, Path], first: int, last: int) -> Iterator[Entry]:
+    """Given segment files, yield the entries of the segments numbered first to last, in log order."""
     for number, path in files.items():
         if first <= number <= last:
-            entries.extend(read_segment(path))
-    return entries
+            yield from iter_segment(path)
 
 
 def previous_tail(files: dict[int, Path], before: int, count: int) -> list[Entry]:
     """Given segment files, return the last count entries of the segments numbered below before."""
     tail: list[Entry] = []
     for number in reversed([number for number in files if number < before]):
-        tail[:0] = read_segment(files[number])
+        tail[:0] = deque(iter_segment(files[number]), maxlen=count)
         if len(tail) >= count:
             break
     return tail[-count:]
 
 
 def is_checkpoint_cleanup(delete: Entry, before: list[Entry]) -> bool:
-    """Given a DELETE and the entries before it, return whether it matches borg's checkpoint clean-up.
+    """Given a DELETE and the (up to 5) entries before it, return whether it is borg's checkpoint clean-up.
 
-    That is: the DELETE opens a transaction, and the transaction before ended with
-    PUT(key), DELETE(manifest), PUT(manifest), COMMIT.
+    That is: the DELETE opens a transaction, the transaction before ended with PUT(key),
+    DELETE(manifest), PUT(manifest), COMMIT, and that PUT was not an overwrite (no DELETE(key) before it).
     """
     if len(before) < 4:
         return False
     put, manifest_delete, manifest_put, commit = before[-4:]
+    overwritten = len(before) >= 5 and (before[-5].tag, before[-5].key) == ("delete", delete.key)
     return (
         (put.tag, put.key) == ("put", delete.key)
         and (manifest_delete.tag, manifest_delete.key) == ("delete", MANIFEST_KEY)
         and (manifest_put.tag, manifest_put.key) == ("put", MANIFEST_KEY)
         and commit.tag == "commit"
+        and not overwritten
     )
 
 
-def deletes_since(repository: Path, after_segment: int) -> list[Delete]:
-    """Given a repository directory and a segment number, return the client deletes committed after it.
+def deletes_since(repository: Path, after_segment: int) -> Iterator[Delete]:
+    """Given a repository directory and a segment number, yield the client deletes committed after it.
 
-    Manifest deletes and a DELETE followed directly by a PUT of the same key (borg's overwrite)
-    are left out; entries after the last commit are not looked at. Raise SegmentError if a
-    segment to read is damaged.
+    Manifest deletes are left out; entries after the last commit are not looked at. Raise
+    SegmentError if a segment to read is damaged.
     """
     last = last_commit(repository)
     if last is None or last <= after_segment:
-        return []
+        return
     files = segment_files(repository)
-    entries = entries_between(files, after_segment + 1, last)
-    deletes = []
-    for index, entry in enumerate(entries):
-        if entry.tag != "delete" or entry.key == MANIFEST_KEY:
-            continue
-        following = entries[index + 1] if index + 1 < len(entries) else None
-        if following is not None and (following.tag, following.key) == ("put", entry.key):
-            continue
-        before = entries[max(0, index - 4) : index]
-        if len(before) < 4:
-            before = previous_tail(files, after_segment + 1, 4 - len(before)) + before
-        deletes.append(Delete(entry.segment, entry.offset, entry.key, is_checkpoint_cleanup(entry, before)))
-    return deletes
+    window = deque(previous_tail(files, after_segment + 1, 5), maxlen=5)
+    pending: tuple[Entry, list[Entry]] | None = None  # a DELETE waiting to see the entry after it
 
+    def classify(entry: Entry, before: list[Entry], overwrite: bool) -> Delete:
+        kind = "overwrite" if overwrite else "checkpoint" if is_checkpoint_cleanup(entry, before) else "delete"
+        return Delete(entry.segment, entry.offset, entry.key, kind)
 
-def transactions(repository: Path) -> list[tuple[int, str]]:
-    """Given a repository directory, return its transactions log as (segment, UTC time) pairs.
-
-    Borg writes the log only in append-only mode; no log gives []. Raise SegmentError on a line
-    that is not "transaction N, UTC time T".
-    """
-    try:
-        lines = (Path(repository) / "transactions").read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    result = []
-    for number, line in enumerate(lines, start=1):
-        head, separator, time = line.partition(TRANSACTION_SEPARATOR)
-        segment = head.removeprefix(TRANSACTION_PREFIX)
-        if not (head.startswith(TRANSACTION_PREFIX) and separator and segment.isdigit() and time):
-            raise SegmentError(f"transactions line {number}: expected 'transaction N, UTC time T', got {line!r}")
-        result.append((int(segment), time))
-    return result
+    for entry in entries_between(files, after_segment + 1, last):
+        if pending is not None:
+            yield classify(*pending, overwrite=(entry.tag, entry.key) == ("put", pending[0].key))
+            pending = None
+        if entry.tag == "delete" and entry.key != MANIFEST_KEY:
+            pending = (entry, list(window))
+        window.append(entry)
+    if pending is not None:
+        yield classify(*pending, overwrite=False)

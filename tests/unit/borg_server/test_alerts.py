@@ -350,3 +350,11 @@ def test_stale_details_are_json_with_the_last_backup_and_ages_in_whole_seconds()
     assert json.dumps(conditions_of(state(), client(max_age=60))["stale"][1]) == (
         '{"last_backup": "2024-05-06T02:55:00+00:00", "age_s": 300, "max_age_s": 60}'
     )
+
+
+def test_a_repository_of_a_client_that_may_delete_is_overdue_without_a_baseline_or_a_check():
+    old = state(first_seen="2024-01-01T00:00:00+00:00", last_backup=NOW_TEXT)
+
+    active = conditions(client(append_only=False), old, 0, NOW, WEEK, has_repository=True)
+
+    assert list(active) == ["check_failed"]

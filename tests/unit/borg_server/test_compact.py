@@ -103,12 +103,22 @@ def test_a_snapshot_hard_links_every_file_of_the_repository_into_a_directory_nam
 
     snapshot = compact.take_snapshot(repository, directory)
 
-    assert snapshot == directory / "2024-05-06T03-00-00Z"
+    assert snapshot == directory / "2024-05-06T03-00-00.000000Z"
     originals = sorted(path.relative_to(repository) for path in repository.rglob("*") if path.is_file())
     copies = sorted(path.relative_to(snapshot) for path in snapshot.rglob("*") if path.is_file())
     assert copies == originals
     assert len(originals) == 15
     assert all((snapshot / name).stat().st_ino == (repository / name).stat().st_ino for name in originals)
+
+
+def test_a_second_snapshot_at_the_same_moment_is_refused_instead_of_nested(tmp_path, monkeypatch):
+    monkeypatch.setattr(compact, "datetime", FixedTime)
+    repository = write_repository(tmp_path / "srv" / "web" / "main", init_create_create_delete())
+    directory = tmp_path / "srv" / ".snapshots" / "web"
+    compact.take_snapshot(repository, directory)
+
+    with pytest.raises(compact.CompactionFailed, match="exists already"):
+        compact.take_snapshot(repository, directory)
 
 
 def test_the_snapshot_directories_are_readable_by_root_only(tmp_path, monkeypatch):

@@ -101,9 +101,27 @@ def test_a_missing_state_file_gives_a_new_state_first_seen_now(tmp_path):
 
 def test_a_state_file_missing_newer_fields_gets_their_defaults(tmp_path):
     path = tmp_path / "web.json"
-    path.write_text(json.dumps({"first_seen": "2024-01-01T00:00:00+00:00", "scanned": 13}))
+    path.write_text(json.dumps({"version": 2, "first_seen": "2024-01-01T00:00:00+00:00", "scanned": 13}))
 
     assert findings.load(path) == findings.new_state("2024-01-01T00:00:00+00:00") | {"scanned": 13}
+
+
+def test_a_state_file_of_the_first_version_keeps_its_history_and_scans_the_deletes_again(tmp_path):
+    path = tmp_path / "web.json"
+    old = {"first_seen": "2024-01-01T00:00:00+00:00", "last_backup": "2024-01-02T00:00:00+00:00", "scanned": 13,
+           "deletes": [{"segment": 10, "key": "01" * 32, "checkpoint": False}], "known": ["01" * 32]}  # fmt: skip
+    path.write_text(json.dumps(old))
+
+    assert findings.load(path) == findings.new_state(old["first_seen"]) | {"last_backup": old["last_backup"]}
+
+
+@pytest.mark.parametrize("content", ["null", "[]", '"text"'])
+def test_a_state_file_that_is_not_a_json_object_is_moved_aside(tmp_path, content):
+    path = tmp_path / "web.json"
+    path.write_text(content)
+
+    assert findings.load(path)["scanned"] is None
+    assert path.with_suffix(".damaged").read_text() == content
 
 
 def test_a_damaged_state_file_is_moved_aside_and_a_new_state_begins(tmp_path, caplog):
@@ -439,13 +457,17 @@ def test_after_a_compaction_changed_and_truncated_segments_are_still_tampering(b
     assert "10" not in baseline["segments"]
 
 
-def test_after_a_compaction_the_config_on_disk_becomes_the_reference(baseline, repository):
-    changed = CONFIG + b"additional_free_space = 1G\n"
-    (repository / "config").write_bytes(changed)
+def test_a_config_changed_during_an_admin_session_is_still_tampering(baseline, repository):
+    (repository / "config").write_bytes(CONFIG + b"additional_free_space = 1G\n")
 
-    assert findings.check_tampering(baseline, repository, NOW, compacted=True) is None
+    assert findings.check_tampering(baseline, repository, NOW, compacted=True)["config"] is True
 
-    assert baseline["config"] == hashlib.sha256(changed).hexdigest()
+
+def test_a_segment_reported_removed_stays_reported_after_an_admin_session(baseline, repository):
+    segment(repository, 2).unlink()
+    findings.check_tampering(baseline, repository, NOW)
+
+    assert findings.check_tampering(baseline, repository, LATER, compacted=True)["removed"] == [2]
 
 
 def test_a_segment_touched_but_with_the_same_content_is_not_tampering_and_its_new_times_are_kept(baseline, repository):
