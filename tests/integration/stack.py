@@ -101,12 +101,12 @@ def attack(sandbox: Sandbox, client: Client, script: str, role: str = "attacker"
 
 
 def tree_digest(sandbox: Sandbox, server: Server) -> str:
-    """Return one line per file (path, mode, owner, sha256) of the server's volumes, to compare states."""
-    script = (
-        "cd / && find srv/borg var/lib/borg-server -type f -print0 | sort -z | "
-        "xargs -0 -r stat -c '%n %a %u:%g' && find srv/borg var/lib/borg-server -type f -print0 | sort -z | "
-        "xargs -0 -r sha256sum"
-    )
+    """Return one line per file (path, mode, owner, sha256) of the server's volumes, to compare states.
+
+    The monitor's findings (var/lib/borg-server/monitor) are left out: they change whenever it scans.
+    """
+    files = "find srv/borg var/lib/borg-server -path var/lib/borg-server/monitor -prune -o -type f -print0 | sort -z"
+    script = f"cd / && {files} | xargs -0 -r stat -c '%n %a %u:%g' && {files} | xargs -0 -r sha256sum"
     options = ["-v", f"{server.repositories}:/srv/borg:ro", "-v", f"{server.state}:/var/lib/borg-server:ro",
                "--entrypoint", "sh"]  # fmt: skip
     return sandbox.run("digest", SERVER_IMAGE, options, ["-c", script], detach=False).stdout

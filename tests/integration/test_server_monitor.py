@@ -72,7 +72,8 @@ def test_a_deleted_archive_is_alerted_and_cannot_be_compacted_away_before_it_is_
     segments = server.exec("sh", "-c", "cd /srv/borg/web/main/data && find . -type f | xargs sha256sum").stdout
     refused = server.exec("borg-server", "compact", "web", check=False)
     assert refused.returncode == 3, refused.stdout + refused.stderr
-    assert "refused: client web has" in refused.stdout and "borg-server audit web" in refused.stdout
+    assert "refused: client web: " in refused.stdout and "unacknowledged delete(s)" in refused.stdout, refused.stdout
+    assert "borg-server audit web" in refused.stdout
     assert server.exec("sh", "-c", "cd /srv/borg/web/main/data && find . -type f | xargs sha256sum").stdout == segments
 
     listing = server.exec("borg-server", "audit", "web").stdout
@@ -96,10 +97,10 @@ def test_a_delete_sent_while_a_compaction_waits_is_held_back_and_not_compacted_a
     fill_volume(sandbox, web.data, "head -c 1000000 /dev/urandom > /data/one.bin")
     assert client_command(sandbox, web, ["run"]).returncode == 0
 
-    # The attacker keeps a session open, then deletes the archive the moment it ends.
+    # The attacker keeps one session open and, while the compaction waits for it, sends a delete.
     script = (
-        'borg-client borg with-lock "$(cat /pairing/repo_url)" sleep 15 '
-        '&& borg-client borg delete --glob-archives "web-*"'
+        'borg-client borg with-lock "$(cat /pairing/repo_url)" sleep 15 & '
+        'sleep 8 && borg-client borg delete --glob-archives "web-*"; code=$?; wait; exit $code'
     )
     sandbox.run("attacker", CLIENT_IMAGE, [*web.options(), "--entrypoint", "sh"], ["-c", script])
     wait_until(lambda: "borg serve" in server.exec("ps", "-eo", "args", check=False).stdout, 30, "the open session")

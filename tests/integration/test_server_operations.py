@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from tests.integration.docker_helpers import docker, health, logs, wait_until
 from tests.integration.stack import SSH, attack, client_command, fill_volume, make_client, start_server
@@ -82,7 +83,8 @@ def test_status_and_show_client_describe_each_client(sandbox, tmp_path):
     assert table[0].split() == ["CLIENT", "LAST", "BACKUP", "AGE", "SIZE", "QUOTA", "APPEND-ONLY", "DELETES", "CHECK",
                                 "ALERTS"]  # fmt: skip
     assert table[1].split()[:3] == ["db", "never", "-"]
-    assert table[2].split()[0] == "web" and table[2].split()[6:8] == ["yes", "0"]
+    web_row = re.split(r"\s{2,}", table[2])  # columns are two spaces apart; "1.2 kB" is one cell
+    assert web_row[0] == "web" and web_row[5:7] == ["yes", "0"], table
 
     shown = server.exec("borg-server", "show-client", "web").stdout
     fingerprint = server.exec("ssh-keygen", "-lf", "/var/lib/borg-server/clients/web/id_ed25519.pub").stdout.split()[1]
