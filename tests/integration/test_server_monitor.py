@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.integration.docker_helpers import CLIENT_IMAGE, docker, logs, wait_until
+from tests.integration.docker_helpers import CLIENT_IMAGE, docker, health, logs, wait_until
 from tests.integration.stack import (
     client_command,
     fill_volume,
@@ -66,6 +66,13 @@ def test_a_deleted_archive_is_alerted_and_cannot_be_compacted_away_before_it_is_
     assert 'borg_appliance_client_unacknowledged_deletes{client="web"}' in metrics(sandbox, server, 9100)
     status = json.loads(server.exec("borg-server", "status", "--json").stdout)[0]
     assert status["unacknowledged_deletes"] >= 1 and status["alerts"] == ["deletes"]
+
+    # The monitor's findings survive a restart: the alert is not sent again.
+    scans = logs(server.container).count("scanned 1 clients")
+    docker("restart", server.container)
+    wait_until(lambda: health(server.container) == "healthy", 60, "the restarted server")
+    wait_until(lambda: logs(server.container).count("scanned 1 clients") > scans, 30, "a scan after the restart")
+    assert len(received(receiver, "deletes", "raised")) == 1
 
     # Compaction would apply the delete for good: refused while it is unacknowledged.
     before = repository_bytes(server, "web")
@@ -158,3 +165,14 @@ def test_a_client_without_backups_is_stale_and_alerts_wait_for_a_receiver_that_w
     assert len(received(receiver, "stale", "raised")) == 1  # once per condition
     assert server.exec("ls", "-A", "/var/lib/borg-server/monitor/outbox").stdout.split() == []
     assert docker("inspect", "-f", "{{.State.Running}}", server.container).stdout.strip() == "true"
+
+
+def test_a_repository_above_nine_tenths_of_its_quota_raises_a_quota_alert(sandbox, tmp_path):
+    server = start_server(sandbox, ["web"], env={**FAST, "BORG_CLIENT_WEB_QUOTA": "12M"})
+    web = make_client(sandbox, server, "web", tmp_path)
+    fill_volume(sandbox, web.data, "head -c 11300000 /dev/urandom > /data/random.bin")
+    assert client_command(sandbox, web, ["run"]).returncode == 0
+    alert = wait_until(lambda: alert_seen(server.container, "quota", "raised"), 30, "the quota alert")
+    assert (
+        alert["message"].startswith("client web: repository uses 9") and alert["details"]["quota_bytes"] == 12_000_000
+    )
