@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from borg_server import findings, monitor, sessions
+from borg_server import findings, sessions
 from borg_server.config import ClientSpec
 from borg_server.paths import Paths
 
@@ -59,7 +59,7 @@ def review(client: ClientSpec, paths: Paths, acknowledge: int | None) -> dict:
     now = findings.now_text()
     with findings.locked(paths.monitor_state(client.name)) as state:
         known_tampering = state["tampering"]
-        monitor.watch_repository(client, state, paths, admin_session=False, now=now)
+        findings.watch_repository(client.name, state, paths.client_repository(client.name), False, now)
         listed = [dict(group) for group in state["deletes"]]
         tampering = state["tampering"]
         count, tampering_accepted = None, False

@@ -21,9 +21,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from borg_common import process
-from borg_common.borglog import LogJson
-from borg_server import findings, gate, monitor, segments, serve, status, system
+from borg_server import findings, gate, segments, serve, status, system
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.paths import Paths
 
@@ -35,16 +33,6 @@ REFUSED = 3
 
 class CompactionFailed(Exception):
     """A step failed; the message says which and what state the repository is in."""
-
-
-def borg(argv: list[str], server: ServerConfig) -> process.Result:
-    """Run a borg command on a local repository as the borg user, its log rendered for people."""
-    log = LogJson()
-    return process.run(
-        system.as_borg_user(["borg", *argv], server.puid, server.pgid),
-        env=system.borg_environment(),
-        render_line=log.render,
-    )
 
 
 def refusal(name: str, state: dict, last_commit: int | None) -> str | None:
@@ -94,7 +82,7 @@ def gated_compaction(
 ) -> int:
     with findings.locked(paths.monitor_state(client.name)) as state:
         if client.append_only:
-            monitor.watch_repository(client, state, paths, admin_session=False, now=findings.now_text())
+            findings.watch_repository(client.name, state, repository, admin_session=False, now=findings.now_text())
             reason = refusal(client.name, state, segments.last_commit(repository))
             if reason:
                 print(f"borg-server: refused: client {client.name}: {reason}")
@@ -106,10 +94,14 @@ def gated_compaction(
         f"the repository as it was before is kept in {snapshot}; to return to it: "
         f"rm -rf {repository} && mv {snapshot} {repository}"
     )
-    compacted = borg(["compact", "--log-json", "--lock-wait", str(SESSION_WAIT), str(repository)], server)
+    compacted, _ = system.run_borg(
+        ["compact", "--log-json", "--lock-wait", str(SESSION_WAIT), str(repository)], server.puid, server.pgid
+    )
     if compacted.returncode != 0:
         raise CompactionFailed(f"borg compact failed (exit {compacted.returncode}); {rollback}")
-    checked = borg(["check", "--repository-only", "--log-json", str(repository)], server)
+    checked, _ = system.run_borg(
+        ["check", "--repository-only", "--log-json", str(repository)], server.puid, server.pgid
+    )
     if checked.returncode != 0:
         raise CompactionFailed(f"borg check found problems after compaction (exit {checked.returncode}); {rollback}")
     after = status.directory_size(repository)

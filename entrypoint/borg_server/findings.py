@@ -132,6 +132,24 @@ def scan_deletes(state: dict, repository: Path, now: str) -> int:
     return sum(group["count"] for group in groups.values())
 
 
+def watch_repository(name: str, state: dict, repository: Path, admin_session: bool, now: str) -> None:
+    """Update an append-only client's deletes and tamper findings from its repository.
+
+    admin_session: an admin key changed the repository since the last scan (it may have compacted,
+    which removes segments legitimately). A segment that cannot be read is recorded as tampering.
+    """
+    if not (repository / "config").exists():
+        return
+    before = state["tampering"]
+    try:
+        check_tampering(state, repository, now, compacted=admin_session)
+        new = scan_deletes(state, repository, now)
+        if new:
+            logger.warning("client %s: %d new delete(s) found in its repository", name, new)
+    except (segments.SegmentError, OSError) as error:
+        record_unreadable(state, error, (before or {}).get("seen_at", now))
+
+
 def pending_deletes(state: dict, alerting_only: bool = False) -> int:
     """Return how many deletes wait for acknowledgement (only the kinds that raise an alert, if asked)."""
     if not alerting_only:

@@ -17,14 +17,12 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from borg_common import outbox, process, reports
-from borg_common.borglog import LogJson
+from borg_common import outbox, reports
 from borg_common.files import atomic_write
 from borg_common.settings import ConfigError
 from borg_server import alerts, config, findings, gate, metrics, sessions, status, system
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.paths import Paths
-from borg_server.segments import SegmentError
 
 logger = logging.getLogger(__name__)
 
@@ -32,25 +30,6 @@ REPORT_TIMEOUT = 10  # seconds per delivery attempt of an alert
 REPORT_BUDGET = 20  # seconds a scan spends retrying deliveries; what is left waits for the next scan
 CHECK_LOCK_WAIT = 60  # a check that finds the repository busy tries again at the next round
 CHECK_POLL = 30  # seconds between looks for a check that is due
-
-
-def watch_repository(client: ClientSpec, state: dict, paths: Paths, admin_session: bool, now: str) -> None:
-    """Update an append-only client's deletes and tamper findings from its repository.
-
-    admin_session: an admin key changed the repository since the last scan (it may have compacted,
-    which removes segments legitimately). A segment that cannot be read is recorded as tampering.
-    """
-    repository = paths.client_repository(client.name)
-    if not (repository / "config").exists():
-        return
-    before = state["tampering"]
-    try:
-        findings.check_tampering(state, repository, now, compacted=admin_session)
-        new = findings.scan_deletes(state, repository, now)
-        if new:
-            logger.warning("client %s: %d new delete(s) found in its repository", client.name, new)
-    except (SegmentError, OSError) as error:
-        findings.record_unreadable(state, error, (before or {}).get("seen_at", now))
 
 
 def scan_client(client: ClientSpec, server: ServerConfig, paths: Paths, records: list[dict]) -> list[dict]:
@@ -67,7 +46,7 @@ def scan_client(client: ClientSpec, server: ServerConfig, paths: Paths, records:
             state["last_backup"] = last
         if client.append_only and not gate.compacting(paths, client.name):
             admin = any(r.get("client") == client.name and sessions.may_have_compacted(r) for r in records)
-            watch_repository(client, state, paths, admin, now)
+            findings.watch_repository(client.name, state, paths.client_repository(client.name), admin, now)
         size = status.directory_size(paths.client_directory(client.name))
         exists = (paths.client_repository(client.name) / "config").exists()
         active = alerts.conditions(client, state, size, moment, server.check_interval, exists)
@@ -105,13 +84,10 @@ def check_due(client: ClientSpec, server: ServerConfig, paths: Paths, now: datet
 def run_check(client: ClientSpec, server: ServerConfig, paths: Paths) -> None:
     """Run borg check --repository-only on the client's repository as the borg user; record the result."""
     repository = paths.client_repository(client.name)
-    argv = ["borg", "check", "--repository-only", "--log-json", "--lock-wait", str(CHECK_LOCK_WAIT), str(repository)]
-    log = LogJson()
+    argv = ["check", "--repository-only", "--log-json", "--lock-wait", str(CHECK_LOCK_WAIT), str(repository)]
     logger.info("client %s: checking its repository (borg check --repository-only)", client.name)
-    result = process.run(
-        system.as_borg_user(argv, server.puid, server.pgid), env=system.borg_environment(), render_line=log.render
-    )
-    if "LockTimeout" in log.msgids:
+    result, msgids = system.run_borg(argv, server.puid, server.pgid)
+    if "LockTimeout" in msgids:
         logger.info("client %s: repository busy; the check runs again later", client.name)
         return
     ok = result.returncode == 0

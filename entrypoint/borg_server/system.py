@@ -9,6 +9,7 @@ import pwd
 from pathlib import Path
 
 from borg_common import process
+from borg_common.borglog import LogJson
 
 logger = logging.getLogger(__name__)
 
@@ -79,3 +80,13 @@ def borg_environment() -> dict[str, str]:
 def as_borg_user(argv: list[str], uid: int, gid: int) -> list[str]:
     """Given argv and PUID/PGID, return argv run as the borg user, so files it creates belong to it."""
     return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", *argv]
+
+
+def run_borg(argv: list[str], uid: int, gid: int) -> tuple[process.Result, list[str]]:
+    """Run borg (argv without "borg", with --log-json) on a local repository as the borg user.
+
+    Its log is rendered for people; return the result and borg's message ids (e.g. LockTimeout).
+    """
+    log = LogJson()
+    result = process.run(as_borg_user(["borg", *argv], uid, gid), env=borg_environment(), render_line=log.render)
+    return result, log.msgids

@@ -87,7 +87,7 @@ def recent() -> str:
 def test_a_client_without_a_repository_is_not_watched(paths):
     state = findings.new_state(NOW)
 
-    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
 
     assert state == findings.new_state(NOW)
 
@@ -97,7 +97,7 @@ def test_watching_a_repository_finds_its_deletes_and_takes_its_baseline(paths, c
     state = findings.new_state(NOW)
 
     with caplog.at_level(logging.WARNING):
-        monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+        findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
 
     assert [(d["segment"], d["kinds"], d["keys"]) for d in state["deletes"]] == [
         (10, {"delete": 1}, [ARCHIVE_ONE.hex()])
@@ -110,10 +110,10 @@ def test_watching_a_repository_finds_its_deletes_and_takes_its_baseline(paths, c
 def test_watching_finds_a_segment_removed_since_the_baseline(paths):
     repository = write_repository(paths, init_create_create_delete())
     state = findings.new_state(NOW)
-    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
     (repository / "data" / "0" / "6").unlink()
 
-    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
 
     assert state["tampering"] == {"changed": [], "truncated": [], "removed": [6], "config": False, "seen_at": NOW}
 
@@ -121,10 +121,10 @@ def test_watching_finds_a_segment_removed_since_the_baseline(paths):
 def test_after_an_admin_session_removed_segments_leave_the_baseline_without_tampering(paths):
     repository = write_repository(paths, init_create_create_delete())
     state = findings.new_state(NOW)
-    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
     (repository / "data" / "0" / "6").unlink()
 
-    monitor.watch_repository(client(), state, paths, admin_session=True, now=NOW)
+    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=True, now=NOW)
 
     assert state["tampering"] is None
     assert sorted(state["segments"], key=int) == [str(number) for number in range(14) if number != 6]
@@ -133,11 +133,11 @@ def test_after_an_admin_session_removed_segments_leave_the_baseline_without_tamp
 def test_after_an_admin_session_a_changed_segment_is_still_tampering(paths):
     repository = write_repository(paths, init_create_create_delete())
     state = findings.new_state(NOW)
-    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
     changed = repository / "data" / "0" / "2"
     changed.write_bytes(changed.read_bytes() + commit())
 
-    monitor.watch_repository(client(), state, paths, admin_session=True, now=NOW)
+    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=True, now=NOW)
 
     assert state["tampering"] == {"changed": [2], "truncated": [], "removed": [], "config": False, "seen_at": NOW}
 
@@ -145,12 +145,12 @@ def test_after_an_admin_session_a_changed_segment_is_still_tampering(paths):
 def test_the_borg_lock_does_not_stop_the_watch(paths):
     repository = write_repository(paths, init_create_create_delete())
     state = findings.new_state(NOW)
-    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
     write_segments(repository, [*init_create_create_delete(), [delete(ARCHIVE_TWO)], [commit()]])
     (repository / "data" / "0" / "6").unlink()
     (repository / "lock.exclusive").mkdir()
 
-    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
 
     assert state["tampering"]["removed"] == [6]
     assert [d["segment"] for d in state["deletes"]] == [10, 14]
@@ -163,7 +163,7 @@ def test_a_segment_that_cannot_be_read_is_recorded_as_tampering_even_while_borg_
     (repository / "lock.exclusive").mkdir()
     state = findings.new_state(NOW)
 
-    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
 
     assert state["tampering"] == {
         "changed": [],
@@ -179,12 +179,12 @@ def test_a_segment_that_cannot_be_read_is_recorded_as_tampering_even_while_borg_
 def test_a_segment_that_cannot_be_opened_is_recorded_as_tampering_first_seen_when_first_found(paths):
     repository = write_repository(paths, init_create_create_delete())
     state = findings.new_state(NOW)
-    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
     replaced = repository / "data" / "0" / "2"
     replaced.unlink()
     replaced.mkdir()  # an OSError, not a SegmentError
 
-    monitor.watch_repository(client(), state, paths, admin_session=False, now=LONG_AGO)
+    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=LONG_AGO)
 
     assert state["tampering"] == {
         "changed": [],
@@ -199,14 +199,14 @@ def test_a_segment_that_cannot_be_opened_is_recorded_as_tampering_first_seen_whe
 def test_an_unreadable_segment_keeps_the_first_sighting_of_the_tampering_seen_before(paths):
     repository = write_repository(paths, init_create_create_delete())
     state = findings.new_state(NOW)
-    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
     (repository / "data" / "0" / "6").unlink()
-    monitor.watch_repository(client(), state, paths, admin_session=False, now=NOW)
+    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
     damaged = repository / "data" / "0" / "14"
     damaged.write_bytes(b"BORG_SEG" + delete(ARCHIVE_TWO)[:-1] + b"X")
     (repository / "data" / "0" / "15").write_bytes(b"BORG_SEG" + commit())
 
-    monitor.watch_repository(client(), state, paths, admin_session=False, now=LONG_AGO)
+    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=LONG_AGO)
 
     assert state["tampering"] == {
         "changed": [],
@@ -551,7 +551,7 @@ class FakeBorg:
 def test_run_check_runs_borg_check_repository_only_as_the_borg_user_and_records_a_pass(paths, monkeypatch):
     write_repository(paths, init_create_create_delete())
     borg = FakeBorg(0, [log_message("INFO", "Starting repository check")])
-    monkeypatch.setattr(monitor.process, "run", borg)
+    monkeypatch.setattr(system.process, "run", borg)
 
     before = findings.now_text()
     monitor.run_check(client(), server(PUID="1001", PGID="1002"), paths)
@@ -582,7 +582,7 @@ def test_a_failed_check_records_borg_last_three_problems(paths, monkeypatch):
         log_message("ERROR", "index is missing 2 objects"),
         log_message("CRITICAL", "repository is damaged"),
     ]
-    monkeypatch.setattr(monitor.process, "run", FakeBorg(1, lines))
+    monkeypatch.setattr(system.process, "run", FakeBorg(1, lines))
 
     monitor.run_check(client(), server(), paths)
 
@@ -596,11 +596,11 @@ def test_a_failed_check_records_borg_last_three_problems(paths, monkeypatch):
 
 
 def test_a_failed_check_without_problem_lines_records_its_last_output_or_its_exit_code(paths, monkeypatch):
-    monkeypatch.setattr(monitor.process, "run", FakeBorg(2, ["setpriv: cannot switch user", "plain text"]))
+    monkeypatch.setattr(system.process, "run", FakeBorg(2, ["setpriv: cannot switch user", "plain text"]))
     monitor.run_check(client(), server(), paths)
     assert findings.load(paths.monitor_state("web"))["check"]["message"] == "setpriv: cannot switch user / plain text"
 
-    monkeypatch.setattr(monitor.process, "run", FakeBorg(2, []))
+    monkeypatch.setattr(system.process, "run", FakeBorg(2, []))
     monitor.run_check(client(), server(), paths)
     assert findings.load(paths.monitor_state("web"))["check"]["message"] == "exit 2"
 
@@ -608,7 +608,7 @@ def test_a_failed_check_without_problem_lines_records_its_last_output_or_its_exi
 def test_a_check_that_finds_the_repository_locked_records_nothing(paths, monkeypatch):
     save_state(paths)
     busy = [log_message("ERROR", "Failed to create/acquire the lock (timeout).", "LockTimeout")]
-    monkeypatch.setattr(monitor.process, "run", FakeBorg(73, busy))
+    monkeypatch.setattr(system.process, "run", FakeBorg(73, busy))
 
     monitor.run_check(client(), server(), paths)
 
@@ -636,7 +636,7 @@ def test_the_check_loop_checks_each_client_that_is_due_once_per_round(paths, mon
     save_state(paths, "web")
     save_state(paths, "db", check={"at": findings.now_text(), "ok": True, "returncode": 0, "message": "ok"})
     borg = FakeBorg(0, [])
-    monkeypatch.setattr(monitor.process, "run", borg)
+    monkeypatch.setattr(system.process, "run", borg)
     stop = Stop(rounds=2)
 
     monitor.check_loop([server("web db")], paths, stop)
@@ -652,7 +652,7 @@ def test_a_check_that_cannot_start_is_logged_and_the_loop_goes_on(paths, monkeyp
     def missing_setpriv(*_arguments, **_options):
         raise FileNotFoundError(2, "No such file or directory", "setpriv")
 
-    monkeypatch.setattr(monitor.process, "run", missing_setpriv)
+    monkeypatch.setattr(system.process, "run", missing_setpriv)
 
     with caplog.at_level(logging.ERROR, logger="borg_server.monitor"):
         monitor.check_loop([server()], paths, Stop(rounds=2))
