@@ -17,6 +17,7 @@ from borg_server import findings
 from borg_server.config import ClientSpec
 
 QUOTA_ALERT_RATIO = 0.9
+GROWING = ("deletes", "tampering")  # conditions that are sent again when more is found
 LABELS = {
     "stale": "no recent backup",
     "deletes": "deletes by the client",
@@ -96,17 +97,36 @@ def conditions(
 
 
 def transitions(state: dict, active: dict[str, tuple[str, dict]], client: str, server: str, now: str) -> list[dict]:
-    """Given the conditions that hold now, update state's raised alerts; return a document per change."""
+    """Given the conditions that hold now, update state's raised alerts; return a document per change.
+
+    A condition is sent once when it starts ("raised") and once when it stops ("cleared"). Deletes
+    and tampering are sent again ("updated") when more is found while they are raised: a client
+    deleting more after the admin's own prune must not go unnoticed.
+    """
     documents = []
     for kind, (message, details) in active.items():
-        if kind not in state["alerts"]:
-            state["alerts"][kind] = {"since": now, "message": message}
+        raised = state["alerts"].get(kind)
+        if raised is None:
+            state["alerts"][kind] = {"since": now, "message": message, "extent": extent(kind, details)}
             documents.append(document(kind, "raised", client, server, message, details, now, now))
+        elif kind in GROWING and extent(kind, details) > raised.get("extent", 0):
+            raised.update(message=message, extent=extent(kind, details))
+            documents.append(document(kind, "updated", client, server, message, details, raised["since"], now))
     for kind in [kind for kind in state["alerts"] if kind not in active]:
         since = state["alerts"].pop(kind)["since"]
         message = f"client {client}: cleared: {LABELS.get(kind, kind)}"
         documents.append(document(kind, "cleared", client, server, message, {}, since, now))
     return documents
+
+
+def extent(kind: str, details: dict) -> int:
+    """Return how much a growing condition covers: deletes counted, or committed files changed."""
+    if kind == "deletes":
+        return details.get("count", 0)
+    if kind == "tampering":
+        files = sum(len(details.get(key, [])) for key in ("changed", "truncated", "removed"))
+        return files + bool(details.get("config")) + bool(details.get("unreadable"))
+    return 0
 
 
 def document(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from borg_server import findings, sessions
+from borg_server import findings, gate, sessions
 from borg_server.config import ClientSpec
 from borg_server.paths import Paths
 
@@ -57,6 +57,8 @@ def review(client: ClientSpec, paths: Paths, acknowledge: int | None) -> dict:
     could have seen it). Raise AuditRefused if acknowledge lies beyond the scanned segments.
     """
     now = findings.now_text()
+    if gate.compacting(paths, client.name):
+        raise AuditRefused("a compaction of this client runs; audit again when it has finished")
     with findings.locked(paths.monitor_state(client.name)) as state:
         known_tampering = state["tampering"]
         findings.watch_repository(client.name, state, paths.client_repository(client.name), False, now)

@@ -74,7 +74,8 @@ def load(path: Path) -> dict:
         logger.error("monitor state %s is damaged (%s); moved to %s, starting afresh", path, error, damaged)
         return new_state(now_text())
     if state.get("version") != VERSION:  # deletes were kept another way: find them again
-        state = {key: state[key] for key in ("first_seen", "last_backup", "check", "alerts") if key in state}
+        state = {key: value for key, value in state.items() if key not in ("scanned", "deletes", "known")}
+        state["version"] = VERSION
     return new_state(state.get("first_seen") or now_text()) | state
 
 
@@ -117,7 +118,7 @@ def scan_deletes(state: dict, repository: Path, now: str) -> int:
             state["scanned"] = last  # rolled back: borg numbers the next segments from here again
         return 0
     groups: dict[int, dict] = {}
-    for delete in segments.deletes_since(repository, -1 if state["scanned"] is None else state["scanned"]):
+    for delete in segments.deletes_since(repository, -1 if state["scanned"] is None else state["scanned"], last):
         group = groups.setdefault(delete.segment, {"segment": delete.segment, "count": 0, "kinds": {}, "keys": []})
         group["count"] += 1
         group["kinds"][delete.kind] = group["kinds"].get(delete.kind, 0) + 1
@@ -138,9 +139,11 @@ def watch_repository(name: str, state: dict, repository: Path, admin_session: bo
     admin_session: an admin key changed the repository since the last scan (it may have compacted,
     which removes segments legitimately). A segment that cannot be read is recorded as tampering.
     """
-    if not (repository / "config").exists():
-        return
     before = state["tampering"]
+    if not (repository / "config").exists():
+        if state["segments"]:  # it existed: removing a repository is the biggest change of all
+            record_unreadable(state, FileNotFoundError(f"{repository / 'config'} is missing"), now)
+        return
     try:
         check_tampering(state, repository, now, compacted=admin_session)
         new = scan_deletes(state, repository, now)

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from borg_server.paths import Paths
 
@@ -54,16 +55,19 @@ def compacting(paths: Paths, client: str) -> bool:
 
 
 @contextlib.contextmanager
-def session(paths: Paths, client: str, limit: float) -> Iterator[None]:
+def session(paths: Paths, client: str, limit: float) -> Iterator[BinaryIO | None]:
     """Hold the client's gate for a session; wait while a compaction runs; raise GateClosed after limit seconds.
 
-    Without a gate file (the server has not set the client up), the session is not held back.
+    Yield the locked gate file (hand it to the session's process so the gate stays held as long as it
+    runs). Without a gate file (the server has not set the client up yet), the session is not held back.
     """
     try:
         lock = open(paths.gate_lock(client), "rb")  # noqa: SIM115 (closed below, after the session)
-    except OSError:
-        yield
+    except FileNotFoundError:
+        yield None
         return
+    except OSError as error:
+        raise GateClosed(f"the gate of {client} cannot be opened: {error}") from None
     with lock:
         deadline = time.monotonic() + limit
         told = False
@@ -78,7 +82,7 @@ def session(paths: Paths, client: str, limit: float) -> Iterator[None]:
             if time.monotonic() > deadline:
                 raise GateClosed(f"the compaction of {client} still runs after {limit:.0f}s; try again later")
             time.sleep(POLL)
-        yield
+        yield lock
 
 
 @contextlib.contextmanager
@@ -115,4 +119,5 @@ def prepare(paths: Paths, clients: list[str]) -> None:
     os.chmod(directory, 0o755)
     for client in clients:
         lock: Path = paths.gate_lock(client)
-        lock.touch(mode=0o644, exist_ok=True)
+        lock.touch(exist_ok=True)
+        os.chmod(lock, 0o644)  # sessions run as the borg user and only read it

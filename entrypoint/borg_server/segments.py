@@ -91,7 +91,7 @@ class SegmentPrint:
 def iter_segment(path: Path) -> Iterator[Entry]:
     """Given a segment file named by its number, yield its entries; raise SegmentError if it is damaged."""
     path = Path(path)
-    if not path.name.isdigit():
+    if not is_number(path.name):
         raise SegmentError(f"{path}: a segment file is named by its number")
     segment = int(path.name)
     with open(path, "rb") as file:
@@ -122,6 +122,11 @@ def read_segment(path: Path) -> list[Entry]:
     return list(iter_segment(path))
 
 
+def is_number(name: str) -> bool:
+    """Return whether a file name is a number as borg writes them (ASCII digits only)."""
+    return name.isascii() and name.isdigit()
+
+
 def segment_files(repository: Path) -> dict[int, Path]:
     """Given a repository directory, return its segment files by number, in ascending order."""
     files = {}
@@ -129,8 +134,10 @@ def segment_files(repository: Path) -> dict[int, Path]:
     if not data.is_dir():
         return files
     for directory in data.iterdir():
-        if directory.is_dir() and directory.name.isdigit():
-            files.update((int(file.name), file) for file in directory.iterdir() if file.name.isdigit())
+        if directory.is_dir() and is_number(directory.name):
+            files.update(
+                (int(file.name), file) for file in directory.iterdir() if is_number(file.name) and file.is_file()
+            )
     return dict(sorted(files.items()))
 
 
@@ -207,13 +214,14 @@ def is_checkpoint_cleanup(delete: Entry, before: list[Entry]) -> bool:
     )
 
 
-def deletes_since(repository: Path, after_segment: int) -> Iterator[Delete]:
-    """Given a repository directory and a segment number, yield the client deletes committed after it.
+def deletes_since(repository: Path, after_segment: int, last: int | None = None) -> Iterator[Delete]:
+    """Given a repository directory and a segment number, yield the client deletes committed after it,
+    up to the committed segment last (default: the last commit now).
 
     Manifest deletes are left out; entries after the last commit are not looked at. Raise
     SegmentError if a segment to read is damaged.
     """
-    last = last_commit(repository)
+    last = last_commit(repository) if last is None else last
     if last is None or last <= after_segment:
         return
     files = segment_files(repository)

@@ -92,7 +92,7 @@ def committed_segment(paths: Paths, client: str) -> int | None:
     """Return the last committed segment of the client's repository (None: none, or unreadable)."""
     try:
         return segments.last_commit(paths.client_repository(client))
-    except OSError:
+    except Exception:  # noqa: BLE001 (whatever is on disk, the session must still start)
         return None
 
 
@@ -105,9 +105,13 @@ def serve(client: str, role: str, fingerprint: str, quota: int | None, paths: Pa
     """
     started = time.time()
     try:
-        with gate.session(paths, client, COMPACTION_WAIT):
+        with gate.session(paths, client, COMPACTION_WAIT) as held:
             before = committed_segment(paths, client)
-            process = subprocess.Popen(serve_argv(client, role, quota, paths), cwd=paths.client_directory(client))
+            process = subprocess.Popen(  # borg serve holds the gate too, should this wrapper die first
+                serve_argv(client, role, quota, paths),
+                cwd=paths.client_directory(client),
+                pass_fds=(held.fileno(),) if held else (),
+            )
             for number in FORWARDED_SIGNALS:
                 signal.signal(number, lambda received, _frame: process.send_signal(received))
             returncode = process.wait()

@@ -258,7 +258,9 @@ def test_a_condition_is_raised_once_with_one_document():
             "at": NOW_TEXT,
         }
     ]
-    assert alerts_state["alerts"] == {"stale": {"since": NOW_TEXT, "message": "client web: no backup for 1d 3h"}}
+    assert alerts_state["alerts"] == {
+        "stale": {"since": NOW_TEXT, "message": "client web: no backup for 1d 3h", "extent": 0}
+    }
 
 
 def test_a_condition_that_still_holds_is_not_raised_again_even_if_its_message_changes():
@@ -358,3 +360,21 @@ def test_a_repository_of_a_client_that_may_delete_is_overdue_without_a_baseline_
     active = conditions(client(append_only=False), old, 0, NOW, WEEK, has_repository=True)
 
     assert list(active) == ["check_failed"]
+
+
+def test_more_deletes_while_the_deletes_alert_is_raised_are_sent_as_an_update_and_fewer_are_not():
+    alerts_state = state()
+    transitions(alerts_state, {"deletes": ("3 deleted", {"count": 3})}, "web", "server", NOW_TEXT)
+
+    more = transitions(alerts_state, {"deletes": ("5 deleted", {"count": 5})}, "web", "server", NOW_TEXT)
+    same = transitions(alerts_state, {"deletes": ("5 deleted", {"count": 5})}, "web", "server", NOW_TEXT)
+
+    assert [(d["alert"], d["state"], d["message"]) for d in more] == [("deletes", "updated", "5 deleted")]
+    assert same == []
+
+
+def test_a_stale_alert_is_not_sent_again_while_it_holds():
+    alerts_state = state()
+    transitions(alerts_state, {"stale": ("1d", {"age_s": 1})}, "web", "server", NOW_TEXT)
+
+    assert transitions(alerts_state, {"stale": ("2d", {"age_s": 2})}, "web", "server", NOW_TEXT) == []

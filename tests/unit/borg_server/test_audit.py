@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from borg_server import findings
+from borg_server import findings, gate
 from borg_server.audit import AuditRefused, render, review, same_findings, sessions_of
 from borg_server.config import ClientSpec
 from borg_server.paths import Paths
@@ -450,3 +450,11 @@ def test_render_of_an_acknowledgement_of_changes_to_committed_files_says_so():
 
 def test_render_as_json_is_the_whole_result():
     assert json.loads(render(FOUND, as_json=True)) == FOUND
+
+
+def test_review_is_refused_while_a_compaction_of_the_client_runs(paths):
+    write_repository(paths, init_create_create_delete())
+    gate.prepare(paths, ["web"])
+
+    with gate.compaction(paths, "web", limit=-1), pytest.raises(AuditRefused, match="a compaction of this client"):
+        review(WEB, paths, None)

@@ -140,3 +140,19 @@ def test_after_a_compaction_the_gate_is_open_again(paths):
     with open(paths.gate_lock("web"), "rb") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it
     assert not paths.compaction_marker("web").exists()
+
+
+def test_prepare_makes_an_existing_gate_file_readable_by_the_borg_user(paths):
+    paths.gate_lock("web").chmod(0o600)
+
+    gate.prepare(paths, ["web"])
+
+    assert paths.gate_lock("web").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_gate_file_that_cannot_be_opened_holds_the_session_back(paths):
+    paths.gate_lock("web").unlink()
+    paths.gate_lock("web").mkdir()  # opening it fails with something else than "not found"
+
+    with pytest.raises(gate.GateClosed, match="cannot be opened"), gate.session(paths, "web", limit=-1):
+        pytest.fail("the session ran without its gate")

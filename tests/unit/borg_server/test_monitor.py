@@ -176,24 +176,28 @@ def test_a_segment_that_cannot_be_read_is_recorded_as_tampering_even_while_borg_
     assert state["scanned"] is None
 
 
-def test_a_segment_that_cannot_be_opened_is_recorded_as_tampering_first_seen_when_first_found(paths):
+def test_a_segment_replaced_by_something_that_is_not_a_file_is_reported_removed(paths):
     repository = write_repository(paths, init_create_create_delete())
     state = findings.new_state(NOW)
     findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
     replaced = repository / "data" / "0" / "2"
     replaced.unlink()
-    replaced.mkdir()  # an OSError, not a SegmentError
+    replaced.mkdir()
 
     findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=LONG_AGO)
 
-    assert state["tampering"] == {
-        "changed": [],
-        "truncated": [],
-        "removed": [],
-        "config": False,
-        "unreadable": f"[Errno 21] Is a directory: '{replaced}'",
-        "seen_at": LONG_AGO,
-    }
+    assert (state["tampering"]["removed"], state["tampering"]["seen_at"]) == ([2], LONG_AGO)
+
+
+def test_a_removed_repository_config_is_recorded_as_tampering(paths):
+    repository = write_repository(paths, init_create_create_delete())
+    state = findings.new_state(NOW)
+    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
+    (repository / "config").unlink()
+
+    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=LONG_AGO)
+
+    assert state["tampering"]["unreadable"] == f"{repository / 'config'} is missing"
 
 
 def test_an_unreadable_segment_keeps_the_first_sighting_of_the_tampering_seen_before(paths):

@@ -440,3 +440,12 @@ def test_a_damaged_committed_segment_stops_deletes_since_with_a_segment_error(tm
 
     with pytest.raises(SegmentError, match="crc32 mismatch at offset 8"):
         list(deletes_since(tmp_path, -1))
+
+
+def test_only_files_named_by_ascii_digits_are_segments(tmp_path):
+    repository = write_repository(tmp_path / "repo", [[put(CHUNK), commit()]])
+    (repository / "data" / "0" / "\u00b2").write_bytes(b"BORG_SEG")  # "²" is a digit to str.isdigit
+    (repository / "data" / "0" / "7").mkdir()
+
+    assert list(segment_files(repository)) == [0]
+    assert last_commit(repository) == 0
