@@ -128,15 +128,17 @@ def test_a_changed_segment_raises_a_tampering_alert_and_the_repository_check_fai
     web = make_client(sandbox, server, "web", tmp_path)
     fill_volume(sandbox, web.data, "head -c 2000000 /dev/urandom > /data/random.bin")
     assert client_command(sandbox, web, ["run"]).returncode == 0
+    largest = "import glob, os; print(max(glob.glob('/srv/borg/web/main/data/*/*'), key=os.path.getsize))"
+    path = server.exec("python3", "-c", largest).stdout.strip()
     state = "/var/lib/borg-server/monitor/clients/web.json"
-    wait_until(lambda: json.loads(server.exec("cat", state, check=False).stdout or "{}").get("segments"), 30,
-               "the segment baseline")  # fmt: skip
+
+    def baseline() -> dict:
+        return json.loads(server.exec("cat", state, check=False).stdout or "{}").get("segments", {})
+
+    wait_until(lambda: path.rsplit("/", 1)[1] in baseline(), 30, "the segment in the monitor's baseline")
 
     # Someone on the server flips one byte inside the largest committed segment.
-    flip = (
-        "import glob, os; path = max(glob.glob('/srv/borg/web/main/data/*/*'), key=os.path.getsize); "
-        "f = open(path, 'r+b'); f.seek(1000); byte = f.read(1); f.seek(1000); f.write(bytes([byte[0] ^ 0xFF]))"
-    )
+    flip = f"f = open('{path}', 'r+b'); f.seek(1000); byte = f.read(1); f.seek(1000); f.write(bytes([byte[0] ^ 0xFF]))"
     server.exec("python3", "-c", flip)
     alert = wait_until(lambda: alert_seen(server.container, "tampering", "raised"), 40, "the tampering alert")
     assert "changed" in alert["message"] and alert["details"]["changed"], logs(server.container)
