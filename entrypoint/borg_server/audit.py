@@ -85,7 +85,7 @@ def review(client: ClientSpec, paths: Paths, acknowledge: int | None) -> dict:
             "unacknowledged": findings.pending_deletes(state),
             "history": state["acknowledged"],
         }
-    records, _ = sessions.read_sessions(paths.audit_log)
+    records = sessions.read_all(paths.audit_log)
     for group in result["deletes"]:
         found = sessions_of(records, client.name, group["segment"], group["committed_at"])
         group["sessions"] = [{key: record.get(key) for key in SESSION_FIELDS} for record in found]

@@ -60,6 +60,11 @@ def scan(server: ServerConfig, paths: Paths) -> float:
     started = time.monotonic()
     position = status.monitor_position(paths)
     records, offset = sessions.read_sessions(paths.audit_log, position.get("audit_offset", 0))
+    if offset >= sessions.ROTATE_AT:
+        sessions.rotate(paths.audit_log, server.puid, server.pgid)
+        records += sessions.read_sessions(sessions.rotated(paths.audit_log, 1), offset)[0]  # written meanwhile
+        offset = 0
+        logger.info("monitor: the audit log reached %d bytes and was rotated", sessions.ROTATE_AT)
     for client in server.clients:
         try:
             scan_client(client, server, paths, records)

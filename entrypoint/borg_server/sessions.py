@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 
 WRITE_ROLES = ("append", "full")
+ROTATE_AT = 16 * 1024 * 1024  # bytes; about 60,000 sessions
+KEEP_ROTATED = 5
 
 
 def read_sessions(audit_log: Path, offset: int = 0) -> tuple[list[dict], int]:
@@ -70,3 +72,34 @@ def last_write(records: list[dict], client: str) -> str | None:
     times = [record.get("finished_at") for record in records if record.get("client") == client and wrote(record)]
     times = [time for time in times if isinstance(time, str)]
     return max(times) if times else None
+
+
+def rotated(audit_log: Path, number: int) -> Path:
+    return audit_log.with_name(f"{audit_log.name}.{number}")
+
+
+def rotate(audit_log: Path, uid: int, gid: int) -> None:
+    """Move the audit log to <log>.1 (shifting older ones, keeping KEEP_ROTATED) and start an empty one.
+
+    The log is never missing: the old file is hard-linked to .1 before a new one replaces the name,
+    so a session that opens the log meanwhile writes to one of the two. The new file belongs to the
+    borg user (uid, gid), which appends to it.
+    """
+    rotated(audit_log, KEEP_ROTATED).unlink(missing_ok=True)
+    for number in range(KEEP_ROTATED - 1, 0, -1):
+        if rotated(audit_log, number).exists():
+            os.replace(rotated(audit_log, number), rotated(audit_log, number + 1))
+    os.link(audit_log, rotated(audit_log, 1))
+    fresh = audit_log.with_name(f"{audit_log.name}.new")
+    fresh.touch(mode=0o600)
+    os.chown(fresh, uid, gid)
+    os.chmod(fresh, 0o600)
+    os.replace(fresh, audit_log)
+
+
+def read_all(audit_log: Path) -> list[dict]:
+    """Return the records of the rotated logs (oldest first) and of the current one."""
+    records = []
+    for number in range(KEEP_ROTATED, 0, -1):
+        records += read_sessions(rotated(audit_log, number))[0]
+    return records + read_sessions(audit_log)[0]

@@ -448,6 +448,21 @@ def test_a_scan_emits_the_alerts_and_remembers_how_far_it_read_the_audit_log(pat
     assert findings.load(paths.monitor_state("web"))["last_backup"] == backed_up
 
 
+def test_a_scan_rotates_a_full_audit_log_and_still_reads_what_was_written_into_it(paths, monkeypatch, capsys):
+    write_repository(paths, init_create_create_delete())
+    backed_up = recent()
+    write_audit_log(paths, session("web", "append", backed_up))
+    monkeypatch.setattr(monitor.sessions, "ROTATE_AT", 10)
+    monkeypatch.setattr(monitor.sessions.os, "chown", lambda *_arguments: None)
+
+    monitor.scan(server(), paths)
+
+    assert paths.audit_log.read_bytes() == b""
+    assert monitor.sessions.rotated(paths.audit_log, 1).stat().st_size > 10
+    assert json.loads((paths.monitor / "monitor.json").read_text())["audit_offset"] == 0
+    assert findings.load(paths.monitor_state("web"))["last_backup"] == backed_up
+
+
 def test_the_next_scan_reads_only_the_new_sessions_and_emits_nothing_that_still_holds(paths, capsys):
     write_repository(paths, init_create_create_delete())
     write_audit_log(paths, session("web", "append", recent()))

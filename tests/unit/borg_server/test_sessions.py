@@ -1,9 +1,11 @@
 """Tests for reading the audit log of SSH sessions: whole or from a position, and telling backups from reads."""
 
 import json
+import os
 
 import pytest
 
+from borg_server import sessions
 from borg_server.sessions import last_write, may_have_compacted, read_sessions, wrote
 
 
@@ -154,3 +156,34 @@ def test_last_write_of_a_client_that_never_backed_up_is_none():
 )
 def test_only_an_admin_session_that_left_another_commit_may_have_compacted(record, result):
     assert may_have_compacted(record) is result
+
+
+def test_rotating_keeps_the_old_log_as_dot_1_and_starts_an_empty_one_for_the_borg_user(tmp_path):
+    log = tmp_path / "sessions.jsonl"
+    log.write_bytes(line(client="web", n=1))
+
+    sessions.rotate(log, os.getuid(), os.getgid())
+
+    assert (tmp_path / "sessions.jsonl.1").read_bytes() == line(client="web", n=1)
+    assert log.read_bytes() == b""
+    assert log.stat().st_mode & 0o777 == 0o600
+
+
+def test_rotating_shifts_the_older_logs_and_keeps_five(tmp_path):
+    log = tmp_path / "sessions.jsonl"
+    for n in range(1, 8):
+        log.write_bytes(line(n=n))
+        sessions.rotate(log, os.getuid(), os.getgid())
+
+    kept = {path.name: json.loads(path.read_text())["n"] for path in tmp_path.glob("sessions.jsonl.*")}
+    assert kept == {f"sessions.jsonl.{k}": 8 - k for k in range(1, 6)}
+
+
+def test_read_all_returns_the_rotated_records_oldest_first_then_the_current_ones(tmp_path):
+    log = tmp_path / "sessions.jsonl"
+    for n in (1, 2):
+        log.write_bytes(line(n=n))
+        sessions.rotate(log, os.getuid(), os.getgid())
+    log.write_bytes(line(n=3))
+
+    assert [record["n"] for record in sessions.read_all(log)] == [1, 2, 3]
