@@ -66,7 +66,7 @@ def take_snapshot(repository: Path, directory: Path) -> Path:
 def compact(client: ClientSpec, server: ServerConfig, paths: Paths, keep_snapshot: bool) -> int:
     """Compact the client's repository safely; return 0, REFUSED, or raise CompactionFailed."""
     repository = paths.client_repository(client.name)
-    if not (repository / "config").exists():
+    if not segments.has_repository(repository):
         raise CompactionFailed(f"client {client.name} has no repository at {repository} yet; nothing to compact")
     started = time.time()
     logger.info("client %s: new sessions wait; waiting for running sessions to finish", client.name)

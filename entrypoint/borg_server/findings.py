@@ -140,7 +140,7 @@ def watch_repository(name: str, state: dict, repository: Path, admin_session: bo
     which removes segments legitimately). A segment that cannot be read is recorded as tampering.
     """
     before = state["tampering"]
-    if not (repository / "config").exists():
+    if not segments.has_repository(repository):
         if state["segments"]:  # it existed: removing a repository is the biggest change of all
             record_unreadable(state, FileNotFoundError(f"{repository / 'config'} is missing"), now)
         return

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from borg_common import outbox, reports
 from borg_common.files import atomic_write
 from borg_common.settings import ConfigError
-from borg_server import alerts, config, findings, gate, metrics, sessions, status, system
+from borg_server import alerts, config, findings, gate, metrics, segments, sessions, status, system
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.paths import Paths
 
@@ -41,14 +41,12 @@ def scan_client(client: ClientSpec, server: ServerConfig, paths: Paths, records:
     moment = datetime.now(UTC)
     now = moment.isoformat(timespec="seconds")
     with findings.locked(paths.monitor_state(client.name)) as state:
-        last = sessions.last_write(records, client.name)
-        if last and (state["last_backup"] is None or last > state["last_backup"]):
-            state["last_backup"] = last
+        state["last_backup"] = sessions.last_backup(state["last_backup"], records, client.name)
         if client.append_only and not gate.compacting(paths, client.name):
             admin = any(r.get("client") == client.name and sessions.may_have_compacted(r) for r in records)
             findings.watch_repository(client.name, state, paths.client_repository(client.name), admin, now)
         size = status.directory_size(paths.client_directory(client.name))
-        exists = (paths.client_repository(client.name) / "config").exists()
+        exists = segments.has_repository(paths.client_repository(client.name))
         active = alerts.conditions(client, state, size, moment, server.check_interval, exists)
         documents = alerts.transitions(state, active, client.name, server.server_host, now)
         alerts.emit(documents, paths.monitor_outbox, server.report_urls)
@@ -73,13 +71,13 @@ def scan(server: ServerConfig, paths: Paths) -> float:
     reports.flush(paths.monitor_outbox, server.report_urls, REPORT_TIMEOUT, REPORT_BUDGET)
     seconds = time.monotonic() - started
     position = {"audit_offset": offset, "last_scan": time.time(), "scan_seconds": round(seconds, 3)}
-    atomic_write(paths.monitor / "monitor.json", json.dumps(position), 0o600)
+    atomic_write(paths.monitor_position, json.dumps(position), 0o600)
     return seconds
 
 
 def check_due(client: ClientSpec, server: ServerConfig, paths: Paths, now: datetime) -> bool:
     """Return whether the client's repository exists and its last check (or first sighting) is old enough."""
-    if not (paths.client_repository(client.name) / "config").exists():
+    if not segments.has_repository(paths.client_repository(client.name)):
         return False
     state = findings.load(paths.monitor_state(client.name))
     reference = (state["check"] or {}).get("at") or state["first_seen"]

@@ -62,6 +62,11 @@ class Paths:
         """The monitor's state: one JSON file (and lock) per client, its read position, its outbox."""
         return self.state / "monitor"
 
+    @property
+    def monitor_position(self) -> Path:
+        """How far the monitor read the audit log, and its last scan (written by the monitor, read by status)."""
+        return self.monitor / "monitor.json"
+
     def monitor_state(self, name: str) -> Path:
         return self.monitor / "clients" / f"{name}.json"
 

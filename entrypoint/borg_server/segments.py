@@ -117,14 +117,14 @@ def iter_segment(path: Path) -> Iterator[Entry]:
             offset += size
 
 
-def read_segment(path: Path) -> list[Entry]:
-    """Given a segment file named by its number, return its entries; raise SegmentError if it is damaged."""
-    return list(iter_segment(path))
-
-
 def is_number(name: str) -> bool:
     """Return whether a file name is a number as borg writes them (ASCII digits only)."""
     return name.isascii() and name.isdigit()
+
+
+def has_repository(repository: Path) -> bool:
+    """Return whether a borg repository exists in the directory (its config file does)."""
+    return (Path(repository) / "config").exists()
 
 
 def segment_files(repository: Path) -> dict[int, Path]:

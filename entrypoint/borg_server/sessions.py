@@ -67,6 +67,11 @@ def may_have_compacted(record: dict) -> bool:
     return "committed_after" not in record or after is None or before != after
 
 
+def last_backup(known: str | None, records: list[dict], client: str) -> str | None:
+    """Given the client's last backup known so far and newer session records, return when its last backup ended."""
+    return max(filter(None, (known, last_write(records, client))), default=None)
+
+
 def last_write(records: list[dict], client: str) -> str | None:
     """Given session records, return when the client's last backup session finished (ISO time), or None."""
     times = [record.get("finished_at") for record in records if record.get("client") == client and wrote(record)]

@@ -47,7 +47,7 @@ def directory_size(path: Path) -> int:
 def monitor_position(paths: Paths) -> dict:
     """Return the monitor's own state: the audit log position it read up to, its last scan."""
     try:
-        return json.loads((paths.monitor / "monitor.json").read_text())
+        return json.loads(paths.monitor_position.read_text())
     except (OSError, ValueError):
         return {}
 
@@ -62,7 +62,7 @@ def collect(config: ServerConfig, paths: Paths, now: datetime | None = None) -> 
     result = []
     for client in config.clients:
         state = findings.load(paths.monitor_state(client.name))
-        last = max(filter(None, (state["last_backup"], sessions.last_write(recent, client.name))), default=None)
+        last = sessions.last_backup(state["last_backup"], recent, client.name)
         size = directory_size(paths.client_directory(client.name))
         check = state["check"]
         result.append(

@@ -25,7 +25,6 @@ from borg_server.segments import (
     iter_segment,
     last_commit,
     previous_tail,
-    read_segment,
     segment_files,
 )
 
@@ -111,10 +110,10 @@ def test_entries_built_here_are_byte_for_byte_what_borg_wrote():
     assert commit() == REAL_COMMIT == COMMIT_ENTRY
 
 
-def test_read_segment_returns_every_entry_with_its_offset_tag_key_and_size(tmp_path):
+def test_a_segment_yields_every_entry_with_its_offset_tag_key_and_size(tmp_path):
     write_repository(tmp_path, [[REAL_PUT, REAL_DELETE, REAL_MANIFEST_DELETE, REAL_COMMIT]])
 
-    assert read_segment(tmp_path / "data" / "0" / "0") == [
+    assert list(iter_segment(tmp_path / "data" / "0" / "0")) == [
         Entry(0, 8, "put", REAL_PUT[9:41], 46),
         Entry(0, 54, "delete", REAL_DELETE[9:], 41),
         Entry(0, 95, "delete", MANIFEST_KEY, 41),
@@ -125,7 +124,7 @@ def test_read_segment_returns_every_entry_with_its_offset_tag_key_and_size(tmp_p
 def test_a_segment_with_only_the_magic_has_no_entries(tmp_path):
     write_repository(tmp_path, [[]])
 
-    assert read_segment(tmp_path / "data" / "0" / "0") == []
+    assert list(iter_segment(tmp_path / "data" / "0" / "0")) == []
 
 
 def test_iter_segment_yields_the_entries_before_a_damaged_one_then_raises(tmp_path):
@@ -143,7 +142,7 @@ def test_a_file_not_named_by_a_number_is_not_read_as_a_segment(tmp_path):
     path.write_bytes(MAGIC + commit())
 
     with pytest.raises(SegmentError, match="index.4: a segment file is named by its number"):
-        read_segment(path)
+        list(iter_segment(path))
 
 
 @pytest.mark.parametrize(
@@ -164,7 +163,7 @@ def test_a_damaged_segment_is_a_segment_error_that_says_what_is_wrong(tmp_path, 
     path.write_bytes(content)
 
     with pytest.raises(SegmentError, match=message) as raised:
-        read_segment(path)
+        list(iter_segment(path))
     assert str(raised.value).startswith(f"{path}: ")
 
 
@@ -242,7 +241,7 @@ def test_a_put_whose_data_ends_with_the_commit_bytes_is_no_commit_and_its_delete
     path = tmp_path / "data" / "0" / "2"
 
     assert path.read_bytes().endswith(COMMIT_ENTRY)
-    assert [e.tag for e in read_segment(path)] == ["delete", "put"]
+    assert [e.tag for e in list(iter_segment(path))] == ["delete", "put"]
     assert is_committed(path) is False
     assert last_commit(tmp_path) == 1
     assert list(deletes_since(tmp_path, -1)) == []
