@@ -9,14 +9,16 @@ SHELL := /bin/bash
 BASE_IMAGE := borg-appliance-base:trixie
 DEBIAN_MIRROR ?= http://deb.debian.org/debian
 DEBIAN_SECURITY ?= http://deb.debian.org/debian-security
-SERVER_IMAGE := borg-appliance-server
-CLIENT_IMAGE := borg-appliance-client
+# IMAGE_TAG: another tag lets a second work tree build and test beside this one.
+IMAGE_TAG ?= latest
+SERVER_IMAGE := borg-appliance-server:$(IMAGE_TAG)
+CLIENT_IMAGE := borg-appliance-client:$(IMAGE_TAG)
 VENV := .venv
 PYTHON ?= python3
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 # The classic builder works everywhere; BuildKit is used where buildx is installed.
 BUILD := docker build --build-arg BASE_IMAGE=$(BASE_IMAGE)
-export BASE_IMAGE
+export BASE_IMAGE IMAGE_TAG
 
 .PHONY: help up down test unit integration lint images base-image venv bench
 

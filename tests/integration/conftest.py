@@ -10,6 +10,14 @@ import pytest
 from tests.integration.docker_helpers import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark every scenario here `integration`, so `pytest -m "not integration"` runs without Docker."""
+    for item in items:
+        if HERE in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-SERVER_IMAGE = "borg-appliance-server"
-CLIENT_IMAGE = "borg-appliance-client"
+# IMAGE_TAG lets several work trees test their own builds side by side (make images IMAGE_TAG=…).
+IMAGE_TAG = os.environ.get("IMAGE_TAG", "latest")
+SERVER_IMAGE = f"borg-appliance-server:{IMAGE_TAG}"
+CLIENT_IMAGE = f"borg-appliance-client:{IMAGE_TAG}"
 BASE_IMAGE = "borg-appliance-base:trixie"
 LABEL = "borg-appliance-test"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from tests.integration.docker_helpers import docker, wait_until
+from tests.integration.docker_helpers import CLIENT_IMAGE, docker, wait_until
 from tests.integration.stack import client_command, fill_volume, make_client, start_receiver, start_server
 
 REPORT_FIELDS = {"run_id", "client", "archive", "status", "started_at", "finished_at", "duration_s", "borg_rc",
@@ -87,7 +87,7 @@ def test_the_passphrase_appears_in_no_log_report_or_inspect_output(sandbox, tmp_
     fill_volume(sandbox, web.data, "echo one > /data/file")
     passphrase = web.passphrase_file.read_text().strip()
     options = [*web.options({"REPORT_URLS": receiver.url, "LOG_LEVEL": "DEBUG", "BACKUP_CRON": "0 0 1 1 *"})]
-    sandbox.run("sidecar", "borg-appliance-client", options)
+    sandbox.run("sidecar", CLIENT_IMAGE, options)
     sidecar = sandbox.name("sidecar")
     wait_until(lambda: receiver.accepted(), 120, "the first report")
     check_config = docker("exec", sidecar, "borg-client", "check-config").stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.integration.docker_helpers import CLIENT_IMAGE
 from tests.integration.stack import client_command, fill_volume, make_client, start_server
 
 
@@ -25,6 +26,6 @@ def test_backup_is_listed_and_restores_byte_for_byte(sandbox, tmp_path):
         " && cat /tmp/r/backup/data/note.txt"
     )
     options = [*client.options(), "--entrypoint", "sh"]
-    restore = sandbox.run("restore", "borg-appliance-client", options, ["-c", script], detach=False, check=False)
+    restore = sandbox.run("restore", CLIENT_IMAGE, options, ["-c", script], detach=False, check=False)
     assert restore.returncode == 0, restore.stderr
     assert restore.stdout == "hello\n"  # cmp printed nothing: the 3 MB of random bytes are identical

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.docker_helpers import Sandbox
+from tests.integration.docker_helpers import CLIENT_IMAGE, Sandbox
 from tests.integration.stack import (
     attack,
     client_command,
@@ -143,9 +143,9 @@ def test_password_and_root_logins_are_refused(two_clients):
 
 def test_append_only_keeps_deleted_archives_on_disk_and_the_admin_key_frees_them(sandbox, tmp_path):
     keys = sandbox.volume("admin-key")
-    sandbox.run("keygen", "borg-appliance-client", ["-v", f"{keys}:/admin", "--entrypoint", "ssh-keygen"],
+    sandbox.run("keygen", CLIENT_IMAGE, ["-v", f"{keys}:/admin", "--entrypoint", "ssh-keygen"],
                 ["-q", "-t", "ed25519", "-N", "", "-C", "admin", "-f", "/admin/id_ed25519"], detach=False)  # fmt: skip
-    admin_public = sandbox.run("cat", "borg-appliance-client", ["-v", f"{keys}:/admin", "--entrypoint", "cat"],
+    admin_public = sandbox.run("cat", CLIENT_IMAGE, ["-v", f"{keys}:/admin", "--entrypoint", "cat"],
                                ["/admin/id_ed25519.pub"], detach=False).stdout.strip()  # fmt: skip
     server = start_server(sandbox, ["web"], env={"BORG_CLIENT_WEB_ADMIN_KEY": admin_public})
     web = make_client(sandbox, server, "web", tmp_path)
@@ -166,7 +166,7 @@ def test_append_only_keeps_deleted_archives_on_disk_and_the_admin_key_frees_them
     server.exec("sh", "-c", f"cd /srv/borg/web/main && rm -f hints.* index.* integrity.* && "
                 f"for f in data/*/*; do [ \"$(basename $f)\" -gt {last_good} ] && rm $f; done; true")  # fmt: skip
     reset = sandbox.run(
-        "reset", "borg-appliance-client", [*web.options(), "--entrypoint", "sh"],
+        "reset", CLIENT_IMAGE, [*web.options(), "--entrypoint", "sh"],
         ["-c", "rm -f /var/lib/borg-client/security/*/manifest-timestamp && borg-client borg delete --cache-only"
                " && borg-client restore " + archive + " --target /tmp/r >&2"
                " && cmp /tmp/r/backup/data/random.bin /backup/data/random.bin && echo restored"],
@@ -183,7 +183,7 @@ def test_append_only_keeps_deleted_archives_on_disk_and_the_admin_key_frees_them
     )
     before_prune = repository_bytes(server, "web")
     prune = sandbox.run(
-        "admin", "borg-appliance-client", [*web.options(), "-v", f"{keys}:/admin:ro", "--entrypoint", "sh"],
+        "admin", CLIENT_IMAGE, [*web.options(), "-v", f"{keys}:/admin:ro", "--entrypoint", "sh"],
         ["-c", admin_env + f"borg delete ::{archive} && borg compact"], detach=False, check=False,
     )  # fmt: skip
     assert prune.returncode == 0, prune.stderr
@@ -208,6 +208,6 @@ wait
     options = ["--network", server.network, "-v", f"{server.state}:/state:ro", "-e", f"NAMES={' '.join(names)}",
                "-e", f"SERVER={server.container}",
                "--entrypoint", "sh"]  # fmt: skip
-    result = sandbox.run("crowd", "borg-appliance-client", options, ["-c", script], detach=False, check=False)
+    result = sandbox.run("crowd", CLIENT_IMAGE, options, ["-c", script], detach=False, check=False)
     outcomes = sorted(result.stdout.split("\n")[:-1])
     assert outcomes == [f"{name} rc=0" for name in names], result.stdout + result.stderr
