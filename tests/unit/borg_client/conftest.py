@@ -1,6 +1,10 @@
-"""Fixtures for the sidecar's tests: a pairing export as the server writes it, and a passphrase file."""
+"""Fixtures for the sidecar's tests: a pairing export as the server writes it, a passphrase file, a config."""
+
+import dataclasses
 
 import pytest
+
+from borg_client.config import load
 
 REPO_URL = "ssh://borg@srv:22/./main"
 
@@ -22,3 +26,17 @@ def passphrase_file(tmp_path):
     path = tmp_path / "passphrase"
     path.write_text("correct horse battery staple\n")
     return path
+
+
+@pytest.fixture
+def repo_url():
+    return REPO_URL
+
+
+@pytest.fixture
+def config(pairing, passphrase_file, tmp_path):
+    """Client web paired with the server, its state and sources in a temporary directory."""
+    state = tmp_path / "state"
+    state.mkdir()
+    loaded = load({"BORG_PASSPHRASE_FILE": str(passphrase_file)}, pairing=pairing, hostname="web")
+    return dataclasses.replace(loaded, state=state, sources=tmp_path / "backup")

@@ -10,7 +10,7 @@ NOW = datetime(2024, 5, 6, 10, 17, 30, tzinfo=UTC)
 
 
 def run(status: str, finished: datetime | None) -> dict:
-    """Return a run as runner.record_run keeps it."""
+    """Return a run as journal.record_run keeps it."""
     return {"status": status, "finished_at": finished.isoformat(timespec="seconds") if finished else None}
 
 
