@@ -63,14 +63,21 @@ def backup(config: ClientConfig, paths: Paths, started: RunReport, control: Cont
         with quiesce.stopped(config.stop_label, paths.stopped_containers) as stopped:
             logger.info("backing up %s to %s", ", ".join(sources), config.repository)
             call = repository.create(config, archive, sources, control)
+        return created(started, call, control.interrupted, stopped)
     except (RunFailed, preflight.PreflightFailed) as error:
         status = "interrupted" if control.interrupted else "failure"
         return dataclasses.replace(started, status=status, message=str(error), stopped_containers=tuple(stopped))
     except Exception as error:  # a Docker API error, an OSError, a bug: still a report, and the traceback
         logger.exception("the run failed unexpectedly")
-        message = f"unexpected error: {type(error).__name__}: {error}"
-        return dataclasses.replace(started, message=message, stopped_containers=tuple(stopped))
-    return created(started, call, control.interrupted, stopped)
+        return dataclasses.replace(
+            started, status="failure", message=unexpected(error), stopped_containers=tuple(stopped)
+        )
+
+
+def unexpected(error: Exception) -> str:
+    """Given an error nobody expected, return the report's message naming it."""
+    detail = f": {error}" if str(error) else ""
+    return f"unexpected error: {type(error).__name__}{detail}"
 
 
 def created(started: RunReport, call: BorgCall, interrupted: bool, stopped: list[str]) -> RunReport:

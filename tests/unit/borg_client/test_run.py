@@ -316,3 +316,11 @@ def test_a_run_keeps_its_log_lines_in_the_day_log(run_config, fake_borg, caplog)
     assert day_log.name.startswith("web-")
     assert "backing up /backup/data to ssh://borg@srv:22/./main" in day_log.read_text()
     assert "backup success: borg finished without problems" in day_log.read_text()
+
+
+def test_a_bug_without_a_message_is_named_by_its_type(run_config, fake_borg):
+    fake_borg.raises = AssertionError()
+
+    run.run_once(run_config)
+
+    assert kept(run_config)["message"] == "unexpected error: AssertionError"
