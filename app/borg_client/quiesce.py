@@ -68,14 +68,21 @@ def stopped(label: str | None, journal: Path) -> Iterator[list[str]]:
     """Stop the running containers carrying label while inside; yield their names.
 
     Without a label nothing is stopped. Containers are journalled before being stopped and started
-    again on the way out, whatever happened inside.
+    again on the way out, whatever happened inside. Containers an earlier run could not start again
+    stay journalled and are tried again on the way out too.
     """
     if not label:
         yield []
         return
     client = docker_client()
     containers = running_with_label(client, label)
-    entries = [{"id": container.id, "name": container.name} for container in containers]
+    running = {container.id for container in containers}
+    left = [entry for entry in read_journal(journal) if entry["id"] not in running]
+    if left:
+        logger.warning(
+            "%d container(s) an earlier run stopped are still journalled: starting them after this one", len(left)
+        )
+    entries = left + [{"id": container.id, "name": container.name} for container in containers]
     write_journal(journal, entries)
     stopped_names: list[str] = []
     try:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from borg_client import preflight, report
+from borg_client import preflight, quiesce, report
 from borg_client.config import load
 from borg_common import delivery, process, reports
 
@@ -136,3 +136,44 @@ def run_config(config, monkeypatch, fake_borg, pings, clock):
     return dataclasses.replace(
         config, report_urls=("http://receiver:8080/report",), healthchecks_url="http://hc:8000/ping/abc"
     )
+
+
+class FakeContainer:
+    """A container as the docker library shows it: id, name, stop and start (recorded as events)."""
+
+    def __init__(self, name: str, daemon: "FakeDocker"):
+        self.id, self.name, self.daemon = f"id-{name}", name, daemon
+
+    def stop(self, timeout):
+        self.daemon.events.append(f"stop {self.name}")
+
+    def start(self):
+        if self.name in self.daemon.broken:
+            raise RuntimeError(f"{self.name} cannot start")
+        self.daemon.events.append(f"start {self.name}")
+
+
+class FakeDocker:
+    """A Docker daemon with containers app and db running, label backup.stop; broken ones fail to start."""
+
+    def __init__(self):
+        self.events: list[str] = []
+        self.broken: set[str] = set()
+        self.running = {name: FakeContainer(name, self) for name in ("app", "db")}
+        self.known = dict(self.running)
+        self.containers = self
+
+    def list(self, filters):
+        assert filters == {"label": "backup.stop", "status": "running"}
+        return list(self.running.values())
+
+    def get(self, container_id):
+        return next(container for container in self.known.values() if container.id == container_id)
+
+
+@pytest.fixture
+def docker_daemon(monkeypatch):
+    """The sidecar's Docker client talks to a FakeDocker (no socket)."""
+    daemon = FakeDocker()
+    monkeypatch.setattr(quiesce, "docker_client", lambda: daemon)
+    return daemon

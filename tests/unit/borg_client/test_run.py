@@ -182,38 +182,10 @@ def test_borg_that_cannot_be_started_is_a_failure_report(run_config, fake_borg, 
     assert pings[-1] == (f"{PING}/fail", f"{message}\n{message}")
 
 
-class FakeContainer:
-    def __init__(self, name: str, events: list[str]):
-        self.id, self.name, self.events = f"id-{name}", name, events
-
-    def stop(self, timeout):
-        self.events.append(f"stop {self.name}")
-
-    def start(self):
-        self.events.append(f"start {self.name}")
-
-
-class FakeDocker:
-    """A Docker client with running containers app and db."""
-
-    def __init__(self, events: list[str]):
-        self.running = {name: FakeContainer(name, events) for name in ("app", "db")}
-        self.containers = self
-
-    def list(self, filters):
-        assert filters == {"label": "backup.stop", "status": "running"}
-        return list(self.running.values())
-
-    def get(self, container_id):
-        return next(container for container in self.running.values() if container.id == container_id)
-
-
 def test_an_error_during_borg_create_still_starts_the_stopped_containers_and_reports_them(
-    run_config, fake_borg, monkeypatch
+    run_config, fake_borg, docker_daemon
 ):
     config = dataclasses.replace(run_config, stop_label="backup.stop")
-    events: list[str] = []
-    monkeypatch.setattr(quiesce, "docker_client", lambda: FakeDocker(events))
     journalled = []
 
     def disk_full():
@@ -226,7 +198,7 @@ def test_an_error_during_borg_create_still_starts_the_stopped_containers_and_rep
 
     assert fake_borg.commands == [create_argv(config)]
     assert journalled == [[{"id": "id-app", "name": "app"}, {"id": "id-db", "name": "db"}]]
-    assert events == ["stop app", "stop db", "start db", "start app"]
+    assert docker_daemon.events == ["stop app", "stop db", "start db", "start app"]
     assert not Paths.of(config).stopped_containers.exists()
     message = "unexpected error: OSError: [Errno 28] No space left on device"
     assert kept(config) == expected(config, message=message, stopped_containers=["app", "db"], log_tail=[message])
