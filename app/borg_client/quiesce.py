@@ -50,13 +50,19 @@ def running_with_label(client, label: str) -> list:
 
 
 def start_all(client, journal: Path, containers: list[dict]) -> list[dict]:
-    """Start the journalled containers in reverse order; return (and keep journalled) those that could not be."""
+    """Start the journalled containers in reverse order; return (and keep journalled) those that could not be.
+
+    A container removed meanwhile (Docker answers 404) is dropped from the journal: there is nothing to start.
+    """
     failed = []
     for entry in reversed(containers):
         try:
             client.containers.get(entry["id"]).start()
             logger.info("started container %s again", entry["name"])
-        except Exception as error:  # a container removed meanwhile, or a Docker error
+        except Exception as error:  # a Docker error: docker.errors.APIError and its kin
+            if getattr(error, "status_code", None) == 404:
+                logger.warning("container %s was removed meanwhile: nothing to start again", entry["name"])
+                continue
             logger.error("could not start container %s again: %s", entry["name"], error)
             failed.append(entry)
     write_journal(journal, list(reversed(failed)))

@@ -168,7 +168,16 @@ class FakeDocker:
         return list(self.running.values())
 
     def get(self, container_id):
-        return next(container for container in self.known.values() if container.id == container_id)
+        for container in self.known.values():
+            if container.id == container_id:
+                return container
+        raise NotFound(f"404 Client Error: No such container: {container_id}")
+
+
+class NotFound(Exception):
+    """What the docker library raises for a container that does not exist (docker.errors.NotFound)."""
+
+    status_code = 404
 
 
 @pytest.fixture

@@ -52,6 +52,16 @@ def test_a_container_that_cannot_be_started_stays_journalled_and_the_next_run_tr
     assert not journal.exists()
 
 
+def test_a_journalled_container_removed_meanwhile_is_dropped_from_the_journal(tmp_path, docker_daemon):
+    journal = tmp_path / "journal.json"
+    quiesce.write_journal(journal, [{"id": "id-gone", "name": "gone"}, {"id": "id-app", "name": "app"}])
+
+    assert quiesce.start_all(docker_daemon, journal, quiesce.read_journal(journal)) == []
+
+    assert docker_daemon.events == ["start app"]
+    assert not journal.exists()
+
+
 def test_recover_starts_what_a_killed_run_left_journalled(tmp_path, docker_daemon):
     journal = tmp_path / "journal.json"
     quiesce.write_journal(journal, [{"id": "id-app", "name": "app"}, {"id": "id-db", "name": "db"}])
