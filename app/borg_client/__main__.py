@@ -12,8 +12,10 @@ import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from borg_client import borg, journal, repository, restore, run, schedule
 from borg_client import config as client_config
-from borg_client import restore, runner, schedule
+from borg_client.borgcall import Control, call_borg
+from borg_client.paths import Paths
 from borg_common import outbox
 from borg_common.logs import setup_logging
 from borg_common.settings import ConfigError
@@ -36,15 +38,15 @@ def load_or_explain() -> client_config.ClientConfig | None:
 
 def command_run(config, _arguments) -> int:
     """One backup now (waits for a scheduled run that is going on)."""
-    control = runner.Control()
+    control = Control()
     signal.signal(signal.SIGTERM, lambda *_: control.interrupt())
     signal.signal(signal.SIGINT, lambda *_: control.interrupt())
-    return EXIT_CODES[runner.run_once(config, wait=True, control=control)["status"]]
+    return EXIT_CODES[run.run_once(config, wait=True, control=control).status]
 
 
 def command_schedule(config, _arguments) -> int:
     """Back up on BACKUP_CRON until SIGTERM; a running borg create writes a checkpoint first."""
-    stop, control = threading.Event(), runner.Control()
+    stop, control = threading.Event(), Control()
 
     def stop_now(*_):
         stop.set()
@@ -57,12 +59,8 @@ def command_schedule(config, _arguments) -> int:
 
 
 def command_list(config, arguments) -> int:
-    argv = ["borg", "list", *(["--short"] if arguments.short else []), *(["--json"] if arguments.json else [])]
-    if arguments.last:
-        argv += ["--last", str(arguments.last)]
-    if arguments.archive:
-        argv.append(f"::{arguments.archive}")
-    call = runner.call_borg(config, argv, capture_json=True)
+    argv = borg.list_argv(arguments.archive, short=arguments.short, as_json=arguments.json, last=arguments.last)
+    call = call_borg(config, argv, capture_json=True)
     print(call.stdout, end="")
     return call.returncode
 
@@ -86,15 +84,14 @@ def command_mount(config, arguments) -> int:
 
 
 def command_check(config, arguments) -> int:
-    argv = ["borg", "check", *(["--repository-only"] if arguments.repository_only else [])]
-    argv += ["--verify-data"] if arguments.verify_data else []
-    return runner.call_borg(config, argv).returncode
+    argv = borg.check_argv(repository_only=arguments.repository_only, verify_data=arguments.verify_data)
+    return call_borg(config, argv).returncode
 
 
 def command_export_key(config, _arguments) -> int:
     try:
-        path = runner.export_key(config)
-    except runner.RunFailed as error:
+        path = repository.export_key(config)
+    except repository.RunFailed as error:
         logger.error("%s", error)
         return 2
     print(path.read_text(), end="")
@@ -103,23 +100,24 @@ def command_export_key(config, _arguments) -> int:
 
 def command_borg(config, arguments) -> int:
     """Run any borg command with the sidecar's repository, key, passphrase and pinned host key."""
-    call = runner.call_borg(config, ["borg", *arguments.borg_args], capture_json=True)
+    call = call_borg(config, borg.command(*arguments.borg_args), capture_json=True)
     print(call.stdout, end="")
     return call.returncode
 
 
 def command_status(config, arguments) -> int:
-    runs = runner.last_runs(config.state)
+    paths = Paths.of(config)
+    runs = journal.last_runs(paths)
     current = datetime.now().astimezone()
     status = {
         "client": config.client,
         "repository": config.repository,
         "schedule": config.cron,
         "next_run": schedule.next_times(config.cron, current, 1)[0].isoformat(timespec="seconds"),
-        "reports_waiting": outbox.size(config.state / "outbox"),
+        "reports_waiting": outbox.size(paths.outbox),
         "last_runs": [
-            {key: run.get(key) for key in ("started_at", "finished_at", "status", "archive", "duration_s", "message")}
-            for run in runs[-arguments.runs :]
+            {key: entry.get(key) for key in ("started_at", "finished_at", "status", "archive", "duration_s", "message")}
+            for entry in runs[-arguments.runs :]
         ],
     }
     if arguments.json:
@@ -128,8 +126,8 @@ def command_status(config, arguments) -> int:
     for key in ("client", "repository", "schedule", "next_run", "reports_waiting"):
         print(f"{key + ':':17}{status[key]}")
     print("last runs:")
-    for run in reversed(status["last_runs"]):
-        print(f"  {run['started_at']}  {run['status']:11}  {run['archive'] or '-'}  {run['message']}")
+    for entry in reversed(status["last_runs"]):
+        print(f"  {entry['started_at']}  {entry['status']:11}  {entry['archive'] or '-'}  {entry['message']}")
     return 0
 
 
@@ -144,7 +142,7 @@ def command_check_config(config, _arguments) -> int:
 
 def command_healthcheck(config, _arguments) -> int:
     """Exit 1 when the last run failed, or no success within 1.5 periods (after a first-start grace)."""
-    runs = [run for run in runner.last_runs(config.state) if run.get("status") != "skipped"]
+    runs = [entry for entry in journal.last_runs(Paths.of(config)) if entry.get("status") != "skipped"]
     current = datetime.now().astimezone()
     if runs and runs[-1].get("status") in ("failure", "interrupted"):
         print(f"the last backup did not succeed: {runs[-1].get('message')}")

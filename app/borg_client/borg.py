@@ -1,13 +1,15 @@
-"""Borg's command lines and environment, built by pure functions, and its exit codes interpreted."""
+"""Borg's command lines and environment, built by pure functions; its exit codes and --json output read."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from borg_client.config import ClientConfig
+from borg_client.paths import Paths
 from borg_common.borglog import LogJson  # noqa: F401 (borg.LogJson is part of this module's interface)
 
 LOCK_WAIT = 600  # seconds any borg command waits for the repository lock (another run, an admin's prune)
@@ -27,7 +29,7 @@ def borg_environment(config: ClientConfig, base: dict[str, str]) -> dict[str, st
 
     Everything borg keeps lives in the state volume; ssh pins the server's host key and never asks.
     """
-    state = config.state
+    paths = Paths.of(config)
     ssh = [
         "ssh",
         "-i", str(config.ssh_key),
@@ -46,11 +48,11 @@ def borg_environment(config: ClientConfig, base: dict[str, str]) -> dict[str, st
             "BORG_REPO": config.repository,
             "BORG_RSH": shlex.join(ssh),
             "BORG_EXIT_CODES": "modern",
-            "BORG_HOST_ID": host_id(state, config.client),
-            "BORG_KEYS_DIR": str(state / "keys"),
-            "BORG_SECURITY_DIR": str(state / "security"),
-            "BORG_CACHE_DIR": str(state / "cache"),
-            "BORG_CONFIG_DIR": str(state / "config"),
+            "BORG_HOST_ID": host_id(paths.host_id, config.client),
+            "BORG_KEYS_DIR": str(paths.keys),
+            "BORG_SECURITY_DIR": str(paths.security),
+            "BORG_CACHE_DIR": str(paths.cache),
+            "BORG_CONFIG_DIR": str(paths.borg_config),
             "BORG_RELOCATED_REPO_ACCESS_IS_OK": "no",
             "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "no",
             "BORG_DISPLAY_PASSPHRASE": "no",
@@ -66,13 +68,12 @@ def borg_environment(config: ClientConfig, base: dict[str, str]) -> dict[str, st
     return environment
 
 
-def host_id(state: Path, client: str) -> str:
-    """Return a BORG_HOST_ID that survives container re-creation, so stale locks can be broken.
+def host_id(path: Path, client: str) -> str:
+    """Given the host id file in the state volume, return a BORG_HOST_ID that survives re-creation.
 
-    Borg recognises its own stale locks by host id and pid; a container's hostname changes when it
-    is re-created, so the id is made once and kept in the state volume.
+    Borg recognises its own stale locks by host id and pid, so stale locks can be broken; a
+    container's hostname changes when it is re-created, so the id is made once and kept in path.
     """
-    path = state / "host_id"
     try:
         return path.read_text().strip()
     except FileNotFoundError:
@@ -81,25 +82,70 @@ def host_id(state: Path, client: str) -> str:
         return identity
 
 
+def command(*arguments: str) -> list[str]:
+    """Given a borg command and its arguments, return the argv that runs it.
+
+    borg logs as JSON (--log-json), so that failures are told apart by message id, not exit code:
+    borg 1.4.0 returns errors raised on the server with the legacy exit code 2. Every command waits
+    for the repository lock, so a run behind another one (or an admin's prune) waits instead of failing.
+    """
+    return ["borg", "--log-json", "--lock-wait", str(LOCK_WAIT), *arguments]
+
+
 def create_argv(config: ClientConfig, archive: str, sources: list[str]) -> list[str]:
     """Given the configuration, an archive name and source paths, return the borg create argv."""
-    argv = ["borg", "create", "--json", "--list", "--filter", "AME", "--show-rc"]
-    argv += ["--compression", config.compression, "--checkpoint-interval", "600"]
+    options = ["--json", "--list", "--filter", "AME", "--show-rc"]
+    options += ["--compression", config.compression, "--checkpoint-interval", "600"]
     if config.exclude_caches:
-        argv.append("--exclude-caches")
-    return argv + [f"::{archive}"] + sources
+        options.append("--exclude-caches")
+    return command("create", *options, f"::{archive}", *sources)
 
 
 def init_argv(config: ClientConfig) -> list[str]:
-    return ["borg", "init", "--encryption", config.encryption]
+    return command("init", "--encryption", config.encryption)
 
 
-def list_argv(extra: list[str] | None = None) -> list[str]:
-    return ["borg", "list", *(extra or [])]
+def list_argv(
+    archive: str | None = None, short: bool = False, as_json: bool = False, last: int | None = None
+) -> list[str]:
+    """Given what to list (one archive's files, or the archives), return the borg list argv."""
+    options = [*(["--short"] if short else []), *(["--json"] if as_json else [])]
+    options += ["--last", str(last)] if last else []
+    return command("list", *options, *([f"::{archive}"] if archive else []))
+
+
+def check_argv(repository_only: bool = False, verify_data: bool = False) -> list[str]:
+    options = [*(["--repository-only"] if repository_only else []), *(["--verify-data"] if verify_data else [])]
+    return command("check", *options)
+
+
+def extract_argv(archive: str, paths: list[str]) -> list[str]:
+    """Given an archive and paths in it (absolute or not), return the borg extract argv (paths relative)."""
+    return command("extract", "--list", f"::{archive}", *[path.lstrip("/") for path in paths])
+
+
+def mount_argv(archive: str | None, target: Path) -> list[str]:
+    """Given one archive (None: all of them) and a mount point, return the borg mount argv (foreground)."""
+    return command("mount", "--foreground", f"::{archive}" if archive else "::", str(target))
 
 
 def key_export_argv(repository: str, target: Path, paper: bool = False) -> list[str]:
-    return ["borg", "key", "export", *(["--paper"] if paper else []), repository, str(target)]
+    return command("key", "export", *(["--paper"] if paper else []), repository, str(target))
+
+
+def archive_stats(stdout: str) -> tuple[str | None, dict]:
+    """Given borg create's --json output, return the archive name and the report's stats."""
+    try:
+        archive = json.loads(stdout)["archive"]
+    except (ValueError, KeyError, TypeError):
+        return None, {}
+    stats = archive.get("stats", {})
+    return archive.get("name"), {
+        "original_size": stats.get("original_size"),
+        "compressed_size": stats.get("compressed_size"),
+        "deduplicated_size": stats.get("deduplicated_size"),
+        "nfiles": stats.get("nfiles"),
+    }
 
 
 def outcome(returncode: int) -> Outcome:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from borg_client import runner
+from borg_client import borg
+from borg_client.borgcall import call_borg, explain
 from borg_client.config import ClientConfig
 
 logger = logging.getLogger(__name__)
@@ -36,12 +37,11 @@ def restore(config: ClientConfig, archive: str, paths: list[str], target: Path, 
         )
     target.mkdir(parents=True, exist_ok=True)
     logger.info("restoring %s%s into %s", archive, f" ({', '.join(paths)})" if paths else "", target)
-    argv = ["borg", "extract", "--list", f"::{archive}", *[path.lstrip("/") for path in paths]]
-    call = runner.call_borg(config, argv, cwd=target)
+    call = call_borg(config, borg.extract_argv(archive, paths), cwd=target)
     if call.returncode == 0:
         logger.info("restored %s into %s", archive, target)
     else:
-        logger.error("%s", runner.explain(call, "borg extract failed"))
+        logger.error("%s", explain(call, "borg extract failed"))
     return call.returncode
 
 
@@ -57,5 +57,4 @@ def mount(config: ClientConfig, archive: str | None, target: Path) -> int:
         raise RestoreRefused(f"{target} is under the live volumes in {config.sources}; mount elsewhere")
     target.mkdir(parents=True, exist_ok=True)
     logger.info("mounting %s at %s; interrupt (Ctrl-C) to unmount", archive or "all archives", target)
-    location = f"::{archive}" if archive else "::"
-    return runner.call_borg(config, ["borg", "mount", "--foreground", location, str(target)]).returncode
+    return call_borg(config, borg.mount_argv(archive, target)).returncode

@@ -1,16 +1,23 @@
-"""The scheduler loop: wake at the next cron time (plus jitter), run, repeat; stop on SIGTERM."""
+"""The scheduler loop: wake at the next cron time (plus jitter), run, repeat; stop on SIGTERM.
+
+Nothing that goes wrong in one run ends the loop: an unexpected error is logged with its traceback
+and the next run comes on time.
+"""
 
 from __future__ import annotations
 
 import logging
 import random
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from cronsim import CronSim
 
-from borg_client import quiesce, runner
+from borg_client import journal, quiesce, run
+from borg_client.borgcall import Control
 from borg_client.config import ClientConfig
+from borg_client.paths import Paths
 from borg_common import outbox, reports
 
 logger = logging.getLogger(__name__)
@@ -32,9 +39,9 @@ def period(expression: str, after: datetime) -> timedelta:
 
 def last_success_age(runs: list[dict], current: datetime) -> timedelta | None:
     """Given recorded runs, return how long ago the last successful one finished (None: never)."""
-    for run in reversed(runs):
-        if run.get("status") in ("success", "warning") and run.get("finished_at"):
-            return current - datetime.fromisoformat(run["finished_at"])
+    for entry in reversed(runs):
+        if entry.get("status") in ("success", "warning") and entry.get("finished_at"):
+            return current - datetime.fromisoformat(entry["finished_at"])
     return None
 
 
@@ -46,33 +53,42 @@ def needs_catch_up(runs: list[dict], expression: str, current: datetime) -> bool
 
 def wait_until(config: ClientConfig, due: datetime, stop: threading.Event) -> bool:
     """Wait until due, delivering waiting reports every minute meanwhile; return False if stopped."""
+    outbox_directory = Paths.of(config).outbox
     while True:
         remaining = (due - datetime.now().astimezone()).total_seconds()
         if remaining <= 0:
             return True
         if stop.wait(min(remaining, FLUSH_INTERVAL)):
             return False
-        if outbox.size(config.state / "outbox"):
-            reports.flush(config.state / "outbox", config.report_urls, config.report_timeout)
+        if outbox.size(outbox_directory):
+            reports.flush(outbox_directory, config.report_urls, config.report_timeout)
 
 
-def loop(config: ClientConfig, stop: threading.Event, control: runner.Control) -> None:
+def survive(what: str, action: Callable[..., object], *arguments, **options) -> None:
+    """Call action(*arguments, **options); log anything it raises (but KeyboardInterrupt, SystemExit) and go on."""
+    try:
+        action(*arguments, **options)
+    except Exception:
+        logger.exception("%s failed unexpectedly; the scheduler goes on", what)
+
+
+def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
     """Run backups on config's schedule until stop is set."""
-    quiesce.recover(config.state)
-    reports.flush(config.state / "outbox", config.report_urls, config.report_timeout)
-    if needs_catch_up(runner.last_runs(config.state), config.cron, datetime.now().astimezone()):
+    paths = Paths.of(config)
+    survive("starting containers a crashed run left stopped", quiesce.recover, paths.stopped_containers)
+    reports.flush(paths.outbox, config.report_urls, config.report_timeout)
+    if needs_catch_up(journal.last_runs(paths), config.cron, datetime.now().astimezone()):
         logger.info("the last successful backup is older than one period (or there is none): running now")
-        runner.run_once(config, control=control)
+        survive("the backup", run.run_once, config, control=control)
     while not stop.is_set():
         current = datetime.now().astimezone()
         due = next_times(config.cron, current, 1)[0] + timedelta(seconds=random.uniform(0, config.jitter))
         logger.info("next backup at %s", due.isoformat(timespec="seconds"))
         if not wait_until(config, due, stop):
             break
-        runner.run_once(config, control=control)
+        survive("the backup", run.run_once, config, control=control)
         missed = [time for time in next_times(config.cron, due, 2) if due < time <= datetime.now().astimezone()]
         if missed and not stop.is_set():
-            runner.report_skipped(
-                config, f"the run due at {due:%H:%M} was still going on at {missed[0]:%H:%M}, when the next was due"
-            )
+            message = f"the run due at {due:%H:%M} was still going on at {missed[0]:%H:%M}, when the next was due"
+            survive("the report of a skipped run", run.report_skipped, config, message)
     logger.info("scheduler stopped")

@@ -1,6 +1,18 @@
-"""Fixtures for the sidecar's tests: a pairing export as the server writes it, and a passphrase file."""
+"""Fixtures for the sidecar's tests: a pairing export, a passphrase file, a config; a fake borg, clock and pings."""
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+
+from borg_client import preflight, quiesce, report
+from borg_client.config import load
+from borg_common import delivery, process, reports
 
 REPO_URL = "ssh://borg@srv:22/./main"
 
@@ -22,3 +34,155 @@ def passphrase_file(tmp_path):
     path = tmp_path / "passphrase"
     path.write_text("correct horse battery staple\n")
     return path
+
+
+@pytest.fixture
+def repo_url():
+    return REPO_URL
+
+
+@pytest.fixture
+def config(pairing, passphrase_file, tmp_path):
+    """Client web paired with the server, its state and sources in a temporary directory."""
+    state = tmp_path / "state"
+    state.mkdir()
+    loaded = load({"BORG_PASSPHRASE_FILE": str(passphrase_file)}, pairing=pairing, hostname="web")
+    return dataclasses.replace(loaded, state=state, sources=tmp_path / "backup")
+
+
+START = datetime(2024, 5, 6, 3, 0, 0, tzinfo=UTC)
+END = START + timedelta(seconds=42.5)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Reports start at START and finish at END (42.5 s later)."""
+    times = iter([START])
+    monkeypatch.setattr(report, "now", lambda: next(times, END))
+    return START, END
+
+
+@dataclass
+class FakeBorg:
+    """Stands in for the borg process: answers each subcommand from a script, records every argv.
+
+    Each answer is (exit code, --json stdout, --log-json lines); an unscripted command exits 0
+    silently. `key export` writes its target file, as borg does. With raises set, starting borg
+    raises it (as process.run raises OSError when borg cannot be started).
+    """
+
+    answers: dict[str, list[tuple[int, str, list[str]]]] = field(default_factory=dict)
+    commands: list[list[str]] = field(default_factory=list)
+    raises: BaseException | None = None
+    during: Callable[[], None] | None = None
+
+    def answer(self, subcommand: str, returncode: int = 0, stdout: str = "", lines: tuple[str, ...] = ()) -> None:
+        self.answers.setdefault(subcommand, []).append((returncode, stdout, list(lines)))
+
+    def run(self, argv, *, render_line=None, **_options) -> process.Result:
+        self.commands.append(argv)
+        if self.raises is not None:
+            raise self.raises
+        if self.during is not None:
+            self.during()
+        subcommand = argv[4]
+        scripted = self.answers.get(subcommand)
+        returncode, stdout, lines = scripted.pop(0) if scripted else (0, "", [])
+        if subcommand == "key":
+            Path(argv[-1]).write_text("BORG_KEY\n")
+        tail = [rendered for rendered in map(render_line or str, lines) if rendered is not None]
+        return process.Result(returncode=returncode, stdout=stdout, tail=tail)
+
+
+def log_line(level: str, message: str, msgid: str | None = None) -> str:
+    """Return one line of borg's --log-json output for a log message."""
+    entry = {"type": "log_message", "time": 1715000000.0, "levelname": level, "name": "borg.archiver"}
+    return json.dumps(entry | {"message": message} | ({"msgid": msgid} if msgid else {}))
+
+
+def file_line(status: str, path: str) -> str:
+    """Return one line of borg's --log-json output for a file borg create saw."""
+    return json.dumps({"type": "file_status", "status": status, "path": path})
+
+
+@pytest.fixture
+def fake_borg(monkeypatch):
+    """Borg commands answered by a FakeBorg instead of running (no process, no network)."""
+    fake = FakeBorg()
+    monkeypatch.setattr(process, "run", fake.run)
+    return fake
+
+
+@pytest.fixture
+def lines():
+    """Makers of borg --log-json lines: lines.log(level, message, msgid), lines.file(status, path)."""
+    return SimpleNamespace(log=log_line, file=file_line)
+
+
+@pytest.fixture
+def pings(monkeypatch):
+    """Record Healthchecks pings (url, body) instead of sending them."""
+    sent = []
+    monkeypatch.setattr(delivery, "ping", lambda url, body="", timeout=10.0: sent.append((url, body)) or True)
+    return sent
+
+
+@pytest.fixture
+def run_config(config, monkeypatch, fake_borg, pings, clock):
+    """Client web ready for a run: pre-flight passes, reports wait in the outbox, pings and borg are fakes."""
+    monkeypatch.setattr(preflight, "sources", lambda config: ["/backup/data"])
+    monkeypatch.setattr(preflight, "check_host_key", lambda config: None)
+    monkeypatch.setattr(reports, "flush", lambda *args, **kwargs: None)  # nothing leaves the outbox
+    return dataclasses.replace(
+        config, report_urls=("http://receiver:8080/report",), healthchecks_url="http://hc:8000/ping/abc"
+    )
+
+
+class FakeContainer:
+    """A container as the docker library shows it: id, name, stop and start (recorded as events)."""
+
+    def __init__(self, name: str, daemon: "FakeDocker"):
+        self.id, self.name, self.daemon = f"id-{name}", name, daemon
+
+    def stop(self, timeout):
+        self.daemon.events.append(f"stop {self.name}")
+
+    def start(self):
+        if self.name in self.daemon.broken:
+            raise RuntimeError(f"{self.name} cannot start")
+        self.daemon.events.append(f"start {self.name}")
+
+
+class FakeDocker:
+    """A Docker daemon with containers app and db running, label backup.stop; broken ones fail to start."""
+
+    def __init__(self):
+        self.events: list[str] = []
+        self.broken: set[str] = set()
+        self.running = {name: FakeContainer(name, self) for name in ("app", "db")}
+        self.known = dict(self.running)
+        self.containers = self
+
+    def list(self, filters):
+        assert filters == {"label": "backup.stop", "status": "running"}
+        return list(self.running.values())
+
+    def get(self, container_id):
+        for container in self.known.values():
+            if container.id == container_id:
+                return container
+        raise NotFound(f"404 Client Error: No such container: {container_id}")
+
+
+class NotFound(Exception):
+    """What the docker library raises for a container that does not exist (docker.errors.NotFound)."""
+
+    status_code = 404
+
+
+@pytest.fixture
+def docker_daemon(monkeypatch):
+    """The sidecar's Docker client talks to a FakeDocker (no socket)."""
+    daemon = FakeDocker()
+    monkeypatch.setattr(quiesce, "docker_client", lambda: daemon)
+    return daemon

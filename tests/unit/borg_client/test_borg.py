@@ -6,33 +6,18 @@ import shlex
 
 import pytest
 
-from borg_client import borg, runner
-from borg_client.config import load
+from borg_client import borg
+from borg_client.borgcall import call_borg
 from borg_common import process
-from tests.unit.borg_client.conftest import REPO_URL
 
-
-@pytest.fixture
-def config(pairing, passphrase_file, tmp_path):
-    """Client web paired with the server, its state in a temporary directory."""
-    state = tmp_path / "state"
-    state.mkdir()
-    loaded = load({"BORG_PASSPHRASE_FILE": str(passphrase_file)}, pairing=pairing, hostname="web")
-    return dataclasses.replace(loaded, state=state, sources=tmp_path / "backup")
-
-
-CREATE_OPTIONS = ["borg", "create", "--json", "--list", "--filter", "AME", "--show-rc"]
-
-
-def without_log_json(argv: list[str]) -> list[str]:
-    """Given an argv, return it without --log-json, which call_borg guarantees (see the test below)."""
-    return [argument for argument in argv if argument != "--log-json"]
+BORG = ["borg", "--log-json", "--lock-wait", "600"]  # every command logs as JSON and waits for the lock
+CREATE_OPTIONS = [*BORG, "create", "--json", "--list", "--filter", "AME", "--show-rc"]
 
 
 def test_create_argv_is_exactly_the_borg_create_command(config):
     argv = borg.create_argv(config, "web-2024-05-06T03:00:00", ["/backup/data", "/backup/db"])
 
-    assert without_log_json(argv) == [
+    assert argv == [
         *CREATE_OPTIONS,
         "--compression",
         "zstd,3",
@@ -48,7 +33,7 @@ def test_create_argv_is_exactly_the_borg_create_command(config):
 def test_create_argv_without_exclude_caches_leaves_the_option_out(config):
     config = dataclasses.replace(config, exclude_caches=False, compression="lz4")
 
-    assert without_log_json(borg.create_argv(config, "a", ["/backup/data"])) == [
+    assert borg.create_argv(config, "a", ["/backup/data"]) == [
         *CREATE_OPTIONS,
         "--compression",
         "lz4",
@@ -60,10 +45,27 @@ def test_create_argv_without_exclude_caches_leaves_the_option_out(config):
 
 
 def test_init_argv_uses_the_configured_encryption(config):
-    assert without_log_json(borg.init_argv(config)) == ["borg", "init", "--encryption", "keyfile-blake2"]
+    assert borg.init_argv(config) == [*BORG, "init", "--encryption", "keyfile-blake2"]
 
 
-def test_every_borg_command_runs_with_log_json_and_a_lock_wait(config, monkeypatch):
+def test_every_borg_command_runs_with_log_json_and_a_lock_wait(config, tmp_path):
+    built = [
+        borg.create_argv(config, "a", ["/backup/x"]),
+        borg.init_argv(config),
+        borg.list_argv(),
+        borg.check_argv(),
+        borg.extract_argv("a", []),
+        borg.mount_argv(None, tmp_path),
+        borg.key_export_argv(config.repository, tmp_path / "k"),
+        borg.command("info"),
+    ]
+
+    assert [argv[:5] for argv in built] == [
+        [*BORG, command] for command in ("create", "init", "list", "check", "extract", "mount", "key", "info")
+    ]
+
+
+def test_call_borg_runs_exactly_the_built_argv(config, monkeypatch):
     commands = []
 
     def run(command, **options):
@@ -71,28 +73,58 @@ def test_every_borg_command_runs_with_log_json_and_a_lock_wait(config, monkeypat
         return process.Result(returncode=0, stdout="", tail=[])
 
     monkeypatch.setattr(process, "run", run)
-    runner.call_borg(config, borg.create_argv(config, "a", ["/backup/x"]))
-    runner.call_borg(config, borg.init_argv(config))
-    runner.call_borg(config, ["borg", "list", "--json"], capture_json=True)
+    call_borg(config, borg.create_argv(config, "a", ["/backup/x"]))
+    call_borg(config, borg.init_argv(config))
+    call_borg(config, borg.list_argv(as_json=True), capture_json=True)
 
+    assert commands == [borg.create_argv(config, "a", ["/backup/x"]), borg.init_argv(config), [*BORG, "list", "--json"]]
     assert [command.count("--log-json") for command in commands] == [1, 1, 1]
-    assert [command[:5] for command in commands] == [
-        ["borg", "--log-json", "--lock-wait", "600", "create"],
-        ["borg", "--log-json", "--lock-wait", "600", "init"],
-        ["borg", "--log-json", "--lock-wait", "600", "list"],
-    ]
 
 
-def test_key_export_argv_adds_paper_only_when_asked(tmp_path):
-    assert borg.key_export_argv(REPO_URL, tmp_path / "k") == ["borg", "key", "export", REPO_URL, str(tmp_path / "k")]
-    assert borg.key_export_argv(REPO_URL, tmp_path / "k", paper=True) == [
-        "borg",
+def test_list_argv_lists_archives_or_one_archive_with_the_options_asked(config):
+    assert borg.list_argv() == [*BORG, "list"]
+    assert borg.list_argv("web-1", short=True, as_json=True, last=3) == [
+        *BORG, "list", "--short", "--json", "--last", "3", "::web-1"
+    ]  # fmt: skip
+
+
+def test_check_argv_adds_only_the_checks_asked():
+    assert borg.check_argv() == [*BORG, "check"]
+    assert borg.check_argv(repository_only=True, verify_data=True) == [
+        *BORG, "check", "--repository-only", "--verify-data"
+    ]  # fmt: skip
+
+
+def test_mount_argv_mounts_one_archive_or_all_in_the_foreground(tmp_path):
+    assert borg.mount_argv("web-1", tmp_path) == [*BORG, "mount", "--foreground", "::web-1", str(tmp_path)]
+    assert borg.mount_argv(None, tmp_path) == [*BORG, "mount", "--foreground", "::", str(tmp_path)]
+
+
+def test_key_export_argv_adds_paper_only_when_asked(tmp_path, repo_url):
+    assert borg.key_export_argv(repo_url, tmp_path / "k") == [*BORG, "key", "export", repo_url, str(tmp_path / "k")]
+    assert borg.key_export_argv(repo_url, tmp_path / "k", paper=True) == [
+        *BORG,
         "key",
         "export",
         "--paper",
-        REPO_URL,
+        repo_url,
         str(tmp_path / "k"),
     ]
+
+
+def test_archive_stats_reads_name_and_sizes_from_borg_creates_json():
+    stdout = json.dumps({"archive": {"name": "web-1", "stats": {
+        "original_size": 10, "compressed_size": 7, "deduplicated_size": 5, "nfiles": 2, "other": 1}}})  # fmt: skip
+
+    assert borg.archive_stats(stdout) == (
+        "web-1",
+        {"original_size": 10, "compressed_size": 7, "deduplicated_size": 5, "nfiles": 2},
+    )
+
+
+@pytest.mark.parametrize("stdout", ["", "not json", "[]", '{"repository": {}}'])
+def test_archive_stats_of_output_without_an_archive_is_nothing(stdout):
+    assert borg.archive_stats(stdout) == (None, {})
 
 
 @pytest.mark.parametrize(
@@ -183,14 +215,14 @@ def test_log_json_passes_anything_that_is_not_a_json_object_through(line):
     assert borg.LogJson().render(line) == line
 
 
-def test_borg_environment_drops_inherited_borg_variables_and_keeps_the_rest(config):
+def test_borg_environment_drops_inherited_borg_variables_and_keeps_the_rest(config, repo_url):
     base = {"PATH": "/usr/bin", "BORG_PASSPHRASE": "leaked", "BORG_REPO": "/elsewhere", "BORG_RSH": "ssh -v"}
 
     environment = borg.borg_environment(config, base)
 
     assert environment["PATH"] == "/usr/bin"
     assert "BORG_PASSPHRASE" not in environment
-    assert environment["BORG_REPO"] == REPO_URL
+    assert environment["BORG_REPO"] == repo_url
     assert environment["BORG_RSH"] != "ssh -v"
 
 
@@ -221,12 +253,12 @@ def test_borg_environment_pins_the_server_host_key(config, pairing):
     assert all("StrictHostKeyChecking=no" not in value for value in environment.values())
 
 
-def test_borg_environment_keeps_everything_borg_stores_in_the_state_volume(config):
+def test_borg_environment_keeps_everything_borg_stores_in_the_state_volume(config, repo_url):
     environment = borg.borg_environment(config, {})
     state = config.state
 
     assert {name: environment[name] for name in environment if name != "BORG_RSH"} == {
-        "BORG_REPO": REPO_URL,
+        "BORG_REPO": repo_url,
         "BORG_EXIT_CODES": "modern",
         "BORG_HOST_ID": (state / "host_id").read_text().strip(),
         "BORG_KEYS_DIR": str(state / "keys"),
@@ -277,20 +309,20 @@ def test_borg_environment_passes_a_configured_passphrase(config):
 
 
 def test_host_id_is_made_once_and_kept_in_the_state_volume(tmp_path):
-    first = borg.host_id(tmp_path, "web")
+    first = borg.host_id(tmp_path / "host_id", "web")
 
     assert first.startswith("borg-appliance-web@")
     assert len(first) == len("borg-appliance-web@") + 32
     assert (tmp_path / "host_id").read_text() == first + "\n"
-    assert borg.host_id(tmp_path, "web") == first
-    assert borg.host_id(tmp_path, "other") == first
+    assert borg.host_id(tmp_path / "host_id", "web") == first
+    assert borg.host_id(tmp_path / "host_id", "other") == first
 
 
 def test_host_id_differs_between_state_volumes(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
 
-    assert borg.host_id(tmp_path / "a", "web") != borg.host_id(tmp_path / "b", "web")
+    assert borg.host_id(tmp_path / "a" / "host_id", "web") != borg.host_id(tmp_path / "b" / "host_id", "web")
 
 
 def test_borg_environment_uses_the_same_host_id_on_every_call(config):

@@ -1,12 +1,11 @@
 """Tests for restoring: a target that would write over the live volumes is refused before borg runs."""
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 
-from borg_client import runner
-from borg_client.config import load
+from borg_client import restore as restoring
+from borg_client.borgcall import BorgCall
 from borg_client.restore import RestoreRefused, overlaps_live, restore
 
 SOURCES = Path("/backup")
@@ -22,22 +21,19 @@ def test_a_target_beside_the_live_volumes_does_not_overlap_them(target):
     assert overlaps_live(Path(target), SOURCES) is False
 
 
-@pytest.fixture
-def config(pairing, passphrase_file, tmp_path):
-    loaded = load({"BORG_PASSPHRASE_FILE": str(passphrase_file)}, pairing=pairing, hostname="web")
-    return dataclasses.replace(loaded, state=tmp_path / "state", sources=tmp_path / "backup")
+BORG = ["borg", "--log-json", "--lock-wait", "600"]
 
 
 @pytest.fixture
 def borg_calls(monkeypatch):
-    """Record borg commands (without --log-json) instead of running them; each one exits 0."""
+    """Record borg commands instead of running them; each one exits 0."""
     calls = []
 
     def call_borg(config, argv, capture_json=False, cwd=None):
-        calls.append(([argument for argument in argv if argument != "--log-json"], cwd))  # call_borg ensures it
-        return runner.BorgCall(0, "", (), ())
+        calls.append((argv, cwd))
+        return BorgCall(0, "", (), ())
 
-    monkeypatch.setattr(runner, "call_borg", call_borg)
+    monkeypatch.setattr(restoring, "call_borg", call_borg)
     return calls
 
 
@@ -67,7 +63,7 @@ def test_restore_over_the_live_volumes_runs_when_asked_explicitly(config, borg_c
 
     assert restore(config, "web-2024-05-06", [], target, over_live=True) == 0
 
-    assert borg_calls == [(["borg", "extract", "--list", "::web-2024-05-06"], target)]
+    assert borg_calls == [([*BORG, "extract", "--list", "::web-2024-05-06"], target)]
 
 
 def test_restore_elsewhere_creates_the_target_and_extracts_the_paths_relative(config, borg_calls, tmp_path):
@@ -76,12 +72,12 @@ def test_restore_elsewhere_creates_the_target_and_extracts_the_paths_relative(co
     assert restore(config, "web-2024-05-06", ["/backup/data/a.txt", "backup/db"], target) == 0
 
     assert target.is_dir()
-    assert borg_calls == [(["borg", "extract", "--list", "::web-2024-05-06", "backup/data/a.txt", "backup/db"], target)]
+    assert borg_calls == [([*BORG, "extract", "--list", "::web-2024-05-06", "backup/data/a.txt", "backup/db"], target)]
 
 
 def test_restore_returns_borgs_exit_code_when_it_fails(config, monkeypatch, tmp_path):
     monkeypatch.setattr(
-        runner, "call_borg", lambda *args, **kwargs: runner.BorgCall(2, "", ("Archive.DoesNotExist",), ("ERROR: x",))
+        restoring, "call_borg", lambda *args, **kwargs: BorgCall(2, "", ("Archive.DoesNotExist",), ("ERROR: x",))
     )
 
     assert restore(config, "missing", [], tmp_path / "r") == 2

@@ -1,16 +1,22 @@
-"""Tests for the schedule: next fire times, the schedule's period, and catching up a missed backup at start."""
+"""Tests for the schedule: next fire times, the period, catching up at start, and a loop that survives errors."""
 
+import dataclasses
+import logging
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from borg_client import quiesce, schedule
+from borg_client import run as runs
+from borg_client.borgcall import Control
 from borg_client.schedule import last_success_age, needs_catch_up, next_times, period
 
 NOW = datetime(2024, 5, 6, 10, 17, 30, tzinfo=UTC)
 
 
 def run(status: str, finished: datetime | None) -> dict:
-    """Return a run as runner.record_run keeps it."""
+    """Return a run as journal.record_run keeps it."""
     return {"status": status, "finished_at": finished.isoformat(timespec="seconds") if finished else None}
 
 
@@ -93,3 +99,71 @@ def test_no_catch_up_when_a_success_is_within_one_period_even_after_failures():
     runs = [run("success", NOW - timedelta(hours=20)), run("failure", NOW - timedelta(hours=1))]
 
     assert needs_catch_up(runs, "0 3 * * *", NOW) is False
+
+
+@pytest.fixture
+def overdue(config, monkeypatch):
+    """An hourly schedule whose next time is already two hours past: every run misses the next time.
+
+    The loop never waits; no Docker (recover raises as a broken socket would).
+    """
+    real_next_times = schedule.next_times
+
+    def next_times_overdue(expression, after, count=2):
+        if count == 1:
+            return [after - timedelta(hours=2)]
+        return real_next_times(expression, after, count)
+
+    def broken_socket(journal):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(schedule, "next_times", next_times_overdue)
+    monkeypatch.setattr(quiesce, "recover", broken_socket)
+    return dataclasses.replace(config, cron="0 * * * *")
+
+
+def test_the_loop_goes_on_after_runs_and_skipped_reports_fail_unexpectedly(overdue, monkeypatch, caplog):
+    stop, calls = threading.Event(), []
+
+    def run_once(config, control):
+        calls.append("run")
+        if len(calls) >= 4:
+            stop.set()
+            return
+        raise RuntimeError(f"bug {len(calls)}")
+
+    def report_skipped(config, message):
+        calls.append("skipped")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runs, "run_once", run_once)
+    monkeypatch.setattr(runs, "report_skipped", report_skipped)
+
+    with caplog.at_level(logging.INFO):
+        schedule.loop(overdue, stop, Control())
+
+    assert calls == ["run", "run", "skipped", "run"]  # catch-up, scheduled (then the missed one), scheduled
+    failures = [(record.getMessage(), str(record.exc_info[1])) for record in caplog.records if record.exc_info]
+    assert failures == [
+        (
+            "starting containers a crashed run left stopped failed unexpectedly; the scheduler goes on",
+            "[Errno 111] Connection refused",
+        ),
+        ("the backup failed unexpectedly; the scheduler goes on", "bug 1"),
+        ("the backup failed unexpectedly; the scheduler goes on", "bug 2"),
+        (
+            "the report of a skipped run failed unexpectedly; the scheduler goes on",
+            "[Errno 28] No space left on device",
+        ),
+    ]
+    assert caplog.messages[-1] == "scheduler stopped"
+
+
+def test_the_loop_does_not_swallow_a_keyboard_interrupt(overdue, monkeypatch):
+    def interrupted(config, control):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "run_once", interrupted)
+
+    with pytest.raises(KeyboardInterrupt):
+        schedule.loop(overdue, threading.Event(), Control())

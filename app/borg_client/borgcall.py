@@ -1,0 +1,80 @@
+"""Running borg: the one place the sidecar starts a borg process, and what a finished call says.
+
+argv comes whole from borg.py (with --log-json and --lock-wait); this module adds nothing to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from borg_client import borg
+from borg_client.config import ClientConfig
+from borg_common import process
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Control:
+    """Lets a signal handler interrupt a run: borg gets SIGINT, writes a checkpoint and stops."""
+
+    process: subprocess.Popen | None = None
+    interrupted: bool = False
+
+    def attach(self, running: subprocess.Popen) -> None:
+        self.process = running
+        if self.interrupted:
+            running.send_signal(signal.SIGINT)
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        if self.process is not None and self.process.poll() is None:
+            logger.warning("stopping: asking borg to write a checkpoint and exit")
+            self.process.send_signal(signal.SIGINT)
+
+
+@dataclass(frozen=True)
+class BorgCall:
+    """A finished borg command: its exit code, --json output, message ids and log tail."""
+
+    returncode: int
+    stdout: str
+    msgids: tuple[str, ...]
+    tail: tuple[str, ...] = field(default=())
+
+
+def call_borg(
+    config: ClientConfig, argv: list[str], capture_json: bool = False, cwd: Path | None = None,
+    control: Control | None = None,
+) -> BorgCall:  # fmt: skip
+    """Given a borg argv (from borg.py), run it against config's repository and return what it did.
+
+    Its output is streamed into the log, read as borg's --log-json lines; with capture_json, stdout
+    is kept whole instead (for --json output). Raise OSError if borg cannot be started.
+    """
+    log = borg.LogJson()
+    result = process.run(
+        argv,
+        env=borg.borg_environment(config, dict(os.environ)),
+        secrets=config.secrets,
+        render_line=log.render,
+        capture_stdout=capture_json,
+        cwd=str(cwd) if cwd else None,
+        on_start=control.attach if control else None,
+    )
+    return BorgCall(result.returncode, result.stdout, tuple(log.msgids), tuple(result.tail))
+
+
+def explain(call: BorgCall, what: str) -> str:
+    """Given a finished call and the step it was, return what went wrong, for people.
+
+    The step, borg's exit code and its last error line (or its last line).
+    """
+    errors = [line for line in call.tail if line.startswith(("ERROR", "CRITICAL"))]
+    detail = errors[-1] if errors else (call.tail[-1] if call.tail else "no output")
+    return f"{what} (exit {call.returncode}): {detail}"

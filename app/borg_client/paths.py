@@ -1,0 +1,94 @@
+"""Where the sidecar keeps its state: one record naming every file and directory in the state volume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from borg_client.config import ClientConfig
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The state volume of one client: borg's own directories, the run journal, the outbox, the logs."""
+
+    state: Path
+    client: str
+
+    @classmethod
+    def of(cls, config: ClientConfig) -> Paths:
+        """Given the configuration, return the paths of its state volume."""
+        return cls(config.state, config.client)
+
+    @property
+    def outbox(self) -> Path:
+        """Reports not delivered yet, one file each (borg_common.outbox)."""
+        return self.state / "outbox"
+
+    @property
+    def runs(self) -> Path:
+        """The run journal: the last runs' reports, for `status` and the health check."""
+        return self.state / "runs.json"
+
+    @property
+    def runs_lock(self) -> Path:
+        """Serialises writers of the run journal (a skipped report and a manual run may finish at once)."""
+        return self.state / "runs.lock"
+
+    @property
+    def run_lock(self) -> Path:
+        """Held for the whole of a run, so that runs never overlap."""
+        return self.state / "run.lock"
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    def day_log(self, day: date) -> Path:
+        """The file every log line of the day goes to, with the full list of files borg saw."""
+        return self.logs / f"{self.client}-{day:%Y-%m-%d}.log"
+
+    @property
+    def key_export(self) -> Path:
+        return self.state / "key-export"
+
+    @property
+    def key_file(self) -> Path:
+        """The repository key as `borg key export` writes it."""
+        return self.key_export / f"{self.client}.key"
+
+    @property
+    def paper_key_file(self) -> Path:
+        """The repository key in paper form (`borg key export --paper`)."""
+        return self.key_export / f"{self.client}.key.txt"
+
+    @property
+    def keys(self) -> Path:
+        """BORG_KEYS_DIR."""
+        return self.state / "keys"
+
+    @property
+    def security(self) -> Path:
+        """BORG_SECURITY_DIR."""
+        return self.state / "security"
+
+    @property
+    def cache(self) -> Path:
+        """BORG_CACHE_DIR."""
+        return self.state / "cache"
+
+    @property
+    def borg_config(self) -> Path:
+        """BORG_CONFIG_DIR."""
+        return self.state / "config"
+
+    @property
+    def host_id(self) -> Path:
+        """The BORG_HOST_ID made once for this state volume."""
+        return self.state / "host_id"
+
+    @property
+    def stopped_containers(self) -> Path:
+        """The journal of containers stopped for a run, until they are started again."""
+        return self.state / "stopped-containers.json"

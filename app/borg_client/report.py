@@ -1,0 +1,115 @@
+"""The report of a run: the record the contract in DESIGN.md describes, finished, kept, shipped and pinged.
+
+Kept first (run journal and outbox), then delivered; a report that cannot be delivered never
+changes the run's outcome.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from borg_client import journal
+from borg_client.config import ClientConfig
+from borg_client.paths import Paths
+from borg_common import delivery, reports
+
+logger = logging.getLogger(__name__)
+
+LOG_TAIL_LINES = 20
+LOG_LINE_LIMIT = 500
+PING_LIMIT = 10000  # characters of the message and log tail a ping carries
+LEVELS = {"success": logging.INFO, "skipped": logging.WARNING, "warning": logging.WARNING}
+FAILED = ("failure", "interrupted")
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """One run: who, when, the outcome (success | warning | failure | skipped | interrupted) and why."""
+
+    run_id: str
+    client: str
+    repository: str
+    started_at: datetime
+    status: str = "failure"  # until the run says otherwise
+    message: str = ""
+    archive: str | None = None
+    finished_at: datetime | None = None
+    borg_rc: int | None = None
+    stats: Mapping[str, int | None] = field(default_factory=dict)
+    stopped_containers: tuple[str, ...] = ()
+    log_tail: tuple[str, ...] = ()
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return round((self.finished_at - self.started_at).total_seconds(), 3)
+
+    def to_dict(self) -> dict:
+        """Return the report as it is shipped and kept (the JSON receivers read)."""
+        return {
+            "run_id": self.run_id,
+            "client": self.client,
+            "repository": self.repository,
+            "archive": self.archive,
+            "status": self.status,
+            "started_at": self.started_at.isoformat(timespec="seconds"),
+            "finished_at": self.finished_at.isoformat(timespec="seconds") if self.finished_at else None,
+            "duration_s": self.duration_s,
+            "borg_rc": self.borg_rc,
+            "stats": dict(self.stats),
+            "stopped_containers": list(self.stopped_containers),
+            "message": self.message,
+            "log_tail": list(self.log_tail),
+        }
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def start(config: ClientConfig) -> RunReport:
+    """Given the configuration, return the report of a run that starts now (a failure until told otherwise)."""
+    return RunReport(run_id=str(uuid.uuid4()), client=config.client, repository=config.repository, started_at=now())
+
+
+def bounded(lines: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Given log lines, return the last 20 of them, each cut at 500 characters."""
+    return tuple(line[:LOG_LINE_LIMIT] for line in list(lines)[-LOG_TAIL_LINES:])
+
+
+def finish(report: RunReport) -> RunReport:
+    """Given a run's report, return it finished now; a run that did not succeed shows at least its message."""
+    tail = report.log_tail or ((report.message,) if report.status != "success" else ())
+    return dataclasses.replace(report, finished_at=now(), log_tail=tail)
+
+
+def ship(config: ClientConfig, paths: Paths, report: RunReport) -> None:
+    """Given a finished report: log its outcome, keep it in the run journal and outbox, deliver it, ping.
+
+    Never raises for a journal, outbox or delivery problem: it is logged, and the rest still happens.
+    """
+    logger.log(LEVELS.get(report.status, logging.ERROR), "backup %s: %s", report.status, report.message)
+    document = report.to_dict()
+    try:
+        journal.record_run(paths, document)
+    except OSError:
+        logger.exception("the run journal %s cannot be written", paths.runs)
+    try:
+        reports.send(paths.outbox, document, config.report_urls, config.report_timeout)
+    except OSError:
+        logger.exception("reports: the outbox %s cannot be written", paths.outbox)
+    if report.status != "skipped":
+        ping(config, "/fail" if report.status in FAILED else "", "\n".join([report.message, *report.log_tail]))
+
+
+def ping(config: ClientConfig, suffix: str, body: str) -> None:
+    """Send a Healthchecks-style ping (suffix /start, none for success, /fail); its failure only gets logged."""
+    if config.healthchecks_url:
+        url = config.healthchecks_url.rstrip("/") + suffix
+        delivery.ping(url, body=body[-PING_LIMIT:], timeout=config.report_timeout)

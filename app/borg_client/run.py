@@ -1,0 +1,95 @@
+"""One backup run, top to bottom: lock, pre-flight, containers stopped, borg create, report.
+
+Whatever happens inside a run, it ends in a report: an expected failure (pre-flight, borg) with
+its message, anything unexpected (a Docker API error, an OSError, a bug) as a failure naming the
+error, with the traceback in the log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from borg_client import borg, preflight, quiesce, report, repository
+from borg_client.borgcall import BorgCall, Control, explain
+from borg_client.config import ClientConfig
+from borg_client.daylog import day_log
+from borg_client.journal import clear_stale_cache_locks, run_lock
+from borg_client.paths import Paths
+from borg_client.report import RunReport
+from borg_client.repository import RunFailed
+
+logger = logging.getLogger(__name__)
+
+
+def run_once(config: ClientConfig, wait: bool = False, control: Control | None = None) -> RunReport:
+    """Run one backup and report it; return the report.
+
+    A scheduled run skips when another is still going on; a manual one (wait) waits for it.
+    """
+    control = control or Control()
+    paths = Paths.of(config)
+    started = report.start(config)
+    with day_log(paths), run_lock(paths, wait) as locked:
+        if locked:
+            outcome = backup(config, paths, started, control)
+        else:
+            outcome = dataclasses.replace(started, status="skipped", message="the previous run is still going on")
+        finished = report.finish(outcome)
+        report.ship(config, paths, finished)
+    return finished
+
+
+def report_skipped(config: ClientConfig, message: str) -> RunReport:
+    """Record and ship a skipped run (a scheduled time passed while the previous run still went on)."""
+    paths = Paths.of(config)
+    with day_log(paths):
+        finished = report.finish(dataclasses.replace(report.start(config), status="skipped", message=message))
+        report.ship(config, paths, finished)
+    return finished
+
+
+def backup(config: ClientConfig, paths: Paths, started: RunReport, control: Control) -> RunReport:
+    """Given the started report, back up (holding the run lock) and return the report of the outcome."""
+    stopped: list[str] = []
+    try:
+        clear_stale_cache_locks(paths.cache)
+        report.ping(config, "/start", "")
+        sources = preflight.sources(config)
+        preflight.check_host_key(config)
+        if control.interrupted:
+            raise RunFailed("stopped before borg create started")
+        archive = config.archive_name.replace("{client}", config.client)
+        with quiesce.stopped(config.stop_label, paths.stopped_containers) as stopped:
+            logger.info("backing up %s to %s", ", ".join(sources), config.repository)
+            call = repository.create(config, archive, sources, control)
+        return created(started, call, control.interrupted, stopped)
+    except (RunFailed, preflight.PreflightFailed) as error:
+        status = "interrupted" if control.interrupted else "failure"
+        return dataclasses.replace(started, status=status, message=str(error), stopped_containers=tuple(stopped))
+    except Exception as error:  # a Docker API error, an OSError, a bug: still a report, and the traceback
+        logger.exception("the run failed unexpectedly")
+        return dataclasses.replace(
+            started, status="failure", message=unexpected(error), stopped_containers=tuple(stopped)
+        )
+
+
+def unexpected(error: Exception) -> str:
+    """Given an error nobody expected, return the report's message naming it."""
+    detail = f": {error}" if str(error) else ""
+    return f"unexpected error: {type(error).__name__}{detail}"
+
+
+def created(started: RunReport, call: BorgCall, interrupted: bool, stopped: list[str]) -> RunReport:
+    """Given the started report and borg create's call, return the report of its outcome."""
+    verdict = borg.outcome(call.returncode)
+    archive, stats = borg.archive_stats(call.stdout)
+    status, message = verdict.status, verdict.reason
+    if verdict.status == "failure":
+        message = explain(call, "borg create failed")
+        if interrupted:
+            status, message = "interrupted", "stopped during borg create; borg wrote a checkpoint"
+    return dataclasses.replace(
+        started, archive=archive, stats=stats, borg_rc=call.returncode, log_tail=report.bounded(call.tail),
+        status=status, message=message, stopped_containers=tuple(stopped),
+    )  # fmt: skip
