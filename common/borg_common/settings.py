@@ -68,7 +68,7 @@ class ConfigError(Exception):
 
 
 class Settings:
-    """Given an environment mapping, read typed settings and collect problems.
+    """Given an environment mapping (and with add_file a file's entries), read typed settings and collect problems.
 
     Every reader takes the variable name and returns a value (the default when the setting is
     unset or wrong); a wrong value adds a problem instead of raising. `check()` raises
@@ -77,7 +77,7 @@ class Settings:
 
     def __init__(self, environ: Mapping[str, str]):
         self.environ = environ
-        self.file: Mapping[str, Written] = {}  # variable name -> the file's entry standing for it
+        self.file_entries: Mapping[str, Written] = {}  # variable name -> the file's entry standing for it
         self.problems: list[str] = []
 
     def add_file(self, entries: Mapping[str, Written]) -> None:
@@ -90,11 +90,11 @@ class Settings:
             if variable.value or variable.file:
                 shown = variable.label if variable.value else variable.file_label
                 self.problem(shown, f"is also set as {entry.label}; set it in one place")
-        self.file = {**self.file, **entries}
+        self.file_entries = {**self.file_entries, **entries}
 
     def written(self, name: str) -> Written:
         """Given a variable name, return how the setting is written: in the file if there, else in the environment."""
-        return self.file[name] if name in self.file else self._environment(name)
+        return self.file_entries[name] if name in self.file_entries else self._environment(name)
 
     def _environment(self, name: str) -> Written:
         """Given a variable name, return how the environment writes that setting."""

@@ -70,7 +70,7 @@ def check_client_variables(settings: Settings, environ: Mapping[str, str], liste
     fields = sorted((f.upper() + end for f in CLIENT_FIELDS for end in ("", "_FILE")), key=len, reverse=True)
     names = ", ".join(listed) or "none"
     for variable in sorted(name for name, value in environ.items() if name.startswith("BORG_CLIENT_") and value):
-        if variable.removesuffix("_FILE") in settings.file:
+        if variable.removesuffix("_FILE") in settings.file_entries:
             continue
         rest = variable.removeprefix("BORG_CLIENT_")
         readings = [f"{f} of client {n}" for n in listed for f in fields if rest == f"{env_name(n)}_{f}"]
