@@ -11,13 +11,11 @@ import enum
 import functools
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from tenacity import (
@@ -30,11 +28,11 @@ from tenacity import (
 )
 
 from borg_common import outbox
+from borg_common.urls import redact_url
 
 logger = logging.getLogger(__name__)
 
 RETRYABLE_TRANSPORT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-_TOKEN_SEGMENT = re.compile(r"(?=.*\d)[A-Za-z0-9_-]{16,}")
 
 
 class DeliveryError(Exception):
@@ -63,19 +61,6 @@ class FlushResult:
 
     delivered: int
     pending: int
-
-
-def redact_url(url: str) -> str:
-    """Given a URL, return scheme://host[:port]/path without user info, query (shown as ?…) or fragment.
-
-    Path segments that look like tokens (16+ letters, digits, - or _, with a digit, e.g. a
-    Healthchecks UUID or a webhook secret) are shown as … too.
-    """
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    path = "/".join("…" if _TOKEN_SEGMENT.fullmatch(segment) else segment for segment in parts.path.split("/"))
-    query = "?…" if parts.query else ""
-    return f"{parts.scheme}://{host}{path}{query}"
 
 
 def post_json(session: Any, url: str, document: dict[str, Any], timeout: float) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from borg_client.config import ClientConfig, load
-from borg_common.settings import ConfigError
+from borg_common.settings import LOG_LEVELS, ConfigError
 from tests.unit.borg_client.conftest import REPO_URL
 
 ENCRYPTIONS = "keyfile-blake2, repokey-blake2, keyfile, repokey, authenticated-blake2, authenticated"
@@ -178,6 +178,16 @@ BAD_CONFIGURATIONS = {
         {"BORG_SSH_KEY_FILE": "{tmp}/absent"},
         "BORG_SSH_KEY_FILE: {tmp}/absent does not exist; mount the server's pairing export or set BORG_SSH_KEY_FILE",
     ),
+    "report URL not http": (
+        {"REPORT_URLS": "https://ok.example/hook ftp://user:pw@files.example/x"},
+        "REPORT_URLS: 'ftp://***@files.example/x' is not an http:// or https:// URL with a host",
+    ),
+    "healthchecks URL with a token": (
+        {"HEALTHCHECKS_URL": "htps://hc-ping.com/5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278"},
+        "HEALTHCHECKS_URL: 'htps://hc-ping.com/…' is not an http:// or https:// URL with a host",
+    ),
+    "report timeout zero": ({"REPORT_TIMEOUT": "0"}, "REPORT_TIMEOUT: 0s is too short; use at least 1s"),
+    "unknown log level": ({"LOG_LEVEL": "loud"}, f"LOG_LEVEL: 'loud' is not one of {', '.join(LOG_LEVELS)}"),
     "known hosts is a directory": (
         {"BORG_KNOWN_HOSTS_FILE": "{tmp}"},
         "BORG_KNOWN_HOSTS_FILE: {tmp} does not exist; mount the server's pairing export or set BORG_KNOWN_HOSTS_FILE",
@@ -256,3 +266,10 @@ def test_every_borg_compression_form_is_accepted(compression, pairing, passphras
     environ = {"BORG_PASSPHRASE_FILE": str(passphrase_file), "BORG_COMPRESSION": compression}
 
     assert load(environ, pairing=pairing).compression == compression
+
+
+def test_the_log_level_is_info_unless_log_level_names_another_in_any_case(pairing, passphrase_file):
+    environ = {"BORG_PASSPHRASE_FILE": str(passphrase_file)}
+
+    assert load(environ, pairing=pairing).log_level == "INFO"
+    assert load(environ | {"LOG_LEVEL": "debug"}, pairing=pairing).log_level == "DEBUG"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from borg_common.settings import ConfigError, Settings, parse_duration, parse_size
+from borg_common.settings import CLIENT_NAME, LOG_LEVELS, ConfigError, Settings, Written, parse_duration, parse_size
 
 BOOLEANS = "yes, true, on, 1, no, false, off, 0"
 
@@ -198,3 +198,118 @@ def test_a_config_error_explains_itself_with_one_indented_line_per_problem():
     assert error.explain("borg-server", "; nothing was changed") == (
         "borg-server: the configuration has 2 problem(s); nothing was changed:\n  A: is wrong\n  B: is missing"
     )
+
+
+# A file's entries stand for variables: the same readers and rules apply, problems name the entry as written.
+WHERE = "FILE (f.yaml) clients.web."
+
+
+def entry(value: str = "", file: str = "") -> dict[str, Written]:
+    """Given a value and/or a file name, return a file's entry key (key_file) standing for WEB_KEY."""
+    return {"WEB_KEY": Written("key", "key_file", value=value, file=file, where=WHERE)}
+
+
+def read_from_file(entries: dict[str, Written], environ: dict[str, str], reader: str, *arguments):
+    """Given a file's entries over an environment and a reader with its arguments, return (value, problems)."""
+    settings = Settings(environ)
+    settings.add_file(entries)
+    return getattr(settings, reader)(*arguments), settings.problems
+
+
+@pytest.mark.parametrize("form", ["variable", "variable _FILE", "entry", "entry _file"])
+def test_a_setting_reads_the_same_from_a_variable_its_file_an_entry_or_its_file(tmp_path, form):
+    (tmp_path / "secret").write_text("50G\n")
+    environ, entries = {
+        "variable": ({"WEB_KEY": "50G"}, {}),
+        "variable _FILE": ({"WEB_KEY_FILE": str(tmp_path / "secret")}, {}),
+        "entry": ({}, entry(value="50G")),
+        "entry _file": ({}, entry(file=str(tmp_path / "secret"))),
+    }[form]
+
+    assert read_from_file(entries, environ, "string", "WEB_KEY") == ("50G", [])
+
+
+def test_an_entry_with_both_its_value_and_file_is_a_problem_naming_it_as_written(tmp_path):
+    assert read_from_file(entry("v", str(tmp_path)), {}, "string", "WEB_KEY", "default") == (
+        "default",
+        [f"{WHERE}key: both key and key_file are set; set only one"],
+    )
+
+
+def test_an_entry_whose_file_cannot_be_read_is_a_problem_naming_its_file_setting(tmp_path):
+    assert read_from_file(entry(file=str(tmp_path / "absent")), {}, "string", "WEB_KEY") == (
+        None,
+        [f"{WHERE}key_file: cannot read {tmp_path / 'absent'}: No such file or directory"],
+    )
+
+
+def test_a_bad_value_in_an_entry_is_a_problem_naming_the_entry():
+    assert read_from_file(entry("maybe"), {}, "boolean", "WEB_KEY", True) == (
+        True,
+        [f"{WHERE}key: 'maybe' is not a boolean; use one of {BOOLEANS}"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"), [({"WEB_KEY": "a"}, "WEB_KEY"), ({"WEB_KEY_FILE": "/f"}, "WEB_KEY_FILE")]
+)
+def test_a_setting_in_the_environment_and_a_file_is_a_problem_and_the_file_wins(environ, named):
+    assert read_from_file(entry("b"), environ, "string", "WEB_KEY") == (
+        "b",
+        [f"{named}: is also set as {WHERE}key; set it in one place"],
+    )
+
+
+def test_label_and_is_set_follow_where_a_setting_is_written():
+    settings = Settings({"A": "1", "WEB_KEY": ""})
+    settings.add_file(entry("x"))
+
+    assert (settings.label("A"), settings.label("WEB_KEY"), settings.label("B")) == ("A", f"{WHERE}key", "B")
+    assert (settings.is_set("A"), settings.is_set("WEB_KEY"), settings.is_set("B")) == (True, True, False)
+
+
+def test_duration_below_its_minimum_is_a_problem():
+    assert read({"D": "5s"}, "duration", "D", 60, 10) == (60, ["D: 5s is too short; use at least 10s"])
+    assert read({"D": "10s"}, "duration", "D", 60, 10) == (10, [])
+
+
+def test_log_level_is_one_of_pythons_levels_in_any_case_or_of_the_levels_given():
+    assert read({}, "log_level", "LOG_LEVEL") == ("INFO", [])
+    assert read({"LOG_LEVEL": " debug "}, "log_level", "LOG_LEVEL") == ("DEBUG", [])
+    assert read({"L": "verbose"}, "log_level", "L", "INFO", ("INFO", "VERBOSE")) == ("VERBOSE", [])
+    assert read({"L": "loud"}, "log_level", "L", "INFO", ("INFO", "VERBOSE")) == (
+        "INFO",
+        ["L: 'loud' is not one of INFO, VERBOSE"],
+    )
+
+
+def test_log_level_accepts_what_python_logging_accepts():
+    assert set(LOG_LEVELS) >= {"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL"}
+
+
+def test_urls_are_words_that_must_be_http_urls_shown_without_their_secrets():
+    value, problems = read({"U": "https://a.example/x, ftp://u:pw@b.example/hook?token=1"}, "urls", "U")
+
+    assert value == ("https://a.example/x", "ftp://u:pw@b.example/hook?token=1")
+    assert problems == ["U: 'ftp://***@b.example/hook?…' is not an http:// or https:// URL with a host"]
+
+
+def test_url_is_one_url_and_a_bad_one_hides_token_like_path_segments():
+    token_url = "htps://hc-ping.com/5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278"
+
+    assert read({}, "url", "U") == (None, [])
+    assert read({"U": "https://hc.example/a b"}, "url", "U") == ("https://hc.example/a b", [])
+    assert read({"U": token_url}, "url", "U") == (
+        token_url,
+        ["U: 'htps://hc-ping.com/…' is not an http:// or https:// URL with a host"],
+    )
+
+
+@pytest.mark.parametrize("name", ["web", "db-1", "a", "0_backup", "w" * 32])
+def test_client_name_accepts_lower_case_letters_digits_dash_and_underscore(name):
+    assert CLIENT_NAME.fullmatch(name)
+
+
+@pytest.mark.parametrize("name", ["Web", "-web", "_web", "w" * 33, "web.1", "web server", ""])
+def test_client_name_refuses_anything_else(name):
+    assert not CLIENT_NAME.fullmatch(name)

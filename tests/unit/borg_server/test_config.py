@@ -2,6 +2,7 @@
 problem reported as the one line a user reads."""
 
 import pytest
+import yaml
 
 from borg_common.settings import ConfigError
 from borg_server.config import ClientSpec, ServerConfig, load
@@ -452,3 +453,122 @@ def test_metrics_port_may_equal_the_ssh_port_clients_connect_to_when_sshd_listen
     config = load({"BORG_CLIENTS": "web", "BORG_SERVER_NAME": "backup:9100", "METRICS_PORT": "9100"}, "backup")
 
     assert (config.server_port, config.ssh_port, config.metrics_port) == (9100, 22, 9100)
+
+
+# One reading path: a setting written as a variable, its _FILE, a field of BORG_SERVER_CONFIG or its _file
+# is the same setting, read by the same reader under the same rules; only the name a problem gives differs.
+FORMS = ("variable", "variable _FILE", "field", "field _file")
+
+
+def write_setting(tmp_path, form: str, variable: str, field: str, value: str) -> dict[str, str]:
+    """Given a form from FORMS, a setting's variable and field (e.g. "clients.web.key") and its value, return an
+    environment that sets it that way, with one client web (in the file for a field of clients.web)."""
+    secret, path = tmp_path / "secret", tmp_path / "borg.yaml"
+    secret.write_text(value + "\n")
+    if form.startswith("variable"):
+        return {"BORG_CLIENTS": "web"} | (
+            {variable: value} if form == "variable" else {f"{variable}_FILE": str(secret)}
+        )
+    name = field.rpartition(".")[2] + ("" if form == "field" else "_file")
+    text = value if form == "field" else str(secret)
+    is_client_field = field.startswith("clients.web.")
+    path.write_text(yaml.safe_dump({"clients": {"web": {name: text}}} if is_client_field else {name: text}))
+    return {"BORG_SERVER_CONFIG": str(path)} | ({} if is_client_field else {"BORG_CLIENTS": "web"})
+
+
+def label(tmp_path, form: str, variable: str, field: str) -> str:
+    """Given a form, a variable and its field, return how a problem names that setting's value."""
+    return variable if form.startswith("variable") else f"BORG_SERVER_CONFIG ({tmp_path / 'borg.yaml'}) {field}"
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_client_key_is_the_same_setting_in_every_form(tmp_path, form):
+    environ = write_setting(tmp_path, form, "BORG_CLIENT_WEB_KEY", "clients.web.key", ED25519)
+
+    assert load(environ, "backup").clients == (client("web", key=parse_public_key(ED25519)),)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_server_setting_is_the_same_setting_in_every_form(tmp_path, form):
+    environ = write_setting(tmp_path, form, "SSH_PORT", "ssh_port", "2222")
+
+    assert load(environ, "backup") == server(client("web"), server_port=2222, ssh_port=2222)
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize(
+    ("variable", "field", "value", "problem"),
+    [
+        ("BORG_CLIENT_WEB_KEY", "clients.web.key", f"{ED25519}\n{ED25519_OTHER}", "has 2 lines; a key is one line"),
+        ("BORG_CLIENT_WEB_QUOTA", "clients.web.quota", "5M", "5M is below borg's minimum storage quota of 10M"),
+        ("MONITOR_INTERVAL", "monitor_interval", "5s", "5s is too short; use at least 10s"),
+        ("PUID", "puid", "0", "0 is root; the borg account must not be root"),
+    ],
+)
+def test_a_bad_value_is_the_same_problem_in_every_form_naming_the_setting_as_written(
+    tmp_path, form, variable, field, value, problem
+):
+    environ = write_setting(tmp_path, form, variable, field, value)
+
+    assert problems_of(environ) == [f"{label(tmp_path, form, variable, field)}: {problem}"]
+
+
+@pytest.mark.parametrize(
+    ("environ", "document", "problem"),
+    [
+        (
+            {"BORG_CLIENTS": "web", "SSH_PORT": "22", "SSH_PORT_FILE": "/run/secrets/port"},
+            "{}\n",
+            "SSH_PORT: both SSH_PORT and SSH_PORT_FILE are set; set only one",
+        ),
+        (
+            {},
+            "ssh_port: 22\nssh_port_file: /run/port\nclients: {web: }\n",
+            "{file} ssh_port: both ssh_port and ssh_port_file are set; set only one",
+        ),
+        (
+            {},
+            "clients: {web: {quota: 50G, quota_file: /run/quota}}\n",
+            "{file} clients.web.quota: both quota and quota_file are set; set only one",
+        ),
+        (
+            {"SSH_PORT_FILE": "/run/secrets/port"},
+            "ssh_port: 22\nclients: {web: }\n",
+            "SSH_PORT_FILE: is also set as {file} ssh_port; set it in one place",
+        ),
+        (
+            {"BORG_CLIENT_WEB_KEY": ED25519},
+            f"clients: {{web: {{key: '{ED25519_OTHER}'}}}}\n",
+            "BORG_CLIENT_WEB_KEY: is also set as {file} clients.web.key; set it in one place",
+        ),
+    ],
+)
+def test_a_setting_given_twice_is_one_problem_in_every_form(tmp_path, environ, document, problem):
+    path = tmp_path / "borg.yaml"
+    path.write_text(document)
+
+    assert problems_of(environ | {"BORG_SERVER_CONFIG": str(path)}) == [
+        problem.replace("{file}", f"BORG_SERVER_CONFIG ({path})")
+    ]
+
+
+@pytest.mark.parametrize("variable", ["BORG_CLIENT_WEB_ADMIN_KEY", "METRICS_PORT"])
+@pytest.mark.parametrize("form", ["variable _FILE", "field _file"])
+def test_an_unreadable_file_is_a_problem_naming_the_file_setting_in_every_form(tmp_path, form, variable):
+    field = "clients.web.admin_key" if variable.startswith("BORG_CLIENT_") else "metrics_port"
+    environ = write_setting(tmp_path, form, variable, field, "unused")
+    (tmp_path / "secret").unlink()
+
+    assert problems_of(environ) == [
+        f"{label(tmp_path, form, variable + '_FILE', field + '_file')}: cannot read {tmp_path / 'secret'}: "
+        "No such file or directory"
+    ]
+
+
+def test_a_variable_for_a_client_of_the_file_that_the_file_does_not_set_is_still_refused(tmp_path):
+    path = tmp_path / "borg.yaml"
+    path.write_text("clients: {web: }\n")
+
+    assert problems_of({"BORG_SERVER_CONFIG": str(path), "BORG_CLIENT_WEB_QUOTA": "50G"}) == [
+        "BORG_CLIENT_WEB_QUOTA: no client web is configured (BORG_CLIENTS lists: none)"
+    ]

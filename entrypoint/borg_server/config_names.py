@@ -1,0 +1,26 @@
+"""The names of the server's settings: each variable, and the BORG_SERVER_CONFIG field that stands for it.
+
+A field in the file is the same setting as its variable: ssh_port is SSH_PORT, clients.web.key_file
+is BORG_CLIENT_WEB_KEY_FILE.
+"""
+
+from __future__ import annotations
+
+CLIENT_FIELDS = ("key", "admin_key", "quota", "append_only", "max_age")
+SERVER_FIELDS = {"server_name": "BORG_SERVER_NAME"} | {  # top-level settings: name in YAML -> variable
+    field: field.upper()
+    for field in (
+        "ssh_port", "puid", "pgid", "ssh_log_level", "monitor_interval", "monitor_check_interval", "metrics_port",
+        "report_urls",
+    )
+}  # fmt: skip
+
+
+def env_name(name: str) -> str:
+    """Given a client name, return its part of variable names: upper case, "-" as "_"."""
+    return name.upper().replace("-", "_")
+
+
+def client_variable(name: str, field: str) -> str:
+    """Given a client name and one of CLIENT_FIELDS, return its variable (web, quota: BORG_CLIENT_WEB_QUOTA)."""
+    return f"BORG_CLIENT_{env_name(name)}_{field.upper()}"
