@@ -202,6 +202,7 @@ def main() -> int:
     config = load_or_explain()
     if config is None:
         return 2
+    setup_logging(config.log_level)
     return arguments.handler(config, arguments)
 
 

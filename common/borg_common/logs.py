@@ -9,7 +9,9 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def setup_logging(level: str = "INFO") -> None:
-    """Send every logger's records at level or above to stderr, one line each."""
-    logging.basicConfig(
-        stream=sys.stderr, level=level.upper(), format=FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z", force=True
-    )
+    """Send every logger's records at level or above to stderr, one line each.
+
+    A level logging does not know means INFO here: the configuration reports it (LOG_LEVEL) by name.
+    """
+    known = level.upper() if isinstance(logging.getLevelName(level.upper()), int) else "INFO"
+    logging.basicConfig(stream=sys.stderr, level=known, format=FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z", force=True)
