@@ -389,3 +389,23 @@ def test_a_stale_alert_is_not_sent_again_while_it_holds():
     transitions(alerts_state, {"stale": ("1d", {"age_s": 1})}, "web", "server", NOW_TEXT)
 
     assert transitions(alerts_state, {"stale": ("2d", {"age_s": 2})}, "web", "server", NOW_TEXT) == []
+
+
+def test_tampering_is_sent_again_only_when_more_committed_files_changed():
+    alerts_state = state()
+    changed = TAMPERING | {"removed": []}
+    transitions(alerts_state, {"tampering": ("changed 2", changed)}, "web", "server", NOW_TEXT)
+
+    unreadable = transitions(
+        alerts_state,
+        {"tampering": ("changed 2; unreadable", changed | {"unreadable": "bad"})},
+        "web",
+        "server",
+        NOW_TEXT,
+    )
+    more = transitions(
+        alerts_state, {"tampering": ("changed 2, 3", changed | {"changed": [2, 3]})}, "web", "server", NOW_TEXT
+    )
+
+    assert unreadable == []  # counted as the status counts tampered files: the one changed segment
+    assert [(d["alert"], d["state"], d["message"]) for d in more] == [("tampering", "updated", "changed 2, 3")]
