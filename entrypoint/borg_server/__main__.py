@@ -10,7 +10,7 @@ import sys
 
 from borg_common.logs import setup_logging
 from borg_common.settings import ConfigError
-from borg_server import audit, compact, config, monitor, serve, setup, status, supervisor, system
+from borg_server import compact, config, figures, metrics, monitor, review, serve, setup, status, supervisor, system
 from borg_server.paths import Paths
 
 logger = logging.getLogger("borg_server")
@@ -58,7 +58,7 @@ def command_status(arguments) -> int:
     server_config = load_or_explain()
     if server_config is None:
         return 2
-    print(status.render(status.collect(server_config, PATHS), as_json=arguments.json))
+    print(status.render(figures.collect(server_config, PATHS), as_json=arguments.json))
     return 0
 
 
@@ -85,7 +85,14 @@ def command_monitor(_arguments) -> int:
     server_config = load_or_explain()
     if server_config is None:
         return 2
-    return monitor.run(server_config, PATHS, os.environ, socket.gethostname())
+    exposition = metrics.Exposition()
+    if server_config.metrics_port:
+        metrics.serve(server_config.metrics_port, exposition)
+
+    def scanned(current: config.ServerConfig, seconds: float) -> None:
+        metrics.publish(exposition, PATHS, current, seconds)
+
+    return monitor.run(server_config, PATHS, os.environ, socket.gethostname(), scanned)
 
 
 def command_audit(arguments) -> int:
@@ -97,11 +104,11 @@ def command_audit(arguments) -> int:
         print(f"client {client.name} may delete (APPEND_ONLY=no): its deletes are not tracked")
         return 0
     try:
-        result = audit.review(client, PATHS, arguments.acknowledge)
-    except audit.AuditRefused as error:
+        result = review.review(client, PATHS, arguments.acknowledge)
+    except review.AuditRefused as error:
         print(f"borg-server: audit {client.name}: {error}", file=sys.stderr)
         return 2
-    print(audit.render(result, as_json=arguments.json))
+    print(review.render(result, as_json=arguments.json))
     return 0
 
 

@@ -7,14 +7,16 @@ sidecar (borg_common.reports), so an alert survives a receiver that is down and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import uuid
 from datetime import datetime
 
 from borg_common import outbox
-from borg_server import findings
+from borg_server import baseline, state
 from borg_server.config import ClientSpec
+from borg_server.state import ClientState, RaisedAlert
 
 QUOTA_ALERT_RATIO = 0.9
 GROWING = ("deletes", "tampering")  # conditions that are sent again when more is found
@@ -37,7 +39,7 @@ def human_duration(seconds: float) -> str:
 
 
 def conditions(
-    client: ClientSpec, state: dict, size: int, now: datetime, check_interval: int, has_repository: bool = False
+    client: ClientSpec, found: ClientState, size: int, now: datetime, check_interval: int, has_repository: bool = False
 ) -> dict[str, tuple[str, dict]]:
     """Given a client, its state, repository size and the check interval, return the conditions that hold.
 
@@ -45,48 +47,46 @@ def conditions(
     """
     name = client.name
     active = {}
-    reference = state["last_backup"] or state["first_seen"]
+    reference = found.last_backup or found.first_seen
     age = (now - datetime.fromisoformat(reference)).total_seconds()
     if age > client.max_age:
-        since = f"its last backup ended {state['last_backup']}" if state["last_backup"] else "it never backed up"
+        since = f"its last backup ended {found.last_backup}" if found.last_backup else "it never backed up"
         active["stale"] = (
             f"client {name}: no backup for {human_duration(age)} (MAX_AGE {human_duration(client.max_age)}); {since}",
-            {"last_backup": state["last_backup"], "age_s": int(age), "max_age_s": client.max_age},
+            {"last_backup": found.last_backup, "age_s": int(age), "max_age_s": client.max_age},
         )
     if client.append_only:
-        count = findings.pending_deletes(state, alerting_only=True)
+        count = found.pending_deletes(alerting_only=True)
         if count:
-            groups = [
-                group for group in state["deletes"] if any(group["kinds"].get(k) for k in findings.ALERTING_KINDS)
-            ]
-            overwrites = sum(group["kinds"].get("overwrite", 0) for group in groups)
-            first, last = groups[0]["segment"], groups[-1]["segment"]
+            groups = [group for group in found.deletes if group.alerting]
+            overwrites = sum(group.kinds.get("overwrite", 0) for group in groups)
+            first, last = groups[0].segment, groups[-1].segment
             what = f" ({overwrites} of them overwrites of stored objects)" if overwrites else ""
             active["deletes"] = (
                 f"client {name}: {count} object(s) deleted in segments {first}..{last}{what}; "
                 f"see borg-server audit {name} before any compaction",
                 {"count": count, "overwrites": overwrites, "first_segment": first, "last_segment": last},
             )
-        if state["tampering"]:
+        if found.tampering:
             active["tampering"] = (
-                f"client {name}: {findings.describe_tampering(state['tampering'])} "
+                f"client {name}: {baseline.describe_tampering(found.tampering)} "
                 "(borg never rewrites committed files of an append-only repository)",
-                dict(state["tampering"]),
+                state.tampering_json(found.tampering),
             )
-    check = state["check"]
-    if check and not check["ok"]:
+    check = found.check
+    if check and not check.ok:
         active["check_failed"] = (
-            f"client {name}: borg check --repository-only failed at {check['at']}: {check['message']}",
-            dict(check),
+            f"client {name}: borg check --repository-only failed at {check.at}: {check.message}",
+            dataclasses.asdict(check),
         )
-    elif has_repository or state["segments"] or check:  # a repository exists: its checks must keep happening
-        checked = (check or {}).get("at") or state["first_seen"]
+    elif has_repository or found.segments or check:  # a repository exists: its checks must keep happening
+        checked = check.at if check else found.first_seen
         overdue = (now - datetime.fromisoformat(checked)).total_seconds()
         if overdue > 2 * check_interval:
             active["check_failed"] = (
                 f"client {name}: no repository check could run for {human_duration(overdue)} "
                 "(the repository was always busy?)",
-                {"last_check_at": (check or {}).get("at"), "overdue_s": int(overdue)},
+                {"last_check_at": check.at if check else None, "overdue_s": int(overdue)},
             )
     if client.quota and size > QUOTA_ALERT_RATIO * client.quota:
         active["quota"] = (
@@ -96,8 +96,10 @@ def conditions(
     return active
 
 
-def transitions(state: dict, active: dict[str, tuple[str, dict]], client: str, server: str, now: str) -> list[dict]:
-    """Given the conditions that hold now, update state's raised alerts; return a document per change.
+def transitions(
+    found: ClientState, active: dict[str, tuple[str, dict]], client: str, server: str, now: str
+) -> list[dict]:
+    """Given the conditions that hold now, update the client's raised alerts; return a document per change.
 
     A condition is sent once when it starts ("raised") and once when it stops ("cleared"). Deletes
     and tampering are sent again ("updated") when more is found while they are raised: a client
@@ -105,15 +107,15 @@ def transitions(state: dict, active: dict[str, tuple[str, dict]], client: str, s
     """
     documents = []
     for kind, (message, details) in active.items():
-        raised = state["alerts"].get(kind)
+        raised = found.alerts.get(kind)
         if raised is None:
-            state["alerts"][kind] = {"since": now, "message": message, "extent": extent(kind, details)}
+            found.alerts[kind] = RaisedAlert(now, message, extent(kind, details))
             documents.append(document(kind, "raised", client, server, message, details, now, now))
-        elif kind in GROWING and extent(kind, details) > raised.get("extent", 0):
-            raised.update(message=message, extent=extent(kind, details))
-            documents.append(document(kind, "updated", client, server, message, details, raised["since"], now))
-    for kind in [kind for kind in state["alerts"] if kind not in active]:
-        since = state["alerts"].pop(kind)["since"]
+        elif kind in GROWING and extent(kind, details) > raised.extent:
+            found.alerts[kind] = RaisedAlert(raised.since, message, extent(kind, details))
+            documents.append(document(kind, "updated", client, server, message, details, raised.since, now))
+    for kind in [kind for kind in found.alerts if kind not in active]:
+        since = found.alerts.pop(kind).since
         message = f"client {client}: cleared: {LABELS.get(kind, kind)}"
         documents.append(document(kind, "cleared", client, server, message, {}, since, now))
     return documents
@@ -124,8 +126,7 @@ def extent(kind: str, details: dict) -> int:
     if kind == "deletes":
         return details.get("count", 0)
     if kind == "tampering":
-        files = sum(len(details.get(key, [])) for key in ("changed", "truncated", "removed"))
-        return files + bool(details.get("config")) + bool(details.get("unreadable"))
+        return state.tampering_from_json(details).files
     return 0
 
 

@@ -21,9 +21,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from borg_server import findings, gate, segments, serve, status, system
+from borg_server import audit_log, baseline, disk, findings, gate, segments, state, system
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.paths import Paths
+from borg_server.state import ClientState
 
 logger = logging.getLogger(__name__)
 
@@ -35,20 +36,19 @@ class CompactionFailed(Exception):
     """A step failed; the message says which and what state the repository is in."""
 
 
-def refusal(name: str, state: dict, last_commit: int | None) -> str | None:
+def refusal(name: str, found: ClientState, last_commit: int | None) -> str | None:
     """Given an append-only client's fresh findings, return why compaction must not run (None: it may)."""
     review = f"review them with: borg-server audit {name}"
-    if state["deletes"]:
-        count = findings.pending_deletes(state)
-        first, last = state["deletes"][0]["segment"], state["deletes"][-1]["segment"]
+    if found.deletes:
+        first, last = found.deletes[0].segment, found.deletes[-1].segment
         return (
-            f"{count} unacknowledged delete(s) (segments {first}..{last}); compaction would apply them for good; "
-            f"{review}"
+            f"{found.pending_deletes()} unacknowledged delete(s) (segments {first}..{last}); "
+            f"compaction would apply them for good; {review}"
         )
-    if state["tampering"]:
-        return f"committed files changed ({findings.describe_tampering(state['tampering'])}); {review}"
-    if state["scanned"] != last_commit:
-        return f"the repository was not scanned completely (through {state['scanned']} of {last_commit}); {review}"
+    if found.tampering:
+        return f"committed files changed ({baseline.describe_tampering(found.tampering)}); {review}"
+    if found.scanned != last_commit:
+        return f"the repository was not scanned completely (through {found.scanned} of {last_commit}); {review}"
     return None
 
 
@@ -80,15 +80,15 @@ def compact(client: ClientSpec, server: ServerConfig, paths: Paths, keep_snapsho
 def gated_compaction(
     client: ClientSpec, server: ServerConfig, paths: Paths, repository: Path, keep_snapshot: bool, started: float
 ) -> int:
-    with findings.locked(paths.monitor_state(client.name)) as state:
+    with state.locked(paths.monitor_state(client.name)) as found:
         if client.append_only:
-            findings.watch_repository(client.name, state, repository, admin_session=False, now=findings.now_text())
-            reason = refusal(client.name, state, segments.last_commit(repository))
+            findings.watch_repository(client.name, found, repository, admin_session=False, now=state.now_text())
+            reason = refusal(client.name, found, segments.last_commit(repository))
             if reason:
                 print(f"borg-server: refused: client {client.name}: {reason}")
                 return REFUSED
     snapshot = take_snapshot(repository, paths.snapshot_directory(client.name))
-    before = status.directory_size(repository)
+    before = disk.directory_size(repository)
     logger.info("client %s: snapshot %s taken; compacting %d bytes", client.name, snapshot, before)
     rollback = (
         f"the repository as it was before is kept in {snapshot}; to return to it: "
@@ -104,17 +104,17 @@ def gated_compaction(
     )
     if checked.returncode != 0:
         raise CompactionFailed(f"borg check found problems after compaction (exit {checked.returncode}); {rollback}")
-    after = status.directory_size(repository)
-    with findings.locked(paths.monitor_state(client.name)) as state:
-        findings.rebaseline(state, repository)
-        state["scanned"] = segments.last_commit(repository)  # compaction copied DELETEs below it: not new
-    serve.append_record(
+    after = disk.directory_size(repository)
+    with state.locked(paths.monitor_state(client.name)) as found:
+        baseline.rebaseline(found, repository)
+        found.scanned = segments.last_commit(repository)  # compaction copied DELETEs below it: not new
+    audit_log.append_record(
         paths.audit_log,
         {
             "event": "server-compact",
             "client": client.name,
             "started_at": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
-            "finished_at": findings.now_text(),
+            "finished_at": state.now_text(),
             "bytes_before": before,
             "bytes_after": after,
         },

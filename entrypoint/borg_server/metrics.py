@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from borg_common import outbox
+from borg_server import figures
 from borg_server.alerts import LABELS
-from borg_server.status import ClientStatus
+from borg_server.config import ServerConfig
+from borg_server.figures import ClientStatus
+from borg_server.paths import Paths
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +68,17 @@ def render(statuses: list[ClientStatus], scanned_at: float | None, scan_seconds:
 
 def number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def publish(exposition: Exposition, paths: Paths, server: ServerConfig, seconds: float) -> None:
+    """Render every client's figures and the monitor's own (a scan that took seconds) into the exposition.
+
+    The monitor calls it after every scan; without METRICS_PORT it does nothing.
+    """
+    if not server.metrics_port:
+        return
+    text = render(figures.collect(server, paths), time.time(), seconds, outbox.size(paths.monitor_outbox))
+    exposition.update(text)
 
 
 class Exposition:

@@ -5,24 +5,25 @@ the last backup (a session of the client's own key that left a higher committed 
 the size against the quota, and for append-only clients the DELETE entries committed since
 the last scan and any committed segment changed, truncated or removed since it was first seen.
 A second thread runs `borg check --repository-only` per client every MONITOR_CHECK_INTERVAL,
-as the borg user. Conditions become alerts (alerts.py); the figures feed `status` and metrics.
+as the borg user. Conditions become alerts (alerts.py); the figures feed `status` and, after
+every scan, whatever the caller asked to be told (the metrics exposition).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from borg_common import outbox, reports
-from borg_common.files import atomic_write
+from borg_common import reports
 from borg_common.settings import ConfigError
-from borg_server import alerts, config, findings, gate, metrics, segments, sessions, status, system
+from borg_server import alerts, audit_log, config, disk, findings, gate, segments, state, system
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.paths import Paths
+from borg_server.state import CheckResult
 
 logger = logging.getLogger(__name__)
 
@@ -40,15 +41,15 @@ def scan_client(client: ClientSpec, server: ServerConfig, paths: Paths, records:
     """
     moment = datetime.now(UTC)
     now = moment.isoformat(timespec="seconds")
-    with findings.locked(paths.monitor_state(client.name)) as state:
-        state["last_backup"] = sessions.last_backup(state["last_backup"], records, client.name)
+    with state.locked(paths.monitor_state(client.name)) as found:
+        found.last_backup = audit_log.last_backup(found.last_backup, records, client.name)
         if client.append_only and not gate.compacting(paths, client.name):
-            admin = any(r.get("client") == client.name and sessions.may_have_compacted(r) for r in records)
-            findings.watch_repository(client.name, state, paths.client_repository(client.name), admin, now)
-        size = status.directory_size(paths.client_directory(client.name))
+            admin = any(r.get("client") == client.name and audit_log.may_have_compacted(r) for r in records)
+            findings.watch_repository(client.name, found, paths.client_repository(client.name), admin, now)
+        size = disk.directory_size(paths.client_directory(client.name))
         exists = segments.has_repository(paths.client_repository(client.name))
-        active = alerts.conditions(client, state, size, moment, server.check_interval, exists)
-        documents = alerts.transitions(state, active, client.name, server.server_host, now)
+        active = alerts.conditions(client, found, size, moment, server.check_interval, exists)
+        documents = alerts.transitions(found, active, client.name, server.server_host, now)
         alerts.emit(documents, paths.monitor_outbox, server.report_urls)
     return documents
 
@@ -56,13 +57,13 @@ def scan_client(client: ClientSpec, server: ServerConfig, paths: Paths, records:
 def scan(server: ServerConfig, paths: Paths) -> float:
     """Scan every client once, emit and ship the alerts; return how long it took."""
     started = time.monotonic()
-    position = status.monitor_position(paths)
-    records, offset = sessions.read_sessions(paths.audit_log, position.get("audit_offset", 0))
-    if offset >= sessions.ROTATE_AT:
-        sessions.rotate(paths.audit_log, server.puid, server.pgid)
-        records += sessions.read_sessions(sessions.rotated(paths.audit_log, 1), offset)[0]  # written meanwhile
+    position = audit_log.read_position(paths.monitor_position)
+    records, offset = audit_log.read_sessions(paths.audit_log, position.get("audit_offset", 0))
+    if offset >= audit_log.ROTATE_AT:
+        audit_log.rotate(paths.audit_log, server.puid, server.pgid)
+        records += audit_log.read_sessions(audit_log.rotated(paths.audit_log, 1), offset)[0]  # written meanwhile
         offset = 0
-        logger.info("monitor: the audit log reached %d bytes and was rotated", sessions.ROTATE_AT)
+        logger.info("monitor: the audit log reached %d bytes and was rotated", audit_log.ROTATE_AT)
     for client in server.clients:
         try:
             scan_client(client, server, paths, records)
@@ -70,8 +71,7 @@ def scan(server: ServerConfig, paths: Paths) -> float:
             logger.exception("client %s: cannot be scanned", client.name)
     reports.flush(paths.monitor_outbox, server.report_urls, REPORT_TIMEOUT, REPORT_BUDGET)
     seconds = time.monotonic() - started
-    position = {"audit_offset": offset, "last_scan": time.time(), "scan_seconds": round(seconds, 3)}
-    atomic_write(paths.monitor_position, json.dumps(position), 0o600)
+    audit_log.write_position(paths.monitor_position, offset, time.time(), seconds)
     return seconds
 
 
@@ -79,8 +79,8 @@ def check_due(client: ClientSpec, server: ServerConfig, paths: Paths, now: datet
     """Return whether the client's repository exists and its last check (or first sighting) is old enough."""
     if not segments.has_repository(paths.client_repository(client.name)):
         return False
-    state = findings.load(paths.monitor_state(client.name))
-    reference = (state["check"] or {}).get("at") or state["first_seen"]
+    found = state.load(paths.monitor_state(client.name))
+    reference = found.check.at if found.check else found.first_seen
     return (now - datetime.fromisoformat(reference)).total_seconds() >= server.check_interval
 
 
@@ -96,8 +96,8 @@ def run_check(client: ClientSpec, server: ServerConfig, paths: Paths) -> None:
     ok = result.returncode == 0
     problems = [line for line in result.tail if line.startswith(("ERROR", "CRITICAL", "WARNING"))]
     message = "no problems found" if ok else " / ".join((problems or result.tail)[-3:]) or f"exit {result.returncode}"
-    with findings.locked(paths.monitor_state(client.name)) as state:
-        state["check"] = {"at": findings.now_text(), "ok": ok, "returncode": result.returncode, "message": message}
+    with state.locked(paths.monitor_state(client.name)) as found:
+        found.check = CheckResult(state.now_text(), ok, result.returncode, message)
     (logger.info if ok else logger.error)("client %s: repository check %s", client.name, "passed" if ok else "FAILED")
 
 
@@ -126,21 +126,22 @@ def reread(environ, hostname: str, previous: ServerConfig) -> ServerConfig:
         return previous
 
 
-def publish(exposition: metrics.Exposition, server: ServerConfig, paths: Paths, seconds: float) -> None:
-    text = metrics.render(status.collect(server, paths), time.time(), seconds, outbox.size(paths.monitor_outbox))
-    exposition.update(text)
+def run(
+    server: ServerConfig,
+    paths: Paths,
+    environ,
+    hostname: str,
+    scanned: Callable[[ServerConfig, float], None] | None = None,
+) -> int:
+    """Scan every MONITOR_INTERVAL until SIGTERM; checks run in a thread beside the scans.
 
-
-def run(server: ServerConfig, paths: Paths, environ, hostname: str) -> int:
-    """Scan every MONITOR_INTERVAL until SIGTERM; checks run in a thread beside the scans."""
+    After every scan, scanned (if given) is called with the configuration and how long the scan took.
+    """
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda _number, _frame: stop.set())
     paths.monitor.mkdir(mode=0o700, parents=True, exist_ok=True)
     current = [server]
-    exposition = metrics.Exposition()
-    if server.metrics_port:
-        metrics.serve(server.metrics_port, exposition)
     threading.Thread(target=check_loop, args=(current, paths, stop), name="checks", daemon=True).start()
     logger.info(
         "monitor: watching %d clients every %ds, repository checks every %ds",
@@ -150,8 +151,8 @@ def run(server: ServerConfig, paths: Paths, environ, hostname: str) -> int:
         server = current[0] = reread(environ, hostname, current[0])
         seconds = scan(server, paths)
         logger.info("monitor: scanned %d clients in %.2fs", len(server.clients), seconds)
-        if server.metrics_port:
-            publish(exposition, server, paths, seconds)
+        if scanned is not None:
+            scanned(server, seconds)
         stop.wait(max(1.0, server.monitor_interval - seconds))
     logger.info("monitor: stopped")
     return 0

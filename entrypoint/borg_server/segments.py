@@ -10,7 +10,7 @@ deletes the segments after the last commit before it next writes. A commit close
 client's commit gets a 17-byte segment of its own), so borg never writes a committed segment
 again; only compaction (`borg compact`, or `commit` without append-only) removes them, and borg
 never compacts an append-only repository: for append-only clients every change of a committed
-segment is damage or tampering (findings.check_tampering).
+segment is damage or tampering (baseline.check_tampering).
 
 When borg writes DELETE entries (observed: init, create one, create two, delete one gives
 PUT(M) C | PUT PUT PUT D(M) P(M) C | PUT D(M) P(M) C | D(archive one) D(M) P(M) C, M = manifest):
@@ -45,6 +45,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+LOCK_NAME = "lock.exclusive"  # borg's repository lock directory: present while a session writes
 MAGIC = b"BORG_SEG"
 HEADER = struct.Struct("<IIB")  # crc32, size including the header, tag
 KEY_SIZE = 32
@@ -81,7 +82,7 @@ class Delete:
 
 
 @dataclass(frozen=True)
-class SegmentPrint:
+class Fingerprint:
     """The size and sha256 (hex) of one segment file."""
 
     size: int
@@ -127,6 +128,11 @@ def has_repository(repository: Path) -> bool:
     return (Path(repository) / "config").exists()
 
 
+def busy(repository: Path) -> bool:
+    """Return whether a borg session holds the repository's lock."""
+    return (Path(repository) / LOCK_NAME).exists()
+
+
 def segment_files(repository: Path) -> dict[int, Path]:
     """Given a repository directory, return its segment files by number, in ascending order."""
     files = {}
@@ -167,7 +173,7 @@ def last_commit(repository: Path) -> int | None:
     return None
 
 
-def fingerprint(path: Path) -> SegmentPrint:
+def fingerprint(path: Path) -> Fingerprint:
     """Given a file, return its size and sha256."""
     digest = hashlib.sha256()
     size = 0
@@ -175,7 +181,7 @@ def fingerprint(path: Path) -> SegmentPrint:
         while block := file.read(1024 * 1024):
             digest.update(block)
             size += len(block)
-    return SegmentPrint(size, digest.hexdigest())
+    return Fingerprint(size, digest.hexdigest())
 
 
 def entries_between(files: dict[int, Path], first: int, last: int) -> Iterator[Entry]:

@@ -2,25 +2,21 @@
 
 sshd runs this instead of whatever the client asked for. It starts `borg serve` confined to the
 client's directory (append-only unless the key's role says otherwise), waits for it, then appends
-one JSON line describing the session to the audit log, which supervisor echoes to the container's
+one JSON line describing the session to the audit log (audit_log.py), which supervisor echoes to the container's
 output. Nothing is ever printed on stdout: that is borg's protocol channel.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 
-from borg_server import gate, segments
+from borg_server import audit_log, gate, segments
 from borg_server.paths import Paths
 
-REQUESTED_COMMAND_LIMIT = 200
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 COMPACTION_WAIT = 3600  # seconds a session waits for `borg-server compact` before giving up
 EX_TEMPFAIL = 75
@@ -41,51 +37,6 @@ def serve_argv(client: str, role: str, quota: int | None, paths: Paths) -> list[
     else:
         argv += ["--restrict-to-path", str(paths.client_directory(client))]
     return argv
-
-
-def session_record(
-    client: str,
-    role: str,
-    fingerprint: str,
-    started: float,
-    finished: float,
-    exit_code: int,
-    environ: dict,
-    committed: tuple[int | None, int | None] = (None, None),
-) -> dict:
-    """Given what is known about a finished session, return its audit record.
-
-    committed is the repository's last committed segment before and after the session: a
-    higher one afterwards means the session wrote (see sessions.wrote).
-    """
-    requested = environ.get("SSH_ORIGINAL_COMMAND", "")
-    return {
-        "event": "borg-session",
-        "client": client,
-        "role": role,
-        "fingerprint": fingerprint,
-        "source": environ.get("SSH_CONNECTION", "").split(" ")[0],
-        "requested": requested[:REQUESTED_COMMAND_LIMIT],
-        "started_at": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
-        "finished_at": datetime.fromtimestamp(finished, UTC).isoformat(timespec="seconds"),
-        "duration_s": round(finished - started, 3),
-        "exit_code": exit_code,
-        "committed_before": committed[0],
-        "committed_after": committed[1],
-    }
-
-
-def append_record(path: Path, record: dict) -> None:
-    """Append record as one JSON line; a line this short is written in one piece (O_APPEND)."""
-    line = (json.dumps(record, sort_keys=True) + "\n").encode()
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(descriptor, line)
-        finally:
-            os.close(descriptor)
-    except OSError:
-        pass  # an unwritable audit log must not take the backup down; the monitor notices the gap
 
 
 def committed_segment(paths: Paths, client: str) -> int | None:
@@ -120,6 +71,8 @@ def serve(client: str, role: str, fingerprint: str, quota: int | None, paths: Pa
         print(f"borg-server: {error}", file=sys.stderr)
         returncode, committed = EX_TEMPFAIL, (None, None)
     exit_code = returncode if returncode >= 0 else 128 - returncode
-    record = session_record(client, role, fingerprint, started, time.time(), exit_code, dict(os.environ), committed)
-    append_record(paths.audit_log, record)
+    record = audit_log.session_record(
+        client, role, fingerprint, started, time.time(), exit_code, dict(os.environ), committed
+    )
+    audit_log.append_record(paths.audit_log, record)
     return exit_code

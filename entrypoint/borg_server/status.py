@@ -1,87 +1,16 @@
-"""What `borg-server status` and `show-client` print: per-client facts read from disk."""
+"""What `borg-server status` and `show-client` print: the clients' figures as a table or JSON, one client's pairing."""
 
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
 
-from borg_server import findings, sessions, setup
+from borg_server import pairing
 from borg_server.config import ServerConfig
+from borg_server.figures import ClientStatus
 from borg_server.keys import parse_public_key
 from borg_server.paths import Paths
-
-
-@dataclass(frozen=True)
-class ClientStatus:
-    """One client's figures, shown by `borg-server status` and exported as metrics."""
-
-    client: str
-    last_backup: str | None
-    age_s: int | None
-    repository_bytes: int
-    quota_bytes: int | None
-    quota_used: float | None
-    append_only: bool
-    unacknowledged_deletes: int | None  # None: not watched (the client may delete)
-    tampered_segments: int | None
-    last_check_at: str | None
-    last_check: str | None  # ok | failed | None (never checked)
-    alerts: list[str]
-
-
-def directory_size(path: Path) -> int:
-    """Return the bytes used by the files below path (0 if it does not exist)."""
-    total = 0
-    for root, _directories, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                continue
-    return total
-
-
-def monitor_position(paths: Paths) -> dict:
-    """Return the monitor's own state: the audit log position it read up to, its last scan."""
-    try:
-        return json.loads(paths.monitor_position.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def collect(config: ServerConfig, paths: Paths, now: datetime | None = None) -> list[ClientStatus]:
-    """Given the configuration, return every client's status: the monitor's findings plus what is on disk now.
-
-    The last backup also counts sessions the monitor has not read yet; the size is measured now.
-    """
-    now = now or datetime.now(UTC)
-    recent, _ = sessions.read_sessions(paths.audit_log, monitor_position(paths).get("audit_offset", 0))
-    result = []
-    for client in config.clients:
-        state = findings.load(paths.monitor_state(client.name))
-        last = sessions.last_backup(state["last_backup"], recent, client.name)
-        size = directory_size(paths.client_directory(client.name))
-        check = state["check"]
-        result.append(
-            ClientStatus(
-                client=client.name,
-                last_backup=last,
-                age_s=int((now - datetime.fromisoformat(last)).total_seconds()) if last else None,
-                repository_bytes=size,
-                quota_bytes=client.quota,
-                quota_used=round(size / client.quota, 4) if client.quota else None,
-                append_only=client.append_only,
-                unacknowledged_deletes=findings.pending_deletes(state) if client.append_only else None,
-                tampered_segments=findings.tampered_segments(state) if client.append_only else None,
-                last_check_at=check["at"] if check else None,
-                last_check=("ok" if check["ok"] else "failed") if check else None,
-                alerts=sorted(state["alerts"]),
-            )
-        )
-    return result
 
 
 def human_size(size: int | None) -> str:
@@ -128,7 +57,7 @@ def pinned_host_line(config: ServerConfig, paths: Paths) -> str:
     public = Path(f"{paths.host_key}.pub")
     if not public.exists():
         return "(no host key yet: start the server once)"
-    return setup.known_hosts_line(parse_public_key(public.read_text()), config).strip()
+    return pairing.known_hosts_line(parse_public_key(public.read_text()), config).strip()
 
 
 def show_client(config: ServerConfig, paths: Paths, name: str) -> str | None:
@@ -147,7 +76,7 @@ def show_client(config: ServerConfig, paths: Paths, name: str) -> str | None:
         f"public key:     {key.line if key else '(not generated yet: start the server once)'}",
         f"fingerprint:    {key.fingerprint if key else '-'}  ({origin})",
         f"admin key:      {client.admin_key.fingerprint if client.admin_key else '-'}",
-        f"repository URL: {setup.repository_url(config)}",
+        f"repository URL: {pairing.repository_url(config)}",
         f"known_hosts:    {pinned_host_line(config, paths)}",
         f"directory:      {paths.client_directory(name)}",
         f"append-only:    {'yes' if client.append_only else 'no'}",

@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 import pytest
 
 from borg_common import outbox
-from borg_server import findings
+from borg_server import deletes
+from borg_server import state as client_state
 from borg_server.alerts import conditions, document, emit, human_duration, transitions
 from borg_server.config import ClientSpec
+from borg_server.state import ClientState, RaisedAlert
 
 NOW = datetime(2024, 5, 6, 3, 0, 0, tzinfo=UTC)
 NOW_TEXT = "2024-05-06T03:00:00+00:00"
@@ -31,9 +33,13 @@ def client(name: str = "web", **fields) -> ClientSpec:
     return ClientSpec(name=name, env_name=name.upper(), **(defaults | fields))
 
 
-def state(**fields) -> dict:
-    """Return a state of a client first seen an hour ago that backed up five minutes ago, with fields changed."""
-    return findings.new_state("2024-05-06T02:00:00+00:00") | {"last_backup": "2024-05-06T02:55:00+00:00"} | fields
+def state(**fields) -> ClientState:
+    """Return a state of a client first seen an hour ago that backed up five minutes ago, with fields changed.
+
+    fields are given as the state file holds them (version 2 JSON).
+    """
+    new = client_state.to_json(ClientState(first_seen="2024-05-06T02:00:00+00:00"))
+    return client_state.from_json(new | {"last_backup": "2024-05-06T02:55:00+00:00"} | fields, NOW_TEXT)
 
 
 def deletes_in(segment: int, **kinds: int) -> dict:
@@ -42,13 +48,13 @@ def deletes_in(segment: int, **kinds: int) -> dict:
         "segment": segment,
         "count": sum(kinds.values()),
         "kinds": kinds,
-        "keys": ["01" * 32] * min(sum(kinds.values()), findings.KEYS_KEPT),
+        "keys": ["01" * 32] * min(sum(kinds.values()), deletes.KEYS_KEPT),
         "committed_at": None,
         "seen_at": NOW_TEXT,
     }
 
 
-def conditions_of(state_now: dict, client_spec: ClientSpec | None = None, size: int = 0) -> dict:
+def conditions_of(state_now: ClientState, client_spec: ClientSpec | None = None, size: int = 0) -> dict:
     """Return the conditions of the client (web, append-only) at NOW, with repository checks due weekly."""
     return conditions(client_spec or client(), state_now, size, NOW, WEEK)
 
@@ -192,7 +198,7 @@ def test_a_repository_never_checked_is_overdue_twice_the_interval_after_the_clie
         "client web: no repository check could run for 16d (the repository was always busy?)",
         {"last_check_at": None, "overdue_s": 16 * 86400},
     )
-    assert conditions_of(never_checked | {"first_seen": "2024-04-23T03:00:00+00:00"}) == {}
+    assert conditions_of(state(first_seen="2024-04-23T03:00:00+00:00", segments=BASELINE)) == {}
 
 
 def test_a_client_without_a_repository_nor_a_check_is_never_overdue():
@@ -231,8 +237,13 @@ def test_a_repository_at_nine_tenths_of_its_quota_or_without_one_is_no_condition
 
 def test_every_condition_can_hold_at_once():
     check = {"at": NOW_TEXT, "ok": False, "returncode": 2, "message": "bad"}
-    everything = state(last_backup=None, first_seen="2024-05-01T00:00:00+00:00", deletes=[deletes_in(10, delete=1)])
-    everything |= {"tampering": TAMPERING, "check": check}
+    everything = state(
+        last_backup=None,
+        first_seen="2024-05-01T00:00:00+00:00",
+        deletes=[deletes_in(10, delete=1)],
+        tampering=TAMPERING,
+        check=check,
+    )
 
     active = conditions_of(everything, client(quota=20_000_000), 20_000_000)
 
@@ -258,8 +269,8 @@ def test_a_condition_is_raised_once_with_one_document():
             "at": NOW_TEXT,
         }
     ]
-    assert alerts_state["alerts"] == {
-        "stale": {"since": NOW_TEXT, "message": "client web: no backup for 1d 3h", "extent": 0}
+    assert alerts_state.alerts == {
+        "stale": RaisedAlert(since=NOW_TEXT, message="client web: no backup for 1d 3h", extent=0)
     }
 
 
@@ -270,7 +281,7 @@ def test_a_condition_that_still_holds_is_not_raised_again_even_if_its_message_ch
     assert (
         transitions(alerts_state, {"stale": ("client web: no backup for 1d 4h", {})}, "web", "backup", LATER_TEXT) == []
     )
-    assert alerts_state["alerts"]["stale"]["since"] == NOW_TEXT
+    assert alerts_state.alerts["stale"].since == NOW_TEXT
 
 
 def test_a_condition_that_stops_holding_is_cleared_with_one_document_naming_when_it_began():
@@ -292,7 +303,7 @@ def test_a_condition_that_stops_holding_is_cleared_with_one_document_naming_when
             "at": LATER_TEXT,
         }
     ]
-    assert alerts_state["alerts"] == {}
+    assert alerts_state.alerts == {}
     assert transitions(alerts_state, {}, "web", "backup", LATER_TEXT) == []
 
 
@@ -303,7 +314,7 @@ def test_one_condition_can_clear_while_another_is_raised():
     documents = transitions(alerts_state, {"check_failed": ("failed", {})}, "web", "backup", LATER_TEXT)
 
     assert [(d["alert"], d["state"]) for d in documents] == [("check_failed", "raised"), ("quota", "cleared")]
-    assert list(alerts_state["alerts"]) == ["check_failed"]
+    assert list(alerts_state.alerts) == ["check_failed"]
 
 
 def test_every_alert_document_has_its_own_id_for_receivers_to_drop_duplicates():
@@ -378,3 +389,23 @@ def test_a_stale_alert_is_not_sent_again_while_it_holds():
     transitions(alerts_state, {"stale": ("1d", {"age_s": 1})}, "web", "server", NOW_TEXT)
 
     assert transitions(alerts_state, {"stale": ("2d", {"age_s": 2})}, "web", "server", NOW_TEXT) == []
+
+
+def test_tampering_is_sent_again_only_when_more_committed_files_changed():
+    alerts_state = state()
+    changed = TAMPERING | {"removed": []}
+    transitions(alerts_state, {"tampering": ("changed 2", changed)}, "web", "server", NOW_TEXT)
+
+    unreadable = transitions(
+        alerts_state,
+        {"tampering": ("changed 2; unreadable", changed | {"unreadable": "bad"})},
+        "web",
+        "server",
+        NOW_TEXT,
+    )
+    more = transitions(
+        alerts_state, {"tampering": ("changed 2, 3", changed | {"changed": [2, 3]})}, "web", "server", NOW_TEXT
+    )
+
+    assert unreadable == []  # counted as the status counts tampered files: the one changed segment
+    assert [(d["alert"], d["state"], d["message"]) for d in more] == [("tampering", "updated", "changed 2, 3")]

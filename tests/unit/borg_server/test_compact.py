@@ -7,8 +7,10 @@ from datetime import datetime
 
 import pytest
 
-from borg_server import compact, findings
-from tests.unit.borg_server.test_segments import init_create_create_delete, write_repository
+from borg_server import compact
+from borg_server import state as client_state
+from borg_server.state import ClientState
+from tests.unit.borg_server.borg_files import init_create_create_delete, write_repository
 
 NOW = "2024-05-06T03:00:00+00:00"
 REVIEW = "review them with: borg-server audit web"
@@ -27,9 +29,12 @@ def deletes_in(segment: int, **kinds: int) -> dict:
     }
 
 
-def state(**fields) -> dict:
-    """Return the findings of a client scanned through segment 13 with nothing found, with fields changed."""
-    return findings.new_state(NOW) | {"scanned": 13} | fields
+def state(**fields) -> ClientState:
+    """Return the findings of a client scanned through segment 13 with nothing found, with fields changed.
+
+    fields are given as the state file holds them (version 2 JSON).
+    """
+    return client_state.from_json(client_state.to_json(ClientState(first_seen=NOW)) | {"scanned": 13} | fields, NOW)
 
 
 # refusal

@@ -5,16 +5,15 @@ import fcntl
 import pytest
 
 from borg_server import gate
-from borg_server.paths import Paths
 
 WAITS = "borg-server: the server is compacting this repository; this session waits\n"
 
 
 @pytest.fixture
-def paths(tmp_path):
-    paths = Paths(repositories=tmp_path / "srv", state=tmp_path / "state", runtime=tmp_path / "run")
-    gate.prepare(paths, ["web", "db"])
-    return paths
+def paths(empty_paths):
+    """The server's tree with the gate files of web and db."""
+    gate.prepare(empty_paths, ["web", "db"])
+    return empty_paths
 
 
 @pytest.fixture

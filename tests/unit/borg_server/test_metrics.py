@@ -5,8 +5,10 @@ The HTTP server (metrics.serve) is left to the integration tests: unit tests use
 
 import pytest
 
-from borg_server.metrics import Exposition, number, render
-from borg_server.status import ClientStatus
+from borg_common import outbox
+from borg_server.config import load
+from borg_server.figures import ClientStatus
+from borg_server.metrics import Exposition, number, publish, render
 
 WEB = ClientStatus(
     client="web",
@@ -150,3 +152,28 @@ def test_the_exposition_hands_out_the_last_text_it_was_given_and_is_empty_before
     exposition.update(WEB_TEXT)
 
     assert exposition.read() == WEB_TEXT
+
+
+# publish
+
+
+def test_publish_renders_every_client_and_the_outbox_into_the_exposition(paths):
+    outbox.put(paths.monitor_outbox, {"id": "a"}, ["https://hooks.example.org/borg"])
+    exposition = Exposition()
+
+    publish(exposition, paths, load({"BORG_CLIENTS": "web db", "METRICS_PORT": "9100"}, "backup"), 1.5)
+
+    lines = exposition.read().splitlines()
+    assert 'borg_appliance_client_append_only{client="db"} 1' in lines
+    assert 'borg_appliance_client_append_only{client="web"} 1' in lines
+    assert "borg_appliance_monitor_scan_duration_seconds 1.5" in lines
+    assert "borg_appliance_monitor_outbox_reports 1" in lines
+
+
+def test_publish_without_a_metrics_port_leaves_the_exposition_as_it_was(paths):
+    exposition = Exposition()
+    exposition.update("before\n")
+
+    publish(exposition, paths, load({"BORG_CLIENTS": "web"}, "backup"), 1.5)
+
+    assert exposition.read() == "before\n"

@@ -4,7 +4,6 @@ Repositories are segment files written byte by byte like borg 1.4.0 (see test_se
 never run: `borg_common.process.run` is replaced where a check would start it.
 """
 
-import hashlib
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -13,29 +12,21 @@ import pytest
 
 from borg_common import outbox
 from borg_common.process import Result
-from borg_server import findings, gate, metrics, monitor, system
+from borg_server import deletes, gate, monitor, state, system
 from borg_server.config import load
 from borg_server.paths import Paths
-from tests.unit.borg_server.test_segments import (
-    ARCHIVE_ONE,
-    ARCHIVE_TWO,
+from borg_server.state import ClientState
+from tests.unit.borg_server.borg_files import (
     CHUNK,
     commit,
     delete,
     init_create_create_delete,
     put,
 )
-from tests.unit.borg_server.test_segments import write_repository as write_segments
+from tests.unit.borg_server.borg_files import write_repository as write_segments
 
 NOW = "2024-05-06T03:00:00+00:00"
 LONG_AGO = "2024-01-01T00:00:00+00:00"
-
-
-@pytest.fixture
-def paths(tmp_path):
-    paths = Paths(repositories=tmp_path / "srv", state=tmp_path / "state", runtime=tmp_path / "run")
-    paths.audit_log.parent.mkdir(parents=True)
-    return paths
 
 
 def server(clients: str = "web", **environ: str):
@@ -56,7 +47,10 @@ def write_repository(paths: Paths, segments: list[list[bytes]], name: str = "web
 
 
 def save_state(paths: Paths, name: str = "web", **fields) -> None:
-    findings.save(paths.monitor_state(name), findings.new_state(LONG_AGO) | fields)
+    """Write the monitor's state of client name as a state file holds it: a new state with fields changed."""
+    new = state.to_json(ClientState(first_seen=LONG_AGO))
+    paths.monitor_state(name).parent.mkdir(parents=True, exist_ok=True)
+    paths.monitor_state(name).write_text(json.dumps(new | fields))
 
 
 def session(client: str, role: str, finished_at: str, committed=(13, 17), exit_code: int = 0) -> dict:
@@ -81,147 +75,6 @@ def recent() -> str:
     return (datetime.now(UTC) - timedelta(minutes=5)).isoformat(timespec="seconds")
 
 
-# watch_repository
-
-
-def test_a_client_without_a_repository_is_not_watched(paths):
-    state = findings.new_state(NOW)
-
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
-
-    assert state == findings.new_state(NOW)
-
-
-def test_watching_a_repository_finds_its_deletes_and_takes_its_baseline(paths, caplog):
-    repository = write_repository(paths, init_create_create_delete())
-    state = findings.new_state(NOW)
-
-    with caplog.at_level(logging.WARNING):
-        findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
-
-    assert [(d["segment"], d["kinds"], d["keys"]) for d in state["deletes"]] == [
-        (10, {"delete": 1}, [ARCHIVE_ONE.hex()])
-    ]
-    assert sorted(state["segments"], key=int) == [str(number) for number in range(14)]
-    assert state["config"] == hashlib.sha256((repository / "config").read_bytes()).hexdigest()
-    assert caplog.messages == ["client web: 1 new delete(s) found in its repository"]
-
-
-def test_watching_finds_a_segment_removed_since_the_baseline(paths):
-    repository = write_repository(paths, init_create_create_delete())
-    state = findings.new_state(NOW)
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
-    (repository / "data" / "0" / "6").unlink()
-
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
-
-    assert state["tampering"] == {"changed": [], "truncated": [], "removed": [6], "config": False, "seen_at": NOW}
-
-
-def test_after_an_admin_session_removed_segments_leave_the_baseline_without_tampering(paths):
-    repository = write_repository(paths, init_create_create_delete())
-    state = findings.new_state(NOW)
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
-    (repository / "data" / "0" / "6").unlink()
-
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=True, now=NOW)
-
-    assert state["tampering"] is None
-    assert sorted(state["segments"], key=int) == [str(number) for number in range(14) if number != 6]
-
-
-def test_after_an_admin_session_a_changed_segment_is_still_tampering(paths):
-    repository = write_repository(paths, init_create_create_delete())
-    state = findings.new_state(NOW)
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
-    changed = repository / "data" / "0" / "2"
-    changed.write_bytes(changed.read_bytes() + commit())
-
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=True, now=NOW)
-
-    assert state["tampering"] == {"changed": [2], "truncated": [], "removed": [], "config": False, "seen_at": NOW}
-
-
-def test_the_borg_lock_does_not_stop_the_watch(paths):
-    repository = write_repository(paths, init_create_create_delete())
-    state = findings.new_state(NOW)
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
-    write_segments(repository, [*init_create_create_delete(), [delete(ARCHIVE_TWO)], [commit()]])
-    (repository / "data" / "0" / "6").unlink()
-    (repository / "lock.exclusive").mkdir()
-
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
-
-    assert state["tampering"]["removed"] == [6]
-    assert [d["segment"] for d in state["deletes"]] == [10, 14]
-
-
-def test_a_segment_that_cannot_be_read_is_recorded_as_tampering_even_while_borg_holds_the_lock(paths):
-    repository = write_repository(paths, init_create_create_delete())
-    damaged = repository / "data" / "0" / "10"
-    damaged.write_bytes(damaged.read_bytes()[:-1] + b"X")
-    (repository / "lock.exclusive").mkdir()
-    state = findings.new_state(NOW)
-
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
-
-    assert state["tampering"] == {
-        "changed": [],
-        "truncated": [],
-        "removed": [],
-        "config": False,
-        "unreadable": f"{damaged}: crc32 mismatch at offset 8",
-        "seen_at": NOW,
-    }
-    assert state["scanned"] is None
-
-
-def test_a_segment_replaced_by_something_that_is_not_a_file_is_reported_removed(paths):
-    repository = write_repository(paths, init_create_create_delete())
-    state = findings.new_state(NOW)
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
-    replaced = repository / "data" / "0" / "2"
-    replaced.unlink()
-    replaced.mkdir()
-
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=LONG_AGO)
-
-    assert (state["tampering"]["removed"], state["tampering"]["seen_at"]) == ([2], LONG_AGO)
-
-
-def test_a_removed_repository_config_is_recorded_as_tampering(paths):
-    repository = write_repository(paths, init_create_create_delete())
-    state = findings.new_state(NOW)
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
-    (repository / "config").unlink()
-
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=LONG_AGO)
-
-    assert state["tampering"]["unreadable"] == f"{repository / 'config'} is missing"
-
-
-def test_an_unreadable_segment_keeps_the_first_sighting_of_the_tampering_seen_before(paths):
-    repository = write_repository(paths, init_create_create_delete())
-    state = findings.new_state(NOW)
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
-    (repository / "data" / "0" / "6").unlink()
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
-    damaged = repository / "data" / "0" / "14"
-    damaged.write_bytes(b"BORG_SEG" + delete(ARCHIVE_TWO)[:-1] + b"X")
-    (repository / "data" / "0" / "15").write_bytes(b"BORG_SEG" + commit())
-
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=LONG_AGO)
-
-    assert state["tampering"] == {
-        "changed": [],
-        "truncated": [],
-        "removed": [6],
-        "config": False,
-        "unreadable": f"{damaged}: crc32 mismatch at offset 8",
-        "seen_at": NOW,
-    }
-
-
 # scan_client
 
 
@@ -237,8 +90,8 @@ def test_a_delete_in_an_append_only_repository_raises_one_deletes_alert_naming_t
         "client web: 1 object(s) deleted in segments 10..10; see borg-server audit web before any compaction"
     )
     assert documents[0]["details"] == {"count": 1, "overwrites": 0, "first_segment": 10, "last_segment": 10}
-    state = findings.load(paths.monitor_state("web"))
-    assert (list(state["alerts"]), [d["segment"] for d in state["deletes"]]) == (["deletes"], [10])
+    found = state.load(paths.monitor_state("web"))
+    assert (list(found.alerts), [d.segment for d in found.deletes]) == (["deletes"], [10])
     assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == documents
 
 
@@ -293,8 +146,8 @@ def test_an_alert_that_still_holds_is_not_raised_again_by_the_next_scan(paths):
 def test_acknowledged_deletes_clear_the_alert_at_the_next_scan(paths):
     write_repository(paths, init_create_create_delete())
     monitor.scan_client(client(), server(), paths, [])
-    with findings.locked(paths.monitor_state("web")) as state:
-        findings.acknowledge(state, 13, False, NOW)
+    with state.locked(paths.monitor_state("web")) as found:
+        deletes.acknowledge(found, 13, False, NOW)
 
     documents = monitor.scan_client(client(), server(), paths, [])
 
@@ -309,8 +162,8 @@ def test_deletes_of_a_client_allowed_to_delete_are_not_watched(paths):
     documents = monitor.scan_client(client(BORG_CLIENT_WEB_APPEND_ONLY="no"), server(), paths, [])
 
     assert documents == []
-    state = findings.load(paths.monitor_state("web"))
-    assert (state["deletes"], state["segments"], state["scanned"]) == ([], {}, None)
+    found = state.load(paths.monitor_state("web"))
+    assert (found.deletes, found.segments, found.scanned) == ([], {}, None)
 
 
 def test_a_repository_the_server_is_compacting_is_left_alone(paths):
@@ -320,7 +173,7 @@ def test_a_repository_the_server_is_compacting_is_left_alone(paths):
     with gate.compaction(paths, "web", limit=-1):
         assert monitor.scan_client(client(), server(), paths, []) == []
 
-    assert findings.load(paths.monitor_state("web"))["scanned"] is None
+    assert state.load(paths.monitor_state("web")).scanned is None
 
 
 def test_a_marker_left_by_a_killed_compaction_does_not_stop_the_watch(paths):
@@ -331,7 +184,7 @@ def test_a_marker_left_by_a_killed_compaction_does_not_stop_the_watch(paths):
     documents = monitor.scan_client(client(), server(), paths, [])
 
     assert [d["alert"] for d in documents] == ["deletes"]
-    assert findings.load(paths.monitor_state("web"))["scanned"] == 13
+    assert state.load(paths.monitor_state("web")).scanned == 13
 
 
 def test_a_backup_session_becomes_the_client_last_backup_and_it_never_goes_back(paths):
@@ -345,7 +198,7 @@ def test_a_backup_session_becomes_the_client_last_backup_and_it_never_goes_back(
         [session("web", "append", "2024-01-02T00:00:00+00:00"), session("db", "append", datetime.now(UTC).isoformat())],
     )
 
-    assert findings.load(paths.monitor_state("web"))["last_backup"] == backed_up
+    assert state.load(paths.monitor_state("web")).last_backup == backed_up
 
 
 def test_a_segment_removed_by_an_admin_session_of_the_client_raises_no_alert(paths):
@@ -356,8 +209,8 @@ def test_a_segment_removed_by_an_admin_session_of_the_client_raises_no_alert(pat
     documents = monitor.scan_client(client(), server(), paths, [session("web", "admin", recent(), (13, 14))])
 
     assert documents == []
-    state = findings.load(paths.monitor_state("web"))
-    assert (state["tampering"], "6" in state["segments"]) == (None, False)
+    found = state.load(paths.monitor_state("web"))
+    assert (found.tampering, 6 in found.segments) == (None, False)
 
 
 def test_a_read_only_admin_session_does_not_hide_a_removed_segment(paths):
@@ -445,22 +298,22 @@ def test_a_scan_emits_the_alerts_and_remembers_how_far_it_read_the_audit_log(pat
     position = json.loads((paths.monitor / "monitor.json").read_text())
     assert position["audit_offset"] == paths.audit_log.stat().st_size
     assert position["scan_seconds"] == round(seconds, 3)
-    assert findings.load(paths.monitor_state("web"))["last_backup"] == backed_up
+    assert state.load(paths.monitor_state("web")).last_backup == backed_up
 
 
 def test_a_scan_rotates_a_full_audit_log_and_still_reads_what_was_written_into_it(paths, monkeypatch, capsys):
     write_repository(paths, init_create_create_delete())
     backed_up = recent()
     write_audit_log(paths, session("web", "append", backed_up))
-    monkeypatch.setattr(monitor.sessions, "ROTATE_AT", 10)
-    monkeypatch.setattr(monitor.sessions.os, "chown", lambda *_arguments: None)
+    monkeypatch.setattr(monitor.audit_log, "ROTATE_AT", 10)
+    monkeypatch.setattr(monitor.audit_log.os, "chown", lambda *_arguments: None)
 
     monitor.scan(server(), paths)
 
     assert paths.audit_log.read_bytes() == b""
-    assert monitor.sessions.rotated(paths.audit_log, 1).stat().st_size > 10
+    assert monitor.audit_log.rotated(paths.audit_log, 1).stat().st_size > 10
     assert json.loads((paths.monitor / "monitor.json").read_text())["audit_offset"] == 0
-    assert findings.load(paths.monitor_state("web"))["last_backup"] == backed_up
+    assert state.load(paths.monitor_state("web")).last_backup == backed_up
 
 
 def test_the_next_scan_reads_only_the_new_sessions_and_emits_nothing_that_still_holds(paths, capsys):
@@ -468,13 +321,13 @@ def test_the_next_scan_reads_only_the_new_sessions_and_emits_nothing_that_still_
     write_audit_log(paths, session("web", "append", recent()))
     monitor.scan(server(), paths)
     capsys.readouterr()
-    with findings.locked(paths.monitor_state("web")) as state:
-        state["last_backup"] = None  # so a second reading of the same session would show
+    with state.locked(paths.monitor_state("web")) as found:
+        found.last_backup = None  # so a second reading of the same session would show
 
     monitor.scan(server(), paths)
 
     assert capsys.readouterr().out == ""
-    assert findings.load(paths.monitor_state("web"))["last_backup"] is None
+    assert state.load(paths.monitor_state("web")).last_backup is None
 
 
 def test_a_client_that_cannot_be_scanned_does_not_stop_the_others(paths, capsys, caplog):
@@ -497,7 +350,7 @@ def test_a_client_whose_state_file_is_damaged_is_scanned_afresh(paths, capsys):
     monitor.scan(server("web"), paths)
 
     assert [json.loads(line)["alert"] for line in capsys.readouterr().out.splitlines()] == ["deletes"]
-    assert findings.load(paths.monitor_state("web"))["scanned"] == 13
+    assert state.load(paths.monitor_state("web")).scanned == 13
     assert paths.monitor_state("web").with_suffix(".damaged").read_text() == "{not json"
 
 
@@ -572,7 +425,7 @@ def test_run_check_runs_borg_check_repository_only_as_the_borg_user_and_records_
     borg = FakeBorg(0, [log_message("INFO", "Starting repository check")])
     monkeypatch.setattr(system.process, "run", borg)
 
-    before = findings.now_text()
+    before = state.now_text()
     monitor.run_check(client(), server(PUID="1001", PGID="1002"), paths)
 
     repository = str(paths.client_repository("web"))
@@ -583,13 +436,9 @@ def test_run_check_runs_borg_check_repository_only_as_the_borg_user_and_records_
             system.borg_environment(),
         )
     ]  # fmt: skip
-    check = findings.load(paths.monitor_state("web"))["check"]
-    assert {k: v for k, v in check.items() if k != "at"} == {
-        "ok": True,
-        "returncode": 0,
-        "message": "no problems found",
-    }
-    assert before <= check["at"] <= findings.now_text()
+    check = state.load(paths.monitor_state("web")).check
+    assert (check.ok, check.returncode, check.message) == (True, 0, "no problems found")
+    assert before <= check.at <= state.now_text()
 
 
 def test_a_failed_check_records_borg_last_three_problems(paths, monkeypatch):
@@ -605,8 +454,8 @@ def test_a_failed_check_records_borg_last_three_problems(paths, monkeypatch):
 
     monitor.run_check(client(), server(), paths)
 
-    check = findings.load(paths.monitor_state("web"))["check"]
-    assert (check["ok"], check["returncode"], check["message"]) == (
+    check = state.load(paths.monitor_state("web")).check
+    assert (check.ok, check.returncode, check.message) == (
         False,
         1,
         "ERROR: segment 6: crc32 mismatch [IntegrityError] / ERROR: index is missing 2 objects / "
@@ -617,11 +466,11 @@ def test_a_failed_check_records_borg_last_three_problems(paths, monkeypatch):
 def test_a_failed_check_without_problem_lines_records_its_last_output_or_its_exit_code(paths, monkeypatch):
     monkeypatch.setattr(system.process, "run", FakeBorg(2, ["setpriv: cannot switch user", "plain text"]))
     monitor.run_check(client(), server(), paths)
-    assert findings.load(paths.monitor_state("web"))["check"]["message"] == "setpriv: cannot switch user / plain text"
+    assert state.load(paths.monitor_state("web")).check.message == "setpriv: cannot switch user / plain text"
 
     monkeypatch.setattr(system.process, "run", FakeBorg(2, []))
     monitor.run_check(client(), server(), paths)
-    assert findings.load(paths.monitor_state("web"))["check"]["message"] == "exit 2"
+    assert state.load(paths.monitor_state("web")).check.message == "exit 2"
 
 
 def test_a_check_that_finds_the_repository_locked_records_nothing(paths, monkeypatch):
@@ -631,7 +480,7 @@ def test_a_check_that_finds_the_repository_locked_records_nothing(paths, monkeyp
 
     monitor.run_check(client(), server(), paths)
 
-    assert findings.load(paths.monitor_state("web"))["check"] is None
+    assert state.load(paths.monitor_state("web")).check is None
 
 
 class Stop:
@@ -653,7 +502,7 @@ def test_the_check_loop_checks_each_client_that_is_due_once_per_round(paths, mon
     write_repository(paths, init_create_create_delete(), "web")
     write_repository(paths, init_create_create_delete(), "db")
     save_state(paths, "web")
-    save_state(paths, "db", check={"at": findings.now_text(), "ok": True, "returncode": 0, "message": "ok"})
+    save_state(paths, "db", check={"at": state.now_text(), "ok": True, "returncode": 0, "message": "ok"})
     borg = FakeBorg(0, [])
     monkeypatch.setattr(system.process, "run", borg)
     stop = Stop(rounds=2)
@@ -682,7 +531,7 @@ def test_a_check_that_cannot_start_is_logged_and_the_loop_goes_on(paths, monkeyp
     )
 
 
-# reread and publish
+# reread
 
 
 def test_reread_returns_the_configuration_as_it_is_now():
@@ -699,16 +548,3 @@ def test_a_configuration_that_became_wrong_keeps_the_last_good_one(caplog):
         "the configuration has problems; the monitor keeps the last good one: PUID: 0 is root; "
         "the borg account must not be root"
     ]
-
-
-def test_publish_renders_every_client_and_the_outbox_into_the_exposition(paths):
-    outbox.put(paths.monitor_outbox, {"id": "a"}, ["https://hooks.example.org/borg"])
-    exposition = metrics.Exposition()
-
-    monitor.publish(exposition, server("web db"), paths, 1.5)
-
-    lines = exposition.read().splitlines()
-    assert 'borg_appliance_client_append_only{client="db"} 1' in lines
-    assert 'borg_appliance_client_append_only{client="web"} 1' in lines
-    assert "borg_appliance_monitor_scan_duration_seconds 1.5" in lines
-    assert "borg_appliance_monitor_outbox_reports 1" in lines

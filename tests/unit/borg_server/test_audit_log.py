@@ -1,12 +1,16 @@
-"""Tests for reading the audit log of SSH sessions: whole or from a position, and telling backups from reads."""
+"""Tests for the audit log of SSH sessions: its records, appending, reading from a position, backups and reads."""
 
 import json
 import os
+from datetime import UTC, datetime
 
 import pytest
 
-from borg_server import sessions
-from borg_server.sessions import last_write, may_have_compacted, read_sessions, wrote
+from borg_server import audit_log
+from borg_server.audit_log import append_record, last_write, may_have_compacted, read_sessions, session_record, wrote
+
+STARTED = datetime(2024, 5, 6, 3, 0, 0, tzinfo=UTC).timestamp()
+FINGERPRINT = "SHA256:MAb/VODAa8tKOLwshsHjcTx7Be4UQ9nAMExtk8h9oz8"
 
 
 def line(**record) -> bytes:
@@ -162,7 +166,7 @@ def test_rotating_keeps_the_old_log_as_dot_1_and_starts_an_empty_one_for_the_bor
     log = tmp_path / "sessions.jsonl"
     log.write_bytes(line(client="web", n=1))
 
-    sessions.rotate(log, os.getuid(), os.getgid())
+    audit_log.rotate(log, os.getuid(), os.getgid())
 
     assert (tmp_path / "sessions.jsonl.1").read_bytes() == line(client="web", n=1)
     assert log.read_bytes() == b""
@@ -173,7 +177,7 @@ def test_rotating_shifts_the_older_logs_and_keeps_five(tmp_path):
     log = tmp_path / "sessions.jsonl"
     for n in range(1, 8):
         log.write_bytes(line(n=n))
-        sessions.rotate(log, os.getuid(), os.getgid())
+        audit_log.rotate(log, os.getuid(), os.getgid())
 
     kept = {path.name: json.loads(path.read_text())["n"] for path in tmp_path.glob("sessions.jsonl.*")}
     assert kept == {f"sessions.jsonl.{k}": 8 - k for k in range(1, 6)}
@@ -183,7 +187,94 @@ def test_read_all_returns_the_rotated_records_oldest_first_then_the_current_ones
     log = tmp_path / "sessions.jsonl"
     for n in (1, 2):
         log.write_bytes(line(n=n))
-        sessions.rotate(log, os.getuid(), os.getgid())
+        audit_log.rotate(log, os.getuid(), os.getgid())
     log.write_bytes(line(n=3))
 
-    assert [record["n"] for record in sessions.read_all(log)] == [1, 2, 3]
+    assert [record["n"] for record in audit_log.read_all(log)] == [1, 2, 3]
+
+
+# session_record and append_record
+
+
+def test_session_record_describes_the_session():
+    environ = {
+        "SSH_CONNECTION": "192.0.2.7 51234 198.51.100.1 22",
+        "SSH_ORIGINAL_COMMAND": "borg serve --umask=077",
+        "HOME": "/home/borg",
+    }
+
+    record = session_record("web", "append", FINGERPRINT, STARTED, STARTED + 83.25, 1, environ)
+
+    assert record == {
+        "event": "borg-session",
+        "client": "web",
+        "role": "append",
+        "fingerprint": FINGERPRINT,
+        "source": "192.0.2.7",
+        "requested": "borg serve --umask=077",
+        "started_at": "2024-05-06T03:00:00+00:00",
+        "finished_at": "2024-05-06T03:01:23+00:00",
+        "duration_s": 83.25,
+        "exit_code": 1,
+        "committed_before": None,
+        "committed_after": None,
+    }
+
+
+def test_session_record_keeps_the_committed_segment_before_and_after_the_session():
+    record = session_record("web", "append", FINGERPRINT, STARTED, STARTED + 1, 0, {}, committed=(13, 17))
+
+    assert (record["committed_before"], record["committed_after"]) == (13, 17)
+
+
+def test_session_record_takes_an_ipv6_source_address_whole():
+    environ = {"SSH_CONNECTION": "2001:db8::7 51234 2001:db8::1 22"}
+
+    assert session_record("web", "full", FINGERPRINT, STARTED, STARTED, 0, environ)["source"] == "2001:db8::7"
+
+
+def test_session_record_truncates_the_requested_command_to_200_characters():
+    environ = {"SSH_ORIGINAL_COMMAND": "borg serve " + "x" * 500}
+
+    record = session_record("web", "append", FINGERPRINT, STARTED, STARTED + 1, 0, environ)
+
+    assert record["requested"] == ("borg serve " + "x" * 500)[:200]
+    assert len(record["requested"]) == 200
+
+
+def test_session_record_without_ssh_variables_has_empty_source_and_request():
+    record = session_record("web", "admin", FINGERPRINT, STARTED, STARTED + 0.0004, 143, {})
+
+    assert (record["source"], record["requested"], record["duration_s"], record["exit_code"]) == ("", "", 0.0, 143)
+
+
+def test_append_record_appends_one_sorted_json_line_per_call(tmp_path):
+    log = tmp_path / "sessions.jsonl"
+
+    append_record(log, {"client": "web", "exit_code": 0})
+    append_record(log, {"exit_code": 2, "client": "db"})
+
+    assert log.read_text() == '{"client": "web", "exit_code": 0}\n{"client": "db", "exit_code": 2}\n'
+    assert [json.loads(line)["client"] for line in log.read_text().splitlines()] == ["web", "db"]
+
+
+def test_append_record_creates_the_log_readable_by_its_owner_only(tmp_path):
+    log = tmp_path / "sessions.jsonl"
+
+    append_record(log, {"client": "web"})
+
+    assert log.stat().st_mode & 0o777 == 0o600
+
+
+def test_append_record_swallows_a_log_in_a_missing_directory(tmp_path):
+    log = tmp_path / "missing" / "sessions.jsonl"
+
+    append_record(log, {"client": "web"})
+
+    assert not log.parent.exists()
+
+
+def test_append_record_swallows_a_log_that_is_a_directory(tmp_path):
+    append_record(tmp_path, {"client": "web"})
+
+    assert list(tmp_path.iterdir()) == []

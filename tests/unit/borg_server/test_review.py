@@ -1,16 +1,19 @@
-"""Tests for `borg-server audit`: which sessions wrote a segment, the review of a client's findings, and the text."""
+"""Tests for the delete review (`borg-server audit`): who wrote a segment, the review of the findings, the text."""
 
 import json
 import os
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
-from borg_server import findings, gate
-from borg_server.audit import AuditRefused, render, review, same_findings, sessions_of
+from borg_server import gate
+from borg_server import state as client_state
 from borg_server.config import ClientSpec
 from borg_server.paths import Paths
-from tests.unit.borg_server.test_segments import (
+from borg_server.review import AuditRefused, render, review, same_findings, sessions_of
+from borg_server.state import Tampering
+from tests.unit.borg_server.borg_files import (
     ARCHIVE_ONE,
     ARCHIVE_TWO,
     CHUNK,
@@ -19,7 +22,7 @@ from tests.unit.borg_server.test_segments import (
     init_create_create_delete,
     put,
 )
-from tests.unit.borg_server.test_segments import write_repository as write_segments
+from tests.unit.borg_server.borg_files import write_repository as write_segments
 
 WEB = ClientSpec("web", "WEB", None, None, None, True, 26 * 3600)
 FINGERPRINT = "SHA256:MAb/VODAa8tKOLwshsHjcTx7Be4UQ9nAMExtk8h9oz8"
@@ -43,13 +46,6 @@ def logged(client: str, before: int | None, after: int | None, **fields) -> dict
 def shown(record: dict) -> dict:
     """Return what the review shows of a session."""
     return {key: record[key] for key in ("role", "fingerprint", "source", "started_at", "finished_at")}
-
-
-@pytest.fixture
-def paths(tmp_path):
-    paths = Paths(repositories=tmp_path / "srv", state=tmp_path / "state", runtime=tmp_path / "run")
-    paths.audit_log.parent.mkdir(parents=True)
-    return paths
 
 
 def write_repository(paths: Paths, segments: list[list[bytes]]):
@@ -167,12 +163,12 @@ def test_the_server_own_compaction_is_not_a_client_session():
 
 
 def test_tamper_findings_are_the_same_when_only_their_first_sighting_differs():
-    first = {"changed": [2], "truncated": [], "removed": [], "config": False, "seen_at": "2024-05-06T01:00:00+00:00"}
+    first = Tampering(changed=(2,), truncated=(), removed=(), config=False, seen_at="2024-05-06T01:00:00+00:00")
 
-    assert same_findings(first, first | {"seen_at": "2024-05-07T01:00:00+00:00"}) is True
+    assert same_findings(first, replace(first, seen_at="2024-05-07T01:00:00+00:00")) is True
     assert same_findings(None, None) is True
-    assert same_findings(first, first | {"removed": [6]}) is False
-    assert same_findings(first, first | {"unreadable": "data/0/6: bad magic"}) is False
+    assert same_findings(first, replace(first, removed=(6,))) is False
+    assert same_findings(first, replace(first, unreadable="data/0/6: bad magic")) is False
     assert same_findings(None, first) is False
     assert same_findings(first, None) is False
 
@@ -233,10 +229,10 @@ def test_review_keeps_what_it_scanned_but_not_the_sessions_in_the_monitor_state(
 
     review(WEB, paths, None)
 
-    state = findings.load(paths.monitor_state("web"))
-    assert (state["scanned"], [group["segment"] for group in state["deletes"]]) == (13, [10])
-    assert "sessions" not in state["deletes"][0]
-    assert sorted(state["segments"], key=int) == [str(number) for number in range(14)]
+    state = client_state.load(paths.monitor_state("web"))
+    assert (state.scanned, [group.segment for group in state.deletes]) == (13, [10])
+    assert "sessions" not in json.loads(paths.monitor_state("web").read_text())["deletes"][0]
+    assert sorted(state.segments) == list(range(14))
 
 
 def test_acknowledging_through_a_segment_leaves_later_deletes_unacknowledged(paths):
@@ -247,7 +243,7 @@ def test_acknowledging_through_a_segment_leaves_later_deletes_unacknowledged(pat
     assert (result["acknowledged_now"], result["unacknowledged"]) == (1, 1)
     assert [group["segment"] for group in result["deletes"]] == [10, 14]
     assert [(entry["through"], entry["deletes"], entry["tampering"]) for entry in result["history"]] == [(13, 1, False)]
-    assert [group["segment"] for group in findings.load(paths.monitor_state("web"))["deletes"]] == [14]
+    assert [group.segment for group in client_state.load(paths.monitor_state("web")).deletes] == [14]
 
 
 def test_acknowledging_counts_every_object_of_the_segments_acknowledged(paths):
@@ -295,9 +291,9 @@ def test_acknowledging_segment_changes_listed_before_takes_the_baseline_again(pa
 
     assert listed["tampering"]["removed"] == [6]
     assert (acknowledged["tampering"]["removed"], acknowledged["tampering_acknowledged"]) == ([6], True)
-    state = findings.load(paths.monitor_state("web"))
-    assert (state["tampering"], "6" in state["segments"]) == (None, False)
-    assert [(entry["through"], entry["deletes"], entry["tampering"]) for entry in state["acknowledged"]] == [
+    state = client_state.load(paths.monitor_state("web"))
+    assert (state.tampering, 6 in state.segments) == (None, False)
+    assert [(entry.through, entry.deletes, entry.tampering) for entry in state.acknowledged] == [
         (13, 1, False),
         (13, 0, True),
     ]
@@ -313,9 +309,9 @@ def test_segment_changes_found_only_by_the_acknowledging_audit_are_not_acknowled
 
     assert (result["acknowledged_now"], result["tampering_acknowledged"]) == (1, False)
     assert result["tampering"]["removed"] == [6]
-    state = findings.load(paths.monitor_state("web"))
-    assert (state["tampering"]["removed"], state["deletes"]) == ([6], [])
-    assert [entry["tampering"] for entry in state["acknowledged"]] == [False]
+    state = client_state.load(paths.monitor_state("web"))
+    assert (state.tampering.removed, state.deletes) == ((6,), [])
+    assert [entry.tampering for entry in state.acknowledged] == [False]
 
     assert review(WEB, paths, 13)["tampering_acknowledged"] is True
 
@@ -330,7 +326,7 @@ def test_segment_changes_that_grew_since_they_were_listed_are_not_acknowledged(p
     result = review(WEB, paths, 13)
 
     assert (result["tampering"]["removed"], result["tampering_acknowledged"]) == ([2, 6], False)
-    assert findings.load(paths.monitor_state("web"))["tampering"]["removed"] == [2, 6]
+    assert client_state.load(paths.monitor_state("web")).tampering.removed == (2, 6)
 
 
 def test_a_changed_config_listed_before_is_acknowledged_and_becomes_the_reference(paths):

@@ -1,19 +1,84 @@
-"""The audit log of SSH sessions: reading it (whole or from a position) and telling backups from reads.
+"""The audit log of SSH sessions: its records, appending, reading (whole or from a position), rotating.
 
 The forced command (serve.py) appends one JSON line per session, with the repository's last
-committed segment before and after it. A session that ended with exit code 0 and left a higher
-committed segment behind wrote to the repository: for a client's own key, that is a backup.
+committed segment before and after it; `borg-server compact` appends one for each compaction.
+A session that ended with exit code 0 and left a higher committed segment behind wrote to the
+repository: for a client's own key, that is a backup. The monitor keeps its position in the log
+(paths.monitor_position), so each scan reads only what was appended since.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
+from borg_common.files import atomic_write
+
+REQUESTED_COMMAND_LIMIT = 200
 WRITE_ROLES = ("append", "full")
 ROTATE_AT = 16 * 1024 * 1024  # bytes; about 60,000 sessions
 KEEP_ROTATED = 5
+
+
+def session_record(
+    client: str,
+    role: str,
+    fingerprint: str,
+    started: float,
+    finished: float,
+    exit_code: int,
+    environ: dict,
+    committed: tuple[int | None, int | None] = (None, None),
+) -> dict:
+    """Given what is known about a finished session, return its audit record.
+
+    committed is the repository's last committed segment before and after the session: a
+    higher one afterwards means the session wrote (see wrote).
+    """
+    requested = environ.get("SSH_ORIGINAL_COMMAND", "")
+    return {
+        "event": "borg-session",
+        "client": client,
+        "role": role,
+        "fingerprint": fingerprint,
+        "source": environ.get("SSH_CONNECTION", "").split(" ")[0],
+        "requested": requested[:REQUESTED_COMMAND_LIMIT],
+        "started_at": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
+        "finished_at": datetime.fromtimestamp(finished, UTC).isoformat(timespec="seconds"),
+        "duration_s": round(finished - started, 3),
+        "exit_code": exit_code,
+        "committed_before": committed[0],
+        "committed_after": committed[1],
+    }
+
+
+def append_record(path: Path, record: dict) -> None:
+    """Append record as one JSON line; a line this short is written in one piece (O_APPEND)."""
+    line = (json.dumps(record, sort_keys=True) + "\n").encode()
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(descriptor, line)
+        finally:
+            os.close(descriptor)
+    except OSError:
+        pass  # an unwritable audit log must not take the backup down; the monitor notices the gap
+
+
+def read_position(path: Path) -> dict:
+    """Given the monitor's position file, return it: the audit log offset read up to, its last scan ({} if none)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_position(path: Path, audit_offset: int, last_scan: float, scan_seconds: float) -> None:
+    """Record how far the monitor read the audit log, when its scan ended and how long it took."""
+    position = {"audit_offset": audit_offset, "last_scan": last_scan, "scan_seconds": round(scan_seconds, 3)}
+    atomic_write(path, json.dumps(position), 0o600)
 
 
 def read_sessions(audit_log: Path, offset: int = 0) -> tuple[list[dict], int]:

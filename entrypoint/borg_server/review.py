@@ -1,4 +1,4 @@
-"""`borg-server audit CLIENT`: the deletes and segment changes found since the last acknowledgement.
+"""The delete review (`borg-server audit CLIENT`): the deletes and segment changes found since the last acknowledgement.
 
 It scans the repository first, so the list is current. Acknowledging names the last segment the
 listing covered (`--acknowledge N`), so a delete written after the admin read the list is never
@@ -7,12 +7,14 @@ acknowledged by accident; `borg-server compact` refuses while any delete is unac
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timedelta
 
-from borg_server import findings, gate, sessions
+from borg_server import audit_log, baseline, deletes, findings, gate, state
 from borg_server.config import ClientSpec
 from borg_server.paths import Paths
+from borg_server.state import Tampering
 
 SLACK = timedelta(seconds=2)  # a segment's mtime and the session's end are taken apart
 SESSION_FIELDS = ("role", "fingerprint", "source", "started_at", "finished_at")
@@ -41,13 +43,11 @@ def sessions_of(records: list[dict], client: str, segment: int, committed_at: st
     return found
 
 
-def same_findings(first: dict | None, second: dict | None) -> bool:
+def same_findings(first: Tampering | None, second: Tampering | None) -> bool:
     """Return whether two tamper findings name the same changes (when they were seen aside)."""
-
-    def strip(finding: dict | None) -> dict | None:
-        return None if finding is None else {key: value for key, value in finding.items() if key != "seen_at"}
-
-    return strip(first) == strip(second)
+    if first is None or second is None:
+        return first is second
+    return dataclasses.replace(first, seen_at=second.seen_at) == second
 
 
 def review(client: ClientSpec, paths: Paths, acknowledge: int | None) -> dict:
@@ -56,39 +56,39 @@ def review(client: ClientSpec, paths: Paths, acknowledge: int | None) -> dict:
     Tampering is acknowledged only if this scan found exactly what an earlier one had (so the admin
     could have seen it). Raise AuditRefused if acknowledge lies beyond the scanned segments.
     """
-    now = findings.now_text()
+    now = state.now_text()
     if gate.compacting(paths, client.name):
         raise AuditRefused("a compaction of this client runs; audit again when it has finished")
-    with findings.locked(paths.monitor_state(client.name)) as state:
-        known_tampering = state["tampering"]
-        findings.watch_repository(client.name, state, paths.client_repository(client.name), False, now)
-        listed = [dict(group) for group in state["deletes"]]
-        tampering = state["tampering"]
+    with state.locked(paths.monitor_state(client.name)) as found:
+        known_tampering = found.tampering
+        findings.watch_repository(client.name, found, paths.client_repository(client.name), False, now)
+        listed = [state.group_json(group) for group in found.deletes]
+        tampering = found.tampering
         count, tampering_accepted = None, False
         if acknowledge is not None:
-            if state["scanned"] is None or acknowledge > state["scanned"]:
+            if found.scanned is None or acknowledge > found.scanned:
                 raise AuditRefused(
-                    f"segment {acknowledge} lies beyond what was scanned ({state['scanned']}); "
+                    f"segment {acknowledge} lies beyond what was scanned ({found.scanned}); "
                     f"run borg-server audit {client.name} and use the segment it prints"
                 )
             tampering_accepted = tampering is not None and same_findings(known_tampering, tampering)
-            count = findings.acknowledge(state, acknowledge, tampering_accepted, now)
+            count = deletes.acknowledge(found, acknowledge, tampering_accepted, now)
             if tampering_accepted:
-                findings.rebaseline(state, paths.client_repository(client.name))
+                baseline.rebaseline(found, paths.client_repository(client.name))
         result = {
             "client": client.name,
-            "scanned_through": state["scanned"],
+            "scanned_through": found.scanned,
             "deletes": listed,
-            "tampering": tampering,
+            "tampering": state.tampering_json(tampering),
             "acknowledged_now": count,
             "tampering_acknowledged": tampering_accepted,
-            "unacknowledged": findings.pending_deletes(state),
-            "history": state["acknowledged"],
+            "unacknowledged": found.pending_deletes(),
+            "history": [state.acknowledgement_json(done) for done in found.acknowledged],
         }
-    records = sessions.read_all(paths.audit_log)
+    records = audit_log.read_all(paths.audit_log)
     for group in result["deletes"]:
-        found = sessions_of(records, client.name, group["segment"], group["committed_at"])
-        group["sessions"] = [{key: record.get(key) for key in SESSION_FIELDS} for record in found]
+        found_sessions = sessions_of(records, client.name, group["segment"], group["committed_at"])
+        group["sessions"] = [{key: record.get(key) for key in SESSION_FIELDS} for record in found_sessions]
     return result
 
 
@@ -125,7 +125,8 @@ def render(result: dict, as_json: bool) -> str:
         )
     if tampering:
         lines.append(
-            f"client {name}: {findings.describe_tampering(tampering)}, first seen {tampering['seen_at']}; "
+            f"client {name}: {baseline.describe_tampering(state.tampering_from_json(tampering))}, "
+            f"first seen {tampering['seen_at']}; "
             "borg never rewrites committed files of an append-only repository."
         )
     lines.append(

@@ -1,0 +1,62 @@
+"""The deletes a client committed to its repository: found per segment, counted by kind, acknowledged.
+
+A prune of a million objects stays a few lines: one DeleteGroup per segment holds a count per kind
+and only the first KEYS_KEPT object ids, for people to compare.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from borg_server import segments
+from borg_server.state import Acknowledgement, ClientState, DeleteGroup
+
+KEYS_KEPT = 10  # object ids kept per segment group; the count has them all
+
+
+def committed_at(path: Path) -> str | None:
+    """Given a segment file, return when it was written (its mtime, ISO time), or None if it is gone."""
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
+    except OSError:
+        return None
+
+
+def scan_deletes(state: ClientState, repository: Path, now: str) -> int:
+    """Record the client deletes committed since the last scan, grouped by segment; return how many are new.
+
+    Raise SegmentError (or OSError) if a committed segment cannot be read; nothing is recorded then.
+    """
+    last = segments.last_commit(repository)
+    if last is None or (state.scanned is not None and last <= state.scanned):
+        if state.scanned is not None and (last is None or last < state.scanned):
+            state.scanned = last  # rolled back: borg numbers the next segments from here again
+        return 0
+    kinds: dict[int, dict[str, int]] = {}
+    keys: dict[int, list[str]] = {}
+    for delete in segments.deletes_since(repository, -1 if state.scanned is None else state.scanned, last):
+        counted = kinds.setdefault(delete.segment, {})
+        counted[delete.kind] = counted.get(delete.kind, 0) + 1
+        kept = keys.setdefault(delete.segment, [])
+        if len(kept) < KEYS_KEPT:
+            kept.append(delete.key.hex())
+    files = segments.segment_files(repository)
+    for number, counted in kinds.items():
+        written = committed_at(files[number]) if number in files else None
+        state.deletes.append(DeleteGroup(number, sum(counted.values()), counted, tuple(keys[number]), written, now))
+    state.scanned = last
+    return sum(sum(counted.values()) for counted in kinds.values())
+
+
+def acknowledge(state: ClientState, through: int, tampering: bool, now: str) -> int:
+    """Acknowledge the deletes in segments up to through (and the tampering seen, if asked); return how many.
+
+    The caller takes the segment baseline again (baseline.rebaseline) when it acknowledges tampering.
+    """
+    done = [group for group in state.deletes if group.segment <= through]
+    state.deletes = [group for group in state.deletes if group.segment > through]
+    count = sum(group.count for group in done)
+    if done or tampering:
+        state.acknowledged.append(Acknowledgement(now, through, count, tampering))
+    return count

@@ -1,0 +1,61 @@
+"""The figures of every client (`borg-server status`, metrics): the monitor's findings plus what is on disk now."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from borg_server import audit_log, disk, state
+from borg_server.config import ServerConfig
+from borg_server.paths import Paths
+
+
+@dataclass(frozen=True)
+class ClientStatus:
+    """One client's figures, shown by `borg-server status` and exported as metrics."""
+
+    client: str
+    last_backup: str | None
+    age_s: int | None
+    repository_bytes: int
+    quota_bytes: int | None
+    quota_used: float | None
+    append_only: bool
+    unacknowledged_deletes: int | None  # None: not watched (the client may delete)
+    tampered_segments: int | None
+    last_check_at: str | None
+    last_check: str | None  # ok | failed | None (never checked)
+    alerts: list[str]
+
+
+def collect(config: ServerConfig, paths: Paths, now: datetime | None = None) -> list[ClientStatus]:
+    """Given the configuration, return every client's status: the monitor's findings plus what is on disk now.
+
+    The last backup also counts sessions the monitor has not read yet; the size is measured now.
+    """
+    now = now or datetime.now(UTC)
+    offset = audit_log.read_position(paths.monitor_position).get("audit_offset", 0)
+    recent, _ = audit_log.read_sessions(paths.audit_log, offset)
+    result = []
+    for client in config.clients:
+        found = state.load(paths.monitor_state(client.name))
+        last = audit_log.last_backup(found.last_backup, recent, client.name)
+        size = disk.directory_size(paths.client_directory(client.name))
+        check = found.check
+        result.append(
+            ClientStatus(
+                client=client.name,
+                last_backup=last,
+                age_s=int((now - datetime.fromisoformat(last)).total_seconds()) if last else None,
+                repository_bytes=size,
+                quota_bytes=client.quota,
+                quota_used=round(size / client.quota, 4) if client.quota else None,
+                append_only=client.append_only,
+                unacknowledged_deletes=found.pending_deletes() if client.append_only else None,
+                tampered_segments=found.tampered_files if client.append_only else None,
+                last_check_at=check.at if check else None,
+                last_check=("ok" if check.ok else "failed") if check else None,
+                alerts=sorted(found.alerts),
+            )
+        )
+    return result

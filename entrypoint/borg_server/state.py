@@ -1,0 +1,249 @@
+"""The monitor's state of each client: typed records, one JSON file per client, loaded and saved under a lock.
+
+A client's state (ClientState) holds when it was first seen and when its last backup ended, the
+last committed segment whose DELETE entries were read (scanned), the deletes found and not yet
+acknowledged (one DeleteGroup per segment) and the history of acknowledgements, the baseline of
+committed segments (a SegmentPrint each) and the digest of the repository's config file, the
+tampering seen since, the last repository check and the alerts raised. The monitor, `audit` and
+`compact` change it only inside `locked`. The file format is version 2 (sorted JSON; a segment
+print is the list [size, sha256, mtime_ns, ctime_ns, inode], a few thousand of them stay small).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from borg_common.files import atomic_write
+
+logger = logging.getLogger(__name__)
+
+VERSION = 2
+ALERTING_KINDS = ("delete", "overwrite")  # checkpoint clean-ups are listed but raise no alert
+
+
+def now_text() -> str:
+    """Return the time now as the state writes times (ISO 8601, UTC, whole seconds)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class SegmentPrint:
+    """A committed segment file as the baseline knows it: its content (size, sha256) and its stat."""
+
+    size: int
+    sha256: str
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+
+    def same_stat(self, other: SegmentPrint) -> bool:
+        """Return whether size, times and inode are the same (the cheap test: nothing is read)."""
+        return (self.size, self.mtime_ns, self.ctime_ns, self.inode) == (
+            other.size, other.mtime_ns, other.ctime_ns, other.inode
+        )  # fmt: skip
+
+    def same_content(self, other: SegmentPrint) -> bool:
+        return (self.size, self.sha256) == (other.size, other.sha256)
+
+
+@dataclass(frozen=True)
+class DeleteGroup:
+    """The deletes found in one committed segment: a count per kind and the first few object ids (hex)."""
+
+    segment: int
+    count: int
+    kinds: dict[str, int]
+    keys: tuple[str, ...]
+    committed_at: str | None
+    seen_at: str
+
+    @property
+    def alerting(self) -> int:
+        """How many of them are of a kind that raises an alert (not borg's checkpoint clean-ups)."""
+        return sum(self.kinds.get(kind, 0) for kind in ALERTING_KINDS)
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """An admin accepted the deletes through a segment (and the tampering seen, if so)."""
+
+    at: str
+    through: int
+    deletes: int
+    tampering: bool
+
+
+@dataclass(frozen=True)
+class Tampering:
+    """Committed files changed since the baseline was taken, first seen at seen_at."""
+
+    changed: tuple[int, ...] = ()
+    truncated: tuple[int, ...] = ()
+    removed: tuple[int, ...] = ()
+    config: bool = False  # the repository's config file changed
+    unreadable: str | None = None  # why a committed segment could not be read
+    seen_at: str = ""
+
+    @property
+    def files(self) -> int:
+        """How many committed files changed: segments, and the config counted as one; at least one if unreadable."""
+        count = len(self.changed) + len(self.truncated) + len(self.removed) + self.config
+        return count or (1 if self.unreadable else 0)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The last `borg check --repository-only` of the client's repository."""
+
+    at: str
+    ok: bool
+    returncode: int
+    message: str
+
+
+@dataclass(frozen=True)
+class RaisedAlert:
+    """An alert sent as raised and not cleared yet; extent: how much it covered when last sent."""
+
+    since: str
+    message: str
+    extent: int = 0
+
+
+@dataclass
+class ClientState:
+    """What the monitor knows about one client; changed in place under `locked`, then saved."""
+
+    first_seen: str
+    last_backup: str | None = None
+    scanned: int | None = None
+    deletes: list[DeleteGroup] = field(default_factory=list)
+    acknowledged: list[Acknowledgement] = field(default_factory=list)
+    segments: dict[int, SegmentPrint] = field(default_factory=dict)
+    config_digest: str | None = None
+    tampering: Tampering | None = None
+    check: CheckResult | None = None
+    alerts: dict[str, RaisedAlert] = field(default_factory=dict)
+
+    def pending_deletes(self, alerting_only: bool = False) -> int:
+        """Return how many deletes wait for acknowledgement (only the kinds that raise an alert, if asked)."""
+        return sum(group.alerting if alerting_only else group.count for group in self.deletes)
+
+    @property
+    def tampered_files(self) -> int:
+        """How many committed files changed (see Tampering.files); 0 without tampering."""
+        return self.tampering.files if self.tampering else 0
+
+
+def to_json(state: ClientState) -> dict:
+    """Given a client's state, return it as the version 2 JSON object."""
+    return {
+        "version": VERSION,
+        "first_seen": state.first_seen,
+        "last_backup": state.last_backup,
+        "scanned": state.scanned,
+        "deletes": [group_json(group) for group in state.deletes],
+        "acknowledged": [acknowledgement_json(done) for done in state.acknowledged],
+        "segments": {str(number): list(vars(print_).values()) for number, print_ in state.segments.items()},
+        "config": state.config_digest,
+        "tampering": tampering_json(state.tampering),
+        "check": vars(state.check).copy() if state.check else None,
+        "alerts": {kind: vars(alert).copy() for kind, alert in state.alerts.items()},
+    }
+
+
+def group_json(group: DeleteGroup) -> dict:
+    """Given a group of deletes, return it as JSON (keys sorted, as the state file keeps them)."""
+    return dict(sorted((vars(group) | {"kinds": dict(sorted(group.kinds.items())), "keys": list(group.keys)}).items()))
+
+
+def acknowledgement_json(done: Acknowledgement) -> dict:
+    return dict(sorted(vars(done).items()))
+
+
+def tampering_json(tampering: Tampering | None) -> dict | None:
+    """Given tampering, return it as JSON: lists of segment numbers; unreadable only when it is known."""
+    if tampering is None:
+        return None
+    document = {"changed": list(tampering.changed), "truncated": list(tampering.truncated),
+                "removed": list(tampering.removed), "config": tampering.config}  # fmt: skip
+    if tampering.unreadable is not None:
+        document["unreadable"] = tampering.unreadable
+    return document | {"seen_at": tampering.seen_at}
+
+
+def tampering_from_json(document: dict | None) -> Tampering | None:
+    """Given tampering as JSON (see tampering_json), return it; raise TypeError if it holds other fields."""
+    if document is None:
+        return None
+    return Tampering(**document | {kind: tuple(document.get(kind, ())) for kind in ("changed", "truncated", "removed")})
+
+
+def from_json(document: object, now: str) -> ClientState:
+    """Given a version 2 JSON object, return the state it holds (fields it lacks get their defaults).
+
+    Raise ValueError if it is not one.
+    """
+    if not isinstance(document, dict):
+        raise ValueError(f"a JSON {type(document).__name__}, not an object")
+    if document.get("version") != VERSION:
+        raise ValueError(f"version {document.get('version')}, not {VERSION}")
+    try:
+        check = document.get("check")
+        return ClientState(
+            first_seen=document.get("first_seen") or now,
+            last_backup=document.get("last_backup"),
+            scanned=document.get("scanned"),
+            deletes=[
+                DeleteGroup(**group | {"keys": tuple(group["keys"]), "kinds": dict(group["kinds"])})
+                for group in document.get("deletes", [])
+            ],
+            acknowledged=[Acknowledgement(**done) for done in document.get("acknowledged", [])],
+            segments={int(number): SegmentPrint(*values) for number, values in document.get("segments", {}).items()},
+            config_digest=document.get("config"),
+            tampering=tampering_from_json(document.get("tampering")),
+            check=None if check is None else CheckResult(**check),
+            alerts={kind: RaisedAlert(**alert) for kind, alert in document.get("alerts", {}).items()},
+        )
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"unexpected contents: {error!r}") from None
+
+
+def load(path: Path) -> ClientState:
+    """Given a client's state file, return its state (a new one if the file does not exist or is damaged).
+
+    A damaged file is moved aside to <name>.damaged, so the monitor starts afresh and nothing is lost.
+    """
+    try:
+        return from_json(json.loads(path.read_text()), now_text())
+    except FileNotFoundError:
+        return ClientState(first_seen=now_text())
+    except ValueError as error:
+        damaged = path.with_suffix(".damaged")
+        path.replace(damaged)
+        logger.error("monitor state %s is damaged (%s); moved to %s, starting afresh", path, error, damaged)
+        return ClientState(first_seen=now_text())
+
+
+def save(path: Path, state: ClientState) -> None:
+    """Write the client's state file atomically, readable by root only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(to_json(state), indent=1, sort_keys=True), 0o600)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[ClientState]:
+    """Hold the client's state lock; yield its state and save it afterwards (unless an exception escapes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = load(path)
+        yield state
+        save(path, state)
