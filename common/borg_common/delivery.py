@@ -18,14 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
+import tenacity
 
 from borg_common import outbox
 from borg_common.urls import redact_url
@@ -209,17 +202,17 @@ def _attempt(
     """Call send(session) under the retry policy; log each retry and success; return the outcome and why."""
     shown = redact_url(url)
 
-    def log_retry(state: RetryCallState) -> None:
+    def log_retry(state: tenacity.RetryCallState) -> None:
         reason = state.outcome.exception() if state.outcome else None
         wait = state.upcoming_sleep
         logger.warning(
             "%s to %s: attempt %d failed (%s); retrying in %.1f s", what, shown, state.attempt_number, reason, wait
         )
 
-    retrying = Retrying(
-        stop=stop_after_attempt(attempts) | stop_after_delay(max_seconds),
-        wait=wait_exponential_jitter(initial=1, max=30),
-        retry=retry_if_exception_type(RetryableDeliveryError),
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_after_delay(max_seconds),
+        wait=tenacity.wait_exponential_jitter(initial=1, max=30),
+        retry=tenacity.retry_if_exception_type(RetryableDeliveryError),
         before_sleep=log_retry,
         sleep=sleep,
         reraise=True,
