@@ -6,7 +6,9 @@ scrape never touches the repositories.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 import time
 from datetime import datetime
@@ -23,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "borg_appliance"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONNECTION_LIMIT = 32  # connections served at once; more are closed unread
+REQUEST_TIMEOUT = 5  # seconds a connection may stay silent
+REQUEST_DEADLINE = 15  # seconds a connection may last in all (a slow sender is cut off)
 CLIENT_METRICS = (  # name, help, value of a ClientStatus (None: no sample)
     ("last_backup_timestamp_seconds", "End of the client's last backup session (Unix time).",
      lambda s: datetime.fromisoformat(s.last_backup).timestamp() if s.last_backup else None),
@@ -97,10 +102,53 @@ class Exposition:
             return self.text
 
 
+class BoundedServer(ThreadingHTTPServer):
+    """A threading HTTP server that serves at most `limit` connections at once and closes the rest.
+
+    Each connection has REQUEST_TIMEOUT per read and REQUEST_DEADLINE in all, so a thousand idle or
+    slow connections cost a few threads for a few seconds, never the monitor's scans or alerts.
+    """
+
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], handler: type, limit: int) -> None:
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(limit)
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)  # over the limit: closed at once, nothing read
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        deadline = threading.Timer(REQUEST_DEADLINE, close_quietly, args=(request,))
+        deadline.daemon = True
+        deadline.start()
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            deadline.cancel()
+            self.slots.release()
+
+
+def close_quietly(connection: socket.socket) -> None:
+    """Cut a connection that outlived its deadline (its handler thread then ends on the closed socket)."""
+    with contextlib.suppress(OSError):
+        connection.shutdown(socket.SHUT_RDWR)
+
+
 def serve(port: int, exposition: Exposition) -> ThreadingHTTPServer:
     """Start answering GET /metrics on port (all addresses) in a daemon thread; return the server."""
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = REQUEST_TIMEOUT  # seconds per read: a connection that sends nothing is closed
+
         def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
             if self.path.split("?")[0] != "/metrics":
                 self.send_error(404, "only /metrics is here")
@@ -115,7 +163,7 @@ def serve(port: int, exposition: Exposition) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args) -> None:  # noqa: A002 (the signature http.server calls)
             logger.debug("metrics: %s " + format, self.address_string(), *args)
 
-    server = ThreadingHTTPServer(("", port), Handler)
+    server = BoundedServer(("", port), Handler, CONNECTION_LIMIT)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     logger.info("metrics: serving Prometheus metrics on port %d at /metrics", port)
     return server

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.docker_helpers import docker, health, wait_until
+from tests.integration.docker_helpers import IMAGE_TAG, docker, health, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +31,7 @@ def project(tmp_path):
     (tmp_path / "secrets" / "borg_passphrase").write_text(uuid.uuid4().hex + "\n")
     name = f"bat{uuid.uuid4().hex[:8]}"
     base = [*compose_command(), "-p", name, "-f", str(tmp_path / "compose.yaml")]
-    env = {"BASE_IMAGE": "borg-appliance-base:trixie", "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    env = {"BASE_IMAGE": "borg-appliance-base:trixie", "IMAGE_TAG": IMAGE_TAG, "PATH": "/usr/local/bin:/usr/bin:/bin"}
 
     def compose(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run([*base, *args], capture_output=True, text=True, env=env, check=False, timeout=600)
@@ -64,3 +64,22 @@ def test_quick_start_backs_up_the_sample_app_without_manual_steps(project):
     assert "backup/app-data/journal.txt" in listing
     pinned = docker("exec", sidecar, "cat", "/pairing/known_hosts").stdout
     assert pinned.startswith("borg-server ssh-ed25519 ")
+
+    # Least privilege as shipped: no process gains privileges, and each service keeps only the
+    # capabilities compose.yaml names; a restore (owners, modes) still works with them.
+    for container, kept in (
+        (server, {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETGID",
+                  "CAP_SETUID", "CAP_SYS_CHROOT"}),
+        (sidecar, {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID"}),
+    ):  # fmt: skip
+        host_config = json.loads(docker("inspect", container).stdout)[0]["HostConfig"]
+        assert host_config["SecurityOpt"] == ["no-new-privileges:true"]
+        assert host_config["CapDrop"] == ["ALL"]
+        assert {f"CAP_{name}" if not name.startswith("CAP_") else name for name in host_config["CapAdd"]} == kept
+        status = docker("exec", container, "cat", "/proc/1/status").stdout
+        assert "NoNewPrivs:\t1" in status
+    restored = project("exec", "-T", "backup-app", "sh", "-c",
+                       f"borg-client restore {archives[0]['name']} --target /tmp/restore && "
+                       "stat -c '%u %a' /tmp/restore/backup/app-data/journal.txt", check=False)  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stdout.strip().splitlines()[-1] == "0 644"
