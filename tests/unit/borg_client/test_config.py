@@ -180,7 +180,7 @@ BAD_CONFIGURATIONS = {
     ),
     "report URL not http": (
         {"REPORT_URLS": "https://ok.example/hook ftp://user:pw@files.example/x"},
-        "REPORT_URLS: 'ftp://***@files.example/x' is not an http:// or https:// URL with a host",
+        "REPORT_URLS: 'ftp://***@files.example/…' is not an http:// or https:// URL with a host",
     ),
     "healthchecks URL with a token": (
         {"HEALTHCHECKS_URL": "htps://hc-ping.com/5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278"},
