@@ -42,7 +42,7 @@ def test_a_passphrase_file_and_the_pairing_export_are_enough(pairing, passphrase
         healthchecks_url=None,
     )
     assert (config.state, config.sources) == (Path("/var/lib/borg-client"), Path("/backup"))
-    assert config.secrets == ()
+    assert config.secrets == ("correct horse battery staple",)  # the file's content is masked in logs
 
 
 def test_settings_from_the_environment_win_over_the_pairing_export(pairing, tmp_path):

@@ -124,11 +124,13 @@ def test_a_missing_repository_is_initialised_its_key_exported_and_create_tried_a
     assert fake_borg.commands == [
         create_argv(run_config),
         [*BORG, "init", "--encryption", "keyfile-blake2"],
-        [*BORG, "key", "export", run_config.repository, str(key_export / "web.key")],
-        [*BORG, "key", "export", "--paper", run_config.repository, str(key_export / "web.key.txt")],
+        [*BORG, "key", "export", run_config.repository, str(key_export / "web.key.new")],
+        [*BORG, "key", "export", "--paper", run_config.repository, str(key_export / "web.key.txt.new")],
         create_argv(run_config),
     ]
     assert kept(run_config)["status"] == "success"
+    assert sorted(path.name for path in key_export.iterdir()) == ["web.key", "web.key.txt"]
+    assert (key_export / "web.key").read_text() == "BORG_KEY\n"
     assert (key_export / "web.key").stat().st_mode & 0o777 == 0o600
 
 
