@@ -19,6 +19,7 @@ from borg_client.paths import Paths
 from borg_common import outbox
 from borg_common.logs import setup_logging
 from borg_common.settings import ConfigError
+from borg_common.urls import redact_url
 
 logger = logging.getLogger("borg_client")
 
@@ -98,6 +99,18 @@ def command_export_key(config, _arguments) -> int:
     return 0
 
 
+def command_init(config, arguments) -> int:
+    """Initialise the repository now; on a sidecar that backed up before only with --new-repository."""
+    try:
+        moved = repository.initialise_explicitly(config, arguments.new_repository)
+    except repository.RunFailed as error:
+        print(f"borg-client: {error}", file=sys.stderr)
+        return 2
+    kept = f"; the old record and key export are kept as {', '.join(map(str, moved))}" if moved else ""
+    print(f"initialised a new repository {config.repository}{kept}")
+    return 0
+
+
 def command_borg(config, arguments) -> int:
     """Run any borg command with the sidecar's repository, key, passphrase and pinned host key."""
     call = call_borg(config, borg.command(*arguments.borg_args), capture_json=True)
@@ -132,10 +145,14 @@ def command_status(config, arguments) -> int:
 
 
 def command_check_config(config, _arguments) -> int:
+    """Print the resolved settings: secrets as ***, report URLs as scheme://host/… (a path may be a token)."""
     resolved = {key: (str(value) if value is not None else None) for key, value in vars(config).items()}
     for key in MASKED:
         if resolved.get(key):
             resolved[key] = "***"
+    resolved["report_urls"] = str(tuple(redact_url(url) for url in config.report_urls))
+    if config.healthchecks_url:
+        resolved["healthchecks_url"] = redact_url(config.healthchecks_url)
     print(json.dumps(resolved, indent=2, sort_keys=True))
     return 0
 
@@ -185,6 +202,11 @@ def parser() -> argparse.ArgumentParser:
     checking = command("check", command_check, "borg check of the repository and archives")
     checking.add_argument("--repository-only", action="store_true")
     checking.add_argument("--verify-data", action="store_true", help="also decrypt and verify every chunk (slow)")
+    initing = command("init", command_init, "initialise the repository now (a first run does it by itself)")
+    initing.add_argument(
+        "--new-repository", action="store_true",
+        help="after backups were made: start a new, empty repository; the old record and key export are kept aside",
+    )  # fmt: skip
     command("export-key", command_export_key, "export the repository key to the state volume and print it")
     status = command("status", command_status, "last runs, reports waiting, next run")
     status.add_argument("--json", action="store_true")

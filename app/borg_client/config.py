@@ -59,8 +59,14 @@ class ClientConfig:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Strings that must never be logged."""
-        return tuple(secret for secret in (self.passphrase,) if secret)
+        """Strings that must never be logged: the passphrase, as a setting or as BORG_PASSPHRASE_FILE's content."""
+        found = [self.passphrase]
+        if self.passphrase_file:
+            try:
+                found.append(self.passphrase_file.read_text(errors="replace").strip())
+            except OSError:
+                pass  # load() named the problem; a file gone since then has nothing left to mask
+        return tuple(secret for secret in found if secret)
 
 
 def pairing_value(pairing: Path, name: str) -> str | None:

@@ -64,6 +64,11 @@ class Paths:
         return self.key_export / f"{self.client}.key.txt"
 
     @property
+    def repository_record(self) -> Path:
+        """What the last backup saw of the repository (borg_client.history)."""
+        return self.state / "repository.json"
+
+    @property
     def keys(self) -> Path:
         """BORG_KEYS_DIR."""
         return self.state / "keys"

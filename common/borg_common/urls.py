@@ -1,7 +1,9 @@
 """What both images accept as a report URL, and how a URL is shown without its secrets.
 
-A URL may carry a secret in its user info, its query or a path segment (a Healthchecks UUID, a
-webhook token), so logs and problem messages never show those parts.
+A URL may carry a secret in its user info, its query or anywhere in its path (a Healthchecks
+UUID, a webhook token, a path that is itself the password), so wherever a person reads a URL
+(logs, check-config, status, reports, problem messages) it is shown as scheme://host[:port]/…:
+the scheme, host and port, and nothing after them.
 """
 
 from __future__ import annotations
@@ -9,30 +11,33 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-TOKEN_SEGMENT = re.compile(r"(?=.*\d)[A-Za-z0-9_-]{16,}")  # 16+ letters, digits, - or _, with a digit
 NOT_HTTP = "is not an http:// or https:// URL with a host"
+HIDDEN = "/…"
 
 
 def redact_url(url: str) -> str:
-    """Given a URL, return scheme://host[:port]/path without user info, query (shown as ?…) or fragment.
+    """Given a URL, return scheme://host[:port]/… (/… only if a path, query or fragment follows the host).
 
-    Path segments that look like tokens (16+ letters, digits, - or _, with a digit, e.g. a
-    Healthchecks UUID or a webhook secret) are shown as … too.
+    User info, path, query and fragment are never shown: any of them may be a secret.
     """
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    query = "?…" if parts.query else ""
-    return f"{parts.scheme}://{host}{_mask_tokens(parts.path)}{query}"
+    return shown_url(re.sub(r"^([^/?#]*://)[^/?#]*@", r"\1", url))
 
 
 def shown_url(text: str) -> str:
-    """Given text meant as a URL (perhaps malformed), return it as a problem may show it.
+    """Given text meant as a URL (perhaps malformed), return it as a person may read it: scheme://host[:port]/….
 
-    User info is shown as ***@, token-like path segments as …, and a query or fragment as ?… or #….
+    User info (shown as ***@, so a problem can say there is some), path, query and fragment are
+    hidden; text without :// shows only what precedes its first /, ? or # (a "mailto:" keeps its
+    address, which is no secret).
     """
-    text = re.sub(r"//[^/@]*@", "//***@", text)
-    head, mark, _rest = re.fullmatch(r"([^?#]*)([?#]?)(.*)", text, re.DOTALL).groups()
-    return _mask_tokens(head) + (f"{mark}…" if mark else "")
+    scheme, separator, rest = text.partition("://")
+    if not separator:
+        scheme, rest = "", text
+    authority, hidden = re.fullmatch(r"([^/?#]*)(.*)", rest, re.DOTALL).groups()
+    if "@" in authority and separator:
+        authority = "***@" + authority.rpartition("@")[2]
+    shown = f"{scheme}{separator}{authority}"
+    return shown + (HIDDEN if hidden.strip("/") else hidden)
 
 
 def is_http_url(url: str) -> bool:
@@ -42,8 +47,3 @@ def is_http_url(url: str) -> bool:
         return parts.scheme in ("http", "https") and bool(parts.hostname)
     except ValueError:
         return False
-
-
-def _mask_tokens(path: str) -> str:
-    """Given a path, return it with every token-like segment shown as …."""
-    return "/".join("…" if TOKEN_SEGMENT.fullmatch(segment) else segment for segment in path.split("/"))

@@ -124,11 +124,13 @@ def test_a_missing_repository_is_initialised_its_key_exported_and_create_tried_a
     assert fake_borg.commands == [
         create_argv(run_config),
         [*BORG, "init", "--encryption", "keyfile-blake2"],
-        [*BORG, "key", "export", run_config.repository, str(key_export / "web.key")],
-        [*BORG, "key", "export", "--paper", run_config.repository, str(key_export / "web.key.txt")],
+        [*BORG, "key", "export", run_config.repository, str(key_export / "web.key.new")],
+        [*BORG, "key", "export", "--paper", run_config.repository, str(key_export / "web.key.txt.new")],
         create_argv(run_config),
     ]
     assert kept(run_config)["status"] == "success"
+    assert sorted(path.name for path in key_export.iterdir()) == ["web.key", "web.key.txt"]
+    assert (key_export / "web.key").read_text() == "BORG_KEY\n"
     assert (key_export / "web.key").stat().st_mode & 0o777 == 0o600
 
 
@@ -296,3 +298,61 @@ def test_a_bug_without_a_message_is_named_by_its_type(run_config, fake_borg):
     run.run_once(run_config)
 
     assert kept(run_config)["message"] == "unexpected error: AssertionError"
+
+
+CREATE_WITH_REPOSITORY = json.dumps({
+    "repository": {"id": "ab" * 32, "location": "ssh://borg@srv:22/./main"},
+    "archive": {"name": "web-2024-05-06T03:00:00", "end": "2024-05-06T03:00:42.000000", "stats": {}},
+})  # fmt: skip
+
+
+def test_a_run_that_wrote_an_archive_records_the_repository(run_config, fake_borg):
+    fake_borg.answer("create", 0, CREATE_WITH_REPOSITORY, [])
+
+    run.run_once(run_config)
+
+    record = json.loads(Paths.of(run_config).repository_record.read_text())
+    assert record == {"location": "ssh://borg@srv:22/./main", "repository_id": "ab" * 32,
+                      "last_archive": "web-2024-05-06T03:00:00", "last_time": "2024-05-06T03:00:42.000000",
+                      "archives_written": 1}  # fmt: skip
+
+
+def test_a_repository_gone_after_backups_is_a_failure_that_initialises_nothing(run_config, fake_borg, lines, pings):
+    fake_borg.answer("create", 0, CREATE_WITH_REPOSITORY, [])
+    fake_borg.answer("create", 0, CREATE_WITH_REPOSITORY, [])
+    run.run_once(run_config)
+    run.run_once(run_config)
+    paths = Paths.of(run_config)
+    paths.key_export.mkdir()
+    paths.key_file.write_bytes(b"BORG_KEY original\n")
+    fake_borg.commands.clear()
+    fake_borg.answer("create", 2, "", [lines.log("ERROR", "Repository does not exist.", "Repository.DoesNotExist")])
+
+    result = run.run_once(run_config)
+
+    assert fake_borg.commands == [create_argv(run_config)]  # no init, no key export
+    assert result.status == "failure"
+    assert result.message == (
+        f"the repository {run_config.repository} (id abababababababab…) held the 2 archives this sidecar wrote into "
+        "it, the last web-2024-05-06T03:00:00 on 2024-05-06 03:00; it is gone from the server. Nothing was "
+        "initialised and the key export was kept. Restore the server's repository volume if you can; if its data "
+        "is really lost, start a new repository with `borg-client init --new-repository`"
+    )
+    assert paths.key_file.read_bytes() == b"BORG_KEY original\n"
+    assert pings[-1][0] == f"{PING}/fail"
+    assert journal.last_runs(paths)[-1]["message"] == result.message
+
+
+def test_a_repository_missing_with_only_a_key_export_left_is_a_failure_too(run_config, fake_borg, lines):
+    paths = Paths.of(run_config)
+    paths.key_export.mkdir()
+    paths.key_file.write_bytes(b"BORG_KEY original\n")
+    fake_borg.answer("create", 2, "", [lines.log("ERROR", "Repository does not exist.", "Repository.DoesNotExist")])
+
+    run.run_once(run_config)
+
+    assert fake_borg.commands == [create_argv(run_config)]
+    assert kept(run_config)["message"].startswith(
+        f"the repository {run_config.repository} is gone from the server, though its key export {paths.key_file} "
+        "shows backups into it. Nothing was initialised"
+    )

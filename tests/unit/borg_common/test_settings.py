@@ -291,7 +291,7 @@ def test_urls_are_words_that_must_be_http_urls_shown_without_their_secrets():
     value, problems = read({"U": "https://a.example/x, ftp://u:pw@b.example/hook?token=1"}, "urls", "U")
 
     assert value == ("https://a.example/x", "ftp://u:pw@b.example/hook?token=1")
-    assert problems == ["U: 'ftp://***@b.example/hook?…' is not an http:// or https:// URL with a host"]
+    assert problems == ["U: 'ftp://***@b.example/…' is not an http:// or https:// URL with a host"]
 
 
 def test_url_is_one_url_and_a_bad_one_hides_token_like_path_segments():

@@ -284,7 +284,7 @@ WEB_DB = {"BORG_CLIENTS": "web db"}
         ),
         (
             WEB_DB | {"REPORT_URLS": "https://user:secret@/hook"},
-            "REPORT_URLS: 'https://***@/hook' is not an http:// or https:// URL with a host",
+            "REPORT_URLS: 'https://***@/…' is not an http:// or https:// URL with a host",
         ),
         (WEB_DB | {"BORG_SERVER_NAME": "backup_host"}, f"BORG_SERVER_NAME: 'backup_host' {BAD_SERVER_NAME}"),
         (

@@ -1,0 +1,95 @@
+"""Tests for what the sidecar knows of its repository: the record of backups, and when it has backed up before."""
+
+import json
+
+from borg_client import history, journal
+from borg_client.paths import Paths
+
+REPO_ID = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+
+def create_json(name: str, repository_id: str = REPO_ID, end: str = "2024-05-06T03:00:42.000000") -> str:
+    """Return borg create --json output naming the repository and the archive written."""
+    repository = {"id": repository_id, "location": "ssh://borg@srv:22/./main", "last_modified": end}
+    return json.dumps({"repository": repository, "archive": {"name": name, "start": end, "end": end, "stats": {}}})
+
+
+def test_a_fresh_state_volume_has_not_backed_up_before(config):
+    assert history.evidence(Paths.of(config)) is None
+    assert history.read(Paths.of(config)) is None
+
+
+def test_each_backup_is_recorded_and_counted_while_the_repository_id_stays(config):
+    paths = Paths.of(config)
+    history.record_backup(paths, create_json("web-1"))
+    known = history.record_backup(paths, create_json("web-2", end="2024-05-07T03:00:00"))
+
+    assert known == history.Known("ssh://borg@srv:22/./main", REPO_ID, "web-2", "2024-05-07T03:00:00", 2)
+    assert history.read(paths) == known
+    assert paths.repository_record.stat().st_mode & 0o777 == 0o600
+    assert history.evidence(paths) == f"its repository record {paths.repository_record}"
+
+
+def test_a_new_repository_id_starts_the_count_again(config):
+    paths = Paths.of(config)
+    history.record_backup(paths, create_json("web-1"))
+    assert history.record_backup(paths, create_json("web-2", repository_id="f" * 64)).archives_written == 1
+
+
+def test_output_without_repository_or_archive_keeps_the_record(config):
+    paths = Paths.of(config)
+    history.record_backup(paths, create_json("web-1"))
+    assert history.record_backup(paths, '{"archive": {"name": "x"}}') is None
+    assert history.read(paths).last_archive == "web-1"
+
+
+def test_a_successful_run_in_the_journal_a_security_dir_or_a_key_export_each_show_backups_before(config):
+    paths = Paths.of(config)
+    journal.record_run(paths, {"status": "failure"})
+    assert history.evidence(paths) is None
+    journal.record_run(paths, {"status": "warning"})
+    assert history.evidence(paths) == f"a successful backup in its run journal {paths.runs}"
+    paths.runs.unlink()
+    (paths.security / REPO_ID).mkdir(parents=True)
+    assert history.evidence(paths) == f"borg's security dir {paths.security}"
+    (paths.security / REPO_ID).rmdir()
+    paths.key_export.mkdir()
+    paths.key_file.write_text("BORG_KEY\n")
+    assert history.evidence(paths) == f"its key export {paths.key_file}"
+
+
+def test_a_vanished_repository_is_explained_with_what_it_held(config):
+    paths = Paths.of(config)
+    for name in ("web-1", "web-2", "web-3"):
+        history.record_backup(paths, create_json(name))
+
+    assert history.vanished(paths, config.repository) == (
+        "the repository ssh://borg@srv:22/./main (id 0123456789abcdef…) held the 3 archives this sidecar wrote "
+        "into it, the last web-3 on 2024-05-06 03:00; it is gone from the server. Nothing was initialised and "
+        "the key export was kept. Restore the server's repository volume if you can; if its data is really "
+        "lost, start a new repository with `borg-client init --new-repository`"
+    )
+
+
+def test_a_vanished_repository_without_a_record_names_the_evidence(config):
+    paths = Paths.of(config)
+    journal.record_run(paths, {"status": "success"})
+    assert history.vanished(paths, config.repository).startswith(
+        f"the repository ssh://borg@srv:22/./main is gone from the server, though a successful backup in its run "
+        f"journal {paths.runs} shows backups into it. Nothing was initialised"
+    )
+
+
+def test_set_aside_keeps_record_and_key_export_under_time_suffixed_names(config):
+    paths = Paths.of(config)
+    history.record_backup(paths, create_json("web-1"))
+    paths.key_export.mkdir()
+    paths.key_file.write_text("OLD KEY\n")
+    paths.paper_key_file.write_text("OLD PAPER\n")
+
+    moved = history.set_aside(paths)
+
+    assert not paths.repository_record.exists() and not paths.key_file.exists()
+    assert [path.read_text() for path in moved[1:]] == ["OLD KEY\n", "OLD PAPER\n"]
+    assert [path.name.split(".replaced-")[0] for path in moved] == ["repository.json", "web.key", "web.key.txt"]
+    assert all(path.name.endswith("Z") for path in moved)
