@@ -97,8 +97,11 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
     known_hosts = Path(settings.string("BORG_KNOWN_HOSTS_FILE", limit=PATH_LIMIT) or pairing / "known_hosts")
     for setting, path in (("BORG_SSH_KEY_FILE", ssh_key), ("BORG_KNOWN_HOSTS_FILE", known_hosts)):
         if not _is_file(path):
-            where = cut(str(path))
-            settings.problem(setting, f"{where} does not exist; mount the server's pairing export or set {setting}")
+            where = settings.shown(setting, str(path), quote=False) if settings.is_set(setting) else str(path)
+            settings.problem(
+                settings.label(setting),
+                f"{cut(where)} does not exist; mount the server's pairing export or set {setting}",
+            )
     passphrase_file = environ.get("BORG_PASSPHRASE_FILE") or None
     passcommand = environ.get("BORG_PASSCOMMAND") or None
     passphrase = environ.get("BORG_PASSPHRASE") or None
@@ -142,7 +145,9 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
     check_cron(settings, config.cron)
     check_timezone(settings, environ.get("TZ"))
     if config.stop_label and not Path(DOCKER_SOCKET).exists():
-        settings.problem("BACKUP_STOP_LABEL", f"needs the Docker socket: mount {DOCKER_SOCKET} into the sidecar")
+        settings.problem(
+            settings.label("BACKUP_STOP_LABEL"), f"needs the Docker socket: mount {DOCKER_SOCKET} into the sidecar"
+        )
     settings.check()
     return config
 

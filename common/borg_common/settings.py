@@ -265,7 +265,7 @@ class Settings:
     def _check_url(self, name: str, url: str) -> None:
         """Record a problem if url is not http(s) with a host or too long; its secrets are never shown."""
         written = self.written(name)
-        subject = "a URL in the file" if written.file and not written.value else repr(shown_url(url[:MAX_URL]))
+        subject = "a URL in the file" if written.file and not written.value else quoted(shown_url(url), 80)
         if len(url) > MAX_URL:
             self.problem(self.label(name), f"a URL is {len(url)} characters long; the limit is {MAX_URL}")
         elif not is_http_url(url):
