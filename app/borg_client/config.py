@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 
 from borg_common.settings import CLIENT_NAME, Settings
+from borg_common.values import control_character, cut, text_problem
 
 STATE = Path("/var/lib/borg-client")
 SOURCES = Path("/backup")
@@ -29,6 +30,9 @@ DOCKER_SOCKET = "/var/run/docker.sock"
 DEFAULT_CRON = "0 3 * * *"
 DEFAULT_COMPRESSION = "zstd,3"
 DEFAULT_ARCHIVE_NAME = "{client}-{utcnow:%Y-%m-%dT%H:%M:%S}"
+MAXIMUM_JITTER = 86400  # a day: a later run would start before this one
+MINIMUM_TIMEOUT, MAXIMUM_TIMEOUT = 1, 600
+PATH_LIMIT, PASSPHRASE_LIMIT = 4096, 4096  # characters of a path, a passphrase or a passcommand
 
 
 @dataclass(frozen=True)
@@ -83,21 +87,27 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
     Raise settings.ConfigError listing every problem, one line each naming its setting.
     """
     settings = Settings(environ)
-    client = settings.string("CLIENT_NAME") or pairing_value(pairing, "client_name") or hostname or socket.gethostname()
+    named = settings.string("CLIENT_NAME", limit=64)
+    client = named or pairing_value(pairing, "client_name") or hostname or socket.gethostname()
     if not CLIENT_NAME.fullmatch(client):
-        settings.problem("CLIENT_NAME", f"{client!r} does not match {CLIENT_NAME.pattern}")
-    repository = settings.string("BORG_REPO") or pairing_value(pairing, "repo_url")
+        shown = settings.shown("CLIENT_NAME", client) if named else repr(cut(client))
+        settings.problem(settings.label("CLIENT_NAME"), f"{shown} does not match {CLIENT_NAME.pattern}")
+    repository = settings.string("BORG_REPO", limit=PATH_LIMIT) or pairing_value(pairing, "repo_url")
     if not repository:
         settings.problem(
             "BORG_REPO", f"not set, and no pairing export in {pairing}; set e.g. ssh://borg@backup-server:22/./main"
         )
-    elif not REPO_PATTERN.fullmatch(repository):
-        settings.problem("BORG_REPO", f"{repository!r} is not ssh://[user@]host[:port]/path")
-    ssh_key = Path(settings.string("BORG_SSH_KEY_FILE") or pairing / "id_ed25519")
-    known_hosts = Path(settings.string("BORG_KNOWN_HOSTS_FILE") or pairing / "known_hosts")
+    elif not REPO_PATTERN.fullmatch(repository):  # a URL is never quoted: it may hold a secret
+        settings.problem(settings.label("BORG_REPO"), "is not ssh://[user@]host[:port]/path")
+    ssh_key = Path(settings.string("BORG_SSH_KEY_FILE", limit=PATH_LIMIT) or pairing / "id_ed25519")
+    known_hosts = Path(settings.string("BORG_KNOWN_HOSTS_FILE", limit=PATH_LIMIT) or pairing / "known_hosts")
     for setting, path in (("BORG_SSH_KEY_FILE", ssh_key), ("BORG_KNOWN_HOSTS_FILE", known_hosts)):
-        if not path.is_file():
-            settings.problem(setting, f"{path} does not exist; mount the server's pairing export or set {setting}")
+        if not _is_file(path):
+            where = settings.shown(setting, str(path), quote=False) if settings.is_set(setting) else str(path)
+            settings.problem(
+                settings.label(setting),
+                f"{cut(where)} does not exist; mount the server's pairing export or set {setting}",
+            )
     passphrase_file = environ.get("BORG_PASSPHRASE_FILE") or None
     passcommand = environ.get("BORG_PASSCOMMAND") or None
     passphrase = environ.get("BORG_PASSPHRASE") or None
@@ -109,16 +119,12 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
         )
     elif len(given) > 1:
         settings.problem(given[0], f"set only one of {', '.join(given)}")
-    if passphrase_file:
-        try:
-            if not Path(passphrase_file).read_text(errors="replace").strip():
-                settings.problem("BORG_PASSPHRASE_FILE", f"{passphrase_file} is empty")
-        except OSError as error:
-            settings.problem("BORG_PASSPHRASE_FILE", f"cannot read {passphrase_file}: {error.strerror}")
-    compression = settings.string("BORG_COMPRESSION") or DEFAULT_COMPRESSION
+    check_passphrase(settings, passphrase_file, passcommand, passphrase)
+    compression = settings.string("BORG_COMPRESSION", limit=64) or DEFAULT_COMPRESSION
     if not COMPRESSION_PATTERN.fullmatch(compression):
+        shown = settings.shown("BORG_COMPRESSION", compression)
         settings.problem(
-            "BORG_COMPRESSION", f"{compression!r} is not a borg compression (e.g. lz4, zstd,3, auto,zstd,6)"
+            settings.label("BORG_COMPRESSION"), f"{shown} is not a borg compression (e.g. lz4, zstd,3, auto,zstd,6)"
         )
     config = ClientConfig(
         client=client,
@@ -128,16 +134,16 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
         passphrase_file=Path(passphrase_file) if passphrase_file else None,
         passcommand=passcommand,
         passphrase=passphrase,
-        cron=settings.string("BACKUP_CRON") or DEFAULT_CRON,
-        jitter=settings.duration("BACKUP_JITTER", 0),
-        archive_name=settings.string("ARCHIVE_NAME") or DEFAULT_ARCHIVE_NAME,
+        cron=settings.string("BACKUP_CRON", limit=256) or DEFAULT_CRON,
+        jitter=settings.duration("BACKUP_JITTER", 0, 0, MAXIMUM_JITTER),
+        archive_name=settings.string("ARCHIVE_NAME", limit=200) or DEFAULT_ARCHIVE_NAME,
         compression=compression,
         encryption=settings.choice("BORG_ENCRYPTION", "keyfile-blake2", ENCRYPTIONS),
         exclude_caches=settings.boolean("EXCLUDE_CACHES", True),
-        stop_label=settings.string("BACKUP_STOP_LABEL"),
+        stop_label=settings.string("BACKUP_STOP_LABEL", limit=256),
         report_urls=settings.urls("REPORT_URLS"),
         healthchecks_url=settings.url("HEALTHCHECKS_URL"),
-        report_timeout=settings.duration("REPORT_TIMEOUT", 10, minimum=1),
+        report_timeout=settings.duration("REPORT_TIMEOUT", 10, MINIMUM_TIMEOUT, MAXIMUM_TIMEOUT),
         allow_empty=settings.boolean("BACKUP_ALLOW_EMPTY", False),
         log_level=settings.log_level("LOG_LEVEL"),
     )
@@ -145,7 +151,9 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
     check_cron(settings, config.cron)
     check_timezone(settings, environ.get("TZ"))
     if config.stop_label and not Path(DOCKER_SOCKET).exists():
-        settings.problem("BACKUP_STOP_LABEL", f"needs the Docker socket: mount {DOCKER_SOCKET} into the sidecar")
+        settings.problem(
+            settings.label("BACKUP_STOP_LABEL"), f"needs the Docker socket: mount {DOCKER_SOCKET} into the sidecar"
+        )
     settings.check()
     return config
 
@@ -155,9 +163,13 @@ def check_archive_name(settings: Settings, name: str) -> None:
     if "{hostname}" in name:
         settings.problem("ARCHIVE_NAME", "{hostname} changes whenever the container is recreated; use {client}")
     if "{" not in name:
+        shown = settings.shown("ARCHIVE_NAME", name)
         settings.problem(
-            "ARCHIVE_NAME", f"{name!r} has no placeholder, so every run would reuse one name; add {{utcnow}}"
+            settings.label("ARCHIVE_NAME"),
+            f"{shown} has no placeholder, so every run would reuse one name; add {{utcnow}}",
         )
+    if "/" in name:
+        settings.problem(settings.label("ARCHIVE_NAME"), "contains /, which borg refuses in an archive name")
 
 
 def check_cron(settings: Settings, expression: str) -> None:
@@ -165,14 +177,54 @@ def check_cron(settings: Settings, expression: str) -> None:
     try:
         CronSim(expression, datetime.now().astimezone())
     except CronSimError as error:
-        settings.problem("BACKUP_CRON", f"{expression!r} is not a cron expression: {error}")
+        shown = settings.shown("BACKUP_CRON", expression)
+        settings.problem(settings.label("BACKUP_CRON"), f"{shown} is not a cron expression: {error}")
 
 
 def check_timezone(settings: Settings, name: str | None) -> None:
     """Record a problem if TZ names no known time zone."""
     if not name:
         return
+    problem = text_problem(name, 256, allowed="")
+    if problem:
+        settings.problem("TZ", problem)
+        return
     try:
         ZoneInfo(name.removeprefix(":"))
-    except (ZoneInfoNotFoundError, ValueError):
-        settings.problem("TZ", f"{name!r} is not a time zone (e.g. Europe/Berlin, UTC)")
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        settings.problem("TZ", f"{settings.shown('TZ', name)} is not a time zone (e.g. Europe/Berlin, UTC)")
+
+
+def check_passphrase(settings: Settings, file: str | None, command: str | None, passphrase: str | None) -> None:
+    """Record a problem if the passphrase file is unreadable or empty, or a passphrase or passcommand is
+    malformed; none of them is ever quoted."""
+    for setting, value in (
+        ("BORG_PASSPHRASE_FILE", file),
+        ("BORG_PASSCOMMAND", command),
+        ("BORG_PASSPHRASE", passphrase),
+    ):
+        problem = value and text_problem(value, PASSPHRASE_LIMIT, allowed="\t" if setting != "BORG_PASSPHRASE" else "")
+        if problem:
+            settings.problem(setting, problem)
+            return
+    if not file:
+        return
+    try:
+        with open(file, "rb") as secret:  # a passphrase is short; /dev/zero must not fill the memory
+            text = secret.read(PASSPHRASE_LIMIT + 1).decode("utf-8", errors="replace")
+    except OSError as error:
+        settings.problem("BORG_PASSPHRASE_FILE", f"cannot read {cut(file)}: {error.strerror}")
+        return
+    if not text.strip():
+        settings.problem("BORG_PASSPHRASE_FILE", f"{cut(file)} is empty")
+    elif len(text) > PASSPHRASE_LIMIT or control_character(text.rstrip("\r\n"), "\t"):
+        limit = PASSPHRASE_LIMIT
+        settings.problem("BORG_PASSPHRASE_FILE", f"{cut(file)} is not a passphrase: over {limit} bytes or binary")
+
+
+def _is_file(path: Path) -> bool:
+    """Given a path, return whether it is a file; a path the system refuses (too long) is none."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False

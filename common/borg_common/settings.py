@@ -10,24 +10,31 @@ everything, then report all problems at once.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
-from pathlib import Path
 
 from borg_common.urls import NOT_HTTP, is_http_url, shown_url
+from borg_common.values import (
+    EDGES,
+    MAX_TEXT,
+    cut,
+    duration_text,
+    parse_duration,
+    parse_integer,
+    parse_size,
+    quoted,
+    size_text,
+    text_problem,
+)
 
 TRUE_WORDS = ("yes", "true", "on", "1")
 FALSE_WORDS = ("no", "false", "off", "0")
 
-SIZE_UNITS = {"": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4, "P": 1000**5}
-SIZE_PATTERN = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([KMGTP]?)B?$", re.IGNORECASE)
-
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-DURATION_PATTERN = re.compile(r"^([0-9]+)\s*([smhdw]?)$")
-
 LOG_LEVELS = tuple(logging.getLevelNamesMapping())  # the levels Python's logging knows (LOG_LEVEL)
+MAX_URLS, MAX_URL = 20, 2048  # report URLs per setting, characters per URL
 CLIENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")  # a client's name, on the server and in the sidecar
 
 
@@ -101,8 +108,18 @@ class Settings:
         return Written(name, f"{name}_FILE", self.environ.get(name, ""), self.environ.get(f"{name}_FILE", ""))
 
     def label(self, name: str) -> str:
-        """Given a variable name, return how a problem names that setting: the way the user wrote it."""
-        return self.written(name).label
+        """Given a variable name, return how a problem names the setting: as written, or its file if read from one."""
+        written = self.written(name)
+        return written.file_label if written.file and not written.value else written.label
+
+    def shown(self, name: str, value: str, quote: bool = True) -> str:
+        """Given a setting and a value of it that is no secret, return how a problem shows it: quoted and cut
+        (as it is if not quote: a number the reader wrote), or, if read from a file, only where it was read
+        (a file may hold a secret by mistake)."""
+        written = self.written(name)
+        if written.file and not written.value:
+            return f"the value in {cut(written.file)}"
+        return quoted(value) if quote else value
 
     def problem(self, setting: str, message: str) -> None:
         """Record that setting (as the user reads it, see label()) is wrong, as one line: "SETTING: message"."""
@@ -118,57 +135,64 @@ class Settings:
         written = self.written(name)
         return bool(written.value or written.file)
 
-    def string(self, name: str, default: str | None = None) -> str | None:
+    def string(self, name: str, default: str | None = None, limit: int = MAX_TEXT) -> str | None:
         """Given name, return its value, read from the file its _FILE form names if that is set.
 
-        Both set is a problem; so is an unreadable file. A file's trailing newline is dropped.
+        Both set is a problem; so is an unreadable file, a value over limit characters or with a control
+        character other than tab and newline. A file's trailing newline is dropped.
         """
         written = self.written(name)
         if written.value and written.file:
             self.problem(written.label, f"both {written.name} and {written.file_name} are set; set only one")
             return default
-        if written.file:
-            try:
-                return Path(written.file).read_text(encoding="utf-8").rstrip("\r\n")
-            except (OSError, UnicodeDecodeError) as error:
-                reason = getattr(error, "strerror", None) or str(error)
-                self.problem(written.file_label, f"cannot read {written.file}: {reason}")
-                return default
-        return written.value or default
+        value = read_file(self, written, limit) if written.file else written.value
+        problem = None if value is None else text_problem(value, limit)
+        if problem:
+            self.problem(self.label(name), problem)
+            return default
+        return value or default
 
     def boolean(self, name: str, default: bool) -> bool:
         """Return name as a boolean from a fixed vocabulary (yes/no, true/false, on/off, 1/0)."""
         value = self.string(name)
         if value is None:
             return default
-        word = value.strip().lower()
+        word = value.strip(EDGES).lower()
         if word in TRUE_WORDS:
             return True
         if word in FALSE_WORDS:
             return False
-        self.problem(self.label(name), f"{value!r} is not a boolean; use one of {', '.join(TRUE_WORDS + FALSE_WORDS)}")
+        words = ", ".join(TRUE_WORDS + FALSE_WORDS)
+        self.problem(self.label(name), f"{self.shown(name, value)} is not a boolean; use one of {words}")
         return default
 
     def integer(self, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
-        """Return name as a whole number within [minimum, maximum]."""
+        """Return name as a whole number (ASCII digits) within [minimum, maximum]."""
         value = self.string(name)
         if value is None:
             return default
-        try:
-            number = int(value.strip())
-        except ValueError:
-            self.problem(self.label(name), f"{value!r} is not a whole number")
+        number = parse_integer(value)
+        if number is None:
+            self.problem(self.label(name), f"{self.shown(name, value)} is not a whole number")
             return default
-        too_small = minimum is not None and number < minimum
-        too_large = maximum is not None and number > maximum
-        if too_small or too_large:
-            if minimum is not None and maximum is not None:
-                self.problem(self.label(name), f"{number} is out of range {minimum}..{maximum}")
-            else:
-                limit = f"the minimum is {minimum}" if too_small else f"the maximum is {maximum}"
-                self.problem(self.label(name), f"{number} is too {'small' if too_small else 'large'}; {limit}")
-            return default
-        return number
+        within = self._within(name, number, minimum, maximum)
+        return default if within is None else within
+
+    def _within(self, name: str, number: int, minimum: int | None, maximum: int | None, show=str) -> int | None:
+        """Given a setting's number, return it if within [minimum, maximum]; else record a problem and return None.
+
+        show writes a number as the user would (e.g. as a duration); a number read from a file is not shown.
+        """
+        if (minimum is None or number >= minimum) and (maximum is None or number <= maximum):
+            return number
+        subject = self.shown(name, show(number), quote=False)
+        if minimum is not None and maximum is not None:
+            self.problem(self.label(name), f"{subject} is out of range {show(minimum)}..{show(maximum)}")
+        elif minimum is not None:
+            self.problem(self.label(name), f"{subject} is too small; the minimum is {show(minimum)}")
+        else:
+            self.problem(self.label(name), f"{subject} is too large; the maximum is {show(maximum)}")
+        return None
 
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
         """Return name if it is one of allowed, else record a problem listing them."""
@@ -176,7 +200,7 @@ class Settings:
         if value is None:
             return default
         if value not in allowed:
-            self.problem(self.label(name), f"{value!r} is not one of {', '.join(allowed)}")
+            self.problem(self.label(name), f"{self.shown(name, value)} is not one of {', '.join(allowed)}")
             return default
         return value
 
@@ -185,63 +209,82 @@ class Settings:
         value = self.string(name) or ""
         return [word for word in re.split(r"[\s,]+", value) if word]
 
-    def duration(self, name: str, default: int, minimum: int | None = None) -> int:
-        """Return name as seconds, at least minimum; accepts a number with an optional unit s, m, h, d or w."""
+    def duration(self, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+        """Return name as seconds within [minimum, maximum]; accepts a number with an optional unit s, m, h, d or w."""
         value = self.string(name)
         if value is None:
             return default
         seconds = parse_duration(value)
         if seconds is None:
-            self.problem(self.label(name), f"{value!r} is not a duration; use a number with s, m, h, d or w (e.g. 26h)")
+            example = "use a number with s, m, h, d or w (e.g. 26h)"
+            self.problem(self.label(name), f"{self.shown(name, value)} is not a duration; {example}")
             return default
-        if minimum is not None and seconds < minimum:
-            self.problem(self.label(name), f"{seconds}s is too short; use at least {minimum}s")
+        within = self._within(name, seconds, minimum, maximum, duration_text)
+        return default if within is None else within
+
+    def size(self, name: str, default: int | None, minimum: int, maximum: int) -> int | None:
+        """Return name as bytes within [minimum, maximum]; accepts a number with K, M, G, T or P (e.g. 50G)."""
+        value = self.string(name)
+        if value is None:
             return default
-        return seconds
+        size = parse_size(value)
+        if size is None:
+            example = "use a number with K, M, G, T or P (e.g. 50G)"
+            self.problem(self.label(name), f"{self.shown(name, value)} is not a size; {example}")
+            return default
+        within = self._within(name, size, minimum, maximum, size_text)
+        return default if within is None else within
 
     def log_level(self, name: str, default: str = "INFO", levels: tuple[str, ...] = LOG_LEVELS) -> str:
         """Return name as one of levels (Python's logging levels unless given), in upper case."""
         value = self.string(name)
         if value is None:
             return default
-        if value.strip().upper() not in levels:
-            self.problem(self.label(name), f"{value!r} is not one of {', '.join(levels)}")
+        if value.strip(EDGES).upper() not in levels:
+            self.problem(self.label(name), f"{self.shown(name, value)} is not one of {', '.join(levels)}")
             return default
-        return value.strip().upper()
+        return value.strip(EDGES).upper()
 
-    def urls(self, name: str) -> tuple[str, ...]:
-        """Return name's URLs (split like words()); each must be http:// or https:// with a host."""
+    def urls(self, name: str, limit: int = MAX_URLS) -> tuple[str, ...]:
+        """Return name's URLs (split like words()), at most limit; each must be http:// or https:// with a host."""
         urls = tuple(self.words(name))
+        if len(urls) > limit:
+            self.problem(self.label(name), f"has {len(urls)} URLs; the limit is {limit}")
+            return ()
         for url in urls:
             self._check_url(name, url)
         return urls
 
     def url(self, name: str) -> str | None:
         """Return name as one http:// or https:// URL with a host, or None if unset."""
-        url = self.string(name)
+        url = self.string(name, limit=MAX_URL)
         if url is not None:
             self._check_url(name, url)
         return url
 
     def _check_url(self, name: str, url: str) -> None:
-        """Record a problem if url is not http(s) with a host; its secrets are never shown."""
-        if not is_http_url(url):
-            self.problem(self.label(name), f"{shown_url(url)!r} {NOT_HTTP}")
+        """Record a problem if url is not http(s) with a host or too long; its secrets are never shown."""
+        written = self.written(name)
+        subject = "a URL in the file" if written.file and not written.value else quoted(shown_url(url), 80)
+        if len(url) > MAX_URL:
+            self.problem(self.label(name), f"a URL is {len(url)} characters long; the limit is {MAX_URL}")
+        elif not is_http_url(url):
+            self.problem(self.label(name), f"{subject} {NOT_HTTP}")
 
 
-def parse_size(text: str) -> int | None:
-    """Given a size such as 50G, 1.5T or 500M (decimal units), return bytes, or None if malformed."""
-    match = SIZE_PATTERN.match(text.strip())
-    if not match:
+def read_file(settings: Settings, written: Written, limit: int) -> str | None:
+    """Given a setting written as a file, return the file's text without its trailing line ends, or None after
+    recording why it cannot be read (missing, not a regular file, larger than limit, not UTF-8)."""
+    try:
+        mode = os.stat(written.file).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a FIFO or device would block or never end
+            raise OSError(0, "not a regular file")
+        with open(written.file, "rb") as file:
+            data = file.read(4 * limit + 1)
+        if len(data) > 4 * limit:
+            raise OSError(0, f"larger than {4 * limit} bytes")
+        return data.decode("utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        settings.problem(written.file_label, f"cannot read {cut(written.file)}: {reason}")
         return None
-    number, unit = match.groups()
-    return int(Decimal(number) * SIZE_UNITS[unit.upper()])
-
-
-def parse_duration(text: str) -> int | None:
-    """Given a duration such as 90, 15m or 26h, return seconds, or None if malformed."""
-    match = DURATION_PATTERN.match(text.strip())
-    if not match:
-        return None
-    number, unit = match.groups()
-    return int(number) * DURATION_UNITS[unit or "s"]

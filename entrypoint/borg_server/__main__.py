@@ -20,10 +20,12 @@ PATHS = Paths()
 def load_or_explain() -> config.ServerConfig | None:
     """Return the validated configuration, or print every problem and return None."""
     try:
-        return config.load(os.environ, socket.gethostname())
+        server_config = config.load(os.environ, socket.gethostname())
     except ConfigError as error:
         print(error.explain("borg-server", "; nothing was changed"), file=sys.stderr)
         return None
+    setup_logging(server_config.log_level)  # LOG_LEVEL, validated
+    return server_config
 
 
 def command_start(_arguments) -> int:

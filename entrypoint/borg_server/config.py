@@ -21,8 +21,10 @@ DEFAULT_SSH_PORT = 22
 DEFAULT_ID, MAXIMUM_ID = 1000, 2**31 - 1
 DEFAULT_LOG_LEVEL = "VERBOSE"
 DEFAULT_MONITOR_INTERVAL, MINIMUM_INTERVAL = 15 * 60, 10
+MAXIMUM_MONITOR_INTERVAL = 7 * 86400  # deletes must be noticed long before anyone compacts them
 DEFAULT_CHECK_INTERVAL = 7 * 24 * 3600  # borg check --repository-only reads every byte: weekly by default
-SERVER_NAME = re.compile(r"(?:\[(?P<ipv6>[^\]]*)\]|(?P<host>[^:\[\]]+))(?::(?P<port>[0-9]+))?")
+MAXIMUM_CHECK_INTERVAL = 52 * 7 * 86400
+SERVER_NAME = re.compile(r"(?:\[(?P<ipv6>[^\]]{1,45})\]|(?P<host>[^:\[\]]{1,253}))(?::(?P<port>[0-9]{1,5}))?")
 BAD_SERVER_NAME = "is not a host name, IPv4 address or [IPv6] address, with optional :port"
 DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
@@ -42,6 +44,7 @@ class ServerConfig:
     check_interval: int
     metrics_port: int | None
     report_urls: tuple[str, ...]
+    log_level: str = "INFO"  # LOG_LEVEL: one of Python's logging levels, upper case
 
 
 def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
@@ -54,11 +57,16 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
     clients = read_clients(settings, names.from_environ + names.from_file)
     ssh_port = settings.integer("SSH_PORT", DEFAULT_SSH_PORT, 1, 65535)
     server_host, server_port = _server_name(settings, hostname)
-    interval = settings.duration("MONITOR_INTERVAL", DEFAULT_MONITOR_INTERVAL, MINIMUM_INTERVAL)
-    check_interval = settings.duration("MONITOR_CHECK_INTERVAL", DEFAULT_CHECK_INTERVAL, MINIMUM_INTERVAL)
+    interval = settings.duration(
+        "MONITOR_INTERVAL", DEFAULT_MONITOR_INTERVAL, MINIMUM_INTERVAL, MAXIMUM_MONITOR_INTERVAL
+    )
+    check_interval = settings.duration(
+        "MONITOR_CHECK_INTERVAL", DEFAULT_CHECK_INTERVAL, MINIMUM_INTERVAL, MAXIMUM_CHECK_INTERVAL
+    )
     metrics_port = settings.integer("METRICS_PORT", None, 1, 65535)
     if metrics_port is not None and metrics_port == ssh_port:
-        settings.problem(settings.label("METRICS_PORT"), f"{metrics_port} is SSH_PORT's port; pick another one")
+        shown = settings.shown("METRICS_PORT", str(metrics_port), quote=False)
+        settings.problem(settings.label("METRICS_PORT"), f"{shown} is SSH_PORT's port; pick another one")
     config = ServerConfig(
         clients=tuple(sorted(clients, key=lambda client: client.name)),
         server_host=server_host,
@@ -71,6 +79,7 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
         check_interval=check_interval,
         metrics_port=metrics_port,
         report_urls=settings.urls("REPORT_URLS"),
+        log_level=settings.log_level("LOG_LEVEL"),
     )
     settings.check()
     return config
@@ -84,7 +93,9 @@ def _server_name(settings: Settings, hostname: str) -> tuple[str, int | None]:
     match = SERVER_NAME.fullmatch(text.strip())
     if match and _valid_host(match["host"], match["ipv6"]) and 1 <= int(match["port"] or 1) <= 65535:
         return match["host"] or match["ipv6"], int(match["port"]) if match["port"] else None
-    settings.problem(settings.label("BORG_SERVER_NAME"), f"{text!r} {BAD_SERVER_NAME}")
+    settings.problem(
+        settings.label("BORG_SERVER_NAME"), f"{settings.shown('BORG_SERVER_NAME', text)} {BAD_SERVER_NAME}"
+    )
     return hostname, None
 
 
@@ -103,5 +114,5 @@ def _account_id(settings: Settings, variable: str) -> int:
     number = settings.integer(variable, DEFAULT_ID)
     if not 1 <= number <= MAXIMUM_ID:
         reason = "is root; the borg account must not be root" if number == 0 else f"is out of range 1..{MAXIMUM_ID}"
-        settings.problem(settings.label(variable), f"{number} {reason}")
+        settings.problem(settings.label(variable), f"{settings.shown(variable, str(number), quote=False)} {reason}")
     return number

@@ -9,13 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from borg_common.settings import CLIENT_NAME, Settings, parse_size
+from borg_common.settings import CLIENT_NAME, Settings
+from borg_common.values import quoted
 from borg_server.config_file import ConfigFile
 from borg_server.config_names import CLIENT_FIELDS, client_variable, env_name
 from borg_server.keys import KeyProblem, PublicKey, parse_public_key
 
 DEFAULT_MAX_AGE = 26 * 3600
+MINIMUM_MAX_AGE, MAXIMUM_MAX_AGE = 60, 52 * 7 * 86400  # one minute .. 52 weeks
 MINIMUM_QUOTA = 10_000_000  # borg serve --storage-quota refuses anything smaller
+MAXIMUM_QUOTA = 1000**5  # 1P
+MAXIMUM_CLIENTS = 1000  # one directory, key and (later) account each
 BAD_NAME = f"is not a valid client name; names match {CLIENT_NAME.pattern} (lower-case letters, digits, - and _)"
 NO_CLIENT = 'no client is configured; set it to client names (e.g. "web db") or list clients in BORG_SERVER_CONFIG'
 UNKNOWN_FIELD = (
@@ -59,6 +63,9 @@ def client_names(settings: Settings, file: ConfigFile) -> ClientNames:
     taken: dict[str, str] = {}  # env_name -> client name
     from_environ = _usable_names(settings, "BORG_CLIENTS", listed, taken)
     from_file = _usable_names(settings, f"{file.label} clients", [n for n in in_file if n not in listed], taken)
+    if len(from_environ) + len(from_file) > MAXIMUM_CLIENTS:
+        count = len(from_environ) + len(from_file)
+        settings.problem("BORG_CLIENTS", f"{count} clients are configured; the limit is {MAXIMUM_CLIENTS}")
     return ClientNames(list(dict.fromkeys(listed)), from_environ, from_file)
 
 
@@ -91,11 +98,15 @@ def read_clients(settings: Settings, names: list[str]) -> list[ClientSpec]:
 
 
 def _usable_names(settings: Settings, setting: str, names: list[str], taken: dict[str, str]) -> list[str]:
-    """Given names listed in setting, return the valid ones not repeated nor with an env_name in taken."""
+    """Given names listed in setting, return the valid ones not repeated nor with an env_name in taken.
+
+    A name BORG_CLIENTS_FILE gave is not shown unless valid: the file may hold a secret by mistake.
+    """
     usable: list[str] = []
     for name, part in ((name, env_name(name)) for name in names):
         if not CLIENT_NAME.fullmatch(name):
-            settings.problem(setting, f"{name!r} {BAD_NAME}")
+            shown = settings.shown("BORG_CLIENTS", name) if setting == "BORG_CLIENTS" else quoted(name)
+            settings.problem(settings.label(setting) if setting == "BORG_CLIENTS" else setting, f"{shown} {BAD_NAME}")
         elif name in usable:
             settings.problem(setting, f"{name} is listed twice")
         elif part in taken:
@@ -116,7 +127,7 @@ def _client(settings: Settings, name: str, keys: dict[tuple[str, str], str]) -> 
         admin_key=_key(settings, variable["admin_key"], keys),
         quota=_quota(settings, variable["quota"]),
         append_only=settings.boolean(variable["append_only"], True),
-        max_age=settings.duration(variable["max_age"], DEFAULT_MAX_AGE),
+        max_age=settings.duration(variable["max_age"], DEFAULT_MAX_AGE, MINIMUM_MAX_AGE, MAXIMUM_MAX_AGE),
     )
 
 
@@ -134,13 +145,8 @@ def _key(settings: Settings, variable: str, keys: dict[tuple[str, str], str]) ->
 
 
 def _quota(settings: Settings, variable: str) -> int | None:
-    """Given a quota's variable, return bytes (None if unset); record a malformed or too small size."""
-    text, label = settings.string(variable), settings.label(variable)
-    size = None if text is None else parse_size(text)
-    if text is not None and not size:
-        settings.problem(label, f"{text!r} is not a size above 0; use a number with K, M, G, T or P (e.g. 50G)")
-        return None
-    if size is not None and size < MINIMUM_QUOTA:
-        settings.problem(label, f"{text} is below borg's minimum storage quota of 10M")
-        return None
-    return size
+    """Given a quota's variable, return bytes (None if unset); record a malformed, too small or too large size.
+
+    borg serve --storage-quota refuses anything under 10M.
+    """
+    return settings.size(variable, None, MINIMUM_QUOTA, MAXIMUM_QUOTA)

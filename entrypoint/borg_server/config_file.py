@@ -7,17 +7,20 @@ environment's (borg_common.settings). Problems name the place in the file, e.g.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from borg_common.settings import Settings, Written
+from borg_common.values import cut
 from borg_server.config_names import CLIENT_FIELDS, SERVER_FIELDS, client_variable
 
 SERVER_KEYS = f"allowed: {', '.join(SERVER_FIELDS)}, clients; each setting also as <setting>_file"
 CLIENT_KEYS = f"allowed: {', '.join(CLIENT_FIELDS)}; each also as <setting>_file"
+MAXIMUM_BYTES = 1_000_000  # a configuration of a thousand clients with their keys is about 600 kB
 
 
 @dataclass(frozen=True)
@@ -39,17 +42,18 @@ def read(settings: Settings, path: str) -> ConfigFile:
     """Given BORG_SERVER_CONFIG's path ("" if unset), return the file as read; record what makes it unusable."""
     if not path:
         return NO_FILE
-    label = f"BORG_SERVER_CONFIG ({path})"
+    label = f"BORG_SERVER_CONFIG ({cut(path)})"
     unusable = ConfigFile(label, {}, None)
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        document = yaml.safe_load(_text(path)) or {}
     except (OSError, UnicodeDecodeError) as error:
-        settings.problem("BORG_SERVER_CONFIG", f"cannot read {path}: {getattr(error, 'strerror', None) or error}")
+        reason = getattr(error, "strerror", None) or error
+        settings.problem("BORG_SERVER_CONFIG", f"cannot read {cut(path)}: {reason}")
         return unusable
-    except yaml.YAMLError as error:
+    except yaml.YAMLError as error:  # its message would quote the file: only the place and the reason
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        reason = getattr(error, "problem", None) or " ".join(str(error).split())
+        reason = getattr(error, "problem", None) or "its syntax is wrong"
         settings.problem(label, f"is not valid YAML: {where}{reason}")
         return unusable
     if not isinstance(document, dict):
@@ -62,9 +66,20 @@ def read(settings: Settings, path: str) -> ConfigFile:
         return ConfigFile(label, fields, None)
     for name, value in clients.items():
         if not isinstance(value, dict | None):  # read as a client with no settings
-            settings.problem(f"{label} clients.{name}", f"must be a mapping of settings; {CLIENT_KEYS}")
+            settings.problem(f"{label} clients.{cut(str(name))}", f"must be a mapping of settings; {CLIENT_KEYS}")
     usable = {str(name): value if isinstance(value, dict) else {} for name, value in clients.items()}
     return ConfigFile(label, fields, usable)
+
+
+def _text(path: str) -> str:
+    """Given the file's path, return its text; raise OSError if it is not a regular file or too large."""
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end
+        raise OSError(0, "not a regular file")
+    with open(path, "rb") as file:
+        data = file.read(MAXIMUM_BYTES + 1)
+    if len(data) > MAXIMUM_BYTES:
+        raise OSError(0, f"larger than {MAXIMUM_BYTES} bytes")
+    return data.decode("utf-8")
 
 
 def entries(settings: Settings, file: ConfigFile, clients: list[str]) -> dict[str, Written]:
@@ -75,7 +90,7 @@ def entries(settings: Settings, file: ConfigFile, clients: list[str]) -> dict[st
     found = _entries(settings, f"{file.label} ", file.fields, SERVER_FIELDS, SERVER_KEYS)
     for name, fields in (file.clients or {}).items():
         variables = {field: client_variable(name, field) for field in CLIENT_FIELDS}
-        written = _entries(settings, f"{file.label} clients.{name}.", fields, variables, CLIENT_KEYS)
+        written = _entries(settings, f"{file.label} clients.{cut(name)}.", fields, variables, CLIENT_KEYS)
         found |= written if name in clients else {}
     return found
 
@@ -86,9 +101,9 @@ def _entries(settings: Settings, where: str, fields: dict, variables: dict[str, 
     for key, value in fields.items():
         field = str(key).removesuffix("_file")
         if field not in variables:
-            settings.problem(f"{where}{key}", f"unknown setting; {allowed}")
+            settings.problem(f"{where}{cut(str(key))}", f"unknown setting; {allowed}")
         elif isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, list | dict) for v in value)):
-            settings.problem(f"{where}{key}", "must be a value or a list of values")
+            settings.problem(f"{where}{cut(str(key))}", "must be a value or a list of values")
         elif value is not None:
             text = " ".join(map(str, value)) if isinstance(value, list) else str(value)
             given.setdefault(field, {})["value" if str(key) == field else "file"] = text

@@ -268,8 +268,8 @@ def test_label_and_is_set_follow_where_a_setting_is_written():
     assert (settings.is_set("A"), settings.is_set("WEB_KEY"), settings.is_set("B")) == (True, True, False)
 
 
-def test_duration_below_its_minimum_is_a_problem():
-    assert read({"D": "5s"}, "duration", "D", 60, 10) == (60, ["D: 5s is too short; use at least 10s"])
+def test_duration_below_its_minimum_is_a_problem():  # bounds are shown the way durations are written
+    assert read({"D": "5s"}, "duration", "D", 60, 10) == (60, ["D: 5s is too small; the minimum is 10s"])
     assert read({"D": "10s"}, "duration", "D", 60, 10) == (10, [])
 
 

@@ -192,7 +192,7 @@ WEB_DB = {"BORG_CLIENTS": "web db"}
         ),
         (
             WEB_DB | {"BORG_CLIENT_WEB_KEY": f"restrict {ED25519}"},
-            f"BORG_CLIENT_WEB_KEY: starts with options (restrict); {OPTIONS}",
+            f"BORG_CLIENT_WEB_KEY: starts with options; {OPTIONS}",
         ),
         (
             WEB_DB | {"BORG_CLIENT_WEB_KEY": RSA_1024},
@@ -216,15 +216,15 @@ WEB_DB = {"BORG_CLIENTS": "web db"}
         ),
         (
             WEB_DB | {"BORG_CLIENT_WEB_QUOTA": "lots"},
-            "BORG_CLIENT_WEB_QUOTA: 'lots' is not a size above 0; use a number with K, M, G, T or P (e.g. 50G)",
+            "BORG_CLIENT_WEB_QUOTA: 'lots' is not a size; use a number with K, M, G, T or P (e.g. 50G)",
         ),
         (
             WEB_DB | {"BORG_CLIENT_WEB_QUOTA": "0G"},
-            "BORG_CLIENT_WEB_QUOTA: '0G' is not a size above 0; use a number with K, M, G, T or P (e.g. 50G)",
+            "BORG_CLIENT_WEB_QUOTA: 0 is out of range 10M..1P",
         ),
         (
             WEB_DB | {"BORG_CLIENT_WEB_QUOTA": "5M"},
-            "BORG_CLIENT_WEB_QUOTA: 5M is below borg's minimum storage quota of 10M",
+            "BORG_CLIENT_WEB_QUOTA: 5M is out of range 10M..1P",
         ),
         (
             WEB_DB | {"BORG_CLIENT_DB_APPEND_ONLY": "maybe"},
@@ -257,14 +257,14 @@ WEB_DB = {"BORG_CLIENTS": "web db"}
             WEB_DB | {"SSH_LOG_LEVEL": "loud"},
             "SSH_LOG_LEVEL: 'loud' is not one of QUIET, FATAL, ERROR, INFO, VERBOSE, DEBUG, DEBUG1, DEBUG2, DEBUG3",
         ),
-        (WEB_DB | {"MONITOR_INTERVAL": "5s"}, "MONITOR_INTERVAL: 5s is too short; use at least 10s"),
+        (WEB_DB | {"MONITOR_INTERVAL": "5s"}, "MONITOR_INTERVAL: 5s is out of range 10s..1w"),
         (
             WEB_DB | {"MONITOR_INTERVAL": "hourly"},
             "MONITOR_INTERVAL: 'hourly' is not a duration; use a number with s, m, h, d or w (e.g. 26h)",
         ),
         (
             WEB_DB | {"MONITOR_CHECK_INTERVAL": "9s"},
-            "MONITOR_CHECK_INTERVAL: 9s is too short; use at least 10s",
+            "MONITOR_CHECK_INTERVAL: 9s is out of range 10s..52w",
         ),
         (
             WEB_DB | {"MONITOR_CHECK_INTERVAL": "weekly"},
@@ -347,7 +347,7 @@ def test_a_bad_environment_is_reported_as_one_line_naming_the_setting(environ, p
         (
             "clients: {web: {quota: 0}}\n",
             {},
-            "{file} clients.web.quota: '0' is not a size above 0; use a number with K, M, G, T or P (e.g. 50G)",
+            "{file} clients.web.quota: 0 is out of range 10M..1P",
         ),
         (
             "clients: {web: {append_only: maybe}}\n",
@@ -384,7 +384,7 @@ def test_a_bad_environment_is_reported_as_one_line_naming_the_setting(environ, p
         (
             "monitor_check_interval: 1s\nclients: {web: }\n",
             {},
-            "{file} monitor_check_interval: 1s is too short; use at least 10s",
+            "{file} monitor_check_interval: 1s is out of range 10s..52w",
         ),
         (
             "ssh_port: 2222\nmetrics_port: 2222\nclients: {web: }\n",
@@ -425,7 +425,7 @@ def test_every_problem_is_reported_together_in_one_error():
         [
             f"BORG_CLIENTS: 'Bad' is not a valid client name; names match {NAME_PATTERN}",
             "BORG_CLIENT_DB_KEY: has 2 lines; a key is one line",
-            "BORG_CLIENT_DB_QUOTA: 'huge' is not a size above 0; use a number with K, M, G, T or P (e.g. 50G)",
+            "BORG_CLIENT_DB_QUOTA: 'huge' is not a size; use a number with K, M, G, T or P (e.g. 50G)",
             "BORG_CLIENT_DB_QUTA: unknown setting; per-client settings are KEY, ADMIN_KEY, QUOTA, APPEND_ONLY, "
             "MAX_AGE, each also as _FILE",
             "PUID: 0 is root; the borg account must not be root",
@@ -477,8 +477,20 @@ def write_setting(tmp_path, form: str, variable: str, field: str, value: str) ->
 
 
 def label(tmp_path, form: str, variable: str, field: str) -> str:
-    """Given a form, a variable and its field, return how a problem names that setting's value."""
-    return variable if form.startswith("variable") else f"BORG_SERVER_CONFIG ({tmp_path / 'borg.yaml'}) {field}"
+    """Given a form, a variable and its field, return how a problem names that setting: its file if read from one."""
+    suffix = {"variable": "", "variable _FILE": "_FILE", "field": "", "field _file": "_file"}[form]
+    return (variable if form.startswith("variable") else f"BORG_SERVER_CONFIG ({tmp_path / 'borg.yaml'}) {field}") + (
+        suffix
+    )
+
+
+def unquoted(tmp_path, form: str, problem: str, value: str) -> str:
+    """Given a form and a problem quoting value, return the problem as it reads when the value came from a file."""
+    return (
+        problem.replace(value, f"the value in {tmp_path / 'secret'}", 1)
+        if form.endswith("ILE") or form.endswith("file")
+        else problem
+    )
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -500,8 +512,8 @@ def test_a_server_setting_is_the_same_setting_in_every_form(tmp_path, form):
     ("variable", "field", "value", "problem"),
     [
         ("BORG_CLIENT_WEB_KEY", "clients.web.key", f"{ED25519}\n{ED25519_OTHER}", "has 2 lines; a key is one line"),
-        ("BORG_CLIENT_WEB_QUOTA", "clients.web.quota", "5M", "5M is below borg's minimum storage quota of 10M"),
-        ("MONITOR_INTERVAL", "monitor_interval", "5s", "5s is too short; use at least 10s"),
+        ("BORG_CLIENT_WEB_QUOTA", "clients.web.quota", "5M", "5M is out of range 10M..1P"),
+        ("MONITOR_INTERVAL", "monitor_interval", "5s", "5s is out of range 10s..1w"),
         ("PUID", "puid", "0", "0 is root; the borg account must not be root"),
     ],
 )
@@ -510,7 +522,10 @@ def test_a_bad_value_is_the_same_problem_in_every_form_naming_the_setting_as_wri
 ):
     environ = write_setting(tmp_path, form, variable, field, value)
 
-    assert problems_of(environ) == [f"{label(tmp_path, form, variable, field)}: {problem}"]
+    shown = value.partition("\n")[0]
+    assert problems_of(environ) == [
+        f"{label(tmp_path, form, variable, field)}: {unquoted(tmp_path, form, problem, shown)}"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -560,7 +575,7 @@ def test_an_unreadable_file_is_a_problem_naming_the_file_setting_in_every_form(t
     (tmp_path / "secret").unlink()
 
     assert problems_of(environ) == [
-        f"{label(tmp_path, form, variable + '_FILE', field + '_file')}: cannot read {tmp_path / 'secret'}: "
+        f"{label(tmp_path, form.split()[0], variable + '_FILE', field + '_file')}: cannot read {tmp_path / 'secret'}: "
         "No such file or directory"
     ]
 

@@ -92,17 +92,16 @@ ALL_TYPES = ", ".join(KNOWN_TYPES)
         (f"ssh-ed25519 {ED25519_BLOB} del\x7f", "contains the control character 0x7F"),
         (
             f'command="borg serve",restrict {ED25519}',
-            'starts with options (command="borg serve",restrict); '
-            "give only the key: the server writes the options itself",
+            "starts with options; give only the key: the server writes the options itself",
         ),
-        (f"ssh-foo {ED25519_BLOB}", f"has unknown key type 'ssh-foo'; use one of {ALL_TYPES}"),
-        (ED25519_BLOB, f"has unknown key type 'AAAAC3NzaC1lZDI1NTE5AAAAIOxYbhQWClist...'; use one of {ALL_TYPES}"),
+        (f"ssh-foo {ED25519_BLOB}", f"does not start with a known key type; use one of {ALL_TYPES}"),
+        (ED25519_BLOB, f"does not start with a known key type; use one of {ALL_TYPES}"),
         ("ssh-dss AAAAB3NzaC1kc3M= old", "DSA keys (ssh-dss) are no longer accepted by OpenSSH 10; use an ed25519 key"),
         ("ssh-ed25519", "has no key data after ssh-ed25519"),
         ("ssh-ed25519 AAAA!!!!", "has key data that is not valid base64"),
         (f"ssh-ed25519 {ED25519_BLOB[:-1]}", "has key data that is not valid base64"),
         (f"ssh-ed25519 AAAA={ED25519_BLOB}", "has key data that is not valid base64"),
-        (f"ssh-rsa {ED25519_BLOB}", "says ssh-rsa but its key data is for 'ssh-ed25519'"),
+        (f"ssh-rsa {ED25519_BLOB}", "says ssh-rsa but its key data is for ssh-ed25519"),
         (
             f"ssh-ed25519 {blob(b'ssh-ed25519', bytes(32))[:-8]}AA==",
             "has damaged key data: it ends in the middle of a field",

@@ -1,0 +1,105 @@
+"""Every setting of both images with absurd values, for the unit and the integration table (pure data, JSON-able).
+
+A case is (setting, value, environment changes): the good base environment plus the changes must be
+refused with exit 2, a problem naming the setting and no traceback. Kinds share their absurd values:
+huge, negative, unicode digits, a control character and 100 kB; empty where the setting is required.
+"""
+
+from __future__ import annotations
+
+LONG = 100_000
+ABSURD = {  # kind -> {case: value}
+    "number": {"huge": "9" * 30, "negative": "-1", "unicode digits": "１２", "control": "22\x1b",
+               "long": "9" * LONG},
+    "duration": {"huge": "99999999999w", "overflow": "20000w", "negative": "-5m", "unicode digits": "１２m",
+                 "control": "5m\x07", "long": "9" * LONG},
+    "size": {"huge": "99999999999P", "negative": "-5G", "unicode digits": "１２G", "control": "50G\x1b",
+             "long": "9" * LONG},
+    "boolean": {"huge": "9" * 30, "negative": "-1", "unicode digits": "１", "control": "yes\x1b", "long": "y" * LONG},
+    "level": {"unknown": "LOUD", "negative": "-1", "unicode digits": "１２", "control": "INFO\x1b",
+              "long": "I" * LONG},
+    "key": {"huge": "9" * 30, "negative": "-1", "unicode digits": "１２", "control": "ssh-ed25519 AAAA\x1b",
+            "long": "A" * LONG},
+    "urls": {"huge": " ".join(f"http://h{n}/" for n in range(21)), "negative": "-1", "unicode digits": "１２",
+             "control": "http://h/\x1b[2J", "long": "http://h/" + "a" * LONG},
+    "url": {"huge": "http://h/" + "a" * 3000, "negative": "-1", "unicode digits": "１２", "control": "http://h/\x1b[2J",
+            "long": "http://h/" + "a" * LONG},
+    "names": {"empty": "", "huge": " ".join(f"c{n}" for n in range(1001)), "negative": "-1", "unicode digits": "１２",
+              "control": "web\x1b", "long": "a" * LONG},
+    "host": {"huge port": "srv:" + "9" * 30, "negative": "-1", "unicode digits": "１２", "control": "srv\x1b",
+             "long": "a" * LONG},
+    "path": {"device": "/dev/zero", "negative": "-1", "unicode digits": "/１２", "control": "/etc/\x1b",
+             "long": "/" + "a" * LONG},
+    "text": {"control": "a{utcnow}\x1b[2J", "long": "{utcnow}" + "a" * LONG},
+    "cron": {"huge": "99 99 99 99 99", "negative": "-1 * * * *", "unicode digits": "１２ * * * *",
+             "control": "0 3 * * *\x1b", "long": "0 " * (LONG // 2)},
+    "name": {"huge": "a" * 33, "negative": "-1", "unicode digits": "１２", "control": "web\x1b", "long": "a" * LONG},
+    "compression": {"huge": "zstd,99", "negative": "zstd,-1", "unicode digits": "zstd,１２", "control": "lz4\x1b",
+                    "long": "z" * LONG},
+    "zone": {"huge": "Mars/Olympus_Mons", "negative": "-1", "unicode digits": "１２", "control": "UTC\x1b",
+             "long": "a" * LONG},
+}  # fmt: skip
+
+SERVER = {  # setting -> kind (the base environment: BORG_CLIENTS="web db")
+    "BORG_CLIENTS": "names",
+    "BORG_CLIENT_WEB_KEY": "key",
+    "BORG_CLIENT_WEB_ADMIN_KEY": "key",
+    "BORG_CLIENT_WEB_QUOTA": "size",
+    "BORG_CLIENT_WEB_APPEND_ONLY": "boolean",
+    "BORG_CLIENT_WEB_MAX_AGE": "duration",
+    "SSH_PORT": "number",
+    "METRICS_PORT": "number",
+    "PUID": "number",
+    "PGID": "number",
+    "SSH_LOG_LEVEL": "level",
+    "LOG_LEVEL": "level",
+    "MONITOR_INTERVAL": "duration",
+    "MONITOR_CHECK_INTERVAL": "duration",
+    "REPORT_URLS": "urls",
+    "BORG_SERVER_NAME": "host",
+    "BORG_SERVER_CONFIG": "path",
+}
+CLIENT = {  # setting -> kind (the base environment: a pairing export and BORG_PASSPHRASE_FILE)
+    "CLIENT_NAME": "name",
+    "BORG_REPO": "url",
+    "BORG_SSH_KEY_FILE": "path",
+    "BORG_KNOWN_HOSTS_FILE": "path",
+    "BORG_PASSPHRASE_FILE": "path",
+    "BORG_PASSCOMMAND": "text",
+    "BORG_PASSPHRASE": "text",
+    "BACKUP_CRON": "cron",
+    "BACKUP_JITTER": "duration",
+    "ARCHIVE_NAME": "text",
+    "BORG_COMPRESSION": "compression",
+    "BORG_ENCRYPTION": "level",
+    "EXCLUDE_CACHES": "boolean",
+    "BACKUP_ALLOW_EMPTY": "boolean",
+    "BACKUP_STOP_LABEL": "text",
+    "REPORT_URLS": "urls",
+    "HEALTHCHECKS_URL": "url",
+    "REPORT_TIMEOUT": "duration",
+    "LOG_LEVEL": "level",
+    "TZ": "zone",
+}
+EXTRA = {  # absurd values of one setting that no kind covers
+    ("LOG_LEVEL", "verbose"): "verbose",
+    ("BORG_PASSPHRASE_FILE", "empty"): "",
+    ("BORG_SERVER_CONFIG", "the passphrase file"): "/run/secrets/borg_passphrase",
+}
+ALONE = ("BORG_PASSCOMMAND", "BORG_PASSPHRASE")  # set instead of BORG_PASSPHRASE_FILE, not beside it
+
+
+def cases(table: dict[str, str]) -> list[dict]:
+    """Given SERVER or CLIENT, return every case: {"id", "setting", "value", "unset": [settings to drop]}."""
+    found = [
+        {"id": f"{setting} {case}", "setting": setting, "value": value}
+        for setting, kind in table.items()
+        for case, value in ABSURD[kind].items()
+    ]
+    found += [{"id": f"{s} {case}", "setting": s, "value": v} for (s, case), v in EXTRA.items() if s in table]
+    for case in found:
+        case["unset"] = ["BORG_PASSPHRASE_FILE"] if case["setting"] in ALONE else []
+    return found
+
+
+SERVER_CASES, CLIENT_CASES = cases(SERVER), cases(CLIENT)
