@@ -10,11 +10,8 @@ everything, then report all problems at once.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from borg_common.urls import NOT_HTTP, is_http_url, shown_url
 from borg_common.values import (
@@ -29,6 +26,7 @@ from borg_common.values import (
     size_text,
     text_problem,
 )
+from borg_common.written import Written, read_file
 
 TRUE_WORDS = ("yes", "true", "on", "1")
 FALSE_WORDS = ("no", "false", "off", "0")
@@ -36,29 +34,6 @@ FALSE_WORDS = ("no", "false", "off", "0")
 LOG_LEVELS = tuple(logging.getLevelNamesMapping())  # the levels Python's logging knows (LOG_LEVEL)
 MAX_URLS, MAX_URL = 20, 2048  # report URLs per setting, characters per URL
 CLIENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")  # a client's name, on the server and in the sidecar
-
-
-@dataclass(frozen=True)
-class Written:
-    """One setting as the user wrote it: its value and the file holding its value ("" if not given), named
-    by where it is written ("" in the environment, "BORG_SERVER_CONFIG (path) clients.web.") and its name there
-    (BORG_CLIENT_WEB_KEY, key) or its file's name (BORG_CLIENT_WEB_KEY_FILE, key_file)."""
-
-    name: str
-    file_name: str
-    value: str = ""
-    file: str = ""
-    where: str = ""
-
-    @property
-    def label(self) -> str:
-        """Return how a problem names the setting's value."""
-        return self.where + self.name
-
-    @property
-    def file_label(self) -> str:
-        """Return how a problem names the setting's file."""
-        return self.where + self.file_name
 
 
 class ConfigError(Exception):
@@ -270,21 +245,3 @@ class Settings:
             self.problem(self.label(name), f"a URL is {len(url)} characters long; the limit is {MAX_URL}")
         elif not is_http_url(url):
             self.problem(self.label(name), f"{subject} {NOT_HTTP}")
-
-
-def read_file(settings: Settings, written: Written, limit: int) -> str | None:
-    """Given a setting written as a file, return the file's text without its trailing line ends, or None after
-    recording why it cannot be read (missing, not a regular file, larger than limit, not UTF-8)."""
-    try:
-        mode = os.stat(written.file).st_mode
-        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a FIFO or device would block or never end
-            raise OSError(0, "not a regular file")
-        with open(written.file, "rb") as file:
-            data = file.read(4 * limit + 1)
-        if len(data) > 4 * limit:
-            raise OSError(0, f"larger than {4 * limit} bytes")
-        return data.decode("utf-8").rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
-        settings.problem(written.file_label, f"cannot read {cut(written.file)}: {reason}")
-        return None

@@ -14,8 +14,9 @@ from typing import Any
 
 import yaml
 
-from borg_common.settings import Settings, Written
+from borg_common.settings import Settings
 from borg_common.values import cut
+from borg_common.written import Written
 from borg_server.config_names import CLIENT_FIELDS, SERVER_FIELDS, client_variable
 
 SERVER_KEYS = f"allowed: {', '.join(SERVER_FIELDS)}, clients; each setting also as <setting>_file"

@@ -2,7 +2,8 @@
 
 import pytest
 
-from borg_common.settings import CLIENT_NAME, LOG_LEVELS, ConfigError, Settings, Written, parse_duration, parse_size
+from borg_common.settings import CLIENT_NAME, LOG_LEVELS, ConfigError, Settings, parse_duration, parse_size
+from borg_common.written import Written
 
 BOOLEANS = "yes, true, on, 1, no, false, off, 0"
 
