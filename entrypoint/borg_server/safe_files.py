@@ -45,10 +45,11 @@ def read_regular(path: Path, limit: int = READ_LIMIT) -> str:
         if error.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
             raise Unexpected(errno.EINVAL, f"{path} is {describe(path)}, not a file") from None
         raise
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode):
+        os.close(descriptor)
+        raise Unexpected(errno.EINVAL, f"{path} is {describe(path)}, not a file")
     with os.fdopen(descriptor, "rb") as file:
-        status = os.fstat(file.fileno())
-        if not stat.S_ISREG(status.st_mode):
-            raise Unexpected(errno.EINVAL, f"{path} is {describe(path)}, not a file")
         if status.st_size > limit:
             raise Unexpected(errno.EFBIG, f"{path} has {status.st_size} bytes, more than {limit}")
         return file.read(limit + 1).decode(errors="replace")
