@@ -38,7 +38,7 @@ def status_of(server) -> dict:
 def test_lock_only_sessions_are_no_backup_and_a_manifest_without_an_archive_raises_manifest_shrank(sandbox, tmp_path):
     network = sandbox.network()
     receiver = start_receiver(sandbox, network)
-    env = {"MONITOR_INTERVAL": "5s", "REPORT_URLS": RECEIVER_URL, "BORG_CLIENT_WEB_MAX_AGE": "1m"}
+    env = {"MONITOR_INTERVAL": "10s", "REPORT_URLS": RECEIVER_URL, "BORG_CLIENT_WEB_MAX_AGE": "1m"}
     server = start_server(sandbox, ["web"], env=env, network=network)
     web = make_client(sandbox, server, "web", tmp_path)
     fill_volume(sandbox, web.data, "head -c 200000 /dev/urandom > /data/one.bin")
