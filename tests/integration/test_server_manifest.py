@@ -60,8 +60,8 @@ def test_lock_only_sessions_are_no_backup_and_a_manifest_without_an_archive_rais
     assert status_of(server)["last_backup"] == backed_up
 
     # The client's key writes a manifest without the first archive: no DELETE at all.
-    dropped = sandbox.run("dropper", CLIENT_IMAGE, [*web.options(), "--entrypoint", "python3"],
-                          ["-c", DROP_ARCHIVE], detach=False, check=False)  # fmt: skip
+    options = [*web.options({"PYTHONPATH": "/opt/borg-appliance"}), "--entrypoint", "python3"]
+    dropped = sandbox.run("dropper", CLIENT_IMAGE, options, ["-c", DROP_ARCHIVE], detach=False, check=False)
     assert dropped.returncode == 0, dropped.stderr
     assert dropped.stdout.strip().startswith("first-")
     alert = wait_until(lambda: received(receiver, "manifest_shrank", "raised"), 60, "manifest_shrank at the receiver")
