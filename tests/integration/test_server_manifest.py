@@ -20,7 +20,10 @@ os.environ.update(sidecar.borg_environment(config.load(os.environ), dict(os.envi
 from borg.helpers.manifest import Manifest
 from borg.helpers.parseformat import Location
 from borg.remote import RemoteRepository
-repository = RemoteRepository(Location(os.environ["BORG_REPO"]), exclusive=True)
+from argparse import Namespace
+options = Namespace(remote_path=None, rsh=os.environ["BORG_RSH"], debug_topics=[], storage_quota=None,
+                    upload_ratelimit=0, upload_buffer=0)
+repository = RemoteRepository(Location(os.environ["BORG_REPO"]), exclusive=True, args=options)
 with repository:
     manifest, key = Manifest.load(repository, (Manifest.Operation.WRITE,))
     dropped = sorted(manifest.archives)[0]
