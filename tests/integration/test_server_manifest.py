@@ -17,6 +17,8 @@ DROP_ARCHIVE = """
 import os
 from borg_client import borg as sidecar, config
 os.environ.update(sidecar.borg_environment(config.load(os.environ), dict(os.environ)))
+from borg.logger import setup_logging
+setup_logging()
 from borg.helpers.manifest import Manifest
 from borg.helpers.parseformat import Location
 from borg.remote import RemoteRepository
