@@ -1,9 +1,7 @@
 """The monitor's state of each client: typed records, one JSON file per client, loaded and saved under a lock.
 
-ClientState: first sighting, last backup, the last segment whose DELETEs were read (scanned), the
-deletes not yet acknowledged (a DeleteGroup per segment) and the acknowledgements, the baseline of
-committed segments and the config digest, tampering, the last manifest and its shrinks, the last
-check, the alerts raised. Changed only inside `locked`; stored as version 2 JSON (sorted keys).
+ClientState: first sighting, last backup, scanned segment, unacknowledged deletes and acknowledgements,
+segment baseline and config digest, tampering, last manifest and its shrinks, last check, alerts raised.
 """
 
 from __future__ import annotations
@@ -129,7 +127,7 @@ class ClientState:
     config_digest: str | None = None
     tampering: Tampering | None = None
     check: CheckResult | None = None
-    manifest: tuple[int | None, int | None] = (None, None)  # segment and entry size of the last manifest PUT
+    manifest: tuple[int | None, int | None] = (None, None)  # segment and size of the last manifest PUT seen
     manifest_shrinks: list[ManifestShrink] = field(default_factory=list)
     alerts: dict[str, RaisedAlert] = field(default_factory=dict)
 
@@ -177,16 +175,14 @@ def tampering_json(tampering: Tampering | None) -> dict | None:
         return None
     document = {"changed": list(tampering.changed), "truncated": list(tampering.truncated),
                 "removed": list(tampering.removed), "config": tampering.config}  # fmt: skip
-    if tampering.unreadable is not None:
-        document["unreadable"] = tampering.unreadable
-    return document | {"seen_at": tampering.seen_at}
+    unreadable = {} if tampering.unreadable is None else {"unreadable": tampering.unreadable}
+    return document | unreadable | {"seen_at": tampering.seen_at}
 
 
 def tampering_from_json(document: dict | None) -> Tampering | None:
     """Given tampering as JSON (see tampering_json), return it; raise TypeError if it holds other fields."""
-    if document is None:
-        return None
-    return Tampering(**document | {kind: tuple(document.get(kind, ())) for kind in ("changed", "truncated", "removed")})
+    lists = {kind: tuple(document.get(kind, ())) for kind in ("changed", "truncated", "removed")} if document else {}
+    return None if document is None else Tampering(**document | lists)
 
 
 def from_json(document: object, now: str) -> ClientState:
