@@ -1,7 +1,6 @@
 """The monitor's state of each client: typed records, one JSON file per client, loaded and saved under a lock.
 
-ClientState: first sighting, last backup, scanned segment, unacknowledged deletes and acknowledgements,
-segment baseline and config digest, tampering, last manifest and its shrinks, last check, alerts raised.
+ClientState: last backup, scanned segment, deletes, baseline, tampering, manifest, check, alerts.
 """
 
 from __future__ import annotations
