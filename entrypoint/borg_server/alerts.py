@@ -19,11 +19,12 @@ from borg_server.config import ClientSpec
 from borg_server.state import ClientState, RaisedAlert
 
 QUOTA_ALERT_RATIO = 0.9
-GROWING = ("deletes", "tampering")  # conditions that are sent again when more is found
+GROWING = ("deletes", "tampering", "manifest_shrank")  # conditions that are sent again when more is found
 LABELS = {
     "stale": "no recent backup",
     "deletes": "deletes by the client",
     "tampering": "segments changed on disk",
+    "manifest_shrank": "archives dropped from the manifest",
     "check_failed": "repository check failed",
     "quota": "repository near its quota",
 }
@@ -73,6 +74,8 @@ def conditions(
                 "(borg never rewrites committed files of an append-only repository)",
                 state.tampering_json(found.tampering),
             )
+        if found.manifest_shrinks:
+            active["manifest_shrank"] = manifest_condition(name, found)
     check = found.check
     if check and not check.ok:
         active["check_failed"] = (
@@ -127,7 +130,22 @@ def extent(kind: str, details: dict) -> int:
         return details.get("count", 0)
     if kind == "tampering":
         return state.tampering_from_json(details).files
+    if kind == "manifest_shrank":
+        return details.get("count", 0)
     return 0
+
+
+def manifest_condition(name: str, found: ClientState) -> tuple[str, dict]:
+    """Given a client with unacknowledged manifest shrinks, return the manifest_shrank condition."""
+    shrinks = found.manifest_shrinks
+    segments = ", ".join(str(shrink.segment) for shrink in shrinks)
+    message = (
+        f"client {name}: the manifest shrank without any archive deleted (segments {segments}): archives were "
+        f"probably dropped from the list while their data stays; see borg-server audit {name} and the README "
+        "(borg check --repair on a copy finds them again)"
+    )
+    details = {"count": len(shrinks), "shrinks": [dataclasses.asdict(shrink) for shrink in shrinks]}
+    return message, details
 
 
 def document(

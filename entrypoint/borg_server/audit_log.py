@@ -3,8 +3,10 @@
 The forced command (serve.py) appends one JSON line per session, with the repository's last
 committed segment before and after it; `borg-server compact` appends one for each compaction.
 A session that ended with exit code 0 and left a higher committed segment behind wrote to the
-repository: for a client's own key, that is a backup. The monitor keeps its position in the log
-(paths.monitor_position), so each scan reads only what was appended since.
+repository; for a client's own key it is a backup only if those new segments hold data besides the
+manifest (manifest.added_data: `with-lock`, `break-lock`, `list`, `prune` commit the manifest alone).
+The monitor keeps its position in the log (paths.monitor_position), so each scan reads only what was
+appended since.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from borg_common.files import atomic_write
+from borg_server import manifest, segments
 
 REQUESTED_COMMAND_LIMIT = 200
 WRITE_ROLES = ("append", "full")
@@ -132,16 +135,31 @@ def may_have_compacted(record: dict) -> bool:
     return "committed_after" not in record or after is None or before != after
 
 
-def last_backup(known: str | None, records: list[dict], client: str) -> str | None:
-    """Given the client's last backup known so far and newer session records, return when its last backup ended."""
-    return max(filter(None, (known, last_write(records, client))), default=None)
+def last_backup(known: str | None, records: list[dict], client: str, repository: Path | None = None) -> str | None:
+    """Given the client's last backup known so far and newer session records, return when its last backup ended.
+
+    With its repository, only sessions that added data count (see last_write).
+    """
+    return max(filter(None, (known, last_write(records, client, repository))), default=None)
 
 
-def last_write(records: list[dict], client: str) -> str | None:
-    """Given session records, return when the client's last backup session finished (ISO time), or None."""
-    times = [record.get("finished_at") for record in records if record.get("client") == client and wrote(record)]
-    times = [time for time in times if isinstance(time, str)]
-    return max(times) if times else None
+def last_write(records: list[dict], client: str, repository: Path | None = None) -> str | None:
+    """Given session records, return when the client's last backup session finished (ISO time), or None.
+
+    With the client's repository, a session counts only if a segment it committed holds a PUT of
+    another key than the manifest; only its own new segments are read, newest session first, until
+    one counts. A range compacted away since counts as no backup. Records from before the committed
+    segments were logged count when they succeeded.
+    """
+    sessions = [r for r in records if r.get("client") == client and wrote(r) and isinstance(r.get("finished_at"), str)]
+    files = None
+    for record in sorted(sessions, key=lambda r: r["finished_at"], reverse=True):
+        if repository is None or "committed_after" not in record:
+            return record["finished_at"]
+        files = segments.segment_files(repository) if files is None else files
+        if manifest.added_data(files, record.get("committed_before"), record.get("committed_after")):
+            return record["finished_at"]
+    return None
 
 
 def rotated(audit_log: Path, number: int) -> Path:

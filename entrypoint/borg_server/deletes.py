@@ -50,13 +50,16 @@ def scan_deletes(state: ClientState, repository: Path, now: str) -> int:
 
 
 def acknowledge(state: ClientState, through: int, tampering: bool, now: str) -> int:
-    """Acknowledge the deletes in segments up to through (and the tampering seen, if asked); return how many.
+    """Acknowledge the deletes and manifest shrinks in segments up to through (and the tampering seen, if
+    asked); return how many deletes.
 
     The caller takes the segment baseline again (baseline.rebaseline) when it acknowledges tampering.
     """
     done = [group for group in state.deletes if group.segment <= through]
     state.deletes = [group for group in state.deletes if group.segment > through]
     count = sum(group.count for group in done)
-    if done or tampering:
+    shrinks = [shrink for shrink in state.manifest_shrinks if shrink.segment <= through]
+    state.manifest_shrinks = [shrink for shrink in state.manifest_shrinks if shrink.segment > through]
+    if done or tampering or shrinks:
         state.acknowledged.append(Acknowledgement(now, through, count, tampering))
     return count

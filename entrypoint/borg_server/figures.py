@@ -31,7 +31,8 @@ class ClientStatus:
 def collect(config: ServerConfig, paths: Paths, now: datetime | None = None) -> list[ClientStatus]:
     """Given the configuration, return every client's status: the monitor's findings plus what is on disk now.
 
-    The last backup also counts sessions the monitor has not read yet; the size is measured now.
+    The last backup also counts sessions the monitor has not read yet (those that added data); the size is
+    measured now.
     """
     now = now or datetime.now(UTC)
     offset = audit_log.read_position(paths.monitor_position).get("audit_offset", 0)
@@ -39,7 +40,7 @@ def collect(config: ServerConfig, paths: Paths, now: datetime | None = None) -> 
     result = []
     for client in config.clients:
         found = state.load(paths.monitor_state(client.name))
-        last = audit_log.last_backup(found.last_backup, recent, client.name)
+        last = audit_log.last_backup(found.last_backup, recent, client.name, paths.client_repository(client.name))
         size = disk.directory_size(paths.client_directory(client.name))
         check = found.check
         result.append(

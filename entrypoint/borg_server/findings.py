@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from borg_server import baseline, deletes, segments
+from borg_server import baseline, deletes, manifest, segments
 from borg_server.state import ClientState
 
 logger = logging.getLogger(__name__)
@@ -28,8 +28,23 @@ def watch_repository(name: str, state: ClientState, repository: Path, admin_sess
         return
     try:
         baseline.check_tampering(state, repository, now, compacted=admin_session)
+        scanned = state.scanned
         new = deletes.scan_deletes(state, repository, now)
         if new:
             logger.warning("client %s: %d new delete(s) found in its repository", name, new)
+        if state.scanned is not None and (scanned is None or state.scanned > scanned):
+            watch_manifest(name, state, repository, -1 if scanned is None else scanned, now)
     except (segments.SegmentError, OSError) as error:
         baseline.record_unreadable(state, error, before.seen_at if before else now)
+
+
+def watch_manifest(name: str, state: ClientState, repository: Path, after: int, now: str) -> None:
+    """Record the manifest PUTs committed after segment after (up to state.scanned) and the shrinks among them."""
+    puts = manifest.manifest_puts(repository, after, state.scanned)
+    found, state.manifest = manifest.shrinks(state.manifest, puts, now)
+    for shrink in found:
+        logger.warning(
+            "client %s: the manifest shrank from %d to %d bytes in segment %d with no archive deleted",
+            name, shrink.previous_size, shrink.size, shrink.segment,
+        )  # fmt: skip
+    state.manifest_shrinks += found

@@ -42,7 +42,8 @@ def scan_client(client: ClientSpec, server: ServerConfig, paths: Paths, records:
     moment = datetime.now(UTC)
     now = moment.isoformat(timespec="seconds")
     with state.locked(paths.monitor_state(client.name)) as found:
-        found.last_backup = audit_log.last_backup(found.last_backup, records, client.name)
+        repository = paths.client_repository(client.name)
+        found.last_backup = audit_log.last_backup(found.last_backup, records, client.name, repository)
         if client.append_only and not gate.compacting(paths, client.name):
             admin = any(r.get("client") == client.name and audit_log.may_have_compacted(r) for r in records)
             findings.watch_repository(client.name, found, paths.client_repository(client.name), admin, now)

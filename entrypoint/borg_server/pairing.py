@@ -6,13 +6,17 @@ line and URL, so what a person copies by hand is what a same-host sidecar mounts
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from borg_common.files import atomic_write
+from borg_server import safe_files
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.keys import PublicKey
 from borg_server.paths import REPOSITORY_NAME, Paths
+
+logger = logging.getLogger(__name__)
 
 
 def known_hosts_line(host_key: PublicKey, config: ServerConfig) -> str:
@@ -28,18 +32,34 @@ def repository_url(config: ServerConfig) -> str:
 
 
 def write_export(client: ClientSpec, generated: bool, host_key: PublicKey, paths: Paths, config: ServerConfig) -> None:
-    """Write what a sidecar needs to pair: name, known_hosts, repository URL, a generated private key."""
+    """Write what a sidecar needs to pair: name, known_hosts, repository URL, a generated private key.
+
+    An export directory that is a symlink or a file is left alone, with a warning (the export is not
+    written); a directory, FIFO or symlink where one of its files belongs is skipped or replaced
+    (safe_files.clear_for_write): nothing is written or chmod-ed through a symlink.
+    """
     export = paths.client_export(client.name)
+    if safe_files.describe(export) not in ("nothing", "a directory"):
+        logger.warning(
+            "client %s: %s is %s, not a directory; its pairing export is not written (remove it)",
+            client.name, export, safe_files.describe(export),
+        )  # fmt: skip
+        return
     export.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(export, 0o700)
-    atomic_write(export / "known_hosts", known_hosts_line(host_key, config), 0o644)
-    atomic_write(export / "repo_url", repository_url(config) + "\n", 0o644)
-    atomic_write(export / "client_name", client.name + "\n", 0o644)
-    exported_key = export / "id_ed25519"
+    files = {
+        "known_hosts": (known_hosts_line(host_key, config), 0o644),
+        "repo_url": (repository_url(config) + "\n", 0o644),
+        "client_name": (client.name + "\n", 0o644),
+    }
     if generated:
         private_key = paths.client_keys(client.name) / "id_ed25519"
-        atomic_write(exported_key, private_key.read_bytes(), 0o600)
-        atomic_write(export / "id_ed25519.pub", Path(f"{private_key}.pub").read_bytes(), 0o644)
-    else:
-        for stale in (exported_key, export / "id_ed25519.pub"):
-            stale.unlink(missing_ok=True)
+        files["id_ed25519"] = (safe_files.read_regular(private_key, 64 * 1024), 0o600)
+        files["id_ed25519.pub"] = (safe_files.read_regular(Path(f"{private_key}.pub"), 64 * 1024), 0o644)
+    for name, (content, mode) in files.items():
+        if safe_files.clear_for_write(export / name):
+            atomic_write(export / name, content, mode)
+    if not generated:
+        for stale in (export / "id_ed25519", export / "id_ed25519.pub"):
+            if safe_files.describe(stale) != "a directory":
+                stale.unlink(missing_ok=True)

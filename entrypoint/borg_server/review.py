@@ -63,6 +63,7 @@ def review(client: ClientSpec, paths: Paths, acknowledge: int | None) -> dict:
         known_tampering = found.tampering
         findings.watch_repository(client.name, found, paths.client_repository(client.name), False, now)
         listed = [state.group_json(group) for group in found.deletes]
+        shrinks = [dataclasses.asdict(shrink) for shrink in found.manifest_shrinks]
         tampering = found.tampering
         count, tampering_accepted = None, False
         if acknowledge is not None:
@@ -80,6 +81,7 @@ def review(client: ClientSpec, paths: Paths, acknowledge: int | None) -> dict:
             "scanned_through": found.scanned,
             "deletes": listed,
             "tampering": state.tampering_json(tampering),
+            "manifest_shrinks": shrinks,
             "acknowledged_now": count,
             "tampering_acknowledged": tampering_accepted,
             "unacknowledged": found.pending_deletes(),
@@ -104,7 +106,8 @@ def render(result: dict, as_json: bool) -> str:
         elif tampering:
             line += "; the changes to committed files were found only now: review them, then acknowledge again"
         return f"{line}; {result['unacknowledged']} delete(s) remain unacknowledged."
-    if not groups and not tampering:
+    shrinks = result.get("manifest_shrinks", [])
+    if not groups and not tampering and not shrinks:
         through = result["scanned_through"]
         return f"client {name}: no unacknowledged deletes or changes (scanned through segment {through})."
     lines = []
@@ -122,6 +125,11 @@ def render(result: dict, as_json: bool) -> str:
         lines.append(
             "  delete: an archive or chunk deleted; overwrite: a stored object replaced (normal backups never do"
             " this); checkpoint: borg's clean-up after a long backup's checkpoint. --json lists object ids."
+        )
+    for shrink in shrinks:
+        lines.append(
+            f"client {name}: the manifest shrank from {shrink['previous_size']} to {shrink['size']} bytes in segment "
+            f"{shrink['segment']} with no archive deleted: archives dropped from the list (README: manifest_shrank)."
         )
     if tampering:
         lines.append(

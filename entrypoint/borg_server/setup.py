@@ -13,9 +13,9 @@ from pathlib import Path
 from string import Template
 
 from borg_common.files import atomic_write
-from borg_server import authorized_keys, gate, pairing, system
+from borg_server import authorized_keys, gate, pairing, safe_files, system
 from borg_server.config import ClientSpec, ServerConfig
-from borg_server.keys import PublicKey, parse_public_key
+from borg_server.keys import KeyProblem, PublicKey, parse_public_key
 from borg_server.paths import Paths
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ TEMPLATES = Path(__file__).parent
 def apply(config: ServerConfig, paths: Paths) -> None:
     """Given a validated configuration, bring the system in line with it."""
     system.ensure_account(config.puid, config.pgid)
+    safe_files.ensure_real_directories(state_directories(paths))
     prepare_state(paths, config)
     gate.prepare(paths, [client.name for client in config.clients])
     host_key = ensure_host_key(paths)
@@ -35,6 +36,8 @@ def apply(config: ServerConfig, paths: Paths) -> None:
     for client in config.clients:
         ensure_client_directory(client, paths, config)
         key = client.key or generated_key(client, paths)
+        if key is None:
+            continue  # warned: no grant, so nothing read from the state volume can keep or add a key
         pairing.write_export(client, key is not client.key, host_key, paths, config)
         grants += authorized_keys.grants_for(client, key)
     forget_removed_clients(config, paths)
@@ -118,7 +121,7 @@ def ensure_client_directory(client: ClientSpec, paths: Paths, config: ServerConf
 def generate_missing_keys(config: ServerConfig, paths: Paths) -> None:
     """Generate, once, the keypairs of clients without a configured key; one ssh-keygen per core at a time."""
     missing = [paths.client_keys(c.name) / "id_ed25519" for c in config.clients if c.key is None]
-    missing = [private_key for private_key in missing if not private_key.exists()]
+    missing = [private_key for private_key in missing if may_generate(private_key)]
 
     def generate(private_key: Path) -> None:
         private_key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -129,21 +132,61 @@ def generate_missing_keys(config: ServerConfig, paths: Paths) -> None:
         list(pool.map(generate, missing))
 
 
-def generated_key(client: ClientSpec, paths: Paths) -> PublicKey:
-    """Return the client's generated public key (made by generate_missing_keys)."""
-    key = parse_public_key((paths.client_keys(client.name) / "id_ed25519.pub").read_text())
+def may_generate(private_key: Path) -> bool:
+    """Return whether a keypair is to be generated at private_key: nothing is there, in a real directory
+    (or none yet). A symlink or other stray entry at the public key's place is removed first."""
+    directory, public = private_key.parent, Path(f"{private_key}.pub")
+    if (
+        safe_files.describe(directory) not in ("nothing", "a directory")
+        or safe_files.describe(private_key) != "nothing"
+    ):
+        return False  # a key is there already, or something generated_key warns about
+    return safe_files.describe(directory) == "nothing" or safe_files.clear_for_write(public)
+
+
+def state_directories(paths: Paths) -> list[Path]:
+    """Return the server's own directories in the state volume, parents first."""
+    monitor = [paths.monitor, paths.monitor_state("x").parent, paths.monitor_outbox]
+    return [paths.ssh, paths.audit_log.parent, paths.state / "clients", paths.state / "export", *monitor]
+
+
+def generated_key(client: ClientSpec, paths: Paths) -> PublicKey | None:
+    """Return the client's generated public key (made by generate_missing_keys); None, with a warning
+    saying what to remove, if what is there is not a key file (a directory, symlink, garbage)."""
+    public = paths.client_keys(client.name) / "id_ed25519.pub"
+    try:
+        if not safe_files.is_real_directory(public.parent):
+            raise safe_files.Unexpected(f"{public.parent} is {safe_files.describe(public.parent)}, not a directory")
+        key = parse_public_key(safe_files.read_regular(public, 64 * 1024))
+        safe_files.read_regular(paths.client_keys(client.name) / "id_ed25519", 64 * 1024)  # exported next
+    except (OSError, KeyProblem) as error:
+        logger.warning(
+            "client %s: its generated key cannot be used (%s); the client gets no key until %s is removed "
+            "(a new key is generated at the next start or reload)", client.name, error, public.parent,
+        )  # fmt: skip
+        return None
     logger.info("client %s: key %s (generated)", client.name, key.fingerprint)
     return key
 
 
 def forget_removed_clients(config: ServerConfig, paths: Paths) -> None:
-    """Remove generated keys and exports of clients no longer configured; keep their data."""
+    """Remove generated keys and exports of clients no longer configured; keep their data.
+
+    Only regular files and symlinks (the links themselves) in a real directory are removed; anything
+    else there, and every entry that is not a directory, is skipped with one warning line.
+    """
     names = {client.name for client in config.clients}
     for parent in (paths.state / "clients", paths.state / "export"):
         for entry in sorted(parent.iterdir()):
             if entry.name in names:
                 continue
-            for item in entry.iterdir():
+            if not safe_files.is_real_directory(entry):
+                logger.warning("%s: %s is not a client's directory; skipped", entry, safe_files.describe(entry))
+                continue
+            for item in sorted(entry.iterdir()):
+                if safe_files.is_real_directory(item):
+                    logger.warning("%s: a directory where only files belong; skipped", item)
+                    continue
                 item.unlink()
             try:
                 entry.rmdir()

@@ -1,12 +1,6 @@
 """The monitor's state of each client: typed records, one JSON file per client, loaded and saved under a lock.
 
-A client's state (ClientState) holds when it was first seen and when its last backup ended, the
-last committed segment whose DELETE entries were read (scanned), the deletes found and not yet
-acknowledged (one DeleteGroup per segment) and the history of acknowledgements, the baseline of
-committed segments (a SegmentPrint each) and the digest of the repository's config file, the
-tampering seen since, the last repository check and the alerts raised. The monitor, `audit` and
-`compact` change it only inside `locked`. The file format is version 2 (sorted JSON; a segment
-print is the list [size, sha256, mtime_ns, ctime_ns, inode], a few thousand of them stay small).
+ClientState: last backup, scanned segment, deletes, baseline, tampering, manifest, check, alerts.
 """
 
 from __future__ import annotations
@@ -21,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from borg_common.files import atomic_write
+from borg_server import safe_files
+from borg_server.manifest import ManifestShrink
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +126,8 @@ class ClientState:
     config_digest: str | None = None
     tampering: Tampering | None = None
     check: CheckResult | None = None
+    manifest: tuple[int | None, int | None] = (None, None)  # segment and size of the last manifest PUT seen
+    manifest_shrinks: list[ManifestShrink] = field(default_factory=list)
     alerts: dict[str, RaisedAlert] = field(default_factory=dict)
 
     def pending_deletes(self, alerting_only: bool = False) -> int:
@@ -155,6 +153,8 @@ def to_json(state: ClientState) -> dict:
         "config": state.config_digest,
         "tampering": tampering_json(state.tampering),
         "check": vars(state.check).copy() if state.check else None,
+        "manifest": list(state.manifest),
+        "manifest_shrinks": [dict(sorted(vars(shrink).items())) for shrink in state.manifest_shrinks],
         "alerts": {kind: vars(alert).copy() for kind, alert in state.alerts.items()},
     }
 
@@ -174,16 +174,14 @@ def tampering_json(tampering: Tampering | None) -> dict | None:
         return None
     document = {"changed": list(tampering.changed), "truncated": list(tampering.truncated),
                 "removed": list(tampering.removed), "config": tampering.config}  # fmt: skip
-    if tampering.unreadable is not None:
-        document["unreadable"] = tampering.unreadable
-    return document | {"seen_at": tampering.seen_at}
+    unreadable = {} if tampering.unreadable is None else {"unreadable": tampering.unreadable}
+    return document | unreadable | {"seen_at": tampering.seen_at}
 
 
 def tampering_from_json(document: dict | None) -> Tampering | None:
     """Given tampering as JSON (see tampering_json), return it; raise TypeError if it holds other fields."""
-    if document is None:
-        return None
-    return Tampering(**document | {kind: tuple(document.get(kind, ())) for kind in ("changed", "truncated", "removed")})
+    lists = {kind: tuple(document.get(kind, ())) for kind in ("changed", "truncated", "removed")} if document else {}
+    return None if document is None else Tampering(**document | lists)
 
 
 def from_json(document: object, now: str) -> ClientState:
@@ -210,6 +208,8 @@ def from_json(document: object, now: str) -> ClientState:
             config_digest=document.get("config"),
             tampering=tampering_from_json(document.get("tampering")),
             check=None if check is None else CheckResult(**check),
+            manifest=tuple(document.get("manifest", (None, None))),
+            manifest_shrinks=[ManifestShrink(**shrink) for shrink in document.get("manifest_shrinks", [])],
             alerts={kind: RaisedAlert(**alert) for kind, alert in document.get("alerts", {}).items()},
         )
     except (KeyError, TypeError, AttributeError) as error:
@@ -222,12 +222,13 @@ def load(path: Path) -> ClientState:
     A damaged file is moved aside to <name>.damaged, so the monitor starts afresh and nothing is lost.
     """
     try:
-        return from_json(json.loads(path.read_text()), now_text())
+        return from_json(json.loads(safe_files.read_regular(path)), now_text())
     except FileNotFoundError:
         return ClientState(first_seen=now_text())
-    except ValueError as error:
+    except (OSError, ValueError) as error:  # damaged, or a directory, symlink or device in its place
         damaged = path.with_suffix(".damaged")
-        path.replace(damaged)
+        with contextlib.suppress(OSError):
+            path.replace(damaged)  # renames the entry itself, never what a symlink points at
         logger.error("monitor state %s is damaged (%s); moved to %s, starting afresh", path, error, damaged)
         return ClientState(first_seen=now_text())
 
@@ -242,7 +243,7 @@ def save(path: Path, state: ClientState) -> None:
 def locked(path: Path) -> Iterator[ClientState]:
     """Hold the client's state lock; yield its state and save it afterwards (unless an exception escapes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as lock:
+    with safe_files.open_lock(path.with_suffix(".lock")) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         state = load(path)
         yield state

@@ -8,6 +8,7 @@ from borg_server.config import load
 from borg_server.figures import ClientStatus, collect
 from borg_server.paths import Paths
 from borg_server.state import ClientState
+from tests.unit.borg_server.borg_files import init_create_create_delete, write_repository
 
 NOW = datetime(2024, 5, 6, 3, 0, 0, tzinfo=UTC)
 
@@ -96,14 +97,23 @@ def test_collect_takes_the_last_backup_from_the_monitor_state(paths):
 
 
 def test_collect_counts_backups_the_monitor_has_not_read_yet(paths):
+    write_repository(paths.client_repository("web"), init_create_create_delete())
     read = session("web", "append", 0, "2024-05-05T02:00:00+00:00")
-    paths.audit_log.write_text(read + session("web", "append", 0, "2024-05-06T02:00:00+00:00"))
+    paths.audit_log.write_text(read + session("web", "append", 0, "2024-05-06T02:00:00+00:00", committed=(1, 4)))
     save_position(paths, len(read))
     save_state(paths, "web", last_backup="2024-05-05T02:00:00+00:00")
 
     web = collect(config(), paths, NOW)[1]
 
     assert (web.last_backup, web.age_s) == ("2024-05-06T02:00:00+00:00", 3600)
+
+
+def test_collect_does_not_count_an_unread_session_that_committed_only_the_manifest(paths):
+    write_repository(paths.client_repository("web"), init_create_create_delete())
+    paths.audit_log.write_text(session("web", "append", 0, "2024-05-06T02:00:00+00:00", committed=(9, 13)))
+    save_state(paths, "web", last_backup="2024-05-05T02:00:00+00:00")
+
+    assert collect(config(), paths, NOW)[1].last_backup == "2024-05-05T02:00:00+00:00"
 
 
 def test_collect_does_not_read_again_the_sessions_before_the_monitor_position(paths):

@@ -188,17 +188,40 @@ def test_a_marker_left_by_a_killed_compaction_does_not_stop_the_watch(paths):
 
 
 def test_a_backup_session_becomes_the_client_last_backup_and_it_never_goes_back(paths):
+    write_repository(paths, init_create_create_delete())
     backed_up = recent()
-    monitor.scan_client(client(), server(), paths, [session("web", "append", backed_up)])
+    monitor.scan_client(client(), server(), paths, [session("web", "append", backed_up, (1, 4))])
 
     monitor.scan_client(
         client(),
         server(),
         paths,
-        [session("web", "append", "2024-01-02T00:00:00+00:00"), session("db", "append", datetime.now(UTC).isoformat())],
+        [session("web", "append", "2024-01-02T00:00:00+00:00", (1, 4)), session("db", "append", recent(), (1, 4))],
     )
 
     assert state.load(paths.monitor_state("web")).last_backup == backed_up
+
+
+def test_a_session_that_committed_only_the_manifest_is_no_backup_and_the_client_goes_stale(paths):
+    # Like borg with-lock, list or prune: segments 7..9 of init_create_create_delete hold a manifest
+    # rewrite and a commit only, 10..13 a delete of an archive and the manifest rewrite.
+    write_repository(paths, init_create_create_delete())
+    with state.locked(paths.monitor_state("web")) as found:
+        found.first_seen = "2024-01-01T00:00:00+00:00"
+    sessions = [session("web", "append", recent(), (6, 9)), session("web", "append", recent(), (9, 13))]
+
+    documents = monitor.scan_client(client(), server(), paths, sessions)
+
+    assert state.load(paths.monitor_state("web")).last_backup is None
+    assert "stale" in [document["alert"] for document in documents]
+
+
+def test_a_session_whose_segments_were_compacted_away_counts_as_no_backup(paths):
+    write_repository(paths, init_create_create_delete())
+
+    monitor.scan_client(client(), server(), paths, [session("web", "append", recent(), (13, 17))])
+
+    assert state.load(paths.monitor_state("web")).last_backup is None
 
 
 def test_a_segment_removed_by_an_admin_session_of_the_client_raises_no_alert(paths):
@@ -289,7 +312,7 @@ def test_a_client_directory_near_its_quota_raises_a_quota_alert(paths):
 def test_a_scan_emits_the_alerts_and_remembers_how_far_it_read_the_audit_log(paths, capsys):
     write_repository(paths, init_create_create_delete())
     backed_up = recent()
-    write_audit_log(paths, session("web", "append", backed_up))
+    write_audit_log(paths, session("web", "append", backed_up, (1, 4)))
 
     seconds = monitor.scan(server("web db"), paths)
 
@@ -304,7 +327,7 @@ def test_a_scan_emits_the_alerts_and_remembers_how_far_it_read_the_audit_log(pat
 def test_a_scan_rotates_a_full_audit_log_and_still_reads_what_was_written_into_it(paths, monkeypatch, capsys):
     write_repository(paths, init_create_create_delete())
     backed_up = recent()
-    write_audit_log(paths, session("web", "append", backed_up))
+    write_audit_log(paths, session("web", "append", backed_up, (1, 4)))
     monkeypatch.setattr(monitor.audit_log, "ROTATE_AT", 10)
     monkeypatch.setattr(monitor.audit_log.os, "chown", lambda *_arguments: None)
 

@@ -198,6 +198,7 @@ def test_review_lists_the_deletes_of_each_segment_with_the_sessions_that_wrote_i
         "client": "web",
         "scanned_through": 13,
         "tampering": None,
+        "manifest_shrinks": [],
         "acknowledged_now": None,
         "tampering_acknowledged": False,
         "unacknowledged": 1,

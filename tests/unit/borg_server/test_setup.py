@@ -83,3 +83,22 @@ def test_forget_removed_clients_logs_one_line_per_deleted_directory(paths, caplo
         f"client old: removed from the configuration; deleted {paths.client_keys('old')} (its data is kept)",
         f"client old: removed from the configuration; deleted {paths.client_export('old')} (its data is kept)",
     ]
+
+
+def test_stray_files_and_symlinks_in_the_state_volume_are_skipped_with_one_warning_each(paths, tmp_path, caplog):
+    outside = tmp_path / "etc"
+    outside.mkdir()
+    (outside / "shadow").write_text("secret")
+    (paths.state / "export" / "notes.txt").write_text("notes")
+    (paths.state / "clients" / "ghost").symlink_to(outside)
+    (paths.client_export("old") / "sub").mkdir()
+
+    forget_removed_clients(config(clients="web db"), paths)
+
+    assert (outside / "shadow").read_text() == "secret"  # never followed
+    assert (paths.state / "export" / "notes.txt").exists() and (paths.state / "clients" / "ghost").is_symlink()
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{paths.state / 'clients' / 'ghost'}: a symlink is not a client's directory; skipped",
+        f"{paths.state / 'export' / 'notes.txt'}: a file is not a client's directory; skipped",
+        f"{paths.client_export('old') / 'sub'}: a directory where only files belong; skipped",
+    ]

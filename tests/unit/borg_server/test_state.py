@@ -6,6 +6,7 @@ import logging
 import pytest
 
 from borg_server import state
+from borg_server.manifest import ManifestShrink
 from borg_server.state import (
     Acknowledgement,
     CheckResult,
@@ -36,6 +37,10 @@ VERSION_2 = {  # a state file as the monitor wrote it before the records existed
     ],  # fmt: skip
     "first_seen": "2024-01-01T00:00:00+00:00",
     "last_backup": NOW,
+    "manifest": [16, 1234],
+    "manifest_shrinks": [
+        {"previous_segment": 12, "previous_size": 1300, "seen_at": NOW, "segment": 16, "size": 1234},
+    ],  # fmt: skip
     "scanned": 17,
     "segments": {"0": [17, SHA, 1, 2, 3], "10": [49, SHA, 4, 5, 6]},
     "tampering": {"changed": [], "config": False, "removed": [10], "seen_at": NOW, "truncated": []},
@@ -57,6 +62,8 @@ def test_a_version_2_state_file_is_loaded_into_the_records(tmp_path):
         config_digest="cd" * 32,
         tampering=Tampering(removed=(10,), seen_at=NOW),
         check=CheckResult(NOW, True, 0, "no problems found"),
+        manifest=(16, 1234),
+        manifest_shrinks=[ManifestShrink(16, 12, 1300, 1234, NOW)],
         alerts={"deletes": RaisedAlert(NOW, "client web: 3 object(s) deleted", 3)},
     )
 

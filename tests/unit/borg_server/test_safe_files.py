@@ -1,0 +1,59 @@
+"""Tests for reading and writing the state volume without following what a stranger left there."""
+
+import os
+
+import pytest
+
+from borg_server import safe_files
+
+
+def test_a_regular_file_is_read_and_a_symlink_directory_or_fifo_is_refused(tmp_path):
+    (tmp_path / "file").write_text("text")
+    (tmp_path / "link").symlink_to(tmp_path / "file")
+    (tmp_path / "directory").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+
+    assert safe_files.read_regular(tmp_path / "file") == "text"
+    for name, kind in (("link", "a symlink"), ("directory", "a directory"), ("fifo", "a FIFO")):
+        with pytest.raises(safe_files.Unexpected, match=f"is {kind}, not a file"):
+            safe_files.read_regular(tmp_path / name)
+    with pytest.raises(FileNotFoundError):
+        safe_files.read_regular(tmp_path / "missing")
+
+
+def test_a_file_bigger_than_the_limit_is_refused(tmp_path):
+    (tmp_path / "big").write_text("x" * 11)
+
+    with pytest.raises(safe_files.Unexpected, match="has 11 bytes, more than 10"):
+        safe_files.read_regular(tmp_path / "big", limit=10)
+
+
+def test_a_lock_file_that_is_a_dangling_symlink_is_replaced_never_created_through_it(tmp_path):
+    (tmp_path / "web.lock").symlink_to(tmp_path / "created-through-the-link")
+
+    with safe_files.open_lock(tmp_path / "web.lock"):
+        pass
+
+    assert not (tmp_path / "created-through-the-link").exists()
+    assert (tmp_path / "web.lock").is_file() and not (tmp_path / "web.lock").is_symlink()
+
+
+def test_a_server_directory_that_is_a_symlink_is_moved_aside_and_its_target_left_alone(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "export").symlink_to(tmp_path / "etc")
+
+    safe_files.ensure_real_directories([tmp_path / "export", tmp_path / "missing"])
+
+    assert not (tmp_path / "export").exists()
+    assert [p.name.split("-")[0] for p in tmp_path.iterdir() if p.name.startswith("export")] == ["export.unexpected"]
+    assert (tmp_path / "etc").is_dir()
+
+
+def test_clear_for_write_removes_a_symlink_but_keeps_a_directory(tmp_path):
+    (tmp_path / "link").symlink_to("/etc/shadow")
+    (tmp_path / "directory").mkdir()
+
+    assert safe_files.clear_for_write(tmp_path / "link") is True
+    assert not (tmp_path / "link").is_symlink()
+    assert safe_files.clear_for_write(tmp_path / "directory") is False
+    assert (tmp_path / "directory").is_dir()
