@@ -3,6 +3,8 @@ and the sidecar's scheduler goes on to the next run."""
 
 from __future__ import annotations
 
+import json
+
 from tests.integration.docker_helpers import CLIENT_IMAGE, docker, health, logs, wait_until
 from tests.integration.stack import fill_volume, make_client, start_receiver, start_server
 
@@ -44,5 +46,6 @@ def test_a_docker_socket_that_does_not_answer_ends_in_a_failure_report_and_the_s
     assert later["message"].startswith("unexpected error: DockerException: ")
     assert health(sidecar) != "exited", logs(sidecar)
     assert "next backup at" in logs(sidecar).split("the run failed unexpectedly", 1)[1]
-    recorded = docker("exec", sidecar, "borg-client", "status", "--json", "--runs", "50").stdout
-    assert first["run_id"] in recorded and later["run_id"] in recorded
+    journal = json.loads(docker("exec", sidecar, "cat", "/var/lib/borg-client/runs.json").stdout)
+    recorded = {run["run_id"]: run["status"] for run in journal}
+    assert recorded[first["run_id"]] == recorded[later["run_id"]] == "failure"
