@@ -57,7 +57,7 @@ def test_a_full_disk_is_alerted_fails_one_run_with_its_cause_and_the_next_run_re
     assert figures["server"]["total_bytes"] == 120 * 1024 * 1024
     # The server wrote its reserve into the repository's config, and that is no tampering.
     config = server.exec("cat", "/srv/borg/web/main/config").stdout
-    assert "additional_free_space = 4194304" in config, config
+    assert "additional_free_space = 4000000" in config, config
     assert "tampering" not in figures["clients"][0]["alerts"], figures
 
     fill_volume(sandbox, web.data, "head -c 200000000 /dev/urandom > /data/big.bin")
