@@ -55,6 +55,8 @@ SERVER = {  # setting -> kind (the base environment: BORG_CLIENTS="web db")
     "LOG_LEVEL": "level",
     "MONITOR_INTERVAL": "duration",
     "MONITOR_CHECK_INTERVAL": "duration",
+    "DISK_ALERT_USED": "number",
+    "DISK_RESERVE": "size",
     "REPORT_URLS": "urls",
     "BORG_SERVER_NAME": "host",
     "BORG_SERVER_CONFIG": "path",

@@ -60,7 +60,9 @@ def command_status(arguments) -> int:
     server_config = load_or_explain()
     if server_config is None:
         return 2
-    print(status.render(figures.collect(server_config, PATHS), as_json=arguments.json))
+    clients = figures.collect(server_config, PATHS)
+    server = figures.server_status(server_config, PATHS) if arguments.server or not arguments.json else None
+    print(status.render(clients, as_json=arguments.json, server=server))
     return 0
 
 
@@ -159,6 +161,9 @@ def parser() -> argparse.ArgumentParser:
         "status", help="per client: last backup, age, size, quota use, append-only, deletes, last check, alerts"
     )
     status_parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status_parser.add_argument(
+        "--server", action="store_true", help='with --json: {"server": disk figures, "clients": [...]}'
+    )
     status_parser.set_defaults(handler=command_status)
     show = commands.add_parser("show-client", help="a client's public key, fingerprint and repository URL")
     show.add_argument("name")

@@ -26,6 +26,9 @@ DEFAULT_CHECK_INTERVAL = 7 * 24 * 3600  # borg check --repository-only reads eve
 MAXIMUM_CHECK_INTERVAL = 52 * 7 * 86400
 SERVER_NAME = re.compile(r"(?:\[(?P<ipv6>[^\]]{1,45})\]|(?P<host>[^:\[\]]{1,253}))(?::(?P<port>[0-9]{1,5}))?")
 BAD_SERVER_NAME = "is not a host name, IPv4 address or [IPv6] address, with optional :port"
+DEFAULT_DISK_ALERT_USED, MINIMUM_DISK_ALERT_USED, MAXIMUM_DISK_ALERT_USED = 90, 10, 99  # percent
+MAXIMUM_DISK_RESERVE = 1000**4  # 1T
+PERCENT = re.compile(r"([0-9]{1,3})\s*%?")
 DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
@@ -45,6 +48,8 @@ class ServerConfig:
     metrics_port: int | None
     report_urls: tuple[str, ...]
     log_level: str = "INFO"  # LOG_LEVEL: one of Python's logging levels, upper case
+    disk_alert_used: float = DEFAULT_DISK_ALERT_USED / 100  # DISK_ALERT_USED as a share
+    disk_reserve: int | None = None  # DISK_RESERVE in bytes; None: the default (disk_space.reserve_size)
 
 
 def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
@@ -80,6 +85,8 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
         metrics_port=metrics_port,
         report_urls=settings.urls("REPORT_URLS"),
         log_level=settings.log_level("LOG_LEVEL"),
+        disk_alert_used=_percent(settings, "DISK_ALERT_USED", DEFAULT_DISK_ALERT_USED) / 100,
+        disk_reserve=settings.size("DISK_RESERVE", None, 0, MAXIMUM_DISK_RESERVE),
     )
     settings.check()
     return config
@@ -116,3 +123,20 @@ def _account_id(settings: Settings, variable: str) -> int:
         reason = "is root; the borg account must not be root" if number == 0 else f"is out of range 1..{MAXIMUM_ID}"
         settings.problem(settings.label(variable), f"{settings.shown(variable, str(number), quote=False)} {reason}")
     return number
+
+
+def _percent(settings: Settings, variable: str, default: int) -> int:
+    """Given a share setting ("90%" or "90"), return its percent; record one that is malformed or out of range."""
+    text = settings.string(variable)
+    if text is None:
+        return default
+    match = PERCENT.fullmatch(text.strip())
+    if match is None:
+        settings.problem(settings.label(variable), f"{settings.shown(variable, text)} is not a percentage (e.g. 90%)")
+        return default
+    low, high = MINIMUM_DISK_ALERT_USED, MAXIMUM_DISK_ALERT_USED
+    if not low <= int(match[1]) <= high:
+        shown = settings.shown(variable, text, quote=False)
+        settings.problem(settings.label(variable), f"{shown} is out of range {low}%..{high}%")
+        return default
+    return int(match[1])

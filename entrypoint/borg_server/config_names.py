@@ -11,7 +11,7 @@ SERVER_FIELDS = {"server_name": "BORG_SERVER_NAME"} | {  # top-level settings: n
     field: field.upper()
     for field in (
         "ssh_port", "puid", "pgid", "ssh_log_level", "monitor_interval", "monitor_check_interval", "metrics_port",
-        "report_urls",
+        "report_urls", "disk_alert_used", "disk_reserve",
     )
 }  # fmt: skip
 

@@ -13,6 +13,8 @@ from borg_server import segments
 from borg_server.state import Acknowledgement, ClientState, DeleteGroup
 
 KEYS_KEPT = 10  # object ids kept per segment group; the count has them all
+MAX_GROUPS = 1000  # unacknowledged groups kept; beyond, the oldest are merged (nothing is lost from the counts)
+KEEP_ACKNOWLEDGED = 100  # acknowledgements kept as history
 
 
 def committed_at(path: Path) -> str | None:
@@ -45,6 +47,7 @@ def scan_deletes(state: ClientState, repository: Path, now: str) -> int:
     for number, counted in kinds.items():
         written = committed_at(files[number]) if number in files else None
         state.deletes.append(DeleteGroup(number, sum(counted.values()), counted, tuple(keys[number]), written, now))
+    state.deletes = merged(state.deletes, MAX_GROUPS)
     state.scanned = last
     return sum(sum(counted.values()) for counted in kinds.values())
 
@@ -62,4 +65,26 @@ def acknowledge(state: ClientState, through: int, tampering: bool, now: str) -> 
     state.manifest_shrinks = [shrink for shrink in state.manifest_shrinks if shrink.segment > through]
     if done or tampering or shrinks:
         state.acknowledged.append(Acknowledgement(now, through, count, tampering))
+        state.acknowledged = state.acknowledged[-KEEP_ACKNOWLEDGED:]
     return count
+
+
+def merged(groups: list[DeleteGroup], limit: int) -> list[DeleteGroup]:
+    """Given delete groups in segment order, return at most limit: the oldest merged into the one after them.
+
+    A merged group carries the later segment number, so acknowledging through an earlier segment
+    leaves it pending (never the other way round); counts and kinds add up, the first ids are kept.
+    """
+    if len(groups) <= limit:
+        return groups
+    first, rest = groups[: len(groups) - limit + 1], groups[len(groups) - limit + 1 :]
+    kinds: dict[str, int] = {}
+    for group in first:
+        for kind, count in group.kinds.items():
+            kinds[kind] = kinds.get(kind, 0) + count
+    keys = tuple(key for group in first for key in group.keys)[:KEYS_KEPT]
+    last = first[-1]
+    oldest = DeleteGroup(
+        last.segment, sum(g.count for g in first), kinds, keys, first[0].committed_at, first[0].seen_at
+    )
+    return [oldest, *rest]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from borg_server import audit_log, disk, state
+from borg_server import audit_log, disk, disk_alert, disk_space, state
 from borg_server.config import ServerConfig
 from borg_server.paths import Paths
 
@@ -26,6 +26,25 @@ class ClientStatus:
     last_check_at: str | None
     last_check: str | None  # ok | failed | None (never checked)
     alerts: list[str]
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """The server's own figures: the repositories' file system and the server's alerts (e.g. disk)."""
+
+    path: str
+    total_bytes: int
+    free_bytes: int
+    used_ratio: float
+    reserve_bytes: int
+    alerts: list[str]
+
+
+def server_status(config: ServerConfig, paths: Paths) -> ServerStatus:
+    """Given the configuration, return the repositories' file system measured now and the server's raised alerts."""
+    usage = disk_space.measure(paths.repositories, config.disk_reserve)
+    raised = sorted(disk_alert.load(paths.monitor_server_state).alerts)
+    return ServerStatus(usage.path, usage.total_bytes, usage.free_bytes, usage.used_ratio, usage.reserve_bytes, raised)
 
 
 def collect(config: ServerConfig, paths: Paths, now: datetime | None = None) -> list[ClientStatus]:

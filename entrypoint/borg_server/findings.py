@@ -14,6 +14,8 @@ from borg_server.state import ClientState
 
 logger = logging.getLogger(__name__)
 
+MAX_SHRINKS = 100  # unacknowledged manifest shrinks kept
+
 
 def watch_repository(name: str, state: ClientState, repository: Path, admin_session: bool, now: str) -> None:
     """Update an append-only client's deletes and tamper findings from its repository.
@@ -48,3 +50,5 @@ def watch_manifest(name: str, state: ClientState, repository: Path, after: int, 
             name, shrink.previous_size, shrink.size, shrink.segment,
         )  # fmt: skip
     state.manifest_shrinks += found
+    if len(state.manifest_shrinks) > MAX_SHRINKS:  # the first ones and the latest stay; the alert stays raised
+        state.manifest_shrinks = state.manifest_shrinks[:1] + state.manifest_shrinks[-(MAX_SHRINKS - 1) :]

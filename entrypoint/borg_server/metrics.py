@@ -18,7 +18,7 @@ from borg_common import outbox
 from borg_server import figures
 from borg_server.alerts import LABELS
 from borg_server.config import ServerConfig
-from borg_server.figures import ClientStatus
+from borg_server.figures import ClientStatus, ServerStatus
 from borg_server.paths import Paths
 
 logger = logging.getLogger(__name__)
@@ -46,9 +46,23 @@ CLIENT_METRICS = (  # name, help, value of a ClientStatus (None: no sample)
      lambda s: None if s.last_check is None else int(s.last_check == "ok")),
 )  # fmt: skip
 
+SERVER_METRICS = (
+    ("disk_free_bytes", "Bytes free for the borg user on the repositories' file system.", lambda s: s.free_bytes),
+    ("disk_total_bytes", "Size of the repositories' file system in bytes.", lambda s: s.total_bytes),
+    ("disk_used_ratio", "Share of the repositories' file system in use.", lambda s: s.used_ratio),
+    ("disk_reserve_bytes", "Bytes every repository keeps free for clean-up (DISK_RESERVE).", lambda s: s.reserve_bytes),
+)
+SERVER_ALERTS = ("disk",)
 
-def render(statuses: list[ClientStatus], scanned_at: float | None, scan_seconds: float | None, pending: int) -> str:
-    """Given the clients' figures and the monitor's own, return the Prometheus text exposition."""
+
+def render(
+    statuses: list[ClientStatus],
+    scanned_at: float | None,
+    scan_seconds: float | None,
+    pending: int,
+    server: ServerStatus | None = None,
+) -> str:
+    """Given the clients' figures, the monitor's own and the server's, return the Prometheus text exposition."""
     lines = []
 
     def family(name: str, text: str, samples: list[tuple[str, float]]) -> None:
@@ -67,6 +81,11 @@ def render(statuses: list[ClientStatus], scanned_at: float | None, scan_seconds:
         family("monitor_last_scan_timestamp_seconds", "When the monitor last finished a scan.", [("", scanned_at)])
     if scan_seconds is not None:
         family("monitor_scan_duration_seconds", "How long the last scan of every client took.", [("", scan_seconds)])
+    if server is not None:
+        for name, text, value in SERVER_METRICS:
+            family(f"server_{name}", text, [("", value(server))])
+        family("server_alert", "1 while the server's alert is raised.", [(f'{{alert="{kind}"}}',
+               int(kind in server.alerts)) for kind in SERVER_ALERTS])  # fmt: skip
     family("monitor_outbox_reports", "Alert reports waiting in the outbox for delivery.", [("", pending)])
     return "\n".join(lines) + "\n"
 
@@ -82,7 +101,8 @@ def publish(exposition: Exposition, paths: Paths, server: ServerConfig, seconds:
     """
     if not server.metrics_port:
         return
-    text = render(figures.collect(server, paths), time.time(), seconds, outbox.size(paths.monitor_outbox))
+    clients, own = figures.collect(server, paths), figures.server_status(server, paths)
+    text = render(clients, time.time(), seconds, outbox.size(paths.monitor_outbox), own)
     exposition.update(text)
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from borg_common import reports
 from borg_common.settings import ConfigError
-from borg_server import alerts, audit_log, config, disk, findings, gate, segments, state, system
+from borg_server import alerts, audit_log, config, disk, disk_alert, disk_space, findings, gate, segments, state, system
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.paths import Paths
 from borg_server.state import CheckResult
@@ -33,9 +33,12 @@ CHECK_LOCK_WAIT = 60  # a check that finds the repository busy tries again at th
 CHECK_POLL = 30  # seconds between looks for a check that is due
 
 
-def scan_client(client: ClientSpec, server: ServerConfig, paths: Paths, records: list[dict]) -> list[dict]:
+def scan_client(
+    client: ClientSpec, server: ServerConfig, paths: Paths, records: list[dict], reserve: int | None = None
+) -> list[dict]:
     """Scan one client under its state lock, emit its alerts; return the alert documents.
 
+    With reserve, the repository's config keeps that much free for clean-up (disk_space.keep_free_space).
     The alerts are emitted (printed and stored in the outbox) before the state that says they were
     sent is saved: if storing fails, the next scan sends them again.
     """
@@ -47,6 +50,8 @@ def scan_client(client: ClientSpec, server: ServerConfig, paths: Paths, records:
         if client.append_only and not gate.compacting(paths, client.name):
             admin = any(r.get("client") == client.name and audit_log.may_have_compacted(r) for r in records)
             findings.watch_repository(client.name, found, paths.client_repository(client.name), admin, now)
+        if reserve is not None and not gate.compacting(paths, client.name):
+            disk_space.keep_free_space(found if client.append_only else None, repository, reserve)
         size = disk.directory_size(paths.client_directory(client.name))
         exists = segments.has_repository(paths.client_repository(client.name))
         active = alerts.conditions(client, found, size, moment, server.check_interval, exists)
@@ -65,15 +70,32 @@ def scan(server: ServerConfig, paths: Paths) -> float:
         records += audit_log.read_sessions(audit_log.rotated(paths.audit_log, 1), offset)[0]  # written meanwhile
         offset = 0
         logger.info("monitor: the audit log reached %d bytes and was rotated", audit_log.ROTATE_AT)
+    usage = disk_space.measure(paths.repositories, server.disk_reserve)
     for client in server.clients:
         try:
-            scan_client(client, server, paths, records)
+            scan_client(client, server, paths, records, usage.reserve_bytes)
         except Exception:  # one client's problem must not stop the watch over the others
             logger.exception("client %s: cannot be scanned", client.name)
+    try:
+        watch_disk(server, paths, records, usage)
+    except Exception:
+        logger.exception("server: its disk cannot be watched")
     reports.flush(paths.monitor_outbox, server.report_urls, REPORT_TIMEOUT, REPORT_BUDGET)
     seconds = time.monotonic() - started
     audit_log.write_position(paths.monitor_position, offset, time.time(), seconds)
     return seconds
+
+
+def watch_disk(server: ServerConfig, paths: Paths, records: list[dict], usage: disk_space.DiskUsage) -> None:
+    """Clean up failed transactions if the disk is short, then update and emit the server's disk alert."""
+    if usage.free_bytes < usage.reserve_bytes:
+        for client in server.clients:
+            known = set(state.load(paths.monitor_state(client.name)).segments)
+            if disk_space.remove_failed_transaction(paths, client.name, known):
+                usage = disk_space.measure(paths.repositories, server.disk_reserve)
+    added = {c.name: disk_alert.last_added(records, c.name, paths.client_repository(c.name)) for c in server.clients}
+    documents = disk_alert.watch(paths.monitor_server_state, usage, server.disk_alert_used, added, server.server_host)
+    alerts.emit(documents, paths.monitor_outbox, server.report_urls)
 
 
 def check_due(client: ClientSpec, server: ServerConfig, paths: Paths, now: datetime) -> bool:

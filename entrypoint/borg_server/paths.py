@@ -71,6 +71,11 @@ class Paths:
         return self.monitor / "clients" / f"{name}.json"
 
     @property
+    def monitor_server_state(self) -> Path:
+        """The monitor's state of the server itself: its disk alert, each client's last backup size (disk_alert.py)."""
+        return self.monitor / "server.json"
+
+    @property
     def monitor_outbox(self) -> Path:
         return self.monitor / "outbox"
 

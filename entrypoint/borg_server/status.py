@@ -8,27 +8,35 @@ from pathlib import Path
 
 from borg_server import pairing
 from borg_server.config import ServerConfig
-from borg_server.figures import ClientStatus
+from borg_server.disk_space import human_size
+from borg_server.figures import ClientStatus, ServerStatus
 from borg_server.keys import parse_public_key
 from borg_server.paths import Paths
 
 
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    if size < 1000:
-        return f"{size} B"
-    for unit in ("kB", "MB", "GB", "TB"):
-        size /= 1000
-        if round(size, 1) < 1000 or unit == "TB":
-            return f"{size:.1f} {unit}"
-    return str(size)
+def render(statuses: list[ClientStatus], as_json: bool = False, server: ServerStatus | None = None) -> str:
+    """Return statuses as JSON or as an aligned table; with server, its line follows the table.
 
-
-def render(statuses: list[ClientStatus], as_json: bool = False) -> str:
-    """Return statuses as JSON or as an aligned table."""
+    JSON with server is {"server": ..., "clients": [...]}; without, the list of clients alone (as before).
+    """
     if as_json:
-        return json.dumps([asdict(status) for status in statuses], indent=2)
+        clients = [asdict(status) for status in statuses]
+        return json.dumps(clients if server is None else {"server": asdict(server), "clients": clients}, indent=2)
+    table = client_table(statuses)
+    return table if server is None else f"{table}\n\n{server_line(server)}"
+
+
+def server_line(server: ServerStatus) -> str:
+    """Return the server's figures in one line: the repositories' disk, the room kept, its alerts."""
+    return (
+        f"SERVER DISK {server.path}: {human_size(server.free_bytes)} free of {human_size(server.total_bytes)} "
+        f"({server.used_ratio:.0%} used), {human_size(server.reserve_bytes)} kept for clean-up; "
+        f"alerts: {','.join(server.alerts) or '-'}"
+    )
+
+
+def client_table(statuses: list[ClientStatus]) -> str:
+    """Return the clients' figures as an aligned table, one row per client."""
     rows = [("CLIENT", "LAST BACKUP", "AGE", "SIZE", "QUOTA", "APPEND-ONLY", "DELETES", "CHECK", "ALERTS")]
     for s in statuses:
         quota = f"{human_size(s.quota_bytes)} ({s.quota_used:.0%})" if s.quota_bytes else "-"

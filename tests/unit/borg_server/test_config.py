@@ -14,7 +14,7 @@ WEEK = 7 * 86400
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$ (lower-case letters, digits, - and _)"
 SERVER_KEYS = (
     "allowed: server_name, ssh_port, puid, pgid, ssh_log_level, monitor_interval, monitor_check_interval, "
-    "metrics_port, report_urls, clients; "
+    "metrics_port, report_urls, disk_alert_used, disk_reserve, clients; "
     "each setting also as <setting>_file"
 )
 CLIENT_KEYS = "allowed: key, admin_key, quota, append_only, max_age; each also as <setting>_file"

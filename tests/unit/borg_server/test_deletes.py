@@ -225,3 +225,27 @@ def test_tampering_not_acknowledged_leaves_no_history_and_stays(state):
     assert deletes.acknowledge(state, 13, False, LATER) == 0
     assert state.acknowledged == []
     assert state.tampering.changed == (2,)
+
+
+def test_more_groups_than_the_limit_merge_the_oldest_into_the_later_segment_and_keep_every_count():
+    from borg_server.deletes import merged
+    from borg_server.state import DeleteGroup
+
+    groups = [DeleteGroup(n, 2, {"delete": 2}, (f"{n}a", f"{n}b"), f"t{n}", f"s{n}") for n in range(1, 6)]
+
+    result = merged(groups, 3)
+
+    assert [g.segment for g in result] == [3, 4, 5]
+    assert result[0] == DeleteGroup(3, 6, {"delete": 6}, ("1a", "1b", "2a", "2b", "3a", "3b"), "t1", "s1")
+    assert merged(groups, 5) == groups
+
+
+def test_only_the_last_acknowledgements_are_kept_as_history():
+    from borg_server.deletes import KEEP_ACKNOWLEDGED, acknowledge
+    from borg_server.state import ClientState
+
+    found = ClientState(first_seen="2024-05-01T00:00:00+00:00")
+    for number in range(KEEP_ACKNOWLEDGED + 5):
+        acknowledge(found, number, True, f"at {number}")
+
+    assert len(found.acknowledged) == KEEP_ACKNOWLEDGED and found.acknowledged[-1].through == KEEP_ACKNOWLEDGED + 4
