@@ -50,7 +50,15 @@ def connect(path: Path, wait: float) -> socket.socket:
             raise
 
 
-def serve(client: str, role: str, fingerprint: str, quota: int | None, paths: Paths, environ: Mapping[str, str]) -> int:
+def serve(
+    client: str,
+    role: str,
+    fingerprint: str,
+    quota: int | None,
+    paths: Paths,
+    environ: Mapping[str, str],
+    stdio: tuple[int, int, int] = (0, 1, 2),
+) -> int:
     """Hand this session (stdin, stdout, stderr and arguments) to the broker; return the exit code it reports.
 
     SIGTERM, SIGHUP and SIGINT are passed on to the session's borg serve. Without a broker, or when it
@@ -67,10 +75,10 @@ def serve(client: str, role: str, fingerprint: str, quota: int | None, paths: Pa
         return EX_TEMPFAIL
     with connection:
         try:
-            broker.send(connection, request(client, role, fingerprint, quota, environ), fds=(0, 1, 2))
+            broker.send(connection, request(client, role, fingerprint, quota, environ), fds=stdio)
             with open(os.devnull, "rb+") as null:  # only borg serve keeps the SSH channel open from now on
-                os.dup2(null.fileno(), 0)
-                os.dup2(null.fileno(), 1)
+                os.dup2(null.fileno(), stdio[0])
+                os.dup2(null.fileno(), stdio[1])
             for number in FORWARDED_SIGNALS:
                 signal.signal(number, lambda received, _frame: broker.send(connection, {"signal": received}))
             reply = broker.receive(connection)

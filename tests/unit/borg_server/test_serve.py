@@ -1,0 +1,86 @@
+"""Tests for the forced command: the request it sends the broker, and what it says when there is none."""
+
+import os
+import signal
+import socket
+import threading
+
+import pytest
+
+from borg_server import broker, serve, session
+
+
+@pytest.fixture
+def kept_signals():
+    """Restore the signal handlers serve() installs."""
+    saved = {number: signal.getsignal(number) for number in serve.FORWARDED_SIGNALS}
+    yield
+    for number, handler in saved.items():
+        signal.signal(number, handler)
+
+
+def test_the_request_carries_the_arguments_and_the_ssh_variables_only():
+    environ = {"SSH_ORIGINAL_COMMAND": "borg serve", "SSH_CONNECTION": "10.0.0.2 5 10.0.0.1 22", "PATH": "/x"}
+
+    assert serve.request("web", "append", "SHA256:x", 5, environ) == {
+        "client": "web",
+        "role": "append",
+        "fingerprint": "SHA256:x",
+        "quota": 5,
+        "SSH_ORIGINAL_COMMAND": "borg serve",
+        "SSH_CONNECTION": "10.0.0.2 5 10.0.0.1 22",
+    }
+
+
+def test_without_a_broker_the_session_fails_temporarily_with_a_clear_line(paths, monkeypatch, capsys):
+    monkeypatch.setattr(serve, "CONNECT_WAIT", 0.3)
+
+    assert serve.serve("web", "append", "x", None, paths, {}) == 75
+    assert capsys.readouterr().err == (
+        f"borg-server: the session broker does not answer ({paths.broker_socket}: No such file or directory); "
+        "the server is starting or failing, try again later\n"
+    )
+
+
+def test_the_wrapper_hands_its_stdio_to_the_broker_and_exits_with_the_sessions_code(paths, monkeypatch, kept_signals):
+    def fake_run(request, stdio, _paths, _started):
+        os.write(stdio[1], f"session of {request.client}".encode())
+        return 7
+
+    monkeypatch.setattr(session, "run", fake_run)
+    paths.broker_directory.mkdir(parents=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(paths.broker_socket))
+    listener.listen(1)
+
+    def accept_one():
+        connection, _ = listener.accept()
+        broker.handle(connection, paths, os.geteuid())
+
+    worker = threading.Thread(target=accept_one)
+    worker.start()
+    stdin, stdout, stderr = os.pipe(), os.pipe(), os.pipe()
+
+    code = serve.serve("web", "append", "x", None, paths, {}, (stdin[0], stdout[1], stderr[1]))
+    worker.join(5)
+    listener.close()
+
+    assert code == 7
+    assert os.read(stdout[0], 100) == b"session of web"
+
+
+def test_a_broker_that_stops_in_the_middle_fails_the_session_temporarily(paths, monkeypatch, capsys, kept_signals):
+    paths.broker_directory.mkdir(parents=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(paths.broker_socket))
+    listener.listen(1)
+    worker = threading.Thread(target=lambda: listener.accept()[0].close())
+    worker.start()
+    pipes = [os.pipe() for _ in range(3)]
+
+    code = serve.serve("web", "append", "x", None, paths, {}, (pipes[0][0], pipes[1][1], pipes[2][1]))
+    worker.join(5)
+    listener.close()
+
+    assert code == 75
+    assert capsys.readouterr().err == "borg-server: the session broker stopped during this session; try again later\n"
