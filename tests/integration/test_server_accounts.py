@@ -118,6 +118,10 @@ def test_every_session_gets_one_root_written_record_with_its_committed_segments(
     assert [entry["client"] for entry in status] == ["db", "web"]
 
 
+def is_borg_serve(process_line: str) -> bool:
+    return "borg serve --" in process_line and "borg-server" not in process_line
+
+
 def test_borg_serve_runs_as_the_clients_uid_and_only_the_wrapper_as_the_login_account(two_clients):
     sandbox, server, web, _db = two_clients
     web_uid = account_of(server, "web")[1]
@@ -130,14 +134,15 @@ def test_borg_serve_runs_as_the_clients_uid_and_only_the_wrapper_as_the_login_ac
 
     def session_processes() -> list[str]:
         lines = server.exec("sh", "-c", processes).stdout.splitlines()
-        return lines if any(" borg serve " in f" {line} " for line in lines) else []
+        return lines if any(is_borg_serve(line) for line in lines) else []
 
     lines = wait_until(session_processes, 30, "a borg serve session to run")
     docker("rm", "-f", sandbox.name("holder"), check=False)
 
-    serve = [line for line in lines if "/usr/bin/borg serve" in line]
+    serve = [line for line in lines if is_borg_serve(line)]
     wrapper = [line for line in lines if "borg-server serve --client web" in line]
     assert serve and all(line.startswith(f"{web_uid} ") for line in serve), lines
+    assert any("--restrict-to-path /srv/borg/web" in line for line in serve), lines
     assert wrapper and all(line.startswith(f"{BORG_UID} ") for line in wrapper), lines
 
 
