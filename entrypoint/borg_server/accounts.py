@@ -20,6 +20,7 @@ from pathlib import Path
 
 from borg_common.files import atomic_write
 from borg_server.paths import Paths
+from borg_server.system import CommandFailed
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +103,22 @@ def system_ids() -> set[int]:
 
 
 def ensure(paths: Paths, names: Iterable[str], puid: int, pgid: int) -> dict[str, Account]:
-    """Given the configured client names and PUID/PGID, record their accounts; return all (removed ones too)."""
-    accounts = assign(names, load(paths.accounts), system_ids() | {puid, pgid})
+    """Given the configured client names and PUID/PGID, record their accounts; return all (removed ones too).
+
+    Raise CommandFailed if the registry cannot be read or PUID/PGID is a client's uid (the login
+    account would own that client's repository).
+    """
+    try:
+        recorded = load(paths.accounts)
+    except OSError as error:
+        raise CommandFailed(str(error)) from None
+    for account in recorded.values():
+        if account.uid in (puid, pgid):
+            raise CommandFailed(
+                f"PUID/PGID {puid}/{pgid}: {account.uid} is the uid of client {account.client}'s account "
+                f"({account.user}); choose other ids for the borg login account"
+            )
+    accounts = assign(names, recorded, system_ids() | {puid, pgid})
     save(paths.accounts, accounts)
     return accounts
 

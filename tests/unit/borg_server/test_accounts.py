@@ -6,6 +6,7 @@ import pytest
 
 from borg_server import accounts
 from borg_server.accounts import Account, assign, derived_uid
+from borg_server.system import CommandFailed
 
 
 def test_a_derived_uid_is_stable_and_within_the_range_below_65536():
@@ -101,3 +102,19 @@ def test_passwd_and_group_lines_name_every_client_account_without_login(paths, t
         f"borg-web:!:12345:12345:borg-appliance client web:{paths.client_home('web')}:/usr/sbin/nologin\n"
     )
     assert group.read_text() == "root:x:0:\nborg:x:1000:\nborg-web:!:12345:\n"
+
+
+def test_a_puid_that_is_a_clients_uid_stops_the_start_with_a_message_naming_puid(paths):
+    paths.state.mkdir(exist_ok=True)
+    accounts.save(paths.accounts, {"web": Account("web", 12345)})
+
+    with pytest.raises(CommandFailed, match=r"PUID/PGID 12345/1000: 12345 is the uid of client web's account"):
+        accounts.ensure(paths, ["web"], 12345, 1000)
+
+
+def test_an_unreadable_registry_stops_the_start_without_a_traceback(paths):
+    paths.state.mkdir(exist_ok=True)
+    paths.accounts.write_text("[]")
+
+    with pytest.raises(CommandFailed, match="accounts.json cannot be read"):
+        accounts.ensure(paths, ["web"], 1000, 1000)
