@@ -84,6 +84,18 @@ def parse_request(message: dict) -> Request:
     return Request(client, role, fingerprint, quota, environ)
 
 
+def serve_environment(request: Request, paths: Paths, account: accounts.Account) -> dict[str, str]:
+    """Return borg serve's environment: minimal, plus SSH_ORIGINAL_COMMAND, which borg serve itself vets.
+
+    borg serve takes only harmless options (e.g. --info) from what the client asked for, and refuses
+    a command that is not borg serve (sftp, scp), as it did when sshd started it directly.
+    """
+    environment = {**system.borg_environment(paths.client_home(request.client)), "USER": account.user}
+    if "SSH_ORIGINAL_COMMAND" in request.environ:
+        environment["SSH_ORIGINAL_COMMAND"] = request.environ["SSH_ORIGINAL_COMMAND"]
+    return environment
+
+
 def run(request: Request, stdio: tuple[int, int, int], paths: Paths, started_process: Callable) -> int:
     """Run the request's borg serve on stdio as the client's account, audit it; return the exit code.
 
@@ -104,7 +116,7 @@ def run(request: Request, stdio: tuple[int, int, int], paths: Paths, started_pro
                     stdout=stdio[1],
                     stderr=stdio[2],
                     cwd=paths.client_directory(client),
-                    env={**system.borg_environment(paths.client_home(client)), "USER": account.user},
+                    env=serve_environment(request, paths, account),
                     user=account.uid,
                     group=account.gid,
                     extra_groups=[],

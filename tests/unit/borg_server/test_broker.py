@@ -115,3 +115,20 @@ def test_the_broker_refuses_any_other_uid_without_running_anything(paths, monkey
 def test_a_request_naming_no_valid_session_is_refused(message, problem):
     with pytest.raises(session.BadRequest, match=problem):
         session.parse_request(message)
+
+
+def test_borg_serve_gets_a_minimal_environment_and_the_command_the_client_asked_for(paths):
+    environ = {"SSH_ORIGINAL_COMMAND": "scp -t /tmp", "SSH_CONNECTION": "a"}
+    request = session.Request("web", "append", "x", None, environ)
+
+    environment = session.serve_environment(request, paths, session.accounts.Account("web", 12345))
+
+    assert environment == {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(paths.client_home("web")),
+        "LANG": "C.UTF-8",
+        "BORG_EXIT_CODES": "modern",
+        "BORG_BASE_DIR": str(paths.client_home("web")),
+        "USER": "borg-web",
+        "SSH_ORIGINAL_COMMAND": "scp -t /tmp",
+    }
