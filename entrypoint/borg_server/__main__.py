@@ -10,7 +10,20 @@ import sys
 
 from borg_common.logs import setup_logging
 from borg_common.settings import ConfigError
-from borg_server import compact, config, figures, metrics, monitor, review, serve, setup, status, supervisor, system
+from borg_server import (
+    broker,
+    compact,
+    config,
+    figures,
+    metrics,
+    monitor,
+    review,
+    serve,
+    setup,
+    status,
+    supervisor,
+    system,
+)
 from borg_server.paths import Paths
 
 logger = logging.getLogger("borg_server")
@@ -53,7 +66,11 @@ def command_reload(_arguments) -> int:
 
 
 def command_serve(arguments) -> int:
-    return serve.serve(arguments.client, arguments.role, arguments.fingerprint, arguments.quota, PATHS)
+    return serve.serve(arguments.client, arguments.role, arguments.fingerprint, arguments.quota, PATHS, os.environ)
+
+
+def command_broker(_arguments) -> int:
+    return broker.run(PATHS)
 
 
 def command_status(arguments) -> int:
@@ -188,6 +205,9 @@ def parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--fingerprint", required=True)
     serve_parser.add_argument("--quota", type=int)
     serve_parser.set_defaults(handler=command_serve)
+    commands.add_parser("broker", help="the session broker (run by supervisor as root)").set_defaults(
+        handler=command_broker
+    )
     commands.add_parser("healthcheck", help="exit 0 when sshd answers").set_defaults(handler=command_healthcheck)
     commands.add_parser("supervisor-watchdog", help="supervisor event listener").set_defaults(handler=command_watchdog)
     return main

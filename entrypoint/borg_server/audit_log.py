@@ -1,6 +1,6 @@
 """The audit log of SSH sessions: its records, appending, reading (whole or from a position), rotating.
 
-The forced command (serve.py) appends one JSON line per session, with the repository's last
+The session broker (session.py, as root) appends one JSON line per session, with the repository's last
 committed segment before and after it; `borg-server compact` appends one for each compaction.
 A session that ended with exit code 0 and left a higher committed segment behind wrote to the
 repository; for a client's own key it is a backup only if those new segments hold data besides the
@@ -170,8 +170,8 @@ def rotate(audit_log: Path, uid: int, gid: int) -> None:
     """Move the audit log to <log>.1 (shifting older ones, keeping KEEP_ROTATED) and start an empty one.
 
     The log is never missing: the old file is hard-linked to .1 before a new one replaces the name,
-    so a session that opens the log meanwhile writes to one of the two. The new file belongs to the
-    borg user (uid, gid), which appends to it.
+    so a record appended meanwhile goes to one of the two. The new file belongs to uid, gid (root:
+    only the session broker and the server's commands append to it).
     """
     rotated(audit_log, KEEP_ROTATED).unlink(missing_ok=True)
     for number in range(KEEP_ROTATED - 1, 0, -1):

@@ -6,7 +6,7 @@ applies all of them for good. So this command:
 2. scans the repository and refuses while any delete is not acknowledged (`borg-server audit`);
 3. takes a hard-link snapshot of the repository (instant; compaction writes new segments and
    unlinks old ones, so the snapshot keeps the repository exactly as it was);
-4. runs `borg compact` and `borg check --repository-only` as the borg user;
+4. runs `borg compact` and `borg check --repository-only` as the client's own account;
 5. takes the monitor's baseline again and, unless asked to keep it, removes the snapshot (only
    then is the disk space actually free). On any failure the snapshot stays and the command says
    how to return to it.
@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from borg_server import audit_log, baseline, disk, findings, gate, segments, state, system
+from borg_server import accounts, audit_log, baseline, disk, findings, gate, segments, state, system
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.paths import Paths
 from borg_server.state import ClientState
@@ -68,6 +68,10 @@ def compact(client: ClientSpec, server: ServerConfig, paths: Paths, keep_snapsho
     repository = paths.client_repository(client.name)
     if not segments.has_repository(repository):
         raise CompactionFailed(f"client {client.name} has no repository at {repository} yet; nothing to compact")
+    try:
+        accounts.lookup(paths, client.name)
+    except (accounts.UnknownClient, OSError) as error:
+        raise CompactionFailed(f"{error}; nothing was changed") from None
     started = time.time()
     logger.info("client %s: new sessions wait; waiting for running sessions to finish", client.name)
     try:
@@ -94,14 +98,14 @@ def gated_compaction(
         f"the repository as it was before is kept in {snapshot}; to return to it: "
         f"rm -rf {repository} && mv {snapshot} {repository}"
     )
+    account = accounts.lookup(paths, client.name)  # known: compact() looked it up before
+    as_client = (account.uid, account.gid, paths.client_home(client.name))
     compacted, _ = system.run_borg(
-        ["compact", "--log-json", "--lock-wait", str(SESSION_WAIT), str(repository)], server.puid, server.pgid
+        ["compact", "--log-json", "--lock-wait", str(SESSION_WAIT), str(repository)], *as_client
     )
     if compacted.returncode != 0:
         raise CompactionFailed(f"borg compact failed (exit {compacted.returncode}); {rollback}")
-    checked, _ = system.run_borg(
-        ["check", "--repository-only", "--log-json", str(repository)], server.puid, server.pgid
-    )
+    checked, _ = system.run_borg(["check", "--repository-only", "--log-json", str(repository)], *as_client)
     if checked.returncode != 0:
         raise CompactionFailed(f"borg check found problems after compaction (exit {checked.returncode}); {rollback}")
     after = disk.directory_size(repository)

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 from borg_server.paths import Paths
 
@@ -55,8 +55,10 @@ def compacting(paths: Paths, client: str) -> bool:
 
 
 @contextlib.contextmanager
-def session(paths: Paths, client: str, limit: float) -> Iterator[BinaryIO | None]:
+def session(paths: Paths, client: str, limit: float, stderr: TextIO | None = None) -> Iterator[BinaryIO | None]:
     """Hold the client's gate for a session; wait while a compaction runs; raise GateClosed after limit seconds.
+
+    While it waits it says so on stderr (the session's own, which the SSH client shows).
 
     Yield the locked gate file (hand it to the session's process so the gate stays held as long as it
     runs). Without a gate file (the server has not set the client up yet), the session is not held back.
@@ -77,7 +79,10 @@ def session(paths: Paths, client: str, limit: float) -> Iterator[BinaryIO | None
                     break
                 fcntl.flock(lock, fcntl.LOCK_UN)
             if not told:
-                print("borg-server: the server is compacting this repository; this session waits", file=sys.stderr)
+                print(
+                    "borg-server: the server is compacting this repository; this session waits",
+                    file=stderr or sys.stderr,
+                )
                 told = True
             if time.monotonic() > deadline:
                 raise GateClosed(f"the compaction of {client} still runs after {limit:.0f}s; try again later")
@@ -120,4 +125,4 @@ def prepare(paths: Paths, clients: list[str]) -> None:
     for client in clients:
         lock: Path = paths.gate_lock(client)
         lock.touch(exist_ok=True)
-        os.chmod(lock, 0o644)  # sessions run as the borg user and only read it
+        os.chmod(lock, 0o644)  # the broker opens it for each session, borg serve only inherits it

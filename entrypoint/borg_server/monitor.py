@@ -5,7 +5,7 @@ the last backup (a session of the client's own key that left a higher committed 
 the size against the quota, and for append-only clients the DELETE entries committed since
 the last scan and any committed segment changed, truncated or removed since it was first seen.
 A second thread runs `borg check --repository-only` per client every MONITOR_CHECK_INTERVAL,
-as the borg user. Conditions become alerts (alerts.py); the figures feed `status` and, after
+as the client's own account. Conditions become alerts (alerts.py); the figures feed `status` and, after
 every scan, whatever the caller asked to be told (the metrics exposition).
 """
 
@@ -20,7 +20,20 @@ from datetime import UTC, datetime
 
 from borg_common import reports
 from borg_common.settings import ConfigError
-from borg_server import alerts, audit_log, config, disk, disk_alert, disk_space, findings, gate, segments, state, system
+from borg_server import (
+    accounts,
+    alerts,
+    audit_log,
+    config,
+    disk,
+    disk_alert,
+    disk_space,
+    findings,
+    gate,
+    segments,
+    state,
+    system,
+)
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.paths import Paths
 from borg_server.state import CheckResult
@@ -66,7 +79,7 @@ def scan(server: ServerConfig, paths: Paths) -> float:
     position = audit_log.read_position(paths.monitor_position)
     records, offset = audit_log.read_sessions(paths.audit_log, position.get("audit_offset", 0))
     if offset >= audit_log.ROTATE_AT:
-        audit_log.rotate(paths.audit_log, server.puid, server.pgid)
+        audit_log.rotate(paths.audit_log, 0, 0)  # root's: no session can write it
         records += audit_log.read_sessions(audit_log.rotated(paths.audit_log, 1), offset)[0]  # written meanwhile
         offset = 0
         logger.info("monitor: the audit log reached %d bytes and was rotated", audit_log.ROTATE_AT)
@@ -108,11 +121,12 @@ def check_due(client: ClientSpec, server: ServerConfig, paths: Paths, now: datet
 
 
 def run_check(client: ClientSpec, server: ServerConfig, paths: Paths) -> None:
-    """Run borg check --repository-only on the client's repository as the borg user; record the result."""
+    """Run borg check --repository-only on the client's repository as the client's account; record the result."""
     repository = paths.client_repository(client.name)
     argv = ["check", "--repository-only", "--log-json", "--lock-wait", str(CHECK_LOCK_WAIT), str(repository)]
     logger.info("client %s: checking its repository (borg check --repository-only)", client.name)
-    result, msgids = system.run_borg(argv, server.puid, server.pgid)
+    account = accounts.lookup(paths, client.name)
+    result, msgids = system.run_borg(argv, account.uid, account.gid, paths.client_home(client.name))
     if "LockTimeout" in msgids:
         logger.info("client %s: repository busy; the check runs again later", client.name)
         return

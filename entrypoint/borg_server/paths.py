@@ -31,8 +31,22 @@ class Paths:
 
     @property
     def audit_log(self) -> Path:
-        """One JSON line per SSH session, appended by the audit wrapper as the borg user."""
+        """One JSON line per SSH session, appended by the session broker (root; the file is root's, mode 600)."""
         return self.state / "audit" / "sessions.jsonl"
+
+    @property
+    def accounts(self) -> Path:
+        """The registry of client accounts (uid per client, never reused; accounts.py), root-only."""
+        return self.state / "accounts.json"
+
+    @property
+    def broker_directory(self) -> Path:
+        """The session broker's socket directory: only root and the borg login account can enter it."""
+        return self.runtime / "broker"
+
+    @property
+    def broker_socket(self) -> Path:
+        return self.broker_directory / "broker.sock"
 
     @property
     def sshd_config(self) -> Path:
@@ -48,6 +62,14 @@ class Paths:
 
     def client_repository(self, name: str) -> Path:
         return self.repositories / name / REPOSITORY_NAME
+
+    @property
+    def homes(self) -> Path:
+        return self.state / "homes"
+
+    def client_home(self, name: str) -> Path:
+        """HOME (and borg's base directory) of the client's account: borg's security dir and cache for its checks."""
+        return self.homes / name
 
     def client_keys(self, name: str) -> Path:
         """Where a generated client keypair is kept (the master copy, never exported from here)."""

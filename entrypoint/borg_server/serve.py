@@ -1,78 +1,90 @@
-"""The forced command of every client key: borg serve with the client's restrictions, audited.
+"""The forced command of every client key: it hands the session to the broker, which runs borg serve.
 
-sshd runs this instead of whatever the client asked for. It starts `borg serve` confined to the
-client's directory (append-only unless the key's role says otherwise), waits for it, then appends
-one JSON line describing the session to the audit log (audit_log.py), which supervisor echoes to the container's
-output. Nothing is ever printed on stdout: that is borg's protocol channel.
+sshd runs this, as the borg login account, instead of whatever the client asked for. It passes its
+stdin, stdout and stderr and its arguments to the root session broker (broker.py), which runs
+`borg serve` confined to the client's directory (append-only unless the key's role says otherwise)
+as the client's own account and writes the audit record (session.py). This wrapper waits for the
+exit code and exits with it. Nothing is ever printed on stdout: that is borg's protocol channel.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
+import socket
 import sys
 import time
+from collections.abc import Mapping
+from pathlib import Path
 
-from borg_server import audit_log, gate, segments
+from borg_server import broker
 from borg_server.paths import Paths
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-COMPACTION_WAIT = 3600  # seconds a session waits for `borg-server compact` before giving up
 EX_TEMPFAIL = 75
+CONNECT_WAIT = 10.0  # seconds to wait for the broker's socket while the server starts
+CONNECT_POLL = 0.2
 
 
-def serve_argv(client: str, role: str, quota: int | None, paths: Paths) -> list[str]:
-    """Given a client, a key role (append, full or admin) and a quota, return the borg serve argv.
+def request(client: str, role: str, fingerprint: str, quota: int | None, environ: Mapping[str, str]) -> dict:
+    """Given the forced command's arguments and environment, return the message that asks the broker for the session."""
+    message = {"client": client, "role": role, "fingerprint": fingerprint, "quota": quota}
+    return message | {name: environ[name] for name in ("SSH_ORIGINAL_COMMAND", "SSH_CONNECTION") if name in environ}
 
-    With a quota the key is confined to the one repository `<dir>/main`, so the quota cannot be
-    dodged by creating more repositories; admin keys reach the whole client directory, without a
-    quota, so that pruning still works when the repository is full.
+
+def connect(path: Path, wait: float) -> socket.socket:
+    """Connect to the broker's socket; while it is not there yet (the server is starting), retry for wait seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            connection.connect(str(path))
+            return connection
+        except (FileNotFoundError, ConnectionRefusedError):
+            connection.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(CONNECT_POLL)
+        except OSError:
+            connection.close()
+            raise
+
+
+def serve(
+    client: str,
+    role: str,
+    fingerprint: str,
+    quota: int | None,
+    paths: Paths,
+    environ: Mapping[str, str],
+    stdio: tuple[int, int, int] = (0, 1, 2),
+) -> int:
+    """Hand this session (stdin, stdout, stderr and arguments) to the broker; return the exit code it reports.
+
+    SIGTERM, SIGHUP and SIGINT are passed on to the session's borg serve. Without a broker, or when it
+    stops in the middle of the session, say so on stderr (the SSH client shows it) and return EX_TEMPFAIL.
     """
-    argv = ["borg", "serve"]
-    if role == "append":
-        argv.append("--append-only")
-    if quota is not None and role != "admin":
-        argv += ["--storage-quota", str(quota), "--restrict-to-repository", str(paths.client_repository(client))]
-    else:
-        argv += ["--restrict-to-path", str(paths.client_directory(client))]
-    return argv
-
-
-def committed_segment(paths: Paths, client: str) -> int | None:
-    """Return the last committed segment of the client's repository (None: none, or unreadable)."""
     try:
-        return segments.last_commit(paths.client_repository(client))
-    except Exception:  # noqa: BLE001 (whatever is on disk, the session must still start)
-        return None
-
-
-def serve(client: str, role: str, fingerprint: str, quota: int | None, paths: Paths) -> int:
-    """Run borg serve for client in its directory, forward termination signals, audit the session.
-
-    The session holds the client's gate (gate.py): while `borg-server compact` works on the
-    client it waits before it starts, so no delete can slip in between the compaction's audit and
-    the compaction itself. Return borg's exit code (or 128 + signal number when it was killed).
-    """
-    started = time.time()
-    try:
-        with gate.session(paths, client, COMPACTION_WAIT) as held:
-            before = committed_segment(paths, client)
-            process = subprocess.Popen(  # borg serve holds the gate too, should this wrapper die first
-                serve_argv(client, role, quota, paths),
-                cwd=paths.client_directory(client),
-                pass_fds=(held.fileno(),) if held else (),
-            )
+        connection = connect(paths.broker_socket, CONNECT_WAIT)
+    except OSError as error:
+        print(
+            f"borg-server: the session broker does not answer ({paths.broker_socket}: {error.strerror or error}); "
+            "the server is starting or failing, try again later",
+            file=sys.stderr,
+        )
+        return EX_TEMPFAIL
+    with connection:
+        try:
+            broker.send(connection, request(client, role, fingerprint, quota, environ), fds=stdio)
+            with open(os.devnull, "rb+") as null:  # only borg serve keeps the SSH channel open from now on
+                os.dup2(null.fileno(), stdio[0])
+                os.dup2(null.fileno(), stdio[1])
             for number in FORWARDED_SIGNALS:
-                signal.signal(number, lambda received, _frame: process.send_signal(received))
-            returncode = process.wait()
-            committed = (before, committed_segment(paths, client))
-    except gate.GateClosed as error:
-        print(f"borg-server: {error}", file=sys.stderr)
-        returncode, committed = EX_TEMPFAIL, (None, None)
-    exit_code = returncode if returncode >= 0 else 128 - returncode
-    record = audit_log.session_record(
-        client, role, fingerprint, started, time.time(), exit_code, dict(os.environ), committed
-    )
-    audit_log.append_record(paths.audit_log, record)
-    return exit_code
+                signal.signal(number, lambda received, _frame: broker.send(connection, {"signal": received}))
+            reply = broker.receive(connection)
+        except (OSError, broker.ProtocolError):
+            reply = None
+    if reply is None or not isinstance(reply.get("exit"), int):
+        print("borg-server: the session broker stopped during this session; try again later", file=sys.stderr)
+        return EX_TEMPFAIL
+    return reply["exit"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from string import Template
 
 from borg_common.files import atomic_write
-from borg_server import authorized_keys, gate, pairing, safe_files, system
+from borg_server import accounts, authorized_keys, gate, ownership, pairing, safe_files, system
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.keys import KeyProblem, PublicKey, parse_public_key
 from borg_server.paths import Paths
@@ -28,13 +28,13 @@ def apply(config: ServerConfig, paths: Paths) -> None:
     system.ensure_account(config.puid, config.pgid)
     safe_files.ensure_real_directories(state_directories(paths))
     prepare_state(paths, config)
+    ensure_client_accounts(config, paths)
     gate.prepare(paths, [client.name for client in config.clients])
     host_key = ensure_host_key(paths)
     write_sshd_config(config, paths)
     generate_missing_keys(config, paths)
     grants = []
     for client in config.clients:
-        ensure_client_directory(client, paths, config)
         key = client.key or generated_key(client, paths)
         if key is None:
             continue  # warned: no grant, so nothing read from the state volume can keep or add a key
@@ -48,11 +48,12 @@ def apply(config: ServerConfig, paths: Paths) -> None:
 
 
 def prepare_state(paths: Paths, config: ServerConfig) -> None:
-    """Create the state directories, root-owned, and the audit log the borg user appends to."""
+    """Create the state directories and the audit log, root-owned (only the broker and root append to the log)."""
     for directory, mode in (
         (paths.state, 0o755),
         (paths.ssh, 0o755),
-        (paths.audit_log.parent, 0o755),
+        (paths.audit_log.parent, 0o700),
+        (paths.homes, 0o755),
         (paths.state / "clients", 0o700),
         (paths.state / "export", 0o755),
         (paths.runtime, 0o755),
@@ -62,7 +63,7 @@ def prepare_state(paths: Paths, config: ServerConfig) -> None:
         os.chown(directory, 0, 0)
         os.chmod(directory, mode)
     paths.audit_log.touch(mode=0o600, exist_ok=True)
-    os.chown(paths.audit_log, config.puid, config.pgid)
+    os.chown(paths.audit_log, 0, 0)
     os.chmod(paths.audit_log, 0o600)
 
 
@@ -97,25 +98,13 @@ def write_sshd_config(config: ServerConfig, paths: Paths) -> None:
     system.test_sshd_config(paths.sshd_config)
 
 
-def ensure_client_directory(client: ClientSpec, paths: Paths, config: ServerConfig) -> None:
-    """Create the client's directory (mode 700, owned by the borg user); never touch its contents."""
-    directory = paths.client_directory(client.name)
-    if not directory.exists():
-        directory.mkdir(mode=0o700)
-        os.chown(directory, config.puid, config.pgid)
-        logger.info("client %s: created %s", client.name, directory)
-        return
-    status = directory.stat()
-    if (status.st_uid, status.st_gid) != (config.puid, config.pgid):
-        logger.warning(
-            "client %s: %s belongs to %d:%d, not PUID:PGID %d:%d; its contents are left as they are "
-            "(run chown -R %d:%d %s if you changed PUID/PGID on purpose)",
-            client.name, directory, status.st_uid, status.st_gid, config.puid, config.pgid,
-            config.puid, config.pgid, directory,
-        )  # fmt: skip
-    if status.st_mode & 0o777 != 0o700:
-        os.chmod(directory, 0o700)
-        logger.info("client %s: %s mode set to 700", client.name, directory)
+def ensure_client_accounts(config: ServerConfig, paths: Paths) -> None:
+    """Give every client its account (accounts.py), name them in /etc, own each client's files (ownership.py)."""
+    recorded = accounts.ensure(paths, [client.name for client in config.clients], config.puid, config.pgid)
+    accounts.write_entries(recorded.values(), paths)
+    for client in config.clients:
+        recorded[client.name] = ownership.ensure_client_tree(recorded[client.name], paths)
+    accounts.save(paths.accounts, recorded)
 
 
 def generate_missing_keys(config: ServerConfig, paths: Paths) -> None:

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from borg_server import pairing
+from borg_server import accounts, pairing
 from borg_server.config import ServerConfig
 from borg_server.disk_space import human_size
 from borg_server.figures import ClientStatus, ServerStatus
@@ -68,6 +68,15 @@ def pinned_host_line(config: ServerConfig, paths: Paths) -> str:
     return pairing.known_hosts_line(parse_public_key(public.read_text()), config).strip()
 
 
+def account_line(paths: Paths, name: str) -> str:
+    """Return the client's Unix account (user name and uid) that its sessions run as."""
+    try:
+        account = accounts.lookup(paths, name)
+    except (accounts.UnknownClient, OSError) as error:
+        return f"- ({error})"
+    return f"{account.user} (uid {account.uid}, gid {account.gid})"
+
+
 def show_client(config: ServerConfig, paths: Paths, name: str) -> str | None:
     """Return a client's public key, fingerprint and repository URL, or None if not configured."""
     client = next((client for client in config.clients if client.name == name), None)
@@ -87,6 +96,7 @@ def show_client(config: ServerConfig, paths: Paths, name: str) -> str | None:
         f"repository URL: {pairing.repository_url(config)}",
         f"known_hosts:    {pinned_host_line(config, paths)}",
         f"directory:      {paths.client_directory(name)}",
+        f"account:        {account_line(paths, name)}",
         f"append-only:    {'yes' if client.append_only else 'no'}",
         f"quota:          {human_size(client.quota)}",
     ]

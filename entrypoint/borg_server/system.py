@@ -33,7 +33,8 @@ def ensure_account(uid: int, gid: int) -> None:
     """Given PUID and PGID, make the borg group and user exist with exactly those ids.
 
     The user can only log in by key: its password field is `*` (no password, but not "locked",
-    which sshd would refuse), and its shell /bin/sh runs the forced command.
+    which sshd would refuse), and its shell /bin/sh runs the forced command, which only hands the
+    session to the broker: this account owns nothing under /srv/borg.
     """
     try:
         group = grp.getgrnam(USER)
@@ -66,27 +67,27 @@ def test_sshd_config(config: Path) -> None:
     checked(["/usr/sbin/sshd", "-t", "-f", str(config)])
 
 
-def borg_environment() -> dict[str, str]:
-    """Return the environment for borg run by the server itself (as the borg user, on local paths)."""
+def borg_environment(home: Path) -> dict[str, str]:
+    """Given a client account's home, return the environment for borg run as that account (nothing inherited)."""
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(HOME),
+        "HOME": str(home),
         "LANG": "C.UTF-8",
         "BORG_EXIT_CODES": "modern",
-        "BORG_BASE_DIR": str(HOME),
+        "BORG_BASE_DIR": str(home),
     }
 
 
-def as_borg_user(argv: list[str], uid: int, gid: int) -> list[str]:
-    """Given argv and PUID/PGID, return argv run as the borg user, so files it creates belong to it."""
+def as_account(argv: list[str], uid: int, gid: int) -> list[str]:
+    """Given argv and a client account's uid and gid, return argv run as it, so files it creates belong to it."""
     return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", *argv]
 
 
-def run_borg(argv: list[str], uid: int, gid: int) -> tuple[process.Result, list[str]]:
-    """Run borg (argv without "borg", with --log-json) on a local repository as the borg user.
+def run_borg(argv: list[str], uid: int, gid: int, home: Path) -> tuple[process.Result, list[str]]:
+    """Run borg (argv without "borg", with --log-json) on a local repository as a client's account (uid, gid, home).
 
     Its log is rendered for people; return the result and borg's message ids (e.g. LockTimeout).
     """
     log = LogJson()
-    result = process.run(as_borg_user(["borg", *argv], uid, gid), env=borg_environment(), render_line=log.render)
+    result = process.run(as_account(["borg", *argv], uid, gid), env=borg_environment(home), render_line=log.render)
     return result, log.msgids

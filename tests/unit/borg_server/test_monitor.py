@@ -12,7 +12,7 @@ import pytest
 
 from borg_common import outbox
 from borg_common.process import Result
-from borg_server import deletes, gate, monitor, state, system
+from borg_server import accounts, deletes, gate, monitor, state, system
 from borg_server.config import load
 from borg_server.paths import Paths
 from borg_server.state import ClientState
@@ -443,7 +443,14 @@ class FakeBorg:
         return Result(self.returncode, "", tail)
 
 
-def test_run_check_runs_borg_check_repository_only_as_the_borg_user_and_records_a_pass(paths, monkeypatch):
+@pytest.fixture
+def with_accounts(paths):
+    """Record web's account as uid 20001 and db's as 20002."""
+    accounts.save(paths.accounts, {"web": accounts.Account("web", 20001), "db": accounts.Account("db", 20002)})
+
+
+@pytest.mark.usefixtures("with_accounts")
+def test_run_check_runs_borg_check_repository_only_as_the_clients_account_and_records_a_pass(paths, monkeypatch):
     write_repository(paths, init_create_create_delete())
     borg = FakeBorg(0, [log_message("INFO", "Starting repository check")])
     monkeypatch.setattr(system.process, "run", borg)
@@ -454,9 +461,9 @@ def test_run_check_runs_borg_check_repository_only_as_the_borg_user_and_records_
     repository = str(paths.client_repository("web"))
     assert borg.calls == [
         (
-            ["setpriv", "--reuid=1001", "--regid=1002", "--clear-groups", "--", "borg", "check", "--repository-only",
+            ["setpriv", "--reuid=20001", "--regid=20001", "--clear-groups", "--", "borg", "check", "--repository-only",
              "--log-json", "--lock-wait", "60", repository],
-            system.borg_environment(),
+            system.borg_environment(paths.client_home("web")),
         )
     ]  # fmt: skip
     check = state.load(paths.monitor_state("web")).check
@@ -464,6 +471,7 @@ def test_run_check_runs_borg_check_repository_only_as_the_borg_user_and_records_
     assert before <= check.at <= state.now_text()
 
 
+@pytest.mark.usefixtures("with_accounts")
 def test_a_failed_check_records_borg_last_three_problems(paths, monkeypatch):
     lines = [
         log_message("INFO", "Starting repository check"),
@@ -486,6 +494,7 @@ def test_a_failed_check_records_borg_last_three_problems(paths, monkeypatch):
     )
 
 
+@pytest.mark.usefixtures("with_accounts")
 def test_a_failed_check_without_problem_lines_records_its_last_output_or_its_exit_code(paths, monkeypatch):
     monkeypatch.setattr(system.process, "run", FakeBorg(2, ["setpriv: cannot switch user", "plain text"]))
     monitor.run_check(client(), server(), paths)
@@ -496,6 +505,7 @@ def test_a_failed_check_without_problem_lines_records_its_last_output_or_its_exi
     assert state.load(paths.monitor_state("web")).check.message == "exit 2"
 
 
+@pytest.mark.usefixtures("with_accounts")
 def test_a_check_that_finds_the_repository_locked_records_nothing(paths, monkeypatch):
     save_state(paths)
     busy = [log_message("ERROR", "Failed to create/acquire the lock (timeout).", "LockTimeout")]
@@ -521,6 +531,7 @@ class Stop:
         return self.rounds < 0
 
 
+@pytest.mark.usefixtures("with_accounts")
 def test_the_check_loop_checks_each_client_that_is_due_once_per_round(paths, monkeypatch):
     write_repository(paths, init_create_create_delete(), "web")
     write_repository(paths, init_create_create_delete(), "db")
@@ -536,6 +547,7 @@ def test_the_check_loop_checks_each_client_that_is_due_once_per_round(paths, mon
     assert stop.waits == [monitor.CHECK_POLL] * 3
 
 
+@pytest.mark.usefixtures("with_accounts")
 def test_a_check_that_cannot_start_is_logged_and_the_loop_goes_on(paths, monkeypatch, caplog):
     write_repository(paths, init_create_create_delete(), "web")
     save_state(paths, "web")

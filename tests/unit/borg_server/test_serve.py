@@ -1,76 +1,86 @@
-"""Tests for the forced command: the borg serve argv each role gets, and the committed segment it logs."""
+"""Tests for the forced command: the request it sends the broker, and what it says when there is none."""
 
-from borg_server.paths import Paths
-from borg_server.serve import committed_segment, serve_argv
-from tests.unit.borg_server.borg_files import CHUNK, init_create_create_delete, put, write_repository
+import os
+import signal
+import socket
+import threading
 
+import pytest
 
-def test_an_append_key_serves_append_only_restricted_to_its_client_directory(paths):
-    assert serve_argv("web", "append", None, paths) == [
-        "borg",
-        "serve",
-        "--append-only",
-        "--restrict-to-path",
-        str(paths.repositories / "web"),
-    ]
+from borg_server import broker, serve, session
 
 
-def test_an_append_key_serves_the_real_srv_borg_client_directory_by_default():
-    assert serve_argv("web", "append", None, Paths()) == [
-        "borg",
-        "serve",
-        "--append-only",
-        "--restrict-to-path",
-        "/srv/borg/web",
-    ]
+@pytest.fixture
+def kept_signals():
+    """Restore the signal handlers serve() installs."""
+    saved = {number: signal.getsignal(number) for number in serve.FORWARDED_SIGNALS}
+    yield
+    for number, handler in saved.items():
+        signal.signal(number, handler)
 
 
-def test_a_full_key_serves_without_append_only(paths):
-    assert serve_argv("db", "full", None, paths) == [
-        "borg",
-        "serve",
-        "--restrict-to-path",
-        str(paths.repositories / "db"),
-    ]
+def test_the_request_carries_the_arguments_and_the_ssh_variables_only():
+    environ = {"SSH_ORIGINAL_COMMAND": "borg serve", "SSH_CONNECTION": "10.0.0.2 5 10.0.0.1 22", "PATH": "/x"}
+
+    assert serve.request("web", "append", "SHA256:x", 5, environ) == {
+        "client": "web",
+        "role": "append",
+        "fingerprint": "SHA256:x",
+        "quota": 5,
+        "SSH_ORIGINAL_COMMAND": "borg serve",
+        "SSH_CONNECTION": "10.0.0.2 5 10.0.0.1 22",
+    }
 
 
-def test_a_quota_confines_an_append_key_to_its_one_repository():
-    assert serve_argv("web", "append", 5_000_000, Paths()) == [
-        "borg",
-        "serve",
-        "--append-only",
-        "--storage-quota",
-        "5000000",
-        "--restrict-to-repository",
-        "/srv/borg/web/main",
-    ]
+def test_without_a_broker_the_session_fails_temporarily_with_a_clear_line(paths, monkeypatch, capsys):
+    monkeypatch.setattr(serve, "CONNECT_WAIT", 0.3)
+
+    assert serve.serve("web", "append", "x", None, paths, {}) == 75
+    assert capsys.readouterr().err == (
+        f"borg-server: the session broker does not answer ({paths.broker_socket}: No such file or directory); "
+        "the server is starting or failing, try again later\n"
+    )
 
 
-def test_a_quota_confines_a_full_key_to_its_one_repository(paths):
-    assert serve_argv("web", "full", 7, paths) == [
-        "borg",
-        "serve",
-        "--storage-quota",
-        "7",
-        "--restrict-to-repository",
-        str(paths.repositories / "web" / "main"),
-    ]
+def test_the_wrapper_hands_its_stdio_to_the_broker_and_exits_with_the_sessions_code(paths, monkeypatch, kept_signals):
+    def fake_run(request, stdio, _paths, _started):
+        os.write(stdio[1], f"session of {request.client}".encode())
+        return 7
+
+    monkeypatch.setattr(session, "run", fake_run)
+    paths.broker_directory.mkdir(parents=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(paths.broker_socket))
+    listener.listen(1)
+
+    def accept_one():
+        connection, _ = listener.accept()
+        broker.handle(connection, paths, os.geteuid())
+
+    worker = threading.Thread(target=accept_one)
+    worker.start()
+    stdin, stdout, stderr = os.pipe(), os.pipe(), os.pipe()
+
+    code = serve.serve("web", "append", "x", None, paths, {}, (stdin[0], stdout[1], stderr[1]))
+    worker.join(5)
+    listener.close()
+
+    assert code == 7
+    assert os.read(stdout[0], 100) == b"session of web"
 
 
-def test_an_admin_key_with_a_quota_reaches_the_client_directory_without_quota_nor_append_only(paths):
-    assert serve_argv("web", "admin", 5_000_000, paths) == [
-        "borg",
-        "serve",
-        "--restrict-to-path",
-        str(paths.repositories / "web"),
-    ]
+def test_a_broker_that_stops_in_the_middle_fails_the_session_temporarily(paths, monkeypatch, capsys, kept_signals):
+    paths.broker_directory.mkdir(parents=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(paths.broker_socket))
+    listener.listen(1)
+    worker = threading.Thread(target=lambda: listener.accept()[0].close())
+    worker.start()
+    pipes = [os.pipe() for _ in range(3)]
 
+    code = serve.serve("web", "append", "x", None, paths, {}, (pipes[0][0], pipes[1][1], pipes[2][1]))
+    worker.join(5)
+    listener.close()
 
-def test_committed_segment_is_the_last_commit_of_the_client_repository(paths):
-    write_repository(paths.client_repository("web"), [*init_create_create_delete(), [put(CHUNK)]])
-
-    assert committed_segment(paths, "web") == 13
-
-
-def test_committed_segment_of_a_client_without_a_repository_is_none(paths):
-    assert committed_segment(paths, "web") is None
+    assert code == 75
+    assert capsys.readouterr().err == "borg-server: the session broker stopped during this session; try again later\n"

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from borg_server import accounts
 from borg_server.config import load
 from borg_server.figures import ClientStatus
 from borg_server.keys import parse_public_key
@@ -127,6 +128,7 @@ def test_show_client_of_an_unknown_client_is_none(paths):
 
 
 def test_show_client_prints_a_configured_key_and_where_the_client_connects(paths):
+    accounts.save(paths.accounts, {"web": accounts.Account("web", 12345)})
     text = show_client(config(BORG_CLIENT_WEB_KEY=WEB_KEY, BORG_SERVER_NAME="backup.example:2222"), paths, "web")
 
     assert text.splitlines() == [
@@ -137,6 +139,7 @@ def test_show_client_prints_a_configured_key_and_where_the_client_connects(paths
         "repository URL: ssh://borg@backup.example:2222/./main",
         "known_hosts:    (no host key yet: start the server once)",
         f"directory:      {paths.client_directory('web')}",
+        "account:        borg-web (uid 12345, gid 12345)",
         "append-only:    yes",
         "quota:          -",
     ]

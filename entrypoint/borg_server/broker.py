@@ -1,0 +1,181 @@
+"""The session broker: a root service that runs each SSH session's borg serve as the client's own account.
+
+The forced command (serve.py), run by sshd as the borg login account, connects to the broker's
+unix socket (in a directory only root and the borg account can enter; the broker also checks the
+peer's uid), hands over its stdin, stdout and stderr with SCM_RIGHTS and sends its arguments as
+JSON; the broker runs the session (session.py) in a thread of its own and answers with the exit
+code. The wrapper forwards SIGTERM, SIGHUP and SIGINT as messages. Messages are framed as a 4-byte
+big-endian length and a JSON object.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import logging
+import os
+import pwd
+import socket
+import struct
+import threading
+from pathlib import Path
+
+from borg_server import session, system
+from borg_server.paths import Paths
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE = 64 * 1024
+HEADER = 4
+STDIO = 3  # stdin, stdout, stderr of the session, in this order
+SO_PEERCRED_FORMAT = "3i"  # pid, uid, gid
+
+
+class ProtocolError(Exception):
+    """A message was malformed or cut short."""
+
+
+def frame(message: dict) -> bytes:
+    """Given a message, return it framed: its length (4 bytes, big-endian), then its JSON."""
+    body = json.dumps(message, sort_keys=True).encode()
+    if len(body) > MAX_MESSAGE:
+        raise ProtocolError(f"a message of {len(body)} bytes is longer than {MAX_MESSAGE}")
+    return len(body).to_bytes(HEADER, "big") + body
+
+
+def unframe_length(header: bytes) -> int:
+    """Given a frame's header, return the length of its body; raise ProtocolError if it is too long."""
+    length = int.from_bytes(header, "big")
+    if length > MAX_MESSAGE:
+        raise ProtocolError(f"a message of {length} bytes is longer than {MAX_MESSAGE}")
+    return length
+
+
+def decode(body: bytes) -> dict:
+    """Given a frame's body, return its JSON object; raise ProtocolError if it is not one."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        raise ProtocolError("a message is not JSON") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("a message is not a JSON object")
+    return message
+
+
+def send(connection: socket.socket, message: dict, fds: tuple[int, ...] = ()) -> None:
+    """Send one framed message, with fds attached to its first byte (SCM_RIGHTS) when given."""
+    data = frame(message)
+    if fds:
+        sent = socket.send_fds(connection, [data], list(fds))
+        data = data[sent:]
+    connection.sendall(data)
+
+
+def receive_exactly(connection: socket.socket, size: int, start: bytes = b"") -> bytes:
+    data = start
+    while len(data) < size:
+        chunk = connection.recv(size - len(data))
+        if not chunk:
+            raise ProtocolError("the connection closed in the middle of a message")
+        data += chunk
+    return data
+
+
+def receive(connection: socket.socket) -> dict | None:
+    """Return the next message, or None when the peer closed the connection between messages."""
+    header = connection.recv(HEADER)
+    if not header:
+        return None
+    header = receive_exactly(connection, HEADER, header)
+    return decode(receive_exactly(connection, unframe_length(header)))
+
+
+def receive_with_fds(connection: socket.socket, most: int) -> tuple[dict | None, list[int]]:
+    """Return the next message and the file descriptors that came with it (up to most)."""
+    header, fds, _flags, _address = socket.recv_fds(connection, HEADER, most)
+    if not header:
+        return None, fds
+    try:
+        header = receive_exactly(connection, HEADER, header)
+        return decode(receive_exactly(connection, unframe_length(header))), fds
+    except ProtocolError:
+        close_all(fds)
+        raise
+
+
+def close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
+def peer_uid(connection: socket.socket) -> int:
+    """Return the uid of the process at the other end of a unix socket (SO_PEERCRED)."""
+    credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize(SO_PEERCRED_FORMAT))
+    return struct.unpack(SO_PEERCRED_FORMAT, credentials)[1]
+
+
+def handle(connection: socket.socket, paths: Paths, login_uid: int) -> None:
+    """Serve one connection: check the peer, run its session, answer with the exit code."""
+    with connection:
+        uid = peer_uid(connection)
+        if uid != login_uid:
+            logger.warning("broker: refused a connection from uid %d (only %s may connect)", uid, system.USER)
+            return
+        try:
+            message, fds = receive_with_fds(connection, STDIO)
+        except (ProtocolError, OSError) as error:
+            logger.warning("broker: refused a malformed request: %s", error)
+            return
+        try:
+            if message is None or len(fds) != STDIO:
+                logger.warning("broker: refused a request with %d file descriptors instead of %d", len(fds), STDIO)
+                return
+            request = session.parse_request(message)
+            code = session.run(request, (fds[0], fds[1], fds[2]), paths, lambda process: forward(connection, process))
+            send(connection, {"exit": code})
+        except session.BadRequest as error:
+            logger.warning("broker: refused a request: %s", error)
+        except OSError:
+            pass  # the wrapper went away; the session is audited all the same
+        finally:
+            close_all(fds)
+
+
+def forward(connection: socket.socket, process) -> None:
+    """Start a thread that passes the wrapper's signal messages on to the session's borg serve."""
+
+    def listen() -> None:
+        try:
+            while (message := receive(connection)) is not None:
+                number = message.get("signal")
+                if number in session.FORWARDED_SIGNALS and process.poll() is None:
+                    process.send_signal(number)
+        except (ProtocolError, OSError):
+            return
+
+    threading.Thread(target=listen, daemon=True).start()
+
+
+def listen(path: Path) -> socket.socket:
+    """Bind the broker's socket in its directory (0750 root:borg group, the socket 0660); return it."""
+    group = grp.getgrnam(system.USER).gr_gid
+    path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+    os.chown(path.parent, 0, group)
+    os.chmod(path.parent, 0o750)
+    path.unlink(missing_ok=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    os.chown(path, 0, group)
+    os.chmod(path, 0o660)
+    server.listen(128)
+    return server
+
+
+def run(paths: Paths) -> int:
+    """Accept sessions for ever, one thread each (run by supervisor as root)."""
+    login_uid = pwd.getpwnam(system.USER).pw_uid
+    server = listen(paths.broker_socket)
+    logger.info("broker: accepting sessions on %s (from uid %d only)", paths.broker_socket, login_uid)
+    while True:
+        connection, _address = server.accept()
+        threading.Thread(target=handle, args=(connection, paths, login_uid), daemon=True).start()

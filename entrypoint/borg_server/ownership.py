@@ -1,0 +1,80 @@
+"""Who owns a client's files: its directory, home and snapshots belong to its own uid, re-owned once on upgrade.
+
+Before one account per client, every repository belonged to the borg account (PUID). At the first
+start of this version (and whenever a client's directory does not belong to its uid, e.g. after a
+restore) everything in it is re-owned to the client's uid, once; the registry remembers it, so the
+tree is not walked at every start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from borg_server.accounts import Account
+from borg_server.paths import Paths
+
+logger = logging.getLogger(__name__)
+
+
+def reown(top: Path, uid: int, gid: int, include_top: bool = True) -> int:
+    """Given a directory, lchown everything in it (and itself) not owned by uid:gid; return how many entries changed.
+
+    Symbolic links are changed themselves, never followed.
+    """
+    changed = 0
+
+    def fix(path: str) -> None:
+        nonlocal changed
+        status = os.lstat(path)
+        if (status.st_uid, status.st_gid) != (uid, gid):
+            os.lchown(path, uid, gid)
+            changed += 1
+
+    if include_top:
+        fix(str(top))
+    for directory, subdirectories, files in os.walk(top):
+        for name in subdirectories + files:
+            fix(os.path.join(directory, name))
+    return changed
+
+
+def owned_by(path: Path, account: Account) -> bool:
+    status = os.lstat(path)
+    return (status.st_uid, status.st_gid) == (account.uid, account.gid)
+
+
+def ensure_private_directory(path: Path, account: Account) -> bool:
+    """Create path (mode 700, owned by the account) if missing; fix its mode; return whether it was created."""
+    created = not path.exists()
+    if created:
+        path.mkdir(mode=0o700, parents=True)
+        os.chown(path, account.uid, account.gid)
+    if path.stat().st_mode & 0o777 != 0o700:
+        os.chmod(path, 0o700)
+        logger.info("client %s: %s mode set to 700", account.client, path)
+    return created
+
+
+def ensure_client_tree(account: Account, paths: Paths) -> Account:
+    """Given a client's account, make its directory and home its own (re-owned once); return the account to record."""
+    directory = paths.client_directory(account.client)
+    if ensure_private_directory(directory, account):
+        logger.info("client %s: created %s (owner %s, uid %d)", account.client, directory, account.user, account.uid)
+    home = paths.client_home(account.client)
+    ensure_private_directory(home, account)
+    if account.reowned and owned_by(directory, account) and owned_by(home, account):
+        return account
+    counts = [reown(directory, account.uid, account.gid), reown(home, account.uid, account.gid)]
+    snapshots = paths.snapshot_directory(account.client)
+    if snapshots.is_dir():
+        counts.append(reown(snapshots, account.uid, account.gid, include_top=False))  # the top stays root's
+    if sum(counts):
+        logger.info(
+            "client %s: re-owned %d entries to %s (uid %d): %d in %s, %d in its home, %d in snapshots",
+            account.client, sum(counts), account.user, account.uid, counts[0], directory, counts[1],
+            counts[2] if len(counts) > 2 else 0,
+        )  # fmt: skip
+    return replace(account, reowned=True)
