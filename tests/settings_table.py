@@ -80,6 +80,7 @@ CLIENT = {  # setting -> kind (the base environment: a pairing export and BORG_P
     "REPORT_URLS": "urls",
     "HEALTHCHECKS_URL": "url",
     "REPORT_TIMEOUT": "duration",
+    "RETRY_DELAYS": "duration",
     "LOG_LEVEL": "level",
     "TZ": "zone",
 }

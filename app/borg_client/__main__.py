@@ -9,14 +9,12 @@ import os
 import signal
 import sys
 import threading
-from datetime import datetime, timedelta
 from pathlib import Path
 
-from borg_client import borg, journal, repository, restore, run, schedule
+from borg_client import borg, repository, restore, run, schedule, waiting
 from borg_client import config as client_config
 from borg_client.borgcall import Control, call_borg
-from borg_client.paths import Paths
-from borg_common import outbox
+from borg_client.status import command_healthcheck, command_status
 from borg_common.logs import setup_logging
 from borg_common.settings import ConfigError
 from borg_common.urls import redact_url
@@ -24,7 +22,6 @@ from borg_common.urls import redact_url
 logger = logging.getLogger("borg_client")
 
 EXIT_CODES = {"success": 0, "warning": 1, "failure": 2, "skipped": 3, "interrupted": 4}
-FIRST_START_GRACE = timedelta(minutes=15)
 MASKED = ("passphrase", "passcommand")
 
 
@@ -37,6 +34,17 @@ def load_or_explain() -> client_config.ClientConfig | None:
         return None
 
 
+def unpaired() -> bool:
+    """Return whether the only problems of the configuration are a pairing export not there yet."""
+    try:
+        client_config.load(os.environ)
+    except client_config.NotPaired:
+        return True
+    except ConfigError:
+        pass
+    return False
+
+
 def command_run(config, _arguments) -> int:
     """One backup now (waits for a scheduled run that is going on)."""
     control = Control()
@@ -45,8 +53,11 @@ def command_run(config, _arguments) -> int:
     return EXIT_CODES[run.run_once(config, wait=True, control=control).status]
 
 
-def command_schedule(config, _arguments) -> int:
-    """Back up on BACKUP_CRON until SIGTERM; a running borg create writes a checkpoint first."""
+def command_schedule(_config, _arguments) -> int:
+    """Back up on BACKUP_CRON until SIGTERM; a running borg create writes a checkpoint first.
+
+    Waits for a pairing export that is not there yet (wrong settings exit 2 at once).
+    """
     stop, control = threading.Event(), Control()
 
     def stop_now(*_):
@@ -55,7 +66,14 @@ def command_schedule(config, _arguments) -> int:
 
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, stop_now)
-    schedule.loop(config, stop, control)
+    try:
+        config = waiting.paired_configuration(os.environ, stop)
+    except ConfigError as error:
+        print(error.explain("borg-client"), file=sys.stderr)
+        return 2
+    if config is not None:
+        setup_logging(config.log_level)
+        schedule.loop(config, stop, control)
     return 0
 
 
@@ -118,32 +136,6 @@ def command_borg(config, arguments) -> int:
     return call.returncode
 
 
-def command_status(config, arguments) -> int:
-    paths = Paths.of(config)
-    runs = journal.last_runs(paths)
-    current = datetime.now().astimezone()
-    status = {
-        "client": config.client,
-        "repository": config.repository,
-        "schedule": config.cron,
-        "next_run": schedule.next_times(config.cron, current, 1)[0].isoformat(timespec="seconds"),
-        "reports_waiting": outbox.size(paths.outbox),
-        "last_runs": [
-            {key: entry.get(key) for key in ("started_at", "finished_at", "status", "archive", "duration_s", "message")}
-            for entry in runs[-arguments.runs :]
-        ],
-    }
-    if arguments.json:
-        print(json.dumps(status, indent=2))
-        return 0
-    for key in ("client", "repository", "schedule", "next_run", "reports_waiting"):
-        print(f"{key + ':':17}{status[key]}")
-    print("last runs:")
-    for entry in reversed(status["last_runs"]):
-        print(f"  {entry['started_at']}  {entry['status']:11}  {entry['archive'] or '-'}  {entry['message']}")
-    return 0
-
-
 def command_check_config(config, _arguments) -> int:
     """Print the resolved settings: secrets as ***, report URLs as scheme://host/… (a path may be a token)."""
     resolved = {key: (str(value) if value is not None else None) for key, value in vars(config).items()}
@@ -154,24 +146,6 @@ def command_check_config(config, _arguments) -> int:
     if config.healthchecks_url:
         resolved["healthchecks_url"] = redact_url(config.healthchecks_url)
     print(json.dumps(resolved, indent=2, sort_keys=True))
-    return 0
-
-
-def command_healthcheck(config, _arguments) -> int:
-    """Exit 1 when the last run failed, or no success within 1.5 periods (after a first-start grace)."""
-    runs = [entry for entry in journal.last_runs(Paths.of(config)) if entry.get("status") != "skipped"]
-    current = datetime.now().astimezone()
-    if runs and runs[-1].get("status") in ("failure", "interrupted"):
-        print(f"the last backup did not succeed: {runs[-1].get('message')}")
-        return 1
-    age = schedule.last_success_age(runs, current)
-    allowed = schedule.period(config.cron, current) * 1.5
-    started = datetime.fromtimestamp(os.stat("/proc/1").st_mtime).astimezone()
-    if age is None and current - started < FIRST_START_GRACE:
-        return 0
-    if age is None or age > allowed:
-        print(f"no successful backup within {allowed} (last: {age or 'never'})")
-        return 1
     return 0
 
 
@@ -221,6 +195,10 @@ def parser() -> argparse.ArgumentParser:
 def main() -> int:
     arguments = parser().parse_args()
     setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    if arguments.handler is command_schedule:
+        return command_schedule(None, arguments)
+    if arguments.handler is command_healthcheck and unpaired():
+        return command_healthcheck(None, arguments)
     config = load_or_explain()
     if config is None:
         return 2

@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from borg_common.settings import CLIENT_NAME, Settings
+from borg_client import retry
+from borg_common.settings import CLIENT_NAME, ConfigError, Settings
 from borg_common.values import control_character, cut, text_problem
 
 STATE = Path("/var/lib/borg-client")
@@ -33,6 +34,10 @@ DEFAULT_ARCHIVE_NAME = "{client}-{utcnow:%Y-%m-%dT%H:%M:%S}"
 MAXIMUM_JITTER = 86400  # a day: a later run would start before this one
 MINIMUM_TIMEOUT, MAXIMUM_TIMEOUT = 1, 600
 PATH_LIMIT, PASSPHRASE_LIMIT = 4096, 4096  # characters of a path, a passphrase or a passcommand
+
+
+class NotPaired(ConfigError):
+    """Every problem is a file of the pairing export that is not there yet: `schedule` waits for it."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class ClientConfig:
     report_timeout: int = 10
     allow_empty: bool = False
     log_level: str = "INFO"  # LOG_LEVEL: one of Python's logging levels, upper case
+    retry_delays: tuple[int, ...] = retry.DEFAULT_DELAYS  # seconds before each retry of a failed run
     state: Path = STATE
     sources: Path = SOURCES
 
@@ -84,9 +90,11 @@ def pairing_value(pairing: Path, name: str) -> str | None:
 def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | None = None) -> ClientConfig:
     """Given the environment and the pairing directory, return the configuration.
 
-    Raise settings.ConfigError listing every problem, one line each naming its setting.
+    Raise settings.ConfigError listing every problem, one line each naming its setting; NotPaired
+    if the only problems are files of the pairing export not there yet (BORG_REPO, BORG_SSH_KEY_FILE
+    and BORG_KNOWN_HOSTS_FILE unset, so read from the pairing directory).
     """
-    settings = Settings(environ)
+    settings, unpaired = Settings(environ), []
     named = settings.string("CLIENT_NAME", limit=64)
     client = named or pairing_value(pairing, "client_name") or hostname or socket.gethostname()
     if not CLIENT_NAME.fullmatch(client):
@@ -94,8 +102,8 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
         settings.problem(settings.label("CLIENT_NAME"), f"{shown} does not match {CLIENT_NAME.pattern}")
     repository = settings.string("BORG_REPO", limit=PATH_LIMIT) or pairing_value(pairing, "repo_url")
     if not repository:
-        settings.problem(
-            "BORG_REPO", f"not set, and no pairing export in {pairing}; set e.g. ssh://borg@backup-server:22/./main"
+        unpaired.append(
+            f"BORG_REPO: not set, and no pairing export in {pairing}; set e.g. ssh://borg@backup-server:22/./main"
         )
     elif not REPO_PATTERN.fullmatch(repository):  # a URL is never quoted: it may hold a secret
         settings.problem(settings.label("BORG_REPO"), "is not ssh://[user@]host[:port]/path")
@@ -103,11 +111,12 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
     known_hosts = Path(settings.string("BORG_KNOWN_HOSTS_FILE", limit=PATH_LIMIT) or pairing / "known_hosts")
     for setting, path in (("BORG_SSH_KEY_FILE", ssh_key), ("BORG_KNOWN_HOSTS_FILE", known_hosts)):
         if not _is_file(path):
-            where = settings.shown(setting, str(path), quote=False) if settings.is_set(setting) else str(path)
-            settings.problem(
-                settings.label(setting),
-                f"{cut(where)} does not exist; mount the server's pairing export or set {setting}",
-            )
+            explained = "does not exist; mount the server's pairing export or set"
+            if not settings.is_set(setting):
+                unpaired.append(f"{setting}: {cut(str(path))} {explained} {setting}")
+                continue
+            where = settings.shown(setting, str(path), quote=False)
+            settings.problem(settings.label(setting), f"{cut(where)} {explained} {setting}")
     passphrase_file = environ.get("BORG_PASSPHRASE_FILE") or None
     passcommand = environ.get("BORG_PASSCOMMAND") or None
     passphrase = environ.get("BORG_PASSPHRASE") or None
@@ -146,6 +155,7 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
         report_timeout=settings.duration("REPORT_TIMEOUT", 10, MINIMUM_TIMEOUT, MAXIMUM_TIMEOUT),
         allow_empty=settings.boolean("BACKUP_ALLOW_EMPTY", False),
         log_level=settings.log_level("LOG_LEVEL"),
+        retry_delays=retry.delays(settings),
     )
     check_archive_name(settings, config.archive_name)
     check_cron(settings, config.cron)
@@ -154,7 +164,10 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
         settings.problem(
             settings.label("BACKUP_STOP_LABEL"), f"needs the Docker socket: mount {DOCKER_SOCKET} into the sidecar"
         )
-    settings.check()
+    if settings.problems:
+        raise ConfigError(settings.problems + unpaired)
+    if unpaired:
+        raise NotPaired(unpaired)
     return config
 
 

@@ -21,6 +21,7 @@ from borg_common.files import atomic_write
 logger = logging.getLogger(__name__)
 
 NEW_REPOSITORY = "borg-client init --new-repository"
+KEPT_ASIDE = 10  # replaced copies kept of each file (key export, paper key, repository record)
 
 
 @dataclass(frozen=True)
@@ -115,5 +116,11 @@ def set_aside(paths: Paths) -> list[Path]:
 
 
 def aside(path: Path) -> Path:
-    """Given a file to keep but replace, return the name it is kept under now (a UTC time suffix)."""
+    """Given a file to keep but replace, return the name it is kept under now (a UTC time suffix).
+
+    Of the copies kept before, the newest KEPT_ASIDE - 1 stay (so KEPT_ASIDE with the new one); older ones are removed.
+    """
+    for old in sorted(path.parent.glob(path.name + ".replaced-*"))[: -(KEPT_ASIDE - 1) or None]:
+        old.unlink(missing_ok=True)
+        logger.warning("removed %s: only the last %d replaced copies of %s are kept", old, KEPT_ASIDE, path.name)
     return path.with_name(path.name + datetime.now(UTC).strftime(".replaced-%Y%m%dT%H%M%SZ"))

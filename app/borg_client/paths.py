@@ -94,6 +94,11 @@ class Paths:
         return self.state / "host_id"
 
     @property
+    def waiting(self) -> Path:
+        """What the scheduler waits for at start (the backup server), while it waits (borg_client.waiting)."""
+        return self.state / "waiting"
+
+    @property
     def stopped_containers(self) -> Path:
         """The journal of containers stopped for a run, until they are started again."""
         return self.state / "stopped-containers.json"

@@ -25,6 +25,7 @@ LOG_LINE_LIMIT = 500
 PING_LIMIT = 10000  # characters of the message and log tail a ping carries
 LEVELS = {"success": logging.INFO, "skipped": logging.WARNING, "warning": logging.WARNING}
 FAILED = ("failure", "interrupted")
+OUTBOX_MAX_AGE = 30 * 86400  # seconds an undelivered report waits for a receiver that never comes back
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class RunReport:
     stats: Mapping[str, int | None] = field(default_factory=dict)
     stopped_containers: tuple[str, ...] = ()
     log_tail: tuple[str, ...] = ()
+    attempt: int = 1  # 1 for a scheduled or manual run, 2 for its first retry, …
+    retryable: bool = False  # whether a retry may fix the failure (borg_client.failures); not shipped
 
     @property
     def duration_s(self) -> float | None:
@@ -66,6 +69,7 @@ class RunReport:
             "stopped_containers": list(self.stopped_containers),
             "message": self.message,
             "log_tail": list(self.log_tail),
+            "attempt": self.attempt,
         }
 
 
@@ -73,9 +77,14 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def start(config: ClientConfig) -> RunReport:
-    """Given the configuration, return the report of a run that starts now (a failure until told otherwise)."""
-    return RunReport(run_id=str(uuid.uuid4()), client=config.client, repository=config.repository, started_at=now())
+def start(config: ClientConfig, attempt: int = 1) -> RunReport:
+    """Given the configuration (and which try of a run this is), return the report of a run that starts now.
+
+    It is a failure until told otherwise.
+    """
+    return RunReport(
+        run_id=str(uuid.uuid4()), client=config.client, repository=config.repository, started_at=now(), attempt=attempt
+    )
 
 
 def bounded(lines: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -101,7 +110,7 @@ def ship(config: ClientConfig, paths: Paths, report: RunReport) -> None:
     except OSError:
         logger.exception("the run journal %s cannot be written", paths.runs)
     try:
-        reports.send(paths.outbox, document, config.report_urls, config.report_timeout)
+        reports.send(paths.outbox, document, config.report_urls, config.report_timeout, max_age=OUTBOX_MAX_AGE)
     except OSError:
         logger.exception("reports: the outbox %s cannot be written", paths.outbox)
     if report.status != "skipped":

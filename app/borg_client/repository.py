@@ -14,6 +14,7 @@ from pathlib import Path
 from borg_client import borg, history
 from borg_client.borgcall import BorgCall, Control, call_borg, explain
 from borg_client.config import ClientConfig
+from borg_client.failures import Failure
 from borg_client.journal import run_lock
 from borg_client.paths import Paths
 
@@ -22,8 +23,8 @@ logger = logging.getLogger(__name__)
 REPOSITORY_MISSING = "Repository.DoesNotExist"
 
 
-class RunFailed(Exception):
-    """A run cannot go on; the message is what the user reads in the report."""
+class RunFailed(Failure):
+    """A run cannot go on; the message is what the user reads in the report (failures.Failure)."""
 
 
 def create(config: ClientConfig, archive: str, sources: list[str], control: Control) -> BorgCall:
@@ -39,7 +40,7 @@ def create(config: ClientConfig, archive: str, sources: list[str], control: Cont
     call = call_borg(config, argv, capture_json=True, control=control)
     if REPOSITORY_MISSING in call.msgids and not control.interrupted:
         if history.evidence(paths):
-            raise RunFailed(history.vanished(paths, config.repository))
+            raise RunFailed(history.vanished(paths, config.repository), "vanished")
         initialise(config)
         call = call_borg(config, argv, capture_json=True, control=control)
     if borg.outcome(call.returncode).status != "failure":
@@ -55,7 +56,7 @@ def initialise(config: ClientConfig) -> None:
     logger.info("repository %s does not exist yet: initialising it (%s)", config.repository, config.encryption)
     init = call_borg(config, borg.init_argv(config))
     if init.returncode != 0:
-        raise RunFailed(explain(init, "borg init failed"))
+        raise RunFailed(explain(init, "borg init failed"), msgids=init.msgids)
     export_key(config)
 
 
@@ -77,7 +78,7 @@ def initialise_explicitly(config: ClientConfig, new_repository: bool) -> list[Pa
         logger.info("initialising a new repository %s (%s)", config.repository, config.encryption)
         init = call_borg(config, borg.init_argv(config))
         if init.returncode != 0:
-            raise RunFailed(explain(init, "borg init failed; nothing was changed"))
+            raise RunFailed(explain(init, "borg init failed; nothing was changed"), msgids=init.msgids)
         moved = history.set_aside(paths)
         for path in moved:
             logger.warning("kept %s from the repository given up (not deleted)", path)
@@ -99,7 +100,7 @@ def export_key(config: ClientConfig) -> Path:
         result = call_borg(config, borg.key_export_argv(config.repository, fresh, paper=paper))
         if result.returncode != 0:
             fresh.unlink(missing_ok=True)
-            raise RunFailed(explain(result, "borg key export failed"))
+            raise RunFailed(explain(result, "borg key export failed"), msgids=result.msgids)
         os.chmod(fresh, 0o600)
         if path.exists() and path.read_bytes() != fresh.read_bytes():
             kept = history.aside(path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from borg_client import borg, preflight, quiesce, report, repository
+from borg_client import borg, failures, preflight, quiesce, report, repository
 from borg_client.borgcall import BorgCall, Control, explain
 from borg_client.config import ClientConfig
 from borg_client.daylog import day_log
@@ -22,14 +22,14 @@ from borg_client.repository import RunFailed
 logger = logging.getLogger(__name__)
 
 
-def run_once(config: ClientConfig, wait: bool = False, control: Control | None = None) -> RunReport:
-    """Run one backup and report it; return the report.
+def run_once(config: ClientConfig, wait: bool = False, control: Control | None = None, attempt: int = 1) -> RunReport:
+    """Run one backup (attempt 2 and on: a retry) and report it; return the report.
 
     A scheduled run skips when another is still going on; a manual one (wait) waits for it.
     """
     control = control or Control()
     paths = Paths.of(config)
-    started = report.start(config)
+    started = report.start(config, attempt)
     with day_log(paths), run_lock(paths, wait) as locked:
         if locked:
             outcome = backup(config, paths, started, control)
@@ -64,13 +64,16 @@ def backup(config: ClientConfig, paths: Paths, started: RunReport, control: Cont
             logger.info("backing up %s to %s", ", ".join(sources), config.repository)
             call = repository.create(config, archive, sources, control)
         return created(started, call, control.interrupted, stopped)
-    except (RunFailed, preflight.PreflightFailed) as error:
+    except failures.Failure as error:
         status = "interrupted" if control.interrupted else "failure"
-        return dataclasses.replace(started, status=status, message=str(error), stopped_containers=tuple(stopped))
+        retry = failures.retryable(status, error.cause, error.msgids)
+        return dataclasses.replace(
+            started, status=status, message=str(error), stopped_containers=tuple(stopped), retryable=retry
+        )
     except Exception as error:  # a Docker API error, an OSError, a bug: still a report, and the traceback
         logger.exception("the run failed unexpectedly")
         return dataclasses.replace(
-            started, status="failure", message=unexpected(error), stopped_containers=tuple(stopped)
+            started, status="failure", message=unexpected(error), stopped_containers=tuple(stopped), retryable=True
         )
 
 
@@ -86,10 +89,11 @@ def created(started: RunReport, call: BorgCall, interrupted: bool, stopped: list
     archive, stats = borg.archive_stats(call.stdout)
     status, message = verdict.status, verdict.reason
     if verdict.status == "failure":
-        message = explain(call, "borg create failed")
+        message = failures.no_space(call.msgids, call.tail) or explain(call, "borg create failed")
         if interrupted:
             status, message = "interrupted", "stopped during borg create; borg wrote a checkpoint"
     return dataclasses.replace(
         started, archive=archive, stats=stats, borg_rc=call.returncode, log_tail=report.bounded(call.tail),
         status=status, message=message, stopped_containers=tuple(stopped),
+        retryable=failures.retryable(status, msgids=call.msgids),
     )  # fmt: skip

@@ -1,7 +1,8 @@
-"""The scheduler loop: wake at the next cron time (plus jitter), run, repeat; stop on SIGTERM.
+"""The scheduler loop: wake at the next cron time (plus jitter), run, retry a failure, repeat; stop on SIGTERM.
 
 Nothing that goes wrong in one run ends the loop: an unexpected error is logged with its traceback
-and the next run comes on time.
+and the next run comes on time. A failure a retry may fix is tried again after each of
+RETRY_DELAYS, as long as the retry comes before the next scheduled time.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 
 from cronsim import CronSim
 
-from borg_client import journal, quiesce, run
+from borg_client import journal, quiesce, retry, run, waiting
 from borg_client.borgcall import Control
 from borg_client.config import ClientConfig
 from borg_client.paths import Paths
@@ -64,12 +65,36 @@ def wait_until(config: ClientConfig, due: datetime, stop: threading.Event) -> bo
             reports.flush(outbox_directory, config.report_urls, config.report_timeout)
 
 
-def survive(what: str, action: Callable[..., object], *arguments, **options) -> None:
-    """Call action(*arguments, **options); log anything it raises (but KeyboardInterrupt, SystemExit) and go on."""
+def survive(what: str, action: Callable[..., object], *arguments, **options) -> object | None:
+    """Call action(*arguments, **options) and return what it returns; log anything it raises (but
+    KeyboardInterrupt, SystemExit) and return None."""
     try:
-        action(*arguments, **options)
+        return action(*arguments, **options)
     except Exception:
         logger.exception("%s failed unexpectedly; the scheduler goes on", what)
+        return None
+
+
+def run_with_retries(config: ClientConfig, stop: threading.Event, control: Control) -> None:
+    """Run a backup; while it fails in a way a retry may fix, wait the next of RETRY_DELAYS and try again.
+
+    A retry due after the next scheduled time is dropped: the scheduled run comes instead.
+    """
+    attempt = 1
+    while True:
+        finished = survive("the backup", run.run_once, config, control=control, attempt=attempt)
+        if finished is None or stop.is_set():
+            return
+        scheduled = next_times(config.cron, datetime.now().astimezone(), 1)[0]
+        due = retry.retry_at(config.retry_delays, finished.retryable, attempt, finished.finished_at, scheduled)
+        if due is None:
+            if finished.retryable and attempt <= len(config.retry_delays):
+                logger.info("no retry: it would come after the next scheduled run at %s", f"{scheduled:%H:%M}")
+            return
+        logger.info("attempt %d failed; retrying at %s", attempt, due.astimezone().isoformat(timespec="seconds"))
+        if not wait_until(config, due, stop):
+            return
+        attempt += 1
 
 
 def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
@@ -77,16 +102,19 @@ def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
     paths = Paths.of(config)
     survive("starting containers a crashed run left stopped", quiesce.recover, paths.stopped_containers)
     reports.flush(paths.outbox, config.report_urls, config.report_timeout)
+    if not survive("waiting for the server", waiting.reachable_server, config, stop, paths.waiting) and stop.is_set():
+        logger.info("scheduler stopped")
+        return
     if needs_catch_up(journal.last_runs(paths), config.cron, datetime.now().astimezone()):
         logger.info("the last successful backup is older than one period (or there is none): running now")
-        survive("the backup", run.run_once, config, control=control)
+        run_with_retries(config, stop, control)
     while not stop.is_set():
         current = datetime.now().astimezone()
         due = next_times(config.cron, current, 1)[0] + timedelta(seconds=random.uniform(0, config.jitter))
         logger.info("next backup at %s", due.isoformat(timespec="seconds"))
         if not wait_until(config, due, stop):
             break
-        survive("the backup", run.run_once, config, control=control)
+        run_with_retries(config, stop, control)
         missed = [time for time in next_times(config.cron, due, 2) if due < time <= datetime.now().astimezone()]
         if missed and not stop.is_set():
             message = f"the run due at {due:%H:%M} was still going on at {missed[0]:%H:%M}, when the next was due"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from borg_common.files import atomic_write, fsync_directory
+from borg_common.values import duration_text
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,12 @@ class Entry:
 
 
 def put(
-    directory: Path, document: dict[str, Any], urls: list[str], *, max_entries: int = DEFAULT_MAX_ENTRIES
+    directory: Path,
+    document: dict[str, Any],
+    urls: list[str],
+    *,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    max_age: float | None = None,
 ) -> Path | None:
     """Given a document and the URLs it must reach, write it to the outbox and return its file.
 
@@ -60,7 +66,7 @@ def put(
     path = directory / f"{_next_stamp(directory):020d}-{_identity(document)}{SUFFIX}"
     atomic_write(path, text, 0o600)
     logger.debug("outbox: stored %s for %d receiver(s)", path.name, len(pending))
-    trim(directory, max_entries)
+    trim(directory, max_entries, max_age)
     return path
 
 
@@ -106,26 +112,37 @@ def record_failure(entry: Entry, url: str) -> Entry:
     return _rewrite(replace(entry, attempts=attempts))
 
 
-def trim(directory: Path, max_entries: int = DEFAULT_MAX_ENTRIES) -> int:
-    """Given the outbox directory, remove the oldest files beyond max_entries and return how many went.
+def trim(directory: Path, max_entries: int = DEFAULT_MAX_ENTRIES, max_age: float | None = None) -> int:
+    """Given the outbox directory, remove the oldest files beyond max_entries and, with max_age, those
+    stored more than max_age seconds ago (by their name's stamp); return how many went.
 
     One warning names the count, so a dead receiver cannot fill the state volume unnoticed.
     """
     files = _files(directory)
-    excess = files[: max(len(files) - max_entries, 0)]
-    for path in excess:
+    by_count = files[: max(len(files) - max_entries, 0)]
+    oldest_kept = time.time_ns() - int(max_age * 1e9) if max_age is not None else 0
+    by_age = [path for path in files[len(by_count) :] if _stamp(path) < oldest_kept]
+    for path in by_count + by_age:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-    if excess:
+    if by_count:
         logger.warning(
             "outbox: %d documents exceed the limit of %d; dropped the %d oldest (%s … %s) undelivered",
             len(files),
             max_entries,
-            len(excess),
-            excess[0].name,
-            excess[-1].name,
+            len(by_count),
+            by_count[0].name,
+            by_count[-1].name,
         )
-    return len(excess)
+    if by_age:
+        logger.warning(
+            "outbox: dropped %d undelivered document(s) older than %s (%s … %s)",
+            len(by_age),
+            duration_text(int(max_age)),
+            by_age[0].name,
+            by_age[-1].name,
+        )
+    return len(by_count) + len(by_age)
 
 
 def size(directory: Path) -> int:
@@ -138,6 +155,17 @@ def _files(directory: Path) -> list[Path]:
         return []
     names = (p for p in directory.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith("."))
     return sorted(names, key=lambda p: p.name)
+
+
+def _stamp(path: Path) -> int:
+    """Given an outbox file, return the nanosecond stamp its name starts with (its mtime if the name has none)."""
+    prefix = path.name.split("-", 1)[0]
+    if prefix.isdigit():
+        return int(prefix)
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return time.time_ns()
 
 
 def _next_stamp(directory: Path) -> int:

@@ -10,15 +10,18 @@ from borg_common import delivery, outbox
 logger = logging.getLogger(__name__)
 
 
-def send(directory: Path, document: dict, urls: tuple[str, ...], timeout: float) -> delivery.FlushResult | None:
+def send(
+    directory: Path, document: dict, urls: tuple[str, ...], timeout: float, max_age: float | None = None
+) -> delivery.FlushResult | None:
     """Store document in the outbox for urls, then deliver everything pending, oldest first.
 
+    The outbox keeps at most outbox.DEFAULT_MAX_ENTRIES documents, and with max_age (seconds) none older.
     Return what the flush did (None without urls). Never raises for a delivery problem: what cannot
     be delivered now stays in the outbox for the next flush.
     """
     if not urls:
         return None
-    outbox.put(directory, document, list(urls))
+    outbox.put(directory, document, list(urls), max_age=max_age)
     return flush(directory, urls, timeout)
 
 

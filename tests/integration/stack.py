@@ -151,3 +151,22 @@ def start_receiver(sandbox: Sandbox, network: str, role: str = "receiver", respo
     probe = "import socket; socket.create_connection(('127.0.0.1', 8080), 1)"
     wait_until(lambda: exec_(container, "python3", "-c", probe, check=False).returncode == 0, 30, "the receiver")
     return Receiver(container, f"http://{role}:8080/report")
+
+
+def planned_server(sandbox: Sandbox, clients: list[str], role: str = "server") -> Server:
+    """Create a server's network and volumes but do not start it (a sidecar may start first); see start_planned."""
+    exports = {client: sandbox.volume(f"{role}-pairing-{client}") for client in clients}
+    network, repositories, state = sandbox.network(), sandbox.volume(f"{role}-repos"), sandbox.volume(f"{role}-state")
+    return Server(sandbox.name(role), network, repositories, state, exports)
+
+
+def start_planned(sandbox: Sandbox, server: Server, role: str = "server") -> None:
+    """Start the planned server on its network and volumes, for its clients; wait until healthy."""
+    options = ["--network", server.network, "--hostname", server.container, "-v", f"{server.repositories}:/srv/borg",
+               "-v", f"{server.state}:/var/lib/borg-server", "-e", f"BORG_CLIENTS={' '.join(server.exports)}",
+               "-e", f"BORG_SERVER_NAME={server.container}"]  # fmt: skip
+    for client, volume in server.exports.items():
+        options += ["-v", f"{volume}:/var/lib/borg-server/export/{client}"]
+    sandbox.run(role, SERVER_IMAGE, options)
+    wait_until(lambda: health(server.container) in ("healthy", "exited"), 60, "the server to become healthy")
+    assert health(server.container) == "healthy", logs(server.container)

@@ -43,6 +43,7 @@ def expected(config, **changes) -> dict:
         "stopped_containers": [],
         "message": "",
         "log_tail": [],
+        "attempt": 1,
     }
     return base | changes
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from borg_client import quiesce, schedule
+from borg_client import quiesce, schedule, waiting
 from borg_client import run as runs
 from borg_client.borgcall import Control
 from borg_client.schedule import last_success_age, needs_catch_up, next_times, period
@@ -119,13 +119,14 @@ def overdue(config, monkeypatch):
 
     monkeypatch.setattr(schedule, "next_times", next_times_overdue)
     monkeypatch.setattr(quiesce, "recover", broken_socket)
+    monkeypatch.setattr(waiting, "reachable_server", lambda config, stop, marker: True)  # the server answers
     return dataclasses.replace(config, cron="0 * * * *")
 
 
 def test_the_loop_goes_on_after_runs_and_skipped_reports_fail_unexpectedly(overdue, monkeypatch, caplog):
     stop, calls = threading.Event(), []
 
-    def run_once(config, control):
+    def run_once(config, control, attempt=1):
         calls.append("run")
         if len(calls) >= 4:
             stop.set()
@@ -160,7 +161,7 @@ def test_the_loop_goes_on_after_runs_and_skipped_reports_fail_unexpectedly(overd
 
 
 def test_the_loop_does_not_swallow_a_keyboard_interrupt(overdue, monkeypatch):
-    def interrupted(config, control):
+    def interrupted(config, control, attempt=1):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(runs, "run_once", interrupted)

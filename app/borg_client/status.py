@@ -1,0 +1,68 @@
+"""What `status` and `healthcheck` show: the last runs, the next one, and whether backups succeed on schedule."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timedelta
+
+from borg_client import config as client_config
+from borg_client import journal, schedule, waiting
+from borg_client.paths import Paths
+from borg_common import outbox
+
+FIRST_START_GRACE = timedelta(minutes=15)
+
+
+def command_status(config, arguments) -> int:
+    paths = Paths.of(config)
+    runs = journal.last_runs(paths)
+    current = datetime.now().astimezone()
+    status = {
+        "client": config.client,
+        "repository": config.repository,
+        "schedule": config.cron,
+        "next_run": schedule.next_times(config.cron, current, 1)[0].isoformat(timespec="seconds"),
+        "reports_waiting": outbox.size(paths.outbox),
+        "last_runs": [
+            {key: entry.get(key) for key in ("started_at", "finished_at", "status", "archive", "duration_s", "message")}
+            for entry in runs[-arguments.runs :]
+        ],
+    }
+    if arguments.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    for key in ("client", "repository", "schedule", "next_run", "reports_waiting"):
+        print(f"{key + ':':17}{status[key]}")
+    print("last runs:")
+    for entry in reversed(status["last_runs"]):
+        print(f"  {entry['started_at']}  {entry['status']:11}  {entry['archive'] or '-'}  {entry['message']}")
+    return 0
+
+
+def command_healthcheck(config, _arguments) -> int:
+    """Exit 1 when the last run failed, or no success within 1.5 periods (after a first-start grace).
+
+    Exit 0 while the scheduler waits for its pairing export or server, saying so ("starting: …").
+    """
+    if config is None:
+        print(f"starting: waiting for the pairing export in {client_config.PAIRING}")
+        return 0
+    marker = waiting.waiting_for(Paths.of(config).waiting)
+    if marker:
+        print(f"starting: waiting for {marker}")
+        return 0
+    runs = [entry for entry in journal.last_runs(Paths.of(config)) if entry.get("status") != "skipped"]
+    current = datetime.now().astimezone()
+    if runs and runs[-1].get("status") in ("failure", "interrupted"):
+        print(f"the last backup did not succeed: {runs[-1].get('message')}")
+        return 1
+    age = schedule.last_success_age(runs, current)
+    allowed = schedule.period(config.cron, current) * 1.5
+    started = datetime.fromtimestamp(os.stat("/proc/1").st_mtime).astimezone()
+    if age is None and current - started < FIRST_START_GRACE:
+        return 0
+    if age is None or age > allowed:
+        print(f"no successful backup within {allowed} (last: {age or 'never'})")
+        return 1
+    return 0
