@@ -65,6 +65,7 @@ def one_case(sandbox: Sandbox, case: str, size_mb: int, small_files: int, tmp: P
     crash(sandbox, case, server.container, sandbox.name("victim"))
     wait_until(lambda: health(sandbox.name("victim")) in ("exited", "gone"), 900, "the crashed run to end")
     wait_until(lambda: health(server.container) == "healthy", 120, "the server to be healthy again")
+    exit_code = int(docker("inspect", "-f", "{{.State.ExitCode}}", sandbox.name("victim")).stdout)
     fill_volume(sandbox, client.data, CHANGE)
     after, after_report = timed_run(sandbox, client, "after-crash")
     fill_volume(sandbox, client.data, CHANGE)
@@ -72,6 +73,7 @@ def one_case(sandbox: Sandbox, case: str, size_mb: int, small_files: int, tmp: P
     return {
         "after_crash_s": round(after, 2),
         "normal_s": round(normal, 2),
+        "crashed_run_exit": exit_code,  # 0: the crash came too late, the run had finished
         "after_crash_sent_mb": round((after_report.get("stats") or {}).get("deduplicated_size", 0) / 1e6, 1),
     }
 
