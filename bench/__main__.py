@@ -1,7 +1,8 @@
 """make bench: the appliance against plain borg, measured side by side in one run.
 
 Writes bench/results.md and bench/results.json. Timings are printed, never asserted.
-`--only monitor` measures only the server's monitor and prints its figures (results stay as they are).
+`--only monitor` measures only the server's monitor and prints its figures (results stay as they are);
+`--only recovery` measures the run after a crash in the middle of a backup (bench/recovery.py) and prints it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import dataset, modes, scale
+from bench import dataset, modes, recovery, scale
 from tests.integration.docker_helpers import Sandbox
 
 HERE = Path(__file__).parent
@@ -84,8 +85,17 @@ def main() -> None:
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--scale", default="10,50", help="concurrent client counts")
     parser.add_argument("--monitor-clients", type=int, default=50, help="clients the monitor watches (default 50)")
-    parser.add_argument("--only", choices=["monitor"], help="measure only this part; print it, write nothing")
+    parser.add_argument(
+        "--only", choices=["monitor", "recovery"], help="measure only this part; print it, write nothing"
+    )
+    parser.add_argument("--recovery-mb", type=int, default=500, help="recovery: MB of random data (default 500)")
     arguments = parser.parse_args()
+    if arguments.only == "recovery":
+        print(f"recovery ({arguments.recovery_mb} MB of random data and 3000 small files, a crash a third in):")
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = recovery.measure(arguments.recovery_mb, 3000, arguments.repetitions, Path(tmp))
+        print("\n".join(recovery.report(runs, summary)))
+        return
     if arguments.only == "monitor":
         print("monitor:")
         with tempfile.TemporaryDirectory() as tmp:

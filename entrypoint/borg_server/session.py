@@ -1,7 +1,8 @@
 """One client session, run by the broker as root: borg serve as the client's account, then its audit record.
 
 The session holds the client's gate (gate.py) for its whole length, reads the repository's last
-committed segment before and after, and writes the audit record itself: the audit log is root's,
+committed segment before and after, removes repository locks a dead borg serve left
+(stale_locks.py), and writes the audit record itself: the audit log is root's,
 so neither the session nor the borg login account can forge a backup in it.
 """
 
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from borg_server import accounts, audit_log, gate, segments, system
+from borg_server import accounts, audit_log, gate, segments, stale_locks, system
 from borg_server.paths import Paths
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
@@ -110,18 +111,20 @@ def run(request: Request, stdio: tuple[int, int, int], paths: Paths, started_pro
             account = accounts.lookup(paths, client)
             with gate.session(paths, client, COMPACTION_WAIT, stderr) as held:
                 before = committed_segment(paths, client)
-                process = subprocess.Popen(  # borg serve holds the gate too, should the broker die first
-                    serve_argv(client, request.role, request.quota, paths),
-                    stdin=stdio[0],
-                    stdout=stdio[1],
-                    stderr=stdio[2],
-                    cwd=paths.client_directory(client),
-                    env=serve_environment(request, paths, account),
-                    user=account.uid,
-                    group=account.gid,
-                    extra_groups=[],
-                    pass_fds=(held.fileno(),) if held else (),
-                )
+                with stale_locks.start_guard(client):  # until borg serve runs, no other session looks
+                    stale_locks.clear(client, account.uid, paths.client_directory(client))
+                    process = subprocess.Popen(  # borg serve holds the gate too, should the broker die first
+                        serve_argv(client, request.role, request.quota, paths),
+                        stdin=stdio[0],
+                        stdout=stdio[1],
+                        stderr=stdio[2],
+                        cwd=paths.client_directory(client),
+                        env=serve_environment(request, paths, account),
+                        user=account.uid,
+                        group=account.gid,
+                        extra_groups=[],
+                        pass_fds=(held.fileno(),) if held else (),
+                    )
                 started_process(process)
                 returncode = process.wait()
                 committed = (before, committed_segment(paths, client))
