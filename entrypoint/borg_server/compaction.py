@@ -38,6 +38,10 @@ class CompactionFailed(Exception):
     """A step failed; the message says which and what state the repository is in."""
 
 
+class Busy(CompactionFailed):
+    """The client's sessions did not end in time (or another compaction runs); nothing was changed."""
+
+
 class Refused(Exception):
     """The caller's check found a reason not to compact; nothing was changed."""
 
@@ -68,12 +72,13 @@ def compact(
     refuse: Callable[[ClientState], str | None],
     automatic: bool,
     keep_until: str | None = None,
+    wait: float = SESSION_WAIT,
 ) -> Outcome:
     """Compact the client's repository; return the outcome.
 
     refuse is given the freshly scanned state under the closed gate and returns why not to go on (None:
     go on). keep_until (automatic compactions) records until when the snapshot is kept. Raise Refused,
-    or CompactionFailed if a step fails.
+    Busy if the client's sessions still run after wait seconds, or CompactionFailed if a step fails.
     """
     repository = paths.client_repository(client.name)
     if not segments.has_repository(repository):
@@ -85,10 +90,10 @@ def compact(
     started = time.time()
     logger.info("client %s: new sessions wait; waiting for running sessions to finish", client.name)
     try:
-        with gate.compaction(paths, client.name, SESSION_WAIT):
+        with gate.compaction(paths, client.name, wait):
             return gated(client, paths, repository, refuse, automatic, keep_until, started)
     except gate.GateClosed as error:
-        raise CompactionFailed(str(error)) from None
+        raise Busy(str(error)) from None
 
 
 def gated(

@@ -44,8 +44,14 @@ VERSION_2 = {  # a state file as the monitor wrote it before the records existed
     ],  # fmt: skip
     "retention": {
         "blocked": None,
-        "last": {"at": LATER, "automatic": True, "bytes_after": 1000, "bytes_before": 3000, "failed": None,
-                 "snapshot_until": LATER},
+        "last": {
+            "at": LATER,
+            "automatic": True,
+            "bytes_after": 1000,
+            "bytes_before": 3000,
+            "failed": None,
+            "snapshot_until": LATER,
+        },
         "next_at": None,
         "pending_admin": 0,
         "snapshots": {"/srv/borg/.snapshots/web/2024-05-06T03-00-00.000000Z": LATER},
