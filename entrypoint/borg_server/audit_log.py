@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from borg_common.files import atomic_write
@@ -23,6 +23,7 @@ REQUESTED_COMMAND_LIMIT = 200
 WRITE_ROLES = ("append", "full")
 ROTATE_AT = 16 * 1024 * 1024  # bytes; about 60,000 sessions
 KEEP_ROTATED = 5
+SLACK = timedelta(seconds=2)  # a segment's mtime and the session's end are taken apart
 
 
 def session_record(
@@ -160,6 +161,25 @@ def last_write(records: list[dict], client: str, repository: Path | None = None)
         if manifest.added_data(files, record.get("committed_before"), record.get("committed_after")):
             return record["finished_at"]
     return None
+
+
+def sessions_of(records: list[dict], client: str, segment: int, committed_at: str | None) -> list[dict]:
+    """Return the client's sessions that may have written segment: by the committed segments each one
+    logged before and after it, or (records without them) by the segment's time."""
+    found = []
+    moment = datetime.fromisoformat(committed_at) if committed_at else None
+    for record in records:
+        if record.get("event") != "borg-session" or record.get("client") != client:
+            continue  # the log also holds the server's own records (server-compact): not a client session
+        if record.get("committed_after") is not None:
+            before = record.get("committed_before")
+            if (-1 if before is None else before) < segment <= record["committed_after"]:
+                found.append(record)
+        elif moment and "committed_after" not in record and "started_at" in record and "finished_at" in record:
+            started, finished = (datetime.fromisoformat(record[key]) for key in ("started_at", "finished_at"))
+            if started - SLACK <= moment <= finished + SLACK:
+                found.append(record)
+    return found
 
 
 def rotated(audit_log: Path, number: int) -> Path:

@@ -28,6 +28,8 @@ SERVER_NAME = re.compile(r"(?:\[(?P<ipv6>[^\]]{1,45})\]|(?P<host>[^:\[\]]{1,253}
 BAD_SERVER_NAME = "is not a host name, IPv4 address or [IPv6] address, with optional :port"
 DEFAULT_DISK_ALERT_USED, MINIMUM_DISK_ALERT_USED, MAXIMUM_DISK_ALERT_USED = 90, 10, 99  # percent
 MAXIMUM_DISK_RESERVE = 1000**4  # 1T
+DEFAULT_COMPACT_DELAY, MAXIMUM_COMPACT_DELAY = 86400, 90 * 86400  # time to read a deletes alert and act on it
+DEFAULT_SNAPSHOT_KEEP, MAXIMUM_SNAPSHOT_KEEP = 7 * 86400, 365 * 86400  # how long the monitor keeps a snapshot
 PERCENT = re.compile(r"([0-9]{1,3})\s*%?")
 DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
@@ -50,6 +52,8 @@ class ServerConfig:
     log_level: str = "INFO"  # LOG_LEVEL: one of Python's logging levels, upper case
     disk_alert_used: float = DEFAULT_DISK_ALERT_USED / 100  # DISK_ALERT_USED as a share
     disk_reserve: int | None = None  # DISK_RESERVE in bytes; None: the default (disk_space.reserve_size)
+    compact_delay: int = DEFAULT_COMPACT_DELAY  # COMPACT_DELAY: the newest admin delete is this old first
+    snapshot_keep: int = DEFAULT_SNAPSHOT_KEEP  # SNAPSHOT_KEEP: an automatic compaction's snapshot is kept this long
 
 
 def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
@@ -87,6 +91,10 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
         log_level=settings.log_level("LOG_LEVEL"),
         disk_alert_used=_percent(settings, "DISK_ALERT_USED", DEFAULT_DISK_ALERT_USED) / 100,
         disk_reserve=settings.size("DISK_RESERVE", None, 0, MAXIMUM_DISK_RESERVE),
+        compact_delay=settings.duration(
+            "COMPACT_DELAY", DEFAULT_COMPACT_DELAY, MINIMUM_INTERVAL, MAXIMUM_COMPACT_DELAY
+        ),
+        snapshot_keep=settings.duration("SNAPSHOT_KEEP", DEFAULT_SNAPSHOT_KEEP, 0, MAXIMUM_SNAPSHOT_KEEP),
     )
     settings.check()
     return config

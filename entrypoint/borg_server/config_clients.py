@@ -20,6 +20,7 @@ MINIMUM_MAX_AGE, MAXIMUM_MAX_AGE = 60, 52 * 7 * 86400  # one minute .. 52 weeks
 MINIMUM_QUOTA = 10_000_000  # borg serve --storage-quota refuses anything smaller
 MAXIMUM_QUOTA = 1000**5  # 1P
 MAXIMUM_CLIENTS = 1000  # one directory, key and (later) account each
+AUTO_COMPACT = ("admin", "off")  # admin: the monitor compacts deletes written by admin sessions; off: by hand only
 BAD_NAME = f"is not a valid client name; names match {CLIENT_NAME.pattern} (lower-case letters, digits, - and _)"
 NO_CLIENT = 'no client is configured; set it to client names (e.g. "web db") or list clients in BORG_SERVER_CONFIG'
 UNKNOWN_FIELD = (
@@ -38,6 +39,7 @@ class ClientSpec:
     quota: int | None
     append_only: bool
     max_age: int
+    auto_compact: str = "admin"  # one of AUTO_COMPACT
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ def _client(settings: Settings, name: str, keys: dict[tuple[str, str], str]) -> 
         quota=_quota(settings, variable["quota"]),
         append_only=settings.boolean(variable["append_only"], True),
         max_age=settings.duration(variable["max_age"], DEFAULT_MAX_AGE, MINIMUM_MAX_AGE, MAXIMUM_MAX_AGE),
+        auto_compact=_auto_compact(settings, variable["auto_compact"]),
     )
 
 
@@ -142,6 +145,13 @@ def _key(settings: Settings, variable: str, keys: dict[tuple[str, str], str]) ->
     if key and keys.setdefault(key.identity, label) != label:
         settings.problem(label, f"is the same key as {keys[key.identity]}; each client and admin needs its own key")
     return key
+
+
+def _auto_compact(settings: Settings, variable: str) -> str:
+    """Given AUTO_COMPACT's variable, return admin (the default) or off; YAML reads an unquoted off as False."""
+    if settings.string(variable) == "False":
+        return "off"
+    return settings.choice(variable, "admin", AUTO_COMPACT)
 
 
 def _quota(settings: Settings, variable: str) -> int | None:

@@ -26,6 +26,12 @@ class ClientStatus:
     last_check_at: str | None
     last_check: str | None  # ok | failed | None (never checked)
     alerts: list[str]
+    auto_compact: str | None = None  # AUTO_COMPACT: admin | off; None: not watched (the client may delete)
+    pending_admin_deletes: int = 0  # unacknowledged deletes written by admin sessions (compacted by themselves)
+    next_compaction_at: str | None = None  # the earliest an automatic compaction may run
+    compaction_blocked: str | None = None  # why the monitor does not compact by itself
+    last_compaction_at: str | None = None
+    last_compaction_freed_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,8 @@ def collect(config: ServerConfig, paths: Paths, now: datetime | None = None) -> 
         found = state.load(paths.monitor_state(client.name))
         last = audit_log.last_backup(found.last_backup, recent, client.name, paths.client_repository(client.name))
         size = disk.directory_size(paths.client_directory(client.name))
-        check = found.check
+        check, retention = found.check, found.retention
+        compacted = retention.last
         result.append(
             ClientStatus(
                 client=client.name,
@@ -76,6 +83,12 @@ def collect(config: ServerConfig, paths: Paths, now: datetime | None = None) -> 
                 last_check_at=check.at if check else None,
                 last_check=("ok" if check.ok else "failed") if check else None,
                 alerts=sorted(found.alerts),
+                auto_compact=client.auto_compact if client.append_only else None,
+                pending_admin_deletes=retention.pending_admin,
+                next_compaction_at=retention.next_at,
+                compaction_blocked=retention.blocked,
+                last_compaction_at=compacted.at if compacted else None,
+                last_compaction_freed_bytes=None if compacted is None or compacted.failed else compacted.bytes_freed,
             )
         )
     return result

@@ -44,6 +44,17 @@ CLIENT_METRICS = (  # name, help, value of a ClientStatus (None: no sample)
      lambda s: datetime.fromisoformat(s.last_check_at).timestamp() if s.last_check_at else None),
     ("check_ok", "1 if the last repository check found no problem, 0 if it failed.",
      lambda s: None if s.last_check is None else int(s.last_check == "ok")),
+    ("auto_compact", "1 if the client's admin deletes compact by themselves (AUTO_COMPACT=admin).",
+     lambda s: None if s.auto_compact is None else int(s.auto_compact == "admin")),
+    ("pending_admin_deletes", "Unacknowledged deletes written by the client's admin sessions.",
+     lambda s: None if s.auto_compact is None else s.pending_admin_deletes),
+    ("next_compaction_timestamp_seconds", "Earliest time the next automatic compaction may run.",
+     lambda s: timestamp(s.next_compaction_at) if s.auto_compact == "admin" and not s.compaction_blocked else None),
+    ("compaction_blocked", "1 if something holds the automatic compaction back.",
+     lambda s: None if s.auto_compact != "admin" else int(s.compaction_blocked is not None)),
+    ("last_compaction_timestamp_seconds", "When the last compaction ended (Unix time).",
+     lambda s: timestamp(s.last_compaction_at)),
+    ("last_compaction_freed_bytes", "Bytes the last compaction freed.", lambda s: s.last_compaction_freed_bytes),
 )  # fmt: skip
 
 SERVER_METRICS = (
@@ -88,6 +99,10 @@ def render(
                int(kind in server.alerts)) for kind in SERVER_ALERTS])  # fmt: skip
     family("monitor_outbox_reports", "Alert reports waiting in the outbox for delivery.", [("", pending)])
     return "\n".join(lines) + "\n"
+
+
+def timestamp(moment: str | None) -> float | None:
+    return datetime.fromisoformat(moment).timestamp() if moment else None
 
 
 def number(value: float) -> str:

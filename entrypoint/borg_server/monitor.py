@@ -6,7 +6,8 @@ the size against the quota, and for append-only clients the DELETE entries commi
 the last scan and any committed segment changed, truncated or removed since it was first seen.
 A second thread runs `borg check --repository-only` per client every MONITOR_CHECK_INTERVAL,
 as the client's own account. Conditions become alerts (alerts.py); the figures feed `status` and, after
-every scan, whatever the caller asked to be told (the metrics exposition).
+every scan, whatever the caller asked to be told (the metrics exposition). After its scan, each client's
+admin deletes may be compacted by themselves (auto_compact.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from borg_server import (
     accounts,
     alerts,
     audit_log,
+    auto_compact,
     config,
     disk,
     disk_alert,
@@ -89,6 +91,11 @@ def scan(server: ServerConfig, paths: Paths) -> float:
             scan_client(client, server, paths, records, usage.reserve_bytes)
         except Exception:  # one client's problem must not stop the watch over the others
             logger.exception("client %s: cannot be scanned", client.name)
+            continue
+        try:
+            auto_compact.run(client, server, paths)
+        except Exception:
+            logger.exception("client %s: the automatic compaction could not be decided or run", client.name)
     try:
         watch_disk(server, paths, records, usage)
     except Exception:

@@ -9,38 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime, timedelta
 
 from borg_server import audit_log, baseline, deletes, findings, gate, state
+from borg_server.audit_log import sessions_of
 from borg_server.config import ClientSpec
 from borg_server.paths import Paths
 from borg_server.state import Tampering
 
-SLACK = timedelta(seconds=2)  # a segment's mtime and the session's end are taken apart
 SESSION_FIELDS = ("role", "fingerprint", "source", "started_at", "finished_at")
 
 
 class AuditRefused(Exception):
     """The acknowledgement asked for cannot be given; the message says why."""
-
-
-def sessions_of(records: list[dict], client: str, segment: int, committed_at: str | None) -> list[dict]:
-    """Return the client's sessions that may have written segment: by the committed segments each one
-    logged before and after it, or (records without them) by the segment's time."""
-    found = []
-    moment = datetime.fromisoformat(committed_at) if committed_at else None
-    for record in records:
-        if record.get("event") != "borg-session" or record.get("client") != client:
-            continue  # the log also holds the server's own records (server-compact): not a client session
-        if record.get("committed_after") is not None:
-            before = record.get("committed_before")
-            if (-1 if before is None else before) < segment <= record["committed_after"]:
-                found.append(record)
-        elif moment and "committed_after" not in record and "started_at" in record and "finished_at" in record:
-            started, finished = (datetime.fromisoformat(record[key]) for key in ("started_at", "finished_at"))
-            if started - SLACK <= moment <= finished + SLACK:
-                found.append(record)
-    return found
 
 
 def same_findings(first: Tampering | None, second: Tampering | None) -> bool:

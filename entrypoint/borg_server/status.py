@@ -37,19 +37,29 @@ def server_line(server: ServerStatus) -> str:
 
 def client_table(statuses: list[ClientStatus]) -> str:
     """Return the clients' figures as an aligned table, one row per client."""
-    rows = [("CLIENT", "LAST BACKUP", "AGE", "SIZE", "QUOTA", "APPEND-ONLY", "DELETES", "CHECK", "ALERTS")]
+    rows = [("CLIENT", "LAST BACKUP", "AGE", "SIZE", "QUOTA", "APPEND-ONLY", "DELETES", "CHECK", "ALERTS",
+             "AUTO-COMPACT", "ADMIN DELETES", "NEXT COMPACTION", "LAST FREED")]  # fmt: skip
     for s in statuses:
         quota = f"{human_size(s.quota_bytes)} ({s.quota_used:.0%})" if s.quota_bytes else "-"
         check = f"{s.last_check} {s.last_check_at}" if s.last_check else "never"
         deletes = "-" if s.unacknowledged_deletes is None else str(s.unacknowledged_deletes)
+        freed = "-" if s.last_compaction_freed_bytes is None else human_size(s.last_compaction_freed_bytes)
         rows.append(
             (s.client, s.last_backup or "never", human_age(s.age_s), human_size(s.repository_bytes), quota,
-             "yes" if s.append_only else "no", deletes, check, ",".join(s.alerts) or "-")
+             "yes" if s.append_only else "no", deletes, check, ",".join(s.alerts) or "-", s.auto_compact or "-",
+             str(s.pending_admin_deletes), next_compaction(s), freed)
         )  # fmt: skip
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
     )
+
+
+def next_compaction(s: ClientStatus) -> str:
+    """Return when the client's deletes may compact by themselves: a time, "blocked", or "-" (nothing to do)."""
+    if s.auto_compact != "admin":
+        return "-"
+    return "blocked" if s.compaction_blocked else s.next_compaction_at or "-"
 
 
 def human_age(seconds: int | None) -> str:

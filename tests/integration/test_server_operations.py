@@ -81,7 +81,8 @@ def test_status_and_show_client_describe_each_client(sandbox, tmp_path):
     assert statuses["db"]["last_backup"] is None and statuses["db"]["append_only"] is False
     table = server.exec("borg-server", "status").stdout.splitlines()
     assert table[0].split() == ["CLIENT", "LAST", "BACKUP", "AGE", "SIZE", "QUOTA", "APPEND-ONLY", "DELETES", "CHECK",
-                                "ALERTS"]  # fmt: skip
+                                "ALERTS", "AUTO-COMPACT", "ADMIN", "DELETES", "NEXT", "COMPACTION", "LAST",
+                                "FREED"]  # fmt: skip
     assert table[1].split()[:3] == ["db", "never", "-"]
     web_row = re.split(r"\s{2,}", table[2])  # columns are two spaces apart; "1.2 kB" is one cell
     assert web_row[0] == "web" and web_row[5:7] == ["yes", "0"], table

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from borg_server import compact
+from borg_server import compact, compaction
 from borg_server import state as client_state
 from borg_server.state import ClientState
 from tests.unit.borg_server.borg_files import init_create_create_delete, write_repository
@@ -93,7 +93,7 @@ def test_a_repository_not_scanned_exactly_to_its_last_commit_refuses_the_compact
 
 
 class FixedTime:
-    """Stands in for datetime in compact: now is 2024-05-06 03:00:00 UTC."""
+    """Stands in for datetime in compaction: now is 2024-05-06 03:00:00 UTC."""
 
     @staticmethod
     def now(tz):
@@ -101,12 +101,12 @@ class FixedTime:
 
 
 def test_a_snapshot_hard_links_every_file_of_the_repository_into_a_directory_named_by_the_time(tmp_path, monkeypatch):
-    monkeypatch.setattr(compact, "datetime", FixedTime)
+    monkeypatch.setattr(compaction, "datetime", FixedTime)
     repository = write_repository(tmp_path / "srv" / "web" / "main", init_create_create_delete())
     (repository / "config").write_text("[repository]\n")
     directory = tmp_path / "srv" / ".snapshots" / "web"
 
-    snapshot = compact.take_snapshot(repository, directory)
+    snapshot = compaction.take_snapshot(repository, directory)
 
     assert snapshot == directory / "2024-05-06T03-00-00.000000Z"
     originals = sorted(path.relative_to(repository) for path in repository.rglob("*") if path.is_file())
@@ -117,21 +117,21 @@ def test_a_snapshot_hard_links_every_file_of_the_repository_into_a_directory_nam
 
 
 def test_a_second_snapshot_at_the_same_moment_is_refused_instead_of_nested(tmp_path, monkeypatch):
-    monkeypatch.setattr(compact, "datetime", FixedTime)
+    monkeypatch.setattr(compaction, "datetime", FixedTime)
     repository = write_repository(tmp_path / "srv" / "web" / "main", init_create_create_delete())
     directory = tmp_path / "srv" / ".snapshots" / "web"
-    compact.take_snapshot(repository, directory)
+    compaction.take_snapshot(repository, directory)
 
-    with pytest.raises(compact.CompactionFailed, match="exists already"):
-        compact.take_snapshot(repository, directory)
+    with pytest.raises(compaction.CompactionFailed, match="exists already"):
+        compaction.take_snapshot(repository, directory)
 
 
 def test_the_snapshot_directories_are_readable_by_root_only(tmp_path, monkeypatch):
-    monkeypatch.setattr(compact, "datetime", FixedTime)
+    monkeypatch.setattr(compaction, "datetime", FixedTime)
     repository = write_repository(tmp_path / "srv" / "web" / "main", init_create_create_delete())
     snapshots = tmp_path / "srv" / ".snapshots"
     snapshots.mkdir(mode=0o755)
 
-    compact.take_snapshot(repository, snapshots / "web")
+    compaction.take_snapshot(repository, snapshots / "web")
 
     assert (snapshots.stat().st_mode & 0o777, (snapshots / "web").stat().st_mode & 0o777) == (0o700, 0o700)

@@ -14,10 +14,10 @@ WEEK = 7 * 86400
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$ (lower-case letters, digits, - and _)"
 SERVER_KEYS = (
     "allowed: server_name, ssh_port, puid, pgid, ssh_log_level, monitor_interval, monitor_check_interval, "
-    "metrics_port, report_urls, disk_alert_used, disk_reserve, clients; "
+    "metrics_port, report_urls, disk_alert_used, disk_reserve, compact_delay, snapshot_keep, clients; "
     "each setting also as <setting>_file"
 )
-CLIENT_KEYS = "allowed: key, admin_key, quota, append_only, max_age; each also as <setting>_file"
+CLIENT_KEYS = "allowed: key, admin_key, quota, append_only, max_age, auto_compact; each also as <setting>_file"
 BAD_SERVER_NAME = "is not a host name, IPv4 address or [IPv6] address, with optional :port"
 NO_CLIENT = 'no client is configured; set it to client names (e.g. "web db") or list clients in BORG_SERVER_CONFIG'
 OWN_KEY = "each client and admin needs its own key"
@@ -237,7 +237,7 @@ WEB_DB = {"BORG_CLIENTS": "web db"}
         (
             WEB_DB | {"BORG_CLIENT_WEB_QUTA": "5G"},
             "BORG_CLIENT_WEB_QUTA: unknown setting; per-client settings are KEY, ADMIN_KEY, QUOTA, APPEND_ONLY, "
-            "MAX_AGE, each also as _FILE",
+            "MAX_AGE, AUTO_COMPACT, each also as _FILE",
         ),
         (
             WEB_DB | {"BORG_CLIENT_WEB_X_KEY_FILE": "/run/secrets/x.pub"},
@@ -427,7 +427,7 @@ def test_every_problem_is_reported_together_in_one_error():
             "BORG_CLIENT_DB_KEY: has 2 lines; a key is one line",
             "BORG_CLIENT_DB_QUOTA: 'huge' is not a size; use a number with K, M, G, T or P (e.g. 50G)",
             "BORG_CLIENT_DB_QUTA: unknown setting; per-client settings are KEY, ADMIN_KEY, QUOTA, APPEND_ONLY, "
-            "MAX_AGE, each also as _FILE",
+            "MAX_AGE, AUTO_COMPACT, each also as _FILE",
             "PUID: 0 is root; the borg account must not be root",
             "SSH_PORT: 70000 is out of range 1..65535",
         ]

@@ -58,6 +58,7 @@ def status(client: str, **fields) -> ClientStatus:
         last_check_at=None,
         last_check=None,
         alerts=[],
+        auto_compact="admin",
     )
     return ClientStatus(client=client, **(defaults | fields))
 
@@ -178,6 +179,7 @@ def test_collect_reports_every_client_in_name_order_with_its_findings(paths):
         status(
             "db",
             append_only=False,
+            auto_compact=None,
             unacknowledged_deletes=None,
             tampered_segments=None,
             last_check_at="2024-05-04T00:00:00+00:00",

@@ -23,6 +23,11 @@ WEB = ClientStatus(
     last_check_at="2024-05-05T00:00:00+00:00",  # 1714867200
     last_check="ok",
     alerts=["deletes"],
+    auto_compact="admin",
+    pending_admin_deletes=2,
+    next_compaction_at="2024-05-07T03:00:00+00:00",  # 1715050800
+    last_compaction_at="2024-05-05T00:00:00+00:00",  # 1714867200
+    last_compaction_freed_bytes=5_000_000,
 )
 NOTHING_KNOWN = ClientStatus("db", None, None, 0, None, None, False, None, None, None, None, [])
 
@@ -57,6 +62,24 @@ borg_appliance_client_last_check_timestamp_seconds{client="web"} 1714867200
 # HELP borg_appliance_client_check_ok 1 if the last repository check found no problem, 0 if it failed.
 # TYPE borg_appliance_client_check_ok gauge
 borg_appliance_client_check_ok{client="web"} 1
+# HELP borg_appliance_client_auto_compact 1 if the client's admin deletes compact by themselves (AUTO_COMPACT=admin).
+# TYPE borg_appliance_client_auto_compact gauge
+borg_appliance_client_auto_compact{client="web"} 1
+# HELP borg_appliance_client_pending_admin_deletes Unacknowledged deletes written by the client's admin sessions.
+# TYPE borg_appliance_client_pending_admin_deletes gauge
+borg_appliance_client_pending_admin_deletes{client="web"} 2
+# HELP borg_appliance_client_next_compaction_timestamp_seconds Earliest time the next automatic compaction may run.
+# TYPE borg_appliance_client_next_compaction_timestamp_seconds gauge
+borg_appliance_client_next_compaction_timestamp_seconds{client="web"} 1715050800
+# HELP borg_appliance_client_compaction_blocked 1 if something holds the automatic compaction back.
+# TYPE borg_appliance_client_compaction_blocked gauge
+borg_appliance_client_compaction_blocked{client="web"} 0
+# HELP borg_appliance_client_last_compaction_timestamp_seconds When the last compaction ended (Unix time).
+# TYPE borg_appliance_client_last_compaction_timestamp_seconds gauge
+borg_appliance_client_last_compaction_timestamp_seconds{client="web"} 1714867200
+# HELP borg_appliance_client_last_compaction_freed_bytes Bytes the last compaction freed.
+# TYPE borg_appliance_client_last_compaction_freed_bytes gauge
+borg_appliance_client_last_compaction_freed_bytes{client="web"} 5000000
 # HELP borg_appliance_client_alert 1 while the alert is raised for the client.
 # TYPE borg_appliance_client_alert gauge
 borg_appliance_client_alert{client="web",alert="stale"} 0
@@ -115,6 +138,12 @@ def test_every_family_keeps_its_help_and_type_even_without_samples():
             "client_tampered_segments",
             "client_last_check_timestamp_seconds",
             "client_check_ok",
+            "client_auto_compact",
+            "client_pending_admin_deletes",
+            "client_next_compaction_timestamp_seconds",
+            "client_compaction_blocked",
+            "client_last_compaction_timestamp_seconds",
+            "client_last_compaction_freed_bytes",
             "client_alert",
             "monitor_outbox_reports",
         )

@@ -7,6 +7,7 @@ import pytest
 
 from borg_server import state
 from borg_server.manifest import ManifestShrink
+from borg_server.retention import Compacted, Retention
 from borg_server.state import (
     Acknowledgement,
     CheckResult,
@@ -41,6 +42,20 @@ VERSION_2 = {  # a state file as the monitor wrote it before the records existed
     "manifest_shrinks": [
         {"previous_segment": 12, "previous_size": 1300, "seen_at": NOW, "segment": 16, "size": 1234},
     ],  # fmt: skip
+    "retention": {
+        "blocked": None,
+        "last": {
+            "at": LATER,
+            "automatic": True,
+            "bytes_after": 1000,
+            "bytes_before": 3000,
+            "failed": None,
+            "snapshot_until": LATER,
+        },
+        "next_at": None,
+        "pending_admin": 0,
+        "snapshots": {"/srv/borg/.snapshots/web/2024-05-06T03-00-00.000000Z": LATER},
+    },  # fmt: skip
     "scanned": 17,
     "segments": {"0": [17, SHA, 1, 2, 3], "10": [49, SHA, 4, 5, 6]},
     "tampering": {"changed": [], "config": False, "removed": [10], "seen_at": NOW, "truncated": []},
@@ -65,6 +80,9 @@ def test_a_version_2_state_file_is_loaded_into_the_records(tmp_path):
         manifest=(16, 1234),
         manifest_shrinks=[ManifestShrink(16, 12, 1300, 1234, NOW)],
         alerts={"deletes": RaisedAlert(NOW, "client web: 3 object(s) deleted", 3)},
+        retention=Retention(
+            Compacted(LATER, 3000, 1000, True, LATER), {"/srv/borg/.snapshots/web/2024-05-06T03-00-00.000000Z": LATER}
+        ),
     )
 
 

@@ -74,6 +74,11 @@ STATUSES = [
         last_check_at="2024-05-05T00:00:00+00:00",
         last_check="ok",
         alerts=["deletes", "stale"],
+        auto_compact="admin",
+        pending_admin_deletes=3,
+        next_compaction_at="2024-05-07T03:01:23+00:00",
+        last_compaction_at="2024-05-01T00:00:00+00:00",
+        last_compaction_freed_bytes=2_500_000,
     ),
     status("database", append_only=False, unacknowledged_deletes=None, tampered_segments=None),
 ]
@@ -82,11 +87,23 @@ STATUSES = [
 def test_render_prints_an_aligned_table_with_never_and_dashes_for_missing_facts():
     assert render(STATUSES).splitlines() == [
         "CLIENT    LAST BACKUP                AGE    SIZE    QUOTA         APPEND-ONLY  DELETES  CHECK"
-        "                         ALERTS",
+        "                         ALERTS         AUTO-COMPACT  ADMIN DELETES  NEXT COMPACTION            LAST FREED",
         "web       2024-05-06T03:01:23+00:00  1d 2h  1.2 MB  50.0 GB (2%)  yes          3        ok"
-        " 2024-05-05T00:00:00+00:00  deletes,stale",
+        " 2024-05-05T00:00:00+00:00  deletes,stale  admin         3              2024-05-07T03:01:23+00:00  2.5 MB",
         "database  never                      -      0 B     -             no           -        never"
-        "                         -",
+        "                         -              -             0              -                          -",
+    ]
+
+
+def test_a_client_whose_automatic_compaction_is_held_back_shows_blocked_and_one_with_it_off_a_dash():
+    held = status("web", auto_compact="admin", compaction_blocked="committed files changed")
+    off = status("db", auto_compact="off", pending_admin_deletes=2, next_compaction_at="2024-05-07T03:01:23+00:00")
+
+    rows = [line.split("  ") for line in render([held, off]).splitlines()[1:]]
+
+    assert [[cell.strip() for cell in row if cell.strip()][-4:] for row in rows] == [
+        ["admin", "0", "blocked", "-"],
+        ["off", "2", "-", "-"],
     ]
 
 
@@ -105,6 +122,12 @@ def test_render_as_json_lists_every_field_of_every_client():
             "last_check_at": "2024-05-05T00:00:00+00:00",
             "last_check": "ok",
             "alerts": ["deletes", "stale"],
+            "auto_compact": "admin",
+            "pending_admin_deletes": 3,
+            "next_compaction_at": "2024-05-07T03:01:23+00:00",
+            "compaction_blocked": None,
+            "last_compaction_at": "2024-05-01T00:00:00+00:00",
+            "last_compaction_freed_bytes": 2500000,
         },
         {
             "client": "database",
@@ -119,6 +142,12 @@ def test_render_as_json_lists_every_field_of_every_client():
             "last_check_at": None,
             "last_check": None,
             "alerts": [],
+            "auto_compact": None,
+            "pending_admin_deletes": 0,
+            "next_compaction_at": None,
+            "compaction_blocked": None,
+            "last_compaction_at": None,
+            "last_compaction_freed_bytes": None,
         },
     ]
 
