@@ -31,7 +31,8 @@ from borg_common.values import size_text
 logger = logging.getLogger(__name__)
 
 LISTED = re.compile(
-    r"^INFO: (?P<what>Keeping archive|Keeping checkpoint archive|Pruning archive|Would prune)[^:]*:\s+(?P<name>\S+)"
+    r"^INFO: (?P<what>Keeping archive \(rule: [^)]*\)|Keeping checkpoint archive|Pruning archive \(\d+/\d+\)"
+    r"|Would prune):\s+(?P<name>\S+)"
 )
 
 
