@@ -26,7 +26,8 @@ RULES = (
     ("KEEP_YEARLY", "--keep-yearly"),
 )
 MAXIMUM_KEEP = 100000
-WITHIN_PATTERN = re.compile(r"^[1-9][0-9]{0,5}[Hdwmy]$")  # borg's interval: 12H, 7d, 4w, 6m, 1y
+WITHIN_PATTERN = re.compile(r"^[1-9][0-9]{0,3}[Hdwmy]$")  # borg's interval: 12H, 7d, 4w, 6m, 1y (up to 9999)
+RATIO_PATTERN = re.compile(r"^[0-9]{0,3}(\.[0-9]{1,6})?$")
 DEFAULT_MIN_SIZE_RATIO = 0.5
 RECENT_MARGIN = 1.5  # the newest archive may be this many backup periods old before prune refuses
 APPEND_ONLY_REFUSAL = (
@@ -67,7 +68,7 @@ def load(settings: Settings) -> Retention:
     admin = settings.string("BORG_ADMIN_SSH_KEY_FILE", limit=4096)
     if admin and not Path(admin).is_file():
         shown = settings.shown("BORG_ADMIN_SSH_KEY_FILE", admin, quote=False)
-        settings.problem(settings.label("BORG_ADMIN_SSH_KEY_FILE"), f"{cut(shown)} does not exist")
+        settings.problem(settings.label("BORG_ADMIN_SSH_KEY_FILE"), f"{cut(shown)} is not a file")
     cron = settings.string("PRUNE_CRON", limit=256)
     if cron:
         try:
@@ -87,11 +88,8 @@ def ratio(settings: Settings) -> float:
     value = settings.string("PRUNE_MIN_SIZE_RATIO", limit=16)
     if value is None:
         return DEFAULT_MIN_SIZE_RATIO
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0 <= number <= 1:  # also NaN
+    number = float(value) if value and RATIO_PATTERN.fullmatch(value) else -1.0
+    if not 0 <= number <= 1:
         shown = settings.shown("PRUNE_MIN_SIZE_RATIO", value)
         settings.problem(settings.label("PRUNE_MIN_SIZE_RATIO"), f"{shown} is not a number within 0..1 (e.g. 0.5)")
         return DEFAULT_MIN_SIZE_RATIO

@@ -133,8 +133,9 @@ def test_prune_cron_without_keep_rules_or_admin_key_is_a_configuration_problem()
      ({"KEEP_DAILY": "0"}, "KEEP_DAILY: 0 is out of range 1..100000"),
      ({"KEEP_WITHIN": "7 days"}, "KEEP_WITHIN: '7 days' is not an interval (e.g. 12H, 7d, 4w, 6m, 1y)"),
      ({"PRUNE_MIN_SIZE_RATIO": "1.5"}, "PRUNE_MIN_SIZE_RATIO: '1.5' is not a number within 0..1 (e.g. 0.5)"),
+     ({"PRUNE_MIN_SIZE_RATIO": "１"}, "PRUNE_MIN_SIZE_RATIO: '１' is not a number within 0..1 (e.g. 0.5)"),
      ({"PRUNE_MIN_SIZE_RATIO": "nan"}, "PRUNE_MIN_SIZE_RATIO: 'nan' is not a number within 0..1 (e.g. 0.5)"),
-     ({"BORG_ADMIN_SSH_KEY_FILE": "/nowhere/key"}, "BORG_ADMIN_SSH_KEY_FILE: /nowhere/key does not exist")],
+     ({"BORG_ADMIN_SSH_KEY_FILE": "/nowhere/key"}, "BORG_ADMIN_SSH_KEY_FILE: /nowhere/key is not a file")],
 )  # fmt: skip
 def test_wrong_retention_settings_are_problems_naming_the_setting(environ, problem):
     assert loaded(environ)[1] == [problem]
