@@ -226,3 +226,9 @@ def test_run_timestamp_dates_the_archive_for_tests(config):
 
     assert borg.create_argv(dated, "a", ["/backup/data"])[-4:] == ["--timestamp", "2024-04-06T03:00:00", "::a",
                                                                    "/backup/data"]  # fmt: skip
+
+
+def test_prune_schedule_without_prune_cron_is_refused_naming_it(pruning, capsys):
+    assert prunecli.command_prune_schedule(pruning, None) == 2
+
+    assert capsys.readouterr().err == "borg-client prune-schedule: refused: PRUNE_CRON is not set\n"
