@@ -26,10 +26,12 @@ from borg_client.journal import run_lock
 from borg_client.paths import Paths
 from borg_client.report import RunReport
 from borg_client.retention import RECENT_MARGIN, archive_glob
+from borg_client.run import unexpected
 from borg_common.values import size_text
 
 logger = logging.getLogger(__name__)
 
+# borg prune --list lines: "Keeping archive (rule: daily #1):  web-… <time> [id]", "Pruning archive (1/3): …"
 LISTED = re.compile(
     r"^INFO: (?P<what>Keeping archive \(rule: [^)]*\)|Keeping checkpoint archive|Pruning archive \(\d+/\d+\)"
     r"|Would prune):\s+(?P<name>\S+)"
@@ -89,13 +91,16 @@ def prune(config: ClientConfig, started: RunReport, control: Control) -> RunRepo
         return dataclasses.replace(started, status="failure", message=str(error))
     except Exception as error:  # an OSError, a bug: still a report, and the traceback
         logger.exception("the prune failed unexpectedly")
-        return dataclasses.replace(started, status="failure", message=f"unexpected error: {type(error).__name__}")
+        return dataclasses.replace(started, status="failure", message=unexpected(error))
     verdict = borg.outcome(call.returncode)
     message = f"kept {len(log.kept)} archives, pruned {len(log.pruned)}"
-    if verdict.status == "failure":
+    status = verdict.status
+    if status == "failure" and control.interrupted:
+        status, message = "interrupted", f"stopped during borg prune; before it stopped: {message}"
+    elif status == "failure":
         message = explain(call, "borg prune failed") + f"; before it stopped: {message}"
     return dataclasses.replace(
-        started, status=verdict.status, message=message, borg_rc=call.returncode, log_tail=report.bounded(call.tail),
+        started, status=status, message=message, borg_rc=call.returncode, log_tail=report.bounded(call.tail),
         kept=tuple(log.kept), pruned=tuple(log.pruned),
     )  # fmt: skip
 

@@ -232,3 +232,16 @@ def test_prune_schedule_without_prune_cron_is_refused_naming_it(pruning, capsys)
     assert prunecli.command_prune_schedule(pruning, None) == 2
 
     assert capsys.readouterr().err == "borg-client prune-schedule: refused: PRUNE_CRON is not set\n"
+
+
+def test_a_prune_stopped_by_sigterm_is_interrupted_and_names_what_was_pruned_before(pruning, fake_borg):
+    fake_borg.answer("info", stdout=info(("web-a", recent(1), 1000), ("web-b", recent(0.01), 1000)))
+    fake_borg.answer("prune", returncode=2, lines=[listed("Pruning archive (1/3):", "web-old")])
+    control = prune.Control()
+    fake_borg.during = lambda: control.interrupt() if len(fake_borg.commands) == 2 else None
+
+    finished = prune.prune_once(pruning, control=control)
+
+    assert finished.status == "interrupted"
+    assert finished.message == "stopped during borg prune; before it stopped: kept 0 archives, pruned 1"
+    assert finished.pruned == ("web-old",)
