@@ -18,12 +18,19 @@ PYTHON ?= python3
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 # The classic builder works everywhere; BuildKit is used where buildx is installed.
 BUILD := docker build --build-arg BASE_IMAGE=$(BASE_IMAGE)
-export BASE_IMAGE IMAGE_TAG
+# PROFILES=admin: also the admin service, which prunes with the client's admin key (compose profile).
+PROFILES ?=
+comma := ,
+COMPOSE_PROFILES := $(PROFILES)
+ADMIN := $(filter admin,$(subst $(comma), ,$(PROFILES)))
+ADMIN_KEY := secrets/app_admin_ed25519
+export BASE_IMAGE IMAGE_TAG COMPOSE_PROFILES
 
 .PHONY: help up down test unit integration lint images base-image venv bench
 
 help:
 	@echo "make up     run the appliance (server, sidecar, sample app) and make a first backup"
+	@echo "make up PROFILES=admin   also the admin service that prunes (README: Where the admin key lives)"
 	@echo "make down   stop it (volumes are kept; 'make down VOLUMES=1' removes them too)"
 	@echo "make test   unit and integration tests (builds the images)"
 	@echo "make lint   ruff check and format check"
@@ -57,8 +64,16 @@ secrets/borg_passphrase:
 	@umask 077 && head -c 33 /dev/urandom | base64 > $@
 	@echo "created $@: the repository passphrase (keep a copy somewhere safe; it is git-ignored)"
 
-up: images secrets/borg_passphrase
-	$(COMPOSE) up -d
+# The admin key of client app: made here, not by the server, so only the admin service mounts it.
+$(ADMIN_KEY):
+	@mkdir -p secrets && chmod 700 secrets
+	@if command -v ssh-keygen >/dev/null; then ssh-keygen -q -t ed25519 -N "" -C app-admin -f $@; \
+	else docker run --rm -v "$(CURDIR)/secrets:/secrets" --entrypoint ssh-keygen $(CLIENT_IMAGE) \
+	    -q -t ed25519 -N "" -C app-admin -f /$@; fi
+	@echo "created $@: client app's admin key (deletes that really free space; it is git-ignored)"
+
+up: images secrets/borg_passphrase $(if $(ADMIN),$(ADMIN_KEY))
+	$(if $(ADMIN),APP_ADMIN_PUBLIC_KEY="$$(cat $(ADMIN_KEY).pub)") $(COMPOSE) up -d
 	@deadline=$$((SECONDS + 180)); for service in borg-server backup-app; do \
 	    id=$$($(COMPOSE) ps -q $$service); \
 	    until [ "$$(docker inspect -f '{{.State.Health.Status}}' $$id)" = healthy ]; do \
@@ -74,9 +89,10 @@ up: images secrets/borg_passphrase
 	@echo "  $(COMPOSE) exec backup-app borg-client list ARCHIVE               # files in one"
 	@echo "  $(COMPOSE) exec backup-app borg-client restore ARCHIVE --target /tmp/restore"
 	@echo "  $(COMPOSE) exec borg-server borg-server status"
+	$(if $(ADMIN),@echo "  $(COMPOSE) exec backup-admin borg-client prune                 # prune now (PRUNE_CRON: daily)")
 
 down:
-	$(COMPOSE) down $(if $(VOLUMES),--volumes)
+	COMPOSE_PROFILES=admin $(COMPOSE) down $(if $(VOLUMES),--volumes)
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)

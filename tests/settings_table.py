@@ -83,6 +83,15 @@ CLIENT = {  # setting -> kind (the base environment: a pairing export and BORG_P
     "RETRY_DELAYS": "duration",
     "LOG_LEVEL": "level",
     "TZ": "zone",
+    "KEEP_WITHIN": "duration",
+    "KEEP_HOURLY": "number",
+    "KEEP_DAILY": "number",
+    "KEEP_WEEKLY": "number",
+    "KEEP_MONTHLY": "number",
+    "KEEP_YEARLY": "number",
+    "PRUNE_CRON": "cron",
+    "PRUNE_MIN_SIZE_RATIO": "number",
+    "BORG_ADMIN_SSH_KEY_FILE": "path",
 }
 EXTRA = {  # absurd values of one setting that no kind covers
     ("LOG_LEVEL", "verbose"): "verbose",

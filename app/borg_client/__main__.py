@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 from borg_client import borg, repository, restore, run, schedule, waiting
 from borg_client import config as client_config
 from borg_client.borgcall import Control, call_borg
+from borg_client.prunecli import command_prune, command_prune_schedule, timestamp
 from borg_client.status import command_healthcheck, command_status
 from borg_common.logs import setup_logging
 from borg_common.settings import ConfigError
@@ -45,9 +47,11 @@ def unpaired() -> bool:
     return False
 
 
-def command_run(config, _arguments) -> int:
-    """One backup now (waits for a scheduled run that is going on)."""
+def command_run(config, arguments) -> int:
+    """One backup now (waits for a scheduled run that is going on); --timestamp (tests) dates its archive."""
     control = Control()
+    if arguments.timestamp:
+        config = dataclasses.replace(config, backup_timestamp=arguments.timestamp)
     signal.signal(signal.SIGTERM, lambda *_: control.interrupt())
     signal.signal(signal.SIGINT, lambda *_: control.interrupt())
     return EXIT_CODES[run.run_once(config, wait=True, control=control).status]
@@ -158,7 +162,12 @@ def parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    command("run", command_run, "one backup now")
+    running = command("run", command_run, "one backup now")
+    running.add_argument("--timestamp", type=timestamp, help=argparse.SUPPRESS)  # tests: an archive made in the past
+    command("prune", command_prune, "delete old archives by KEEP_* now, with the admin key (BORG_ADMIN_SSH_KEY_FILE)")
+    command(
+        "prune-schedule", command_prune_schedule, "prune on PRUNE_CRON until stopped, never back up (admin service)"
+    )
     command("schedule", command_schedule, "back up on BACKUP_CRON until stopped (the image's default)")
     listing = command("list", command_list, "list archives, or the files in one archive")
     listing.add_argument("archive", nargs="?", help="list the files in this archive")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import uuid
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from borg_client.config import ClientConfig
 from borg_client.paths import Paths
+from borg_client.retention import archive_glob
 from borg_common.borglog import LogJson  # noqa: F401 (borg.LogJson is part of this module's interface)
 
 LOCK_WAIT = 600  # seconds any borg command waits for the repository lock (another run, an admin's prune)
@@ -68,6 +70,16 @@ def borg_environment(config: ClientConfig, base: dict[str, str]) -> dict[str, st
     return environment
 
 
+def as_admin(config: ClientConfig) -> ClientConfig:
+    """Given the configuration, return it with the admin key (BORG_ADMIN_SSH_KEY_FILE) as borg's ssh identity."""
+    return dataclasses.replace(config, ssh_key=config.retention.admin_key)
+
+
+def admin_environment(config: ClientConfig, base: dict[str, str]) -> dict[str, str]:
+    """Given the configuration and the process environment, return borg's environment for a prune: the admin key."""
+    return borg_environment(as_admin(config), base)
+
+
 def host_id(path: Path, client: str) -> str:
     """Given the host id file in the state volume, return a BORG_HOST_ID that survives re-creation.
 
@@ -98,7 +110,25 @@ def create_argv(config: ClientConfig, archive: str, sources: list[str]) -> list[
     options += ["--compression", config.compression, "--checkpoint-interval", "600"]
     if config.exclude_caches:
         options.append("--exclude-caches")
+    if config.backup_timestamp:
+        options += ["--timestamp", config.backup_timestamp]
     return command("create", *options, f"::{archive}", *sources)
+
+
+def prune_argv(config: ClientConfig) -> list[str]:
+    """Given the configuration, return the borg prune argv: this client's archives, the KEEP_* rules, listed.
+
+    Never compacts: the server applies an admin's deletes (or a human does).
+    """
+    rules = [word for option, value in config.retention.keep for word in (option, value)]
+    glob = archive_glob(config.archive_name, config.client)
+    return command("prune", "--list", "--glob-archives", str(glob), *rules)
+
+
+def newest_argv(config: ClientConfig, count: int = 2) -> list[str]:
+    """Given the configuration, return the borg info argv of this client's newest count archives (--json)."""
+    glob = archive_glob(config.archive_name, config.client)
+    return command("info", "--json", "--glob-archives", str(glob), "--last", str(count))
 
 
 def init_argv(config: ClientConfig) -> list[str]:

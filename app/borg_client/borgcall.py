@@ -50,14 +50,15 @@ class BorgCall:
 
 def call_borg(
     config: ClientConfig, argv: list[str], capture_json: bool = False, cwd: Path | None = None,
-    control: Control | None = None,
+    control: Control | None = None, log: borg.LogJson | None = None,
 ) -> BorgCall:  # fmt: skip
     """Given a borg argv (from borg.py), run it against config's repository and return what it did.
 
     Its output is streamed into the log, read as borg's --log-json lines; with capture_json, stdout
-    is kept whole instead (for --json output). Raise OSError if borg cannot be started.
+    is kept whole instead (for --json output); log reads the lines (a LogJson that keeps more). Raise
+    OSError if borg cannot be started.
     """
-    log = borg.LogJson()
+    log = log or borg.LogJson()
     result = process.run(
         argv,
         env=borg.borg_environment(config, dict(os.environ)),

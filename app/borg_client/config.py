@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from borg_client import retry
+from borg_client import retention, retry
+from borg_client.retention import Retention
 from borg_common.settings import CLIENT_NAME, ConfigError, Settings
 from borg_common.values import control_character, cut, text_problem
 
@@ -64,6 +65,8 @@ class ClientConfig:
     allow_empty: bool = False
     log_level: str = "INFO"  # LOG_LEVEL: one of Python's logging levels, upper case
     retry_delays: tuple[int, ...] = retry.DEFAULT_DELAYS  # seconds before each retry of a failed run
+    retention: Retention = Retention()  # KEEP_*, PRUNE_CRON, the admin key
+    backup_timestamp: str | None = None  # `run --timestamp` (tests): borg create --timestamp, UTC
     state: Path = STATE
     sources: Path = SOURCES
 
@@ -156,6 +159,7 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
         allow_empty=settings.boolean("BACKUP_ALLOW_EMPTY", False),
         log_level=settings.log_level("LOG_LEVEL"),
         retry_delays=retry.delays(settings),
+        retention=retention.load(settings),
     )
     check_archive_name(settings, config.archive_name)
     check_cron(settings, config.cron)

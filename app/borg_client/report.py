@@ -46,6 +46,9 @@ class RunReport:
     log_tail: tuple[str, ...] = ()
     attempt: int = 1  # 1 for a scheduled or manual run, 2 for its first retry, …
     retryable: bool = False  # whether a retry may fix the failure (borg_client.failures); not shipped
+    kind: str = "backup"  # backup | prune
+    kept: tuple[str, ...] = ()  # a prune's archives kept, newest first
+    pruned: tuple[str, ...] = ()  # a prune's archives deleted
 
     @property
     def duration_s(self) -> float | None:
@@ -70,20 +73,26 @@ class RunReport:
             "message": self.message,
             "log_tail": list(self.log_tail),
             "attempt": self.attempt,
-        }
+            "kind": self.kind,
+        } | ({"kept": list(self.kept), "pruned": list(self.pruned)} if self.kind == "prune" else {})
 
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
-def start(config: ClientConfig, attempt: int = 1) -> RunReport:
+def start(config: ClientConfig, attempt: int = 1, kind: str = "backup") -> RunReport:
     """Given the configuration (and which try of a run this is), return the report of a run that starts now.
 
     It is a failure until told otherwise.
     """
     return RunReport(
-        run_id=str(uuid.uuid4()), client=config.client, repository=config.repository, started_at=now(), attempt=attempt
+        run_id=str(uuid.uuid4()),
+        client=config.client,
+        repository=config.repository,
+        started_at=now(),
+        attempt=attempt,
+        kind=kind,
     )
 
 
@@ -103,7 +112,7 @@ def ship(config: ClientConfig, paths: Paths, report: RunReport) -> None:
 
     Never raises for a journal, outbox or delivery problem: it is logged, and the rest still happens.
     """
-    logger.log(LEVELS.get(report.status, logging.ERROR), "backup %s: %s", report.status, report.message)
+    logger.log(LEVELS.get(report.status, logging.ERROR), "%s %s: %s", report.kind, report.status, report.message)
     document = report.to_dict()
     try:
         journal.record_run(paths, document)
@@ -113,7 +122,8 @@ def ship(config: ClientConfig, paths: Paths, report: RunReport) -> None:
         reports.send(paths.outbox, document, config.report_urls, config.report_timeout, max_age=OUTBOX_MAX_AGE)
     except OSError:
         logger.exception("reports: the outbox %s cannot be written", paths.outbox)
-    if report.status != "skipped":
+    # a prune pings only its failure: its success must not hide a failing backup on the same check
+    if report.status != "skipped" and (report.kind == "backup" or report.status in FAILED):
         ping(config, "/fail" if report.status in FAILED else "", "\n".join([report.message, *report.log_tail]))
 
 

@@ -1,5 +1,8 @@
 """The scheduler loop: wake at the next cron time (plus jitter), run, retry a failure, repeat; stop on SIGTERM.
 
+With PRUNE_CRON, prunes run in the same loop, between backups, so a prune never overlaps a backup;
+`prune-schedule` (the admin service) runs only the prunes.
+
 Nothing that goes wrong in one run ends the loop: an unexpected error is logged with its traceback
 and the next run comes on time. A failure a retry may fix is tried again after each of
 RETRY_DELAYS, as long as the retry comes before the next scheduled time.
@@ -15,7 +18,7 @@ from datetime import datetime, timedelta
 
 from cronsim import CronSim
 
-from borg_client import journal, quiesce, retry, run, waiting
+from borg_client import journal, prune, quiesce, retry, run, waiting
 from borg_client.borgcall import Control
 from borg_client.config import ClientConfig
 from borg_client.paths import Paths
@@ -39,9 +42,13 @@ def period(expression: str, after: datetime) -> timedelta:
 
 
 def last_success_age(runs: list[dict], current: datetime) -> timedelta | None:
-    """Given recorded runs, return how long ago the last successful one finished (None: never)."""
+    """Given recorded runs, return how long ago the last successful backup finished (None: never); not prunes."""
     for entry in reversed(runs):
-        if entry.get("status") in ("success", "warning") and entry.get("finished_at"):
+        if (
+            entry.get("kind", "backup") == "backup"
+            and entry.get("status") in ("success", "warning")
+            and entry.get("finished_at")
+        ):
             return current - datetime.fromisoformat(entry["finished_at"])
     return None
 
@@ -108,10 +115,18 @@ def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
     if needs_catch_up(journal.last_runs(paths), config.cron, datetime.now().astimezone()):
         logger.info("the last successful backup is older than one period (or there is none): running now")
         run_with_retries(config, stop, control)
+    due = None
     while not stop.is_set():
         current = datetime.now().astimezone()
-        due = next_times(config.cron, current, 1)[0] + timedelta(seconds=random.uniform(0, config.jitter))
-        logger.info("next backup at %s", due.isoformat(timespec="seconds"))
+        if due is None:
+            due = next_times(config.cron, current, 1)[0] + timedelta(seconds=random.uniform(0, config.jitter))
+            logger.info("next backup at %s", due.isoformat(timespec="seconds"))
+        pruning = config.retention.cron and next_times(config.retention.cron, current, 1)[0]
+        if pruning and pruning < due:
+            if not wait_until(config, pruning, stop):
+                break
+            survive("the prune", prune.prune_once, config, control=control)
+            continue
         if not wait_until(config, due, stop):
             break
         run_with_retries(config, stop, control)
@@ -119,4 +134,17 @@ def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
         if missed and not stop.is_set():
             message = f"the run due at {due:%H:%M} was still going on at {missed[0]:%H:%M}, when the next was due"
             survive("the report of a skipped run", run.report_skipped, config, message)
+        due = None
     logger.info("scheduler stopped")
+
+
+def prune_loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
+    """Prune on PRUNE_CRON until stop is set, and back up never (the admin service's `prune-schedule`)."""
+    reports.flush(Paths.of(config).outbox, config.report_urls, config.report_timeout)
+    while not stop.is_set():
+        due = next_times(config.retention.cron, datetime.now().astimezone(), 1)[0]
+        logger.info("next prune at %s", due.isoformat(timespec="seconds"))
+        if not wait_until(config, due, stop):
+            break
+        survive("the prune", prune.prune_once, config, control=control)
+    logger.info("prune scheduler stopped")

@@ -25,7 +25,10 @@ def command_status(config, arguments) -> int:
         "next_run": schedule.next_times(config.cron, current, 1)[0].isoformat(timespec="seconds"),
         "reports_waiting": outbox.size(paths.outbox),
         "last_runs": [
-            {key: entry.get(key) for key in ("started_at", "finished_at", "status", "archive", "duration_s", "message")}
+            {
+                key: entry.get(key)
+                for key in ("started_at", "finished_at", "kind", "status", "archive", "duration_s", "message")
+            }
             for entry in runs[-arguments.runs :]
         ],
     }
@@ -36,7 +39,8 @@ def command_status(config, arguments) -> int:
         print(f"{key + ':':17}{status[key]}")
     print("last runs:")
     for entry in reversed(status["last_runs"]):
-        print(f"  {entry['started_at']}  {entry['status']:11}  {entry['archive'] or '-'}  {entry['message']}")
+        what = entry["archive"] or ("prune" if entry["kind"] == "prune" else "-")
+        print(f"  {entry['started_at']}  {entry['status']:11}  {what}  {entry['message']}")
     return 0
 
 
@@ -52,7 +56,11 @@ def command_healthcheck(config, _arguments) -> int:
     if marker:
         print(f"starting: waiting for {marker}")
         return 0
-    runs = [entry for entry in journal.last_runs(Paths.of(config)) if entry.get("status") != "skipped"]
+    runs = [
+        entry
+        for entry in journal.last_runs(Paths.of(config))
+        if entry.get("status") != "skipped" and entry.get("kind", "backup") == "backup"
+    ]
     current = datetime.now().astimezone()
     if runs and runs[-1].get("status") in ("failure", "interrupted"):
         print(f"the last backup did not succeed: {runs[-1].get('message')}")

@@ -44,6 +44,7 @@ def expected(config, **changes) -> dict:
         "message": "",
         "log_tail": [],
         "attempt": 1,
+        "kind": "backup",
     }
     return base | changes
 

@@ -168,3 +168,33 @@ def test_the_loop_does_not_swallow_a_keyboard_interrupt(overdue, monkeypatch):
 
     with pytest.raises(KeyboardInterrupt):
         schedule.loop(overdue, threading.Event(), Control())
+
+
+def test_prunes_on_prune_cron_run_in_the_loop_between_backups_never_beside_one(config, monkeypatch):
+    """PRUNE_CRON every 30 minutes, the next backup in 2 hours: three prunes, then the backup, one at a time."""
+    start, stop, events = datetime(2024, 5, 6, 1, 0, tzinfo=UTC), threading.Event(), []
+    pruning = dataclasses.replace(config, retention=dataclasses.replace(config.retention, cron="*/30 * * * *"))
+
+    def next_times_fake(expression, after, count=2):
+        if expression == "*/30 * * * *":
+            return [start + timedelta(minutes=30 * (events.count("prune") + 1))]
+        if count == 1:
+            return [start + timedelta(hours=2)]
+        return [after + timedelta(days=1), after + timedelta(days=2)]
+
+    def backup(config, stop_event, control):
+        events.append("backup")
+        stop.set()
+
+    monkeypatch.setattr(schedule, "next_times", next_times_fake)
+    monkeypatch.setattr(schedule, "wait_until", lambda config, due, stop_event: events.append(due) or True)
+    monkeypatch.setattr(schedule, "run_with_retries", backup)
+    monkeypatch.setattr(schedule.prune, "prune_once", lambda config, control: events.append("prune"))
+    monkeypatch.setattr(schedule, "needs_catch_up", lambda runs, expression, current: False)
+    monkeypatch.setattr(quiesce, "recover", lambda journal: None)
+    monkeypatch.setattr(waiting, "reachable_server", lambda config, stop, marker: True)
+
+    schedule.loop(pruning, stop, Control())
+
+    minutes = [(event - start) // timedelta(minutes=1) if isinstance(event, datetime) else event for event in events]
+    assert minutes == [30, "prune", 60, "prune", 90, "prune", 120, "backup"]
