@@ -37,11 +37,15 @@ def key_line(grant: Grant) -> str:
     return f'restrict,command="{command}" {grant.key.line}'
 
 
-def grants_for(client: ClientSpec, key: PublicKey) -> list[Grant]:
-    """Given a client and its ordinary key (configured or generated), return its grants."""
+def grants_for(client: ClientSpec, key: PublicKey, admin_key: PublicKey | None = None) -> list[Grant]:
+    """Given a client, its ordinary key and its generated admin key (if any), return its grants.
+
+    The admin role goes to the configured admin key, or else to admin_key (ADMIN_KEY=generate).
+    """
     grants = [Grant(client.name, client_role(client), key, client.quota)]
-    if client.admin_key is not None:
-        grants.append(Grant(client.name, "admin", client.admin_key))
+    admin = client.admin_key or admin_key
+    if admin is not None:
+        grants.append(Grant(client.name, "admin", admin))
     return grants
 
 

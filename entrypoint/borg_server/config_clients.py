@@ -20,6 +20,7 @@ MINIMUM_MAX_AGE, MAXIMUM_MAX_AGE = 60, 52 * 7 * 86400  # one minute .. 52 weeks
 MINIMUM_QUOTA = 10_000_000  # borg serve --storage-quota refuses anything smaller
 MAXIMUM_QUOTA = 1000**5  # 1P
 MAXIMUM_CLIENTS = 1000  # one directory, key and (later) account each
+GENERATE = "generate"  # ADMIN_KEY's value that asks the server for the admin keypair
 AUTO_COMPACT = ("admin", "off")  # admin: the monitor compacts deletes written by admin sessions; off: by hand only
 BAD_NAME = f"is not a valid client name; names match {CLIENT_NAME.pattern} (lower-case letters, digits, - and _)"
 NO_CLIENT = 'no client is configured; set it to client names (e.g. "web db") or list clients in BORG_SERVER_CONFIG'
@@ -40,6 +41,7 @@ class ClientSpec:
     append_only: bool
     max_age: int
     auto_compact: str = "admin"  # one of AUTO_COMPACT
+    generate_admin_key: bool = False  # ADMIN_KEY=generate: the server makes the admin keypair and exports it
 
 
 @dataclass(frozen=True)
@@ -122,21 +124,37 @@ def _usable_names(settings: Settings, setting: str, names: list[str], taken: dic
 def _client(settings: Settings, name: str, keys: dict[tuple[str, str], str]) -> ClientSpec:
     """Given a client's name, return its spec, read from its variables."""
     variable = {field: client_variable(name, field) for field in CLIENT_FIELDS}
+    key = _key(settings, variable["key"], keys)  # first: a key used twice is reported at its second setting
+    admin_key, generate_admin_key = _admin_key(settings, variable["admin_key"], keys)
     return ClientSpec(
         name=name,
         env_name=env_name(name),
-        key=_key(settings, variable["key"], keys),
-        admin_key=_key(settings, variable["admin_key"], keys),
+        key=key,
+        admin_key=admin_key,
         quota=_quota(settings, variable["quota"]),
         append_only=settings.boolean(variable["append_only"], True),
         max_age=settings.duration(variable["max_age"], DEFAULT_MAX_AGE, MINIMUM_MAX_AGE, MAXIMUM_MAX_AGE),
         auto_compact=_auto_compact(settings, variable["auto_compact"]),
+        generate_admin_key=generate_admin_key,
     )
 
 
 def _key(settings: Settings, variable: str, keys: dict[tuple[str, str], str]) -> PublicKey | None:
     """Given a key's variable, return its key (None if unset); record a bad key or one used before."""
-    text, label = settings.string(variable), settings.label(variable)
+    text = settings.string(variable)  # read first: the label then says whether it came from a file
+    return _parsed_key(settings, settings.label(variable), text, keys)
+
+
+def _admin_key(settings: Settings, variable: str, keys: dict[tuple[str, str], str]) -> tuple[PublicKey | None, bool]:
+    """Given ADMIN_KEY's variable, return its key (None if unset or generate) and whether it says generate."""
+    text = settings.string(variable)
+    if text is not None and text.strip() == GENERATE:
+        return None, True
+    return _parsed_key(settings, settings.label(variable), text, keys), False
+
+
+def _parsed_key(settings: Settings, label: str, text: str | None, keys: dict[tuple[str, str], str]) -> PublicKey | None:
+    """Given a key setting's label and text, return its key (None if unset); record a bad key or one used before."""
     try:
         key = parse_public_key(text) if text is not None else None
     except KeyProblem as problem:

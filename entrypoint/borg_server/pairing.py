@@ -39,27 +39,57 @@ def write_export(client: ClientSpec, generated: bool, host_key: PublicKey, paths
     (safe_files.clear_for_write): nothing is written or chmod-ed through a symlink.
     """
     export = paths.client_export(client.name)
-    if safe_files.describe(export) not in ("nothing", "a directory"):
-        logger.warning(
-            "client %s: %s is %s, not a directory; its pairing export is not written (remove it)",
-            client.name, export, safe_files.describe(export),
-        )  # fmt: skip
+    files = pairing_files(client, host_key, config)
+    if generated:
+        files |= key_files(paths.client_keys(client.name) / "id_ed25519")
+    if not write_files(client.name, "pairing export", export, files) or generated:
         return
-    export.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(export, 0o700)
-    files = {
+    for stale in (export / "id_ed25519", export / "id_ed25519.pub"):
+        if safe_files.describe(stale) != "a directory":
+            stale.unlink(missing_ok=True)
+
+
+def write_admin_export(client: ClientSpec, host_key: PublicKey, paths: Paths, config: ServerConfig) -> None:
+    """Write what the client's admin service needs (ADMIN_KEY=generate): the sidecar's files, with the admin key.
+
+    The same files and formats as write_export, into paths.admin_export, which only the admin service mounts.
+    """
+    files = pairing_files(client, host_key, config) | key_files(paths.admin_key(client.name))
+    write_files(client.name, "admin export", paths.admin_export(client.name), files)
+
+
+def pairing_files(client: ClientSpec, host_key: PublicKey, config: ServerConfig) -> dict[str, tuple[str, int]]:
+    """Given a client and the host key, return the export's files without a key: {name: (content, mode)}."""
+    return {
         "known_hosts": (known_hosts_line(host_key, config), 0o644),
         "repo_url": (repository_url(config) + "\n", 0o644),
         "client_name": (client.name + "\n", 0o644),
     }
-    if generated:
-        private_key = paths.client_keys(client.name) / "id_ed25519"
-        files["id_ed25519"] = (safe_files.read_regular(private_key, 64 * 1024), 0o600)
-        files["id_ed25519.pub"] = (safe_files.read_regular(Path(f"{private_key}.pub"), 64 * 1024), 0o644)
+
+
+def key_files(private_key: Path) -> dict[str, tuple[str, int]]:
+    """Given a generated private key (read never through a symlink), return the export's id_ed25519 and .pub files."""
+    return {
+        "id_ed25519": (safe_files.read_regular(private_key, 64 * 1024), 0o600),
+        "id_ed25519.pub": (safe_files.read_regular(Path(f"{private_key}.pub"), 64 * 1024), 0o644),
+    }
+
+
+def write_files(client: str, what: str, export: Path, files: dict[str, tuple[str, int]]) -> bool:
+    """Given an export directory and its files, write them (directory mode 700); return whether it could be written.
+
+    An export directory that is a symlink or a file is left alone with a warning; an entry in the way
+    of one of its files is skipped or replaced (safe_files.clear_for_write).
+    """
+    if safe_files.describe(export) not in ("nothing", "a directory"):
+        logger.warning(
+            "client %s: %s is %s, not a directory; its %s is not written (remove it)",
+            client, export, safe_files.describe(export), what,
+        )  # fmt: skip
+        return False
+    export.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(export, 0o700)
     for name, (content, mode) in files.items():
         if safe_files.clear_for_write(export / name):
             atomic_write(export / name, content, mode)
-    if not generated:
-        for stale in (export / "id_ed25519", export / "id_ed25519.pub"):
-            if safe_files.describe(stale) != "a directory":
-                stale.unlink(missing_ok=True)
+    return True

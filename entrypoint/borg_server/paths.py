@@ -79,6 +79,14 @@ class Paths:
         """What a same-host sidecar mounts: private key, known_hosts, repository URL."""
         return self.state / "export" / name
 
+    def admin_key(self, name: str) -> Path:
+        """The private half of a generated admin keypair (ADMIN_KEY=generate), beside the client's own key."""
+        return self.client_keys(name) / "admin_ed25519"
+
+    def admin_export(self, name: str) -> Path:
+        """What the client's admin service alone mounts: the generated admin key, known_hosts, repository URL."""
+        return self.state / "export-admin" / name
+
     @property
     def monitor(self) -> Path:
         """The monitor's state: one JSON file (and lock) per client, its read position, its outbox."""

@@ -35,11 +35,12 @@ def apply(config: ServerConfig, paths: Paths) -> None:
     generate_missing_keys(config, paths)
     grants = []
     for client in config.clients:
+        admin_key = generated_admin_key(client, host_key, paths, config)
         key = client.key or generated_key(client, paths)
         if key is None:
             continue  # warned: no grant, so nothing read from the state volume can keep or add a key
         pairing.write_export(client, key is not client.key, host_key, paths, config)
-        grants += authorized_keys.grants_for(client, key)
+        grants += authorized_keys.grants_for(client, key, admin_key)
     forget_removed_clients(config, paths)
     if atomic_write(paths.authorized_keys, authorized_keys.render(grants), 0o644):
         logger.info("authorized_keys: written with %d keys for %d clients", len(grants), len(config.clients))
@@ -56,6 +57,7 @@ def prepare_state(paths: Paths, config: ServerConfig) -> None:
         (paths.homes, 0o755),
         (paths.state / "clients", 0o700),
         (paths.state / "export", 0o755),
+        (paths.state / "export-admin", 0o755),
         (paths.runtime, 0o755),
         (paths.repositories, 0o755),
     ):
@@ -108,14 +110,17 @@ def ensure_client_accounts(config: ServerConfig, paths: Paths) -> None:
 
 
 def generate_missing_keys(config: ServerConfig, paths: Paths) -> None:
-    """Generate, once, the keypairs of clients without a configured key; one ssh-keygen per core at a time."""
+    """Generate, once, the keypairs of clients without a configured key and the admin keypairs of clients
+    with ADMIN_KEY=generate; one ssh-keygen per core at a time."""
     missing = [paths.client_keys(c.name) / "id_ed25519" for c in config.clients if c.key is None]
+    missing += [paths.admin_key(c.name) for c in config.clients if c.generate_admin_key]
     missing = [private_key for private_key in missing if may_generate(private_key)]
 
     def generate(private_key: Path) -> None:
         private_key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        system.generate_keypair(private_key, f"borg-appliance client {private_key.parent.name}")
-        logger.info("client %s: generated key %s", private_key.parent.name, private_key)
+        kind = "admin" if private_key.name == paths.admin_key("x").name else "client"
+        system.generate_keypair(private_key, f"borg-appliance {kind} {private_key.parent.name}")
+        logger.info("client %s: generated %s key %s", private_key.parent.name, kind, private_key)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         list(pool.map(generate, missing))
@@ -136,26 +141,84 @@ def may_generate(private_key: Path) -> bool:
 def state_directories(paths: Paths) -> list[Path]:
     """Return the server's own directories in the state volume, parents first."""
     monitor = [paths.monitor, paths.monitor_state("x").parent, paths.monitor_outbox]
-    return [paths.ssh, paths.audit_log.parent, paths.state / "clients", paths.state / "export", *monitor]
+    exports = [paths.state / "export", paths.state / "export-admin"]
+    return [paths.ssh, paths.audit_log.parent, paths.state / "clients", *exports, *monitor]
 
 
 def generated_key(client: ClientSpec, paths: Paths) -> PublicKey | None:
     """Return the client's generated public key (made by generate_missing_keys); None, with a warning
     saying what to remove, if what is there is not a key file (a directory, symlink, garbage)."""
-    public = paths.client_keys(client.name) / "id_ed25519.pub"
+    return read_generated(client.name, "key", paths.client_keys(client.name) / "id_ed25519")
+
+
+def generated_admin_key(
+    client: ClientSpec, host_key: PublicKey, paths: Paths, config: ServerConfig
+) -> PublicKey | None:
+    """With ADMIN_KEY=generate, return the client's generated admin key and write its admin export; without,
+    remove any generated admin keypair and admin export it had (a given admin key exports nothing)."""
+    if not client.generate_admin_key:
+        forget_admin_key(client.name, paths)
+        return None
+    key = read_generated(client.name, "admin key", paths.admin_key(client.name))
+    if key is not None:
+        pairing.write_admin_export(client, host_key, paths, config)
+    return key
+
+
+def read_generated(name: str, what: str, private_key: Path) -> PublicKey | None:
+    """Given a client's generated private key, return its public key; None, with a warning saying what to
+    remove, if what is there is not a key file (a directory, symlink, garbage)."""
+    public = Path(f"{private_key}.pub")
     try:
         if not safe_files.is_real_directory(public.parent):
             raise safe_files.Unexpected(f"{public.parent} is {safe_files.describe(public.parent)}, not a directory")
         key = parse_public_key(safe_files.read_regular(public, 64 * 1024))
-        safe_files.read_regular(paths.client_keys(client.name) / "id_ed25519", 64 * 1024)  # exported next
+        safe_files.read_regular(private_key, 64 * 1024)  # exported next
     except (OSError, KeyProblem) as error:
+        remove = public.parent if what == "key" else f"{private_key} and {public.name}"
         logger.warning(
-            "client %s: its generated key cannot be used (%s); the client gets no key until %s is removed "
-            "(a new key is generated at the next start or reload)", client.name, error, public.parent,
+            "client %s: its generated %s cannot be used (%s); the client gets no %s until %s is removed "
+            "(a new %s is generated at the next start or reload)", name, what, error, what, remove, what,
         )  # fmt: skip
         return None
-    logger.info("client %s: key %s (generated)", client.name, key.fingerprint)
+    logger.info("client %s: %s %s (generated)", name, what, key.fingerprint)
     return key
+
+
+def forget_admin_key(name: str, paths: Paths) -> None:
+    """Remove a client's generated admin keypair and its admin export (the entries themselves, never through
+    a symlink); so switching ADMIN_KEY back to generate makes a new key, and the old one is gone for good."""
+    removed = False
+    if safe_files.is_real_directory(paths.client_keys(name)):
+        for entry in (paths.admin_key(name), Path(f"{paths.admin_key(name)}.pub")):
+            if safe_files.describe(entry) not in ("nothing", "a directory"):
+                entry.unlink()
+                removed = True
+    export = paths.admin_export(name)
+    if safe_files.is_real_directory(export):
+        removed = clear_directory(export) or removed
+    elif safe_files.describe(export) != "nothing":
+        logger.warning("%s: %s is not an admin export; skipped", export, safe_files.describe(export))
+    if removed:
+        logger.info("client %s: ADMIN_KEY is not generate; deleted its generated admin key and %s", name, export)
+
+
+def clear_directory(directory: Path) -> bool:
+    """Given a real directory, remove its regular files and symlinks (the links themselves), then itself if
+    empty and not a mount point; a directory inside is skipped with a warning. Return whether anything went."""
+    removed = False
+    for item in sorted(directory.iterdir()):
+        if safe_files.is_real_directory(item):
+            logger.warning("%s: a directory where only files belong; skipped", item)
+            continue
+        item.unlink()
+        removed = True
+    try:
+        directory.rmdir()
+        removed = True
+    except OSError:
+        pass  # an export directory that is a volume's mount point stays, empty
+    return removed
 
 
 def forget_removed_clients(config: ServerConfig, paths: Paths) -> None:
@@ -165,20 +228,12 @@ def forget_removed_clients(config: ServerConfig, paths: Paths) -> None:
     else there, and every entry that is not a directory, is skipped with one warning line.
     """
     names = {client.name for client in config.clients}
-    for parent in (paths.state / "clients", paths.state / "export"):
-        for entry in sorted(parent.iterdir()):
+    for parent in (paths.state / "clients", paths.state / "export", paths.state / "export-admin"):
+        for entry in sorted(parent.iterdir()) if safe_files.is_real_directory(parent) else []:
             if entry.name in names:
                 continue
             if not safe_files.is_real_directory(entry):
                 logger.warning("%s: %s is not a client's directory; skipped", entry, safe_files.describe(entry))
                 continue
-            for item in sorted(entry.iterdir()):
-                if safe_files.is_real_directory(item):
-                    logger.warning("%s: a directory where only files belong; skipped", item)
-                    continue
-                item.unlink()
-            try:
-                entry.rmdir()
-            except OSError:
-                pass  # an export directory that is a volume's mount point stays, empty
+            clear_directory(entry)
             logger.info("client %s: removed from the configuration; deleted %s (its data is kept)", entry.name, entry)

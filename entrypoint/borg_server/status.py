@@ -6,11 +6,11 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from borg_server import accounts, pairing
-from borg_server.config import ServerConfig
+from borg_server import accounts, pairing, safe_files
+from borg_server.config import ClientSpec, ServerConfig
 from borg_server.disk_space import human_size
 from borg_server.figures import ClientStatus, ServerStatus
-from borg_server.keys import parse_public_key
+from borg_server.keys import KeyProblem, parse_public_key
 from borg_server.paths import Paths
 
 
@@ -87,6 +87,19 @@ def account_line(paths: Paths, name: str) -> str:
     return f"{account.user} (uid {account.uid}, gid {account.gid})"
 
 
+def admin_key_line(client: ClientSpec, paths: Paths) -> str:
+    """Return the fingerprint of the client's admin key (configured or generated) and where it comes from, or -."""
+    if client.admin_key is not None:
+        return f"{client.admin_key.fingerprint}  (configured)"
+    if not client.generate_admin_key:
+        return "-"
+    try:
+        key = parse_public_key(safe_files.read_regular(Path(f"{paths.admin_key(client.name)}.pub"), 64 * 1024))
+    except (OSError, KeyProblem):
+        return "(not generated yet: start the server once)"
+    return f"{key.fingerprint}  (generated, exported to {paths.admin_export(client.name)})"
+
+
 def show_client(config: ServerConfig, paths: Paths, name: str) -> str | None:
     """Return a client's public key, fingerprint and repository URL, or None if not configured."""
     client = next((client for client in config.clients if client.name == name), None)
@@ -102,7 +115,7 @@ def show_client(config: ServerConfig, paths: Paths, name: str) -> str | None:
         f"client:         {client.name}",
         f"public key:     {key.line if key else '(not generated yet: start the server once)'}",
         f"fingerprint:    {key.fingerprint if key else '-'}  ({origin})",
-        f"admin key:      {client.admin_key.fingerprint if client.admin_key else '-'}",
+        f"admin key:      {admin_key_line(client, paths)}",
         f"repository URL: {pairing.repository_url(config)}",
         f"known_hosts:    {pinned_host_line(config, paths)}",
         f"directory:      {paths.client_directory(name)}",
