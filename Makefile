@@ -23,7 +23,6 @@ PROFILES ?=
 comma := ,
 COMPOSE_PROFILES := $(PROFILES)
 ADMIN := $(filter admin,$(subst $(comma), ,$(PROFILES)))
-ADMIN_KEY := secrets/app_admin_ed25519
 export BASE_IMAGE IMAGE_TAG COMPOSE_PROFILES
 
 .PHONY: help up down test unit integration lint images base-image venv bench
@@ -64,16 +63,8 @@ secrets/borg_passphrase:
 	@umask 077 && head -c 33 /dev/urandom | base64 > $@
 	@echo "created $@: the repository passphrase (keep a copy somewhere safe; it is git-ignored)"
 
-# The admin key of client app: made here, not by the server, so only the admin service mounts it.
-$(ADMIN_KEY):
-	@mkdir -p secrets && chmod 700 secrets
-	@if command -v ssh-keygen >/dev/null; then ssh-keygen -q -t ed25519 -N "" -C app-admin -f $@; \
-	else docker run --rm -v "$(CURDIR)/secrets:/secrets" --entrypoint ssh-keygen $(CLIENT_IMAGE) \
-	    -q -t ed25519 -N "" -C app-admin -f /$@; fi
-	@echo "created $@: client app's admin key (deletes that really free space; it is git-ignored)"
-
-up: images secrets/borg_passphrase $(if $(ADMIN),$(ADMIN_KEY))
-	$(if $(ADMIN),APP_ADMIN_PUBLIC_KEY="$$(cat $(ADMIN_KEY).pub)") $(COMPOSE) up -d
+up: images secrets/borg_passphrase
+	$(if $(ADMIN),APP_ADMIN_KEY=generate) $(COMPOSE) up -d
 	@deadline=$$((SECONDS + 180)); for service in borg-server backup-app; do \
 	    id=$$($(COMPOSE) ps -q $$service); \
 	    until [ "$$(docker inspect -f '{{.State.Health.Status}}' $$id)" = healthy ]; do \
