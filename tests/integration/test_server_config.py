@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.integration.docker_helpers import SERVER_IMAGE, Sandbox, docker, health, wait_until
+from tests.integration.docker_helpers import SERVER_IMAGE, Sandbox, docker, health, logs, wait_until
 from tests.integration.stack import client_command, fill_volume, make_client, start_server, tree_digest
 
 # Real public keys (made with ssh-keygen for these tests; the private halves were thrown away).
@@ -54,10 +54,13 @@ def configured(tmp_path_factory):
     """A server that started well with clients web and db and holds one backup, then was stopped."""
     sandbox = Sandbox()
     try:
-        server = start_server(sandbox, ["web", "db"])
+        server = start_server(sandbox, ["web", "db"], env={"MONITOR_INTERVAL": "10s"})
         web = make_client(sandbox, server, "web", tmp_path_factory.mktemp("config"))
         fill_volume(sandbox, web.data, "echo precious > /data/file.txt")
         assert client_command(sandbox, web, ["run"]).returncode == 0
+        # The monitor writes the disk reserve into a new repository's config once; after that a good
+        # start changes nothing.
+        wait_until(lambda: "additional_free_space set" in logs(server.container), 30, "the reserve in the config")
         docker("stop", server.container)
         yield sandbox, server, tree_digest(sandbox, server)
     finally:
