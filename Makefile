@@ -103,7 +103,7 @@ integration: venv images
 	$(VENV)/bin/pytest -q tests/integration
 
 test: venv images
-	$(VENV)/bin/pytest -q tests/unit tests/integration
+	$(VENV)/bin/pytest -q --durations=15 tests/unit tests/integration
 
 # Benchmarks print ratios against plain borg measured in the same run (bench/results.md).
 BENCH_ARGS ?=

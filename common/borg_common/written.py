@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from borg_common.values import cut
 
-if TYPE_CHECKING:  # settings imports this module; the type is only named here
-    from borg_common.settings import Settings
+
+class Problems(Protocol):
+    """What read_file records its problem with (borg_common.settings.Settings)."""
+
+    def problem(self, setting: str, message: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class Written:
         return self.where + self.file_name
 
 
-def read_file(settings: Settings, written: Written, limit: int) -> str | None:
+def read_file(settings: Problems, written: Written, limit: int) -> str | None:
     """Given a setting written as a file, return the file's text without its trailing line ends, or None after
     recording why it cannot be read (missing, not a regular file, larger than limit, not UTF-8)."""
     try:
