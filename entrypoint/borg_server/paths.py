@@ -15,6 +15,9 @@ class Paths:
     repositories: Path = Path("/srv/borg")
     state: Path = Path("/var/lib/borg-server")
     runtime: Path = Path("/run/borg-server")
+    # supervisord's socket and pid file: on the container's tmpfs, emptied at every start. In /run, on
+    # fuse-overlayfs, a socket left by a killed container could not be unlinked and supervisord looped.
+    volatile: Path = Path("/dev/shm/borg-server")
 
     @property
     def ssh(self) -> Path:
@@ -55,6 +58,14 @@ class Paths:
     @property
     def supervisord_config(self) -> Path:
         return self.runtime / "supervisord.conf"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.volatile / "supervisor.sock"
+
+    @property
+    def supervisord_pid(self) -> Path:
+        return self.volatile / "supervisord.pid"
 
     def client_directory(self, name: str) -> Path:
         """The client's own directory: the only place its key can reach."""

@@ -59,6 +59,7 @@ def prepare_state(paths: Paths, config: ServerConfig) -> None:
         (paths.state / "export", 0o755),
         (paths.state / "export-admin", 0o755),
         (paths.runtime, 0o755),
+        (paths.volatile, 0o700),
         (paths.repositories, 0o755),
     ):
         directory.mkdir(parents=True, exist_ok=True)
@@ -91,6 +92,8 @@ def write_sshd_config(config: ServerConfig, paths: Paths) -> None:
         "authorized_keys": paths.authorized_keys,
         "sshd_config": paths.sshd_config,
         "audit_log": paths.audit_log,
+        "supervisor_socket": paths.supervisor_socket,
+        "supervisord_pid": paths.supervisord_pid,
     }
     for template, target in (
         ("sshd_config.template", paths.sshd_config),

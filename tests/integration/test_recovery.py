@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from tests.integration.docker_helpers import CLIENT_IMAGE, docker, health, logs, wait_until
 from tests.integration.stack import client_command, fill_volume, make_client, repository_bytes, start_server
 
@@ -40,11 +38,6 @@ def next_run(sandbox, client, role: str):
     return result, time.monotonic() - started
 
 
-@pytest.mark.xfail(
-    reason="open defect: a server container killed (docker kill) and started again can stay unhealthy, "
-    "supervisord printing 'Unlinking stale socket /run/supervisor.sock' in a loop; seen in CI, not yet fixed",
-    strict=False,
-)
 def test_the_run_after_a_killed_server_or_sidecar_succeeds_and_leaves_no_lock(sandbox, tmp_path):
     server = start_server(sandbox, ["rec"])
     client = make_client(sandbox, server, "rec", tmp_path)

@@ -8,7 +8,9 @@ from borg_server.paths import Paths
 @pytest.fixture
 def empty_paths(tmp_path) -> Paths:
     """The server's directories below tmp_path; none of them exists yet."""
-    return Paths(repositories=tmp_path / "srv", state=tmp_path / "state", runtime=tmp_path / "run")
+    return Paths(
+        repositories=tmp_path / "srv", state=tmp_path / "state", runtime=tmp_path / "run", volatile=tmp_path / "shm"
+    )
 
 
 @pytest.fixture
