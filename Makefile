@@ -99,11 +99,16 @@ lint: venv
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit
 
+# Two workers: the scenarios that work the cores run one after another on one of them; those marked
+# `waits` (mostly waiting for schedules and intervals) run beside them (tests/integration/conftest.py).
+PARALLEL = -n 2 --dist loadgroup
+
 integration: venv images
-	$(VENV)/bin/pytest -q tests/integration
+	$(VENV)/bin/pytest -q $(PARALLEL) tests/integration
 
 test: venv images
-	$(VENV)/bin/pytest -q --durations=15 tests/unit tests/integration
+	$(VENV)/bin/pytest -q tests/unit
+	$(VENV)/bin/pytest -q $(PARALLEL) --durations=15 tests/integration
 
 # Benchmarks print ratios against plain borg measured in the same run (bench/results.md).
 BENCH_ARGS ?=

@@ -14,10 +14,15 @@ HERE = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """Mark every scenario here `integration`, so `pytest -m "not integration"` runs without Docker."""
+    """Mark every scenario here `integration`, so `pytest -m "not integration"` runs without Docker.
+
+    Under `make test` (two pytest-xdist workers, --dist loadgroup) the scenarios that work the two cores run
+    one after another in one group; only those marked `waits` run beside them, on the other worker."""
     for item in items:
         if HERE in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.integration)
+            if item.get_closest_marker("waits") is None:
+                item.add_marker(pytest.mark.xdist_group("cores"))
 
 
 @pytest.fixture(scope="session", autouse=True)
