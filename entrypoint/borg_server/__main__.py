@@ -9,14 +9,16 @@ import socket
 import sys
 
 from borg_common.logs import setup_logging
-from borg_common.settings import ConfigError
+from borg_common.settings import CLIENT_NAME, ConfigError
 from borg_server import (
     broker,
     compact,
     config,
     figures,
+    host_key,
     metrics,
     monitor,
+    pairing_secrets,
     review,
     serve,
     setup,
@@ -100,6 +102,33 @@ def find_client(server_config: config.ServerConfig, name: str) -> config.ClientS
         names = ", ".join(client.name for client in server_config.clients)
         print(f"borg-server: no client {name!r} is configured (configured: {names})", file=sys.stderr)
     return client
+
+
+def command_new_host_key(_arguments) -> int:
+    """Print a new ed25519 host key (for BORG_HOST_KEY_FILE), its fingerprint to stderr."""
+    text = host_key.new_private_key()
+    logger.info("new host key: ssh-ed25519 %s", host_key.parse_private_key(text).fingerprint)
+    print(text, end="")
+    return 0
+
+
+def command_new_client(arguments) -> int:
+    """Print the secrets of a new client (its key pair, known_hosts, repository URL) for Swarm or Kubernetes."""
+    if not CLIENT_NAME.fullmatch(arguments.name):
+        print(f"borg-server: {arguments.name!r} is not a client name; names match {CLIENT_NAME.pattern}", file=sys.stderr)
+        return 2
+    try:
+        endpoint = config.load_endpoint(os.environ, socket.gethostname())
+        pinned = pairing_secrets.server_host_key(endpoint, PATHS)
+    except ConfigError as error:
+        print(error.explain("borg-server new-client", "; nothing was made"), file=sys.stderr)
+        return 2
+    except pairing_secrets.NoHostKey as error:
+        print(f"borg-server new-client: {error}", file=sys.stderr)
+        return 2
+    keys = pairing_secrets.new_client_keys(arguments.name)
+    print(pairing_secrets.render(arguments.name, arguments.format, endpoint, pinned, keys), end="")
+    return 0
 
 
 def command_monitor(_arguments) -> int:
@@ -198,6 +227,18 @@ def parser() -> argparse.ArgumentParser:
     compact_parser.add_argument("name")
     compact_parser.add_argument("--keep-snapshot", action="store_true", help="keep the hard-link snapshot taken first")
     compact_parser.set_defaults(handler=command_compact)
+    commands.add_parser(
+        "new-host-key", help="print a new ed25519 host key for BORG_HOST_KEY_FILE (e.g. into docker secret create)"
+    ).set_defaults(handler=command_new_host_key)
+    new_client = commands.add_parser(
+        "new-client", help="print the secrets of a new client: its key pair, known_hosts and repository URL"
+    )
+    new_client.add_argument("name")
+    new_client.add_argument(
+        "--format", choices=pairing_secrets.FORMATS, default="swarm",
+        help="swarm: a script for sh that creates Docker secrets; kubernetes: Secrets for kubectl apply -f -",
+    )  # fmt: skip
+    new_client.set_defaults(handler=command_new_client)
     commands.add_parser("monitor", help="the monitor (run by supervisor)").set_defaults(handler=command_monitor)
     serve_parser = commands.add_parser("serve", help="the forced command of client keys (not for people)")
     serve_parser.add_argument("--client", required=True)

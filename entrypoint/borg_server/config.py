@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from borg_common.settings import Settings
 from borg_server import config_file
 from borg_server.config_clients import ClientSpec, check_client_variables, client_names, read_clients
+from borg_server.host_key import HOST_KEY_LIMIT, HOST_KEY_SETTING, GivenHostKey, parse_private_key
+from borg_server.keys import KeyProblem
 
 SSH_LOG_LEVELS = ("QUIET", "FATAL", "ERROR", "INFO", "VERBOSE", "DEBUG", "DEBUG1", "DEBUG2", "DEBUG3")
 DEFAULT_SSH_PORT = 22
@@ -54,6 +56,16 @@ class ServerConfig:
     disk_reserve: int | None = None  # DISK_RESERVE in bytes; None: the default (disk_space.reserve_size)
     compact_delay: int = DEFAULT_COMPACT_DELAY  # COMPACT_DELAY: the newest admin delete is this old first
     snapshot_keep: int = DEFAULT_SNAPSHOT_KEEP  # SNAPSHOT_KEEP: an automatic compaction's snapshot is kept this long
+    host_key: GivenHostKey | None = None  # BORG_HOST_KEY_FILE; None: generated once in the state volume
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where clients reach the server and the host key they pin: what pairing needs, without any client."""
+
+    server_host: str
+    server_port: int
+    host_key: GivenHostKey | None
 
 
 def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
@@ -66,6 +78,7 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
     clients = read_clients(settings, names.from_environ + names.from_file)
     ssh_port = settings.integer("SSH_PORT", DEFAULT_SSH_PORT, 1, 65535)
     server_host, server_port = _server_name(settings, hostname)
+    given_host_key = _host_key(settings)
     interval = settings.duration(
         "MONITOR_INTERVAL", DEFAULT_MONITOR_INTERVAL, MINIMUM_INTERVAL, MAXIMUM_MONITOR_INTERVAL
     )
@@ -95,9 +108,34 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
             "COMPACT_DELAY", DEFAULT_COMPACT_DELAY, MINIMUM_INTERVAL, MAXIMUM_COMPACT_DELAY
         ),
         snapshot_keep=settings.duration("SNAPSHOT_KEEP", DEFAULT_SNAPSHOT_KEEP, 0, MAXIMUM_SNAPSHOT_KEEP),
+        host_key=given_host_key,
     )
     settings.check()
     return config
+
+
+def load_endpoint(environ: Mapping[str, str], hostname: str) -> Endpoint:
+    """Given the environment and the host name, return BORG_SERVER_NAME, SSH_PORT and BORG_HOST_KEY(_FILE) as
+    load() reads them, without needing any client configured; raise ConfigError with every problem."""
+    settings = Settings(environ)
+    ssh_port = settings.integer("SSH_PORT", DEFAULT_SSH_PORT, 1, 65535)
+    server_host, server_port = _server_name(settings, hostname)
+    endpoint = Endpoint(server_host, server_port or ssh_port, _host_key(settings))
+    settings.check()
+    return endpoint
+
+
+def _host_key(settings: Settings) -> GivenHostKey | None:
+    """Return the host key BORG_HOST_KEY(_FILE) gives, or None if unset; record one that sshd could not use."""
+    text = settings.string(HOST_KEY_SETTING, limit=HOST_KEY_LIMIT)
+    if text is None:
+        return None
+    label = settings.label(HOST_KEY_SETTING)
+    try:
+        return GivenHostKey(text.strip() + "\n", parse_private_key(text), label)
+    except KeyProblem as problem:
+        settings.problem(label, str(problem))
+        return None
 
 
 def _server_name(settings: Settings, hostname: str) -> tuple[str, int | None]:

@@ -12,20 +12,20 @@ from pathlib import Path
 
 from borg_common.files import atomic_write
 from borg_server import safe_files
-from borg_server.config import ClientSpec, ServerConfig
+from borg_server.config import ClientSpec, Endpoint, ServerConfig
 from borg_server.keys import PublicKey
 from borg_server.paths import REPOSITORY_NAME, Paths
 
 logger = logging.getLogger(__name__)
 
 
-def known_hosts_line(host_key: PublicKey, config: ServerConfig) -> str:
+def known_hosts_line(host_key: PublicKey, config: ServerConfig | Endpoint) -> str:
     """Given the host key, return the known_hosts line clients pin, for BORG_SERVER_NAME."""
     host = config.server_host if config.server_port == 22 else f"[{config.server_host}]:{config.server_port}"
     return f"{host} {host_key.type} {host_key.blob}\n"
 
 
-def repository_url(config: ServerConfig) -> str:
+def repository_url(config: ServerConfig | Endpoint) -> str:
     """Return the URL a client puts in BORG_REPO; relative to its directory, so it works anywhere."""
     host = f"[{config.server_host}]" if ":" in config.server_host else config.server_host
     return f"ssh://borg@{host}:{config.server_port}/./{REPOSITORY_NAME}"

@@ -15,6 +15,7 @@ from string import Template
 from borg_common.files import atomic_write
 from borg_server import accounts, authorized_keys, gate, ownership, pairing, safe_files, system
 from borg_server.config import ClientSpec, ServerConfig
+from borg_server.host_key import GivenHostKey
 from borg_server.keys import KeyProblem, PublicKey, parse_public_key
 from borg_server.paths import Paths
 
@@ -30,7 +31,7 @@ def apply(config: ServerConfig, paths: Paths) -> None:
     prepare_state(paths, config)
     ensure_client_accounts(config, paths)
     gate.prepare(paths, [client.name for client in config.clients])
-    host_key = ensure_host_key(paths)
+    host_key = ensure_host_key(paths, config.host_key)
     write_sshd_config(config, paths)
     generate_missing_keys(config, paths)
     grants = []
@@ -70,13 +71,24 @@ def prepare_state(paths: Paths, config: ServerConfig) -> None:
     os.chmod(paths.audit_log, 0o600)
 
 
-def ensure_host_key(paths: Paths) -> PublicKey:
-    """Generate the ed25519 host key once, fix its permissions, log its fingerprint; return it."""
-    if not paths.host_key.exists():
+def ensure_host_key(paths: Paths, given: GivenHostKey | None = None) -> PublicKey:
+    """Put the host key in place, fix its permissions, log its fingerprint; return it.
+
+    Given one (BORG_HOST_KEY_FILE), it is copied into place with mode 600, as sshd requires, and its public
+    key derived with ssh-keygen -y; without, an ed25519 key is generated once and kept in the state volume.
+    """
+    public = Path(f"{paths.host_key}.pub")
+    if given is not None:
+        replaced = paths.host_key.exists()
+        if atomic_write(paths.host_key, given.text, 0o600) and replaced:
+            logger.warning("host key: replaced by %s's; clients that pinned the old one need its known_hosts", given.label)
+        elif replaced is False:
+            logger.info("host key: written from %s", given.label)
+        atomic_write(public, system.checked(["ssh-keygen", "-y", "-f", str(paths.host_key)]) + "\n", 0o644)
+    elif not paths.host_key.exists():
         system.generate_keypair(paths.host_key, "borg-appliance host key")
         logger.info("host key: generated %s", paths.host_key)
     os.chmod(paths.host_key, 0o600)
-    public = Path(f"{paths.host_key}.pub")
     os.chmod(public, 0o644)
     key = parse_public_key(public.read_text())
     logger.info("host key: ssh-ed25519 %s", key.fingerprint)

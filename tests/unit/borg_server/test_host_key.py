@@ -1,0 +1,137 @@
+"""Tests for the host key given as a setting: checked as sshd would read it, copied into place, never quoted."""
+
+import base64
+import os
+import shutil
+import struct
+import subprocess
+
+import pytest
+
+from borg_common.settings import ConfigError
+from borg_server import host_key, setup
+from borg_server.config import load, load_endpoint
+from borg_server.host_key import parse_private_key
+from borg_server.keys import KeyProblem
+
+PUBLIC = bytes(range(32))
+ARMOUR = ("-----BEGIN OPENSSH" + " PRIVATE KEY-----", "-----END OPENSSH" + " PRIVATE KEY-----")  # split: no key here
+
+
+def string(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def private_key(cipher=b"none", count=1, key_type=b"ssh-ed25519", checks=(7, 7), secret=None, header=PUBLIC) -> str:
+    """Return an OpenSSH private key's text built by hand (its fields as OpenSSH's PROTOCOL.key lays them out)."""
+    public_blob = string(key_type) + string(header)
+    private = struct.pack(">II", *checks) + string(key_type) + string(PUBLIC)
+    private += string(secret if secret is not None else bytes(32) + PUBLIC) + string(b"host@example")
+    body = b"openssh-key-v1\0" + string(cipher) + string(b"none") + string(b"") + struct.pack(">I", count)
+    body += string(public_blob) + string(private + bytes(range(1, 8 - len(private) % 8 + 1)))
+    text = base64.b64encode(body).decode()
+    return "\n".join([ARMOUR[0], *(text[i : i + 70] for i in range(0, len(text), 70)), ARMOUR[1]]) + "\n"
+
+
+def test_an_ed25519_private_key_gives_its_public_key_with_its_comment():
+    key = parse_private_key(private_key())
+
+    assert key.type == "ssh-ed25519"
+    assert base64.b64decode(key.blob) == string(b"ssh-ed25519") + string(PUBLIC)
+    assert key.comment == "host@example"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "is empty; give an OpenSSH ed25519 private key (make one with: borg-server new-host-key)"),
+        ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOxYbhQW host", "is a public key; give the private key"),
+        ("-----BEGIN RSA" + " PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----", "is a PEM private key"),
+        ("just some text", "is not an OpenSSH private key"),
+        (f"{ARMOUR[0]}\n!!!\n{ARMOUR[1]}", "is damaged: its body is not base64"),
+        (private_key(cipher=b"aes256-ctr"), "is protected by a passphrase, which sshd cannot ask for"),
+        (private_key(count=2), "holds 2 keys; give exactly one"),
+        (private_key(key_type=b"ssh-rsa"), "is a ssh-rsa key; the host key is ssh-ed25519"),
+        (private_key(checks=(7, 8)), "is damaged: its check numbers differ"),
+        (private_key(header=bytes(32)), "is damaged: its public and private parts differ"),
+        (private_key(secret=bytes(64)), "is damaged: its private key does not hold its public key"),
+        (private_key()[: len(ARMOUR[0]) + 69] + "\n" + ARMOUR[1], "is damaged: it ends in the middle of a field"),
+    ],
+)
+def test_a_key_sshd_could_not_use_is_refused_saying_why(text, problem):
+    with pytest.raises(KeyProblem) as refused:
+        parse_private_key(text)
+
+    assert str(refused.value).startswith(problem)
+
+
+def test_a_bad_host_key_file_is_a_problem_naming_the_setting_and_never_its_content(tmp_path):
+    secret = tmp_path / "host_key"
+    secret.write_text(private_key(cipher=b"aes256-ctr"))
+
+    with pytest.raises(ConfigError) as refused:
+        load({"BORG_CLIENTS": "web", "BORG_HOST_KEY_FILE": str(secret)}, "srv")
+
+    [problem] = refused.value.problems
+    assert problem.startswith("BORG_HOST_KEY_FILE: is protected by a passphrase")
+    assert base64.b64encode(PUBLIC).decode()[:20] not in problem
+
+
+def test_a_missing_host_key_file_is_a_problem_naming_the_setting(tmp_path):
+    with pytest.raises(ConfigError) as refused:
+        load_endpoint({"BORG_HOST_KEY_FILE": str(tmp_path / "missing")}, "srv")
+
+    assert refused.value.problems == [f"BORG_HOST_KEY_FILE: cannot read {tmp_path / 'missing'}: No such file or directory"]
+
+
+def test_the_host_key_and_the_endpoint_are_read_without_any_client(tmp_path):
+    secret = tmp_path / "host_key"
+    secret.write_text(private_key())
+
+    endpoint = load_endpoint({"BORG_HOST_KEY_FILE": str(secret), "BORG_SERVER_NAME": "backup:2222"}, "srv")
+
+    assert (endpoint.server_host, endpoint.server_port) == ("backup", 2222)
+    assert endpoint.host_key.public == parse_private_key(private_key())
+    assert endpoint.host_key.label == "BORG_HOST_KEY_FILE"
+    assert "OPENSSH" not in repr(endpoint.host_key)  # the secret never shows in a log of the configuration
+
+
+@pytest.fixture
+def real_key(tmp_path):
+    """A real ed25519 key pair made by ssh-keygen, as borg-server new-host-key makes it."""
+    if shutil.which("ssh-keygen") is None:
+        pytest.fail("ssh-keygen (openssh-client) is needed by this test")
+    return host_key.new_private_key()
+
+
+def test_a_given_host_key_is_copied_into_place_with_mode_600_and_its_public_key_derived(paths, tmp_path, real_key):
+    secret = tmp_path / "secret"
+    secret.write_text(real_key)
+    secret.chmod(0o444)  # as a Docker secret is mounted: sshd would refuse it there
+    paths.ssh.mkdir(parents=True)
+    given = load_endpoint({"BORG_HOST_KEY_FILE": str(secret)}, "srv").host_key
+
+    public = setup.ensure_host_key(paths, given)
+
+    assert paths.host_key.read_text() == real_key
+    assert os.stat(paths.host_key).st_mode & 0o777 == 0o600
+    derived = subprocess.run(["ssh-keygen", "-y", "-f", str(paths.host_key)], capture_output=True, text=True).stdout
+    assert (paths.ssh / "ssh_host_ed25519_key.pub").read_text() == derived
+    assert public.identity == given.public.identity
+
+
+def test_a_given_host_key_replaces_a_generated_one_with_a_warning(paths, tmp_path, real_key, caplog):
+    paths.ssh.mkdir(parents=True)
+    setup.ensure_host_key(paths)
+    generated = paths.host_key.read_text()
+    secret = tmp_path / "secret"
+    secret.write_text(real_key)
+
+    setup.ensure_host_key(paths, load_endpoint({"BORG_HOST_KEY_FILE": str(secret)}, "srv").host_key)
+
+    assert paths.host_key.read_text() == real_key != generated
+    assert "host key: replaced by BORG_HOST_KEY_FILE's" in caplog.text
+
+
+def test_new_host_key_makes_a_key_the_setting_accepts(real_key):
+    assert parse_private_key(real_key).comment == "borg-appliance host key"
