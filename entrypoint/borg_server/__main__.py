@@ -115,7 +115,8 @@ def command_new_host_key(_arguments) -> int:
 def command_new_client(arguments) -> int:
     """Print the secrets of a new client (its key pair, known_hosts, repository URL) for Swarm or Kubernetes."""
     if not CLIENT_NAME.fullmatch(arguments.name):
-        print(f"borg-server: {arguments.name!r} is not a client name; names match {CLIENT_NAME.pattern}", file=sys.stderr)
+        shown = f"{arguments.name[:40]!r} is not a client name"
+        print(f"borg-server new-client: {shown}; names match {CLIENT_NAME.pattern}", file=sys.stderr)
         return 2
     try:
         endpoint = config.load_endpoint(os.environ, socket.gethostname())

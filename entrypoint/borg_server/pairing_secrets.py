@@ -111,7 +111,7 @@ def kubernetes_secrets(name: str, private_key: str, public_key: str, known_hosts
     ]
     header = (
         f"# The Secrets of backup client {name} for Kubernetes: pipe this into kubectl apply -f -\n"
-        f"# Sidecar: mount Secret {secrets['client']} at /pairing (defaultMode: 0400); it pairs with nothing else set.\n"
+        f"# Sidecar: mount Secret {secrets['client']} at /pairing (defaultMode: 0400): nothing else to set.\n"
         f"# Server:  BORG_CLIENTS lists {name}; mount Secret {secrets['server']} and point {variable} at its\n"
         "#          id_ed25519.pub.\n"
     )

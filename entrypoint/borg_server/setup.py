@@ -81,7 +81,7 @@ def ensure_host_key(paths: Paths, given: GivenHostKey | None = None) -> PublicKe
     if given is not None:
         replaced = paths.host_key.exists()
         if atomic_write(paths.host_key, given.text, 0o600) and replaced:
-            logger.warning("host key: replaced by %s's; clients that pinned the old one need its known_hosts", given.label)
+            logger.warning("host key: replaced by %s's; clients must pin the new one (known_hosts)", given.label)
         elif replaced is False:
             logger.info("host key: written from %s", given.label)
         atomic_write(public, system.checked(["ssh-keygen", "-y", "-f", str(paths.host_key)]) + "\n", 0o644)

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from borg_client import preflight, quiesce, report
+from borg_client import preflight, quiesce, report, swarm
 from borg_client.config import load
 from borg_common import delivery, process, reports
 
@@ -139,10 +139,11 @@ def run_config(config, monkeypatch, fake_borg, pings, clock):
 
 
 class FakeContainer:
-    """A container as the docker library shows it: id, name, stop and start (recorded as events)."""
+    """A container as the docker library shows it: id, name, labels, stop and start (recorded as events)."""
 
-    def __init__(self, name: str, daemon: "FakeDocker"):
+    def __init__(self, name: str, daemon: "FakeDocker", labels: dict | None = None):
         self.id, self.name, self.daemon = f"id-{name}", name, daemon
+        self.labels = labels or {"backup.stop": ""}
 
     def stop(self, timeout):
         self.daemon.events.append(f"stop {self.name}")
@@ -153,8 +154,55 @@ class FakeContainer:
         self.daemon.events.append(f"start {self.name}")
 
 
+class FakeService:
+    """A swarm service as the docker library shows it: id, name, attrs (Spec), scale and tasks (one per replica)."""
+
+    def __init__(self, name: str, daemon: "FakeDocker", replicas: int = 2, labels=None, container_labels=None):
+        self.id, self.name, self.daemon = f"service-{name}", name, daemon
+        mode = {"Global": {}} if replicas is None else {"Replicated": {"Replicas": replicas}}
+        template = {"ContainerSpec": {"Labels": container_labels or {}}}
+        self.attrs = {"Spec": {"Name": name, "Labels": labels or {}, "Mode": mode, "TaskTemplate": template}}
+        self.stopping = 0  # looks at tasks() that still find a task running after scaling to 0
+
+    def scale(self, replicas: int):
+        if self.name in self.daemon.broken:
+            raise RuntimeError(f"{self.name} cannot be scaled")
+        self.daemon.events.append(f"scale {self.name} {replicas}")
+        self.attrs["Spec"]["Mode"]["Replicated"]["Replicas"] = replicas
+        self.stopping = 2 if replicas == 0 else 0
+
+    def tasks(self):
+        self.daemon.events.append(f"tasks {self.name}")
+        running = self.attrs["Spec"]["Mode"]["Replicated"]["Replicas"] or (1 if self.stopping else 0)
+        self.stopping = max(0, self.stopping - 1)
+        return [{"Status": {"State": "running"}}] * running + [{"Status": {"State": "shutdown"}}]
+
+
+class FakeServices:
+    """The daemon's services (client.services)."""
+
+    def __init__(self, daemon: "FakeDocker"):
+        self.daemon, self.known = daemon, {}
+
+    def add(self, name: str, **fields) -> FakeService:
+        self.known[name] = FakeService(name, self.daemon, **fields)
+        return self.known[name]
+
+    def list(self):
+        return list(self.known.values())
+
+    def get(self, service_id):
+        for service in self.known.values():
+            if service.id == service_id:
+                return service
+        raise NotFound(f"404 Client Error: service {service_id} not found")
+
+
 class FakeDocker:
-    """A Docker daemon with containers app and db running, label backup.stop; broken ones fail to start."""
+    """A Docker daemon with containers app and db running, label backup.stop; broken ones fail to start.
+
+    swarm: None (no swarm), "manager" or "worker"; services (FakeServices) are a manager's.
+    """
 
     def __init__(self):
         self.events: list[str] = []
@@ -162,10 +210,24 @@ class FakeDocker:
         self.running = {name: FakeContainer(name, self) for name in ("app", "db")}
         self.known = dict(self.running)
         self.containers = self
+        self.swarm: str | None = None
+        self.services = FakeServices(self)
+
+    def info(self):
+        state = "active" if self.swarm else "inactive"
+        return {"Swarm": {"LocalNodeState": state, "ControlAvailable": self.swarm == "manager"}}
+
+    def add_task(self, service: str, name: str) -> FakeContainer:
+        """Run a container of a swarm service, labelled for the backup (as `labels` in a stack file puts it)."""
+        labels = {"backup.stop": "", "com.docker.swarm.service.id": f"service-{service}",
+                  "com.docker.swarm.service.name": service}  # fmt: skip
+        self.running[name] = self.known[name] = FakeContainer(name, self, labels)
+        return self.running[name]
 
     def list(self, filters):
-        assert filters == {"label": "backup.stop", "status": "running"}
-        return list(self.running.values())
+        assert filters["status"] == "running"
+        key, _, value = filters["label"].partition("=")
+        return [c for c in self.running.values() if key in c.labels and c.labels[key] == (value or c.labels[key])]
 
     def get(self, container_id):
         for container in self.known.values():
@@ -185,4 +247,5 @@ def docker_daemon(monkeypatch):
     """The sidecar's Docker client talks to a FakeDocker (no socket)."""
     daemon = FakeDocker()
     monkeypatch.setattr(quiesce, "docker_client", lambda: daemon)
+    monkeypatch.setattr(swarm, "POLL", 0)  # a service's tasks stop at the fake's next look
     return daemon

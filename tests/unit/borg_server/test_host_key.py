@@ -81,7 +81,8 @@ def test_a_missing_host_key_file_is_a_problem_naming_the_setting(tmp_path):
     with pytest.raises(ConfigError) as refused:
         load_endpoint({"BORG_HOST_KEY_FILE": str(tmp_path / "missing")}, "srv")
 
-    assert refused.value.problems == [f"BORG_HOST_KEY_FILE: cannot read {tmp_path / 'missing'}: No such file or directory"]
+    missing = tmp_path / "missing"
+    assert refused.value.problems == [f"BORG_HOST_KEY_FILE: cannot read {missing}: No such file or directory"]
 
 
 def test_the_host_key_and_the_endpoint_are_read_without_any_client(tmp_path):
@@ -115,8 +116,10 @@ def test_a_given_host_key_is_copied_into_place_with_mode_600_and_its_public_key_
 
     assert paths.host_key.read_text() == real_key
     assert os.stat(paths.host_key).st_mode & 0o777 == 0o600
-    derived = subprocess.run(["ssh-keygen", "-y", "-f", str(paths.host_key)], capture_output=True, text=True).stdout
-    assert (paths.ssh / "ssh_host_ed25519_key.pub").read_text() == derived
+    derived = subprocess.run(
+        ["ssh-keygen", "-y", "-f", str(paths.host_key)], capture_output=True, text=True, check=True
+    )
+    assert (paths.ssh / "ssh_host_ed25519_key.pub").read_text() == derived.stdout
     assert public.identity == given.public.identity
 
 

@@ -74,4 +74,6 @@ def test_the_pinned_host_key_is_the_configured_one_else_the_generated_one(paths)
 
 
 def test_kubernetes_names_are_dns_labels():
-    assert pairing_secrets.kubernetes_names("db_main") == {"client": "borg-db-main-client", "server": "borg-db-main-server"}
+    names = pairing_secrets.kubernetes_names("db_main")
+
+    assert names == {"client": "borg-db-main-client", "server": "borg-db-main-server"}
