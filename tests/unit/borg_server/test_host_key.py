@@ -3,7 +3,6 @@
 import base64
 import os
 import shutil
-import struct
 import subprocess
 
 import pytest
@@ -13,24 +12,7 @@ from borg_server import host_key, setup
 from borg_server.config import load, load_endpoint
 from borg_server.host_key import parse_private_key
 from borg_server.keys import KeyProblem
-
-PUBLIC = bytes(range(32))
-ARMOUR = ("-----BEGIN OPENSSH" + " PRIVATE KEY-----", "-----END OPENSSH" + " PRIVATE KEY-----")  # split: no key here
-
-
-def string(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
-
-
-def private_key(cipher=b"none", count=1, key_type=b"ssh-ed25519", checks=(7, 7), secret=None, header=PUBLIC) -> str:
-    """Return an OpenSSH private key's text built by hand (its fields as OpenSSH's PROTOCOL.key lays them out)."""
-    public_blob = string(key_type) + string(header)
-    private = struct.pack(">II", *checks) + string(key_type) + string(PUBLIC)
-    private += string(secret if secret is not None else bytes(32) + PUBLIC) + string(b"host@example")
-    body = b"openssh-key-v1\0" + string(cipher) + string(b"none") + string(b"") + struct.pack(">I", count)
-    body += string(public_blob) + string(private + bytes(range(1, 8 - len(private) % 8 + 1)))
-    text = base64.b64encode(body).decode()
-    return "\n".join([ARMOUR[0], *(text[i : i + 70] for i in range(0, len(text), 70)), ARMOUR[1]]) + "\n"
+from tests.unit.borg_server.sample_keys import ARMOUR, PUBLIC, private_key, string
 
 
 def test_an_ed25519_private_key_gives_its_public_key_with_its_comment():
