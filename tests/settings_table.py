@@ -59,6 +59,7 @@ SERVER = {  # setting -> kind (the base environment: BORG_CLIENTS="web db")
     "DISK_RESERVE": "size",
     "REPORT_URLS": "urls",
     "BORG_SERVER_NAME": "host",
+    "BORG_HOST_KEY": "key",
     "BORG_SERVER_CONFIG": "path",
 }
 CLIENT = {  # setting -> kind (the base environment: a pairing export and BORG_PASSPHRASE_FILE)
