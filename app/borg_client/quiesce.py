@@ -103,7 +103,8 @@ def stopped(label: str | None, journal: Path) -> Iterator[list[str]]:
     left = [entry for entry in read_journal(journal) if entry["id"] not in running]
     if left:
         logger.warning(
-            "%d container(s) an earlier run stopped are still journalled: starting them after this one", len(left)
+            "%d container(s) or service(s) an earlier run stopped are still journalled: starting them after this one",
+            len(left),
         )
     entries = left + [{"id": container.id, "name": container.name} for container in containers]
     scaled = [{"kind": "service", "id": s.id, "name": s.name, "replicas": swarm.replicas(s)} for s in services]
@@ -128,5 +129,7 @@ def recover(journal: Path) -> None:
     entries = read_journal(journal)
     if not entries:
         return
-    logger.warning("a previous run stopped %d container(s) and did not finish: starting them", len(entries))
+    logger.warning(
+        "a previous run stopped %d container(s) or service(s) and did not finish: starting them", len(entries)
+    )
     start_all(docker_client(), journal, entries)

@@ -53,6 +53,13 @@ def runs(container: str) -> list[dict]:
     return json.loads(result.stdout) if result.returncode == 0 else []
 
 
+def update_state(stack: str, service: str) -> str:
+    """Return the state of the service's last update (completed, updating, ...), "" if it was never updated."""
+    state = docker("service", "inspect", "--format", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+                   f"{stack}_{service}").stdout  # fmt: skip
+    return state.strip()
+
+
 def service_logs(stack: str, service: str) -> str:
     result = docker("service", "logs", "--raw", "--tail", "40", f"{stack}_{service}", check=False)
     return result.stdout + result.stderr
@@ -125,6 +132,23 @@ def test_the_swarm_stack_pairs_by_secrets_backs_up_scales_the_app_to_0_meanwhile
                          " && cat /tmp/r/backup/app-data/note.txt", check=False)  # fmt: skip
         assert restore.returncode == 0, restore.stderr
         assert restore.stdout == "hello\n"  # cmp printed nothing: the 20 MB of random bytes are identical
+
+        # The sidecar is killed while the app is scaled to 0 (the app now ignores its stop signal, so scaling
+        # it down takes 10 s): the swarm restarts the sidecar, which scales the app back from its journal.
+        docker("service", "update", "--detach", "--stop-signal", "SIGWINCH", "--stop-grace-period", "10s",
+               f"{stack}_app")  # fmt: skip
+        wait_until(lambda: update_state(stack, "app") == "completed", 60, "the app to run with its new stop signal")
+        docker("exec", "-d", sidecar, "borg-client", "run")
+        wait_until(lambda: replicas(stack, "app") == 0, 60, "the second backup to scale the app to 0")
+        docker("kill", sidecar)
+        wait_until(
+            lambda: task_container(stack, "backup-app") not in ("", sidecar), 60, "the swarm to start a new sidecar"
+        )
+        wait_until(lambda: replicas(stack, "app") == 1, 60, "the new sidecar to scale the app back to 1")
+        assert "a previous run stopped 1 container(s) or service(s) and did not finish" in service_logs(
+            stack, "backup-app"
+        )
+        wait_until(lambda: task_container(stack, "app"), 60, "the app to run again")
 
         docker("stack", "rm", stack)
         wait_until(lambda: not stack_left(stack), 90, "docker stack rm to remove the services, tasks and networks")
