@@ -168,6 +168,16 @@ def extract_argv(archive: str, paths: list[str]) -> list[str]:
     return command("extract", "--list", f"::{archive}", *[path.lstrip("/") for path in paths])
 
 
+def list_paths_argv(archive: str, path: str) -> list[str]:
+    """Given an archive and a path in it, return the borg list argv of what is under it, one JSON line each."""
+    return command("list", "--json-lines", f"::{archive}", path)
+
+
+def extract_stdout_argv(archive: str, path: str) -> list[str]:
+    """Given an archive and one file in it, return the borg extract argv that prints the file."""
+    return command("extract", "--stdout", f"::{archive}", path)
+
+
 def mount_argv(archive: str | None, target: Path) -> list[str]:
     """Given one archive (None: all of them) and a mount point, return the borg mount argv (foreground)."""
     return command("mount", "--foreground", f"::{archive}" if archive else "::", str(target))

@@ -168,7 +168,8 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
     check_timezone(settings, environ.get("TZ"))
     for setting, value in (("BACKUP_STOP_LABEL", config.stop_label), ("BACKUP_DUMP_LABEL", config.dump_label)):
         if value and not Path(DOCKER_SOCKET).exists():
-            settings.problem(settings.label(setting), f"needs the Docker socket: mount {DOCKER_SOCKET} into the sidecar")
+            socket_needed = f"needs the Docker socket: mount {DOCKER_SOCKET} into the sidecar"
+            settings.problem(settings.label(setting), socket_needed)
     if settings.problems:
         raise ConfigError(settings.problems + unpaired)
     if unpaired:

@@ -49,7 +49,7 @@ class RunReport:
     kind: str = "backup"  # backup | prune
     kept: tuple[str, ...] = ()  # a prune's archives kept, newest first
     pruned: tuple[str, ...] = ()  # a prune's archives deleted
-    dumps: tuple[Mapping, ...] = ()  # a backup's database dumps: container, kind, database, path, bytes, seconds, status
+    dumps: tuple[Mapping, ...] = ()  # a backup's dumps: container, kind, database, path, bytes, seconds, status
 
     @property
     def duration_s(self) -> float | None:

@@ -63,7 +63,8 @@ def backup(config: ClientConfig, paths: Paths, started: RunReport, control: Cont
         docker, planned = dumps.prepare(config)
         with quiesce.stopped(config.stop_label, paths.stopped_containers) as stopped:
             with dumps.streaming(docker, planned) as (directory, results):
-                logger.info("backing up %s to %s", ", ".join(sources + [dumps.DUMPS] * bool(planned)), config.repository)
+                what = ", ".join(sources + [dumps.DUMPS] * bool(planned))
+                logger.info("backing up %s to %s", what, config.repository)
                 argv = borg.create_argv(config, archive, sources, *dump_paths(directory, sources))
                 call = repository.create(config, archive, sources, control, argv, directory)
         return checked_dumps(config, created(started, call, control.interrupted, stopped), results)
