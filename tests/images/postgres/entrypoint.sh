@@ -7,7 +7,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     mkdir -p "$PGDATA" /run/postgresql && chown postgres:postgres "$PGDATA" /run/postgresql
     printf '%s\n' "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}" > /tmp/pwfile && chown postgres /tmp/pwfile
     # local socket: trusted (the official image's default); TCP, which the sidecar's dumps use: a password
-    su postgres -c "initdb -q -U '$user' --pwfile=/tmp/pwfile --auth-local=trust --auth-host=scram-sha-256 -D '$PGDATA'"
+    su postgres -c "initdb -U '$user' --pwfile=/tmp/pwfile --auth-local=trust --auth-host=scram-sha-256 -D '$PGDATA'" >/dev/null
     rm -f /tmp/pwfile
     database=${POSTGRES_DB:-$user}
     if [ "$database" != postgres ]; then
