@@ -130,10 +130,10 @@ def test_every_dump_lands_in_the_archive_while_the_databases_are_written_to(stac
                            (sandbox.name("cmd"), "command")}, dumped  # fmt: skip
     assert all(dump["status"] == "success" and dump["bytes"] > 0 and dump["seconds"] >= 0 for dump in dumped.values())
     passwords = f"-e {PG_PASSWORD} -e {MARIADB_PASSWORD}"
-    (listed, dumps), (_, files), (_, dump), (clean, found), _ = sidecar(
+    (listed, dumps), (_, files), (_, dump), (clean, found), (_, shown), _ = sidecar(
         sandbox, client, env, f"borg-client list {archive} --dumps", f"borg-client list {archive} --short",
         f"borg-client borg extract --stdout ::{archive} dumps/{pg}/shop.sql",
-        f"! grep -r -l {passwords} /var/lib/borg-client", role="inspect",
+        f"! grep -r -l {passwords} /var/lib/borg-client", "borg-client status", role="inspect",
     )  # fmt: skip
     assert listed == 0
     lines = [line.split("\t") for line in dumps.splitlines()]
@@ -144,6 +144,7 @@ def test_every_dump_lands_in_the_archive_while_the_databases_are_written_to(stac
     # the rows written while borg ran are in the dump, up to the moment it started
     assert "COPY public.events (id, at) FROM stdin;" in dump and "CREATE TABLE public.items" in dump
     assert 0 < dump.split("COPY public.events", 1)[1].split("\\.")[0].count("\n") - 1 <= int(written)
+    assert f"dump {pg}/shop: {dumped[(pg, 'shop')]['bytes']} bytes in " in shown
     # no credential in the sidecar's log, its state volume or the report
     assert clean == 0, found
     assert PG_PASSWORD not in log + status and MARIADB_PASSWORD not in log + status
