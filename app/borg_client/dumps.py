@@ -275,11 +275,10 @@ def plan(client, scope: str | None) -> list[Dump]:
     dumps = []
     for source in labelled(client, scope):
         environment = credentials(client.api, source)
-        for database in databases(client.api, source, environment):
-            dumps.append(Dump(source.container, source.container_id, source.kind, database,
-                              tuple(dump_argv(source, database)), environment))  # fmt: skip
-        logger.info("container %s: dumping %s (%s)", source.container, ", ".join(d.database for d in dumps
-                    if d.container == source.container), source.kind)  # fmt: skip
+        names = databases(client.api, source, environment)
+        logger.info("container %s: dumping %s (%s)", source.container, ", ".join(names) or "nothing", source.kind)
+        dumps += [Dump(source.container, source.container_id, source.kind, database, tuple(dump_argv(source, database)),
+                       environment) for database in names]  # fmt: skip
     return dumps
 
 
