@@ -25,7 +25,7 @@ COMPOSE_PROFILES := $(PROFILES)
 ADMIN := $(filter admin,$(subst $(comma), ,$(PROFILES)))
 export BASE_IMAGE IMAGE_TAG COMPOSE_PROFILES
 
-.PHONY: help up down test unit integration lint images base-image venv bench
+.PHONY: help up down test unit integration lint images test-images base-image venv bench
 
 help:
 	@echo "make up     run the appliance (server, sidecar, sample app) and make a first backup"
@@ -57,6 +57,11 @@ base-image:
 images: base-image
 	$(BUILD) -f Dockerfile.server -t $(SERVER_IMAGE) .
 	$(BUILD) -f Dockerfile.client -t $(CLIENT_IMAGE) .
+
+# The databases the dump scenarios run (tests/images): PostgreSQL 17 and MariaDB from Debian's packages.
+test-images: base-image
+	$(BUILD) -q -t borg-appliance-test-postgres:$(IMAGE_TAG) tests/images/postgres
+	$(BUILD) -q -t borg-appliance-test-mariadb:$(IMAGE_TAG) tests/images/mariadb
 
 secrets/borg_passphrase:
 	@mkdir -p secrets && chmod 700 secrets

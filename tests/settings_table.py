@@ -78,6 +78,7 @@ CLIENT = {  # setting -> kind (the base environment: a pairing export and BORG_P
     "EXCLUDE_CACHES": "boolean",
     "BACKUP_ALLOW_EMPTY": "boolean",
     "BACKUP_STOP_LABEL": "text",
+    "BACKUP_DUMP_LABEL": "text",
     "REPORT_URLS": "urls",
     "HEALTHCHECKS_URL": "url",
     "REPORT_TIMEOUT": "duration",

@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from borg_client import borg, repository, restore, run, schedule, waiting
+from borg_client import borg, dumprestore, dumps, repository, restore, run, schedule, waiting
 from borg_client import config as client_config
 from borg_client.borgcall import Control, call_borg
 from borg_client.prunecli import command_prune, command_prune_schedule, timestamp
@@ -82,6 +82,11 @@ def command_schedule(_config, _arguments) -> int:
 
 
 def command_list(config, arguments) -> int:
+    if arguments.dumps:
+        if not arguments.archive:
+            print("borg-client: list --dumps needs an ARCHIVE", file=sys.stderr)
+            return 2
+        return dumprestore.command_list_dumps(config, arguments.archive)
     argv = borg.list_argv(arguments.archive, short=arguments.short, as_json=arguments.json, last=arguments.last)
     call = call_borg(config, argv, capture_json=True)
     print(call.stdout, end="")
@@ -94,6 +99,17 @@ def command_restore(config, arguments) -> int:
             config, arguments.archive, arguments.paths, Path(arguments.target), arguments.overwrite_live
         )
     except restore.RestoreRefused as error:
+        print(f"borg-client: {error}", file=sys.stderr)
+        return 2
+
+
+def command_restore_dump(config, arguments) -> int:
+    """Stream a dump from an archive back into a running database container."""
+    try:
+        return dumprestore.restore_dump(
+            config, arguments.archive, arguments.container, arguments.database, arguments.into, arguments.force
+        )
+    except (dumprestore.RestoreFailed, dumps.DumpFailed) as error:
         print(f"borg-client: {error}", file=sys.stderr)
         return 2
 
@@ -174,11 +190,18 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--short", action="store_true", help="names only")
     listing.add_argument("--last", type=int, metavar="N", help="only the last N archives")
     listing.add_argument("--json", action="store_true", help="borg's JSON output")
+    listing.add_argument("--dumps", action="store_true", help="only the database dumps: container, database, bytes")
     restoring = command("restore", command_restore, "extract an archive (or some paths of it) into a directory")
     restoring.add_argument("archive", help="archive name, as `borg-client list` shows it")
     restoring.add_argument("paths", nargs="*", help="only these paths, e.g. backup/app-data/journal.txt")
     restoring.add_argument("--target", required=True, help="directory to extract into (created if missing)")
     restoring.add_argument("--overwrite-live", action="store_true", help="allow a target that overwrites /backup")
+    dumping = command("restore-dump", command_restore_dump, "stream a database dump back into a running container")
+    dumping.add_argument("archive", help="archive name, as `borg-client list` shows it")
+    dumping.add_argument("container", help="the container the dump was made in")
+    dumping.add_argument("--database", help="only this database (default: every dump of the container)")
+    dumping.add_argument("--into", metavar="CONTAINER", help="restore into this labelled container instead")
+    dumping.add_argument("--force", action="store_true", help="replace what a non-empty target database holds")
     mounting = command("mount", command_mount, "browse archives through FUSE until interrupted")
     mounting.add_argument("archive", nargs="?", help="one archive (default: all of them)")
     mounting.add_argument("--target", default="/mnt/borg", help="mount point (default /mnt/borg)")

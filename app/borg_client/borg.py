@@ -104,15 +104,29 @@ def command(*arguments: str) -> list[str]:
     return ["borg", "--log-json", "--lock-wait", str(LOCK_WAIT), *arguments]
 
 
-def create_argv(config: ClientConfig, archive: str, sources: list[str]) -> list[str]:
-    """Given the configuration, an archive name and source paths, return the borg create argv."""
+def create_argv(
+    config: ClientConfig, archive: str, sources: list[str], dumps: str | None = None, special: list[str] = ()
+) -> list[str]:
+    """Given the configuration, an archive name and source paths, return the borg create argv.
+
+    With dumps (the relative directory of the dumps' named pipes, borg_client.dumps), borg reads the
+    pipes as files (--read-special); special, the fifos and devices found in the sources, are then
+    excluded, so that none of them is read as data.
+    """
     options = ["--json", "--list", "--filter", "AME", "--show-rc"]
     options += ["--compression", config.compression, "--checkpoint-interval", "600"]
     if config.exclude_caches:
         options.append("--exclude-caches")
     if config.backup_timestamp:
         options += ["--timestamp", config.backup_timestamp]
-    return command("create", *options, f"::{archive}", *sources)
+    if dumps:
+        options.append("--read-special")
+        options += [word for path in special for word in ("--exclude", f"pp:{path}")]
+    return command("create", *options, f"::{archive}", *sources, *([dumps] if dumps else []))
+
+
+def rename_argv(archive: str, name: str) -> list[str]:
+    return command("rename", f"::{archive}", name)
 
 
 def prune_argv(config: ClientConfig) -> list[str]:
@@ -152,6 +166,16 @@ def check_argv(repository_only: bool = False, verify_data: bool = False) -> list
 def extract_argv(archive: str, paths: list[str]) -> list[str]:
     """Given an archive and paths in it (absolute or not), return the borg extract argv (paths relative)."""
     return command("extract", "--list", f"::{archive}", *[path.lstrip("/") for path in paths])
+
+
+def list_paths_argv(archive: str, path: str) -> list[str]:
+    """Given an archive and a path in it, return the borg list argv of what is under it, one JSON line each."""
+    return command("list", "--json-lines", f"::{archive}", path)
+
+
+def extract_stdout_argv(archive: str, path: str) -> list[str]:
+    """Given an archive and one file in it, return the borg extract argv that prints the file."""
+    return command("extract", "--stdout", f"::{archive}", path)
 
 
 def mount_argv(archive: str | None, target: Path) -> list[str]:

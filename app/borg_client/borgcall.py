@@ -71,6 +71,15 @@ def call_borg(
     return BorgCall(result.returncode, result.stdout, tuple(log.msgids), tuple(result.tail))
 
 
+def stream_borg(config: ClientConfig, argv: list[str], sink) -> BorgCall:
+    """Given a borg argv whose stdout is data (extract --stdout), hand it to sink in chunks; return what borg did."""
+    log = borg.LogJson()
+    result = process.pipe(
+        argv, sink, env=borg.borg_environment(config, dict(os.environ)), secrets=config.secrets, render_line=log.render
+    )
+    return BorgCall(result.returncode, "", tuple(log.msgids), tuple(result.tail))
+
+
 def explain(call: BorgCall, what: str) -> str:
     """Given a finished call and the step it was, return what went wrong, for people.
 

@@ -62,6 +62,7 @@ class ClientConfig:
     report_urls: tuple[str, ...]
     healthchecks_url: str | None
     report_timeout: int = 10
+    dump_label: str | None = None  # BACKUP_DUMP_LABEL: only containers also carrying it are dumped (borg_client.dumps)
     allow_empty: bool = False
     log_level: str = "INFO"  # LOG_LEVEL: one of Python's logging levels, upper case
     retry_delays: tuple[int, ...] = retry.DEFAULT_DELAYS  # seconds before each retry of a failed run
@@ -153,6 +154,7 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
         encryption=settings.choice("BORG_ENCRYPTION", "keyfile-blake2", ENCRYPTIONS),
         exclude_caches=settings.boolean("EXCLUDE_CACHES", True),
         stop_label=settings.string("BACKUP_STOP_LABEL", limit=256),
+        dump_label=settings.string("BACKUP_DUMP_LABEL", limit=256),
         report_urls=settings.urls("REPORT_URLS"),
         healthchecks_url=settings.url("HEALTHCHECKS_URL"),
         report_timeout=settings.duration("REPORT_TIMEOUT", 10, MINIMUM_TIMEOUT, MAXIMUM_TIMEOUT),
@@ -164,10 +166,10 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
     check_archive_name(settings, config.archive_name)
     check_cron(settings, config.cron)
     check_timezone(settings, environ.get("TZ"))
-    if config.stop_label and not Path(DOCKER_SOCKET).exists():
-        settings.problem(
-            settings.label("BACKUP_STOP_LABEL"), f"needs the Docker socket: mount {DOCKER_SOCKET} into the sidecar"
-        )
+    for setting, value in (("BACKUP_STOP_LABEL", config.stop_label), ("BACKUP_DUMP_LABEL", config.dump_label)):
+        if value and not Path(DOCKER_SOCKET).exists():
+            socket_needed = f"needs the Docker socket: mount {DOCKER_SOCKET} into the sidecar"
+            settings.problem(settings.label(setting), socket_needed)
     if settings.problems:
         raise ConfigError(settings.problems + unpaired)
     if unpaired:

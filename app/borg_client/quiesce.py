@@ -45,8 +45,9 @@ def write_journal(journal: Path, containers: list[dict]) -> None:
         journal.unlink(missing_ok=True)
 
 
-def running_with_label(client, label: str) -> list:
-    """Return the running containers carrying label (`key` or `key=value`), except this sidecar; swarm tasks too."""
+def running_with_label(client, label: str | list[str]) -> list:
+    """Return the running containers carrying label (`key` or `key=value`; a list: all of them), except this sidecar;
+    swarm tasks too."""
     own = socket.gethostname()
     found = client.containers.list(filters={"label": label, "status": "running"})
     return sorted((c for c in found if not c.id.startswith(own)), key=lambda c: c.name)

@@ -49,6 +49,7 @@ class RunReport:
     kind: str = "backup"  # backup | prune
     kept: tuple[str, ...] = ()  # a prune's archives kept, newest first
     pruned: tuple[str, ...] = ()  # a prune's archives deleted
+    dumps: tuple[Mapping, ...] = ()  # a backup's dumps: container, kind, database, path, bytes, seconds, status
 
     @property
     def duration_s(self) -> float | None:
@@ -74,7 +75,8 @@ class RunReport:
             "log_tail": list(self.log_tail),
             "attempt": self.attempt,
             "kind": self.kind,
-        } | ({"kept": list(self.kept), "pruned": list(self.pruned)} if self.kind == "prune" else {})
+        } | ({"kept": list(self.kept), "pruned": list(self.pruned)} if self.kind == "prune" else {"dumps": [
+            dict(dump) for dump in self.dumps]})  # fmt: skip
 
 
 def now() -> datetime:

@@ -27,22 +27,26 @@ class RunFailed(Failure):
     """A run cannot go on; the message is what the user reads in the report (failures.Failure)."""
 
 
-def create(config: ClientConfig, archive: str, sources: list[str], control: Control) -> BorgCall:
+def create(
+    config: ClientConfig, archive: str, sources: list[str], control: Control, argv: list[str] | None = None,
+    cwd: Path | None = None,
+) -> BorgCall:  # fmt: skip
     """Run borg create of sources as archive; on a first run, initialise when borg says the repository does not exist.
 
     An unreachable server, a wrong passphrase or a refused path is a failure, never a reason to init;
     so is a missing repository once this sidecar has backed up before (it vanished). Trying create
     first saves a whole borg session on every run but the first. A backup that wrote an archive is
-    recorded (borg_client.history). Raise RunFailed if the repository vanished or the init fails.
+    recorded (borg_client.history). argv and cwd: a create argv made elsewhere (with dumps) and where
+    it runs. Raise RunFailed if the repository vanished or the init fails.
     """
     paths = Paths.of(config)
-    argv = borg.create_argv(config, archive, sources)
-    call = call_borg(config, argv, capture_json=True, control=control)
+    argv = argv or borg.create_argv(config, archive, sources)
+    call = call_borg(config, argv, capture_json=True, control=control, cwd=cwd)
     if REPOSITORY_MISSING in call.msgids and not control.interrupted:
         if history.evidence(paths):
             raise RunFailed(history.vanished(paths, config.repository), "vanished")
         initialise(config)
-        call = call_borg(config, argv, capture_json=True, control=control)
+        call = call_borg(config, argv, capture_json=True, control=control, cwd=cwd)
     if borg.outcome(call.returncode).status != "failure":
         try:
             history.record_backup(paths, call.stdout)

@@ -1,4 +1,4 @@
-"""One backup run, top to bottom: lock, pre-flight, containers stopped, borg create, report.
+"""One backup run, top to bottom: lock, pre-flight, dumps planned, containers stopped, borg create, report.
 
 Whatever happens inside a run, it ends in a report: an expected failure (pre-flight, borg) with
 its message, anything unexpected (a Docker API error, an OSError, a bug) as a failure naming the
@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from borg_client import borg, failures, preflight, quiesce, report, repository
-from borg_client.borgcall import BorgCall, Control, explain
+from borg_client import borg, dumps, failures, preflight, quiesce, report, repository
+from borg_client.borgcall import BorgCall, Control, call_borg, explain
 from borg_client.config import ClientConfig
 from borg_client.daylog import day_log
 from borg_client.journal import clear_stale_cache_locks, run_lock
@@ -60,10 +60,14 @@ def backup(config: ClientConfig, paths: Paths, started: RunReport, control: Cont
         if control.interrupted:
             raise RunFailed("stopped before borg create started")
         archive = config.archive_name.replace("{client}", config.client)
+        docker, planned = dumps.prepare(config)
         with quiesce.stopped(config.stop_label, paths.stopped_containers) as stopped:
-            logger.info("backing up %s to %s", ", ".join(sources), config.repository)
-            call = repository.create(config, archive, sources, control)
-        return created(started, call, control.interrupted, stopped)
+            with dumps.streaming(docker, planned) as (directory, results):
+                what = ", ".join(sources + [dumps.DUMPS] * bool(planned))
+                logger.info("backing up %s to %s", what, config.repository)
+                argv = borg.create_argv(config, archive, sources, *dump_paths(directory, sources))
+                call = repository.create(config, archive, sources, control, argv, directory)
+        return checked_dumps(config, created(started, call, control.interrupted, stopped), results)
     except failures.Failure as error:
         status = "interrupted" if control.interrupted else "failure"
         retry = failures.retryable(status, error.cause, error.msgids)
@@ -97,3 +101,30 @@ def created(started: RunReport, call: BorgCall, interrupted: bool, stopped: list
         status=status, message=message, stopped_containers=tuple(stopped),
         retryable=failures.retryable(status, msgids=call.msgids),
     )  # fmt: skip
+
+
+def dump_paths(directory, sources: list[str]) -> tuple[str | None, list[str]]:
+    """Given the dumps' directory (None: no dumps) and the sources, return create_argv's dumps and special arguments."""
+    return (dumps.DUMPS, dumps.special_files(sources)) if directory else (None, [])
+
+
+def checked_dumps(config: ClientConfig, outcome: RunReport, results: list[dumps.Result]) -> RunReport:
+    """Given the report of borg create and the dumps' results, return the report with its dumps.
+
+    A dump that failed or came out empty fails the run, with the tool's message, even if borg
+    succeeded: the archive borg wrote is renamed to a checkpoint, so it never counts as a backup.
+    """
+    outcome = dataclasses.replace(outcome, dumps=tuple(result.to_dict() for result in results))
+    problems = dumps.problems(results)
+    if not problems or outcome.status == "failure" or outcome.status == "interrupted":
+        return outcome
+    message = "; ".join(problems)
+    if outcome.archive:
+        name = dumps.failed_name(outcome.archive)
+        renamed = call_borg(config, borg.rename_argv(outcome.archive, name))
+        if renamed.returncode == 0:
+            message += f"; the archive was renamed {name} (a checkpoint, not a backup)"
+            outcome = dataclasses.replace(outcome, archive=name)
+        else:
+            message += f"; {explain(renamed, f'renaming the archive {outcome.archive} failed')}"
+    return dataclasses.replace(outcome, status="failure", message=message, retryable=True)

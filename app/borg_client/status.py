@@ -27,7 +27,7 @@ def command_status(config, arguments) -> int:
         "last_runs": [
             {
                 key: entry.get(key)
-                for key in ("started_at", "finished_at", "kind", "status", "archive", "duration_s", "message")
+                for key in ("started_at", "finished_at", "kind", "status", "archive", "duration_s", "message", "dumps")
             }
             for entry in runs[-arguments.runs :]
         ],
@@ -41,6 +41,9 @@ def command_status(config, arguments) -> int:
     for entry in reversed(status["last_runs"]):
         what = entry["archive"] or ("prune" if entry["kind"] == "prune" else "-")
         print(f"  {entry['started_at']}  {entry['status']:11}  {what}  {entry['message']}")
+        for dump in entry.get("dumps") or ():
+            print(f"      dump {dump['container']}/{dump['database']}: {dump['bytes']} bytes in {dump['seconds']} s"
+                  f" ({dump['status']})")  # fmt: skip
     return 0
 
 

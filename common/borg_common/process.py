@@ -93,3 +93,54 @@ def run(
         reader.join()
     logger.debug("%s exited with %d", argv[0], returncode)
     return Result(returncode=returncode, stdout="".join(chunks), tail=list(tail))
+
+
+def pipe(
+    argv: list[str],
+    sink: Callable[[bytes], None],
+    *,
+    env: Mapping[str, str] | None = None,
+    secrets: Iterable[str] = (),
+    render_line: Callable[[str], str | None] | None = None,
+    tail_lines: int = 50,
+    chunk: int = 1 << 16,
+) -> Result:
+    """Run argv and hand its stdout to sink a chunk at a time (bytes), logging its stderr lines; wait.
+
+    Memory stays at one chunk whatever the output's size. If sink raises, the process is killed and
+    the error raised once it has exited. Raise OSError if the program cannot be started.
+    """
+    secrets = [secret for secret in secrets if secret]
+    logger.debug("running %s", masked(argv, secrets))
+    tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
+    process = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=dict(env) if env is not None else None,
+    )  # fmt: skip
+
+    def log_stderr() -> None:
+        for raw in process.stderr:
+            line = raw.decode(errors="replace").rstrip("\n")
+            line = render_line(line) if render_line else line
+            if line is None:
+                continue
+            for secret in secrets:
+                line = line.replace(secret, MASK)
+            tail.append(line)
+            logger.info("%s", line)
+
+    reader = threading.Thread(target=log_stderr, daemon=True)
+    reader.start()
+    try:
+        while data := process.stdout.read(chunk):
+            sink(data)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        process.stdout.close()
+    returncode = process.wait()
+    reader.join()
+    logger.debug("%s exited with %d", argv[0], returncode)
+    return Result(returncode=returncode, stdout="", tail=list(tail))

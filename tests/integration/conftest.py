@@ -31,6 +31,12 @@ def images() -> None:
     subprocess.run(["make", "-C", str(ROOT), "images"], check=True, capture_output=True)
 
 
+@pytest.fixture(scope="session")
+def database_images() -> None:
+    """Build the PostgreSQL and MariaDB images of the dump scenarios once, when a scenario needs them."""
+    subprocess.run(["make", "-C", str(ROOT), "test-images"], check=True, capture_output=True)
+
+
 @pytest.fixture
 def sandbox():
     box = Sandbox()

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 IMAGE_TAG = os.environ.get("IMAGE_TAG", "latest")
 SERVER_IMAGE = f"borg-appliance-server:{IMAGE_TAG}"
 CLIENT_IMAGE = f"borg-appliance-client:{IMAGE_TAG}"
+POSTGRES_IMAGE = f"borg-appliance-test-postgres:{IMAGE_TAG}"  # tests/images, made by make test-images
+MARIADB_IMAGE = f"borg-appliance-test-mariadb:{IMAGE_TAG}"
 BASE_IMAGE = "borg-appliance-base:trixie"
 LABEL = "borg-appliance-test"
 

@@ -27,6 +27,7 @@ BAD_SETTINGS = {
     "bad report URL": ({"REPORT_URLS": "ftp://example.org/x"}, "REPORT_URLS"),
     "unknown time zone": ({"TZ": "Mars/Olympus"}, "TZ"),
     "stop label without socket": ({"BACKUP_STOP_LABEL": "backup.stop"}, "BACKUP_STOP_LABEL"),
+    "dump label without socket": ({"BACKUP_DUMP_LABEL": "backup.dump"}, "BACKUP_DUMP_LABEL: needs the Docker socket"),
 }
 
 

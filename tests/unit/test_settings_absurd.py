@@ -10,11 +10,19 @@ from tests.settings_table import CLIENT, CLIENT_CASES, SERVER, SERVER_CASES
 # Any text is a valid BACKUP_STOP_LABEL, so a passphrase read as one cannot be told from a label.
 SECRET = "Hunter2!Secret-passphrase"  # what a *_FILE setting reads when it names the passphrase file by mistake
 FILE_SETTINGS_SERVER = [s for s in SERVER if s != "BORG_SERVER_CONFIG"]
-# Any text is a valid BACKUP_STOP_LABEL: a passphrase read as one cannot be told from a label.
+# Any text is a valid BACKUP_STOP_LABEL or BACKUP_DUMP_LABEL: a passphrase read as one cannot be told from a label.
 FILE_SETTINGS_CLIENT = [
     s
     for s in CLIENT
-    if s not in ("BORG_PASSPHRASE_FILE", "BORG_PASSCOMMAND", "BORG_PASSPHRASE", "TZ", "BACKUP_STOP_LABEL")
+    if s
+    not in (
+        "BORG_PASSPHRASE_FILE",
+        "BORG_PASSCOMMAND",
+        "BORG_PASSPHRASE",
+        "TZ",
+        "BACKUP_STOP_LABEL",
+        "BACKUP_DUMP_LABEL",
+    )
 ]
 
 

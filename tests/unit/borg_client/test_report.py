@@ -28,7 +28,8 @@ def test_a_report_ships_exactly_the_keys_of_the_contract_in_their_order():
     document = finished.to_dict()
 
     contract = "run_id client repository archive status started_at finished_at duration_s borg_rc stats"
-    assert list(document) == [*contract.split(), "stopped_containers", "message", "log_tail", "attempt", "kind"]
+    later = ["stopped_containers", "message", "log_tail", "attempt", "kind", "dumps"]
+    assert list(document) == [*contract.split(), *later]
     assert document == {
         "run_id": "5f0c…",
         "client": "web",
@@ -45,6 +46,7 @@ def test_a_report_ships_exactly_the_keys_of_the_contract_in_their_order():
         "log_tail": ["A /backup/data/a"],
         "attempt": 1,
         "kind": "backup",
+        "dumps": [],
     }
 
 
@@ -67,6 +69,7 @@ def test_a_started_report_is_a_failure_until_told_otherwise(config, clock):
         "log_tail": [],
         "attempt": 1,
         "kind": "backup",
+        "dumps": [],
     }
 
 

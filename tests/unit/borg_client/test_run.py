@@ -45,6 +45,7 @@ def expected(config, **changes) -> dict:
         "log_tail": [],
         "attempt": 1,
         "kind": "backup",
+        "dumps": [],
     }
     return base | changes
 

@@ -1,0 +1,251 @@
+"""Database dumps: PostgreSQL 17, MariaDB, sqlite and a command, dumped by labels while they are written to,
+streamed into the same borg create, restored with restore-dump; a dump that fails fails the run.
+
+One server and one set of database containers serve every scenario, in the order they are written.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.docker_helpers import (
+    BASE_IMAGE,
+    MARIADB_IMAGE,
+    POSTGRES_IMAGE,
+    Sandbox,
+    docker,
+    exec_,
+    wait_until,
+)
+from tests.integration.stack import client_command, fill_volume, make_client, start_server
+
+SOCKET = "/var/run/docker.sock"
+PG_PASSWORD, MARIADB_PASSWORD = "pg-Secret-4711", "maria-Secret-0815"
+ITEMS = "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(40)); CREATE TABLE events (id INT, at VARCHAR(40));"
+PG_SUM = "SELECT count(*) || ' ' || md5(string_agg(id || ':' || name, ',' ORDER BY id)) FROM items"
+MARIADB_SUM = "SELECT CONCAT(COUNT(*), ' ', MD5(GROUP_CONCAT(CONCAT(id, ':', name) ORDER BY id))) FROM items"
+SQLITE = "/data/app.db"
+
+
+def psql(container: str, sql: str, database: str = "shop", check: bool = True):
+    return exec_(container, "psql", "-X", "-A", "-t", "-U", "app", "-d", database, "-c", sql, check=check)
+
+
+def mariadb(container: str, sql: str, check: bool = True):
+    return exec_(container, "sh", "-c", f'MYSQL_PWD="$(cat /run/pw)" mariadb -uroot -N -B shop -e "{sql}"', check=check)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, database_images):
+    """A server, a sidecar's client, and four labelled containers: postgres, mariadb, sqlite, command."""
+    sandbox = Sandbox()
+    scope = f"borg-appliance-test.dumps={sandbox.prefix}"  # BACKUP_DUMP_LABEL: this module's containers only
+    try:
+        server = start_server(sandbox, ["db"])
+        client = make_client(sandbox, server, "db", tmp_path_factory.mktemp("dumps"))
+        fill_volume(sandbox, client.data, "echo files > /data/file")
+        labels = ["--label", scope, "--network", server.network]
+        sandbox.run("pg", POSTGRES_IMAGE, [*labels, "--label", "borg-appliance.dump=postgres",
+                    "--label", "borg-appliance.dump.databases=shop", "-e", "POSTGRES_USER=app",
+                    "-e", f"POSTGRES_PASSWORD={PG_PASSWORD}", "-e", "POSTGRES_DB=shop"])  # fmt: skip
+        password = tmp_path_factory.mktemp("secrets") / "pw"
+        password.write_text(MARIADB_PASSWORD + "\n")
+        sandbox.run("maria", MARIADB_IMAGE, [*labels, "--label", "borg-appliance.dump=mariadb",
+                    "-v", f"{password}:/run/pw:ro", "-e", "MARIADB_ROOT_PASSWORD_FILE=/run/pw",
+                    "-e", "MARIADB_DATABASE=shop"])  # fmt: skip
+        sandbox.run("lite", POSTGRES_IMAGE, [*labels, "--label", f"borg-appliance.dump=sqlite:{SQLITE}",
+                    "--entrypoint", "sh"], ["-c", "mkdir -p /data && exec sleep infinity"])  # fmt: skip
+        sandbox.run("cmd", BASE_IMAGE, [*labels, "--label", "borg-appliance.dump=command",
+                    "--label", "borg-appliance.dump.command=cat /srv/state.txt",
+                    "--label", "borg-appliance.dump.restore-command=cat > /srv/state.txt"],
+                    ["sh", "-c", "seq 1 500 > /srv/state.txt && exec sleep infinity"])  # fmt: skip
+        pg, maria = sandbox.name("pg"), sandbox.name("maria")
+        wait_until(lambda: psql(pg, "SELECT 1", check=False).returncode == 0, 60, "postgres")
+        wait_until(lambda: mariadb(maria, "SELECT 1", check=False).returncode == 0, 60, "mariadb")
+        rows = "INSERT INTO items SELECT g, CONCAT('item-', g) FROM generate_series(1, 2000) g"
+        psql(pg, ITEMS + rows)
+        mariadb(maria, ITEMS + "INSERT INTO items SELECT seq, CONCAT('item-', seq) FROM seq_1_to_2000")
+        lite = sandbox.name("lite")
+        fill = "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); " + " ".join(
+            f"INSERT INTO notes (body) VALUES ('note {n} ''quoted''');" for n in range(300)
+        )
+        exec_(lite, "sqlite3", SQLITE, fill)
+        env = {"BACKUP_DUMP_LABEL": scope}
+        yield sandbox, client, env, {}  # the last item: what scenarios hand on (the archive of the first run)
+    finally:
+        sandbox.cleanup()
+
+
+def sidecar(sandbox, client, env, *commands: str, role: str = "cli") -> list[tuple[int, str]]:
+    """Run shell commands one after the other in one throw-away sidecar (one container start for all of
+    them); return each one's exit code and stdout. Its stderr (the log) is the last entry's text."""
+    marker = "=== exit "
+    script = "; ".join(f'{command}; echo "{marker}$?"' for command in commands)
+    result = client_command(sandbox, client, ["-c", script], env=env, role=role,
+                            extra=["-v", f"{SOCKET}:{SOCKET}", "--entrypoint", "sh"])  # fmt: skip
+    parts = result.stdout.split(marker)
+    outputs = [(int(part.split("\n", 1)[0]), parts[number].split("\n", 1)[-1] if number else parts[0])
+               for number, part in enumerate(parts[1:])]  # fmt: skip
+    assert len(outputs) == len(commands), result.stdout + result.stderr
+    return [*outputs, (result.returncode, result.stderr)]
+
+
+REPORT = "borg-client status --json --runs 1"
+
+
+def reported(output: str) -> dict:
+    """Given `borg-client status --json` output, return the last run's report."""
+    return json.loads(output)["last_runs"][-1]
+
+
+def writing(container: str, script: str) -> None:
+    """Write rows into the events table in the background, as an application would, until /tmp/stop exists."""
+    docker(
+        "exec", "-d", container, "sh", "-c", f"i=0; while [ ! -e /tmp/stop ]; do i=$((i+1)); {script}; sleep 0.1; done"
+    )
+
+
+def test_every_dump_lands_in_the_archive_while_the_databases_are_written_to(stack):
+    sandbox, client, env, state = stack
+    pg, maria = sandbox.name("pg"), sandbox.name("maria")
+    writing(pg, """psql -q -U app -d shop -c "INSERT INTO events VALUES ($i, now()::text)" """)
+    writing(maria, """MYSQL_PWD="$(cat /run/pw)" mariadb -uroot shop -e "INSERT INTO events VALUES ($i, NOW())" """)
+    wait_until(lambda: psql(pg, "SELECT count(*) FROM events").stdout.strip() not in ("", "0"), 30, "writes")
+
+    try:
+        (code, _), (_, status), (_, log) = sidecar(sandbox, client, env, "borg-client run", REPORT)
+        written = psql(pg, "SELECT count(*) FROM events").stdout.strip()
+    finally:
+        for container in (pg, maria):
+            exec_(container, "touch", "/tmp/stop")
+
+    assert code == 0, log
+    report = reported(status)
+    assert report["status"] == "success", report
+    state["archive"] = archive = report["archive"]
+    dumped = {(dump["container"], dump["database"]): dump for dump in report["dumps"]}
+    assert set(dumped) == {(pg, "shop"), (maria, "shop"), (sandbox.name("lite"), "app.db"),
+                           (sandbox.name("cmd"), "command")}, dumped  # fmt: skip
+    assert all(dump["status"] == "success" and dump["bytes"] > 0 and dump["seconds"] >= 0 for dump in dumped.values())
+    passwords = f"-e {PG_PASSWORD} -e {MARIADB_PASSWORD}"
+    (listed, dumps), (_, files), (_, dump), (clean, found), (_, shown), _ = sidecar(
+        sandbox, client, env, f"borg-client list {archive} --dumps", f"borg-client list {archive} --short",
+        f"borg-client borg extract --stdout ::{archive} dumps/{pg}/shop.sql",
+        f"! grep -r -l {passwords} /var/lib/borg-client", "borg-client status", role="inspect",
+    )  # fmt: skip
+    assert listed == 0
+    lines = [line.split("\t") for line in dumps.splitlines()]
+    assert {(container, database) for container, database, *_ in lines} == set(dumped)
+    assert {(c, d): size for c, d, size, _ in lines}[(pg, "shop")] == f"{dumped[(pg, 'shop')]['bytes']} bytes"
+    # the volume's files and the dumps are in one archive
+    assert "backup/data/file" in files.split() and f"dumps/{pg}/shop.sql" in files.split()
+    # the rows written while borg ran are in the dump, up to the moment it started
+    assert "COPY public.events (id, at) FROM stdin;" in dump and "CREATE TABLE public.items" in dump
+    assert 0 < dump.split("COPY public.events", 1)[1].split("\\.")[0].count("\n") - 1 <= int(written)
+    assert f"dump {pg}/shop: {dumped[(pg, 'shop')]['bytes']} bytes in " in shown
+    # no credential in the sidecar's log, its state volume or the report
+    assert clean == 0, found
+    assert PG_PASSWORD not in log + status and MARIADB_PASSWORD not in log + status
+
+
+def test_restore_dump_brings_back_exactly_the_rows_of_a_dropped_table(stack):
+    sandbox, client, env, state = stack
+    pg, maria, archive = sandbox.name("pg"), sandbox.name("maria"), state["archive"]
+    before = psql(pg, PG_SUM).stdout.strip(), mariadb(maria, MARIADB_SUM).stdout.strip()
+    assert before[0].startswith("2000 ") and before[1].startswith("2000 ")
+    psql(pg, "DROP TABLE items")
+    mariadb(maria, "DROP TABLE items")
+    # another, empty PostgreSQL to restore into: the database is created there, nothing needs --force
+    sandbox.run("pg2", POSTGRES_IMAGE, ["--label", "borg-appliance.dump=postgres", "-e", "POSTGRES_USER=app",
+                "-e", "POSTGRES_PASSWORD=another-one"])  # fmt: skip
+    pg2 = sandbox.name("pg2")
+    wait_until(lambda: psql(pg2, "SELECT 1", "postgres", check=False).returncode == 0, 60, "the second postgres")
+
+    (refused, refusal), (pg_code, _), (maria_code, _), (into, _), (_, log) = sidecar(
+        sandbox, client, env, f"borg-client restore-dump {archive} {pg} 2>&1",
+        f"borg-client restore-dump {archive} {pg} --database shop --force",
+        f"borg-client restore-dump {archive} {maria} --force", f"borg-client restore-dump {archive} {pg} --into {pg2}",
+        role="restore",
+    )  # fmt: skip
+
+    assert refused == 2
+    assert f"borg-client: database shop in container {pg} is not empty; add --force" in refusal
+    assert (pg_code, maria_code, into) == (0, 0, 0), log
+    assert (psql(pg, PG_SUM).stdout.strip(), mariadb(maria, MARIADB_SUM).stdout.strip()) == before
+    assert psql(pg2, PG_SUM).stdout.strip() == before[0]
+
+
+def test_a_sqlite_file_and_a_command_dump_restore_to_identical_content(stack):
+    sandbox, client, env, state = stack
+    lite, cmd = sandbox.name("lite"), sandbox.name("cmd")
+    before = exec_(lite, "sqlite3", SQLITE, ".dump").stdout
+    assert "note 299 ''quoted''" in before
+    exec_(lite, "rm", SQLITE)
+    exec_(cmd, "sh", "-c", "echo changed > /srv/state.txt")
+
+    (lite_code, _), (cmd_code, _), (_, log) = sidecar(
+        sandbox, client, env, f"borg-client restore-dump {state['archive']} {lite}",
+        f"borg-client restore-dump {state['archive']} {cmd}", role="restore-files",
+    )  # fmt: skip
+
+    assert (lite_code, cmd_code) == (0, 0), log
+    assert exec_(lite, "sqlite3", SQLITE, ".dump").stdout == before
+    assert exec_(cmd, "cat", "/srv/state.txt").stdout == "".join(f"{n}\n" for n in range(1, 501))
+
+
+def test_wrong_credentials_fail_the_run_with_the_database_message_and_no_success(stack):
+    sandbox, client, env, _state = stack
+    pg = sandbox.name("pg")
+    psql(pg, "ALTER USER app PASSWORD 'changed-behind-its-back'")
+    try:
+        (_, before), (code, _), (_, status), (_, after), (_, everything), (_, log) = sidecar(
+            sandbox, client, env, "borg-client list --short", "borg-client run", REPORT, "borg-client list --short",
+            "borg-client borg list --consider-checkpoints --short", role="wrong",
+        )  # fmt: skip
+    finally:
+        psql(pg, f"ALTER USER app PASSWORD '{PG_PASSWORD}'")
+
+    assert code == 2, log
+    report = reported(status)
+    assert report["status"] == "failure"
+    assert f"dump of shop in container {pg} " in report["message"]
+    assert 'password authentication failed for user "app"' in report["message"]
+    assert report["archive"].endswith(".checkpoint"), report
+    assert f"the archive was renamed {report['archive']}" in report["message"]
+    failed = {(dump["container"], dump["status"]) for dump in report["dumps"]}
+    assert (pg, "failure") in failed and (sandbox.name("maria"), "success") in failed
+    # borg list shows no new archive: the run's archive is a checkpoint, never a backup
+    assert after.split() == before.split()
+    assert report["archive"] in everything.split()
+    assert PG_PASSWORD not in log + status
+
+
+MEASURED = (
+    "borg-client run & pid=$!; hwm=0; while kill -0 $pid 2>/dev/null; do "
+    "v=$(awk '/^VmHWM:/ {print $2}' /proc/$pid/status 2>/dev/null); [ -n \"$v\" ] && hwm=$v; sleep 0.2; done; "
+    "wait $pid; rc=$?; echo sidecar-peak-kB=$hwm; "
+    "echo cgroup-peak-bytes=$(cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes 2>/dev/null "
+    "|| cat /sys/fs/cgroup/memory.peak); (exit $rc)"
+)
+
+
+def test_a_200_mb_dump_streams_with_the_sidecar_memory_bounded(stack):
+    sandbox, client, env, _state = stack
+    pg = sandbox.name("pg")
+    psql(
+        pg, "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 6) AS payload FROM generate_series(1, 1050000) g"
+    )
+    try:
+        (code, measured), (_, status), (_, log) = sidecar(sandbox, client, env, MEASURED, REPORT, role="big")
+    finally:
+        psql(pg, "DROP TABLE big")
+
+    assert code == 0, log
+    (big,) = [dump for dump in reported(status)["dumps"] if dump["container"] == pg]
+    assert big["bytes"] > 200_000_000, big
+    peaks = dict(line.split("=") for line in measured.splitlines() if "-peak-" in line)
+    print(f"200 MB dump: {big['bytes']} bytes in {big['seconds']} s; peaks {peaks}")
+    assert 0 < int(peaks["sidecar-peak-kB"]) < 150_000  # the Python sidecar: far below the dump's size
+    assert int(peaks["cgroup-peak-bytes"]) < 200_000_000  # sidecar and borg together, page cache included
