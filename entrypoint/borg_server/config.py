@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from borg_common.settings import Settings
-from borg_server import config_file
+from borg_server import config_file, config_replica
 from borg_server.config_clients import ClientSpec, check_client_variables, client_names, read_clients
 
 SSH_LOG_LEVELS = ("QUIET", "FATAL", "ERROR", "INFO", "VERBOSE", "DEBUG", "DEBUG1", "DEBUG2", "DEBUG3")
@@ -54,13 +54,16 @@ class ServerConfig:
     disk_reserve: int | None = None  # DISK_RESERVE in bytes; None: the default (disk_space.reserve_size)
     compact_delay: int = DEFAULT_COMPACT_DELAY  # COMPACT_DELAY: the newest admin delete is this old first
     snapshot_keep: int = DEFAULT_SNAPSHOT_KEEP  # SNAPSHOT_KEEP: an automatic compaction's snapshot is kept this long
+    replica_key: config_replica.ReplicaKey | None = None  # BORG_REPLICA_KEY: a replica may read every repository
+    replication: config_replica.Replication | None = None  # REPLICATE_FROM: this server is a replica of that one
 
 
 def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
     """Given the environment and the host name, return the configuration; raise ConfigError with every problem."""
     settings = Settings(environ)
     file = config_file.read(settings, environ.get("BORG_SERVER_CONFIG", ""))
-    names = client_names(settings, file)
+    replica = settings.is_set("REPLICATE_FROM")
+    names = client_names(settings, file, required=not replica)
     settings.add_file(config_file.entries(settings, file, names.from_file))
     check_client_variables(settings, environ, names.listed)
     clients = read_clients(settings, names.from_environ + names.from_file)
@@ -76,6 +79,10 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
     if metrics_port is not None and metrics_port == ssh_port:
         shown = settings.shown("METRICS_PORT", str(metrics_port), quote=False)
         settings.problem(settings.label("METRICS_PORT"), f"{shown} is SSH_PORT's port; pick another one")
+    replica_key = config_replica.read_replica_key(settings)
+    replication = config_replica.read_replication(settings)
+    if replica:
+        config_replica.check_replica_clients(settings, clients, replica_key)
     config = ServerConfig(
         clients=tuple(sorted(clients, key=lambda client: client.name)),
         server_host=server_host,
@@ -95,6 +102,8 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
             "COMPACT_DELAY", DEFAULT_COMPACT_DELAY, MINIMUM_INTERVAL, MAXIMUM_COMPACT_DELAY
         ),
         snapshot_keep=settings.duration("SNAPSHOT_KEEP", DEFAULT_SNAPSHOT_KEEP, 0, MAXIMUM_SNAPSHOT_KEEP),
+        replica_key=replica_key,
+        replication=replication,
     )
     settings.check()
     return config

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from borg_common import outbox
 from borg_server import figures
-from borg_server.alerts import LABELS
+from borg_server.alerts import LABELS, REPLICA_ALERTS
 from borg_server.config import ServerConfig
 from borg_server.figures import ClientStatus, ServerStatus
 from borg_server.paths import Paths
@@ -86,7 +86,12 @@ def render(
     family(
         "client_alert",
         "1 while the alert is raised for the client.",
-        [(f'{{client="{s.client}",alert="{kind}"}}', int(kind in s.alerts)) for s in statuses for kind in LABELS],
+        [
+            (f'{{client="{s.client}",alert="{kind}"}}', int(kind in s.alerts))
+            for s in statuses
+            for kind in LABELS
+            if kind not in REPLICA_ALERTS
+        ],
     )
     if scanned_at is not None:
         family("monitor_last_scan_timestamp_seconds", "When the monitor last finished a scan.", [("", scanned_at)])
