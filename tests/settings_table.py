@@ -60,6 +60,8 @@ SERVER = {  # setting -> kind (the base environment: BORG_CLIENTS="web db")
     "REPORT_URLS": "urls",
     "BORG_SERVER_NAME": "host",
     "BORG_SERVER_CONFIG": "path",
+    "BORG_REPLICA_KEY": "key",
+    "REPLICATE_FROM": "url",
 }
 CLIENT = {  # setting -> kind (the base environment: a pairing export and BORG_PASSPHRASE_FILE)
     "CLIENT_NAME": "name",

@@ -228,7 +228,7 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("monitor", help="the monitor (run by supervisor)").set_defaults(handler=command_monitor)
     serve_parser = commands.add_parser("serve", help="the forced command of client keys (not for people)")
     serve_parser.add_argument("--client", required=True)
-    serve_parser.add_argument("--role", required=True, choices=("append", "full", "admin"))
+    serve_parser.add_argument("--role", required=True, choices=("append", "full", "admin", "read"))
     serve_parser.add_argument("--fingerprint", required=True)
     serve_parser.add_argument("--quota", type=int)
     serve_parser.set_defaults(handler=command_serve)

@@ -9,10 +9,9 @@ from datetime import UTC, datetime
 from borg_common import outbox
 from borg_server import alerts, replication, state
 from borg_server.alerts import REPLICA_ALERTS
+from borg_server.metrics import family, per_client
 from borg_server.paths import Paths
 from borg_server.replica_state import ReplicaState
-
-PREFIX = "borg_appliance_replica"
 
 
 @dataclass(frozen=True)
@@ -71,26 +70,25 @@ def render(statuses: list[CopyStatus], as_json: bool = False) -> str:
     return "\n".join(lines)
 
 
+REPLICA_METRICS = (  # name, help, value of a CopyStatus (None: no sample)
+    ("last_copy_timestamp_seconds", "When the client's copy was last brought up to the primary's commit.",
+     lambda s: datetime.fromisoformat(s.last_copy_at).timestamp() if s.last_copy_at else None),
+    ("lag_seconds", "Seconds since the client's last complete copy.", lambda s: s.lag_s),
+    ("lag_segments", "Committed segments of the primary not copied yet.", lambda s: s.lag_segments),
+    ("bytes", "Bytes of the client's copied segments.", lambda s: s.bytes),
+    ("held_segments", "Segments removed on the primary, kept for now.", lambda s: s.held_segments),
+    ("mismatched_segments", "Copied segments that differ on the primary.", lambda s: s.mismatched_segments),
+)  # fmt: skip
+
+
 def metrics(paths: Paths) -> str:
     """Return the copies' figures as Prometheus text."""
-    statuses = collect(paths)
-    lines = []
-    families = (
-        ("last_copy_timestamp_seconds", "When the client's copy was last brought up to the primary's commit.",
-         lambda s: datetime.fromisoformat(s.last_copy_at).timestamp() if s.last_copy_at else None),
-        ("lag_seconds", "Seconds since the client's last complete copy.", lambda s: s.lag_s),
-        ("lag_segments", "Committed segments of the primary not copied yet.", lambda s: s.lag_segments),
-        ("bytes", "Bytes of the client's copied segments.", lambda s: s.bytes),
-        ("held_segments", "Segments removed on the primary, kept for now.", lambda s: s.held_segments),
-        ("mismatched_segments", "Copied segments that differ on the primary.", lambda s: s.mismatched_segments),
-    )  # fmt: skip
-    for name, text, value in families:
-        lines += [f"# HELP {PREFIX}_{name} {text}", f"# TYPE {PREFIX}_{name} gauge"]
-        lines += [f'{PREFIX}_{name}{{client="{s.client}"}} {value(s)}' for s in statuses if value(s) is not None]
-    lines += [f"# HELP {PREFIX}_alert 1 while the alert is raised for the client.", f"# TYPE {PREFIX}_alert gauge"]
-    lines += [f'{PREFIX}_alert{{client="{s.client}",alert="{kind}"}} {int(kind in s.alerts)}'
-              for s in statuses for kind in REPLICA_ALERTS]  # fmt: skip
-    waiting = outbox.size(paths.monitor_outbox)
-    lines += [f"# HELP {PREFIX}_outbox_reports Alert reports waiting for delivery.",
-              f"# TYPE {PREFIX}_outbox_reports gauge", f"{PREFIX}_outbox_reports {waiting}"]  # fmt: skip
+    lines: list[str] = []
+    per_client(lines, "replica", REPLICA_METRICS, collect(paths), REPLICA_ALERTS)
+    family(
+        lines,
+        "replica_outbox_reports",
+        "Alert reports waiting for delivery.",
+        [("", outbox.size(paths.monitor_outbox))],
+    )
     return "\n".join(lines) + "\n"
