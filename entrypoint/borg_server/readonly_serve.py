@@ -1,7 +1,7 @@
 """borg serve that can only read: what a replica's client keys run (role "read"), so no client can write to a replica.
 
 borg 1.4's `borg serve` has no read-only mode. This is its RepositoryServer with every RPC method that
-writes, deletes or repairs taken out of the allowlist (put, delete, commit, rollback, destroy,
+writes, deletes or repairs taken out of the allowlist (put, delete, commit, destroy,
 save_key, check, break_lock, commit_nonce_reservation, get_free_nonce, inject_exception), and open()
 never creating a repository nor taking the exclusive lock. list, extract and mount work; borg create,
 delete, prune, compact and init fail with InvalidRPCMethod (or PathNotAllowed). The repository's files
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 
-READ_METHODS = ("__len__", "get", "list", "scan", "negotiate", "open", "load_key")
+# rollback: the client calls it when it leaves after an error; borg's rollback(cleanup=False) only forgets the
+# index in memory (Repository._rollback), it writes nothing.
+READ_METHODS = ("__len__", "get", "list", "scan", "negotiate", "open", "load_key", "rollback")
 
 
 def serve(restrict_to_path: str) -> int:

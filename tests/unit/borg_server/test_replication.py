@@ -80,7 +80,7 @@ def test_on_a_replica_a_client_key_only_reads(paths):
 
 
 def test_the_read_only_serve_allows_no_method_that_writes():
-    writing = {"put", "delete", "commit", "rollback", "destroy", "save_key", "check", "break_lock",
+    writing = {"put", "delete", "commit", "destroy", "save_key", "check", "break_lock",
                "commit_nonce_reservation", "get_free_nonce", "inject_exception"}  # fmt: skip
     assert not writing & set(readonly_serve.READ_METHODS)
 
