@@ -274,7 +274,7 @@ def install(paths: Paths, name: str, listed: dict, prints: dict[int, SegmentPrin
     for number in aside:
         if number in present:
             held_directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            file = f"{number}.{now.replace(':', '-')}"
+            file = held_name(number, now)
             os.replace(present[number], held_directory / file)
             held.append(Held(number, now, file))
         found.segments.pop(number, None)
@@ -298,10 +298,29 @@ def install(paths: Paths, name: str, listed: dict, prints: dict[int, SegmentPrin
     return tuple(held)
 
 
+def held_name(number: int, now: str) -> str:
+    """Return the file name a set-aside segment gets: its number and when it was set aside."""
+    return f"{number}.{now.replace(':', '-')}"
+
+
+def adopt_orphans(paths: Paths, name: str, held: tuple[Held, ...]) -> tuple[Held, ...]:
+    """Return held plus the set-aside files the state does not know (a round that failed after moving them)."""
+    directory, known = paths.replica_held(name), {entry.file for entry in held}
+    orphans = []
+    for file in sorted(directory.iterdir()) if safe_files.is_real_directory(directory) else []:
+        number, _, moment = file.name.partition(".")
+        if file.name not in known and number.isdigit() and held_name(int(number), moment) == file.name:
+            date, _, time = moment.partition("T")
+            with contextlib.suppress(ValueError):
+                orphans.append(Held(int(number), datetime.fromisoformat(f"{date}T{time.replace('-', ':')}").isoformat(),
+                                    file.name))  # fmt: skip
+    return held + tuple(orphans)
+
+
 def expire_held(paths: Paths, name: str, held: tuple[Held, ...], keep: int, now: datetime) -> tuple[Held, ...]:
     """Delete the held segments older than keep seconds; return those still kept."""
     kept = []
-    for entry in held:
+    for entry in adopt_orphans(paths, name, held):
         if (now - datetime.fromisoformat(entry.removed_at)).total_seconds() >= keep:
             (paths.replica_held(name) / entry.file).unlink(missing_ok=True)
             logger.info("client %s: deleted segment %d, removed on the primary at %s", name, entry.segment,

@@ -182,3 +182,15 @@ def test_a_copy_behind_its_max_lag_and_a_mismatch_are_alerts():
     assert active["replica_mismatch"][1] == {"segments": {"7": "changed"}, "count": 1}
     assert "27h" in active["replica_lag"][0] or "1d 3h" in active["replica_lag"][0]
     assert commit()  # the helpers are borg's formats
+
+
+def test_a_set_aside_segment_the_state_lost_is_still_deleted_after_the_keep_period(paths):
+    from datetime import UTC, datetime
+
+    directory = paths.replica_held("web")
+    directory.mkdir(parents=True)
+    (directory / replication.held_name(5, "2026-12-01T13:30:00+00:00")).write_bytes(b"segment")
+    kept = replication.expire_held(paths, "web", (), 20, datetime(2026, 12, 1, 13, 30, 10, tzinfo=UTC))
+    assert kept == (Held(5, "2026-12-01T13:30:00+00:00", "5.2026-12-01T13-30-00+00-00"),)
+    assert replication.expire_held(paths, "web", kept, 20, datetime(2026, 12, 1, 13, 31, tzinfo=UTC)) == ()
+    assert list(directory.iterdir()) == []
