@@ -22,6 +22,29 @@ FLIP = (
     "f.write(bytes([b[0] ^ 1])); f.close(); print(n)"
 )
 
+# Run with the replica key (its export at /pairing): what an attacker holding it would try.
+ATTACK = """
+import json, subprocess, sys
+ssh = sys.argv[1].split() + ["borg@" + sys.argv[2]]
+def session(payload, *extra):
+    done = subprocess.run(ssh + list(extra), input=payload, capture_output=True, timeout=60)
+    return done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
+def ask(*requests):
+    return session(b"".join(json.dumps(r).encode() + b"\\n" for r in requests))
+print(json.dumps({
+    "shell": session(b"", "sh", "-c", "id; cat /etc/shadow"),
+    "stdin_shell": session(b"id; cat /etc/shadow\\n", "sh"),
+    "pty": session(b"", "-tt", "sh"),
+    "forward": session(b"", "-W", "127.0.0.1:22"),
+    "write": session(b"hello\\n", "cat > /srv/borg/app/main/planted"),
+    "get_unlisted": ask({"op": "get", "client": "app", "file": "config"}),
+    "traversal": ask({"op": "list"}, {"op": "get", "client": "app", "file": "../../../../etc/shadow"},
+                     {"op": "get", "client": "../../etc", "file": "shadow"}),
+    "symlink": ask({"op": "list"}, {"op": "get", "client": "app", "file": "README"}),
+    "put": ask({"op": "put", "client": "app", "file": "config", "data": "x"}),
+}))
+"""
+
 
 def committed(server: Server) -> dict[str, str]:
     return json.loads(server.exec("python3", "-c", COMMITTED).stdout)
@@ -45,8 +68,9 @@ def replicate(replica: Server) -> str:
     return result.stdout + result.stderr
 
 
-def start_pair(sandbox, env: dict[str, str] | None = None) -> tuple[Server, Server]:
-    """Start a primary that generates the replica key, and a replica paired from its export on the same network."""
+def start_pair(sandbox, env: dict[str, str] | None = None) -> tuple[Server, Server, str]:
+    """Start a primary that generates the replica key, and a replica paired from its export on the same network;
+    return both and the export's volume."""
     export = sandbox.volume("replica-export")
     primary = start_server(sandbox, ["app"], env={"BORG_REPLICA_KEY": "generate"},
                            extra=["-v", f"{export}:/var/lib/borg-server/export-replica"])  # fmt: skip
@@ -59,11 +83,35 @@ def start_pair(sandbox, env: dict[str, str] | None = None) -> tuple[Server, Serv
     }
     replica = start_server(sandbox, ["app"], env=settings, network=primary.network, role="replica",
                            extra=["-v", f"{export}:/replica-pairing:ro"])  # fmt: skip
-    return primary, replica
+    return primary, replica, export
+
+
+def attack_with_the_replica_key(sandbox, primary: Server, export: str) -> None:
+    """Try, with the replica key, a shell, a pty, forwarding, a write, ../ and a planted symlink: all refused."""
+    # As if someone on the primary planted a symlink where the reader sends a file from.
+    primary.exec("sh", "-c", "cd /srv/borg/app/main && rm README && ln -s /etc/shadow README")
+    files = "cd /srv/borg && find . -type f ! -name config | sort | xargs sha256sum"
+    digest = primary.exec("sh", "-c", files).stdout
+    options = ["--network", primary.network, "-v", f"{export}:/pairing:ro", "--entrypoint", "python3"]
+    result = sandbox.run("attacker", CLIENT_IMAGE, options, ["-c", ATTACK, SSH, primary.container], detach=False)
+    seen = json.loads(result.stdout)
+    for name, output in seen.items():
+        assert "uid=" not in output and "root:" not in output, (name, output)
+    assert seen["shell"] == "" and "request is one JSON line" in seen["stdin_shell"], seen
+    assert "PTY allocation request failed" in seen["pty"], seen["pty"]
+    assert "administratively prohibited" in seen["forward"], seen["forward"]
+    assert '"not a file of the last list"' in seen["get_unlisted"]
+    assert seen["traversal"].count('"not a file of the last list"') == 2, seen["traversal"]
+    assert '"gone"' in seen["symlink"], seen["symlink"]
+    assert "request is one JSON line" in seen["put"]
+    assert primary.exec("sh", "-c", files).stdout == digest
+    audit = primary.exec("cat", "/var/lib/borg-server/audit/sessions.jsonl").stdout.splitlines()
+    sessions = [json.loads(line) for line in audit if '"replica-session"' in line]
+    assert len(sessions) >= 6 and all(s["role"] == "replica" for s in sessions)
 
 
 def test_the_replica_copies_committed_segments_keeps_tampering_out_and_restores_a_lost_primary(sandbox, tmp_path):
-    primary, replica = start_pair(sandbox, {"REPLICA_KEEP_REMOVED": "20s"})
+    primary, replica, export = start_pair(sandbox, {"REPLICA_KEEP_REMOVED": "20s"})
     app = make_client(sandbox, primary, "app", tmp_path)
     fill_volume(sandbox, app.data, "head -c 3000000 /dev/urandom > /data/old.bin && echo one > /data/note.txt")
     assert client_command(sandbox, app, ["run"], env={"ARCHIVE_NAME": "first-{utcnow}"}).returncode == 0
@@ -127,6 +175,9 @@ def test_the_replica_copies_committed_segments_keeps_tampering_out_and_restores_
     replicate(replica)
     assert committed(replica) == committed(primary)
 
+    # The replication key can only read committed segments of /srv/borg.
+    attack_with_the_replica_key(sandbox, primary, export)
+
     # The primary is lost with its volumes; the sidecar, pointed at the replica, restores byte for byte.
     docker("rm", "-f", "-v", primary.container)
     docker("volume", "rm", primary.repositories, primary.state)
@@ -149,58 +200,3 @@ def test_the_replica_copies_committed_segments_keeps_tampering_out_and_restores_
     backup = client_command(sandbox, restored, ["run"])
     assert backup.returncode != 0 and "backup failure" in backup.stderr, backup.stderr
     assert committed(replica) == copy
-
-
-ATTACK = """
-import json, subprocess, sys
-ssh = sys.argv[1].split() + ["borg@" + sys.argv[2]]
-def session(payload, *extra):
-    done = subprocess.run(ssh + list(extra), input=payload, capture_output=True, timeout=60)
-    return done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
-def ask(*requests):
-    return session(b"".join(json.dumps(r).encode() + b"\\n" for r in requests))
-print(json.dumps({
-    "shell": session(b"", "sh", "-c", "id; cat /etc/shadow"),
-    "stdin_shell": session(b"id; cat /etc/shadow\\n", "sh"),
-    "pty": session(b"", "-tt", "sh"),
-    "forward": session(b"", "-W", "127.0.0.1:22"),
-    "write": session(b"hello\\n", "cat > /srv/borg/app/main/planted"),
-    "get_unlisted": ask({"op": "get", "client": "app", "file": "config"}),
-    "traversal": ask({"op": "list"}, {"op": "get", "client": "app", "file": "../../../../etc/shadow"},
-                     {"op": "get", "client": "../../etc", "file": "shadow"}),
-    "symlink": ask({"op": "list"}, {"op": "get", "client": "app", "file": "README"}),
-    "put": ask({"op": "put", "client": "app", "file": "config", "data": "x"}),
-}))
-"""
-
-
-def test_the_replication_key_can_only_read_committed_segments_of_srv_borg(sandbox, tmp_path):
-    export = sandbox.volume("replica-export")
-    primary = start_server(sandbox, ["app"], env={"BORG_REPLICA_KEY": "generate"},
-                           extra=["-v", f"{export}:/var/lib/borg-server/export-replica"])  # fmt: skip
-    app = make_client(sandbox, primary, "app", tmp_path)
-    fill_volume(sandbox, app.data, "echo data > /data/file.txt")
-    assert client_command(sandbox, app, ["run"]).returncode == 0
-    # As if someone on the primary planted a symlink where the reader sends a file from.
-    primary.exec("sh", "-c", "cd /srv/borg/app/main && rm README && ln -s /etc/shadow README")
-    digest = primary.exec("sh", "-c", "cd /srv/borg && find . -type f ! -name config | sort | xargs sha256sum").stdout
-
-    options = ["--network", primary.network, "-v", f"{export}:/pairing:ro", "--entrypoint", "python3"]
-    result = sandbox.run("attacker", CLIENT_IMAGE, options, ["-c", ATTACK, SSH, primary.container], detach=False)
-    seen = json.loads(result.stdout)
-    for name, output in seen.items():
-        assert "uid=" not in output and "root:" not in output, (name, output)
-    assert seen["shell"] == "" and "request is one JSON line" in seen["stdin_shell"], seen
-    assert "PTY allocation request failed" in seen["pty"], seen["pty"]
-    assert "administratively prohibited" in seen["forward"], seen["forward"]
-    assert '"not a file of the last list"' in seen["get_unlisted"]
-    assert seen["traversal"].count('"not a file of the last list"') == 2, seen["traversal"]
-    assert '"gone"' in seen["symlink"], seen["symlink"]
-    assert "request is one JSON line" in seen["put"]
-    assert (
-        primary.exec("sh", "-c", "cd /srv/borg && find . -type f ! -name config | sort | xargs sha256sum").stdout
-        == digest
-    )
-    sessions = [json.loads(line) for line in primary.exec("cat", "/var/lib/borg-server/audit/sessions.jsonl").stdout
-                .splitlines() if '"replica-session"' in line]  # fmt: skip
-    assert len(sessions) >= 6 and all(s["role"] == "replica" for s in sessions)
