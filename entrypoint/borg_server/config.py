@@ -62,7 +62,7 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
     """Given the environment and the host name, return the configuration; raise ConfigError with every problem."""
     settings = Settings(environ)
     file = config_file.read(settings, environ.get("BORG_SERVER_CONFIG", ""))
-    replica = settings.is_set("REPLICATE_FROM")
+    replica = settings.is_set("REPLICATE_FROM") or bool({"replicate_from", "replicate_from_file"} & set(file.fields))
     names = client_names(settings, file, required=not replica)
     settings.add_file(config_file.entries(settings, file, names.from_file))
     check_client_variables(settings, environ, names.listed)

@@ -38,6 +38,18 @@ def test_a_replica_needs_no_client_and_reads_its_settings_with_their_defaults(tm
     assert settings.known_hosts_line == f"[primary]:2222 {ED25519.rsplit(' ', 1)[0]}\n"
 
 
+def test_a_replica_may_be_configured_in_the_yaml_file(tmp_path):
+    environ = replica_environment(tmp_path)
+    config_file = tmp_path / "server.yaml"
+    config_file.write_text(
+        f"replicate_from: {environ['REPLICATE_FROM']}\nreplicate_host_key: {ED25519}\n"
+        "replica_keep_removed: 1h\nclients: {}\n"
+    )
+    environ = {"BORG_SERVER_CONFIG": str(config_file), "REPLICATE_SSH_KEY_FILE": environ["REPLICATE_SSH_KEY_FILE"]}
+    settings = load(environ, "replica").replication
+    assert (settings.host, settings.port, settings.keep_removed) == ("primary", 2222, 3600)
+
+
 def test_the_keep_period_may_be_seconds_for_tests_and_zero(tmp_path):
     assert load(replica_environment(tmp_path, REPLICA_KEEP_REMOVED="20s"), "r").replication.keep_removed == 20
     assert load(replica_environment(tmp_path, REPLICA_KEEP_REMOVED="0"), "r").replication.keep_removed == 0
