@@ -61,6 +61,8 @@ SERVER = {  # setting -> kind (the base environment: BORG_CLIENTS="web db")
     "BORG_SERVER_NAME": "host",
     "BORG_HOST_KEY": "key",
     "BORG_SERVER_CONFIG": "path",
+    "BORG_REPLICA_KEY": "key",
+    "REPLICATE_FROM": "url",
 }
 CLIENT = {  # setting -> kind (the base environment: a pairing export and BORG_PASSPHRASE_FILE)
     "CLIENT_NAME": "name",

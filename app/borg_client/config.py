@@ -6,14 +6,12 @@ import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
-
 from borg_client import retention, retry
 from borg_client.retention import Retention
+from borg_common import cron
 from borg_common.settings import CLIENT_NAME, ConfigError, Settings
 from borg_common.values import control_character, cut, text_problem
 
@@ -193,11 +191,7 @@ def check_archive_name(settings: Settings, name: str) -> None:
 
 def check_cron(settings: Settings, expression: str) -> None:
     """Record a problem if expression is not a five-field cron expression."""
-    try:
-        CronSim(expression, datetime.now().astimezone())
-    except CronSimError as error:
-        shown = settings.shown("BACKUP_CRON", expression)
-        settings.problem(settings.label("BACKUP_CRON"), f"{shown} is not a cron expression: {error}")
+    cron.check(settings, "BACKUP_CRON", expression)
 
 
 def check_timezone(settings: Settings, name: str | None) -> None:

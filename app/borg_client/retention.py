@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
-from cronsim import CronSim, CronSimError
-
+from borg_common import cron as schedule
 from borg_common.settings import Settings
 from borg_common.values import cut
 
@@ -71,11 +69,7 @@ def load(settings: Settings) -> Retention:
         settings.problem(settings.label("BORG_ADMIN_SSH_KEY_FILE"), f"{cut(shown)} is not a file")
     cron = settings.string("PRUNE_CRON", limit=256)
     if cron:
-        try:
-            CronSim(cron, datetime.now().astimezone())
-        except CronSimError as error:
-            shown = settings.shown("PRUNE_CRON", cron)
-            settings.problem(settings.label("PRUNE_CRON"), f"{shown} is not a cron expression: {error}")
+        schedule.check(settings, "PRUNE_CRON", cron)
         if not keep:
             settings.problem("PRUNE_CRON", f"needs at least one of {', '.join(name for name, _ in RULES)}")
         if not admin:

@@ -16,23 +16,18 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from cronsim import CronSim
-
 from borg_client import journal, prune, quiesce, retry, run, waiting
 from borg_client.borgcall import Control
 from borg_client.config import ClientConfig
 from borg_client.paths import Paths
-from borg_common import outbox, reports
+from borg_common import cron, outbox, reports
 
 logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 60  # seconds between attempts to deliver reports still waiting in the outbox
 
 
-def next_times(expression: str, after: datetime, count: int = 2) -> list[datetime]:
-    """Given a cron expression and a local aware time, return the next count fire times."""
-    iterator = CronSim(expression, after)
-    return [next(iterator) for _ in range(count)]
+next_times = cron.next_times
 
 
 def period(expression: str, after: datetime) -> timedelta:

@@ -19,6 +19,10 @@ from borg_server import (
     metrics,
     monitor,
     pairing_secrets,
+    readonly_serve,
+    replica_status,
+    replication,
+    replicator,
     review,
     serve,
     setup,
@@ -71,6 +75,24 @@ def command_serve(arguments) -> int:
     return serve.serve(arguments.client, arguments.role, arguments.fingerprint, arguments.quota, PATHS, os.environ)
 
 
+def command_serve_replica(arguments) -> int:
+    return serve.serve(None, "replica", arguments.fingerprint, None, PATHS, os.environ)
+
+
+def command_serve_read(arguments) -> int:
+    return readonly_serve.serve(arguments.directory)
+
+
+def command_replicate(arguments) -> int:
+    server_config = load_or_explain()
+    if server_config is None:
+        return 2
+    if server_config.replication is None:
+        print("borg-server: replicate: this server is no replica (REPLICATE_FROM is not set)", file=sys.stderr)
+        return 2
+    return replication.replicate(server_config, PATHS, arguments.accept)
+
+
 def command_broker(_arguments) -> int:
     return broker.run(PATHS)
 
@@ -79,6 +101,9 @@ def command_status(arguments) -> int:
     server_config = load_or_explain()
     if server_config is None:
         return 2
+    if server_config.replication is not None:
+        print(replica_status.render(replica_status.collect(PATHS), as_json=arguments.json))
+        return 0
     clients = figures.collect(server_config, PATHS)
     server = figures.server_status(server_config, PATHS) if arguments.server or not arguments.json else None
     print(status.render(clients, as_json=arguments.json, server=server))
@@ -143,6 +168,8 @@ def command_monitor(_arguments) -> int:
     def scanned(current: config.ServerConfig, seconds: float) -> None:
         metrics.publish(exposition, PATHS, current, seconds)
 
+    if server_config.replication is not None:
+        return replicator.run(server_config, PATHS, lambda: exposition.update(replica_status.metrics(PATHS)))
     return monitor.run(server_config, PATHS, os.environ, socket.gethostname(), scanned)
 
 
@@ -243,10 +270,21 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("monitor", help="the monitor (run by supervisor)").set_defaults(handler=command_monitor)
     serve_parser = commands.add_parser("serve", help="the forced command of client keys (not for people)")
     serve_parser.add_argument("--client", required=True)
-    serve_parser.add_argument("--role", required=True, choices=("append", "full", "admin"))
+    serve_parser.add_argument("--role", required=True, choices=("append", "full", "admin", "read"))
     serve_parser.add_argument("--fingerprint", required=True)
     serve_parser.add_argument("--quota", type=int)
     serve_parser.set_defaults(handler=command_serve)
+    replica_parser = commands.add_parser("serve-replica", help="the forced command of the replica key (not for people)")
+    replica_parser.add_argument("--fingerprint", required=True)
+    replica_parser.set_defaults(handler=command_serve_replica)
+    read_parser = commands.add_parser("serve-read", help="read-only borg serve of a replica's clients (not for people)")
+    read_parser.add_argument("directory")
+    read_parser.set_defaults(handler=command_serve_read)
+    replicate_parser = commands.add_parser("replicate", help="on a replica: copy from the primary now")
+    replicate_parser.add_argument(
+        "--accept", metavar="CLIENT", help="take the primary's segments where they differ from the copy (set aside)"
+    )
+    replicate_parser.set_defaults(handler=command_replicate)
     commands.add_parser("broker", help="the session broker (run by supervisor as root)").set_defaults(
         handler=command_broker
     )
@@ -257,7 +295,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main() -> int:
     arguments = parser().parse_args()
-    if arguments.command != "serve":  # serve: stderr goes to the SSH client, stdout is borg's protocol
+    if arguments.command not in (
+        "serve",
+        "serve-replica",
+        "serve-read",
+    ):  # serve: stderr goes to the SSH client, stdout is borg's protocol
         setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
     try:
         return arguments.handler(arguments)

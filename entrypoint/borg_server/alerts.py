@@ -19,7 +19,13 @@ from borg_server.config import ClientSpec
 from borg_server.state import ClientState, RaisedAlert
 
 QUOTA_ALERT_RATIO = 0.9
-GROWING = ("deletes", "tampering", "manifest_shrank")  # conditions that are sent again when more is found
+REPLICA_ALERTS = ("replica_mismatch", "replica_lag")  # a replica's own (replication.py)
+GROWING = (
+    "deletes",
+    "tampering",
+    "manifest_shrank",
+    "replica_mismatch",
+)  # conditions that are sent again when more is found
 LABELS = {
     "stale": "no recent backup",
     "deletes": "deletes by the client",
@@ -27,6 +33,8 @@ LABELS = {
     "manifest_shrank": "archives dropped from the manifest",
     "check_failed": "repository check failed",
     "quota": "repository near its quota",
+    "replica_mismatch": "committed segments differ on the primary",
+    "replica_lag": "the replica's copy is behind",
 }
 
 
@@ -130,7 +138,7 @@ def extent(kind: str, details: dict) -> int:
         return details.get("count", 0)
     if kind == "tampering":
         return state.tampering_from_json(details).files
-    if kind == "manifest_shrank":
+    if kind in ("manifest_shrank", "replica_mismatch"):
         return details.get("count", 0)
     return 0
 

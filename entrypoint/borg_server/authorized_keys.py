@@ -8,6 +8,7 @@ from borg_server.config import ClientSpec
 from borg_server.keys import PublicKey
 
 SERVE_COMMAND = "/usr/local/bin/borg-server serve"
+REPLICA_COMMAND = "/usr/local/bin/borg-server serve-replica"
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,12 @@ def client_role(client: ClientSpec) -> str:
     return "append" if client.append_only else "full"
 
 
+def replica_line(key: PublicKey) -> str:
+    """Given the replica key, return its authorized_keys line: `restrict`, forced into the reader of committed
+    segments (replica_source.py), which can only list and read them."""
+    return f'restrict,command="{REPLICA_COMMAND} --fingerprint {key.fingerprint}" {key.line}'
+
+
 def key_line(grant: Grant) -> str:
     """Given a grant, return its authorized_keys line: `restrict` plus a forced command.
 
@@ -37,11 +44,16 @@ def key_line(grant: Grant) -> str:
     return f'restrict,command="{command}" {grant.key.line}'
 
 
-def grants_for(client: ClientSpec, key: PublicKey, admin_key: PublicKey | None = None) -> list[Grant]:
+def grants_for(
+    client: ClientSpec, key: PublicKey, admin_key: PublicKey | None = None, replica: bool = False
+) -> list[Grant]:
     """Given a client, its ordinary key and its generated admin key (if any), return its grants.
 
-    The admin role goes to the configured admin key, or else to admin_key (ADMIN_KEY=generate).
+    The admin role goes to the configured admin key, or else to admin_key (ADMIN_KEY=generate). On a
+    replica the client's key reads only (role read) and there is no admin key (config refuses one).
     """
+    if replica:
+        return [Grant(client.name, "read", key)]
     grants = [Grant(client.name, client_role(client), key, client.quota)]
     admin = client.admin_key or admin_key
     if admin is not None:
@@ -49,7 +61,8 @@ def grants_for(client: ClientSpec, key: PublicKey, admin_key: PublicKey | None =
     return grants
 
 
-def render(grants: list[Grant]) -> str:
-    """Given grants, return the whole authorized_keys file."""
+def render(grants: list[Grant], replica_key: PublicKey | None = None) -> str:
+    """Given grants (and the replica key, if any), return the whole authorized_keys file."""
     header = "# Written by borg-server at every start from the configuration; edits here are lost.\n"
-    return header + "".join(key_line(grant) + "\n" for grant in grants)
+    replica = [replica_line(replica_key) + "\n"] if replica_key else []
+    return header + "".join(key_line(grant) + "\n" for grant in grants) + "".join(replica)

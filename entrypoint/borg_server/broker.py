@@ -20,7 +20,8 @@ import struct
 import threading
 from pathlib import Path
 
-from borg_server import session, system
+from borg_common.settings import ConfigError
+from borg_server import config, replica_source, session, system
 from borg_server.paths import Paths
 
 logger = logging.getLogger(__name__)
@@ -131,10 +132,17 @@ def handle(connection: socket.socket, paths: Paths, login_uid: int) -> None:
                 logger.warning("broker: refused a request with %d file descriptors instead of %d", len(fds), STDIO)
                 return
             request = session.parse_request(message)
-            code = session.run(request, (fds[0], fds[1], fds[2]), paths, lambda process: forward(connection, process))
+            stdio = (fds[0], fds[1], fds[2])
+            if request.role == session.REPLICA_ROLE:
+                server = config.load(os.environ, socket.gethostname())
+                code = replica_source.run(server, request.fingerprint, request.environ, stdio, paths)
+            else:
+                code = session.run(request, stdio, paths, lambda process: forward(connection, process))
             send(connection, {"exit": code})
         except session.BadRequest as error:
             logger.warning("broker: refused a request: %s", error)
+        except ConfigError as error:
+            logger.error("broker: the configuration has problems, no replica session: %s", "; ".join(error.problems))
         except OSError:
             pass  # the wrapper went away; the session is audited all the same
         finally:

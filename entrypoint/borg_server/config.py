@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from borg_common.settings import Settings
-from borg_server import config_file
+from borg_server import config_file, config_replica
 from borg_server.config_clients import ClientSpec, check_client_variables, client_names, read_clients
 from borg_server.host_key import HOST_KEY_LIMIT, HOST_KEY_SETTING, GivenHostKey, parse_private_key
 from borg_server.keys import KeyProblem
@@ -57,6 +57,8 @@ class ServerConfig:
     compact_delay: int = DEFAULT_COMPACT_DELAY  # COMPACT_DELAY: the newest admin delete is this old first
     snapshot_keep: int = DEFAULT_SNAPSHOT_KEEP  # SNAPSHOT_KEEP: an automatic compaction's snapshot is kept this long
     host_key: GivenHostKey | None = None  # BORG_HOST_KEY_FILE; None: generated once in the state volume
+    replica_key: config_replica.ReplicaKey | None = None  # BORG_REPLICA_KEY: a replica may read every repository
+    replication: config_replica.Replication | None = None  # REPLICATE_FROM: this server is a replica of that one
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
     """Given the environment and the host name, return the configuration; raise ConfigError with every problem."""
     settings = Settings(environ)
     file = config_file.read(settings, environ.get("BORG_SERVER_CONFIG", ""))
-    names = client_names(settings, file)
+    replica = settings.is_set("REPLICATE_FROM") or bool({"replicate_from", "replicate_from_file"} & set(file.fields))
+    names = client_names(settings, file, required=not replica)
     settings.add_file(config_file.entries(settings, file, names.from_file))
     check_client_variables(settings, environ, names.listed)
     clients = read_clients(settings, names.from_environ + names.from_file)
@@ -89,6 +92,10 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
     if metrics_port is not None and metrics_port == ssh_port:
         shown = settings.shown("METRICS_PORT", str(metrics_port), quote=False)
         settings.problem(settings.label("METRICS_PORT"), f"{shown} is SSH_PORT's port; pick another one")
+    replica_key = config_replica.read_replica_key(settings)
+    replication = config_replica.read_replication(settings)
+    if replica:
+        config_replica.check_replica_clients(settings, clients, replica_key)
     config = ServerConfig(
         clients=tuple(sorted(clients, key=lambda client: client.name)),
         server_host=server_host,
@@ -109,6 +116,8 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
         ),
         snapshot_keep=settings.duration("SNAPSHOT_KEEP", DEFAULT_SNAPSHOT_KEEP, 0, MAXIMUM_SNAPSHOT_KEEP),
         host_key=given_host_key,
+        replica_key=replica_key,
+        replication=replication,
     )
     settings.check()
     return config

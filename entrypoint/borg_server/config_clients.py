@@ -53,11 +53,14 @@ class ClientNames:
     from_file: list[str]
 
 
-def client_names(settings: Settings, file: ConfigFile) -> ClientNames:
-    """Given settings and BORG_SERVER_CONFIG as read, return the client names; record bad, repeated or clashing ones."""
+def client_names(settings: Settings, file: ConfigFile, required: bool = True) -> ClientNames:
+    """Given settings and BORG_SERVER_CONFIG as read, return the client names; record bad, repeated or clashing ones.
+
+    required: no client at all is a problem (a replica may have none: it copies every client of its primary).
+    """
     listed = settings.words("BORG_CLIENTS")
     in_file = None if file.clients is None else list(file.clients)
-    if not listed and in_file == []:  # None: the file is unusable, which is reported already
+    if required and not listed and in_file == []:  # None: the file is unusable, which is reported already
         settings.problem("BORG_CLIENTS", NO_CLIENT)
     in_file = in_file or []
     for name in dict.fromkeys(name for name in listed if name in in_file):

@@ -7,13 +7,32 @@ is BORG_CLIENT_WEB_KEY_FILE.
 from __future__ import annotations
 
 CLIENT_FIELDS = ("key", "admin_key", "quota", "append_only", "max_age", "auto_compact")
-SERVER_FIELDS = {"server_name": "BORG_SERVER_NAME"} | {  # top-level settings: name in YAML -> variable
-    field: field.upper()
-    for field in (
-        "ssh_port", "puid", "pgid", "ssh_log_level", "monitor_interval", "monitor_check_interval", "metrics_port",
-        "report_urls", "disk_alert_used", "disk_reserve", "compact_delay", "snapshot_keep",
-    )
-}  # fmt: skip
+SERVER_FIELDS = (
+    {"server_name": "BORG_SERVER_NAME"}
+    | {  # top-level settings: name in YAML -> variable
+        field: field.upper()
+        for field in (
+            "ssh_port",
+            "puid",
+            "pgid",
+            "ssh_log_level",
+            "monitor_interval",
+            "monitor_check_interval",
+            "metrics_port",
+            "report_urls",
+            "disk_alert_used",
+            "disk_reserve",
+            "compact_delay",
+            "snapshot_keep",
+            "replicate_from",
+            "replicate_host_key",
+            "replicate_cron",
+            "replica_keep_removed",
+            "replica_max_lag",
+        )
+    }
+    | {"replica_key": "BORG_REPLICA_KEY"}
+)  # fmt: skip (REPLICATE_SSH_KEY_FILE: environment only, its name ends in _FILE)
 
 
 def env_name(name: str) -> str:

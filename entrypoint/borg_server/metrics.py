@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from borg_common import outbox
 from borg_server import figures
-from borg_server.alerts import LABELS
+from borg_server.alerts import LABELS, REPLICA_ALERTS
 from borg_server.config import ServerConfig
 from borg_server.figures import ClientStatus, ServerStatus
 from borg_server.paths import Paths
@@ -66,6 +66,21 @@ SERVER_METRICS = (
 SERVER_ALERTS = ("disk",)
 
 
+def family(lines: list[str], name: str, text: str, samples: list[tuple[str, float]]) -> None:
+    """Append one gauge family (its HELP and TYPE lines, then a line per sample: labels and value) to lines."""
+    lines.extend([f"# HELP {PREFIX}_{name} {text}", f"# TYPE {PREFIX}_{name} gauge"])
+    lines.extend(f"{PREFIX}_{name}{labels} {number(value)}" for labels, value in samples)
+
+
+def per_client(lines: list[str], prefix: str, table: tuple, statuses: list, kinds: tuple[str, ...]) -> None:
+    """Append a family per (name, help, value) of table, a sample per client (None: none), then the alert family."""
+    for name, text, value in table:
+        samples = [(f'{{client="{s.client}"}}', value(s)) for s in statuses]
+        family(lines, f"{prefix}_{name}", text, [(labels, v) for labels, v in samples if v is not None])
+    samples = [(f'{{client="{s.client}",alert="{kind}"}}', int(kind in s.alerts)) for s in statuses for kind in kinds]
+    family(lines, f"{prefix}_alert", "1 while the alert is raised for the client.", samples)
+
+
 def render(
     statuses: list[ClientStatus],
     scanned_at: float | None,
@@ -74,30 +89,21 @@ def render(
     server: ServerStatus | None = None,
 ) -> str:
     """Given the clients' figures, the monitor's own and the server's, return the Prometheus text exposition."""
-    lines = []
-
-    def family(name: str, text: str, samples: list[tuple[str, float]]) -> None:
-        lines.extend([f"# HELP {PREFIX}_{name} {text}", f"# TYPE {PREFIX}_{name} gauge"])
-        lines.extend(f"{PREFIX}_{name}{labels} {number(value)}" for labels, value in samples)
-
-    for name, text, value in CLIENT_METRICS:
-        samples = [(f'{{client="{s.client}"}}', value(s)) for s in statuses]
-        family(f"client_{name}", text, [(labels, v) for labels, v in samples if v is not None])
-    family(
-        "client_alert",
-        "1 while the alert is raised for the client.",
-        [(f'{{client="{s.client}",alert="{kind}"}}', int(kind in s.alerts)) for s in statuses for kind in LABELS],
-    )
+    lines: list[str] = []
+    per_client(lines, "client", CLIENT_METRICS, statuses, tuple(kind for kind in LABELS if kind not in REPLICA_ALERTS))
     if scanned_at is not None:
-        family("monitor_last_scan_timestamp_seconds", "When the monitor last finished a scan.", [("", scanned_at)])
+        family(
+            lines, "monitor_last_scan_timestamp_seconds", "When the monitor last finished a scan.", [("", scanned_at)]
+        )
     if scan_seconds is not None:
-        family("monitor_scan_duration_seconds", "How long the last scan of every client took.", [("", scan_seconds)])
+        family(lines, "monitor_scan_duration_seconds", "How long the last scan of every client took.",
+               [("", scan_seconds)])  # fmt: skip
     if server is not None:
         for name, text, value in SERVER_METRICS:
-            family(f"server_{name}", text, [("", value(server))])
-        family("server_alert", "1 while the server's alert is raised.", [(f'{{alert="{kind}"}}',
+            family(lines, f"server_{name}", text, [("", value(server))])
+        family(lines, "server_alert", "1 while the server's alert is raised.", [(f'{{alert="{kind}"}}',
                int(kind in server.alerts)) for kind in SERVER_ALERTS])  # fmt: skip
-    family("monitor_outbox_reports", "Alert reports waiting in the outbox for delivery.", [("", pending)])
+    family(lines, "monitor_outbox_reports", "Alert reports waiting in the outbox for delivery.", [("", pending)])
     return "\n".join(lines) + "\n"
 
 

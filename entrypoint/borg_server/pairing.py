@@ -31,6 +31,12 @@ def repository_url(config: ServerConfig | Endpoint) -> str:
     return f"ssh://borg@{host}:{config.server_port}/./{REPOSITORY_NAME}"
 
 
+def replicate_url(config: ServerConfig) -> str:
+    """Return the REPLICATE_FROM a replica of this server sets."""
+    host = f"[{config.server_host}]" if ":" in config.server_host else config.server_host
+    return f"ssh://borg@{host}:{config.server_port}"
+
+
 def write_export(client: ClientSpec, generated: bool, host_key: PublicKey, paths: Paths, config: ServerConfig) -> None:
     """Write what a sidecar needs to pair: name, known_hosts, repository URL, a generated private key.
 

@@ -132,6 +132,34 @@ class Paths:
         """Present while `borg-server compact` works on the client: its new sessions wait."""
         return self.gate_directory / f"{name}.compacting"
 
+    @property
+    def replica_key(self) -> Path:
+        """On a primary: the generated replica keypair's private half (BORG_REPLICA_KEY=generate)."""
+        return self.state / "replica" / "id_ed25519"
+
+    @property
+    def replica_export(self) -> Path:
+        """On a primary: what the replica mounts (generated key, known_hosts, replicate_from)."""
+        return self.state / "export-replica"
+
+    @property
+    def replica_ssh(self) -> Path:
+        """On a replica: its copy of the replica key and the pinned known_hosts line, root-only, for ssh."""
+        return self.runtime / "replica"
+
+    @property
+    def replicate_lock(self) -> Path:
+        """Held by the one replication round that runs (scheduled or `borg-server replicate`)."""
+        return self.runtime / "replicate.lock"
+
+    def replica_staging(self, name: str) -> Path:
+        """On a replica: files fetched from the primary, checked, before they are moved into the copy."""
+        return self.repositories / ".replica" / "staging" / name
+
+    def replica_held(self, name: str) -> Path:
+        """On a replica: segments the primary removed (compaction), kept until REPLICA_KEEP_REMOVED has passed."""
+        return self.repositories / ".replica" / "removed" / name
+
     def snapshot_directory(self, name: str) -> Path:
         """Hard-link snapshots taken before compaction: on the repositories' file system, out of every key's reach."""
         return self.repositories / ".snapshots" / name

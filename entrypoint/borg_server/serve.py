@@ -26,7 +26,7 @@ CONNECT_WAIT = 10.0  # seconds to wait for the broker's socket while the server 
 CONNECT_POLL = 0.2
 
 
-def request(client: str, role: str, fingerprint: str, quota: int | None, environ: Mapping[str, str]) -> dict:
+def request(client: str | None, role: str, fingerprint: str, quota: int | None, environ: Mapping[str, str]) -> dict:
     """Given the forced command's arguments and environment, return the message that asks the broker for the session."""
     message = {"client": client, "role": role, "fingerprint": fingerprint, "quota": quota}
     return message | {name: environ[name] for name in ("SSH_ORIGINAL_COMMAND", "SSH_CONNECTION") if name in environ}
@@ -51,7 +51,7 @@ def connect(path: Path, wait: float) -> socket.socket:
 
 
 def serve(
-    client: str,
+    client: str | None,
     role: str,
     fingerprint: str,
     quota: int | None,

@@ -21,7 +21,8 @@ from borg_server.paths import Paths
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 COMPACTION_WAIT = 3600  # seconds a session waits for `borg-server compact` before giving up
 EX_TEMPFAIL = 75
-ROLES = ("append", "full", "admin")
+ROLES = ("append", "full", "admin", "read")  # read: a replica's client keys (readonly_serve.py)
+REPLICA_ROLE = "replica"  # the primary's replica key: no client, the broker runs replica_source
 CLIENT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
@@ -33,7 +34,7 @@ class BadRequest(Exception):
 class Request:
     """What the forced command was started with: its arguments and the SSH variables the audit records."""
 
-    client: str
+    client: str | None  # None for the replica role
     role: str
     fingerprint: str
     quota: int | None
@@ -47,6 +48,8 @@ def serve_argv(client: str, role: str, quota: int | None, paths: Paths) -> list[
     dodged by creating more repositories; admin keys reach the whole client directory, without a
     quota, so that pruning still works when the repository is full.
     """
+    if role == "read":
+        return ["/usr/local/bin/borg-server", "serve-read", str(paths.client_directory(client))]
     argv = ["borg", "serve"]
     if role == "append":
         argv.append("--append-only")
@@ -69,9 +72,11 @@ def parse_request(message: dict) -> Request:
     """Given the wrapper's message, return its request; raise BadRequest if a field is missing or wrong."""
     client, role, quota = message.get("client"), message.get("role"), message.get("quota")
     fingerprint = message.get("fingerprint")
-    if not isinstance(client, str) or not CLIENT_NAME.fullmatch(client):
+    if role == REPLICA_ROLE and client is None:
+        client = None
+    elif not isinstance(client, str) or not CLIENT_NAME.fullmatch(client):
         raise BadRequest("no valid client name")
-    if role not in ROLES:
+    if role not in ROLES and not (role == REPLICA_ROLE and client is None):
         raise BadRequest(f"client {client}: role is not one of {', '.join(ROLES)}")
     if quota is not None and (not isinstance(quota, int) or isinstance(quota, bool) or quota < 0):
         raise BadRequest(f"client {client}: the quota is not a number of bytes")

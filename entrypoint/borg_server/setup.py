@@ -13,7 +13,7 @@ from pathlib import Path
 from string import Template
 
 from borg_common.files import atomic_write
-from borg_server import accounts, authorized_keys, gate, ownership, pairing, safe_files, system
+from borg_server import accounts, authorized_keys, gate, ownership, pairing, replication, safe_files, system
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.host_key import GivenHostKey
 from borg_server.keys import KeyProblem, PublicKey, parse_public_key
@@ -41,10 +41,12 @@ def apply(config: ServerConfig, paths: Paths) -> None:
         if key is None:
             continue  # warned: no grant, so nothing read from the state volume can keep or add a key
         pairing.write_export(client, key is not client.key, host_key, paths, config)
-        grants += authorized_keys.grants_for(client, key, admin_key)
+        grants += authorized_keys.grants_for(client, key, admin_key, replica=config.replication is not None)
     forget_removed_clients(config, paths)
-    if atomic_write(paths.authorized_keys, authorized_keys.render(grants), 0o644):
-        logger.info("authorized_keys: written with %d keys for %d clients", len(grants), len(config.clients))
+    replica_key = replica_grant(config, host_key, paths)
+    if atomic_write(paths.authorized_keys, authorized_keys.render(grants, replica_key), 0o644):
+        logger.info("authorized_keys: written with %d keys for %d clients%s", len(grants), len(config.clients),
+                    " and the replica key" if replica_key else "")  # fmt: skip
     else:
         logger.info("authorized_keys: unchanged (%d keys)", len(grants))
 
@@ -59,6 +61,8 @@ def prepare_state(paths: Paths, config: ServerConfig) -> None:
         (paths.state / "clients", 0o700),
         (paths.state / "export", 0o755),
         (paths.state / "export-admin", 0o755),
+        (paths.replica_key.parent, 0o700),
+        (paths.replica_export, 0o755),
         (paths.runtime, 0o755),
         (paths.volatile, 0o700),
         (paths.repositories, 0o755),
@@ -120,7 +124,11 @@ def ensure_client_accounts(config: ServerConfig, paths: Paths) -> None:
     recorded = accounts.ensure(paths, [client.name for client in config.clients], config.puid, config.pgid)
     accounts.write_entries(recorded.values(), paths)
     for client in config.clients:
-        recorded[client.name] = ownership.ensure_client_tree(recorded[client.name], paths)
+        if config.replication is None:
+            recorded[client.name] = ownership.ensure_client_tree(recorded[client.name], paths)
+        else:  # a replica's copy is root's; the client's account may only read it
+            ownership.ensure_private_directory(paths.client_home(client.name), recorded[client.name])
+            replication.own_tree(paths, client.name, recorded[client.name].gid)
     accounts.save(paths.accounts, recorded)
 
 
@@ -129,11 +137,13 @@ def generate_missing_keys(config: ServerConfig, paths: Paths) -> None:
     with ADMIN_KEY=generate; one ssh-keygen per core at a time."""
     missing = [paths.client_keys(c.name) / "id_ed25519" for c in config.clients if c.key is None]
     missing += [paths.admin_key(c.name) for c in config.clients if c.generate_admin_key]
+    missing += [paths.replica_key] if config.replica_key and config.replica_key.generate else []
     missing = [private_key for private_key in missing if may_generate(private_key)]
 
     def generate(private_key: Path) -> None:
         private_key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        kind = "admin" if private_key.name == paths.admin_key("x").name else "client"
+        kind = "replica" if private_key == paths.replica_key else "client"
+        kind = "admin" if private_key.name == paths.admin_key("x").name else kind
         system.generate_keypair(private_key, f"borg-appliance {kind} {private_key.parent.name}")
         logger.info("client %s: generated %s key %s", private_key.parent.name, kind, private_key)
 
@@ -156,7 +166,7 @@ def may_generate(private_key: Path) -> bool:
 def state_directories(paths: Paths) -> list[Path]:
     """Return the server's own directories in the state volume, parents first."""
     monitor = [paths.monitor, paths.monitor_state("x").parent, paths.monitor_outbox]
-    exports = [paths.state / "export", paths.state / "export-admin"]
+    exports = [paths.state / "export", paths.state / "export-admin", paths.replica_export, paths.replica_key.parent]
     return [paths.ssh, paths.audit_log.parent, paths.state / "clients", *exports, *monitor]
 
 
@@ -177,6 +187,30 @@ def generated_admin_key(
     key = read_generated(client.name, "admin key", paths.admin_key(client.name))
     if key is not None:
         pairing.write_admin_export(client, host_key, paths, config)
+    return key
+
+
+def replica_grant(config: ServerConfig, host_key: PublicKey, paths: Paths) -> PublicKey | None:
+    """Return the key the replica reads with (BORG_REPLICA_KEY, or the generated one, exported for the replica);
+    without BORG_REPLICA_KEY=generate, delete a generated replica keypair and its export."""
+    setting = config.replica_key
+    if setting is None or not setting.generate:
+        for entry in (paths.replica_key, Path(f"{paths.replica_key}.pub")):
+            if safe_files.describe(entry) == "a file":
+                entry.unlink()
+                logger.info("replica key: BORG_REPLICA_KEY is not generate; deleted %s", entry)
+        if safe_files.is_real_directory(paths.replica_export):
+            for item in paths.replica_export.iterdir():
+                if not safe_files.is_real_directory(item):
+                    item.unlink()
+        return setting.key if setting else None
+    key = read_generated("replica", "key", paths.replica_key)
+    if key is not None:
+        files = pairing.key_files(paths.replica_key) | {
+            "known_hosts": (pairing.known_hosts_line(host_key, config), 0o644),
+            "replicate_from": (pairing.replicate_url(config) + "\n", 0o644),
+        }
+        pairing.write_files("replica", "replica export", paths.replica_export, files)
     return key
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from borg_common.files import atomic_write
-from borg_server import retention, safe_files
+from borg_server import replica_state, retention, safe_files
 from borg_server.manifest import ManifestShrink
 
 logger = logging.getLogger(__name__)
@@ -128,6 +128,7 @@ class ClientState:
     manifest_shrinks: list[ManifestShrink] = field(default_factory=list)
     alerts: dict[str, RaisedAlert] = field(default_factory=dict)
     retention: retention.Retention = field(default_factory=retention.Retention)  # automatic compaction
+    replica: replica_state.ReplicaState | None = None  # on a replica: the copy of this client (replication.py)
 
     def pending_deletes(self, alerting_only: bool = False) -> int:
         """Return how many deletes wait for acknowledgement (only the kinds that raise an alert, if asked)."""
@@ -156,7 +157,7 @@ def to_json(state: ClientState) -> dict:
         "manifest_shrinks": [dict(sorted(vars(shrink).items())) for shrink in state.manifest_shrinks],
         "alerts": {kind: vars(alert).copy() for kind, alert in state.alerts.items()},
         "retention": retention.to_json(state.retention),
-    }
+    } | ({"replica": replica_state.to_json(state.replica)} if state.replica else {})
 
 
 def group_json(group: DeleteGroup) -> dict:
@@ -211,6 +212,7 @@ def from_json(document: object, now: str) -> ClientState:
             manifest_shrinks=[ManifestShrink(**shrink) for shrink in document.get("manifest_shrinks", [])],
             alerts={kind: RaisedAlert(**alert) for kind, alert in document.get("alerts", {}).items()},
             retention=retention.from_json(document.get("retention")),
+            replica=replica_state.from_json(document.get("replica")),
         )
     except (KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"unexpected contents: {error!r}") from None

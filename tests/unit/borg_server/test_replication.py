@@ -1,0 +1,208 @@
+"""Tests for replication without Docker: the settings, the primary's reader, and how the replica judges a listing."""
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from borg_common.settings import ConfigError
+from borg_server import authorized_keys, readonly_serve, replica_source, replication, session
+from borg_server.config import load
+from borg_server.keys import parse_public_key
+from borg_server.replica_state import Held, ReplicaState, from_json, to_json
+from borg_server.state import ClientState, SegmentPrint
+from tests.unit.borg_server.borg_files import MANIFEST_KEY, commit, init_create_create_delete, put, write_repository
+from tests.unit.borg_server.sample_keys import ED25519, ED25519_OTHER
+
+
+def replica_environment(tmp_path, **extra) -> dict[str, str]:
+    key = tmp_path / "id_replica"
+    key.write_text("private\n")
+    return {"REPLICATE_FROM": "ssh://borg@primary:2222", "REPLICATE_HOST_KEY": f"primary {ED25519}",
+            "REPLICATE_SSH_KEY_FILE": str(key), **extra}  # fmt: skip
+
+
+def problems_of(environ: dict[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as error:
+        load(environ, "backup")
+    return error.value.problems
+
+
+def test_a_replica_needs_no_client_and_reads_its_settings_with_their_defaults(tmp_path):
+    config = load(replica_environment(tmp_path), "replica")
+    settings = config.replication
+    assert config.clients == () and (settings.user, settings.host, settings.port) == ("borg", "primary", 2222)
+    assert settings.host_key.blob == parse_public_key(ED25519).blob
+    assert (settings.cron, settings.keep_removed, settings.max_lag) == ("0 * * * *", 7 * 86400, 26 * 3600)
+    assert settings.known_hosts_line == f"[primary]:2222 {ED25519.rsplit(' ', 1)[0]}\n"
+
+
+def test_a_replica_may_be_configured_in_the_yaml_file(tmp_path):
+    environ = replica_environment(tmp_path)
+    config_file = tmp_path / "server.yaml"
+    config_file.write_text(
+        f"replicate_from: {environ['REPLICATE_FROM']}\nreplicate_host_key: {ED25519}\n"
+        "replica_keep_removed: 1h\nclients: {}\n"
+    )
+    environ = {"BORG_SERVER_CONFIG": str(config_file), "REPLICATE_SSH_KEY_FILE": environ["REPLICATE_SSH_KEY_FILE"]}
+    settings = load(environ, "replica").replication
+    assert (settings.host, settings.port, settings.keep_removed) == ("primary", 2222, 3600)
+
+
+def test_the_keep_period_may_be_seconds_for_tests_and_zero(tmp_path):
+    assert load(replica_environment(tmp_path, REPLICA_KEEP_REMOVED="20s"), "r").replication.keep_removed == 20
+    assert load(replica_environment(tmp_path, REPLICA_KEEP_REMOVED="0"), "r").replication.keep_removed == 0
+
+
+def test_bad_replica_settings_are_each_one_line_naming_the_setting(tmp_path):
+    environ = replica_environment(tmp_path, REPLICATE_FROM="http://primary", REPLICATE_CRON="every hour",
+                                  REPLICA_MAX_LAG="10s", REPLICATE_HOST_KEY="not a key",
+                                  BORG_CLIENTS="web", BORG_CLIENT_WEB_ADMIN_KEY="generate")  # fmt: skip
+    problems = problems_of(environ)
+    assert problems[0] == "REPLICATE_FROM: is not ssh://user@host[:port] (e.g. ssh://borg@primary:22)"
+    assert any(p.startswith("REPLICATE_HOST_KEY: ") for p in problems)
+    assert any(p.startswith("REPLICATE_CRON: 'every hour' is not a cron expression") for p in problems)
+    assert "REPLICA_MAX_LAG: 10s is out of range 1m..52w" in problems
+    assert "BORG_CLIENT_WEB_ADMIN_KEY: is set on a replica; no key can write to a replica" in problems
+
+
+def test_replica_settings_without_replicate_from_are_a_mistake():
+    problems = problems_of({"BORG_CLIENTS": "web", "REPLICA_KEEP_REMOVED": "1d"})
+    assert problems == ["REPLICA_KEEP_REMOVED: is set, but REPLICATE_FROM is not: this server is no replica"]
+
+
+def test_the_replica_key_is_forced_into_the_reader_with_restrict():
+    key = parse_public_key(ED25519)
+    line = authorized_keys.replica_line(key)
+    assert (
+        line
+        == f'restrict,command="/usr/local/bin/borg-server serve-replica --fingerprint {key.fingerprint}" {key.line}'
+    )
+    assert load({"BORG_CLIENTS": "web", "BORG_REPLICA_KEY": "generate"}, "b").replica_key.generate
+
+
+def test_on_a_replica_a_client_key_only_reads(paths):
+    client = load({"BORG_CLIENTS": "web", "BORG_CLIENT_WEB_KEY": ED25519_OTHER}, "b").clients[0]
+    grants = authorized_keys.grants_for(client, client.key, replica=True)
+    assert [grant.role for grant in grants] == ["read"]
+    assert session.serve_argv("web", "read", None, paths) == [
+        "/usr/local/bin/borg-server", "serve-read", str(paths.client_directory("web"))
+    ]  # fmt: skip
+
+
+def test_the_read_only_serve_allows_no_method_that_writes():
+    writing = {"put", "delete", "commit", "destroy", "save_key", "check", "break_lock",
+               "commit_nonce_reservation", "get_free_nonce", "inject_exception"}  # fmt: skip
+    assert not writing & set(readonly_serve.READ_METHODS)
+
+
+def ask(paths, server, *requests: dict) -> list:
+    """Send requests to the reader; return its answers: (header, body bytes) each."""
+    reader = io.BytesIO(b"".join(json.dumps(request).encode() + b"\n" for request in requests))
+    writer = io.BytesIO()
+    code = replica_source.serve(server, paths, reader, writer)
+    output, answers = io.BytesIO(writer.getvalue()), []
+    while line := output.readline():
+        header = json.loads(line)
+        answers.append((header, output.read(header["size"]) if header.get("ok") else b""))
+    return [code, *answers]
+
+
+LAST = len(init_create_create_delete()) - 1  # the last committed segment
+
+
+@pytest.fixture
+def primary(paths):
+    repository = paths.client_repository("web")
+    write_repository(repository, [*init_create_create_delete(), [put(MANIFEST_KEY)]])  # the last: not committed
+    for name in ("config", f"index.{LAST}", f"hints.{LAST}", f"integrity.{LAST}"):
+        (repository / name).write_text(name)
+    return load({"BORG_CLIENTS": "web"}, "b")
+
+
+def test_the_reader_lists_only_committed_segments_and_sends_them(paths, primary):
+    code, (header, body), (sent, data) = ask(paths, primary, {"op": "list"}, {"op": "get", "client": "web",
+                                                                              "file": "segment:2"})  # fmt: skip
+    listing = json.loads(body)["web"]
+    assert code == 0 and listing["last_commit"] == LAST and listing["complete"]
+    assert sorted(map(int, listing["segments"])) == list(range(LAST + 1))  # the next is after the last commit
+    assert data == (paths.client_repository("web") / "data" / "0" / "2").read_bytes()
+    assert listing["segments"]["2"][0] == len(data)
+
+
+def test_the_reader_sends_nothing_it_did_not_list(paths, primary):
+    answers = ask(paths, primary, {"op": "get", "client": "web", "file": "config"}, {"op": "list"},
+                  {"op": "get", "client": "web", "file": f"segment:{LAST + 1}"},
+                  {"op": "get", "client": "web", "file": "../../../etc/passwd"},
+                  {"op": "get", "client": "../web", "file": "config"})  # fmt: skip
+    refused = [header for header, _ in answers[1:] if not header["ok"]]
+    assert [header["error"] for header in refused] == ["not a file of the last list"] * 4
+
+
+def test_the_reader_never_follows_a_symlink_and_stops_at_a_malformed_request(paths, primary, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("secret")
+    readme = paths.client_repository("web") / "README"
+    readme.symlink_to(secret)
+    code, _listing, (header, _) = ask(paths, primary, {"op": "list"}, {"op": "get", "client": "web", "file": "README"})
+    assert header == {"ok": False, "error": "gone"}
+    code, (header, _) = ask(paths, primary, {"op": "put", "file": "config"})
+    assert code == 2 and not header["ok"]
+
+
+def prints(**content) -> dict[int, SegmentPrint]:
+    return {int(n[1:]): SegmentPrint(size, sha, 0, 0, 0) for n, (size, sha) in content.items()}
+
+
+def test_a_changed_shrunk_or_vanished_segment_is_a_mismatch_and_never_set_aside():
+    found = ClientState(first_seen="t", segments=prints(s1=(10, "a"), s2=(10, "b"), s3=(10, "c"), s4=(10, "d")))
+    found.replica = ReplicaState(compacted_at="2026-01-01T00:00:00+00:00")
+    listed = {"segments": {"1": [10, "a"], "2": [10, "x"], "3": [9, "c"]}, "append_only": True,
+              "compacted_at": "2026-01-01T00:00:00+00:00"}  # fmt: skip
+    assert replication.judge(found, listed, accept=False) == ({2: "changed", 3: "truncated", 4: "removed"}, [])
+    assert replication.judge(found, listed, accept=True) == ({}, [2, 3, 4])
+
+
+def test_a_segment_removed_by_a_new_compaction_is_set_aside():
+    found = ClientState(first_seen="t", segments=prints(s1=(10, "a"), s2=(10, "b")))
+    found.replica = ReplicaState(compacted_at=None)
+    listed = {"segments": {"2": [10, "b"], "5": [3, "e"]}, "append_only": True, "compacted_at": "2026-12-01T00:00:00"}
+    assert replication.judge(found, listed, accept=False) == ({}, [1])
+
+
+def test_the_ssh_command_pins_the_host_key_and_uses_only_the_replica_key(tmp_path):
+    config = load(replica_environment(tmp_path), "replica").replication
+    argv = replication.ssh_argv(config, Path("/run/k"), Path("/run/known"))
+    assert argv[:6] == ["ssh", "-T", "-i", "/run/k", "-p", "2222"] and argv[-2:] == ["borg@primary", "replica"]
+    assert "StrictHostKeyChecking=yes" in argv and "UserKnownHostsFile=/run/known" in argv
+    assert "IdentitiesOnly=yes" in argv and "BatchMode=yes" in argv
+
+
+def test_the_replica_state_survives_its_json():
+    replica = ReplicaState("a", 3, 4, "b", 1, "c", 99, {2: "changed"}, (Held(1, "t", "1.t"),))
+    assert from_json(json.loads(json.dumps(to_json(replica)))) == replica
+
+
+def test_a_copy_behind_its_max_lag_and_a_mismatch_are_alerts():
+    from datetime import UTC, datetime
+
+    found = ClientState(first_seen="2026-11-01T00:00:00+00:00")
+    found.replica = ReplicaState(last_copy_at="2026-11-30T00:00:00+00:00", mismatch={7: "changed"})
+    active = replication.conditions("web", found, datetime(2026, 12, 1, 3, tzinfo=UTC), 26 * 3600)
+    assert sorted(active) == ["replica_lag", "replica_mismatch"]
+    assert active["replica_mismatch"][1] == {"segments": {"7": "changed"}, "count": 1}
+    assert "27h" in active["replica_lag"][0] or "1d 3h" in active["replica_lag"][0]
+    assert commit()  # the helpers are borg's formats
+
+
+def test_a_set_aside_segment_the_state_lost_is_still_deleted_after_the_keep_period(paths):
+    from datetime import UTC, datetime
+
+    directory = paths.replica_held("web")
+    directory.mkdir(parents=True)
+    (directory / replication.held_name(5, "2026-12-01T13:30:00+00:00")).write_bytes(b"segment")
+    kept = replication.expire_held(paths, "web", (), 20, datetime(2026, 12, 1, 13, 30, 10, tzinfo=UTC))
+    assert kept == (Held(5, "2026-12-01T13:30:00+00:00", "5.2026-12-01T13-30-00+00-00"),)
+    assert replication.expire_held(paths, "web", kept, 20, datetime(2026, 12, 1, 13, 31, tzinfo=UTC)) == ()
+    assert list(directory.iterdir()) == []
