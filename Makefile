@@ -105,15 +105,18 @@ unit: venv
 	$(VENV)/bin/pytest -q tests/unit
 
 # Two workers: the scenarios that work the cores run one after another on one of them; those marked
-# `waits` (mostly waiting for schedules and intervals) run beside them (tests/integration/conftest.py).
-PARALLEL = -n 2 --dist loadgroup
+# `waits` (mostly waiting for schedules and intervals) run beside them (tests/integration/conftest.py);
+# those marked `alone` (they change the Docker daemon: swarm mode) run afterwards, with nothing beside them.
+PARALLEL = -n 2 --dist loadgroup -m "not alone"
 
 integration: venv images
 	$(VENV)/bin/pytest -q $(PARALLEL) tests/integration
+	$(VENV)/bin/pytest -q -m alone tests/integration
 
 test: venv images
 	$(VENV)/bin/pytest -q tests/unit
 	$(VENV)/bin/pytest -q $(PARALLEL) --durations=15 tests/integration
+	$(VENV)/bin/pytest -q -m alone tests/integration
 
 # Benchmarks print ratios against plain borg measured in the same run (bench/results.md).
 BENCH_ARGS ?=

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(items) -> None:
     """Mark every scenario here `integration`, so `pytest -m "not integration"` runs without Docker.
 

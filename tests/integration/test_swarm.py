@@ -75,6 +75,7 @@ def stack_left(stack: str) -> list[str]:
     ]
 
 
+@pytest.mark.alone
 def test_the_swarm_stack_pairs_by_secrets_backs_up_scales_the_app_to_0_meanwhile_and_restores(swarm, sandbox, tmp_path):
     stack = sandbox.prefix
     host_key = tmp_path / "host_key"
