@@ -66,6 +66,8 @@ def test_a_successful_run_reports_the_archive_its_stats_and_pings_success(run_co
 
     result = run.run_once(run_config)
 
+    (day_log,) = Paths.of(run_config).logs.iterdir()
+    summary = f"borg create listed 2 files (A 1, M 1): every one is in the day log {day_log}"
     assert fake_borg.commands == [create_argv(run_config)]
     assert kept(run_config) == expected(
         run_config,
@@ -74,13 +76,12 @@ def test_a_successful_run_reports_the_archive_its_stats_and_pings_success(run_co
         borg_rc=0,
         stats=STATS,
         message="borg finished without problems",
-        log_tail=["A /backup/data/a", "M /backup/data/b"],
+        log_tail=[summary],
     )
     assert result.to_dict() == journal.last_runs(Paths.of(run_config))[-1]
-    assert pings == [
-        (f"{PING}/start", ""),
-        (PING, "borg finished without problems\nA /backup/data/a\nM /backup/data/b"),
-    ]
+    assert pings == [(f"{PING}/start", ""), (PING, f"borg finished without problems\n{summary}")]
+    listed = [line.split(" INFO ", 1)[1] for line in day_log.read_text().splitlines() if " borg.files: " in line]
+    assert listed == ["borg.files: A /backup/data/a", "borg.files: M /backup/data/b"]
 
 
 def test_a_run_with_unreadable_files_is_a_warning_and_pings_success(run_config, fake_borg, lines, pings):
