@@ -91,5 +91,5 @@ def write_files(client: str, what: str, export: Path, files: dict[str, tuple[str
     os.chmod(export, 0o700)
     for name, (content, mode) in files.items():
         if safe_files.clear_for_write(export / name):
-            atomic_write(export / name, content, mode)
+            atomic_write(export / name, content, mode, durable=False)  # synced at once by setup.apply
     return True

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from string import Template
 
-from borg_common.files import atomic_write
+from borg_common.files import atomic_write, sync_filesystem
 from borg_server import accounts, authorized_keys, gate, ownership, pairing, safe_files, system
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.keys import KeyProblem, PublicKey, parse_public_key
@@ -41,6 +41,7 @@ def apply(config: ServerConfig, paths: Paths) -> None:
         pairing.write_export(client, key is not client.key, host_key, paths, config)
         grants += authorized_keys.grants_for(client, key, admin_key)
     forget_removed_clients(config, paths)
+    sync_filesystem(paths.state)  # the generated keys and the exports, in one go rather than a fsync each
     if atomic_write(paths.authorized_keys, authorized_keys.render(grants), 0o644):
         logger.info("authorized_keys: written with %d keys for %d clients", len(grants), len(config.clients))
     else:
