@@ -31,7 +31,9 @@ def apply(config: ServerConfig, paths: Paths) -> None:
     gate.prepare(paths, [client.name for client in config.clients])
     host_key = ensure_host_key(paths)
     write_sshd_config(config, paths)
-    generate_missing_keys(config, paths)
+    generated = generate_missing_keys(config, paths)
+    if generated:
+        sync_filesystem(paths.state)  # the new keys, in one go rather than two fsyncs each
     grants = []
     for client in config.clients:
         admin_key = generated_admin_key(client, host_key, paths, config)
@@ -41,7 +43,6 @@ def apply(config: ServerConfig, paths: Paths) -> None:
         pairing.write_export(client, key is not client.key, host_key, paths, config)
         grants += authorized_keys.grants_for(client, key, admin_key)
     forget_removed_clients(config, paths)
-    sync_filesystem(paths.state)  # the generated keys and the exports, in one go rather than a fsync each
     if atomic_write(paths.authorized_keys, authorized_keys.render(grants), 0o644):
         logger.info("authorized_keys: written with %d keys for %d clients", len(grants), len(config.clients))
     else:
@@ -109,11 +110,12 @@ def ensure_client_accounts(config: ServerConfig, paths: Paths) -> None:
     accounts.save(paths.accounts, recorded)
 
 
-def generate_missing_keys(config: ServerConfig, paths: Paths) -> None:
+def generate_missing_keys(config: ServerConfig, paths: Paths) -> int:
     """Generate, once, the keypairs of clients without a configured key and the admin keypairs of clients
-    with ADMIN_KEY=generate (in process: a thousand take well under a second)."""
+    with ADMIN_KEY=generate (in process: a thousand take well under a second); return how many."""
     missing = [paths.client_keys(c.name) / "id_ed25519" for c in config.clients if c.key is None]
     missing += [paths.admin_key(c.name) for c in config.clients if c.generate_admin_key]
+    generated = 0
     for private_key in missing:
         if not may_generate(private_key):
             continue
@@ -121,6 +123,8 @@ def generate_missing_keys(config: ServerConfig, paths: Paths) -> None:
         kind = "admin" if private_key.name == paths.admin_key("x").name else "client"
         system.generate_keypair(private_key, f"borg-appliance {kind} {private_key.parent.name}")
         logger.info("client %s: generated %s key %s", private_key.parent.name, kind, private_key)
+        generated += 1
+    return generated
 
 
 def may_generate(private_key: Path) -> bool:
