@@ -56,13 +56,16 @@ def backup(config: ClientConfig, paths: Paths, started: RunReport, control: Cont
         clear_stale_cache_locks(paths.cache)
         report.ping(config, "/start", "")
         sources = preflight.sources(config)
-        preflight.check_host_key(config)
+        if config.stop_label:  # no container is stopped for a server that is not there (or not the pinned one)
+            preflight.check_host_key(config)
         if control.interrupted:
             raise RunFailed("stopped before borg create started")
         archive = config.archive_name.replace("{client}", config.client)
         with quiesce.stopped(config.stop_label, paths.stopped_containers) as stopped:
             logger.info("backing up %s to %s", ", ".join(sources), config.repository)
             call = repository.create(config, archive, sources, control)
+        if borg.outcome(call.returncode).status == "failure" and not control.interrupted:
+            preflight.check_host_key(config)  # a server that did not answer, or not with the pinned key, says so
         return created(started, call, control.interrupted, stopped)
     except failures.Failure as error:
         status = "interrupted" if control.interrupted else "failure"

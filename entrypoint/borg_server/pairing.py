@@ -88,8 +88,10 @@ def write_files(client: str, what: str, export: Path, files: dict[str, tuple[str
             "client %s: %s is %s, not a directory; its %s is not written (remove it)", client, export, kind, what
         )
         return False
-    if kind == "a directory" and stat.S_IMODE(os.lstat(export).st_mode) == 0o700 and all(
-        safe_files.holds(export / name, content.encode(), mode) for name, (content, mode) in files.items()
+    if (
+        kind == "a directory"
+        and stat.S_IMODE(os.lstat(export).st_mode) == 0o700
+        and all(safe_files.holds(export / name, content.encode(), mode) for name, (content, mode) in files.items())
     ):
         return True  # as it was: the usual restart, one open per file
     export.mkdir(mode=0o700, parents=True, exist_ok=True)

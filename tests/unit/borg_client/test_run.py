@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import uuid
+from types import SimpleNamespace
 
 import pytest
 
@@ -241,7 +242,7 @@ def test_a_skipped_scheduled_time_is_reported_without_pings(run_config, fake_bor
 
 def test_a_stop_before_borg_create_is_an_interrupted_run(run_config, fake_borg, pings, monkeypatch):
     control = Control()
-    monkeypatch.setattr(run.preflight, "check_host_key", lambda config: control.interrupt())
+    monkeypatch.setattr(run.preflight, "sources", lambda config: control.interrupt() or ["/backup/data"])
 
     run.run_once(run_config, control=control)
 
@@ -359,3 +360,46 @@ def test_a_repository_missing_with_only_a_key_export_left_is_a_failure_too(run_c
         f"the repository {run_config.repository} is gone from the server, though its key export {paths.key_file} "
         "shows backups into it. Nothing was initialised"
     )
+
+
+@pytest.fixture
+def host_key_checks(monkeypatch):
+    """Record each pre-flight host key check (ssh-keyscan); the server answers as unreachable once told."""
+    checks, state = [], {"reachable": True}
+
+    def check(config):
+        checks.append(config.client)
+        if not state["reachable"]:
+            raise run.preflight.PreflightFailed("cannot reach the backup server srv on port 22", "unreachable")
+
+    monkeypatch.setattr(run.preflight, "check_host_key", check)
+    return SimpleNamespace(checks=checks, state=state)
+
+
+def test_a_run_without_containers_to_stop_makes_no_extra_connection_before_borg(run_config, fake_borg, host_key_checks):
+    fake_borg.answer("create", 0, CREATE_JSON)
+
+    assert run.run_once(run_config).status == "success"
+    assert host_key_checks.checks == []  # ssh pins the host key itself (StrictHostKeyChecking=yes)
+
+
+def test_a_failed_create_is_explained_by_the_host_key_check(run_config, fake_borg, lines, host_key_checks):
+    fake_borg.answer("create", 2, "", [lines.log("ERROR", "Connection closed by remote host", "ConnectionClosed")])
+    host_key_checks.state["reachable"] = False
+
+    result = run.run_once(run_config)
+
+    assert (result.status, result.message, result.retryable) == (
+        "failure", "cannot reach the backup server srv on port 22", True
+    )  # fmt: skip
+    assert host_key_checks.checks == ["web"]
+
+
+def test_with_containers_to_stop_the_server_is_checked_before_any_is_stopped(run_config, fake_borg, host_key_checks):
+    config = dataclasses.replace(run_config, stop_label="backup.stop")
+    host_key_checks.state["reachable"] = False
+
+    result = run.run_once(config)
+
+    assert (result.status, result.stopped_containers) == ("failure", ())
+    assert fake_borg.commands == []
