@@ -7,24 +7,16 @@ import logging
 import os
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 from borg_common.logs import setup_logging
-from borg_common.settings import ConfigError
-from borg_server import (
-    broker,
-    compact,
-    config,
-    figures,
-    metrics,
-    monitor,
-    review,
-    serve,
-    setup,
-    status,
-    supervisor,
-    system,
-)
 from borg_server.paths import Paths
+
+if TYPE_CHECKING:
+    from borg_server import config
+
+# Each command imports the modules it needs itself: the forced command (serve) of every session and
+# the healthcheck start in a few milliseconds instead of importing the whole server.
 
 logger = logging.getLogger("borg_server")
 PATHS = Paths()
@@ -32,6 +24,9 @@ PATHS = Paths()
 
 def load_or_explain() -> config.ServerConfig | None:
     """Return the validated configuration, or print every problem and return None."""
+    from borg_common.settings import ConfigError
+    from borg_server import config
+
     try:
         server_config = config.load(os.environ, socket.gethostname())
     except ConfigError as error:
@@ -43,6 +38,8 @@ def load_or_explain() -> config.ServerConfig | None:
 
 def command_start(_arguments) -> int:
     """Validate, apply, then become supervisord (sshd, audit log, monitor)."""
+    from borg_server import setup
+
     server_config = load_or_explain()
     if server_config is None:
         return 2
@@ -56,6 +53,8 @@ def command_start(_arguments) -> int:
 
 def command_reload(_arguments) -> int:
     """Re-read and apply the configuration; sshd re-reads its own without dropping sessions."""
+    from borg_server import setup, system
+
     server_config = load_or_explain()
     if server_config is None:
         return 2
@@ -66,14 +65,20 @@ def command_reload(_arguments) -> int:
 
 
 def command_serve(arguments) -> int:
+    from borg_server import serve
+
     return serve.serve(arguments.client, arguments.role, arguments.fingerprint, arguments.quota, PATHS, os.environ)
 
 
 def command_broker(_arguments) -> int:
+    from borg_server import broker
+
     return broker.run(PATHS)
 
 
 def command_status(arguments) -> int:
+    from borg_server import figures, status
+
     server_config = load_or_explain()
     if server_config is None:
         return 2
@@ -84,6 +89,8 @@ def command_status(arguments) -> int:
 
 
 def command_show_client(arguments) -> int:
+    from borg_server import status
+
     server_config = load_or_explain()
     if server_config is None:
         return 2
@@ -103,6 +110,8 @@ def find_client(server_config: config.ServerConfig, name: str) -> config.ClientS
 
 
 def command_monitor(_arguments) -> int:
+    from borg_server import metrics, monitor
+
     server_config = load_or_explain()
     if server_config is None:
         return 2
@@ -117,6 +126,8 @@ def command_monitor(_arguments) -> int:
 
 
 def command_audit(arguments) -> int:
+    from borg_server import review
+
     server_config = load_or_explain()
     client = server_config and find_client(server_config, arguments.name)
     if client is None:
@@ -134,6 +145,8 @@ def command_audit(arguments) -> int:
 
 
 def command_compact(arguments) -> int:
+    from borg_server import compact
+
     server_config = load_or_explain()
     client = server_config and find_client(server_config, arguments.name)
     if client is None:
@@ -161,6 +174,8 @@ def command_healthcheck(_arguments) -> int:
 
 
 def command_watchdog(_arguments) -> int:
+    from borg_server import supervisor
+
     supervisor.watchdog()
     return 0
 
@@ -217,9 +232,11 @@ def main() -> int:
     arguments = parser().parse_args()
     if arguments.command != "serve":  # serve: stderr goes to the SSH client, stdout is borg's protocol
         setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    from borg_server.system import CommandFailed
+
     try:
         return arguments.handler(arguments)
-    except system.CommandFailed as error:
+    except CommandFailed as error:
         logger.error("%s", error)
         return 1
 
