@@ -52,7 +52,7 @@ def current() -> Path | None:
 def writer() -> Callable[[str], None] | None:
     """Return a function that appends one INFO line (as borg.files) to the open day log, or None outside day_log.
 
-    The lines are buffered and reach the file with the next logging record or when the day log closes.
+    The lines are buffered: they reach the file within about a second (and with every logging record).
     """
     if not _open:
         return None
@@ -63,9 +63,10 @@ def writer() -> Callable[[str], None] | None:
     def write(text: str) -> None:
         now = time.time()
         second = int(now)
-        if second != stamp["second"]:
-            stamp["second"], stamp["text"] = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
         with lock:  # another thread may log a record into the same stream
+            if second != stamp["second"]:  # a new second: what the last one listed reaches the file
+                stamp["second"], stamp["text"] = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+                stream.flush()
             stream.write(f"{stamp['text']},{int((now - second) * 1000):03d} INFO {LISTED}: {text}\n")
 
     return write
