@@ -26,32 +26,41 @@ def summary(values: list[float]) -> dict:
     return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
 
 
-def measure_modes(data: dataset.DataSet, repetitions: int, tmp: Path) -> dict:
-    """Run (a), (b) and (c) repetitions times each, interleaved, each in a fresh sandbox."""
-    seconds: dict[str, dict[str, list[float]]] = {mode: {step: [] for step in STEPS} for mode in ("a", "b", "c")}
+def measure_modes(
+    data: dataset.DataSet, repetitions: int, tmp: Path, measured: tuple[str, ...] = ("a", "b", "c")
+) -> dict:
+    """Run the measured modes repetitions times each, interleaved, each in a fresh sandbox.
+
+    Each repetition's (c)/(b) ratio is taken from its own (b) and (c), run one after the other.
+    """
+    ways = {"a": modes.local, "b": modes.plain_ssh, "c": modes.appliance}
+    seconds: dict[str, dict[str, list[float]]] = {mode: {step: [] for step in STEPS} for mode in measured}
     for repetition in range(repetitions):
-        for mode, measure in (("a", modes.local), ("b", modes.plain_ssh), ("c", modes.appliance)):
+        for mode in measured:
             sandbox = Sandbox()
             try:
                 args = (sandbox, data.path, tmp) if mode == "c" else (sandbox, data.path)
-                result = measure(*args)
+                result = ways[mode](*args)
             finally:
                 sandbox.cleanup()
             print(f"  repetition {repetition + 1}, ({mode}): " + ", ".join(f"{s} {result[s]:.2f} s" for s in STEPS))
             for step in STEPS:
                 seconds[mode][step].append(result[step])
-    table = {}
+    table: dict = {}
     for mode, by_step in seconds.items():
         table[mode] = {}
         for step, values in by_step.items():
             rates = [data.bytes / value / 1e6 for value in values]
             table[mode][step] = {"seconds": summary(values), "mb_s": summary(rates),
                                  "files_s": round(data.files / statistics.median(values), 1)}  # fmt: skip
-    table["ratios"] = {
-        step: {"c/b": round(table["c"][step]["mb_s"]["median"] / table["b"][step]["mb_s"]["median"], 3),
-               "c/a": round(table["c"][step]["mb_s"]["median"] / table["a"][step]["mb_s"]["median"], 3)}
-        for step in STEPS
-    }  # fmt: skip
+    table["ratios"] = {}
+    for step in STEPS:
+        pairs = [("c/b", "b")] + ([("c/a", "a")] if "a" in measured else [])
+        table["ratios"][step] = {
+            name: {**summary([b / c for c, b in zip(seconds["c"][step], seconds[base][step], strict=True)]),
+                   "of_medians": round(table["c"][step]["mb_s"]["median"] / table[base][step]["mb_s"]["median"], 3)}
+            for name, base in pairs
+        }  # fmt: skip
     return table
 
 
@@ -82,6 +91,13 @@ def measure_monitor(clients: int, tmp: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--size-mb", type=int, default=1024, help="data set size in MB (default 1024)")
+    parser.add_argument(
+        "--small-files",
+        type=int,
+        default=200_000,
+        help="files in the many-small-files set (default 200000; 0 leaves the set out)",
+    )
+    parser.add_argument("--small-file-bytes", type=int, default=1000, help="size of each of them (default 1000)")
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--scale", default="10,50", help="concurrent client counts")
     parser.add_argument("--monitor-clients", type=int, default=50, help="clients the monitor watches (default 50)")
@@ -110,6 +126,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         print("(a) local, (b) plain ssh, (c) appliance:")
         results["modes"] = measure_modes(data, arguments.repetitions, Path(tmp))
+        if arguments.small_files:
+            count, size = arguments.small_files, arguments.small_file_bytes
+            many = dataset.make_many(HERE / "data" / f"many-{count}x{size}", count, size)
+            results["many"] = {"bytes": many.bytes, "files": many.files}
+            print(f"many small files: {many.files} files of {size} bytes; (b) plain ssh, (c) appliance:")
+            results["many_modes"] = measure_modes(many, arguments.repetitions, Path(tmp), ("b", "c"))
         print("compression:")
         results["compression"] = measure_compression(data)
         print("scale:")
@@ -138,6 +160,21 @@ def main() -> None:
     print(f"written: {HERE / 'results.md'} and results.json")
 
 
+def modes_table(table: dict, measured: tuple[str, ...]) -> list[str]:
+    """Return one data set's steps as Markdown rows: MB/s per mode, (c) files/s, ratios with their spread."""
+    ratios = ["c/b", "c/a"] if "a" in measured else ["c/b"]
+    lines = ["| step | " + " | ".join(f"({m}) MB/s" for m in measured) + " | (c) files/s | "
+             + " | ".join(f"({r[0]})/({r[2]})" for r in ratios) + " |",
+             "|---" * (len(measured) + 2 + len(ratios)) + "|"]  # fmt: skip
+    for step in STEPS:
+        cells = [f"{table[m][step]['mb_s']['median']} ({table[m][step]['mb_s']['min']}–{table[m][step]['mb_s']['max']})"
+                 for m in measured]  # fmt: skip
+        spread = [f"{table['ratios'][step][r]['median']} ({table['ratios'][step][r]['min']}–"
+                  f"{table['ratios'][step][r]['max']})" for r in ratios]  # fmt: skip
+        lines.append(f"| {step} | {' | '.join(cells)} | {table['c'][step]['files_s']} | {' | '.join(spread)} |")
+    return lines
+
+
 def report(results: dict) -> str:
     """Return results as Markdown."""
     data, table = results["data"], results["modes"]
@@ -145,28 +182,29 @@ def report(results: dict) -> str:
         "# Benchmark results",
         "",
         f"Made by `make bench` on {results['date']}: {data['bytes'] / 1e6:.0f} MB in {data['files']} files "
-        f"(45% random, 45% text, 10% small files), {results['repetitions']} repetitions, median (min–max).",
+        f"(45% random, 45% text, 10% small files), {results['repetitions']} repetitions, median (min–max);",
+        "a ratio is the median (min–max) of each repetition's own pair, run one after the other.",
         "(a) plain borg, local repository; (b) plain borg over ssh to a plain sshd; (c) the appliance.",
         "",
-        "| step | (a) MB/s | (b) MB/s | (c) MB/s | (c) files/s | (c)/(b) | (c)/(a) |",
-        "|---|---|---|---|---|---|---|",
+        *modes_table(table, ("a", "b", "c")),
     ]
-    for step in STEPS:
-        cells = [f"{table[m][step]['mb_s']['median']} ({table[m][step]['mb_s']['min']}–{table[m][step]['mb_s']['max']})"
-                 for m in ("a", "b", "c")]  # fmt: skip
-        ratios = table["ratios"][step]
-        lines.append(
-            f"| {step} | {' | '.join(cells)} | {table['c'][step]['files_s']} | {ratios['c/b']} | {ratios['c/a']} |"
-        )
+    if "many_modes" in results:
+        many = results["many"]
+        lines += ["", f"## Many small files: {many['files']} files of {many['bytes'] // many['files']} bytes", "",
+                  *modes_table(results["many_modes"], ("b", "c"))]  # fmt: skip
     lines += ["", "## Compression (plain borg, local, first backup)", "",
               "| compression | seconds | MB/s | repository MB |", "|---|---|---|---|"]  # fmt: skip
     for name, row in results["compression"].items():
         lines.append(f"| `{name}` | {row['seconds']} | {row['mb_s']} | {row['repository_mb']} |")
-    lines += ["", "## Scale", "", "| clients at once | succeeded | seconds | aggregate MB/s | server memory peak MiB |",
-              "|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", "## Scale and server cost", "",
+              "| clients at once | succeeded | seconds | aggregate MB/s | server memory peak MiB | MiB per session | "
+              "server CPU s per GB | per session | clients per core at 1 GB/day |",
+              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for row in results["scale"]:
         lines.append(f"| {row['clients']} | {row['succeeded']} | {row['seconds']} | {row['aggregate_mb_s']} | "
-                     f"{row['server_memory_peak_mib']} |")  # fmt: skip
+                     f"{row['server_memory_peak_mib']} | {row.get('server_memory_per_session_mib')} | "
+                     f"{row.get('server_cpu_s_per_gb')} | {row.get('server_cpu_s_per_session')} | "
+                     f"{row.get('clients_per_core_at_1gb_a_day')} |")  # fmt: skip
     thousand, idle = results["thousand_clients"], results["idle_sidecar"]
     lines += [
         "",

@@ -63,3 +63,21 @@ def text(rng: random.Random, length: int) -> bytes:
 def describe(path: Path) -> DataSet:
     files = [entry for entry in path.rglob("*") if entry.is_file() and not entry.name.startswith(".")]
     return DataSet(path, sum(entry.stat().st_size for entry in files), len(files))
+
+
+def make_many(path: Path, count: int, size: int, seed: int = 2027) -> DataSet:
+    """Given a directory, a number of files and their size in bytes, write that many small text files there
+    (1000 to a directory), again only if missing. The same arguments always give the same bytes."""
+    marker = path / f".complete-{count}-{size}-{seed}"
+    if marker.exists():
+        return DataSet(path, count * size, count)
+    rng = random.Random(seed)
+    block = text(rng, size * 64 + 4096)  # file n is a window of this seeded text, so files differ cheaply
+    for number in range(count):
+        directory = path / f"d{number // 1000:04d}"
+        if number % 1000 == 0:
+            directory.mkdir(parents=True, exist_ok=True)
+        start = (number * 7919) % (len(block) - size)
+        (directory / f"f{number:06d}.txt").write_bytes(f"{number:08d}".encode() + block[start : start + size - 8])
+    marker.touch()
+    return DataSet(path, count * size, count)

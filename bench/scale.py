@@ -22,35 +22,66 @@ def memory_bytes(container: str) -> float:
     return float(match[1]) * UNITS.get(match[2], 1) if match else 0.0
 
 
+# Prints the container's CPU nanoseconds so far (cgroup v2 or v1, as seen from inside it).
+CGROUP_CPU = (
+    "if [ -r /sys/fs/cgroup/cpu.stat ]; then awk '/^usage_usec/ {print $2 * 1000}' /sys/fs/cgroup/cpu.stat; "
+    "else cat /sys/fs/cgroup/cpuacct/cpuacct.usage; fi"
+)
+DAY = 86400
+
+
+def cpu_seconds(container: str) -> float:
+    """Return the CPU seconds (user + system) every process of the container used so far."""
+    return int(float(docker("exec", container, "sh", "-c", CGROUP_CPU).stdout)) / 1e9
+
+
 def concurrent_clients(sandbox: Sandbox, count: int, data: Path, data_bytes: int, tmp: Path) -> dict:
-    """Back up count sidecars at once to one server; return successes, aggregate MB/s, server memory peak."""
+    """Back up count sidecars at once to one server, then again unchanged; return successes, aggregate MB/s,
+    server memory peak, and the server's cost: CPU seconds per GB ingested and per session, memory per
+    concurrent session, and the clients one core serves at a daily backup of 1 GB changed data each."""
     names = [f"c{number:02d}" for number in range(count)]
     server = start_server(sandbox, names, role=f"server{count}")
     clients = [make_client(sandbox, server, name, tmp) for name in names]
     for client in clients:  # initialised beforehand: the measurement is the concurrent backup itself
         sandbox.run(f"init-{client.name}", CLIENT_IMAGE, client.options(data=str(data)),
                     ["borg-client", "borg", "init", "--encryption", "keyfile-blake2"], detach=False)  # fmt: skip
-    peak, stop = [0.0], threading.Event()
+    idle_memory = memory_bytes(server.container)
 
-    def watch() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], memory_bytes(server.container))
+    def backups(round_name: str) -> tuple[list[int], float, float, float]:
+        """Run every sidecar at once; return exit codes, seconds, server CPU seconds and memory peak."""
+        peak, stop = [0.0], threading.Event()
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    started = time.monotonic()
-    for client in clients:
-        sandbox.run(f"run-{count}-{client.name}", CLIENT_IMAGE, client.options(data=str(data)), ["run"])
-    codes = [int(docker("wait", sandbox.name(f"run-{count}-{client.name}")).stdout) for client in clients]
-    elapsed = time.monotonic() - started
-    stop.set()
-    watcher.join()
+        def watch() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], memory_bytes(server.container))
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        cpu_before, started = cpu_seconds(server.container), time.monotonic()
+        for client in clients:
+            sandbox.run(f"{round_name}-{count}-{client.name}", CLIENT_IMAGE, client.options(data=str(data)), ["run"])
+        codes = [int(docker("wait", sandbox.name(f"{round_name}-{count}-{client.name}")).stdout) for client in clients]
+        elapsed = time.monotonic() - started
+        stop.set()
+        watcher.join()
+        return codes, elapsed, cpu_seconds(server.container) - cpu_before, peak[0]
+
+    codes, elapsed, first_cpu, peak = backups("run")
+    rerun_codes, _, rerun_cpu, _ = backups("rerun")  # unchanged: what a session costs without data
+    per_session = rerun_cpu / count
+    ingested_gb = count * data_bytes / 1e9
+    per_gb = max(first_cpu - per_session * count, 0.0) / ingested_gb
     return {
         "clients": count,
         "succeeded": codes.count(0),
+        "rerun_succeeded": rerun_codes.count(0),
         "seconds": round(elapsed, 2),
         "aggregate_mb_s": round(count * data_bytes / elapsed / 1e6, 1),
-        "server_memory_peak_mib": round(peak[0] / 2**20, 1),
+        "server_memory_peak_mib": round(peak / 2**20, 1),
+        "server_memory_per_session_mib": round((peak - idle_memory) / count / 2**20, 1),
+        "server_cpu_s_per_gb": round(per_gb, 2),
+        "server_cpu_s_per_session": round(per_session, 3),
+        "clients_per_core_at_1gb_a_day": int(DAY / (per_session + per_gb * 1.0)),
     }
 
 

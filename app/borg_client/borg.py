@@ -164,8 +164,12 @@ def check_argv(repository_only: bool = False, verify_data: bool = False) -> list
 
 
 def extract_argv(archive: str, paths: list[str]) -> list[str]:
-    """Given an archive and paths in it (absolute or not), return the borg extract argv (paths relative)."""
-    return command("extract", "--list", f"::{archive}", *[path.lstrip("/") for path in paths])
+    """Given an archive and paths in it (absolute or not), return the borg extract argv (paths relative).
+
+    Without --list: borg's own logging of every file costs a restore of many small files a third of
+    its time (measured: 20,000 files of 1 kB, 21.5 s with it, 14.5–17.1 s without).
+    """
+    return command("extract", f"::{archive}", *[path.lstrip("/") for path in paths])
 
 
 def list_paths_argv(archive: str, path: str) -> list[str]:

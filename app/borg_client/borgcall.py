@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from borg_client import borg
+from borg_client import borg, daylog
 from borg_client.config import ClientConfig
 from borg_common import process
 
@@ -55,10 +55,11 @@ def call_borg(
     """Given a borg argv (from borg.py), run it against config's repository and return what it did.
 
     Its output is streamed into the log, read as borg's --log-json lines; with capture_json, stdout
-    is kept whole instead (for --json output); log reads the lines (a LogJson that keeps more). Raise
+    is kept whole instead (for --json output); log reads the lines (a LogJson that keeps more). Inside
+    a day log, borg's per-file lines go to the day log only, and one summary line to the log. Raise
     OSError if borg cannot be started.
     """
-    log = log or borg.LogJson()
+    log = log or borg.LogJson(sink=daylog.writer())
     result = process.run(
         argv,
         env=borg.borg_environment(config, dict(os.environ)),
@@ -68,7 +69,12 @@ def call_borg(
         cwd=str(cwd) if cwd else None,
         on_start=control.attach if control else None,
     )
-    return BorgCall(result.returncode, result.stdout, tuple(log.msgids), tuple(result.tail))
+    tail = tuple(result.tail)
+    summary = log.summary(f"borg {argv[4]}", str(daylog.current())) if log.sink else None
+    if summary:
+        logger.info("%s", summary)
+        tail += (summary,)
+    return BorgCall(result.returncode, result.stdout, tuple(log.msgids), tail)
 
 
 def stream_borg(config: ClientConfig, argv: list[str], sink) -> BorgCall:

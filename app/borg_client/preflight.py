@@ -93,7 +93,9 @@ def server_missing(config: ClientConfig) -> str | None:
 def check_host_key(config: ClientConfig) -> None:
     """Make sure the server answers and shows the pinned host key; raise PreflightFailed if not.
 
-    Only a key exchange happens (ssh-keyscan): with a substituted host key no borg session opens.
+    Only a key exchange happens (ssh-keyscan). A run asks this before containers are stopped, and to
+    explain a borg create that failed; otherwise ssh itself refuses a server without the pinned key
+    (StrictHostKeyChecking=yes) before any borg session opens, so a run saves the extra connection.
     """
     host, port = server_address(config.repository)
     pattern, pinned, offered = pinned_and_offered(config)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from borg_client import journal
 from borg_client.config import ClientConfig
 from borg_client.paths import Paths
-from borg_common import delivery, reports
+from borg_common import reports
 
 logger = logging.getLogger(__name__)
 
@@ -132,5 +132,7 @@ def ship(config: ClientConfig, paths: Paths, report: RunReport) -> None:
 def ping(config: ClientConfig, suffix: str, body: str) -> None:
     """Send a Healthchecks-style ping (suffix /start, none for success, /fail); its failure only gets logged."""
     if config.healthchecks_url:
+        from borg_common import delivery  # imported only when there is something to send (requests)
+
         url = config.healthchecks_url.rstrip("/") + suffix
         delivery.ping(url, body=body[-PING_LIMIT:], timeout=config.report_timeout)

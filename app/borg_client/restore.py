@@ -8,6 +8,8 @@ from pathlib import Path
 from borg_client import borg
 from borg_client.borgcall import call_borg, explain
 from borg_client.config import ClientConfig
+from borg_client.daylog import day_log
+from borg_client.paths import Paths
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +30,8 @@ def overlaps_live(target: Path, sources: Path) -> bool:
 def restore(config: ClientConfig, archive: str, paths: list[str], target: Path, over_live: bool = False) -> int:
     """Extract archive (or only paths in it, e.g. backup/data/file) into target; return borg's exit code.
 
+    Logged to the day log too; borg does not list the files (see borg.extract_argv).
+
     Raise RestoreRefused if target would overwrite the live volumes and over_live is not given.
     """
     if overlaps_live(target, config.sources) and not over_live:
@@ -36,12 +40,13 @@ def restore(config: ClientConfig, archive: str, paths: list[str], target: Path, 
             "restore elsewhere, or add --overwrite-live if that is really what you want"
         )
     target.mkdir(parents=True, exist_ok=True)
-    logger.info("restoring %s%s into %s", archive, f" ({', '.join(paths)})" if paths else "", target)
-    call = call_borg(config, borg.extract_argv(archive, paths), cwd=target)
-    if call.returncode == 0:
-        logger.info("restored %s into %s", archive, target)
-    else:
-        logger.error("%s", explain(call, "borg extract failed"))
+    with day_log(Paths.of(config)):
+        logger.info("restoring %s%s into %s", archive, f" ({', '.join(paths)})" if paths else "", target)
+        call = call_borg(config, borg.extract_argv(archive, paths), cwd=target)
+        if call.returncode == 0:
+            logger.info("restored %s into %s", archive, target)
+        else:
+            logger.error("%s", explain(call, "borg extract failed"))
     return call.returncode
 
 

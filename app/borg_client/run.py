@@ -56,7 +56,8 @@ def backup(config: ClientConfig, paths: Paths, started: RunReport, control: Cont
         clear_stale_cache_locks(paths.cache)
         report.ping(config, "/start", "")
         sources = preflight.sources(config)
-        preflight.check_host_key(config)
+        if config.stop_label:  # no container is stopped for a server that is not there (or not the pinned one)
+            preflight.check_host_key(config)
         if control.interrupted:
             raise RunFailed("stopped before borg create started")
         archive = config.archive_name.replace("{client}", config.client)
@@ -67,6 +68,8 @@ def backup(config: ClientConfig, paths: Paths, started: RunReport, control: Cont
                 logger.info("backing up %s to %s", what, config.repository)
                 argv = borg.create_argv(config, archive, sources, *dump_paths(directory, sources))
                 call = repository.create(config, archive, sources, control, argv, directory)
+        if borg.outcome(call.returncode).status == "failure" and not control.interrupted:
+            preflight.check_host_key(config)  # a server that did not answer, or not with the pinned key, says so
         return checked_dumps(config, created(started, call, control.interrupted, stopped), results)
     except failures.Failure as error:
         status = "interrupted" if control.interrupted else "failure"

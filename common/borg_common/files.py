@@ -7,11 +7,12 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> bool:
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o644, durable: bool = True) -> bool:
     """Given a path and its new content, replace the file atomically with that mode.
 
     Return False (and touch nothing) when the file already has exactly that content and mode,
-    True when it was written. The content is fsynced before the rename, the directory after.
+    True when it was written. The content is fsynced before the rename, the directory after; not
+    durable: neither, for many files made durable at once afterwards (sync_filesystem).
     """
     content = data.encode() if isinstance(data, str) else data
     try:
@@ -25,12 +26,14 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> bool:
             os.fchmod(handle.fileno(), mode)
             handle.write(content)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    fsync_directory(path.parent)
+    if durable:
+        fsync_directory(path.parent)
     return True
 
 
@@ -39,5 +42,19 @@ def fsync_directory(directory: Path) -> None:
     descriptor = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def sync_filesystem(path: Path) -> None:
+    """Make everything written on path's file system durable with one syncfs(2) (os.sync where there is none)."""
+    import ctypes  # only here: the one caller syncs once per start
+
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        if ctypes.CDLL(None, use_errno=True).syncfs(descriptor) != 0:
+            os.sync()
+    except AttributeError:
+        os.sync()
     finally:
         os.close(descriptor)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from borg_common import delivery, outbox
+from borg_common import outbox
+
+if TYPE_CHECKING:  # delivery (requests, tenacity) is imported only when there is something to send
+    from borg_common import delivery
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +36,8 @@ def flush(
     least 30 s); log what is left. Return the flush result (None if nothing waits)."""
     if not urls or outbox.size(directory) == 0:
         return None
+    from borg_common import delivery  # requests costs every command a fraction of a second to import
+
     try:
         budget = max_seconds if max_seconds is not None else max(30.0, timeout * 6)
         result = delivery.flush(directory, list(urls), timeout=timeout, max_seconds=budget)

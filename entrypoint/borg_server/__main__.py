@@ -7,37 +7,27 @@ import logging
 import os
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 from borg_common.logs import setup_logging
-from borg_common.settings import CLIENT_NAME, ConfigError
-from borg_server import (
-    broker,
-    compact,
-    config,
-    figures,
-    host_key,
-    metrics,
-    monitor,
-    pairing_secrets,
-    readonly_serve,
-    replica_status,
-    replication,
-    replicator,
-    review,
-    serve,
-    setup,
-    status,
-    supervisor,
-    system,
-)
 from borg_server.paths import Paths
+
+if TYPE_CHECKING:
+    from borg_server import config
+
+# Each command imports the modules it needs itself: the forced command (serve) of every session and
+# the healthcheck start in a few milliseconds instead of importing the whole server.
 
 logger = logging.getLogger("borg_server")
 PATHS = Paths()
+SECRET_FORMATS = ("swarm", "kubernetes")  # what new-client prints (pairing_secrets.FORMATS; a test checks)
 
 
 def load_or_explain() -> config.ServerConfig | None:
     """Return the validated configuration, or print every problem and return None."""
+    from borg_common.settings import ConfigError
+    from borg_server import config
+
     try:
         server_config = config.load(os.environ, socket.gethostname())
     except ConfigError as error:
@@ -49,6 +39,8 @@ def load_or_explain() -> config.ServerConfig | None:
 
 def command_start(_arguments) -> int:
     """Validate, apply, then become supervisord (sshd, audit log, monitor)."""
+    from borg_server import setup
+
     server_config = load_or_explain()
     if server_config is None:
         return 2
@@ -62,6 +54,8 @@ def command_start(_arguments) -> int:
 
 def command_reload(_arguments) -> int:
     """Re-read and apply the configuration; sshd re-reads its own without dropping sessions."""
+    from borg_server import setup, system
+
     server_config = load_or_explain()
     if server_config is None:
         return 2
@@ -72,18 +66,26 @@ def command_reload(_arguments) -> int:
 
 
 def command_serve(arguments) -> int:
+    from borg_server import serve
+
     return serve.serve(arguments.client, arguments.role, arguments.fingerprint, arguments.quota, PATHS, os.environ)
 
 
 def command_serve_replica(arguments) -> int:
+    from borg_server import serve
+
     return serve.serve(None, "replica", arguments.fingerprint, None, PATHS, os.environ)
 
 
 def command_serve_read(arguments) -> int:
+    from borg_server import readonly_serve
+
     return readonly_serve.serve(arguments.directory)
 
 
 def command_replicate(arguments) -> int:
+    from borg_server import replication
+
     server_config = load_or_explain()
     if server_config is None:
         return 2
@@ -94,10 +96,14 @@ def command_replicate(arguments) -> int:
 
 
 def command_broker(_arguments) -> int:
+    from borg_server import broker
+
     return broker.run(PATHS)
 
 
 def command_status(arguments) -> int:
+    from borg_server import figures, replica_status, status
+
     server_config = load_or_explain()
     if server_config is None:
         return 2
@@ -111,6 +117,8 @@ def command_status(arguments) -> int:
 
 
 def command_show_client(arguments) -> int:
+    from borg_server import status
+
     server_config = load_or_explain()
     if server_config is None:
         return 2
@@ -131,6 +139,8 @@ def find_client(server_config: config.ServerConfig, name: str) -> config.ClientS
 
 def command_new_host_key(_arguments) -> int:
     """Print a new ed25519 host key (for BORG_HOST_KEY_FILE), its fingerprint to stderr."""
+    from borg_server import host_key
+
     text = host_key.new_private_key()
     logger.info("new host key: ssh-ed25519 %s", host_key.parse_private_key(text).fingerprint)
     print(text, end="")
@@ -139,6 +149,9 @@ def command_new_host_key(_arguments) -> int:
 
 def command_new_client(arguments) -> int:
     """Print the secrets of a new client (its key pair, known_hosts, repository URL) for Swarm or Kubernetes."""
+    from borg_common.settings import CLIENT_NAME, ConfigError
+    from borg_server import config, pairing_secrets
+
     if not CLIENT_NAME.fullmatch(arguments.name):
         shown = f"{arguments.name[:40]!r} is not a client name"
         print(f"borg-server new-client: {shown}; names match {CLIENT_NAME.pattern}", file=sys.stderr)
@@ -158,6 +171,8 @@ def command_new_client(arguments) -> int:
 
 
 def command_monitor(_arguments) -> int:
+    from borg_server import metrics, monitor, replica_status, replicator
+
     server_config = load_or_explain()
     if server_config is None:
         return 2
@@ -174,6 +189,8 @@ def command_monitor(_arguments) -> int:
 
 
 def command_audit(arguments) -> int:
+    from borg_server import review
+
     server_config = load_or_explain()
     client = server_config and find_client(server_config, arguments.name)
     if client is None:
@@ -191,6 +208,8 @@ def command_audit(arguments) -> int:
 
 
 def command_compact(arguments) -> int:
+    from borg_server import compact
+
     server_config = load_or_explain()
     client = server_config and find_client(server_config, arguments.name)
     if client is None:
@@ -218,6 +237,8 @@ def command_healthcheck(_arguments) -> int:
 
 
 def command_watchdog(_arguments) -> int:
+    from borg_server import supervisor
+
     supervisor.watchdog()
     return 0
 
@@ -263,7 +284,7 @@ def parser() -> argparse.ArgumentParser:
     )
     new_client.add_argument("name")
     new_client.add_argument(
-        "--format", choices=pairing_secrets.FORMATS, default="swarm",
+        "--format", choices=SECRET_FORMATS, default="swarm",
         help="swarm: a script for sh that creates Docker secrets; kubernetes: Secrets for kubectl apply -f -",
     )  # fmt: skip
     new_client.set_defaults(handler=command_new_client)
@@ -301,9 +322,11 @@ def main() -> int:
         "serve-read",
     ):  # serve: stderr goes to the SSH client, stdout is borg's protocol
         setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    from borg_server.system import CommandFailed
+
     try:
         return arguments.handler(arguments)
-    except system.CommandFailed as error:
+    except CommandFailed as error:
         logger.error("%s", error)
         return 1
 

@@ -32,6 +32,7 @@ REFUSED_TYPES = {"ssh-dss": "DSA keys (ssh-dss) are no longer accepted by OpenSS
 RSA_MINIMUM_BITS, RSA_MAXIMUM_BITS = 2048, 16384  # OpenSSH refuses RSA keys over 16384 bits
 MAXIMUM_LENGTH = 8192  # an RSA 16384-bit key with a long comment is about 2,900 characters
 BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # ASCII control characters but tab
 
 
 class KeyProblem(Exception):
@@ -80,9 +81,9 @@ def parse_public_key(text: str) -> PublicKey:
     if not text.isascii():
         character = next(character for character in text if not character.isascii())
         raise KeyProblem(f"contains the non-ASCII character U+{ord(character):04X}; a key is plain ASCII")
-    control = next((character for character in text if _is_control(character)), None)
+    control = CONTROL.search(text)
     if control is not None:
-        raise KeyProblem(f"contains the control character 0x{ord(control):02X}")
+        raise KeyProblem(f"contains the control character 0x{ord(control[0]):02X}")
     tokens = text.split()
     key_type = tokens[0]
     if key_type not in KNOWN_TYPES and key_type not in REFUSED_TYPES:
@@ -130,8 +131,3 @@ def _fields(blob: str) -> list[bytes]:
             raise KeyProblem("has damaged key data: it ends in the middle of a field")
         fields.append(data[offset - length : offset])
     return fields
-
-
-def _is_control(character: str) -> bool:
-    """Given one character, return whether it is an ASCII control character other than tab."""
-    return character != "\t" and (character < " " or character == "\x7f")

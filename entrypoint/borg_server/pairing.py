@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from pathlib import Path
 
 from borg_common.files import atomic_write
@@ -87,15 +88,21 @@ def write_files(client: str, what: str, export: Path, files: dict[str, tuple[str
     An export directory that is a symlink or a file is left alone with a warning; an entry in the way
     of one of its files is skipped or replaced (safe_files.clear_for_write).
     """
-    if safe_files.describe(export) not in ("nothing", "a directory"):
+    kind = safe_files.describe(export)
+    if kind not in ("nothing", "a directory"):
         logger.warning(
-            "client %s: %s is %s, not a directory; its %s is not written (remove it)",
-            client, export, safe_files.describe(export), what,
-        )  # fmt: skip
+            "client %s: %s is %s, not a directory; its %s is not written (remove it)", client, export, kind, what
+        )
         return False
+    if (
+        kind == "a directory"
+        and stat.S_IMODE(os.lstat(export).st_mode) == 0o700
+        and all(safe_files.holds(export / name, content.encode(), mode) for name, (content, mode) in files.items())
+    ):
+        return True  # as it was: the usual restart, one open per file
     export.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(export, 0o700)
     for name, (content, mode) in files.items():
         if safe_files.clear_for_write(export / name):
-            atomic_write(export / name, content, mode)
+            atomic_write(export / name, content, mode, durable=False)  # derived: a torn one is rewritten next start
     return True

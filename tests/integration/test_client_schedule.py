@@ -93,7 +93,12 @@ def test_sigterm_during_create_leaves_a_checkpoint_and_an_interrupted_report(san
     fill_volume(sandbox, web.data, "for n in $(seq 300); do head -c 2000000 /dev/urandom > /data/file-$n; done")
     sandbox.run("sidecar", CLIENT_IMAGE, web.options({"BACKUP_CRON": "0 0 1 1 *"}))
     sidecar = sandbox.name("sidecar")
-    wait_until(lambda: "A /backup/data/file-" in docker("logs", sidecar).stderr, 90, "borg create to copy files")
+    day_log = ["exec", sidecar, "sh", "-c", "cat /var/lib/borg-client/logs/*.log"]
+    wait_until(
+        lambda: "borg.files: A /backup/data/file-" in docker(*day_log, check=False).stdout,
+        90,
+        "borg create to copy files",
+    )
     docker("stop", "-t", "120", sidecar)
 
     state = json.loads(docker("inspect", "-f", "{{json .State}}", sidecar).stdout)

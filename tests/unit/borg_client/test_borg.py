@@ -9,6 +9,7 @@ import pytest
 from borg_client import borg
 from borg_client.borgcall import call_borg
 from borg_common import process
+from borg_common.borglog import LOG_LIMIT
 
 BORG = ["borg", "--log-json", "--lock-wait", "600"]  # every command logs as JSON and waits for the lock
 CREATE_OPTIONS = [*BORG, "create", "--json", "--list", "--filter", "AME", "--show-rc"]
@@ -193,6 +194,28 @@ def test_log_json_renders_a_file_status_as_status_and_path_and_counts_it():
         "M /backup/data/changed"
     )
     assert log.files == 2
+
+
+def test_log_json_with_a_sink_sends_the_file_list_there_and_bounds_what_it_renders():
+    sunk = []
+    log = borg.LogJson(sink=sunk.append)
+    files = [json.dumps({"type": "file_status", "status": "AM"[n % 2], "path": f"/backup/data/f{n}"})
+             for n in range(3000)]  # fmt: skip
+    warnings = [log_message("WARNING", f"/backup/data/w{n}: stat: Permission denied", "BackupError")
+                for n in range(900)]  # fmt: skip
+    errors = [log_message("ERROR", "Connection closed by remote host", "ConnectionClosed")] * 3
+
+    rendered = [text for line in [*files, *warnings, *errors] if (text := log.render(line)) is not None]
+
+    assert len(rendered) == LOG_LIMIT + 3
+    assert rendered[-1] == "ERROR: Connection closed by remote host [ConnectionClosed]"
+    assert sunk[:2] == ["A /backup/data/f0", "M /backup/data/f1"] and len(sunk) == 3000 + 900 - LOG_LIMIT
+    assert sunk[-1] == "WARNING: /backup/data/w899: stat: Permission denied"
+    assert len(log.msgids) == 903
+    assert log.summary("borg create", "/state/logs/web.log") == (
+        "borg create listed 3000 files (A 1500, M 1500); 400 more of borg's lines: every one is in the day log "
+        "/state/logs/web.log"
+    )
 
 
 @pytest.mark.parametrize(

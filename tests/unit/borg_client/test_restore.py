@@ -63,7 +63,7 @@ def test_restore_over_the_live_volumes_runs_when_asked_explicitly(config, borg_c
 
     assert restore(config, "web-2024-05-06", [], target, over_live=True) == 0
 
-    assert borg_calls == [([*BORG, "extract", "--list", "::web-2024-05-06"], target)]
+    assert borg_calls == [([*BORG, "extract", "::web-2024-05-06"], target)]
 
 
 def test_restore_elsewhere_creates_the_target_and_extracts_the_paths_relative(config, borg_calls, tmp_path):
@@ -72,7 +72,7 @@ def test_restore_elsewhere_creates_the_target_and_extracts_the_paths_relative(co
     assert restore(config, "web-2024-05-06", ["/backup/data/a.txt", "backup/db"], target) == 0
 
     assert target.is_dir()
-    assert borg_calls == [([*BORG, "extract", "--list", "::web-2024-05-06", "backup/data/a.txt", "backup/db"], target)]
+    assert borg_calls == [([*BORG, "extract", "::web-2024-05-06", "backup/data/a.txt", "backup/db"], target)]
 
 
 def test_restore_returns_borgs_exit_code_when_it_fails(config, monkeypatch, tmp_path):

@@ -127,11 +127,12 @@ def test_a_retry_is_reported_with_its_attempt(run_config, fake_borg):
     assert run.run_once(run_config, attempt=2).to_dict()["attempt"] == 2
 
 
-def test_a_refused_host_key_is_not_retried(run_config, fake_borg, monkeypatch):
+def test_a_refused_host_key_is_not_retried(run_config, fake_borg, lines, monkeypatch):
     def impersonated(config):
         raise run.preflight.PreflightFailed("the backup server shows a host key that is not the one pinned", "host-key")
 
     monkeypatch.setattr(run.preflight, "check_host_key", impersonated)
+    fake_borg.answer("create", 2, "", [lines.log("ERROR", "Connection closed by remote host", "ConnectionClosed")])
     result = run.run_once(run_config)
     assert (result.status, result.retryable) == ("failure", False)
 

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import uuid
+from types import SimpleNamespace
 
 import pytest
 
@@ -67,6 +68,8 @@ def test_a_successful_run_reports_the_archive_its_stats_and_pings_success(run_co
 
     result = run.run_once(run_config)
 
+    (day_log,) = Paths.of(run_config).logs.iterdir()
+    summary = f"borg create listed 2 files (A 1, M 1): every one is in the day log {day_log}"
     assert fake_borg.commands == [create_argv(run_config)]
     assert kept(run_config) == expected(
         run_config,
@@ -75,13 +78,12 @@ def test_a_successful_run_reports_the_archive_its_stats_and_pings_success(run_co
         borg_rc=0,
         stats=STATS,
         message="borg finished without problems",
-        log_tail=["A /backup/data/a", "M /backup/data/b"],
+        log_tail=[summary],
     )
     assert result.to_dict() == journal.last_runs(Paths.of(run_config))[-1]
-    assert pings == [
-        (f"{PING}/start", ""),
-        (PING, "borg finished without problems\nA /backup/data/a\nM /backup/data/b"),
-    ]
+    assert pings == [(f"{PING}/start", ""), (PING, f"borg finished without problems\n{summary}")]
+    listed = [line.split(" INFO ", 1)[1] for line in day_log.read_text().splitlines() if " borg.files: " in line]
+    assert listed == ["borg.files: A /backup/data/a", "borg.files: M /backup/data/b"]
 
 
 def test_a_run_with_unreadable_files_is_a_warning_and_pings_success(run_config, fake_borg, lines, pings):
@@ -241,7 +243,7 @@ def test_a_skipped_scheduled_time_is_reported_without_pings(run_config, fake_bor
 
 def test_a_stop_before_borg_create_is_an_interrupted_run(run_config, fake_borg, pings, monkeypatch):
     control = Control()
-    monkeypatch.setattr(run.preflight, "check_host_key", lambda config: control.interrupt())
+    monkeypatch.setattr(run.preflight, "sources", lambda config: control.interrupt() or ["/backup/data"])
 
     run.run_once(run_config, control=control)
 
@@ -359,3 +361,46 @@ def test_a_repository_missing_with_only_a_key_export_left_is_a_failure_too(run_c
         f"the repository {run_config.repository} is gone from the server, though its key export {paths.key_file} "
         "shows backups into it. Nothing was initialised"
     )
+
+
+@pytest.fixture
+def host_key_checks(monkeypatch):
+    """Record each pre-flight host key check (ssh-keyscan); the server answers as unreachable once told."""
+    checks, state = [], {"reachable": True}
+
+    def check(config):
+        checks.append(config.client)
+        if not state["reachable"]:
+            raise run.preflight.PreflightFailed("cannot reach the backup server srv on port 22", "unreachable")
+
+    monkeypatch.setattr(run.preflight, "check_host_key", check)
+    return SimpleNamespace(checks=checks, state=state)
+
+
+def test_a_run_without_containers_to_stop_makes_no_extra_connection_before_borg(run_config, fake_borg, host_key_checks):
+    fake_borg.answer("create", 0, CREATE_JSON)
+
+    assert run.run_once(run_config).status == "success"
+    assert host_key_checks.checks == []  # ssh pins the host key itself (StrictHostKeyChecking=yes)
+
+
+def test_a_failed_create_is_explained_by_the_host_key_check(run_config, fake_borg, lines, host_key_checks):
+    fake_borg.answer("create", 2, "", [lines.log("ERROR", "Connection closed by remote host", "ConnectionClosed")])
+    host_key_checks.state["reachable"] = False
+
+    result = run.run_once(run_config)
+
+    assert (result.status, result.message, result.retryable) == (
+        "failure", "cannot reach the backup server srv on port 22", True
+    )  # fmt: skip
+    assert host_key_checks.checks == ["web"]
+
+
+def test_with_containers_to_stop_the_server_is_checked_before_any_is_stopped(run_config, fake_borg, host_key_checks):
+    config = dataclasses.replace(run_config, stop_label="backup.stop")
+    host_key_checks.state["reachable"] = False
+
+    result = run.run_once(config)
+
+    assert (result.status, result.stopped_containers) == ("failure", ())
+    assert fake_borg.commands == []

@@ -1,10 +1,13 @@
 """Tests for parsing public keys: canonical form, fingerprints as ssh-keygen shows them, and refusals."""
 
 import base64
+import shutil
 import struct
+import subprocess
 
 import pytest
 
+from borg_server import system
 from borg_server.keys import KNOWN_TYPES, KeyProblem, PublicKey, parse_public_key
 from tests.unit.borg_server.sample_keys import (
     ECDSA_256,
@@ -117,3 +120,19 @@ def test_a_bad_key_is_refused_with_a_message_saying_what_to_give(text, message):
     with pytest.raises(KeyProblem) as problem:
         parse_public_key(text)
     assert str(problem.value) == message
+
+
+def test_a_generated_keypair_is_an_ed25519_pair_in_openssh_formats(tmp_path):
+    private = tmp_path / "id_ed25519"
+
+    system.generate_keypair(private, "borg-appliance client web")
+
+    public = parse_public_key((tmp_path / "id_ed25519.pub").read_text())
+    assert (public.type, public.comment) == ("ssh-ed25519", "borg-appliance client web")
+    assert private.read_bytes().startswith(b"-----BEGIN OPENSSH")
+    assert (private.stat().st_mode & 0o777, (tmp_path / "id_ed25519.pub").stat().st_mode & 0o777) == (0o600, 0o644)
+    if shutil.which("ssh-keygen"):  # OpenSSH reads the private key and derives the same public key from it
+        derived = subprocess.run(["ssh-keygen", "-y", "-f", str(private)], capture_output=True, text=True, check=True)
+        assert parse_public_key(derived.stdout).identity == public.identity
+    with pytest.raises(FileExistsError):
+        system.generate_keypair(private, "again")

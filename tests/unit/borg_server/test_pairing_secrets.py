@@ -77,3 +77,9 @@ def test_kubernetes_names_are_dns_labels():
     names = pairing_secrets.kubernetes_names("db_main")
 
     assert names == {"client": "borg-db-main-client", "server": "borg-db-main-server"}
+
+
+def test_the_command_line_offers_exactly_the_formats_render_knows():
+    from borg_server import __main__
+
+    assert __main__.SECRET_FORMATS == pairing_secrets.FORMATS
