@@ -64,10 +64,11 @@ def holds(path: Path, content: bytes, mode: int) -> bool:
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return False
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode) or stat.S_IMODE(status.st_mode) != mode or status.st_size != len(content):
+        os.close(descriptor)  # a directory, a FIFO, another mode or size: not what is kept
+        return False
     with os.fdopen(descriptor, "rb") as file:
-        status = os.fstat(descriptor)
-        if not stat.S_ISREG(status.st_mode) or stat.S_IMODE(status.st_mode) != mode or status.st_size != len(content):
-            return False
         return file.read(len(content) + 1) == content
 
 

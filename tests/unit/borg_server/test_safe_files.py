@@ -57,3 +57,16 @@ def test_clear_for_write_removes_a_symlink_but_keeps_a_directory(tmp_path):
     assert not (tmp_path / "link").is_symlink()
     assert safe_files.clear_for_write(tmp_path / "directory") is False
     assert (tmp_path / "directory").is_dir()
+
+
+def test_holds_is_false_for_a_directory_a_fifo_a_symlink_or_other_content(tmp_path):
+    (tmp_path / "directory").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "file").write_bytes(b"key\n")
+    os.chmod(tmp_path / "file", 0o644)
+    (tmp_path / "link").symlink_to(tmp_path / "file")
+    assert safe_files.holds(tmp_path / "file", b"key\n", 0o644)
+    for name in ("directory", "fifo", "link", "missing"):
+        assert not safe_files.holds(tmp_path / name, b"key\n", 0o644), name
+    assert not safe_files.holds(tmp_path / "file", b"other", 0o644)
+    assert not safe_files.holds(tmp_path / "file", b"key\n", 0o600)
