@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from borg_common import outbox
-from borg_server import alerts, replication, state
+from borg_server import alerts, replication, state, tables
 from borg_server.alerts import REPLICA_ALERTS
 from borg_server.metrics import family, per_client
 from borg_server.paths import Paths
@@ -65,9 +65,7 @@ def render(statuses: list[CopyStatus], as_json: bool = False) -> str:
                      str(s.held_segments), str(s.mismatched_segments), ",".join(s.alerts) or "-"))  # fmt: skip
     if len(rows) == 1:
         return "no copy yet: the replica has not reached its primary (borg-server replicate copies now)"
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows)
-    return "\n".join(lines)
+    return tables.render(rows)
 
 
 REPLICA_METRICS = (  # name, help, value of a CopyStatus (None: no sample)

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from borg_server import accounts, pairing, safe_files
+from borg_server import accounts, pairing, safe_files, tables
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.disk_space import human_size
 from borg_server.figures import ClientStatus, ServerStatus
@@ -49,10 +49,7 @@ def client_table(statuses: list[ClientStatus]) -> str:
              "yes" if s.append_only else "no", deletes, check, ",".join(s.alerts) or "-", s.auto_compact or "-",
              str(s.pending_admin_deletes), next_compaction(s), freed)
         )  # fmt: skip
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
-    )
+    return tables.render(rows)
 
 
 def next_compaction(s: ClientStatus) -> str:
