@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from borg_common.settings import ConfigError
-from borg_server import authorized_keys, readonly_serve, replica_source, replication, session
+from borg_server import (
+    authorized_keys,
+    readonly_serve,
+    replica_alerts,
+    replica_held,
+    replica_primary,
+    replica_source,
+    replication,
+    session,
+)
 from borg_server.config import load
 from borg_server.keys import parse_public_key
 from borg_server.replica_state import Held, ReplicaState, from_json, to_json
@@ -173,7 +182,7 @@ def test_a_segment_removed_by_a_new_compaction_is_set_aside():
 
 def test_the_ssh_command_pins_the_host_key_and_uses_only_the_replica_key(tmp_path):
     config = load(replica_environment(tmp_path), "replica").replication
-    argv = replication.ssh_argv(config, Path("/run/k"), Path("/run/known"))
+    argv = replica_primary.ssh_argv(config, Path("/run/k"), Path("/run/known"))
     assert argv[:6] == ["ssh", "-T", "-i", "/run/k", "-p", "2222"] and argv[-2:] == ["borg@primary", "replica"]
     assert "StrictHostKeyChecking=yes" in argv and "UserKnownHostsFile=/run/known" in argv
     assert "IdentitiesOnly=yes" in argv and "BatchMode=yes" in argv
@@ -189,7 +198,7 @@ def test_a_copy_behind_its_max_lag_and_a_mismatch_are_alerts():
 
     found = ClientState(first_seen="2026-11-01T00:00:00+00:00")
     found.replica = ReplicaState(last_copy_at="2026-11-30T00:00:00+00:00", mismatch={7: "changed"})
-    active = replication.conditions("web", found, datetime(2026, 12, 1, 3, tzinfo=UTC), 26 * 3600)
+    active = replica_alerts.conditions("web", found, datetime(2026, 12, 1, 3, tzinfo=UTC), 26 * 3600)
     assert sorted(active) == ["replica_lag", "replica_mismatch"]
     assert active["replica_mismatch"][1] == {"segments": {"7": "changed"}, "count": 1}
     assert "27h" in active["replica_lag"][0] or "1d 3h" in active["replica_lag"][0]
@@ -201,8 +210,8 @@ def test_a_set_aside_segment_the_state_lost_is_still_deleted_after_the_keep_peri
 
     directory = paths.replica_held("web")
     directory.mkdir(parents=True)
-    (directory / replication.held_name(5, "2026-12-01T13:30:00+00:00")).write_bytes(b"segment")
-    kept = replication.expire_held(paths, "web", (), 20, datetime(2026, 12, 1, 13, 30, 10, tzinfo=UTC))
+    (directory / replica_held.held_name(5, "2026-12-01T13:30:00+00:00")).write_bytes(b"segment")
+    kept = replica_held.expire_held(paths, "web", (), 20, datetime(2026, 12, 1, 13, 30, 10, tzinfo=UTC))
     assert kept == (Held(5, "2026-12-01T13:30:00+00:00", "5.2026-12-01T13-30-00+00-00"),)
-    assert replication.expire_held(paths, "web", kept, 20, datetime(2026, 12, 1, 13, 31, tzinfo=UTC)) == ()
+    assert replica_held.expire_held(paths, "web", kept, 20, datetime(2026, 12, 1, 13, 31, tzinfo=UTC)) == ()
     assert list(directory.iterdir()) == []
