@@ -69,7 +69,7 @@ def test_bad_replica_settings_are_each_one_line_naming_the_setting(tmp_path):
                                   REPLICA_MAX_LAG="10s", REPLICATE_HOST_KEY="not a key",
                                   BORG_CLIENTS="web", BORG_CLIENT_WEB_ADMIN_KEY="generate")  # fmt: skip
     problems = problems_of(environ)
-    assert problems[0] == "REPLICATE_FROM: is not ssh://user@host[:port] (e.g. ssh://borg@primary:22)"
+    assert problems[0] == "REPLICATE_FROM: is not ssh://user@host[:port] (e.g. ssh://replica@primary:22)"
     assert any(p.startswith("REPLICATE_HOST_KEY: ") for p in problems)
     assert any(p.startswith("REPLICATE_CRON: 'every hour' is not a cron expression") for p in problems)
     assert "REPLICA_MAX_LAG: 10s is out of range 1m..52w" in problems
@@ -215,3 +215,45 @@ def test_a_set_aside_segment_the_state_lost_is_still_deleted_after_the_keep_peri
     assert kept == (Held(5, "2026-12-01T13:30:00+00:00", "5.2026-12-01T13-30-00+00-00"),)
     assert replica_held.expire_held(paths, "web", kept, 20, datetime(2026, 12, 1, 13, 31, tzinfo=UTC)) == ()
     assert list(directory.iterdir()) == []
+
+
+def test_the_replica_login_has_a_file_of_its_own_with_the_replica_key_alone():
+    key = parse_public_key(ED25519)
+    text = authorized_keys.render_replica(key)
+    assert text.splitlines()[1:] == [authorized_keys.replica_line(key)]
+    assert authorized_keys.render_replica(None).splitlines()[1:] == []
+    template = (Path(replication.__file__).parent / "sshd_config.template").read_text()
+    assert "\nAllowUsers borg replica\n" in template
+    assert template.rstrip().endswith("Match User replica\n    AuthorizedKeysFile ${replica_authorized_keys}")
+
+
+def test_a_primary_exports_the_replica_login_as_replicate_from():
+    from borg_server import pairing
+
+    config = load({"BORG_CLIENTS": "web", "BORG_REPLICA_KEY": "generate", "BORG_SERVER_NAME": "primary"}, "b")
+    assert pairing.replicate_url(config) == "ssh://replica@primary:22"
+    assert load(replica_environment_with("ssh://replica@primary:22"), "r").replication.user == "replica"
+
+
+def replica_environment_with(url: str) -> dict[str, str]:
+    return {"REPLICATE_FROM": url, "REPLICATE_HOST_KEY": ED25519, "REPLICATE_SSH_KEY_FILE": __file__}
+
+
+def test_the_broker_gives_the_replica_login_the_reader_and_nothing_else(paths, monkeypatch, caplog):
+    import os
+    import socket
+
+    from borg_server import broker
+
+    monkeypatch.setattr(session, "run", lambda *_arguments: pytest.fail("a client session ran"))
+    pipes = [os.pipe() for _ in range(3)]
+    left, right = socket.socketpair()
+    with left:
+        request = {"client": "web", "role": "append", "fingerprint": "x", "quota": None}
+        broker.send(left, request, fds=(pipes[0][0], pipes[1][1], pipes[2][1]))
+        broker.handle(right, paths, os.geteuid() + 4242, replica_uid=os.geteuid())
+        assert left.recv(100) == b""
+    for reader, writer in pipes:
+        os.close(reader)
+        os.close(writer)
+    assert "broker: refused a request: the replica login may only read for the replica, not append" in caplog.text
