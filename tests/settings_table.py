@@ -79,6 +79,7 @@ CLIENT = {  # setting -> kind (the base environment: a pairing export and BORG_P
     "BORG_ENCRYPTION": "level",
     "EXCLUDE_CACHES": "boolean",
     "BACKUP_ALLOW_EMPTY": "boolean",
+    "RESTORE_FROM_REPLICA": "boolean",
     "BACKUP_STOP_LABEL": "text",
     "BACKUP_DUMP_LABEL": "text",
     "REPORT_URLS": "urls",

@@ -30,8 +30,15 @@ def borg_environment(config: ClientConfig, base: dict[str, str]) -> dict[str, st
     """Given the configuration and the process environment, return the environment for borg.
 
     Everything borg keeps lives in the state volume; ssh pins the server's host key and never asks.
+    With RESTORE_FROM_REPLICA, borg's security dir and cache are the replica's own (the repository
+    has the primary's id at another place, and its manifest may be older than the last one seen):
+    borg reads the copy without a relocation question or a replay alarm, and the primary's record
+    stays as it was for the next primary.
     """
     paths = Paths.of(config)
+    security, cache = (
+        (paths.replica_security, paths.replica_cache) if config.from_replica else (paths.security, paths.cache)
+    )
     ssh = [
         "ssh",
         "-i", str(config.ssh_key),
@@ -52,10 +59,10 @@ def borg_environment(config: ClientConfig, base: dict[str, str]) -> dict[str, st
             "BORG_EXIT_CODES": "modern",
             "BORG_HOST_ID": host_id(paths.host_id, config.client),
             "BORG_KEYS_DIR": str(paths.keys),
-            "BORG_SECURITY_DIR": str(paths.security),
-            "BORG_CACHE_DIR": str(paths.cache),
+            "BORG_SECURITY_DIR": str(security),
+            "BORG_CACHE_DIR": str(cache),
             "BORG_CONFIG_DIR": str(paths.borg_config),
-            "BORG_RELOCATED_REPO_ACCESS_IS_OK": "no",
+            "BORG_RELOCATED_REPO_ACCESS_IS_OK": "yes" if config.from_replica else "no",  # a replica may move
             "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "no",
             "BORG_DISPLAY_PASSPHRASE": "no",
             "LANG": "C.UTF-8",

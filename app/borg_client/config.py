@@ -62,6 +62,7 @@ class ClientConfig:
     report_timeout: int = 10
     dump_label: str | None = None  # BACKUP_DUMP_LABEL: only containers also carrying it are dumped (borg_client.dumps)
     allow_empty: bool = False
+    from_replica: bool = False  # RESTORE_FROM_REPLICA: BORG_REPO is a replica's copy (borg_client.borg)
     log_level: str = "INFO"  # LOG_LEVEL: one of Python's logging levels, upper case
     retry_delays: tuple[int, ...] = retry.DEFAULT_DELAYS  # seconds before each retry of a failed run
     retention: Retention = Retention()  # KEEP_*, PRUNE_CRON, the admin key
@@ -157,6 +158,7 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
         healthchecks_url=settings.url("HEALTHCHECKS_URL"),
         report_timeout=settings.duration("REPORT_TIMEOUT", 10, MINIMUM_TIMEOUT, MAXIMUM_TIMEOUT),
         allow_empty=settings.boolean("BACKUP_ALLOW_EMPTY", False),
+        from_replica=settings.boolean("RESTORE_FROM_REPLICA", False),
         log_level=settings.log_level("LOG_LEVEL"),
         retry_delays=retry.delays(settings),
         retention=retention.load(settings),

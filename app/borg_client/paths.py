@@ -84,6 +84,16 @@ class Paths:
         return self.state / "cache"
 
     @property
+    def replica_security(self) -> Path:
+        """BORG_SECURITY_DIR with RESTORE_FROM_REPLICA: what borg learns of a replica, apart from the primary's."""
+        return self.state / "replica" / "security"
+
+    @property
+    def replica_cache(self) -> Path:
+        """BORG_CACHE_DIR with RESTORE_FROM_REPLICA."""
+        return self.state / "replica" / "cache"
+
+    @property
     def borg_config(self) -> Path:
         """BORG_CONFIG_DIR."""
         return self.state / "config"

@@ -1,4 +1,9 @@
-"""The authorized_keys file: one restricted line per client key, each forced into borg serve."""
+"""The authorized_keys files: one restricted line per client key, each forced into borg serve; the replica login's own.
+
+The borg login's file holds every client key and the replica key (ssh://borg@primary works for the
+replica too); the replica login's file (sshd_config: Match User replica) holds the replica key alone,
+so no client key can log in as replica.
+"""
 
 from __future__ import annotations
 
@@ -66,3 +71,9 @@ def render(grants: list[Grant], replica_key: PublicKey | None = None) -> str:
     header = "# Written by borg-server at every start from the configuration; edits here are lost.\n"
     replica = [replica_line(replica_key) + "\n"] if replica_key else []
     return header + "".join(key_line(grant) + "\n" for grant in grants) + "".join(replica)
+
+
+def render_replica(replica_key: PublicKey | None) -> str:
+    """Given the replica key (None: none), return the replica login's authorized_keys: that key's line alone."""
+    header = "# Written by borg-server at every start: the replica key alone; edits here are lost.\n"
+    return header + (replica_line(replica_key) + "\n" if replica_key else "")

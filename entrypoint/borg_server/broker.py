@@ -1,10 +1,11 @@
 """The session broker: a root service that runs each SSH session's borg serve as the client's own account.
 
-The forced command (serve.py), run by sshd as the borg login account, connects to the broker's
-unix socket (in a directory only root and the borg account can enter; the broker also checks the
-peer's uid), hands over its stdin, stdout and stderr with SCM_RIGHTS and sends its arguments as
-JSON; the broker runs the session (session.py) in a thread of its own and answers with the exit
-code. The wrapper forwards SIGTERM, SIGHUP and SIGINT as messages. Messages are framed as a 4-byte
+The forced command (serve.py), run by sshd as the borg login account (or as the replica login, for
+the replica key), connects to the broker's unix socket (in a directory only root and the borg group
+can enter; the broker also checks the peer's uid, and gives the replica login the reader only),
+hands over its stdin, stdout and stderr with SCM_RIGHTS and sends its arguments as JSON; the
+broker runs the session (session.py) in a thread of its own and answers with the exit code. The
+wrapper forwards SIGTERM, SIGHUP and SIGINT as messages. Messages are framed as a 4-byte
 big-endian length and a JSON object.
 """
 
@@ -115,11 +116,14 @@ def peer_uid(connection: socket.socket) -> int:
     return struct.unpack(SO_PEERCRED_FORMAT, credentials)[1]
 
 
-def handle(connection: socket.socket, paths: Paths, login_uid: int) -> None:
-    """Serve one connection: check the peer, run its session, answer with the exit code."""
+def handle(connection: socket.socket, paths: Paths, login_uid: int, replica_uid: int | None = None) -> None:
+    """Serve one connection: check the peer, run its session, answer with the exit code.
+
+    The borg login may ask for any session; the replica login (replica_uid) only for the replica's reader.
+    """
     with connection:
         uid = peer_uid(connection)
-        if uid != login_uid:
+        if uid not in (login_uid, replica_uid):
             logger.warning("broker: refused a connection from uid %d (only %s may connect)", uid, system.USER)
             return
         try:
@@ -132,6 +136,10 @@ def handle(connection: socket.socket, paths: Paths, login_uid: int) -> None:
                 logger.warning("broker: refused a request with %d file descriptors instead of %d", len(fds), STDIO)
                 return
             request = session.parse_request(message)
+            if uid != login_uid and request.role != session.REPLICA_ROLE:
+                raise session.BadRequest(
+                    f"the {system.REPLICA_USER} login may only read for the replica, not {request.role}"
+                )
             stdio = (fds[0], fds[1], fds[2])
             if request.role == session.REPLICA_ROLE:
                 server = config.load(os.environ, socket.gethostname())
@@ -182,8 +190,13 @@ def listen(path: Path) -> socket.socket:
 def run(paths: Paths) -> int:
     """Accept sessions for ever, one thread each (run by supervisor as root)."""
     login_uid = pwd.getpwnam(system.USER).pw_uid
+    try:
+        replica_uid = pwd.getpwnam(system.REPLICA_USER).pw_uid
+    except KeyError:
+        replica_uid = None
     server = listen(paths.broker_socket)
-    logger.info("broker: accepting sessions on %s (from uid %d only)", paths.broker_socket, login_uid)
+    logger.info("broker: accepting sessions on %s (from uid %d, the replica's from uid %s)", paths.broker_socket,
+                login_uid, replica_uid)  # fmt: skip
     while True:
         connection, _address = server.accept()
-        threading.Thread(target=handle, args=(connection, paths, login_uid), daemon=True).start()
+        threading.Thread(target=handle, args=(connection, paths, login_uid, replica_uid), daemon=True).start()

@@ -76,7 +76,9 @@ def read_replication(settings: Settings) -> Replication | None:
         return None
     match = SSH_URL.fullmatch(url.strip())
     if match is None or not 1 <= int(match["port"] or 22) <= 65535:
-        settings.problem(settings.label("REPLICATE_FROM"), "is not ssh://user@host[:port] (e.g. ssh://borg@primary:22)")
+        settings.problem(
+            settings.label("REPLICATE_FROM"), "is not ssh://user@host[:port] (e.g. ssh://replica@primary:22)"
+        )
     host_key = _host_key(settings)
     key_file = settings.string("REPLICATE_SSH_KEY_FILE", limit=4096)
     if key_file is None:

@@ -20,10 +20,10 @@ from borg_server.alerts import LABELS, REPLICA_ALERTS
 from borg_server.config import ServerConfig
 from borg_server.figures import ClientStatus, ServerStatus
 from borg_server.paths import Paths
+from borg_server.prometheus import family, per_client
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "borg_appliance"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CONNECTION_LIMIT = 32  # connections served at once; more are closed unread
 REQUEST_TIMEOUT = 5  # seconds a connection may stay silent
@@ -66,21 +66,6 @@ SERVER_METRICS = (
 SERVER_ALERTS = ("disk",)
 
 
-def family(lines: list[str], name: str, text: str, samples: list[tuple[str, float]]) -> None:
-    """Append one gauge family (its HELP and TYPE lines, then a line per sample: labels and value) to lines."""
-    lines.extend([f"# HELP {PREFIX}_{name} {text}", f"# TYPE {PREFIX}_{name} gauge"])
-    lines.extend(f"{PREFIX}_{name}{labels} {number(value)}" for labels, value in samples)
-
-
-def per_client(lines: list[str], prefix: str, table: tuple, statuses: list, kinds: tuple[str, ...]) -> None:
-    """Append a family per (name, help, value) of table, a sample per client (None: none), then the alert family."""
-    for name, text, value in table:
-        samples = [(f'{{client="{s.client}"}}', value(s)) for s in statuses]
-        family(lines, f"{prefix}_{name}", text, [(labels, v) for labels, v in samples if v is not None])
-    samples = [(f'{{client="{s.client}",alert="{kind}"}}', int(kind in s.alerts)) for s in statuses for kind in kinds]
-    family(lines, f"{prefix}_alert", "1 while the alert is raised for the client.", samples)
-
-
 def render(
     statuses: list[ClientStatus],
     scanned_at: float | None,
@@ -109,10 +94,6 @@ def render(
 
 def timestamp(moment: str | None) -> float | None:
     return datetime.fromisoformat(moment).timestamp() if moment else None
-
-
-def number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def publish(exposition: Exposition, paths: Paths, server: ServerConfig, seconds: float) -> None:

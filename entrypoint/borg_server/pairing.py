@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 
 from borg_common.files import atomic_write
-from borg_server import safe_files
+from borg_server import safe_files, system
 from borg_server.config import ClientSpec, Endpoint, ServerConfig
 from borg_server.keys import PublicKey
 from borg_server.paths import REPOSITORY_NAME, Paths
@@ -35,7 +35,7 @@ def repository_url(config: ServerConfig | Endpoint) -> str:
 def replicate_url(config: ServerConfig) -> str:
     """Return the REPLICATE_FROM a replica of this server sets."""
     host = f"[{config.server_host}]" if ":" in config.server_host else config.server_host
-    return f"ssh://borg@{host}:{config.server_port}"
+    return f"ssh://{system.REPLICA_USER}@{host}:{config.server_port}"
 
 
 def write_export(client: ClientSpec, generated: bool, host_key: PublicKey, paths: Paths, config: ServerConfig) -> None:

@@ -33,6 +33,11 @@ class Paths:
         return self.ssh / "authorized_keys"
 
     @property
+    def replica_authorized_keys(self) -> Path:
+        """The replica login's own authorized_keys: the replica key's line alone (sshd_config's Match User)."""
+        return self.ssh / "authorized_keys-replica"
+
+    @property
     def audit_log(self) -> Path:
         """One JSON line per SSH session, appended by the session broker (root; the file is root's, mode 600)."""
         return self.state / "audit" / "sessions.jsonl"
@@ -151,6 +156,11 @@ class Paths:
     def replicate_lock(self) -> Path:
         """Held by the one replication round that runs (scheduled or `borg-server replicate`)."""
         return self.runtime / "replicate.lock"
+
+    @property
+    def replica_outbox_lock(self) -> Path:
+        """On a replica: held by whoever ships the alerts in the outbox (the replicator, `borg-server replicate`)."""
+        return self.runtime / "replica-outbox.lock"
 
     def replica_staging(self, name: str) -> Path:
         """On a replica: files fetched from the primary, checked, before they are moved into the copy."""

@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from borg_common import outbox
-from borg_server import alerts, replication, state, tables
+from borg_server import alerts, replica_alerts, state, tables
 from borg_server.alerts import REPLICA_ALERTS
-from borg_server.metrics import family, per_client
 from borg_server.paths import Paths
+from borg_server.prometheus import family, per_client
 from borg_server.replica_state import ReplicaState
 
 
@@ -33,7 +33,7 @@ class CopyStatus:
 def collect(paths: Paths, now: datetime | None = None) -> list[CopyStatus]:
     now = now or datetime.now(UTC)
     result = []
-    for name in replication.known_clients(paths):
+    for name in replica_alerts.known_clients(paths):
         found = state.load(paths.monitor_state(name))
         copy = found.replica or ReplicaState()
         since = copy.last_copy_at

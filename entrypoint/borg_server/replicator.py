@@ -12,15 +12,14 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from borg_common import cron, reports
-from borg_server import replication
+from borg_common import cron
+from borg_server import replica_alerts, replication
 from borg_server.config import ServerConfig
 from borg_server.paths import Paths
 
 logger = logging.getLogger(__name__)
 
 LOOK_EVERY = 60  # seconds between looks at the copies' lag
-REPORT_TIMEOUT, REPORT_BUDGET = 10, 20
 
 
 def run(server: ServerConfig, paths: Paths, published: Callable[[], None] | None = None) -> int:
@@ -38,8 +37,8 @@ def run(server: ServerConfig, paths: Paths, published: Callable[[], None] | None
             replication.replicate(server, paths)
             due = cron.next_times(settings.cron, datetime.now().astimezone(), 1)[0]
         else:
-            replication.watch_lag(server, paths)
-        reports.flush(paths.monitor_outbox, server.report_urls, REPORT_TIMEOUT, REPORT_BUDGET)
+            replica_alerts.watch_lag(server, paths)
+        replica_alerts.ship(server, paths, wait=False)
         if published is not None:
             published()
         stop.wait(max(1.0, min(LOOK_EVERY, (due - datetime.now().astimezone()).total_seconds())))

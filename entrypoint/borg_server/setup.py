@@ -26,6 +26,7 @@ TEMPLATES = Path(__file__).parent
 def apply(config: ServerConfig, paths: Paths) -> None:
     """Given a validated configuration, bring the system in line with it."""
     system.ensure_account(config.puid, config.pgid)
+    system.ensure_replica_account()
     safe_files.ensure_real_directories(state_directories(paths))
     prepare_state(paths, config)
     ensure_client_accounts(config, paths)
@@ -45,6 +46,7 @@ def apply(config: ServerConfig, paths: Paths) -> None:
         grants += authorized_keys.grants_for(client, key, admin_key, replica=config.replication is not None)
     forget_removed_clients(config, paths)
     replica_key = replica_grant(config, host_key, paths)
+    atomic_write(paths.replica_authorized_keys, authorized_keys.render_replica(replica_key), 0o644)
     if atomic_write(paths.authorized_keys, authorized_keys.render(grants, replica_key), 0o644):
         logger.info("authorized_keys: written with %d keys for %d clients%s", len(grants), len(config.clients),
                     " and the replica key" if replica_key else "")  # fmt: skip
@@ -107,6 +109,7 @@ def write_sshd_config(config: ServerConfig, paths: Paths) -> None:
         "host_key": paths.host_key,
         "log_level": config.ssh_log_level,
         "authorized_keys": paths.authorized_keys,
+        "replica_authorized_keys": paths.replica_authorized_keys,
         "sshd_config": paths.sshd_config,
         "audit_log": paths.audit_log,
         "supervisor_socket": paths.supervisor_socket,

@@ -15,6 +15,8 @@ logger = logging.getLogger(__name__)
 
 USER = "borg"
 HOME = Path("/home/borg")
+REPLICA_USER = "replica"  # the replica key's login (REPLICATE_FROM=ssh://replica@primary:22)
+REPLICA_HOME = Path("/home/replica")
 
 
 class CommandFailed(RuntimeError):
@@ -55,6 +57,33 @@ def ensure_account(uid: int, gid: int) -> None:
     checked(["usermod", "-p", "*", USER])
     HOME.mkdir(mode=0o700, exist_ok=True)
     os.chown(HOME, uid, gid)
+
+
+def ensure_replica_account() -> None:
+    """Make the replica login exist: a system uid of its own (never the borg user's), in the borg group.
+
+    Like borg, it logs in by key only (password `*`, shell /bin/sh for the forced command) and owns
+    nothing but its empty home. sshd takes its keys from a file of their own that holds only the
+    replica key (sshd_config's Match User), and the broker runs nothing but the reader for its uid.
+    The group lets it reach the broker's socket, which is all the borg group is for.
+    """
+    borg = pwd.getpwnam(USER)
+    try:
+        user = pwd.getpwnam(REPLICA_USER)
+        if user.pw_uid == borg.pw_uid:  # PUID was set to the uid useradd once chose for it
+            checked(["userdel", REPLICA_USER])
+            logger.info("user %s: shared uid %d with borg; made again", REPLICA_USER, user.pw_uid)
+            raise KeyError(REPLICA_USER)
+        if user.pw_gid != borg.pw_gid:
+            checked(["usermod", "-g", str(borg.pw_gid), REPLICA_USER])
+    except KeyError:
+        checked(["useradd", "--system", "-g", str(borg.pw_gid), "-d", str(REPLICA_HOME), "-M", "-s", "/bin/sh",
+                 REPLICA_USER])  # fmt: skip
+        logger.info("user %s: created with uid %d", REPLICA_USER, pwd.getpwnam(REPLICA_USER).pw_uid)
+    checked(["usermod", "-p", "*", REPLICA_USER])
+    REPLICA_HOME.mkdir(mode=0o700, exist_ok=True)
+    user = pwd.getpwnam(REPLICA_USER)
+    os.chown(REPLICA_HOME, user.pw_uid, user.pw_gid)
 
 
 def generate_keypair(private_key: Path, comment: str) -> None:

@@ -4,9 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from tests.integration.docker_helpers import CLIENT_IMAGE, docker, health, wait_until
-from tests.integration.stack import SSH, Server, client_command, fill_volume, make_client, start_server
+from tests.integration.stack import (
+    SSH,
+    Server,
+    attack,
+    client_command,
+    fill_volume,
+    make_client,
+    start_receiver,
+    start_server,
+)
+
+KEEP = 20  # REPLICA_KEEP_REMOVED of the scenario, in seconds
+FROM_REPLICA = {"RESTORE_FROM_REPLICA": "yes"}  # the sidecar reads from a replica (README: when the primary is lost)
+FUSE = ["--device", "/dev/fuse", "--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined"]
 
 # The committed segments of app's repository (number -> sha256), read with the server's own segment module.
 COMMITTED = (
@@ -25,12 +42,12 @@ FLIP = (
 # Run with the replica key (its export at /pairing): what an attacker holding it would try.
 ATTACK = """
 import json, subprocess, sys
-ssh = sys.argv[1].split() + ["borg@" + sys.argv[2]]
-def session(payload, *extra):
-    done = subprocess.run(ssh + list(extra), input=payload, capture_output=True, timeout=60)
+ssh, host = sys.argv[1].split(), sys.argv[2]
+def session(payload, *extra, user="replica"):
+    done = subprocess.run(ssh + [user + "@" + host, *extra], input=payload, capture_output=True, timeout=60)
     return done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
-def ask(*requests):
-    return session(b"".join(json.dumps(r).encode() + b"\\n" for r in requests))
+def ask(*requests, user="replica"):
+    return session(b"".join(json.dumps(r).encode() + b"\\n" for r in requests), user=user)
 print(json.dumps({
     "shell": session(b"", "sh", "-c", "id; cat /etc/shadow"),
     "stdin_shell": session(b"id; cat /etc/shadow\\n", "sh"),
@@ -42,6 +59,7 @@ print(json.dumps({
                      {"op": "get", "client": "../../etc", "file": "shadow"}),
     "symlink": ask({"op": "list"}, {"op": "get", "client": "app", "file": "README"}),
     "put": ask({"op": "put", "client": "app", "file": "config", "data": "x"}),
+    "borg_login": ask({"op": "list"}, user="borg"),
 }))
 """
 
@@ -68,26 +86,38 @@ def replicate(replica: Server) -> str:
     return result.stdout + result.stderr
 
 
-def start_pair(sandbox, env: dict[str, str] | None = None) -> tuple[Server, Server, str]:
-    """Start a primary that generates the replica key, and a replica paired from its export on the same network;
-    return both and the export's volume."""
+def held_since(replica: Server) -> datetime:
+    """When the replica set aside the segments it holds now (the latest, if they were set aside at different times)."""
+    record = json.loads(replica.exec("cat", "/var/lib/borg-server/monitor/clients/app.json").stdout)["replica"]
+    return max(datetime.fromisoformat(entry["removed_at"]) for entry in record["held"])
+
+
+def start_pair(sandbox, env: dict[str, str] | None = None) -> tuple[Server, Server, str, str]:
+    """Start a primary that generates the replica key, a receiver, and a replica that logs in as the issue's
+    ssh://replica@primary:22 with the key and host key from the primary's export and sends its alerts to the
+    receiver, all on one network; return both servers, the export's volume and the receiver."""
     export = sandbox.volume("replica-export")
     primary = start_server(sandbox, ["app"], env={"BORG_REPLICA_KEY": "generate"},
                            extra=["-v", f"{export}:/var/lib/borg-server/export-replica"])  # fmt: skip
+    receiver = start_receiver(sandbox, primary.network)
+    replicate_from = f"ssh://replica@{primary.container}:22"
+    assert primary.exec("cat", "/var/lib/borg-server/export-replica/replicate_from").stdout == replicate_from + "\n"
     settings = {
-        "REPLICATE_FROM": f"ssh://borg@{primary.container}:22",
+        "REPLICATE_FROM": replicate_from,
         "REPLICATE_HOST_KEY_FILE": "/replica-pairing/known_hosts",
         "REPLICATE_SSH_KEY_FILE": "/replica-pairing/id_ed25519",
         "REPLICATE_CRON": "0 0 1 1 *",  # the scenario copies with borg-server replicate
+        "REPORT_URLS": receiver.url,
         **(env or {}),
     }
     replica = start_server(sandbox, ["app"], env=settings, network=primary.network, role="replica",
                            extra=["-v", f"{export}:/replica-pairing:ro"])  # fmt: skip
-    return primary, replica, export
+    return primary, replica, export, receiver
 
 
-def attack_with_the_replica_key(sandbox, primary: Server, export: str) -> None:
-    """Try, with the replica key, a shell, a pty, forwarding, a write, ../ and a planted symlink: all refused."""
+def attack_with_the_replica_key(sandbox, primary: Server, export: str, client) -> None:
+    """Try, with the replica key at the replica login, a shell, a pty, forwarding, a write, ../ and a planted
+    symlink: all refused; the borg login still reads for it. A client key cannot log in as replica at all."""
     # As if someone on the primary planted a symlink where the reader sends a file from.
     primary.exec("sh", "-c", "cd /srv/borg/app/main && rm README && ln -s /etc/shadow README")
     files = "cd /srv/borg && find . -type f ! -name config | sort | xargs sha256sum"
@@ -104,14 +134,17 @@ def attack_with_the_replica_key(sandbox, primary: Server, export: str) -> None:
     assert seen["traversal"].count('"not a file of the last list"') == 2, seen["traversal"]
     assert '"gone"' in seen["symlink"], seen["symlink"]
     assert "request is one JSON line" in seen["put"]
+    assert seen["borg_login"].startswith('{"ok": true, "size": '), seen["borg_login"]
+    client_key = attack(sandbox, client, '$SSH replica@$SERVER x </dev/null 2>&1; echo "exit $?"', role="client-key")
+    assert "Permission denied (publickey)" in client_key.stdout and "exit 255" in client_key.stdout, client_key.stdout
     assert primary.exec("sh", "-c", files).stdout == digest
     audit = primary.exec("cat", "/var/lib/borg-server/audit/sessions.jsonl").stdout.splitlines()
     sessions = [json.loads(line) for line in audit if '"replica-session"' in line]
-    assert len(sessions) >= 6 and all(s["role"] == "replica" for s in sessions)
+    assert len(sessions) >= 7 and all(s["role"] == "replica" for s in sessions)
 
 
 def test_the_replica_copies_committed_segments_keeps_tampering_out_and_restores_a_lost_primary(sandbox, tmp_path):
-    primary, replica, export = start_pair(sandbox, {"REPLICA_KEEP_REMOVED": "20s"})
+    primary, replica, export, receiver = start_pair(sandbox, {"REPLICA_KEEP_REMOVED": f"{KEEP}s"})
     app = make_client(sandbox, primary, "app", tmp_path)
     fill_volume(sandbox, app.data, "head -c 3000000 /dev/urandom > /data/old.bin && echo one > /data/note.txt")
     assert client_command(sandbox, app, ["run"], env={"ARCHIVE_NAME": "first-{utcnow}"}).returncode == 0
@@ -128,7 +161,8 @@ def test_the_replica_copies_committed_segments_keeps_tampering_out_and_restores_
     assert status["client"] == "app" and status["lag_segments"] == 0 and status["alerts"] == []
     assert status["bytes"] > 3_000_000 and status["copied_commit"] == max(map(int, copy))
 
-    # One byte flipped in a committed segment on the primary: not copied, replica_mismatch names it.
+    # One byte flipped in a committed segment on the primary: not copied, replica_mismatch names it, and the
+    # manual round's alert reaches the receiver before the command ends, as a scheduled round's does.
     flipped = primary.exec("python3", "-c", FLIP).stdout.strip()
     fill_volume(sandbox, app.data, "echo two > /data/note.txt")
     assert client_command(sandbox, app, ["run"]).returncode == 0
@@ -140,10 +174,13 @@ def test_the_replica_copies_committed_segments_keeps_tampering_out_and_restores_
     assert raised and raised[-1]["state"] == "raised" and raised[-1]["client"] == "app"
     assert raised[-1]["details"]["segments"] == {flipped: "changed"}
     assert f"({flipped} changed)" in raised[-1]["message"]
+    received = [entry["body"] for entry in receiver.accepted()]
+    assert [alert["id"] for alert in received if alert.get("alert") == "replica_mismatch"] == [raised[-1]["id"]]
     primary.exec("python3", "-c", FLIP)  # the same byte flipped back: the primary is whole again
-    assert alerts(replicate(replica), "replica_mismatch")[-1]["state"] == "cleared"
+    cleared = alerts(replicate(replica), "replica_mismatch")[-1]
+    assert cleared["state"] == "cleared" and cleared["id"] in [entry["body"]["id"] for entry in receiver.accepted()]
 
-    # A compaction on the primary after the audit: the removed segments stay on the replica for the keep period.
+    # A compaction on the primary after the audit: the removed segments are set aside on the replica, not deleted.
     deleted = client_command(sandbox, app, ["borg-client", "borg", "delete", "--glob-archives", "first-*"])
     assert deleted.returncode == 0, deleted.stderr
     listing = primary.exec("borg-server", "audit", "app").stdout
@@ -152,18 +189,18 @@ def test_the_replica_copies_committed_segments_keeps_tampering_out_and_restores_
     before_compaction = committed(replica)
     removed = set(before_compaction) - set(committed(primary))
     assert removed
-    output = replicate(replica)
+    output = replicate(replica)  # this round sets them aside, and looks at the keep period with the same clock
     assert committed(replica) == committed(primary)
     kept = held(replica)
-    assert {name.split(".")[0] for name in kept} == removed
+    assert {name.split(".")[0] for name in kept} == removed, output
     assert all(before_compaction[name.split(".")[0]] == digest for name, digest in kept.items())
     assert alerts(output, "replica_mismatch") == [] and "set aside" in output  # a compaction is no mismatch
-    rounds = []
-    try:
-        wait_until(lambda: rounds.append(replicate(replica)) or not held(replica), 90, "the keep period to pass")
-    except AssertionError:
-        state = replica.exec("cat", "/var/lib/borg-server/monitor/clients/app.json").stdout
-        raise AssertionError(f"{rounds[-2:]}\n{held(replica)}\n{state[-3000:]}") from None
+    # The first round after REPLICA_KEEP_REMOVED has passed (by the clock the replica reads too) deletes them.
+    due = held_since(replica) + timedelta(seconds=KEEP)
+    wait_until(lambda: datetime.now(UTC) > due, KEEP + 30, "the keep period to pass")
+    output = replicate(replica)
+    assert held(replica) == {}, output
+    assert output.count("removed on the primary at") == len(kept), output
 
     # A replica that was down for several backups catches up in one round.
     docker("stop", replica.container)
@@ -176,27 +213,53 @@ def test_the_replica_copies_committed_segments_keeps_tampering_out_and_restores_
     assert committed(replica) == committed(primary)
 
     # The replication key can only read committed segments of /srv/borg.
-    attack_with_the_replica_key(sandbox, primary, export)
+    attack_with_the_replica_key(sandbox, primary, export, app)
 
-    # The primary is lost with its volumes; the sidecar, pointed at the replica, restores byte for byte.
+    # One more backup the replica never sees: the sidecar saw a newer manifest than the copy holds.
+    fill_volume(sandbox, app.data, "head -c 100000 /dev/urandom > /data/late.bin")
+    assert client_command(sandbox, app, ["run"], env={"ARCHIVE_NAME": "late-{utcnow}"}).returncode == 0
+
+    # The primary is lost with its volumes; the sidecar, pointed at the replica with RESTORE_FROM_REPLICA=yes (and
+    # no file removed), lists and restores byte for byte what the replica holds.
     docker("rm", "-f", "-v", primary.container)
     docker("volume", "rm", primary.repositories, primary.state)
     restored = dataclasses.replace(app, server=replica)
-    options = [*restored.options(), "--entrypoint", "sh"]
-    moved = "rm -rf /var/lib/borg-client/security/*/location /var/lib/borg-client/cache/*"  # the README's step
-    listing = sandbox.run("list", CLIENT_IMAGE, options, ["-c", f"{moved} && borg-client list --short"],
-                          detach=False, check=False)  # fmt: skip
-    assert listing.returncode == 0 and len(listing.stdout.split()) >= 4, listing.stdout + listing.stderr
+    unmarked = client_command(sandbox, restored, ["list", "--short"])  # borg remembers the primary's place
+    assert unmarked.returncode != 0 and "set RESTORE_FROM_REPLICA=yes" in unmarked.stderr, unmarked.stderr
+    listing = client_command(sandbox, restored, ["list", "--short"], env=FROM_REPLICA)
+    archives = listing.stdout.split()
+    assert listing.returncode == 0 and len(archives) >= 4, listing.stdout + listing.stderr
+    assert not any(name.startswith("late-") for name in archives), archives
+    options = [*restored.options(FROM_REPLICA), "--entrypoint", "sh"]
     script = (
-        f"archive={listing.stdout.split()[-1]} && borg-client restore $archive --target /tmp/r >&2"
+        f"borg-client restore {archives[-1]} --target /tmp/r >&2"
         " && for f in old.bin new.bin note.txt; do cmp /tmp/r/backup/data/$f /backup/data/$f || exit 1; done"
-        " && echo restored"
+        " && test ! -e /tmp/r/backup/data/late.bin && echo restored"
+        " && cd /var/lib/borg-client && cat security/*/location && echo && cat replica/security/*/location"
     )
     restore = sandbox.run("restore", CLIENT_IMAGE, options, ["-c", script], detach=False, check=False)
-    assert restore.stdout.strip() == "restored", restore.stdout + restore.stderr
+    lines = restore.stdout.splitlines()
+    assert lines[:1] == ["restored"], restore.stdout + restore.stderr
+    assert primary.container in lines[1] and replica.container in lines[2], lines  # the primary's record is kept
 
-    # No client can write to a replica: a backup fails and the copy stays byte for byte.
+    # ... and mounts it (FUSE), the same bytes under /mnt/borg.
+    if os.path.exists("/dev/fuse"):
+        sandbox.run(
+            "mounter", CLIENT_IMAGE, [*restored.options(FROM_REPLICA), *FUSE], ["mount", "--target", "/mnt/borg"]
+        )
+        mounter, mounted = sandbox.name("mounter"), f"/mnt/borg/{archives[-1]}/backup/data"
+        compare = f"for f in old.bin new.bin note.txt; do cmp {mounted}/$f /backup/data/$f || exit 1; done && echo same"
+        seen = wait_until(
+            lambda: docker("exec", mounter, "sh", "-c", f"test -f {mounted}/note.txt && {compare}", check=False).stdout,
+            60, "the archive to appear under /mnt/borg",
+        )  # fmt: skip
+        assert seen.strip() == "same"
+        docker("stop", mounter)
+
+    # No client can write to a replica: a backup fails at the replica and the copy stays byte for byte.
     copy = committed(replica)
-    backup = client_command(sandbox, restored, ["run"])
+    backup = client_command(sandbox, restored, ["run"], env=FROM_REPLICA)
     assert backup.returncode != 0 and "backup failure" in backup.stderr, backup.stderr
     assert committed(replica) == copy
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("everything passed but mount: this machine has no /dev/fuse")

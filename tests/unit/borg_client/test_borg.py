@@ -82,6 +82,21 @@ def test_call_borg_runs_exactly_the_built_argv(config, monkeypatch):
     assert [command.count("--log-json") for command in commands] == [1, 1, 1]
 
 
+def test_a_repository_borg_knows_elsewhere_points_at_restore_from_replica(config, monkeypatch, caplog):
+    refused = '{"type": "log_message", "levelname": "ERROR", "msgid": "Cache.RepositoryAccessAborted", "message": "x"}'
+
+    def run(command, render_line, **options):
+        render_line(refused)
+        return process.Result(returncode=62, stdout="", tail=[])
+
+    monkeypatch.setattr(process, "run", run)
+    call_borg(config, borg.list_argv())
+    assert "set RESTORE_FROM_REPLICA=yes (README: When the primary is lost)" in caplog.text
+    caplog.clear()
+    call_borg(dataclasses.replace(config, from_replica=True), borg.list_argv())
+    assert "RESTORE_FROM_REPLICA" not in caplog.text
+
+
 def test_list_argv_lists_archives_or_one_archive_with_the_options_asked(config):
     assert borg.list_argv() == [*BORG, "list"]
     assert borg.list_argv("web-1", short=True, as_json=True, last=3) == [
@@ -294,6 +309,17 @@ def test_borg_environment_keeps_everything_borg_stores_in_the_state_volume(confi
         "LANG": "C.UTF-8",
         "BORG_PASSCOMMAND": f"cat {config.passphrase_file}",
     }
+
+
+def test_restoring_from_a_replica_keeps_borgs_record_of_it_apart_from_the_primarys(config):
+    environment = borg.borg_environment(dataclasses.replace(config, from_replica=True), {})
+    state = config.state
+
+    assert environment["BORG_SECURITY_DIR"] == str(state / "replica" / "security")
+    assert environment["BORG_CACHE_DIR"] == str(state / "replica" / "cache")
+    assert environment["BORG_KEYS_DIR"] == str(state / "keys")  # the same key reads the copy
+    assert environment["BORG_RELOCATED_REPO_ACCESS_IS_OK"] == "yes"
+    assert environment["BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK"] == "no"
 
 
 def test_borg_environment_reads_a_passphrase_file_with_a_passcommand_not_a_passphrase(config, passphrase_file):

@@ -8,7 +8,8 @@ import pytest
 from borg_common import outbox
 from borg_server.config import load
 from borg_server.figures import ClientStatus
-from borg_server.metrics import Exposition, number, publish, render
+from borg_server.metrics import Exposition, publish, render
+from borg_server.prometheus import number
 
 WEB = ClientStatus(
     client="web",

@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from borg_common.settings import ConfigError
-from borg_server import authorized_keys, readonly_serve, replica_source, replication, session
+from borg_server import (
+    authorized_keys,
+    readonly_serve,
+    replica_alerts,
+    replica_held,
+    replica_primary,
+    replica_source,
+    replication,
+    session,
+)
 from borg_server.config import load
 from borg_server.keys import parse_public_key
 from borg_server.replica_state import Held, ReplicaState, from_json, to_json
@@ -60,7 +69,7 @@ def test_bad_replica_settings_are_each_one_line_naming_the_setting(tmp_path):
                                   REPLICA_MAX_LAG="10s", REPLICATE_HOST_KEY="not a key",
                                   BORG_CLIENTS="web", BORG_CLIENT_WEB_ADMIN_KEY="generate")  # fmt: skip
     problems = problems_of(environ)
-    assert problems[0] == "REPLICATE_FROM: is not ssh://user@host[:port] (e.g. ssh://borg@primary:22)"
+    assert problems[0] == "REPLICATE_FROM: is not ssh://user@host[:port] (e.g. ssh://replica@primary:22)"
     assert any(p.startswith("REPLICATE_HOST_KEY: ") for p in problems)
     assert any(p.startswith("REPLICATE_CRON: 'every hour' is not a cron expression") for p in problems)
     assert "REPLICA_MAX_LAG: 10s is out of range 1m..52w" in problems
@@ -173,7 +182,7 @@ def test_a_segment_removed_by_a_new_compaction_is_set_aside():
 
 def test_the_ssh_command_pins_the_host_key_and_uses_only_the_replica_key(tmp_path):
     config = load(replica_environment(tmp_path), "replica").replication
-    argv = replication.ssh_argv(config, Path("/run/k"), Path("/run/known"))
+    argv = replica_primary.ssh_argv(config, Path("/run/k"), Path("/run/known"))
     assert argv[:6] == ["ssh", "-T", "-i", "/run/k", "-p", "2222"] and argv[-2:] == ["borg@primary", "replica"]
     assert "StrictHostKeyChecking=yes" in argv and "UserKnownHostsFile=/run/known" in argv
     assert "IdentitiesOnly=yes" in argv and "BatchMode=yes" in argv
@@ -189,7 +198,7 @@ def test_a_copy_behind_its_max_lag_and_a_mismatch_are_alerts():
 
     found = ClientState(first_seen="2026-11-01T00:00:00+00:00")
     found.replica = ReplicaState(last_copy_at="2026-11-30T00:00:00+00:00", mismatch={7: "changed"})
-    active = replication.conditions("web", found, datetime(2026, 12, 1, 3, tzinfo=UTC), 26 * 3600)
+    active = replica_alerts.conditions("web", found, datetime(2026, 12, 1, 3, tzinfo=UTC), 26 * 3600)
     assert sorted(active) == ["replica_lag", "replica_mismatch"]
     assert active["replica_mismatch"][1] == {"segments": {"7": "changed"}, "count": 1}
     assert "27h" in active["replica_lag"][0] or "1d 3h" in active["replica_lag"][0]
@@ -201,8 +210,50 @@ def test_a_set_aside_segment_the_state_lost_is_still_deleted_after_the_keep_peri
 
     directory = paths.replica_held("web")
     directory.mkdir(parents=True)
-    (directory / replication.held_name(5, "2026-12-01T13:30:00+00:00")).write_bytes(b"segment")
-    kept = replication.expire_held(paths, "web", (), 20, datetime(2026, 12, 1, 13, 30, 10, tzinfo=UTC))
+    (directory / replica_held.held_name(5, "2026-12-01T13:30:00+00:00")).write_bytes(b"segment")
+    kept = replica_held.expire_held(paths, "web", (), 20, datetime(2026, 12, 1, 13, 30, 10, tzinfo=UTC))
     assert kept == (Held(5, "2026-12-01T13:30:00+00:00", "5.2026-12-01T13-30-00+00-00"),)
-    assert replication.expire_held(paths, "web", kept, 20, datetime(2026, 12, 1, 13, 31, tzinfo=UTC)) == ()
+    assert replica_held.expire_held(paths, "web", kept, 20, datetime(2026, 12, 1, 13, 31, tzinfo=UTC)) == ()
     assert list(directory.iterdir()) == []
+
+
+def test_the_replica_login_has_a_file_of_its_own_with_the_replica_key_alone():
+    key = parse_public_key(ED25519)
+    text = authorized_keys.render_replica(key)
+    assert text.splitlines()[1:] == [authorized_keys.replica_line(key)]
+    assert authorized_keys.render_replica(None).splitlines()[1:] == []
+    template = (Path(replication.__file__).parent / "sshd_config.template").read_text()
+    assert "\nAllowUsers borg replica\n" in template
+    assert template.rstrip().endswith("Match User replica\n    AuthorizedKeysFile ${replica_authorized_keys}")
+
+
+def test_a_primary_exports_the_replica_login_as_replicate_from():
+    from borg_server import pairing
+
+    config = load({"BORG_CLIENTS": "web", "BORG_REPLICA_KEY": "generate", "BORG_SERVER_NAME": "primary"}, "b")
+    assert pairing.replicate_url(config) == "ssh://replica@primary:22"
+    assert load(replica_environment_with("ssh://replica@primary:22"), "r").replication.user == "replica"
+
+
+def replica_environment_with(url: str) -> dict[str, str]:
+    return {"REPLICATE_FROM": url, "REPLICATE_HOST_KEY": ED25519, "REPLICATE_SSH_KEY_FILE": __file__}
+
+
+def test_the_broker_gives_the_replica_login_the_reader_and_nothing_else(paths, monkeypatch, caplog):
+    import os
+    import socket
+
+    from borg_server import broker
+
+    monkeypatch.setattr(session, "run", lambda *_arguments: pytest.fail("a client session ran"))
+    pipes = [os.pipe() for _ in range(3)]
+    left, right = socket.socketpair()
+    with left:
+        request = {"client": "web", "role": "append", "fingerprint": "x", "quota": None}
+        broker.send(left, request, fds=(pipes[0][0], pipes[1][1], pipes[2][1]))
+        broker.handle(right, paths, os.geteuid() + 4242, replica_uid=os.geteuid())
+        assert left.recv(100) == b""
+    for reader, writer in pipes:
+        os.close(reader)
+        os.close(writer)
+    assert "broker: refused a request: the replica login may only read for the replica, not append" in caplog.text
