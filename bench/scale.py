@@ -91,7 +91,8 @@ def many_clients_start(sandbox: Sandbox, count: int = 1000) -> dict:
     state = sandbox.volume("thousand-state")
     names = " ".join(f"c{number:04d}" for number in range(count))
     timed = ("ms() { echo $(( $(date +%s%N) / 1000000 )); }; s=$(ms); borg-server start >/dev/null 2>&1 & "
-             "while [ ! -s /dev/shm/borg-server/supervisord.pid ]; do sleep 0.02; done; echo $(( $(ms) - s ))")  # fmt: skip
+             "while [ ! -s /dev/shm/borg-server/supervisord.pid ]; do sleep 0.02; done; "
+             "echo $(( $(ms) - s ))")  # fmt: skip
     options = ["-e", f"BORG_CLIENTS={names}", "-v", f"{state}:/var/lib/borg-server", "--entrypoint", "sh"]
     first = sandbox.run("thousand-1", SERVER_IMAGE, options, ["-c", timed + "; sleep 1"], detach=False).stdout
     sandbox.run("thousand-2", SERVER_IMAGE, options, ["-c", timed + "; sleep 3600"])

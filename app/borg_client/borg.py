@@ -15,6 +15,10 @@ from borg_client.retention import archive_glob
 from borg_common.borglog import LogJson  # noqa: F401 (borg.LogJson is part of this module's interface)
 
 LOCK_WAIT = 600  # seconds any borg command waits for the repository lock (another run, an admin's prune)
+# A prune's own borg cache, in the container, never in the state volume: borg prune deletes every chunk
+# whose count in the cache drops to 0, so a cache the sidecar could write (the admin service shares its
+# state volume) would let whoever holds the backup key have the admin key delete data kept archives use.
+ADMIN_CACHE = Path("/var/cache/borg-admin")
 WARNING_CODES = range(100, 128)  # modern exit codes: "some files could not be read" and friends
 
 
@@ -29,16 +33,19 @@ class Outcome:
 def borg_environment(config: ClientConfig, base: dict[str, str]) -> dict[str, str]:
     """Given the configuration and the process environment, return the environment for borg.
 
-    Everything borg keeps lives in the state volume; ssh pins the server's host key and never asks.
+    Everything borg keeps lives in the state volume, but the cache of a config with the admin key as its
+    identity (as_admin) is ADMIN_CACHE; ssh pins the server's host key and never asks.
     With RESTORE_FROM_REPLICA, borg's security dir and cache are the replica's own (the repository
     has the primary's id at another place, and its manifest may be older than the last one seen):
     borg reads the copy without a relocation question or a replay alarm, and the primary's record
     stays as it was for the next primary.
     """
     paths = Paths.of(config)
+    admin = config.retention.admin_key is not None and config.ssh_key == config.retention.admin_key
     security, cache = (
         (paths.replica_security, paths.replica_cache) if config.from_replica else (paths.security, paths.cache)
     )
+    cache = ADMIN_CACHE if admin and not config.from_replica else cache
     ssh = [
         "ssh",
         "-i", str(config.ssh_key),

@@ -1,8 +1,8 @@
 """One prune, top to bottom: run lock, sanity checks of the newest archives, borg prune with the admin key, report.
 
 Before anything is deleted, the newest archive of this client must be recent (within 1.5 periods
-of BACKUP_CRON) and not suspiciously small against the one before (PRUNE_MIN_SIZE_RATIO): a
-backup that stopped or shrank is a reason to look, never to delete older history. Prune never
+of BACKUP_CRON, plus BACKUP_JITTER) and not suspiciously small against the one before
+(PRUNE_MIN_SIZE_RATIO): a backup that stopped or shrank is a reason to look, never to delete older history. Prune never
 compacts; the server applies an admin's deletes (or a human does).
 """
 
@@ -13,7 +13,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cronsim import CronSim
 
@@ -117,19 +117,21 @@ def newest(info_json: str) -> list[dict]:
 def sanity(config: ClientConfig, archives: list[dict], current: datetime) -> str | None:
     """Given this client's newest archives (oldest first) and the local time now, return why not to prune, or None.
 
-    Refused: no archive at all; the newest older than RECENT_MARGIN periods of BACKUP_CRON; the newest's
-    original size under PRUNE_MIN_SIZE_RATIO of the one before.
+    Refused: no archive at all; the newest older than RECENT_MARGIN periods of BACKUP_CRON (plus
+    BACKUP_JITTER, by which a backup may start late); the newest's original size under PRUNE_MIN_SIZE_RATIO
+    of the one before.
     """
     if not archives:
         return f"there is no archive of this client ({archive_glob(config.archive_name, config.client)}) yet"
     last = archives[-1]
     age = current - datetime.fromisoformat(last["start"]).astimezone()
     fires = CronSim(config.cron, current)
-    allowed = -(next(fires) - next(fires)) * RECENT_MARGIN
+    allowed = -(next(fires) - next(fires)) * RECENT_MARGIN + timedelta(seconds=config.jitter)
     if age > allowed:
+        jitter = " plus BACKUP_JITTER" if config.jitter else ""
         return (
             f"the newest archive {last['name']} is {shown(age)} old, more than {RECENT_MARGIN} periods of "
-            f"BACKUP_CRON ({shown(allowed)}): backups may be failing; prune after a successful backup"
+            f"BACKUP_CRON{jitter} ({shown(allowed)}): backups may be failing; prune after a successful backup"
         )
     ratio = config.retention.min_size_ratio
     if len(archives) < 2 or not ratio:

@@ -109,10 +109,18 @@ def refusal(config) -> str | None:
         return f"nothing to keep is set: set at least one of {', '.join(name for name, _ in RULES)}"
     if retention.admin_key is None:
         return f"BORG_ADMIN_SSH_KEY_FILE is not set: {APPEND_ONLY_REFUSAL}"
-    if retention.admin_key.resolve() == config.ssh_key.resolve():
+    if retention.admin_key.resolve() == config.ssh_key.resolve() or same_file(retention.admin_key, config.ssh_key):
         return f"BORG_ADMIN_SSH_KEY_FILE is the backup key {config.ssh_key}: {APPEND_ONLY_REFUSAL}"
     if archive_glob(config.archive_name, config.client) is None:
         return (
             "ARCHIVE_NAME starts with a placeholder, so prune cannot tell this client's archives; begin with {client}"
         )
     return None
+
+
+def same_file(one: Path, other: Path) -> bool:
+    """Return whether the two files hold the same bytes (a copy of the backup key is the backup key)."""
+    try:
+        return one.read_bytes() == other.read_bytes()
+    except OSError:
+        return False

@@ -52,6 +52,8 @@ def blocker(client: ClientSpec, found: ClientState, repository: Path) -> str | N
         return f"the automatic compaction at {last.at} failed ({last.failed}); compact by hand once it is fixed"
     if found.tampering:
         return f"committed files changed ({baseline.describe_tampering(found.tampering)}); {review}"
+    if found.check is not None and not found.check.ok:
+        return f"the repository check at {found.check.at} failed; compact by hand once the repository is sound"
     if found.manifest_shrinks:
         return f"the manifest shrank with no archive deleted; {review}"
     if found.scanned != segments.last_commit(repository):

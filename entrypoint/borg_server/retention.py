@@ -1,8 +1,9 @@
 """Automatic compaction of admin deletes: what the monitor keeps about it, and the decision when it may run.
 
 A client's deletes compact by themselves (AUTO_COMPACT=admin) only when every delete not acknowledged
-was written by the client's admin sessions, nothing is tampered and no manifest shrank, and the newest
-of them (or the newest acknowledgement) is COMPACT_DELAY old: time to read the deletes alert first.
+was written by the client's admin sessions, nothing is tampered, no manifest shrank, the last check did
+not fail, and the newest of them (or the newest acknowledgement) is COMPACT_DELAY old: time to read the
+deletes alert first.
 decide() is pure: the monitor (auto_compact.py) gathers its inputs.
 """
 

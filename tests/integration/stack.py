@@ -117,6 +117,24 @@ def repository_bytes(server: Server, client: str) -> int:
     return int(server.exec("du", "-sb", f"/srv/borg/{client}/main").stdout.split()[0])
 
 
+def monitor_documents(container: str, alert: str, state: str) -> list[dict]:
+    """Return the documents of one alert (or event) and state that the server's monitor printed on its output."""
+    found = []
+    for line in logs(container).splitlines():
+        if line.startswith("{") and '"borg-appliance-alert"' in line:
+            document = json.loads(line)
+            if (document["alert"], document["state"]) == (alert, state):
+                found.append(document)
+    return found
+
+
+def scrape_metrics(sandbox: Sandbox, server: Server, port: int) -> str:
+    """Return the server's /metrics text, fetched from a container on its network."""
+    fetch = f"import urllib.request; print(urllib.request.urlopen('http://{server.container}:{port}/metrics').read().decode())"
+    return sandbox.run("scrape", CLIENT_IMAGE, ["--network", server.network, "--entrypoint", "python3"],
+                       ["-c", fetch], detach=False).stdout  # fmt: skip
+
+
 RECEIVER = Path(__file__).parent / "receiver" / "receiver.py"
 
 

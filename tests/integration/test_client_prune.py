@@ -1,13 +1,21 @@
-"""`borg-client prune`: a month of archives pruned by KEEP_* with the admin key; refused with the append-only key
-and after a backup that shrank."""
+"""`borg-client prune`: a month of archives pruned by KEEP_* with the admin key, only this client's, then compacted by
+the server by itself; refused with the append-only key, after backups stopped and after a backup that shrank."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
 
-from tests.integration.docker_helpers import CLIENT_IMAGE
-from tests.integration.stack import client_command, fill_volume, make_client, start_server
+from tests.integration.docker_helpers import CLIENT_IMAGE, wait_until
+from tests.integration.stack import (
+    client_command,
+    fill_volume,
+    make_client,
+    monitor_documents,
+    repository_bytes,
+    start_receiver,
+    start_server,
+)
 
 KEEP = {"KEEP_DAILY": "7", "KEEP_WEEKLY": "2"}
 PATTERNS = {"daily": "%Y-%m-%d", "weekly": "%G-%V"}  # borg's periods (UTC: the sidecar's TZ is unset)
@@ -54,50 +62,82 @@ def test_a_month_of_archives_is_pruned_by_the_keep_rules_only_with_the_admin_key
                 ["-q", "-t", "ed25519", "-N", "", "-C", "admin", "-f", "/admin/id_ed25519"], detach=False)  # fmt: skip
     admin_public = sandbox.run("cat", CLIENT_IMAGE, ["-v", f"{keys}:/admin", "--entrypoint", "cat"],
                                ["/admin/id_ed25519.pub"], detach=False).stdout.strip()  # fmt: skip
-    server = start_server(sandbox, ["web"], env={"BORG_CLIENT_WEB_ADMIN_KEY": admin_public})
+    network = sandbox.network()
+    receiver = start_receiver(sandbox, network)
+    env = {"BORG_CLIENT_WEB_ADMIN_KEY": admin_public, "MONITOR_INTERVAL": "10s", "COMPACT_DELAY": "10s",
+           "SNAPSHOT_KEEP": "0"}  # fmt: skip
+    server = start_server(sandbox, ["web"], env=env, network=network)
     web = make_client(sandbox, server, "web", tmp_path)
-    fill_volume(sandbox, web.data, "head -c 200000 /dev/urandom > /data/random.bin")
 
-    # Thirty days of backups, one a day and three days with a second one, made now with past timestamps.
+    # Thirty days of backups, one a day and three days with a second one, made now with past timestamps,
+    # each of 200 kB of its own; and one archive by another name, which is not this client's to prune.
     now = datetime.now(UTC).replace(microsecond=0)
     stamps = [now - timedelta(days=day, minutes=5) for day in range(30)]
     stamps += [now - timedelta(days=day, minutes=5, hours=2) for day in (0, 3, 12)]
     times = {f"web-{stamp:%Y-%m-%dT%H:%M:%S}": stamp for stamp in stamps}
+    other = now - timedelta(days=20, hours=1)
+    foreign = f"manual-web-{other:%Y-%m-%dT%H:%M:%S}"
+    named = [(stamp, f"{{client}}-{stamp:%Y-%m-%dT%H:%M:%S}") for stamp in stamps]
+    named += [(other, f"manual-{{client}}-{other:%Y-%m-%dT%H:%M:%S}")]
     script = " && ".join(
-        f"ARCHIVE_NAME='{{client}}-{stamp:%Y-%m-%dT%H:%M:%S}' borg-client run --timestamp {stamp:%Y-%m-%dT%H:%M:%S}"
-        for stamp in sorted(stamps)
+        f"head -c 200000 /dev/urandom > /source/random.bin && "
+        f"ARCHIVE_NAME='{name}' borg-client run --timestamp {stamp:%Y-%m-%dT%H:%M:%S}"
+        for stamp, name in sorted(named)
     )
-    made = sandbox.run("backfill", CLIENT_IMAGE, [*web.options(), "--entrypoint", "sh"], ["-c", script],
-                       detach=False, check=False)  # fmt: skip
+    made = sandbox.run("backfill", CLIENT_IMAGE, [*web.options(), "-v", f"{web.data}:/source", "--entrypoint", "sh"],
+                       ["-c", script], detach=False, check=False)  # fmt: skip
     assert made.returncode == 0, made.stderr[-3000:]
-    assert archives(sandbox, web) == set(times)
+    assert archives(sandbox, web) == set(times) | {foreign}
 
     # With only the append-only key the sidecar refuses, says why, and deletes nothing.
     refused = client_command(sandbox, web, ["prune"], env=KEEP)
     assert refused.returncode == 2
     assert "borg-client prune: refused: BORG_ADMIN_SSH_KEY_FILE is not set: the append-only key can only write " \
            "deletes down" in refused.stderr  # fmt: skip
-    assert archives(sandbox, web) == set(times)
+    assert archives(sandbox, web) == set(times) | {foreign}
+
+    # Backups every two minutes would have made a newer archive than one 5 minutes old: prune refuses.
+    admin = {**KEEP, "BORG_ADMIN_SSH_KEY_FILE": "/admin/id_ed25519", "REPORT_URLS": receiver.url}
+    mounted = ["-v", f"{keys}:/admin:ro"]
+    stale = client_command(sandbox, web, ["prune"], env={**admin, "BACKUP_CRON": "*/2 * * * *"}, extra=mounted)
+    assert stale.returncode == 2
+    report = last_run(sandbox, web)
+    assert (report["kind"], report["status"], report["pruned"]) == ("prune", "failure", [])
+    assert report["message"].startswith(f"nothing pruned: the newest archive {max(times, key=times.get)} is ")
+    assert "old, more than 1.5 periods of BACKUP_CRON (0:03): backups may be failing" in report["message"]
+    assert archives(sandbox, web) == set(times) | {foreign}
 
     # With the admin key, exactly the archives borg's rules keep are left, and the report says which.
-    admin = {**KEEP, "BORG_ADMIN_SSH_KEY_FILE": "/admin/id_ed25519"}
-    pruned = client_command(sandbox, web, ["prune"], env=admin, extra=["-v", f"{keys}:/admin:ro"])
+    before = repository_bytes(server, "web")
+    pruned = client_command(sandbox, web, ["prune"], env=admin, extra=mounted)
     assert pruned.returncode == 0, pruned.stderr[-3000:]
     kept = expected_kept(times, [("daily", 7), ("weekly", 2)])
     assert len(kept) == 9
-    assert archives(sandbox, web) == kept
+    assert archives(sandbox, web) == kept | {foreign}
     report = last_run(sandbox, web)
     assert (report["kind"], report["status"]) == ("prune", "success")
     assert (set(report["kept"]), set(report["pruned"])) == (kept, set(times) - kept)
     assert report["message"] == f"kept 9 archives, pruned {len(times) - 9}"
+    shipped = wait_until(lambda: [e["body"] for e in receiver.accepted() if e["body"]["status"] == "success"], 30,
+                         "the prune's report at the receiver")[0]  # fmt: skip
+    assert (shipped["kind"], shipped["run_id"], shipped["pruned"]) == ("prune", report["run_id"], report["pruned"])
+
+    # The server shows the admin's deletes first, then compacts them by itself: the disk use drops.
+    event = wait_until(lambda: monitor_documents(server.container, "compacted", "event"), 90, "the compaction")[0]
+    assert monitor_documents(server.container, "deletes", "raised")
+    after = repository_bytes(server, "web")
+    assert after < before - 24 * 180_000, (before, after)
+    assert event["details"]["bytes_freed"] > 24 * 180_000 and event["details"]["admin_deletes"] >= 24, event
+    assert server.exec("ls", "-A", "/srv/borg/.snapshots/web").stdout == ""  # SNAPSHOT_KEEP=0
+    assert archives(sandbox, web) == kept | {foreign}
 
     # A backup that shrank to 1% of the one before: prune refuses and deletes nothing.
     fill_volume(sandbox, web.data, "head -c 2000 /dev/urandom > /data/random.bin")
     assert client_command(sandbox, web, ["run"]).returncode == 0
     before = archives(sandbox, web)
-    shrunk = client_command(sandbox, web, ["prune"], env=admin, extra=["-v", f"{keys}:/admin:ro"])
+    shrunk = client_command(sandbox, web, ["prune"], env=admin, extra=mounted)
     assert shrunk.returncode == 2
-    assert archives(sandbox, web) == before and len(before) == 10
+    assert archives(sandbox, web) == before and len(before - {foreign}) == 10
     report = last_run(sandbox, web)
     assert (report["kind"], report["status"], report["pruned"]) == ("prune", "failure", [])
     assert report["message"].startswith("nothing pruned: the newest archive web-")

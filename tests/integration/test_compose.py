@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import uuid
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.docker_helpers import IMAGE_TAG, docker, health, wait_until
+from tests.integration.docker_helpers import IMAGE_TAG, docker, health, logs, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,6 +40,7 @@ def project(tmp_path):
             raise AssertionError(f"compose {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
 
+    compose.env = env  # a scenario may add settings, as `make up PROFILES=admin` does; down sees them too
     yield compose
     compose("down", "--volumes", "--remove-orphans", check=False)
 
@@ -83,3 +85,38 @@ def test_quick_start_backs_up_the_sample_app_without_manual_steps(project):
                        "stat -c '%u %a' /tmp/restore/backup/app-data/journal.txt", check=False)  # fmt: skip
     assert restored.returncode == 0, restored.stderr
     assert restored.stdout.strip().splitlines()[-1] == "0 644"
+
+
+def test_the_admin_profile_pairs_an_admin_service_that_prunes_with_a_key_only_it_holds(project):
+    project.env.update({"COMPOSE_PROFILES": "admin", "APP_ADMIN_KEY": "generate"})  # what `make up PROFILES=admin` sets
+    project("up", "-d")
+    server, sidecar, admin = (project("ps", "-q", name).stdout.strip() for name in ("borg-server", "backup-app",
+                                                                                    "backup-admin"))  # fmt: skip
+    for container in (server, sidecar):
+        wait_until(lambda c=container: health(c) == "healthy", 120, f"{container} to become healthy")
+    wait_until(lambda: "next prune at " in logs(admin), 60, "the admin service's schedule")
+    wait_until(
+        lambda: json.loads(project("exec", "-T", "backup-app", "borg-client", "list", "--json").stdout or "{}").get(
+            "archives"
+        ),
+        120,
+        "the first archive",
+        interval=3,
+    )
+
+    # Only the admin service mounts the admin key; the server knows it as app's admin key.
+    mounts = {
+        c: {m["Destination"] for m in json.loads(docker("inspect", c).stdout)[0]["Mounts"]} for c in (sidecar, admin)
+    }
+    assert "/admin-pairing" in mounts[admin] and "/admin-pairing" not in mounts[sidecar], mounts
+    shown = project("exec", "-T", "borg-server", "borg-server", "show-client", "app").stdout
+    assert "(generated, exported to /var/lib/borg-server/export-admin/app)" in shown, shown
+
+    # A prune now, with the admin key and the service's own borg cache, never the shared state volume's.
+    pruned = project("exec", "-T", "backup-admin", "borg-client", "prune", check=False)
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    assert re.search(r"prune success: kept [1-9]\d* archives, pruned 0", pruned.stdout + pruned.stderr), pruned
+    assert docker("exec", admin, "ls", "/var/cache/borg-admin").stdout.strip()
+    host_config = json.loads(docker("inspect", admin).stdout)[0]["HostConfig"]
+    assert (host_config["SecurityOpt"], host_config["CapDrop"]) == (["no-new-privileges:true"], ["ALL"])
+    assert {name.removeprefix("CAP_") for name in host_config["CapAdd"]} == {"DAC_OVERRIDE"}

@@ -4,9 +4,19 @@ append-only key holds every automatic compaction back until it is acknowledged."
 from __future__ import annotations
 
 import json
+import re
 
 from tests.integration.docker_helpers import CLIENT_IMAGE, logs, wait_until
-from tests.integration.stack import client_command, fill_volume, make_client, repository_bytes, start_server
+from tests.integration.stack import (
+    client_command,
+    fill_volume,
+    make_client,
+    monitor_documents,
+    repository_bytes,
+    scrape_metrics,
+    start_receiver,
+    start_server,
+)
 
 ADMIN_ENV = (
     'export BORG_RSH="ssh -i /admin/id_ed25519 -o UserKnownHostsFile=/pairing/known_hosts '
@@ -16,19 +26,17 @@ ADMIN_ENV = (
 )
 
 
-def alerts(container: str, kind: str, state: str) -> list[dict]:
-    """Return the documents of one kind and state the monitor printed on the server's output."""
-    found = []
-    for line in logs(container).splitlines():
-        if line.startswith("{") and '"borg-appliance-alert"' in line:
-            document = json.loads(line)
-            if (document["alert"], document["state"]) == (kind, state):
-                found.append(document)
-    return found
+alerts = monitor_documents  # (container, alert, state) -> the documents the monitor printed
 
 
 def status(server) -> dict:
     return json.loads(server.exec("borg-server", "status", "--json").stdout)[0]
+
+
+def metric(text: str, name: str) -> int | None:
+    """Return the value of borg_appliance_client_<name> for client web in the metrics text (None: no sample)."""
+    found = re.search(rf'^borg_appliance_client_{name}{{client="web"}} (\d+)$', text, re.MULTILINE)
+    return int(found[1]) if found else None
 
 
 def test_the_admins_prune_compacts_by_itself_and_a_delete_by_the_append_key_holds_it_back(sandbox, tmp_path):
@@ -37,9 +45,11 @@ def test_the_admins_prune_compacts_by_itself_and_a_delete_by_the_append_key_hold
                 ["-q", "-t", "ed25519", "-N", "", "-C", "admin", "-f", "/admin/id_ed25519"], detach=False)  # fmt: skip
     admin_public = sandbox.run("cat", CLIENT_IMAGE, ["-v", f"{keys}:/admin", "--entrypoint", "cat"],
                                ["/admin/id_ed25519.pub"], detach=False).stdout.strip()  # fmt: skip
+    network = sandbox.network()
+    receiver = start_receiver(sandbox, network)
     env = {"BORG_CLIENT_WEB_ADMIN_KEY": admin_public, "MONITOR_INTERVAL": "10s", "COMPACT_DELAY": "10s",
-           "SNAPSHOT_KEEP": "20s"}  # fmt: skip
-    server = start_server(sandbox, ["web"], env=env)
+           "SNAPSHOT_KEEP": "20s", "REPORT_URLS": "http://receiver:8080/alerts", "METRICS_PORT": "9100"}  # fmt: skip
+    server = start_server(sandbox, ["web"], env=env, network=network)
     web = make_client(sandbox, server, "web", tmp_path)
 
     def backup(name: str, megabytes: int) -> None:
@@ -50,6 +60,10 @@ def test_the_admins_prune_compacts_by_itself_and_a_delete_by_the_append_key_hold
         options = [*web.options(), "-v", f"{keys}:/admin:ro", "--entrypoint", "sh"]
         done = sandbox.run("admin", CLIENT_IMAGE, options, ["-c", ADMIN_ENV + script], detach=False, check=False)
         assert done.returncode == 0, done.stderr
+
+    def pending_in_metrics() -> str | None:
+        text = scrape_metrics(sandbox, server, 9100)
+        return text if metric(text, "pending_admin_deletes") else None
 
     def archives() -> list[str]:
         return [name.split("-")[0] for name in client_command(sandbox, web, ["list", "--short"]).stdout.split()]
@@ -67,7 +81,11 @@ def test_the_admins_prune_compacts_by_itself_and_a_delete_by_the_append_key_hold
     assert len(alerts(server.container, "deletes", "raised")) == 1  # the admin's deletes were shown first
     figures = status(server)
     assert figures["auto_compact"] == "admin" and figures["last_compaction_freed_bytes"] > 4_000_000, figures
-    snapshot = event["details"]["snapshot"]
+    snapshot, until = event["details"]["snapshot"], event["details"]["snapshot_kept_until"]
+    assert event["message"].endswith(f"check passed; snapshot {snapshot} kept until {until}"), event
+    sent = wait_until(lambda: [e["body"] for e in receiver.accepted() if e["body"]["alert"] == "compacted"], 30,
+                      "the compaction event at the receiver")  # fmt: skip
+    assert [(e["state"], e["client"], e["details"]) for e in sent] == [("event", "web", event["details"])]
     wait_until(lambda: server.exec("ls", "-A", "/srv/borg/.snapshots/web").stdout == "", 60, "the snapshot expired")
     assert f"snapshot {snapshot} removed" in logs(server.container)
 
@@ -79,6 +97,11 @@ def test_the_admins_prune_compacts_by_itself_and_a_delete_by_the_append_key_hold
     admin("borg prune --keep-last 1")
     held = wait_until(lambda: status(server)["compaction_blocked"], 60, "the automatic compaction held back")
     assert "not written by an admin session; review them with borg-server audit web" in held, held
+    wait_until(lambda: status(server)["pending_admin_deletes"], 60, "the admin's deletes counted as pending")
+    shown = wait_until(pending_in_metrics, 60, "the pending admin deletes in the metrics")
+    assert (metric(shown, "auto_compact"), metric(shown, "compaction_blocked")) == (1, 1), shown
+    assert metric(shown, "next_compaction_timestamp_seconds") is None, shown
+    assert metric(shown, "last_compaction_freed_bytes") == figures["last_compaction_freed_bytes"], shown
     wait_until(lambda: alerts(server.container, "deletes", "raised")[1:], 30, "the deletes alert again")
     scans = logs(server.container).count("scanned 1 clients")
     wait_until(lambda: logs(server.container).count("scanned 1 clients") >= scans + 2, 40, "two more scans")

@@ -79,14 +79,16 @@ class FakeBorg:
 
     answers: dict[str, list[tuple[int, str, list[str]]]] = field(default_factory=dict)
     commands: list[list[str]] = field(default_factory=list)
+    environments: list[dict[str, str]] = field(default_factory=list)  # borg's environment, one per command
     raises: BaseException | None = None
     during: Callable[[], None] | None = None
 
     def answer(self, subcommand: str, returncode: int = 0, stdout: str = "", lines: tuple[str, ...] = ()) -> None:
         self.answers.setdefault(subcommand, []).append((returncode, stdout, list(lines)))
 
-    def run(self, argv, *, render_line=None, **_options) -> process.Result:
+    def run(self, argv, *, render_line=None, env=None, **_options) -> process.Result:
         self.commands.append(argv)
+        self.environments.append(env or {})
         if self.raises is not None:
             raise self.raises
         if self.during is not None:

@@ -84,9 +84,20 @@ def test_a_prune_connects_with_the_admin_key_and_everything_else_as_the_backups(
 
     assert shlex.split(admin["BORG_RSH"])[:3] == ["ssh", "-i", str(admin_key)]
     assert shlex.split(admin["BORG_RSH"])[3:] == shlex.split(backup["BORG_RSH"])[3:]
-    assert {key: value for key, value in admin.items() if key != "BORG_RSH"} == {
-        key: value for key, value in backup.items() if key != "BORG_RSH"
+    own = ("BORG_RSH", "BORG_CACHE_DIR")  # the admin's cache: see the next test
+    assert {key: value for key, value in admin.items() if key not in own} == {
+        key: value for key, value in backup.items() if key not in own
     }
+
+
+def test_a_prune_never_uses_the_cache_in_the_state_volume_which_the_backup_side_can_write(pruning, fake_borg):
+    fake_borg.answer("info", stdout=info(("web-a", recent(1), 1000), ("web-b", recent(0.01), 1000)))
+    fake_borg.answer("prune", lines=[listed("Keeping archive (rule: daily #1):", "web-b")])
+
+    prune.prune_once(pruning)
+
+    assert [environ["BORG_CACHE_DIR"] for environ in fake_borg.environments] == ["/var/cache/borg-admin"] * 2
+    assert borg.borg_environment(pruning, {})["BORG_CACHE_DIR"] == str(Paths.of(pruning).cache)
 
 
 def test_prune_with_only_the_append_only_key_is_refused_and_says_why(run_config, fake_borg, capsys):
@@ -245,3 +256,22 @@ def test_a_prune_stopped_by_sigterm_is_interrupted_and_names_what_was_pruned_bef
     assert finished.status == "interrupted"
     assert finished.message == "stopped during borg prune; before it stopped: kept 0 archives, pruned 1"
     assert finished.pruned == ("web-old",)
+
+
+def test_a_copy_of_the_backup_key_given_as_admin_key_is_refused_too(pruning, tmp_path):
+    copy = tmp_path / "copied_key"
+    copy.write_bytes(pruning.ssh_key.read_bytes())
+    config = dataclasses.replace(pruning, retention=dataclasses.replace(pruning.retention, admin_key=copy))
+
+    assert retention.refusal(config).startswith(f"BORG_ADMIN_SSH_KEY_FILE is the backup key {pruning.ssh_key}: ")
+
+
+def test_backup_jitter_lets_the_newest_archive_be_that_much_later(pruning):
+    archives = prune.newest(info(("web-a", "2024-05-04T23:59:00", 1000)))
+    late = dataclasses.replace(pruning, jitter=3600)
+
+    assert prune.sanity(late, archives, NOW) is None
+    assert prune.sanity(late, archives, NOW + timedelta(hours=1)) == (
+        "the newest archive web-a is 1 day, 13:01 old, more than 1.5 periods of BACKUP_CRON plus BACKUP_JITTER "
+        "(1 day, 13:00): backups may be failing; prune after a successful backup"
+    )
