@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from borg_client import borg, dumps, failures, preflight, quiesce, report, repository
+from borg_client import borg, dump_streams, dumps, failures, preflight, quiesce, report, repository
 from borg_client.borgcall import BorgCall, Control, call_borg, explain
 from borg_client.config import ClientConfig
 from borg_client.daylog import day_log
@@ -63,7 +63,7 @@ def backup(config: ClientConfig, paths: Paths, started: RunReport, control: Cont
         archive = config.archive_name.replace("{client}", config.client)
         docker, planned = dumps.prepare(config)
         with quiesce.stopped(config.stop_label, paths.stopped_containers) as stopped:
-            with dumps.streaming(docker, planned) as (directory, results):
+            with dump_streams.streaming(docker, planned) as (directory, results):
                 what = ", ".join(sources + [dumps.DUMPS] * bool(planned))
                 logger.info("backing up %s to %s", what, config.repository)
                 argv = borg.create_argv(config, archive, sources, *dump_paths(directory, sources))
@@ -108,17 +108,17 @@ def created(started: RunReport, call: BorgCall, interrupted: bool, stopped: list
 
 def dump_paths(directory, sources: list[str]) -> tuple[str | None, list[str]]:
     """Given the dumps' directory (None: no dumps) and the sources, return create_argv's dumps and special arguments."""
-    return (dumps.DUMPS, dumps.special_files(sources)) if directory else (None, [])
+    return (dumps.DUMPS, dump_streams.special_files(sources)) if directory else (None, [])
 
 
-def checked_dumps(config: ClientConfig, outcome: RunReport, results: list[dumps.Result]) -> RunReport:
+def checked_dumps(config: ClientConfig, outcome: RunReport, results: list[dump_streams.Result]) -> RunReport:
     """Given the report of borg create and the dumps' results, return the report with its dumps.
 
     A dump that failed or came out empty fails the run, with the tool's message, even if borg
     succeeded: the archive borg wrote is renamed to a checkpoint, so it never counts as a backup.
     """
     outcome = dataclasses.replace(outcome, dumps=tuple(result.to_dict() for result in results))
-    problems = dumps.problems(results)
+    problems = dump_streams.problems(results)
     if not problems or outcome.status == "failure" or outcome.status == "interrupted":
         return outcome
     message = "; ".join(problems)
