@@ -51,7 +51,8 @@ def send(connection: socket.socket, message: dict, fds: tuple[int, ...] = ()) ->
     if fds:
         sent = socket.send_fds(connection, [data], list(fds))
         data = data[sent:]
-    connection.sendall(data)
+    if data:  # an empty sendall after the peer answered and closed would fail with EPIPE
+        connection.sendall(data)
 
 
 def receive_exactly(connection: socket.socket, size: int, start: bytes = b"") -> bytes:
