@@ -13,8 +13,7 @@ import pytest
 from borg_client import container_exec, preflight, quiesce, report, swarm
 from borg_client.config import load
 from borg_common import delivery, process, reports
-
-REPO_URL = "ssh://borg@srv:22/./main"
+from tests.unit.borg_client.samples import REPO_URL
 
 
 @pytest.fixture(autouse=True)
