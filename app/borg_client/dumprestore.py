@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from borg_client import borg, dumps
+from borg_client import borg, container_exec, dumps
 from borg_client.borgcall import call_borg, explain, stream_borg
 from borg_client.config import ClientConfig
 from borg_client.dumps import Source
@@ -84,9 +84,9 @@ def identifier(text: str, quote_character: str) -> str:
 
 def ask(api, source: Source, argv: list[str], environment: dict) -> str:
     """Run a short query in the target; return its output; raise RestoreFailed with the database's message."""
-    code, out, error = dumps.run_small(api, source.container_id, argv, environment)
+    code, out, error = container_exec.run_small(api, source.container_id, argv, environment)
     if code != 0:
-        message = dumps.masked(error.strip() or out.strip(), environment)
+        message = container_exec.masked(error.strip() or out.strip(), environment)
         raise RestoreFailed(f"container {source.container} (exit {code}): {message}")
     return out.strip()
 
@@ -112,7 +112,7 @@ def prepare_target(api, source: Source, database: str, environment: dict, force:
         create = f"CREATE DATABASE IF NOT EXISTS {identifier(database, '`')}"
         ask(api, source, [*shell, "-e", create], environment)
     elif source.kind == "sqlite" and not force:
-        code, _out, _error = dumps.run_small(api, source.container_id, ["test", "-s", source.path])
+        code, _out, _error = container_exec.run_small(api, source.container_id, ["test", "-s", source.path])
         if code == 0:
             raise RestoreFailed(f"{source.path} in container {source.container} is not empty; add --force to replace")
 
@@ -159,7 +159,7 @@ def feed(api, source: Source, argv: list[str], environment: dict, produce) -> tu
     while state["Running"] and time.monotonic() < deadline:
         time.sleep(0.1)
         state = api.exec_inspect(created["Id"])
-    return state["ExitCode"], dumps.masked("\n".join(tail), environment)
+    return state["ExitCode"], container_exec.masked("\n".join(tail), environment)
 
 
 def restore_dump(config: ClientConfig, archive: str, container: str, database: str | None = None,
@@ -168,8 +168,8 @@ def restore_dump(config: ClientConfig, archive: str, container: str, database: s
 
     Return 0 when every dump was restored, 2 if one failed; raise RestoreFailed if it cannot start.
     """
-    if not dumps.SOCKET.exists():
-        raise RestoreFailed(f"restore-dump needs the Docker socket: mount {dumps.SOCKET} into the sidecar")
+    if not container_exec.SOCKET.exists():
+        raise RestoreFailed(f"restore-dump needs the Docker socket: mount {container_exec.SOCKET} into the sidecar")
     found = stored(config, archive, container)
     if not found:
         raise RestoreFailed(f"archive {archive} holds no dumps of container {container}")
@@ -177,7 +177,7 @@ def restore_dump(config: ClientConfig, archive: str, container: str, database: s
     if not chosen:
         names = ", ".join(entry.database for entry in found)
         raise RestoreFailed(f"archive {archive} holds no dump of {database} from container {container}, only {names}")
-    client = dumps.docker_client()
+    client = container_exec.docker_client()
     target = target_source(client, into or container)
     environment = dumps.credentials(client.api, target)
     status = 0

@@ -1,47 +1,31 @@
-"""Database dumps: found by their containers' labels, run in those containers, streamed into borg create.
+"""Which dumps a run makes: containers found by their labels, their databases, the command and credentials of each.
 
 A container labelled `borg-appliance.dump` (postgres, mariadb/mysql, sqlite:/path, command) is dumped
 with the Docker exec API, inside that container, so the dump tool matches the server. Credentials
 come from that container's environment (POSTGRES_PASSWORD, MARIADB_ROOT_PASSWORD, … or their _FILE,
 read with `cat` in the container) and reach the dump only as the exec's environment: never logged,
-never written here. Each dump is a named pipe under dumps/<container>/<database>.sql that borg
-create reads (--read-special) while a thread copies the exec's output into it, a chunk at a time,
-so the sidecar's memory does not grow with the dump.
+never written here. How the dumps are streamed into borg create is dump_streams.py.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import shutil
-import stat
-import tempfile
-import threading
-import time
-from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import quote
 
-from borg_client.config import DOCKER_SOCKET
+from borg_client import container_exec
+from borg_client.container_exec import container_environment, masked, run_small
 from borg_client.failures import Failure
 
 logger = logging.getLogger(__name__)
 
-SOCKET = Path(DOCKER_SOCKET)  # without it mounted, no dumps
 LABEL = "borg-appliance.dump"
 COMMAND_LABEL = "borg-appliance.dump.command"
 RESTORE_COMMAND_LABEL = "borg-appliance.dump.restore-command"
 DATABASES_LABEL = "borg-appliance.dump.databases"
 DUMPS = "dumps"  # the directory the dumps have in an archive
 COMMAND_DUMP = "command"  # the database name of a =command dump
-IDLE_TIMEOUT = 1800  # seconds a dump may print nothing (a lock it waits for) before the sidecar gives up
-ERROR_LIMIT = 4000  # characters of a dump's stderr kept for the report
-SMALL_LIMIT = 1 << 20  # bytes kept of a short command's output (a database list, a password file)
-OPEN_POLL = 0.1  # seconds between tries to open a pipe borg has not opened yet
 SYSTEM_DATABASES = {"mariadb": {"information_schema", "performance_schema", "sys", "mysql"}}
 POSTGRES_DATABASES = "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1"
 # mariadb images have mariadb-dump, mysql images mysqldump: whichever the container has
@@ -82,42 +66,6 @@ class Dump:
         return archive_path(self.container, self.database)
 
 
-@dataclass
-class Result:
-    """What one dump did: bytes streamed, seconds, the exec's exit code and its stderr tail."""
-
-    dump: Dump
-    bytes: int = 0
-    seconds: float = 0.0
-    exit_code: int | None = None
-    error: str = ""  # the tool's stderr (or why the stream stopped), credentials masked
-    started: bool = False  # borg opened the pipe
-
-    def problem(self) -> str | None:
-        """Return why this dump failed (for the report), or None if it is good."""
-        where = f"dump of {self.dump.database} in container {self.dump.container}"
-        detail = f": {self.error.strip().splitlines()[-1]}" if self.error.strip() else ""
-        if not self.started:
-            return f"{where} was never read by borg create{detail}"
-        if self.exit_code not in (0, None) or (self.exit_code is None and self.error):
-            code = f" (exit {self.exit_code})" if self.exit_code is not None else ""
-            return f"{where} failed{code}{detail}"
-        if self.bytes == 0:
-            return f"{where} came out empty{detail}"
-        return None
-
-    def to_dict(self) -> dict:
-        return {
-            "container": self.dump.container,
-            "kind": self.dump.kind,
-            "database": self.dump.database,
-            "path": self.dump.path,
-            "bytes": self.bytes,
-            "seconds": round(self.seconds, 3),
-            "status": "failure" if self.problem() else "success",
-        }
-
-
 def archive_path(container: str, database: str) -> str:
     """Given a container and a database name, return the dump's path in an archive (names made safe for a path)."""
     return f"{DUMPS}/{quote(container, safe='')}/{quote(database, safe='')}.sql"
@@ -146,38 +94,12 @@ def parse(name: str, container_id: str, labels: dict[str, str]) -> Source:
     raise DumpFailed(f"{where} is not postgres, mariadb, mysql, sqlite:/path or command", "settings")
 
 
-def docker_client():
-    """Return a Docker client for the mounted socket that waits long enough for a quiet dump."""
-    import docker
-
-    return docker.from_env(timeout=IDLE_TIMEOUT)
-
-
 def labelled(client, scope: str | None) -> list[Source]:
     """Return the running containers to dump (label borg-appliance.dump, and scope if given), by name."""
     from borg_client import quiesce
 
     found = quiesce.running_with_label(client, [LABEL, scope] if scope else LABEL)
     return [parse(container.name, container.id, container.labels) for container in found]
-
-
-def run_small(api, container_id: str, argv: list[str], environment: dict | None = None) -> tuple[int, str, str]:
-    """Run a short command in a container; return its exit code, stdout and stderr (each cut at 1 MiB)."""
-    created = api.exec_create(container_id, argv, stdout=True, stderr=True, environment=environment or {})
-    out, err = bytearray(), bytearray()
-    for stdout, stderr in api.exec_start(created["Id"], stream=True, demux=True):
-        if stdout and len(out) < SMALL_LIMIT:
-            out += stdout
-        if stderr and len(err) < SMALL_LIMIT:
-            err += stderr
-    code = api.exec_inspect(created["Id"])["ExitCode"]
-    return code, out.decode(errors="replace"), err.decode(errors="replace")
-
-
-def container_environment(api, source: Source) -> dict[str, str]:
-    """Return the container's environment (Config.Env) as a mapping."""
-    pairs = api.inspect_container(source.container_id)["Config"].get("Env") or []
-    return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
 
 
 def secret(api, source: Source, environment: dict[str, str], *names: str) -> str | None:
@@ -201,21 +123,13 @@ def credentials(api, source: Source) -> dict[str, str]:
     """Return the environment a dump (or restore) in source needs: the database's user and password."""
     if source.kind not in ("postgres", "mariadb"):
         return {}
-    environment = container_environment(api, source)
+    environment = container_environment(api, source.container_id)
     if source.kind == "postgres":
         user = secret(api, source, environment, "POSTGRES_USER") or "postgres"
         password = secret(api, source, environment, "POSTGRES_PASSWORD")
         return {"PGUSER": user, "PGHOST": "127.0.0.1", **({"PGPASSWORD": password} if password else {})}
     password = secret(api, source, environment, "MARIADB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD")
     return {"MYSQL_PWD": password} if password else {}
-
-
-def masked(text: str, environment: dict[str, str]) -> str:
-    """Given a tool's message and the credentials it ran with, return the message with every password masked."""
-    for key, value in environment.items():
-        if "PASSWORD" in key or key.endswith("PWD"):
-            text = text.replace(value, "***") if value else text
-    return text
 
 
 def client_argv(kind: str, tool: str) -> list[str]:
@@ -282,123 +196,6 @@ def plan(client, scope: str | None) -> list[Dump]:
     return dumps
 
 
-def special_files(sources: list[str]) -> list[str]:
-    """Return the files under sources borg would read as data with --read-special: fifos, devices, links to them.
-
-    A fifo in a volume would make borg wait forever, a device read it whole; they are excluded.
-    """
-    found = []
-    for source in sources:
-        for directory, names, files in os.walk(source):
-            for name in names + files:
-                path = os.path.join(directory, name)
-                try:
-                    mode = os.lstat(path).st_mode
-                    if stat.S_ISLNK(mode):
-                        mode = os.stat(path).st_mode
-                except OSError:
-                    continue
-                if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-                    found.append(path)
-    return found
-
-
-def open_for_writing(pipe: Path, cancelled: threading.Event) -> int | None:
-    """Open the pipe for writing once borg opens it for reading; return the descriptor, None if cancelled."""
-    while not cancelled.is_set():
-        try:
-            descriptor = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError as error:
-            if error.errno != errno.ENXIO:  # ENXIO: nobody reads it yet
-                raise
-            time.sleep(OPEN_POLL)
-            continue
-        os.set_blocking(descriptor, True)
-        return descriptor
-    return None
-
-
-def pump(client, dump: Dump, pipe: Path, result: Result, cancelled: threading.Event) -> None:
-    """Once borg reads the pipe, run the dump in its container and copy its output into the pipe, chunk by chunk.
-
-    Records bytes, seconds, the exit code and the stderr tail in result; never raises.
-    """
-    try:
-        descriptor = open_for_writing(pipe, cancelled)
-    except OSError as error:
-        result.error = f"cannot open the pipe: {error}"
-        return
-    if descriptor is None:
-        return
-    result.started, began = True, time.monotonic()
-    errors: deque[bytes] = deque()
-    kept = 0
-    try:
-        logger.info("dumping %s of container %s into %s", dump.database, dump.container, dump.path)
-        api = client.api
-        created = api.exec_create(dump.container_id, list(dump.argv), stdout=True, stderr=True,
-                                  environment=dump.environment)  # fmt: skip
-        for stdout, stderr in api.exec_start(created["Id"], stream=True, demux=True):
-            if stdout:
-                view = memoryview(stdout)
-                while view:
-                    view = view[os.write(descriptor, view) :]
-                result.bytes += len(stdout)
-            if stderr:
-                errors.append(stderr)
-                kept += len(stderr)
-                while kept > ERROR_LIMIT and len(errors) > 1:
-                    kept -= len(errors.popleft())
-        result.exit_code = api.exec_inspect(created["Id"])["ExitCode"]
-    except BrokenPipeError:
-        errors.append(b"borg create stopped reading the dump")
-    except Exception as error:  # a Docker API error, a socket timeout: the dump is incomplete
-        errors.append(f"{type(error).__name__}: {error}".encode())
-    finally:
-        os.close(descriptor)
-        result.seconds = time.monotonic() - began
-        result.error = masked(b"".join(errors).decode(errors="replace")[-ERROR_LIMIT:], dump.environment)
-    if result.exit_code == 0 and not result.error.strip():
-        logger.info("dumped %s of container %s: %d bytes in %.1f s", dump.database, dump.container,
-                    result.bytes, result.seconds)  # fmt: skip
-
-
-@contextmanager
-def streaming(client, dumps: list[Dump]) -> Iterator[tuple[Path | None, list[Result]]]:
-    """While inside, serve each dump through its named pipe; yield the directory borg create runs in and the results.
-
-    The directory holds dumps/<container>/<database>.sql (pipes only: no dump touches the disk);
-    on the way out every pump still waiting for borg is cancelled, then the directory is removed.
-    Without dumps, yield (None, []).
-    """
-    if not dumps:
-        yield None, []
-        return
-    root = Path(tempfile.mkdtemp(prefix="borg-client-dumps-"))
-    cancelled, threads, results = threading.Event(), [], []
-    try:
-        for dump in dumps:
-            pipe = root / dump.path
-            pipe.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.mkfifo(pipe, 0o600)
-            result = Result(dump)
-            thread = threading.Thread(target=pump, args=(client, dump, pipe, result, cancelled), daemon=True)
-            thread.start()
-            threads.append(thread)
-            results.append(result)
-        yield root, results
-    finally:
-        cancelled.set()
-        for thread in threads:
-            thread.join()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def problems(results: list[Result]) -> list[str]:
-    """Return why dumps failed, one message each (empty: every dump is good)."""
-    return [problem for problem in (result.problem() for result in results) if problem]
-
-
 def failed_name(archive: str) -> str:
     """Given the archive of a run whose dump failed, return the name it is renamed to.
 
@@ -416,9 +213,9 @@ def prepare(config) -> tuple[object | None, list[Dump]]:
     """
     from borg_client import quiesce
 
-    if not SOCKET.exists():
+    if not container_exec.SOCKET.exists():
         return None, []
-    client = docker_client()
+    client = container_exec.docker_client()
     dumps = plan(client, config.dump_label)
     if dumps and config.stop_label:
         stopped = {container.id for container in quiesce.running_with_label(client, config.stop_label)}

@@ -1,4 +1,5 @@
-"""Why a run failed, in one place: which failures a retry can fix, and what a full server is called.
+"""Why a run failed, in one place: which failures a retry can fix, what a full server is called, how an
+unexpected error is named.
 
 Borg's failures are told apart by their --log-json message ids, never by message text or the
 exit code (borg 1.4.0 returns the server's errors as exit code 2); the sidecar's own failures
@@ -64,3 +65,9 @@ def no_space(msgids: tuple[str, ...], tail: tuple[str, ...]) -> str | None:
     found = AVAILABLE.search(text) if INSUFFICIENT_SPACE in msgids else None
     figure = f" ({found[1].strip()} free)" if found else ""
     return f"the backup server has no space left{figure}; the archive was not written"
+
+
+def unexpected(error: Exception) -> str:
+    """Given an error nobody expected, return the report's message naming it."""
+    detail = f": {error}" if str(error) else ""
+    return f"unexpected error: {type(error).__name__}{detail}"

@@ -11,6 +11,7 @@ import logging
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from borg_client.paths import Paths
@@ -51,6 +52,18 @@ def last_runs(paths: Paths) -> list[dict]:
         return json.loads(paths.runs.read_text())
     except (OSError, ValueError):
         return []
+
+
+def last_success_age(runs: list[dict], current: datetime) -> timedelta | None:
+    """Given recorded runs, return how long ago the last successful backup finished (None: never); not prunes."""
+    for entry in reversed(runs):
+        if (
+            entry.get("kind", "backup") == "backup"
+            and entry.get("status") in ("success", "warning")
+            and entry.get("finished_at")
+        ):
+            return current - datetime.fromisoformat(entry["finished_at"])
+    return None
 
 
 def clear_stale_cache_locks(cache: Path) -> None:

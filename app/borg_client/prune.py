@@ -21,12 +21,11 @@ from borg_client import borg, report
 from borg_client.borgcall import Control, call_borg, explain
 from borg_client.config import ClientConfig
 from borg_client.daylog import day_log
-from borg_client.failures import Failure
+from borg_client.failures import Failure, unexpected
 from borg_client.journal import run_lock
 from borg_client.paths import Paths
 from borg_client.report import RunReport
 from borg_client.retention import RECENT_MARGIN, archive_glob
-from borg_client.run import unexpected
 from borg_common.values import size_text
 
 logger = logging.getLogger(__name__)

@@ -7,10 +7,11 @@ error, with the traceback in the log.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 
-from borg_client import borg, dumps, failures, preflight, quiesce, report, repository
+from borg_client import borg, dump_streams, dumps, failures, preflight, quiesce, report, repository
 from borg_client.borgcall import BorgCall, Control, call_borg, explain
 from borg_client.config import ClientConfig
 from borg_client.daylog import day_log
@@ -25,16 +26,24 @@ logger = logging.getLogger(__name__)
 def run_once(config: ClientConfig, wait: bool = False, control: Control | None = None, attempt: int = 1) -> RunReport:
     """Run one backup (attempt 2 and on: a retry) and report it; return the report.
 
-    A scheduled run skips when another is still going on; a manual one (wait) waits for it.
+    A scheduled run skips when another is still going on; a manual one (wait) waits for it. A day log
+    or run lock the state volume refuses is a failure report too (the outbox may still take it, the
+    ping goes out).
     """
     control = control or Control()
     paths = Paths.of(config)
     started = report.start(config, attempt)
-    with day_log(paths), run_lock(paths, wait) as locked:
-        if locked:
-            outcome = backup(config, paths, started, control)
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(day_log(paths))
+            locked = held.enter_context(run_lock(paths, wait))
+        except Exception as error:  # an OSError of the state volume: no backup, but its report
+            outcome = failed_unexpectedly(started, error, [])
         else:
-            outcome = dataclasses.replace(started, status="skipped", message="the previous run is still going on")
+            if locked:
+                outcome = backup(config, paths, started, control)
+            else:
+                outcome = dataclasses.replace(started, status="skipped", message="the previous run is still going on")
         finished = report.finish(outcome)
         report.ship(config, paths, finished)
     return finished
@@ -63,7 +72,7 @@ def backup(config: ClientConfig, paths: Paths, started: RunReport, control: Cont
         archive = config.archive_name.replace("{client}", config.client)
         docker, planned = dumps.prepare(config)
         with quiesce.stopped(config.stop_label, paths.stopped_containers) as stopped:
-            with dumps.streaming(docker, planned) as (directory, results):
+            with dump_streams.streaming(docker, planned) as (directory, results):
                 what = ", ".join(sources + [dumps.DUMPS] * bool(planned))
                 logger.info("backing up %s to %s", what, config.repository)
                 argv = borg.create_argv(config, archive, sources, *dump_paths(directory, sources))
@@ -78,16 +87,16 @@ def backup(config: ClientConfig, paths: Paths, started: RunReport, control: Cont
             started, status=status, message=str(error), stopped_containers=tuple(stopped), retryable=retry
         )
     except Exception as error:  # a Docker API error, an OSError, a bug: still a report, and the traceback
-        logger.exception("the run failed unexpectedly")
-        return dataclasses.replace(
-            started, status="failure", message=unexpected(error), stopped_containers=tuple(stopped), retryable=True
-        )
+        return failed_unexpectedly(started, error, stopped)
 
 
-def unexpected(error: Exception) -> str:
-    """Given an error nobody expected, return the report's message naming it."""
-    detail = f": {error}" if str(error) else ""
-    return f"unexpected error: {type(error).__name__}{detail}"
+def failed_unexpectedly(started: RunReport, error: Exception, stopped: list[str]) -> RunReport:
+    """Given the started report and an error nobody expected, log its traceback; return the failure's report."""
+    logger.exception("the run failed unexpectedly")
+    message = failures.unexpected(error)
+    return dataclasses.replace(
+        started, status="failure", message=message, stopped_containers=tuple(stopped), retryable=True
+    )
 
 
 def created(started: RunReport, call: BorgCall, interrupted: bool, stopped: list[str]) -> RunReport:
@@ -108,17 +117,17 @@ def created(started: RunReport, call: BorgCall, interrupted: bool, stopped: list
 
 def dump_paths(directory, sources: list[str]) -> tuple[str | None, list[str]]:
     """Given the dumps' directory (None: no dumps) and the sources, return create_argv's dumps and special arguments."""
-    return (dumps.DUMPS, dumps.special_files(sources)) if directory else (None, [])
+    return (dumps.DUMPS, dump_streams.special_files(sources)) if directory else (None, [])
 
 
-def checked_dumps(config: ClientConfig, outcome: RunReport, results: list[dumps.Result]) -> RunReport:
+def checked_dumps(config: ClientConfig, outcome: RunReport, results: list[dump_streams.Result]) -> RunReport:
     """Given the report of borg create and the dumps' results, return the report with its dumps.
 
     A dump that failed or came out empty fails the run, with the tool's message, even if borg
     succeeded: the archive borg wrote is renamed to a checkpoint, so it never counts as a backup.
     """
     outcome = dataclasses.replace(outcome, dumps=tuple(result.to_dict() for result in results))
-    problems = dumps.problems(results)
+    problems = dump_streams.problems(results)
     if not problems or outcome.status == "failure" or outcome.status == "interrupted":
         return outcome
     message = "; ".join(problems)

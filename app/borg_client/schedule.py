@@ -30,28 +30,10 @@ FLUSH_INTERVAL = 60  # seconds between attempts to deliver reports still waiting
 next_times = cron.next_times
 
 
-def period(expression: str, after: datetime) -> timedelta:
-    """Return the interval between the next two fire times: the schedule's period."""
-    first, second = next_times(expression, after)
-    return second - first
-
-
-def last_success_age(runs: list[dict], current: datetime) -> timedelta | None:
-    """Given recorded runs, return how long ago the last successful backup finished (None: never); not prunes."""
-    for entry in reversed(runs):
-        if (
-            entry.get("kind", "backup") == "backup"
-            and entry.get("status") in ("success", "warning")
-            and entry.get("finished_at")
-        ):
-            return current - datetime.fromisoformat(entry["finished_at"])
-    return None
-
-
 def needs_catch_up(runs: list[dict], expression: str, current: datetime) -> bool:
     """Return whether a run is due at start: no success within one period of the schedule."""
-    age = last_success_age(runs, current)
-    return age is None or age > period(expression, current)
+    age = journal.last_success_age(runs, current)
+    return age is None or age > cron.period(expression, current)
 
 
 def wait_until(config: ClientConfig, due: datetime, stop: threading.Event) -> bool:

@@ -7,9 +7,9 @@ import os
 from datetime import datetime, timedelta
 
 from borg_client import config as client_config
-from borg_client import journal, schedule, waiting
+from borg_client import journal, waiting
 from borg_client.paths import Paths
-from borg_common import outbox
+from borg_common import cron, outbox
 
 FIRST_START_GRACE = timedelta(minutes=15)
 
@@ -22,7 +22,7 @@ def command_status(config, arguments) -> int:
         "client": config.client,
         "repository": config.repository,
         "schedule": config.cron,
-        "next_run": schedule.next_times(config.cron, current, 1)[0].isoformat(timespec="seconds"),
+        "next_run": cron.next_times(config.cron, current, 1)[0].isoformat(timespec="seconds"),
         "reports_waiting": outbox.size(paths.outbox),
         "last_runs": [
             {
@@ -68,8 +68,8 @@ def command_healthcheck(config, _arguments) -> int:
     if runs and runs[-1].get("status") in ("failure", "interrupted"):
         print(f"the last backup did not succeed: {runs[-1].get('message')}")
         return 1
-    age = schedule.last_success_age(runs, current)
-    allowed = schedule.period(config.cron, current) * 1.5
+    age = journal.last_success_age(runs, current)
+    allowed = cron.period(config.cron, current) * 1.5
     started = datetime.fromtimestamp(os.stat("/proc/1").st_mtime).astimezone()
     if age is None and current - started < FIRST_START_GRACE:
         return 0

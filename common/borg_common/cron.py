@@ -1,8 +1,8 @@
-"""Cron schedules (five fields, cronsim): checking a setting and the next times it fires."""
+"""Cron schedules (five fields, cronsim): checking a setting, the next times it fires, its period."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cronsim import CronSim, CronSimError
 
@@ -21,3 +21,9 @@ def next_times(expression: str, after: datetime, count: int = 2) -> list[datetim
     """Given a valid cron expression and an aware time, return the next count times it fires."""
     iterator = CronSim(expression, after)
     return [next(iterator) for _ in range(count)]
+
+
+def period(expression: str, after: datetime) -> timedelta:
+    """Return the interval between the next two fire times: the schedule's period."""
+    first, second = next_times(expression, after)
+    return second - first

@@ -16,7 +16,7 @@ from datetime import datetime
 from borg_common import outbox
 from borg_server import baseline, state
 from borg_server.config import ClientSpec
-from borg_server.state import ClientState, RaisedAlert
+from borg_server.state_records import ClientState, RaisedAlert
 
 QUOTA_ALERT_RATIO = 0.9
 REPLICA_ALERTS = ("replica_mismatch", "replica_lag")  # a replica's own (replication.py)

@@ -21,7 +21,7 @@ from borg_server import alerts, audit_log, baseline, compaction, segments, state
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.paths import Paths
 from borg_server.retention import Compacted, Decision, Group, decide, snapshots_expired
-from borg_server.state import ClientState
+from borg_server.state_records import ClientState
 
 logger = logging.getLogger(__name__)
 

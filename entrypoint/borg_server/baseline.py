@@ -13,7 +13,7 @@ import hashlib
 from pathlib import Path
 
 from borg_server import segments
-from borg_server.state import ClientState, SegmentPrint, Tampering
+from borg_server.state_records import ClientState, SegmentPrint, Tampering
 
 
 def stat_print(path: Path) -> SegmentPrint:

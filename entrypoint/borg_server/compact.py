@@ -14,7 +14,7 @@ from borg_server import baseline, compaction, segments
 from borg_server.compaction import CompactionFailed  # noqa: F401 (the error the command raises)
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.paths import Paths
-from borg_server.state import ClientState
+from borg_server.state_records import ClientState
 
 REFUSED = 3
 

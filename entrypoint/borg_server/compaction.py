@@ -27,7 +27,7 @@ from borg_server import accounts, audit_log, baseline, deletes, disk, findings, 
 from borg_server.config import ClientSpec
 from borg_server.paths import Paths
 from borg_server.retention import Compacted
-from borg_server.state import ClientState
+from borg_server.state_records import ClientState
 
 logger = logging.getLogger(__name__)
 

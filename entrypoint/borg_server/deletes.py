@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from borg_server import segments
-from borg_server.state import Acknowledgement, ClientState, DeleteGroup
+from borg_server.state_records import Acknowledgement, ClientState, DeleteGroup
 
 KEYS_KEPT = 10  # object ids kept per segment group; the count has them all
 MAX_GROUPS = 1000  # unacknowledged groups kept; beyond, the oldest are merged (nothing is lost from the counts)

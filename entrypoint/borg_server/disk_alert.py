@@ -20,7 +20,8 @@ from pathlib import Path
 from borg_common.files import atomic_write
 from borg_server import alerts, audit_log, safe_files, segments
 from borg_server.disk_space import DiskUsage, human_size
-from borg_server.state import RaisedAlert, now_text
+from borg_server.state import now_text
+from borg_server.state_records import RaisedAlert
 
 logger = logging.getLogger(__name__)
 

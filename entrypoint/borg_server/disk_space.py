@@ -23,8 +23,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from borg_server import gate, segments, state
+from borg_server import gate, segments
 from borg_server.paths import Paths
+from borg_server.state_records import ClientState
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def set_free_space(config_text: str, reserve: int) -> str:
     return re.sub(r"^\[repository\]\s*$", f"[repository]\n{line}", config_text, count=1, flags=re.MULTILINE)
 
 
-def keep_free_space(found: state.ClientState | None, repository: Path, reserve: int) -> bool:
+def keep_free_space(found: ClientState | None, repository: Path, reserve: int) -> bool:
     """Write additional_free_space = reserve into the repository's config if it differs; return whether it did.
 
     found: the client's monitor state (None: the client is not watched for tampering). The config is

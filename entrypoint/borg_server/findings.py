@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from borg_server import baseline, deletes, manifest, segments
-from borg_server.state import ClientState
+from borg_server.state_records import ClientState
 
 logger = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from borg_server import (
 )
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.paths import Paths
-from borg_server.state import CheckResult
+from borg_server.state_records import CheckResult
 
 logger = logging.getLogger(__name__)
 

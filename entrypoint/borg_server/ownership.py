@@ -78,3 +78,22 @@ def ensure_client_tree(account: Account, paths: Paths) -> Account:
             counts[2] if len(counts) > 2 else 0,
         )  # fmt: skip
     return replace(account, reowned=True)
+
+
+def own_replica_copy(paths: Paths, name: str, gid: int) -> None:
+    """Make the client's copy root's, readable by gid: directories 750 (the repository's own 770, for borg's
+    lock files alone), files 640. Walked only when the top directory's group is not gid yet."""
+    top = paths.client_directory(name)
+    top.mkdir(mode=0o750, parents=True, exist_ok=True)
+    if (os.lstat(top).st_uid, os.lstat(top).st_gid) == (0, gid):
+        return
+    for directory, subdirectories, files in os.walk(top):
+        os.lchown(directory, 0, gid)
+        os.chmod(directory, 0o770 if Path(directory) == paths.client_repository(name) else 0o750)
+        for entry in files:
+            path = os.path.join(directory, entry)
+            if not os.path.islink(path):
+                os.lchown(path, 0, gid)
+                os.chmod(path, 0o640)
+        subdirectories[:] = [d for d in subdirectories if not os.path.islink(os.path.join(directory, d))]
+    logger.info("client %s: its copy belongs to root, readable by gid %d", name, gid)

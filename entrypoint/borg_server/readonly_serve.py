@@ -5,7 +5,7 @@ writes, deletes or repairs taken out of the allowlist (put, delete, commit, dest
 save_key, check, break_lock, commit_nonce_reservation, get_free_nonce, inject_exception), and open()
 never creating a repository nor taking the exclusive lock. list, extract and mount work; borg create,
 delete, prune, compact and init fail with InvalidRPCMethod (or PathNotAllowed). The repository's files
-belong to root and are read-only to the client's account besides (replication.own_tree): this is the
+belong to root and are read-only to the client's account besides (ownership.own_replica_copy): this is the
 second wall, not the only one.
 """
 

@@ -16,7 +16,7 @@ from borg_server import alerts, safe_files, state
 from borg_server.config import ServerConfig
 from borg_server.paths import Paths
 from borg_server.replica_state import ReplicaState
-from borg_server.state import ClientState
+from borg_server.state_records import ClientState
 
 REPORT_TIMEOUT, REPORT_BUDGET = 10, 20  # seconds per delivery attempt, and in all per shipping
 

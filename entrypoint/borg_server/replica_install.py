@@ -20,7 +20,7 @@ from borg_server.paths import Paths
 from borg_server.replica_held import held_name
 from borg_server.replica_primary import Moved, Primary
 from borg_server.replica_state import Held
-from borg_server.state import ClientState, SegmentPrint
+from borg_server.state_records import ClientState, SegmentPrint
 
 TRANSACTION_FILES = ("hints", "index", "integrity")
 DEFAULT_SEGMENTS_PER_DIR = 1000

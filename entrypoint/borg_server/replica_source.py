@@ -34,7 +34,7 @@ from typing import BinaryIO
 from borg_server import audit_log, baseline, safe_files, segments, state
 from borg_server.config import ServerConfig
 from borg_server.paths import Paths
-from borg_server.state import SegmentPrint
+from borg_server.state_records import SegmentPrint
 
 logger = logging.getLogger(__name__)
 

@@ -26,13 +26,11 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import logging
-import os
 import shutil
 from datetime import UTC, datetime
-from pathlib import Path
 
 from borg_common.settings import CLIENT_NAME
-from borg_server import accounts, gate, safe_files, state
+from borg_server import accounts, gate, ownership, safe_files, state
 from borg_server.config import ServerConfig
 from borg_server.paths import Paths
 from borg_server.replica_alerts import emit_alerts, ship, watch_lag
@@ -40,7 +38,7 @@ from borg_server.replica_held import expire_held
 from borg_server.replica_install import fetch_client, install
 from borg_server.replica_primary import Moved, Primary, PrimaryError
 from borg_server.replica_state import ReplicaState
-from borg_server.state import ClientState
+from borg_server.state_records import ClientState
 
 logger = logging.getLogger(__name__)
 
@@ -55,25 +53,6 @@ def client_gid(paths: Paths, server: ServerConfig, name: str) -> int:
         return accounts.lookup(paths, name).gid
     except (accounts.UnknownClient, OSError):
         return 0
-
-
-def own_tree(paths: Paths, name: str, gid: int) -> None:
-    """Make the client's copy root's, readable by gid: directories 750 (the repository's own 770, for borg's
-    lock files alone), files 640. Walked only when the top directory's group is not gid yet."""
-    top = paths.client_directory(name)
-    top.mkdir(mode=0o750, parents=True, exist_ok=True)
-    if (os.lstat(top).st_uid, os.lstat(top).st_gid) == (0, gid):
-        return
-    for directory, subdirectories, files in os.walk(top):
-        os.lchown(directory, 0, gid)
-        os.chmod(directory, 0o770 if Path(directory) == paths.client_repository(name) else 0o750)
-        for entry in files:
-            path = os.path.join(directory, entry)
-            if not os.path.islink(path):
-                os.lchown(path, 0, gid)
-                os.chmod(path, 0o640)
-        subdirectories[:] = [d for d in subdirectories if not os.path.islink(os.path.join(directory, d))]
-    logger.info("client %s: its copy belongs to root, readable by gid %d", name, gid)
 
 
 def judge(found: ClientState, listed: dict, accept: bool) -> tuple[dict[int, str], list[int]]:
@@ -105,7 +84,7 @@ def replicate_client(primary: Primary, server: ServerConfig, paths: Paths, name:
     moment = datetime.now(UTC)
     now = moment.isoformat(timespec="seconds")
     gid = client_gid(paths, server, name)
-    own_tree(paths, name, gid)
+    ownership.own_replica_copy(paths, name, gid)
     with state.locked(paths.monitor_state(name)) as found:
         replica = found.replica or ReplicaState()
         mismatch, aside = judge(found, listed, accept)

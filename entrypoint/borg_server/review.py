@@ -14,7 +14,7 @@ from borg_server import audit_log, baseline, deletes, findings, gate, state
 from borg_server.audit_log import sessions_of
 from borg_server.config import ClientSpec
 from borg_server.paths import Paths
-from borg_server.state import Tampering
+from borg_server.state_records import Tampering
 
 SESSION_FIELDS = ("role", "fingerprint", "source", "started_at", "finished_at")
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from borg_server import broker
+from borg_server import broker_protocol
 from borg_server.paths import Paths
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
@@ -75,14 +75,14 @@ def serve(
         return EX_TEMPFAIL
     with connection:
         try:
-            broker.send(connection, request(client, role, fingerprint, quota, environ), fds=stdio)
+            broker_protocol.send(connection, request(client, role, fingerprint, quota, environ), fds=stdio)
             with open(os.devnull, "rb+") as null:  # only borg serve keeps the SSH channel open from now on
                 os.dup2(null.fileno(), stdio[0])
                 os.dup2(null.fileno(), stdio[1])
             for number in FORWARDED_SIGNALS:
-                signal.signal(number, lambda received, _frame: broker.send(connection, {"signal": received}))
-            reply = broker.receive(connection)
-        except (OSError, broker.ProtocolError):
+                signal.signal(number, lambda received, _frame: broker_protocol.send(connection, {"signal": received}))
+            reply = broker_protocol.receive(connection)
+        except (OSError, broker_protocol.ProtocolError):
             reply = None
     if reply is None or not isinstance(reply.get("exit"), int):
         print("borg-server: the session broker stopped during this session; try again later", file=sys.stderr)

@@ -1,6 +1,7 @@
-"""The monitor's state of each client: typed records, one JSON file per client, loaded and saved under a lock.
+"""The monitor's state file of each client: its records (state_records.py) as JSON, loaded and saved under a lock.
 
-ClientState: last backup, scanned segment, deletes, baseline, tampering, manifest, check, alerts, retention.
+One JSON file per client (Paths.monitor_state), version 2, readable by root only; a damaged one is
+moved aside and the monitor starts afresh.
 """
 
 from __future__ import annotations
@@ -10,134 +11,30 @@ import fcntl
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from borg_common.files import atomic_write
 from borg_server import replica_state, retention, safe_files
 from borg_server.manifest import ManifestShrink
+from borg_server.state_records import (
+    Acknowledgement,
+    CheckResult,
+    ClientState,
+    DeleteGroup,
+    RaisedAlert,
+    SegmentPrint,
+    Tampering,
+)
 
 logger = logging.getLogger(__name__)
 
 VERSION = 2
-ALERTING_KINDS = ("delete", "overwrite")  # checkpoint clean-ups are listed but raise no alert
 
 
 def now_text() -> str:
     """Return the time now as the state writes times (ISO 8601, UTC, whole seconds)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-@dataclass(frozen=True)
-class SegmentPrint:
-    """A committed segment file as the baseline knows it: its content (size, sha256) and its stat."""
-
-    size: int
-    sha256: str
-    mtime_ns: int
-    ctime_ns: int
-    inode: int
-
-    def same_stat(self, other: SegmentPrint) -> bool:
-        """Return whether size, times and inode are the same (the cheap test: nothing is read)."""
-        return vars(self) | {"sha256": ""} == vars(other) | {"sha256": ""}
-
-    def same_content(self, other: SegmentPrint) -> bool:
-        return (self.size, self.sha256) == (other.size, other.sha256)
-
-
-@dataclass(frozen=True)
-class DeleteGroup:
-    """The deletes found in one committed segment: a count per kind and the first few object ids (hex)."""
-
-    segment: int
-    count: int
-    kinds: dict[str, int]
-    keys: tuple[str, ...]
-    committed_at: str | None
-    seen_at: str
-
-    @property
-    def alerting(self) -> int:
-        """How many of them are of a kind that raises an alert (not borg's checkpoint clean-ups)."""
-        return sum(self.kinds.get(kind, 0) for kind in ALERTING_KINDS)
-
-
-@dataclass(frozen=True)
-class Acknowledgement:
-    """An admin accepted the deletes through a segment (and the tampering seen, if so)."""
-
-    at: str
-    through: int
-    deletes: int
-    tampering: bool
-
-
-@dataclass(frozen=True)
-class Tampering:
-    """Committed files changed since the baseline was taken, first seen at seen_at."""
-
-    changed: tuple[int, ...] = ()
-    truncated: tuple[int, ...] = ()
-    removed: tuple[int, ...] = ()
-    config: bool = False  # the repository's config file changed
-    unreadable: str | None = None  # why a committed segment could not be read
-    seen_at: str = ""
-
-    @property
-    def files(self) -> int:
-        """How many committed files changed: segments, and the config counted as one; at least one if unreadable."""
-        count = len(self.changed) + len(self.truncated) + len(self.removed) + self.config
-        return count or (1 if self.unreadable else 0)
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """The last `borg check --repository-only` of the client's repository."""
-
-    at: str
-    ok: bool
-    returncode: int
-    message: str
-
-
-@dataclass(frozen=True)
-class RaisedAlert:
-    """An alert sent as raised and not cleared yet; extent: how much it covered when last sent."""
-
-    since: str
-    message: str
-    extent: int = 0
-
-
-@dataclass
-class ClientState:
-    """What the monitor knows about one client; changed in place under `locked`, then saved."""
-
-    first_seen: str
-    last_backup: str | None = None
-    scanned: int | None = None
-    deletes: list[DeleteGroup] = field(default_factory=list)
-    acknowledged: list[Acknowledgement] = field(default_factory=list)
-    segments: dict[int, SegmentPrint] = field(default_factory=dict)
-    config_digest: str | None = None
-    tampering: Tampering | None = None
-    check: CheckResult | None = None
-    manifest: tuple[int | None, int | None] = (None, None)  # segment and size of the last manifest PUT seen
-    manifest_shrinks: list[ManifestShrink] = field(default_factory=list)
-    alerts: dict[str, RaisedAlert] = field(default_factory=dict)
-    retention: retention.Retention = field(default_factory=retention.Retention)  # automatic compaction
-    replica: replica_state.ReplicaState | None = None  # on a replica: the copy of this client (replication.py)
-
-    def pending_deletes(self, alerting_only: bool = False) -> int:
-        """Return how many deletes wait for acknowledgement (only the kinds that raise an alert, if asked)."""
-        return sum(group.alerting if alerting_only else group.count for group in self.deletes)
-
-    @property
-    def tampered_files(self) -> int:
-        """How many committed files changed (see Tampering.files); 0 without tampering."""
-        return self.tampering.files if self.tampering else 0
 
 
 def to_json(state: ClientState) -> dict:

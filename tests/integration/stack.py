@@ -1,4 +1,4 @@
-"""The pieces scenarios are made of: a server container, sidecar runs against it, filled volumes."""
+"""The pieces scenarios are made of: a server container, sidecar runs against it, filled volumes, alerts seen."""
 
 from __future__ import annotations
 
@@ -188,3 +188,25 @@ def start_planned(sandbox: Sandbox, server: Server, role: str = "server") -> Non
     sandbox.run(role, SERVER_IMAGE, options)
     wait_until(lambda: health(server.container) in ("healthy", "exited"), 60, "the server to become healthy")
     assert health(server.container) == "healthy", logs(server.container)
+
+
+def alerts_logged(container: str) -> list[dict]:
+    """Return the alert documents the monitor printed as JSON lines on the server's output."""
+    found = []
+    for line in logs(container).splitlines():
+        if line.startswith("{") and '"borg-appliance-alert"' in line:
+            found.append(json.loads(line))
+    return found
+
+
+def alert_seen(container: str, kind: str, state: str, client: str = "web") -> dict | None:
+    """Return the first alert of kind in state for client the monitor printed, or None."""
+    return next(
+        (a for a in alerts_logged(container) if (a["alert"], a["state"], a["client"]) == (kind, state, client)), None
+    )
+
+
+def received(receiver: Receiver, kind: str, state: str) -> list[dict]:
+    """Return the alert documents of kind in state that reached the receiver."""
+    bodies = [entry["body"] for entry in receiver.accepted()]
+    return [body for body in bodies if (body.get("alert"), body.get("state")) == (kind, state)]

@@ -21,7 +21,8 @@ def test_a_docker_socket_that_does_not_answer_ends_in_a_failure_report_and_the_s
     fill_volume(sandbox, web.data, "echo one > /data/file")
 
     # The socket path exists (so the settings are accepted) but is an empty file, not a Docker daemon:
-    # every call through it is refused, the first one when the run stops the labelled containers.
+    # every call through it is refused, the first one after the run started (its /start ping went out) when it
+    # looks for containers to dump, before any labelled container is stopped.
     not_docker = tmp_path / "docker.sock"
     not_docker.write_text("")
     env = {"BACKUP_STOP_LABEL": "backup.stop=web", "BACKUP_CRON": "* * * * *", "REPORT_URLS": receiver.url,

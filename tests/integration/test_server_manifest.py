@@ -6,8 +6,15 @@ from __future__ import annotations
 import json
 
 from tests.integration.docker_helpers import CLIENT_IMAGE, logs, wait_until
-from tests.integration.stack import client_command, fill_volume, make_client, start_receiver, start_server
-from tests.integration.test_server_monitor import alert_seen, received
+from tests.integration.stack import (
+    alert_seen,
+    client_command,
+    fill_volume,
+    make_client,
+    received,
+    start_receiver,
+    start_server,
+)
 
 RECEIVER_URL = "http://receiver:8080/alerts"
 

@@ -9,9 +9,11 @@ import pytest
 
 from tests.integration.docker_helpers import CLIENT_IMAGE, docker, health, logs, wait_until
 from tests.integration.stack import (
+    alert_seen,
     client_command,
     fill_volume,
     make_client,
+    received,
     repository_bytes,
     start_receiver,
     start_server,
@@ -19,26 +21,6 @@ from tests.integration.stack import (
 
 FAST = {"MONITOR_INTERVAL": "10s"}
 RECEIVER_URL = "http://receiver:8080/alerts"
-
-
-def alerts_logged(container: str) -> list[dict]:
-    """Return the alert documents the monitor printed as JSON lines on the server's output."""
-    found = []
-    for line in logs(container).splitlines():
-        if line.startswith("{") and '"borg-appliance-alert"' in line:
-            found.append(json.loads(line))
-    return found
-
-
-def alert_seen(container: str, kind: str, state: str, client: str = "web") -> dict | None:
-    return next(
-        (a for a in alerts_logged(container) if (a["alert"], a["state"], a["client"]) == (kind, state, client)), None
-    )
-
-
-def received(receiver, kind: str, state: str) -> list[dict]:
-    bodies = [entry["body"] for entry in receiver.accepted()]
-    return [body for body in bodies if (body.get("alert"), body.get("state")) == (kind, state)]
 
 
 def metrics(sandbox, server, port: int) -> str:

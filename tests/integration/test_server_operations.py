@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from tests.integration.docker_helpers import docker, health, logs, wait_until
+from tests.integration.docker_helpers import CLIENT_IMAGE, docker, health, logs, wait_until
 from tests.integration.stack import SSH, attack, client_command, fill_volume, make_client, start_server
 
 YAML_WEB = "clients:\n  web: {}\n"
@@ -26,7 +26,7 @@ def test_reload_applies_new_clients_and_removes_old_keys_without_dropping_a_runn
     assert client_command(sandbox, web, ["run"]).returncode == 0
 
     # A session that holds the repository lock for a while, as a long backup would.
-    sandbox.run("long", "borg-appliance-client", [*web.options(), "--entrypoint", "sh"],
+    sandbox.run("long", CLIENT_IMAGE, [*web.options(), "--entrypoint", "sh"],
                 ["-c", 'borg-client borg with-lock "$(cat /pairing/repo_url)" sleep 15'])  # fmt: skip
     wait_until(lambda: "borg serve" in server.exec("ps", "-eo", "args", check=False).stdout, 30, "a borg session")
 
@@ -41,7 +41,7 @@ def test_reload_applies_new_clients_and_removes_old_keys_without_dropping_a_runn
 
     # Someone kept a copy of web's key; then web is removed from the configuration.
     kept = sandbox.volume("kept-key")
-    sandbox.run("keep", "borg-appliance-client", ["-v", f"{server.exports['web']}:/pairing:ro", "-v", f"{kept}:/kept",
+    sandbox.run("keep", CLIENT_IMAGE, ["-v", f"{server.exports['web']}:/pairing:ro", "-v", f"{kept}:/kept",
                 "--entrypoint", "cp"], ["-a", "/pairing/.", "/kept/"], detach=False)  # fmt: skip
     (config / "server.yaml").write_text(YAML_DB)
     server.exec("borg-server", "reload")
@@ -51,7 +51,7 @@ def test_reload_applies_new_clients_and_removes_old_keys_without_dropping_a_runn
     assert server.exec("test", "-f", "/srv/borg/web/main/config").returncode == 0  # its data is kept
     assert server.exec("ls", "-A", "/var/lib/borg-server/export/web").stdout == ""  # the pairing export is empty
     refused = sandbox.run(
-        "refused", "borg-appliance-client", ["--network", server.network, "-v", f"{kept}:/pairing:ro",
+        "refused", CLIENT_IMAGE, ["--network", server.network, "-v", f"{kept}:/pairing:ro",
         "--entrypoint", "sh"], ["-c", f"{SSH} borg@{server.container} </dev/null"], detach=False, check=False,
     )  # fmt: skip
     assert refused.returncode == 255

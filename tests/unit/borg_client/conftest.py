@@ -10,17 +10,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from borg_client import dumps, preflight, quiesce, report, swarm
+from borg_client import container_exec, preflight, quiesce, report, swarm
 from borg_client.config import load
 from borg_common import delivery, process, reports
-
-REPO_URL = "ssh://borg@srv:22/./main"
+from tests.unit.borg_client.samples import REPO_URL
 
 
 @pytest.fixture(autouse=True)
 def no_docker_socket(monkeypatch, tmp_path):
     """The host's Docker socket is never seen: a run finds no containers to dump."""
-    monkeypatch.setattr(dumps, "SOCKET", tmp_path / "no-docker.sock")
+    monkeypatch.setattr(container_exec, "SOCKET", tmp_path / "no-docker.sock")
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 
 from borg_client.config import ClientConfig, load
 from borg_common.settings import LOG_LEVELS, ConfigError
-from tests.unit.borg_client.conftest import REPO_URL
+from tests.unit.borg_client.samples import REPO_URL
 
 ENCRYPTIONS = "keyfile-blake2, repokey-blake2, keyfile, repokey, authenticated-blake2, authenticated"
 BOOLEANS = "yes, true, on, 1, no, false, off, 0"

@@ -5,8 +5,9 @@ import os
 
 import pytest
 
-from borg_client import borg, dumprestore, dumps, run
-from borg_client.dumps import Dump, DumpFailed, Result, Source
+from borg_client import borg, container_exec, dump_streams, dumprestore, dumps, run
+from borg_client.dump_streams import Result
+from borg_client.dumps import Dump, DumpFailed, Source
 
 
 def test_each_label_value_names_what_to_dump():
@@ -55,7 +56,7 @@ def test_a_dump_lands_under_dumps_with_names_made_safe_for_a_path():
 
 def test_passwords_are_masked_in_a_tool_message_and_never_in_a_dump_repr():
     environment = {"PGUSER": "app", "PGPASSWORD": "s3cret"}
-    assert dumps.masked("auth failed for s3cret", environment) == "auth failed for ***"
+    assert container_exec.masked("auth failed for s3cret", environment) == "auth failed for ***"
     assert "s3cret" not in repr(Dump("db", "i", "postgres", "shop", ("pg_dump",), environment))
 
 
@@ -72,7 +73,7 @@ def test_special_files_finds_fifos_and_links_to_them_but_not_regular_files(tmp_p
     os.mkfifo(tmp_path / "a" / "fifo")
     (tmp_path / "link").symlink_to(tmp_path / "a" / "fifo")
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
-    assert sorted(dumps.special_files([str(tmp_path)])) == [str(tmp_path / "a" / "fifo"), str(tmp_path / "link")]
+    assert sorted(dump_streams.special_files([str(tmp_path)])) == [str(tmp_path / "a" / "fifo"), str(tmp_path / "link")]
 
 
 DUMP = Dump("db", "id-db", "postgres", "shop", ("pg_dump",), {"PGPASSWORD": "s3cret"})
@@ -113,7 +114,7 @@ class FakeApi:
 def test_streaming_copies_the_exec_output_into_the_pipe_borg_reads(tmp_path):
     api = FakeApi([(b"CREATE TABLE a;\n", None), (None, b"warning s3cret\n"), (b"x" * 100000, None)], 0)
     client = type("Client", (), {"api": api})()
-    with dumps.streaming(client, [DUMP]) as (directory, results):
+    with dump_streams.streaming(client, [DUMP]) as (directory, results):
         with open(directory / DUMP.path, "rb") as pipe:  # what borg create does with --read-special
             data = pipe.read()
     assert data == b"CREATE TABLE a;\n" + b"x" * 100000
@@ -127,7 +128,7 @@ def test_streaming_copies_the_exec_output_into_the_pipe_borg_reads(tmp_path):
 def test_a_pipe_borg_never_opens_is_cancelled_and_never_runs_the_dump():
     api = FakeApi([], 0)
     client = type("Client", (), {"api": api})()
-    with dumps.streaming(client, [DUMP]) as (_directory, results):
+    with dump_streams.streaming(client, [DUMP]) as (_directory, results):
         pass
     assert api.created == [] and results[0].problem() == "dump of shop in container db was never read by borg create"
 

@@ -1,17 +1,8 @@
 """Tests for what the sidecar knows of its repository: the record of backups, and when it has backed up before."""
 
-import json
-
 from borg_client import history, journal
 from borg_client.paths import Paths
-
-REPO_ID = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-
-
-def create_json(name: str, repository_id: str = REPO_ID, end: str = "2024-05-06T03:00:42.000000") -> str:
-    """Return borg create --json output naming the repository and the archive written."""
-    repository = {"id": repository_id, "location": "ssh://borg@srv:22/./main", "last_modified": end}
-    return json.dumps({"repository": repository, "archive": {"name": name, "start": end, "end": end, "stats": {}}})
+from tests.unit.borg_client.samples import REPO_ID, create_json
 
 
 def test_a_fresh_state_volume_has_not_backed_up_before(config):

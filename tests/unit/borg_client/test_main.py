@@ -9,7 +9,7 @@ from borg_client import __main__ as cli
 from borg_client import history
 from borg_client.borgcall import call_borg
 from borg_client.paths import Paths
-from tests.unit.borg_client.test_history import create_json
+from tests.unit.borg_client.samples import create_json
 
 
 def test_check_config_shows_report_urls_as_scheme_and_host_only(config, capsys):

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from borg_client import borg, prune, prunecli, retention, schedule
-from borg_client.journal import last_runs, run_lock
+from borg_client import borg, prune, prunecli, retention
+from borg_client.journal import last_runs, last_success_age, run_lock
 from borg_client.paths import Paths
 from borg_client.retention import Retention
 from borg_common.settings import Settings
@@ -226,8 +226,8 @@ def test_a_successful_prune_does_not_count_as_a_backup_for_catch_up_and_health()
     runs = [{"kind": "backup", "status": "failure", "finished_at": "2024-05-06T11:00:00+00:00"},
             {"kind": "prune", "status": "success", "finished_at": "2024-05-06T11:30:00+00:00"}]  # fmt: skip
 
-    assert schedule.last_success_age(runs, NOW) is None
-    assert schedule.last_success_age([{"status": "success", "finished_at": "2024-05-06T11:00:00+00:00"}], NOW) == (
+    assert last_success_age(runs, NOW) is None
+    assert last_success_age([{"status": "success", "finished_at": "2024-05-06T11:00:00+00:00"}], NOW) == (
         timedelta(hours=1)
     )  # a report from before reports had a kind is a backup
 

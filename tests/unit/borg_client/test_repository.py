@@ -4,7 +4,7 @@ import pytest
 
 from borg_client import history, repository
 from borg_client.paths import Paths
-from tests.unit.borg_client.test_history import create_json
+from tests.unit.borg_client.samples import create_json
 
 BORG = ["borg", "--log-json", "--lock-wait", "600"]
 

@@ -285,6 +285,23 @@ def test_a_run_journal_that_cannot_be_written_still_leaves_the_report_in_the_out
     assert pings[-1] == (PING, "borg finished without problems")
 
 
+def test_a_run_lock_the_state_volume_refuses_is_a_failure_report_with_the_traceback_logged(
+    run_config, fake_borg, pings, caplog
+):
+    lock = Paths.of(run_config).run_lock
+    lock.mkdir(parents=True)  # open() of the lock file fails: IsADirectoryError
+
+    result = run.run_once(run_config)
+
+    message = f"unexpected error: IsADirectoryError: [Errno 21] Is a directory: '{lock}'"
+    assert result.status == "failure" and result.retryable
+    assert kept(run_config) == expected(run_config, message=message, log_tail=[message])
+    assert pings == [(f"{PING}/fail", f"{message}\n{message}")]
+    assert fake_borg.commands == []
+    (logged,) = [record for record in caplog.records if record.exc_info]
+    assert logged.getMessage() == "the run failed unexpectedly"
+
+
 def test_a_run_keeps_its_log_lines_in_the_day_log(run_config, fake_borg, caplog):
     fake_borg.answer("create", 0, CREATE_JSON)
 

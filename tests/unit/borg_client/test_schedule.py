@@ -10,7 +10,9 @@ import pytest
 from borg_client import quiesce, schedule, waiting
 from borg_client import run as runs
 from borg_client.borgcall import Control
-from borg_client.schedule import last_success_age, needs_catch_up, next_times, period
+from borg_client.journal import last_success_age
+from borg_client.schedule import needs_catch_up, next_times
+from borg_common.cron import period
 
 NOW = datetime(2024, 5, 6, 10, 17, 30, tzinfo=UTC)
 

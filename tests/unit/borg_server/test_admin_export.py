@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from borg_common.settings import ConfigError
-from borg_server import setup
+from borg_server import generated_keys
 from borg_server.authorized_keys import grants_for
 from borg_server.config import load
 from borg_server.keys import parse_public_key
@@ -44,7 +44,7 @@ def generated(paths, name: str = "web", public: str = ED25519_OTHER) -> None:
 def exported(paths, server, name: str = "web"):
     """Apply the admin key step of setup for the configured client; return its generated admin key."""
     (client,) = server.clients
-    return setup.generated_admin_key(client, HOST_KEY, paths, server)
+    return generated_keys.generated_admin_key(client, HOST_KEY, paths, server)
 
 
 def test_admin_key_generate_asks_the_server_for_the_keypair():
@@ -87,9 +87,9 @@ def test_the_generated_admin_key_gets_the_admin_role_beside_the_append_key():
 
 def test_generate_missing_keys_makes_the_admin_keypair_once_beside_the_client_key(paths):
     server = config(ADMIN_KEY="generate")
-    setup.generate_missing_keys(server, paths)
+    generated_keys.generate_missing_keys(server, paths)
     first = Path(f"{paths.admin_key('web')}.pub").read_text()
-    setup.generate_missing_keys(server, paths)
+    generated_keys.generate_missing_keys(server, paths)
 
     assert sorted(os.listdir(paths.client_keys("web"))) == [
         "admin_ed25519", "admin_ed25519.pub", "id_ed25519", "id_ed25519.pub"
@@ -170,7 +170,7 @@ def test_removing_the_client_removes_its_admin_export(paths):
     exported(paths, config(ADMIN_KEY="generate"))
     paths.client_export("db").mkdir(parents=True)
 
-    setup.forget_removed_clients(load({"BORG_CLIENTS": "db"}, "backup"), paths)
+    generated_keys.forget_removed_clients(load({"BORG_CLIENTS": "db"}, "backup"), paths)
 
     assert not paths.admin_export("web").exists()
     assert not paths.client_keys("web").exists()

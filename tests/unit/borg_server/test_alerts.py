@@ -10,7 +10,7 @@ from borg_server import deletes
 from borg_server import state as client_state
 from borg_server.alerts import conditions, document, emit, human_duration, transitions
 from borg_server.config import ClientSpec
-from borg_server.state import ClientState, RaisedAlert
+from borg_server.state_records import ClientState, RaisedAlert
 
 NOW = datetime(2024, 5, 6, 3, 0, 0, tzinfo=UTC)
 NOW_TEXT = "2024-05-06T03:00:00+00:00"

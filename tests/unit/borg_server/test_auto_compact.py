@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from borg_server import auto_compact, state
 from borg_server.config_clients import ClientSpec
 from borg_server.retention import Compacted, Retention
-from borg_server.state import Acknowledgement, CheckResult, ClientState
+from borg_server.state_records import Acknowledgement, CheckResult, ClientState
 
 WEB = ClientSpec("web", "WEB", None, None, None, True, 86400)
 NOW = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ import pytest
 
 from borg_server import baseline
 from borg_server.segments import SegmentError
-from borg_server.state import ClientState, SegmentPrint, Tampering
+from borg_server.state_records import ClientState, SegmentPrint, Tampering
 from tests.unit.borg_server.borg_files import (
     ARCHIVE_ONE,
     ARCHIVE_TWO,

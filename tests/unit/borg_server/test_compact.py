@@ -9,7 +9,7 @@ import pytest
 
 from borg_server import compact, compaction
 from borg_server import state as client_state
-from borg_server.state import ClientState
+from borg_server.state_records import ClientState
 from tests.unit.borg_server.borg_files import init_create_create_delete, write_repository
 
 NOW = "2024-05-06T03:00:00+00:00"

@@ -7,7 +7,7 @@ from borg_server import audit_log, disk, state
 from borg_server.config import load
 from borg_server.figures import ClientStatus, collect
 from borg_server.paths import Paths
-from borg_server.state import ClientState
+from borg_server.state_records import ClientState
 from tests.unit.borg_server.borg_files import init_create_create_delete, write_repository
 
 NOW = datetime(2024, 5, 6, 3, 0, 0, tzinfo=UTC)

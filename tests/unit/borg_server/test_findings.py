@@ -8,7 +8,7 @@ import logging
 
 from borg_server import findings
 from borg_server.paths import Paths
-from borg_server.state import ClientState, Tampering
+from borg_server.state_records import ClientState, Tampering
 from tests.unit.borg_server.borg_files import ARCHIVE_ONE, ARCHIVE_TWO, commit, delete, init_create_create_delete
 from tests.unit.borg_server.borg_files import write_repository as write_segments
 

@@ -15,7 +15,7 @@ from borg_common.process import Result
 from borg_server import accounts, deletes, gate, monitor, state, system
 from borg_server.config import load
 from borg_server.paths import Paths
-from borg_server.state import ClientState
+from borg_server.state_records import ClientState
 from tests.unit.borg_server.borg_files import (
     CHUNK,
     commit,

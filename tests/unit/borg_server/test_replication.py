@@ -20,7 +20,7 @@ from borg_server import (
 from borg_server.config import load
 from borg_server.keys import parse_public_key
 from borg_server.replica_state import Held, ReplicaState, from_json, to_json
-from borg_server.state import ClientState, SegmentPrint
+from borg_server.state_records import ClientState, SegmentPrint
 from tests.unit.borg_server.borg_files import MANIFEST_KEY, commit, init_create_create_delete, put, write_repository
 from tests.unit.borg_server.sample_keys import ED25519, ED25519_OTHER
 

@@ -12,7 +12,7 @@ from borg_server import state as client_state
 from borg_server.config import ClientSpec
 from borg_server.paths import Paths
 from borg_server.review import AuditRefused, render, review, same_findings, sessions_of
-from borg_server.state import Tampering
+from borg_server.state_records import Tampering
 from tests.unit.borg_server.borg_files import (
     ARCHIVE_ONE,
     ARCHIVE_TWO,

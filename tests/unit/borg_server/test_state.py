@@ -8,7 +8,7 @@ import pytest
 from borg_server import state
 from borg_server.manifest import ManifestShrink
 from borg_server.retention import Compacted, Retention
-from borg_server.state import (
+from borg_server.state_records import (
     Acknowledgement,
     CheckResult,
     ClientState,

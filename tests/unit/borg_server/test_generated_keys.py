@@ -1,10 +1,10 @@
-"""Tests for applying a configuration: forgetting the keys and exports of clients that were removed."""
+"""Tests for the generated keys: forgetting the keys and exports of clients that were removed."""
 
 import pytest
 
 from borg_server.config import load
+from borg_server.generated_keys import forget_removed_clients
 from borg_server.paths import Paths
-from borg_server.setup import forget_removed_clients
 
 
 def config(clients: str):
@@ -75,7 +75,7 @@ def test_forget_removed_clients_changes_nothing_when_every_client_is_still_confi
 
 
 def test_forget_removed_clients_logs_one_line_per_deleted_directory(paths, caplog):
-    caplog.set_level("INFO", logger="borg_server.setup")
+    caplog.set_level("INFO", logger="borg_server.generated_keys")
 
     forget_removed_clients(config(clients="web db"), paths)
 

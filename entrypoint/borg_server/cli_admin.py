@@ -1,0 +1,138 @@
+"""The borg-server commands an administrator runs: reload, status, show-client, audit, compact, replicate,
+new-host-key and new-client."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from typing import TYPE_CHECKING
+
+from borg_server.cli_steps import PATHS, find_client, load_or_explain
+
+if TYPE_CHECKING:
+    pass
+
+# Each command imports the modules it needs itself: the forced command (serve) of every session and
+# the healthcheck start in a few milliseconds instead of importing the whole server.
+
+logger = logging.getLogger("borg_server")
+
+
+def command_reload(_arguments) -> int:
+    """Re-read and apply the configuration; sshd re-reads its own without dropping sessions."""
+    from borg_server import setup, system
+
+    server_config = load_or_explain()
+    if server_config is None:
+        return 2
+    setup.apply(server_config, PATHS)
+    system.checked(["supervisorctl", "-c", str(PATHS.supervisord_config), "signal", "HUP", "sshd"])
+    logger.info("reloaded: %d clients; running sessions were kept", len(server_config.clients))
+    return 0
+
+
+def command_status(arguments) -> int:
+    from borg_server import figures, replica_status, status
+
+    server_config = load_or_explain()
+    if server_config is None:
+        return 2
+    if server_config.replication is not None:
+        print(replica_status.render(replica_status.collect(PATHS), as_json=arguments.json))
+        return 0
+    clients = figures.collect(server_config, PATHS)
+    server = figures.server_status(server_config, PATHS) if arguments.server or not arguments.json else None
+    print(status.render(clients, as_json=arguments.json, server=server))
+    return 0
+
+
+def command_show_client(arguments) -> int:
+    from borg_server import status
+
+    server_config = load_or_explain()
+    if server_config is None:
+        return 2
+    if find_client(server_config, arguments.name) is None:
+        return 2
+    print(status.show_client(server_config, PATHS, arguments.name))
+    return 0
+
+
+def command_audit(arguments) -> int:
+    from borg_server import review
+
+    server_config = load_or_explain()
+    client = server_config and find_client(server_config, arguments.name)
+    if client is None:
+        return 2
+    if not client.append_only:
+        print(f"client {client.name} may delete (APPEND_ONLY=no): its deletes are not tracked")
+        return 0
+    try:
+        result = review.review(client, PATHS, arguments.acknowledge)
+    except review.AuditRefused as error:
+        print(f"borg-server: audit {client.name}: {error}", file=sys.stderr)
+        return 2
+    print(review.render(result, as_json=arguments.json))
+    return 0
+
+
+def command_compact(arguments) -> int:
+    from borg_server import compact
+
+    server_config = load_or_explain()
+    client = server_config and find_client(server_config, arguments.name)
+    if client is None:
+        return 2
+    try:
+        return compact.compact(client, server_config, PATHS, arguments.keep_snapshot)
+    except compact.CompactionFailed as error:
+        print(f"borg-server: compact {client.name}: {error}", file=sys.stderr)
+        return 1
+
+
+def command_replicate(arguments) -> int:
+    from borg_server import replication
+
+    server_config = load_or_explain()
+    if server_config is None:
+        return 2
+    if server_config.replication is None:
+        print("borg-server: replicate: this server is no replica (REPLICATE_FROM is not set)", file=sys.stderr)
+        return 2
+    return replication.replicate(server_config, PATHS, arguments.accept)
+
+
+def command_new_host_key(_arguments) -> int:
+    """Print a new ed25519 host key (for BORG_HOST_KEY_FILE), its fingerprint to stderr."""
+    from borg_server import host_key
+
+    text = host_key.new_private_key()
+    logger.info("new host key: ssh-ed25519 %s", host_key.parse_private_key(text).fingerprint)
+    print(text, end="")
+    return 0
+
+
+def command_new_client(arguments) -> int:
+    """Print the secrets of a new client (its key pair, known_hosts, repository URL) for Swarm or Kubernetes."""
+    from borg_common.settings import CLIENT_NAME, ConfigError
+    from borg_server import config, pairing_secrets
+
+    if not CLIENT_NAME.fullmatch(arguments.name):
+        shown = f"{arguments.name[:40]!r} is not a client name"
+        print(f"borg-server new-client: {shown}; names match {CLIENT_NAME.pattern}", file=sys.stderr)
+        return 2
+    try:
+        endpoint = config.load_endpoint(os.environ, socket.gethostname())
+        pinned = pairing_secrets.server_host_key(endpoint, PATHS)
+    except ConfigError as error:
+        print(error.explain("borg-server new-client", "; nothing was made"), file=sys.stderr)
+        return 2
+    except pairing_secrets.NoHostKey as error:
+        print(f"borg-server new-client: {error}", file=sys.stderr)
+        return 2
+    keys = pairing_secrets.new_client_keys(arguments.name)
+    print(pairing_secrets.render(arguments.name, arguments.format, endpoint, pinned, keys), end="")
+    return 0

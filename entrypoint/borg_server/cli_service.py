@@ -1,0 +1,99 @@
+"""The borg-server commands the image runs itself: start, the monitor, the broker, the forced commands of
+the keys (serve, serve-replica, serve-read), the healthcheck and supervisor's watchdog."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from typing import TYPE_CHECKING
+
+from borg_server.cli_steps import PATHS, load_or_explain
+
+if TYPE_CHECKING:
+    from borg_server import config
+
+# Each command imports the modules it needs itself: the forced command (serve) of every session and
+# the healthcheck start in a few milliseconds instead of importing the whole server.
+
+logger = logging.getLogger("borg_server")
+
+
+def command_start(_arguments) -> int:
+    """Validate, apply, then become supervisord (sshd, audit log, monitor)."""
+    from borg_server import setup
+
+    server_config = load_or_explain()
+    if server_config is None:
+        return 2
+    setup.apply(server_config, PATHS)
+    logger.info("starting supervisord with %d clients on port %d", len(server_config.clients), server_config.ssh_port)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv("/usr/bin/supervisord", ["supervisord", "-c", str(PATHS.supervisord_config)])
+    return 1  # not reached
+
+
+def command_serve(arguments) -> int:
+    from borg_server import serve
+
+    return serve.serve(arguments.client, arguments.role, arguments.fingerprint, arguments.quota, PATHS, os.environ)
+
+
+def command_serve_replica(arguments) -> int:
+    from borg_server import serve
+
+    return serve.serve(None, "replica", arguments.fingerprint, None, PATHS, os.environ)
+
+
+def command_serve_read(arguments) -> int:
+    from borg_server import readonly_serve
+
+    return readonly_serve.serve(arguments.directory)
+
+
+def command_broker(_arguments) -> int:
+    from borg_server import broker
+
+    return broker.run(PATHS)
+
+
+def command_monitor(_arguments) -> int:
+    from borg_server import metrics, monitor, replica_status, replicator
+
+    server_config = load_or_explain()
+    if server_config is None:
+        return 2
+    exposition = metrics.Exposition()
+    if server_config.metrics_port:
+        metrics.serve(server_config.metrics_port, exposition)
+
+    def scanned(current: config.ServerConfig, seconds: float) -> None:
+        metrics.publish(exposition, PATHS, current, seconds)
+
+    if server_config.replication is not None:
+        return replicator.run(server_config, PATHS, lambda: exposition.update(replica_status.metrics(PATHS)))
+    return monitor.run(server_config, PATHS, os.environ, socket.gethostname(), scanned)
+
+
+def command_healthcheck(_arguments) -> int:
+    """Exit 0 when sshd answers with its banner on the local port."""
+    port = int(os.environ.get("SSH_PORT") or 22)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as connection:
+            banner = connection.recv(64)
+    except OSError as error:
+        print(f"sshd does not answer on port {port}: {error}", file=sys.stderr)
+        return 1
+    if not banner.startswith(b"SSH-2.0-"):
+        print(f"port {port} answered {banner!r}, not an SSH banner", file=sys.stderr)
+        return 1
+    return 0
+
+
+def command_watchdog(_arguments) -> int:
+    from borg_server import supervisor
+
+    supervisor.watchdog()
+    return 0
