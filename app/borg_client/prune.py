@@ -20,11 +20,9 @@ from cronsim import CronSim
 from borg_client import borg, report
 from borg_client.borgcall import Control, call_borg, explain
 from borg_client.config import ClientConfig
-from borg_client.daylog import day_log
-from borg_client.failures import Failure, unexpected
-from borg_client.journal import run_lock
-from borg_client.paths import Paths
+from borg_client.failures import Failure
 from borg_client.report import RunReport
+from borg_client.reported import failed_unexpectedly, reported
 from borg_client.retention import RECENT_MARGIN, archive_glob
 from borg_common.values import size_text
 
@@ -62,16 +60,8 @@ def prune_once(config: ClientConfig, wait: bool = True, control: Control | None 
     Call only when retention.refusal(config) is None. A scheduled prune (not wait) skips while a backup runs.
     """
     control = control or Control()
-    paths = Paths.of(config)
     started = report.start(config, kind="prune")
-    with day_log(paths), run_lock(paths, wait) as locked:
-        if locked:
-            outcome = prune(config, started, control)
-        else:
-            outcome = dataclasses.replace(started, status="skipped", message="a backup is going on")
-        finished = report.finish(outcome)
-        report.ship(config, paths, finished)
-    return finished
+    return reported(config, started, wait, lambda _paths: prune(config, started, control), "a backup is going on")
 
 
 def prune(config: ClientConfig, started: RunReport, control: Control) -> RunReport:
@@ -89,8 +79,7 @@ def prune(config: ClientConfig, started: RunReport, control: Control) -> RunRepo
     except Failure as error:
         return dataclasses.replace(started, status="failure", message=str(error))
     except Exception as error:  # an OSError, a bug: still a report, and the traceback
-        logger.exception("the prune failed unexpectedly")
-        return dataclasses.replace(started, status="failure", message=unexpected(error))
+        return failed_unexpectedly(started, error, [])
     verdict = borg.outcome(call.returncode)
     message = f"kept {len(log.kept)} archives, pruned {len(log.pruned)}"
     status = verdict.status

@@ -7,7 +7,6 @@ error, with the traceback in the log.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 
@@ -15,9 +14,10 @@ from borg_client import borg, dump_streams, dumps, failures, preflight, quiesce,
 from borg_client.borgcall import BorgCall, Control, call_borg, explain
 from borg_client.config import ClientConfig
 from borg_client.daylog import day_log
-from borg_client.journal import clear_stale_cache_locks, run_lock
+from borg_client.journal import clear_stale_cache_locks
 from borg_client.paths import Paths
 from borg_client.report import RunReport
+from borg_client.reported import failed_unexpectedly, reported
 from borg_client.repository import RunFailed
 
 logger = logging.getLogger(__name__)
@@ -31,22 +31,9 @@ def run_once(config: ClientConfig, wait: bool = False, control: Control | None =
     ping goes out).
     """
     control = control or Control()
-    paths = Paths.of(config)
     started = report.start(config, attempt)
-    with contextlib.ExitStack() as held:
-        try:
-            held.enter_context(day_log(paths))
-            locked = held.enter_context(run_lock(paths, wait))
-        except Exception as error:  # an OSError of the state volume: no backup, but its report
-            outcome = failed_unexpectedly(started, error, [])
-        else:
-            if locked:
-                outcome = backup(config, paths, started, control)
-            else:
-                outcome = dataclasses.replace(started, status="skipped", message="the previous run is still going on")
-        finished = report.finish(outcome)
-        report.ship(config, paths, finished)
-    return finished
+    busy = "the previous run is still going on"
+    return reported(config, started, wait, lambda paths: backup(config, paths, started, control), busy)
 
 
 def report_skipped(config: ClientConfig, message: str) -> RunReport:
@@ -88,15 +75,6 @@ def backup(config: ClientConfig, paths: Paths, started: RunReport, control: Cont
         )
     except Exception as error:  # a Docker API error, an OSError, a bug: still a report, and the traceback
         return failed_unexpectedly(started, error, stopped)
-
-
-def failed_unexpectedly(started: RunReport, error: Exception, stopped: list[str]) -> RunReport:
-    """Given the started report and an error nobody expected, log its traceback; return the failure's report."""
-    logger.exception("the run failed unexpectedly")
-    message = failures.unexpected(error)
-    return dataclasses.replace(
-        started, status="failure", message=message, stopped_containers=tuple(stopped), retryable=True
-    )
 
 
 def created(started: RunReport, call: BorgCall, interrupted: bool, stopped: list[str]) -> RunReport:

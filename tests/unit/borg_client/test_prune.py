@@ -11,6 +11,7 @@ from borg_client import borg, prune, prunecli, retention
 from borg_client.journal import last_runs, last_success_age, run_lock
 from borg_client.paths import Paths
 from borg_client.retention import Retention
+from borg_common import outbox
 from borg_common.settings import Settings
 
 BORG = ["borg", "--log-json", "--lock-wait", "600"]
@@ -220,6 +221,22 @@ def test_a_scheduled_prune_while_a_backup_runs_is_skipped_without_borg(pruning, 
         finished = prune.prune_once(pruning, wait=False)
 
     assert (finished.status, finished.message, fake_borg.commands) == ("skipped", "a backup is going on", [])
+
+
+def test_a_run_lock_the_state_volume_refuses_is_a_failed_prune_report_with_the_traceback_logged(
+    pruning, fake_borg, pings, caplog
+):
+    lock = Paths.of(pruning).run_lock
+    lock.mkdir(parents=True)  # open() of the lock file fails: IsADirectoryError
+
+    finished = prune.prune_once(pruning)
+
+    message = f"unexpected error: IsADirectoryError: [Errno 21] Is a directory: '{lock}'"
+    assert (finished.kind, finished.status, finished.message, fake_borg.commands) == ("prune", "failure", message, [])
+    assert [entry.document["kind"] for entry in outbox.entries(Paths.of(pruning).outbox)] == ["prune"]
+    assert pings[-1][0].endswith("/fail")
+    (logged,) = [record for record in caplog.records if record.exc_info]
+    assert logged.getMessage() == "the prune failed unexpectedly"
 
 
 def test_a_successful_prune_does_not_count_as_a_backup_for_catch_up_and_health():
