@@ -85,15 +85,20 @@ def concurrent_clients(sandbox: Sandbox, count: int, data: Path, data_bytes: int
     }
 
 
-def many_clients_start(sandbox: Sandbox, count: int = 1000) -> dict:
+def many_clients_start(sandbox: Sandbox, count: int = 1000, name: str | None = "borg-server") -> dict:
     """Return seconds from `borg-server start` to supervisord running with count clients (first and second
-    start), and of `borg-server reload`."""
+    start), and of `borg-server reload`.
+
+    name: BORG_SERVER_NAME, as compose.yaml sets it, so the second start finds the exports as they were;
+    None: the container's hostname, new with each container, so the second start rewrites every export.
+    """
     state = sandbox.volume("thousand-state")
     names = " ".join(f"c{number:04d}" for number in range(count))
     timed = ("ms() { echo $(( $(date +%s%N) / 1000000 )); }; s=$(ms); borg-server start >/dev/null 2>&1 & "
              "while [ ! -s /dev/shm/borg-server/supervisord.pid ]; do sleep 0.02; done; "
              "echo $(( $(ms) - s ))")  # fmt: skip
     options = ["-e", f"BORG_CLIENTS={names}", "-v", f"{state}:/var/lib/borg-server", "--entrypoint", "sh"]
+    options += ["-e", f"BORG_SERVER_NAME={name}"] if name else []
     first = sandbox.run("thousand-1", SERVER_IMAGE, options, ["-c", timed + "; sleep 1"], detach=False).stdout
     sandbox.run("thousand-2", SERVER_IMAGE, options, ["-c", timed + "; sleep 3600"])
     container = sandbox.name("thousand-2")

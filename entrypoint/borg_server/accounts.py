@@ -151,4 +151,4 @@ def write_entries(accounts: Iterable[Account], paths: Paths, passwd: Path = PASS
     """Make /etc/passwd and /etc/group name every client account (idempotent; the image's /etc is new each start)."""
     users, groups = entry_lines(accounts, paths)
     for path, lines in ((passwd, users), (group, groups)):
-        atomic_write(path, replaced_entries(path.read_text(), lines), 0o644)
+        atomic_write(path, replaced_entries(path.read_text(), lines), 0o644, durable=False)  # rewritten every start

@@ -86,6 +86,7 @@ def replica_grant(config: ServerConfig, host_key: PublicKey, paths: Paths) -> Pu
         return setting.key if setting else None
     key = read_generated("replica", "key", paths.replica_key)
     if key is not None:
+        logger.info("replica key: %s (generated)", key.fingerprint)
         files = pairing.key_files(paths.replica_key) | {
             "known_hosts": (pairing.known_hosts_line(host_key, config), 0o644),
             "replicate_from": (pairing.replicate_url(config) + "\n", 0o644),
@@ -110,7 +111,7 @@ def read_generated(name: str, what: str, private_key: Path) -> PublicKey | None:
             "(a new %s is generated at the next start or reload)", name, what, error, what, remove, what,
         )  # fmt: skip
         return None
-    logger.info("client %s: %s %s (generated)", name, what, key.fingerprint)
+    logger.debug("client %s: %s %s (generated)", name, what, key.fingerprint)  # setup.apply counts them in one line
     return key
 
 

@@ -61,14 +61,17 @@ def ensure_private_directory(path: Path, account: Account) -> bool:
 def ensure_client_tree(account: Account, paths: Paths) -> Account:
     """Given a client's account, make its directory and home its own (re-owned once); return the account to record."""
     directory = paths.client_directory(account.client)
-    if ensure_private_directory(directory, account):
+    created = ensure_private_directory(directory, account)
+    if created:
         logger.info("client %s: created %s (owner %s, uid %d)", account.client, directory, account.user, account.uid)
     home = paths.client_home(account.client)
-    ensure_private_directory(home, account)
+    created = ensure_private_directory(home, account) and created
+    snapshots = paths.snapshot_directory(account.client)
+    if created and not snapshots.is_dir():
+        return replace(account, reowned=True)  # both made just now, empty and the account's: nothing to walk
     if account.reowned and owned_by(directory, account) and owned_by(home, account):
         return account
     counts = [reown(directory, account.uid, account.gid), reown(home, account.uid, account.gid)]
-    snapshots = paths.snapshot_directory(account.client)
     if snapshots.is_dir():
         counts.append(reown(snapshots, account.uid, account.gid, include_top=False))  # the top stays root's
     if sum(counts):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from borg_common.files import atomic_write
@@ -94,10 +95,11 @@ def write_files(client: str, what: str, export: Path, files: dict[str, tuple[str
             "client %s: %s is %s, not a directory; its %s is not written (remove it)", client, export, kind, what
         )
         return False
-    if (
-        kind == "a directory"
-        and stat.S_IMODE(os.lstat(export).st_mode) == 0o700
-        and all(safe_files.holds(export / name, content.encode(), mode) for name, (content, mode) in files.items())
+    if kind == "nothing":
+        write_new_directory(export, files)
+        return True
+    if stat.S_IMODE(os.lstat(export).st_mode) == 0o700 and all(
+        safe_files.holds(export / name, content.encode(), mode) for name, (content, mode) in files.items()
     ):
         return True  # as it was: the usual restart, one open per file
     export.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -106,3 +108,20 @@ def write_files(client: str, what: str, export: Path, files: dict[str, tuple[str
         if safe_files.clear_for_write(export / name):
             atomic_write(export / name, content, mode, durable=False)  # derived: a torn one is rewritten next start
     return True
+
+
+def write_new_directory(directory: Path, files: dict[str, tuple[str, int]]) -> None:
+    """Given a directory that does not exist, make it (mode 700) with its files, all at once: written into a
+    new temporary directory beside it, renamed into place. Half an export is never seen, and a new one
+    costs a file system call per file fewer than a rename each."""
+    try:
+        temporary = tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.")
+    except FileNotFoundError:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        temporary = tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.")
+    for name, (content, mode) in files.items():
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(os.path.join(temporary, name), flags, mode), "wb") as file:
+            os.fchmod(file.fileno(), mode)  # whatever the umask
+            file.write(content.encode())
+    os.rename(temporary, directory)

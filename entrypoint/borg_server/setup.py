@@ -45,7 +45,7 @@ def apply(config: ServerConfig, paths: Paths) -> None:
     generated = generated_keys.generate_missing_keys(config, paths)
     if generated:
         sync_filesystem(paths.state)  # the new keys, in one go rather than two fsyncs each
-    grants = []
+    grants, kept = [], 0
     for client in config.clients:
         admin_key = generated_keys.generated_admin_key(client, host_key, paths, config)
         key = client.key or generated_keys.generated_key(client, paths)
@@ -53,6 +53,9 @@ def apply(config: ServerConfig, paths: Paths) -> None:
             continue  # warned: no grant, so nothing read from the state volume can keep or add a key
         pairing.write_export(client, key is not client.key, host_key, paths, config)
         grants += authorized_keys.grants_for(client, key, admin_key, replica=config.replication is not None)
+        kept += key is not client.key
+    logger.info("clients: %d with a configured key, %d with a generated one; %d keypairs generated at this start",
+                sum(client.key is not None for client in config.clients), kept, generated)  # fmt: skip
     generated_keys.forget_removed_clients(config, paths)
     replica_key = generated_keys.replica_grant(config, host_key, paths)
     atomic_write(paths.replica_authorized_keys, authorized_keys.render_replica(replica_key), 0o644)
@@ -128,7 +131,8 @@ def write_sshd_config(config: ServerConfig, paths: Paths) -> None:
         ("sshd_config.template", paths.sshd_config),
         ("supervisord.conf", paths.supervisord_config),
     ):
-        atomic_write(target, Template((TEMPLATES / template).read_text()).substitute(values), 0o644)
+        text = Template((TEMPLATES / template).read_text()).substitute(values)
+        atomic_write(target, text, 0o644, durable=False)  # in /run, made again at every start
     system.test_sshd_config(paths.sshd_config)
 
 

@@ -52,9 +52,10 @@ def ensure_account(uid: int, gid: int) -> None:
             checked(["usermod", "-o", "-u", str(uid), "-g", str(gid), USER])
             logger.info("user borg: uid changed from %d to %d", user.pw_uid, uid)
     except KeyError:
-        checked(["useradd", "-o", "-u", str(uid), "-g", str(gid), "-d", str(HOME), "-M", "-s", "/bin/sh", USER])
+        checked(["useradd", "-o", "-u", str(uid), "-g", str(gid), "-d", str(HOME), "-M", "-s", "/bin/sh", "-p", "*",
+                 USER])  # fmt: skip
         logger.info("user borg: created with uid %d", uid)
-    checked(["usermod", "-p", "*", USER])
+    key_only(USER)
     HOME.mkdir(mode=0o700, exist_ok=True)
     os.chown(HOME, uid, gid)
 
@@ -78,12 +79,19 @@ def ensure_replica_account() -> None:
             checked(["usermod", "-g", str(borg.pw_gid), REPLICA_USER])
     except KeyError:
         checked(["useradd", "--system", "-g", str(borg.pw_gid), "-d", str(REPLICA_HOME), "-M", "-s", "/bin/sh",
-                 REPLICA_USER])  # fmt: skip
+                 "-p", "*", REPLICA_USER])  # fmt: skip
         logger.info("user %s: created with uid %d", REPLICA_USER, pwd.getpwnam(REPLICA_USER).pw_uid)
-    checked(["usermod", "-p", "*", REPLICA_USER])
+    key_only(REPLICA_USER)
     REPLICA_HOME.mkdir(mode=0o700, exist_ok=True)
     user = pwd.getpwnam(REPLICA_USER)
     os.chown(REPLICA_HOME, user.pw_uid, user.pw_gid)
+
+
+def key_only(user: str, shadow: Path = Path("/etc/shadow")) -> None:
+    """Make the user's password field `*` (no password, not locked) unless it is already (usermod costs a process)."""
+    fields = next((line.split(":") for line in shadow.read_text().splitlines() if line.startswith(f"{user}:")), None)
+    if fields is None or len(fields) < 2 or fields[1] != "*":
+        checked(["usermod", "-p", "*", user])
 
 
 def generate_keypair(private_key: Path, comment: str) -> None:
