@@ -9,6 +9,7 @@ remove. Keys and exports of clients no longer configured are deleted; their data
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from borg_server import pairing, safe_files, system
@@ -118,6 +119,9 @@ def read_generated(name: str, what: str, private_key: Path) -> PublicKey | None:
 def forget_admin_key(name: str, paths: Paths) -> None:
     """Remove a client's generated admin keypair and its admin export (the entries themselves, never through
     a symlink); so switching ADMIN_KEY back to generate makes a new key, and the old one is gone for good."""
+    admin_key, export = str(paths.admin_key(name)), str(paths.admin_export(name))
+    if not any(os.path.lexists(entry) for entry in (admin_key, f"{admin_key}.pub", export)):
+        return  # the usual case: nothing to remove, three lstat calls
     removed = False
     if safe_files.is_real_directory(paths.client_keys(name)):
         for entry in (paths.admin_key(name), Path(f"{paths.admin_key(name)}.pub")):
@@ -159,9 +163,8 @@ def forget_removed_clients(config: ServerConfig, paths: Paths) -> None:
     """
     names = {client.name for client in config.clients}
     for parent in (paths.state / "clients", paths.state / "export", paths.state / "export-admin"):
-        for entry in sorted(parent.iterdir()) if safe_files.is_real_directory(parent) else []:
-            if entry.name in names:
-                continue
+        listed = os.listdir(parent) if safe_files.is_real_directory(parent) else []
+        for entry in sorted(parent / name for name in listed if name not in names):  # Paths for the removed only
             if not safe_files.is_real_directory(entry):
                 logger.warning("%s: %s is not a client's directory; skipped", entry, safe_files.describe(entry))
                 continue
