@@ -25,6 +25,9 @@ logger = logging.getLogger("borg_client")
 
 EXIT_CODES = {"success": 0, "warning": 1, "failure": 2, "skipped": 3, "interrupted": 4}
 MASKED = ("passphrase", "passcommand")
+TEXT_SETTINGS = {"client": "CLIENT_NAME", "repository": "BORG_REPO", "cron": "BACKUP_CRON",
+                 "archive_name": "ARCHIVE_NAME", "compression": "BORG_COMPRESSION",
+                 "stop_label": "BACKUP_STOP_LABEL", "dump_label": "BACKUP_DUMP_LABEL"}  # fmt: skip
 
 
 def load_or_explain() -> client_config.ClientConfig | None:
@@ -157,11 +160,15 @@ def command_borg(config, arguments) -> int:
 
 
 def command_check_config(config, _arguments) -> int:
-    """Print the resolved settings: secrets as ***, report URLs as scheme://host/… (a path may be a token)."""
+    """Print the resolved settings: secrets as ***, report URLs as scheme://host/… (a path may be a token), text
+    read from a *_FILE as where it came from."""
     resolved = {key: (str(value) if value is not None else None) for key, value in vars(config).items()}
     for key in MASKED:
         if resolved.get(key):
             resolved[key] = "***"
+    for key, setting in TEXT_SETTINGS.items():  # a file's text is never shown: it may hold a secret by mistake
+        if os.environ.get(f"{setting}_FILE") and resolved.get(key):
+            resolved[key] = f"(read from {setting}_FILE)"
     resolved["report_urls"] = str(tuple(redact_url(url) for url in config.report_urls))
     if config.healthchecks_url:
         resolved["healthchecks_url"] = redact_url(config.healthchecks_url)

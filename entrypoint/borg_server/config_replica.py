@@ -13,6 +13,7 @@ from pathlib import Path
 
 from borg_common import cron
 from borg_common.settings import Settings
+from borg_common.values import cut
 from borg_server.config_clients import GENERATE, ClientSpec
 from borg_server.keys import KeyProblem, PublicKey, parse_public_key
 
@@ -84,7 +85,8 @@ def read_replication(settings: Settings) -> Replication | None:
     if key_file is None:
         settings.problem("REPLICATE_SSH_KEY_FILE", "is required with REPLICATE_FROM: the replica key's private half")
     elif not Path(key_file).is_file():
-        settings.problem(settings.label("REPLICATE_SSH_KEY_FILE"), f"{key_file} is not a readable file")
+        shown = cut(settings.shown("REPLICATE_SSH_KEY_FILE", key_file, quote=False))  # a file's text: never quoted
+        settings.problem(settings.label("REPLICATE_SSH_KEY_FILE"), f"{shown} is not a readable file")
     schedule = settings.string("REPLICATE_CRON", DEFAULT_CRON)
     cron.check(settings, "REPLICATE_CRON", schedule)
     keep = settings.duration("REPLICA_KEEP_REMOVED", DEFAULT_KEEP_REMOVED, 0, MAXIMUM_KEEP_REMOVED)

@@ -35,6 +35,17 @@ def test_check_config_never_prints_the_passphrase_files_content(config, capsys):
     assert "correct horse" not in capsys.readouterr().out
 
 
+def test_check_config_shows_where_a_text_setting_was_read_from_never_the_files_text(config, capsys, monkeypatch):
+    monkeypatch.setenv("BACKUP_STOP_LABEL_FILE", "/run/secrets/borg_passphrase")  # a mistake: any text is a label
+    config = dataclasses.replace(config, stop_label="Hunter2!Secret-passphrase")
+
+    cli.command_check_config(config, None)
+
+    out = capsys.readouterr().out
+    assert json.loads(out)["stop_label"] == "(read from BACKUP_STOP_LABEL_FILE)"
+    assert "Hunter2" not in out
+
+
 def test_the_passphrase_files_content_is_masked_in_logged_borg_output(config, caplog):
     with caplog.at_level(logging.DEBUG):
         call = call_borg(config, ["echo", "oops: correct horse battery staple"])
