@@ -3,6 +3,7 @@
 A case is (setting, value, environment changes): the good base environment plus the changes must be
 refused with exit 2, a problem naming the setting and no traceback. Kinds share their absurd values:
 huge, negative, unicode digits, a control character and 100 kB; empty where the setting is required.
+A replica's settings (REPLICA) are tried on a good replica's environment, the others on a primary's.
 """
 
 from __future__ import annotations
@@ -60,12 +61,26 @@ SERVER = {  # setting -> kind (the base environment: BORG_CLIENTS="web db")
     "SNAPSHOT_KEEP": "duration",
     "DISK_ALERT_USED": "number",
     "DISK_RESERVE": "size",
+    "COMPACT_DELAY": "duration",
+    "SNAPSHOT_KEEP": "duration",
     "REPORT_URLS": "urls",
     "BORG_SERVER_NAME": "host",
     "BORG_HOST_KEY": "key",
     "BORG_SERVER_CONFIG": "path",
     "BORG_REPLICA_KEY": "key",
     "REPLICATE_FROM": "url",
+    "REPLICATE_HOST_KEY": "key",
+    "REPLICATE_SSH_KEY_FILE": "path",
+    "REPLICATE_CRON": "cron",
+    "REPLICA_KEEP_REMOVED": "duration",
+    "REPLICA_MAX_LAG": "duration",
+}
+# A replica's own settings: tried with REPLICA_BASE (a good replica of a primary) besides the server's base.
+REPLICA = ("REPLICATE_HOST_KEY", "REPLICATE_SSH_KEY_FILE", "REPLICATE_CRON", "REPLICA_KEEP_REMOVED", "REPLICA_MAX_LAG")
+REPLICA_BASE = {
+    "REPLICATE_FROM": "ssh://borg@primary:22",
+    "REPLICATE_HOST_KEY": "primary ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOxYbhQWClist4OOwLuWVGFsFXWLyurigRdBRFTavFh1",
+    "REPLICATE_SSH_KEY_FILE": "/etc/hostname",  # any regular file in both the image and a test's host
 }
 CLIENT = {  # setting -> kind (the base environment: a pairing export and BORG_PASSPHRASE_FILE)
     "CLIENT_NAME": "name",
@@ -110,7 +125,8 @@ ALONE = ("BORG_PASSCOMMAND", "BORG_PASSPHRASE")  # set instead of BORG_PASSPHRAS
 
 
 def cases(table: dict[str, str]) -> list[dict]:
-    """Given SERVER or CLIENT, return every case: {"id", "setting", "value", "unset": [settings to drop]}."""
+    """Given SERVER or CLIENT, return every case: {"id", "setting", "value", "unset": [settings to drop],
+    "set": {settings to add to the base}}."""
     found = [
         {"id": f"{setting} {case}", "setting": setting, "value": value}
         for setting, kind in table.items()
@@ -119,6 +135,7 @@ def cases(table: dict[str, str]) -> list[dict]:
     found += [{"id": f"{s} {case}", "setting": s, "value": v} for (s, case), v in EXTRA.items() if s in table]
     for case in found:
         case["unset"] = ["BORG_PASSPHRASE_FILE"] if case["setting"] in ALONE else []
+        case["set"] = REPLICA_BASE if case["setting"] in REPLICA else {}
     return found
 
 

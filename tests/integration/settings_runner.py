@@ -1,7 +1,7 @@
 """Run inside an image: feed each case of a JSON table to a command; print one JSON line per case, then digests.
 
 argv: the table (JSON file), the directories to digest, "--", the command. Each case runs with the
-container's environment plus its value (minus the settings it unsets), with a timeout.
+container's environment plus its value and the settings it sets (minus those it unsets), with a timeout.
 """
 
 import hashlib
@@ -29,7 +29,8 @@ def main() -> None:
     table, directories, command = sys.argv[1], sys.argv[2:separator], sys.argv[separator + 1 :]
     print(json.dumps({"digest": digest(directories)}), flush=True)
     for case in json.loads(Path(table).read_text()):
-        environ = {k: v for k, v in os.environ.items() if k not in case["unset"]} | {case["setting"]: case["value"]}
+        environ = {k: v for k, v in os.environ.items() if k not in case["unset"]} | case.get("set", {})
+        environ |= {case["setting"]: case["value"]}
         try:
             result = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=20, check=False)
             outcome = {"rc": result.returncode, "stderr": result.stderr[-2000:], "length": len(result.stderr)}

@@ -5,7 +5,7 @@ import pytest
 from borg_client import config as client_config
 from borg_common.settings import ConfigError
 from borg_server import config as server_config
-from tests.settings_table import CLIENT, CLIENT_CASES, SERVER, SERVER_CASES
+from tests.settings_table import CLIENT, CLIENT_CASES, REPLICA, REPLICA_BASE, SERVER, SERVER_CASES
 
 # Any text is a valid BACKUP_STOP_LABEL, so a passphrase read as one cannot be told from a label.
 SECRET = "Hunter2!Secret-passphrase"  # what a *_FILE setting reads when it names the passphrase file by mistake
@@ -65,14 +65,14 @@ def assert_refused(found: list[str], case: dict) -> None:
 
 @pytest.mark.parametrize("case", SERVER_CASES, ids=[case["id"] for case in SERVER_CASES])
 def test_an_absurd_server_setting_is_refused_naming_it(case):
-    environ = {"BORG_CLIENTS": "web db", case["setting"]: case["value"]}
+    environ = {"BORG_CLIENTS": "web db"} | case["set"] | {case["setting"]: case["value"]}
 
     assert_refused(problems(server_load, environ), case)
 
 
 @pytest.mark.parametrize("case", CLIENT_CASES, ids=[case["id"] for case in CLIENT_CASES])
 def test_an_absurd_client_setting_is_refused_naming_it(client_load, case):
-    environ = {case["setting"]: case["value"]} | {name: "" for name in case["unset"]}
+    environ = case["set"] | {case["setting"]: case["value"]} | {name: "" for name in case["unset"]}
 
     assert_refused(problems(client_load, environ), case)
 
@@ -81,6 +81,7 @@ def test_an_absurd_client_setting_is_refused_naming_it(client_load, case):
 def test_a_server_file_setting_naming_the_passphrase_file_never_shows_the_passphrase(tmp_path, setting):
     (tmp_path / "borg_passphrase").write_text(SECRET + "\n")
     base = {} if setting == "BORG_CLIENTS" else {"BORG_CLIENTS": "web db"}
+    base |= {name: value for name, value in REPLICA_BASE.items() if setting in REPLICA and name != setting}
     environ = base | {f"{setting}_FILE": str(tmp_path / "borg_passphrase")}
 
     found = problems(server_load, environ)
