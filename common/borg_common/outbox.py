@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from borg_common.files import atomic_write, fsync_directory
+from borg_common.files import atomic_write, fsync_directory, read_regular
 from borg_common.values import duration_text
 
 logger = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ def _identity(document: dict[str, Any]) -> str:
 
 
 def _load(path: Path) -> Entry:
-    record = json.loads(path.read_text(encoding="utf-8"))
+    record = json.loads(read_regular(path).decode("utf-8"))  # never through a symlink, never a FIFO
     document, pending, created_at, attempts = (record[k] for k in ("document", "pending", "created_at", "attempts"))
     if not (
         isinstance(document, dict)

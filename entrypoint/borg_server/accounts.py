@@ -13,12 +13,15 @@ import grp
 import hashlib
 import json
 import logging
+import os
 import pwd
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from borg_common.files import atomic_write
+from borg_common.files import atomic_write, describe, move_aside, read_regular
+from borg_common.settings import CLIENT_NAME
 from borg_server.paths import Paths
 from borg_server.system import CommandFailed
 
@@ -26,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 FIRST_UID = 10000
 UID_SPAN = 50000  # uids 10000..59999: below 65536, so user-namespace setups map them too
+LAST_UID = FIRST_UID + UID_SPAN  # the first uid above the range
 ACCOUNT_PREFIX = "borg-"
 NOLOGIN = "/usr/sbin/nologin"
 PASSWD = Path("/etc/passwd")
@@ -61,7 +65,7 @@ def derived_uid(name: str) -> int:
 def load(path: Path) -> dict[str, Account]:
     """Given the registry file, return its accounts by client name ({} if there is none yet)."""
     try:
-        document = json.loads(path.read_text())
+        document = json.loads(read_regular(path, 16 * 1024 * 1024))  # never through a symlink, never a FIFO
         entries = document["clients"]
     except FileNotFoundError:
         return {}
@@ -108,8 +112,12 @@ def ensure(paths: Paths, names: Iterable[str], puid: int, pgid: int) -> dict[str
     Raise CommandFailed if the registry cannot be read or PUID/PGID is a client's uid (the login
     account would own that client's repository).
     """
+    kind = describe(paths.accounts)
+    if kind not in ("nothing", "a file"):
+        logger.warning("%s was %s, not the registry of accounts; moved it to %s", paths.accounts, kind,
+                       move_aside(paths.accounts))  # fmt: skip
     try:
-        recorded = load(paths.accounts)
+        recorded = load(paths.accounts) if kind == "a file" else recovered(paths)
     except OSError as error:
         raise CommandFailed(str(error)) from None
     for account in recorded.values():
@@ -120,6 +128,22 @@ def ensure(paths: Paths, names: Iterable[str], puid: int, pgid: int) -> dict[str
             )
     accounts = assign(names, recorded, system_ids() | {puid, pgid})
     save(paths.accounts, accounts)
+    return accounts
+
+
+def recovered(paths: Paths) -> dict[str, Account]:
+    """Without a registry, return the accounts the client directories' owners show (uids in the clients'
+    range, gid = uid), so a lost or moved registry changes no uid and gives none of them to another client."""
+    accounts: dict[str, Account] = {}
+    names = sorted(os.listdir(paths.repositories)) if describe(paths.repositories) == "a directory" else []
+    for name in filter(CLIENT_NAME.fullmatch, names):
+        status = os.lstat(paths.client_directory(name))
+        uid, taken = status.st_uid, {account.uid for account in accounts.values()}
+        if stat.S_ISDIR(status.st_mode) and status.st_gid == uid and uid not in taken and FIRST_UID <= uid < LAST_UID:
+            accounts[name] = Account(name, uid)
+    if accounts:
+        logger.warning("%s: no registry of accounts; %d client uids recovered from the owners of %s/*",
+                       paths.accounts, len(accounts), paths.repositories)  # fmt: skip
     return accounts
 
 

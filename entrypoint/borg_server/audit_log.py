@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from borg_common.files import atomic_write
+from borg_common.files import OPEN_FLAGS, atomic_write, read_regular
 from borg_server import manifest, segments
 
 REQUESTED_COMMAND_LIMIT = 200
@@ -62,7 +63,7 @@ def append_record(path: Path, record: dict) -> None:
     """Append record as one JSON line; a line this short is written in one piece (O_APPEND)."""
     line = (json.dumps(record, sort_keys=True) + "\n").encode()
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             os.write(descriptor, line)
         finally:
@@ -74,9 +75,10 @@ def append_record(path: Path, record: dict) -> None:
 def read_position(path: Path) -> dict:
     """Given the monitor's position file, return it: the audit log offset read up to, its last scan ({} if none)."""
     try:
-        return json.loads(path.read_text())
+        position = json.loads(read_regular(path, 64 * 1024))  # never through a symlink, never a FIFO
     except (OSError, ValueError):
         return {}
+    return position if isinstance(position, dict) else {}
 
 
 def write_position(path: Path, audit_offset: int, last_scan: float, scan_seconds: float) -> None:
@@ -92,14 +94,19 @@ def read_sessions(audit_log: Path, offset: int = 0) -> tuple[list[dict], int]:
     shorter than offset (replaced or truncated) is read from the start; a missing one is empty.
     """
     try:
-        with open(audit_log, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            if size < offset:
-                offset = 0
-            file.seek(offset)
-            data = file.read(size - offset)
+        descriptor = os.open(audit_log, OPEN_FLAGS)  # never through a symlink, never waiting on a FIFO
     except OSError:
         return [], 0
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            return [], 0
+        offset = 0 if status.st_size < offset else offset
+        data = os.pread(descriptor, status.st_size - offset, offset)
+    except OSError:
+        return [], 0
+    finally:
+        os.close(descriptor)
     complete = data[: data.rfind(b"\n") + 1]
     records = []
     for line in complete.decode(errors="replace").splitlines():
@@ -197,11 +204,15 @@ def rotate(audit_log: Path, uid: int, gid: int) -> None:
     for number in range(KEEP_ROTATED - 1, 0, -1):
         if rotated(audit_log, number).exists():
             os.replace(rotated(audit_log, number), rotated(audit_log, number + 1))
-    os.link(audit_log, rotated(audit_log, 1))
+    os.link(audit_log, rotated(audit_log, 1), follow_symlinks=False)
     fresh = audit_log.with_name(f"{audit_log.name}.new")
-    fresh.touch(mode=0o600)
-    os.chown(fresh, uid, gid)
-    os.chmod(fresh, 0o600)
+    fresh.unlink(missing_ok=True)  # whatever was left there (a symlink: the link itself)
+    descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchown(descriptor, uid, gid)
+        os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
     os.replace(fresh, audit_log)
 
 

@@ -16,10 +16,12 @@ fails with ENOSPC. So the server keeps two things:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,27 +80,58 @@ def keep_free_space(found: ClientState | None, repository: Path, reserve: int) -
     changed only if it still is the one the baseline knows (a changed config waits for `borg-server
     audit`), and the baseline then takes the new digest, so the server's own change is no tampering.
     Nothing is written while borg holds the repository's lock. The file keeps its owner and mode.
+    The client's account owns the repository directory, so every step goes through a descriptor of
+    it and none follows a symlink: what a session planted there is never written, read or chowned.
     """
-    path = repository / "config"
     if segments.busy(repository):
         return False
     try:
-        data = path.read_bytes()
-        text = data.decode()
+        directory = open_repository_directory(repository)
+    except OSError:
+        return False
+    try:
+        return _keep_free_space(found, directory, repository, reserve)
     except (OSError, UnicodeDecodeError):
         return False
+    finally:
+        os.close(directory)
+
+
+def open_repository_directory(repository: Path) -> int:
+    """Given /srv/borg/<client>/main, return a descriptor of it; raise OSError if it, or the client's directory
+    (whose entries the client's account may change), is not a directory itself."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    parent = os.open(repository.parent, flags)
+    try:
+        return os.open(repository.name, flags, dir_fd=parent)
+    finally:
+        os.close(parent)
+
+
+def _keep_free_space(found: state.ClientState | None, directory: int, repository: Path, reserve: int) -> bool:
+    """keep_free_space in the repository directory open as directory."""
+    config = os.open("config", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory)
+    try:
+        status = os.fstat(config)
+        data = os.read(config, 1024 * 1024) if stat.S_ISREG(status.st_mode) else b""  # a config is 200 bytes
+    finally:
+        os.close(config)
+    text = data.decode()
     digest = hashlib.sha256(data).hexdigest()
     if found is not None and found.config_digest not in (None, digest):
         return False
     changed = set_free_space(text, reserve)
     if changed == text or "[repository]" not in text:
         return False
-    status = path.stat()
-    temporary = path.with_name(".config.borg-server")
-    temporary.write_text(changed)
-    os.chown(temporary, status.st_uid, status.st_gid)
-    os.chmod(temporary, status.st_mode & 0o777)
-    os.replace(temporary, path)
+    temporary = ".config.borg-server"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary, dir_fd=directory)  # whatever is there: the entry itself, never what it points at
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.fdopen(os.open(temporary, flags, 0o600, dir_fd=directory), "wb") as file:
+        file.write(changed.encode())
+        os.fchown(file.fileno(), status.st_uid, status.st_gid)
+        os.fchmod(file.fileno(), status.st_mode & 0o777)
+    os.replace(temporary, "config", src_dir_fd=directory, dst_dir_fd=directory)
     if found is not None:
         found.config_digest = hashlib.sha256(changed.encode()).hexdigest()
     logger.info("repository %s: additional_free_space set to %d bytes (DISK_RESERVE)", repository, reserve)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import struct
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from borg_common.files import atomic_write, describe, move_aside, read_regular
 from borg_server import system
-from borg_server.keys import KeyProblem, PublicKey
+from borg_server.keys import KeyProblem, PublicKey, parse_public_key
 
 LABEL = "OPENSSH " + "PRIVATE KEY"  # split, so this source does not itself look like a private key
 BEGIN, END = f"-----BEGIN {LABEL}-----", f"-----END {LABEL}-----"
@@ -26,6 +28,8 @@ MAKE_ONE = "make one with: borg-server new-host-key"
 COMMENT = "borg-appliance host key"
 HOST_KEY_SETTING = "BORG_HOST_KEY"  # read as BORG_HOST_KEY_FILE (a secret) or, not recommended, the key's text itself
 HOST_KEY_LIMIT = 4096  # an ed25519 private key is about 400 characters
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,38 @@ def parse_private_key(text: str) -> PublicKey:
     if secret[32:] != inner_public:
         raise KeyProblem("is damaged: its private key does not hold its public key")
     return PublicKey(KEY_TYPE, base64.b64encode(public_blob).decode("ascii"), comment.decode("utf-8", "replace"))
+
+
+def repair_kept_host_key(private_key: Path) -> None:
+    """Given where the host key is kept in the state volume, leave only a usable key pair there (or nothing).
+
+    A private key that is not a regular file sshd can use (a symlink, directory, FIFO, garbage) is moved
+    aside with its public key, with a warning, so that a new host key is made; a public key that is not
+    the private key's own is rewritten from the private key. Nothing is read through a symlink.
+    """
+    public = Path(f"{private_key}.pub")
+    try:
+        key = parse_private_key(read_regular(private_key, HOST_KEY_LIMIT).decode(errors="replace"))
+    except FileNotFoundError:
+        key = None
+    except (OSError, KeyProblem) as problem:
+        logger.warning("host key: %s cannot be used (%s); moved it to %s and a new host key is made: clients "
+                       "must pin the new one", private_key, problem, move_aside(private_key))  # fmt: skip
+        key = None
+    if key is not None and _kept_public(public) == key.identity:
+        return
+    if describe(public) != "nothing":
+        logger.warning("host key: %s is not the host key's public key; moved it to %s", public, move_aside(public))
+    if key is not None:
+        atomic_write(public, PublicKey(key.type, key.blob, COMMENT).line + "\n", 0o644)
+
+
+def _kept_public(public: Path) -> tuple[str, str] | None:
+    """Return the identity of the public key kept at public, or None if it is none (not read through a symlink)."""
+    try:
+        return parse_public_key(read_regular(public, HOST_KEY_LIMIT).decode(errors="replace")).identity
+    except (OSError, KeyProblem):
+        return None
 
 
 def new_private_key() -> str:

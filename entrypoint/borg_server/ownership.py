@@ -13,6 +13,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from borg_common.files import describe, move_aside
 from borg_server.accounts import Account
 from borg_server.paths import Paths
 
@@ -22,9 +23,11 @@ logger = logging.getLogger(__name__)
 def reown(top: Path, uid: int, gid: int, include_top: bool = True) -> int:
     """Given a directory, lchown everything in it (and itself) not owned by uid:gid; return how many entries changed.
 
-    Symbolic links are changed themselves, never followed.
+    Symbolic links are changed themselves, never followed; a top that is not a directory itself is left alone.
     """
     changed = 0
+    if describe(top) != "a directory":
+        return 0
 
     def fix(path: str) -> None:
         nonlocal changed
@@ -47,12 +50,19 @@ def owned_by(path: Path, account: Account) -> bool:
 
 
 def ensure_private_directory(path: Path, account: Account) -> bool:
-    """Create path (mode 700, owned by the account) if missing; fix its mode; return whether it was created."""
-    created = not path.exists()
+    """Create path (mode 700, owned by the account) if missing; fix its mode; return whether it was created.
+
+    Anything else in its place (a symlink, a file, a FIFO) is moved aside with a warning, never followed.
+    """
+    kind = describe(path)
+    if kind not in ("nothing", "a directory"):
+        logger.warning("client %s: %s was %s, not a directory; moved it to %s and made a new one",
+                       account.client, path, kind, move_aside(path))  # fmt: skip
+    created = kind != "a directory"
     if created:
         path.mkdir(mode=0o700, parents=True)
         os.chown(path, account.uid, account.gid)
-    if path.stat().st_mode & 0o777 != 0o700:
+    if os.lstat(path).st_mode & 0o777 != 0o700:
         os.chmod(path, 0o700)
         logger.info("client %s: %s mode set to 700", account.client, path)
     return created
@@ -67,12 +77,12 @@ def ensure_client_tree(account: Account, paths: Paths) -> Account:
     home = paths.client_home(account.client)
     created = ensure_private_directory(home, account) and created
     snapshots = paths.snapshot_directory(account.client)
-    if created and not snapshots.is_dir():
+    if created and describe(snapshots) != "a directory":
         return replace(account, reowned=True)  # both made just now, empty and the account's: nothing to walk
     if account.reowned and owned_by(directory, account) and owned_by(home, account):
         return account
     counts = [reown(directory, account.uid, account.gid), reown(home, account.uid, account.gid)]
-    if snapshots.is_dir():
+    if describe(snapshots) == "a directory":
         counts.append(reown(snapshots, account.uid, account.gid, include_top=False))  # the top stays root's
     if sum(counts):
         logger.info(

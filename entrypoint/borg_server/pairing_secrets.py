@@ -14,10 +14,11 @@ from pathlib import Path
 
 import yaml
 
+from borg_common.files import read_regular
 from borg_server import pairing, system
 from borg_server.config import Endpoint
 from borg_server.config_names import env_name
-from borg_server.keys import PublicKey, parse_public_key
+from borg_server.keys import KeyProblem, PublicKey, parse_public_key
 from borg_server.paths import Paths
 
 FORMATS = ("swarm", "kubernetes")
@@ -39,7 +40,10 @@ def server_host_key(endpoint: Endpoint, paths: Paths) -> PublicKey:
             "no host key yet: set BORG_HOST_KEY_FILE to one (borg-server new-host-key makes it) "
             "or start the server once with its state volume"
         )
-    return parse_public_key(public.read_text())
+    try:
+        return parse_public_key(read_regular(public, 64 * 1024).decode(errors="replace"))
+    except (OSError, KeyProblem) as problem:
+        raise NoHostKey(f"the host key {public} cannot be used ({problem}); restart the server to repair it") from None
 
 
 def new_client_keys(name: str) -> tuple[str, str]:

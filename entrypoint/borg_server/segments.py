@@ -134,16 +134,12 @@ def busy(repository: Path) -> bool:
 
 
 def segment_files(repository: Path) -> dict[int, Path]:
-    """Given a repository directory, return its segment files by number, in ascending order."""
-    files = {}
-    data = Path(repository) / "data"
-    if not data.is_dir():
-        return files
-    for directory in data.iterdir():
-        if directory.is_dir() and is_number(directory.name):
-            files.update(
-                (int(file.name), file) for file in directory.iterdir() if is_number(file.name) and file.is_file()
-            )
+    """Given a repository directory, return its segment files by number, in ascending order (symlinks are none)."""
+    files, data = {}, Path(repository) / "data"
+    for directory in data.iterdir() if data.is_dir() and not data.is_symlink() else ():
+        if is_number(directory.name) and directory.is_dir() and not directory.is_symlink():
+            found = (file for file in directory.iterdir() if is_number(file.name) and not file.is_symlink())
+            files.update((int(file.name), file) for file in found if file.is_file())
     return dict(sorted(files.items()))
 
 

@@ -23,7 +23,7 @@ from borg_server import (
     system,
 )
 from borg_server.config import ServerConfig
-from borg_server.host_key import GivenHostKey
+from borg_server.host_key import GivenHostKey, repair_kept_host_key
 from borg_server.keys import PublicKey, parse_public_key
 from borg_server.paths import Paths
 
@@ -85,9 +85,7 @@ def prepare_state(paths: Paths, config: ServerConfig) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         os.chown(directory, 0, 0)
         os.chmod(directory, mode)
-    paths.audit_log.touch(mode=0o600, exist_ok=True)
-    os.chown(paths.audit_log, 0, 0)
-    os.chmod(paths.audit_log, 0o600)
+    safe_files.ensure_file(paths.audit_log, 0o600)  # never through a symlink: the broker appends to it
 
 
 def ensure_host_key(paths: Paths, given: GivenHostKey | None = None) -> PublicKey:
@@ -97,6 +95,7 @@ def ensure_host_key(paths: Paths, given: GivenHostKey | None = None) -> PublicKe
     key derived with ssh-keygen -y; without, an ed25519 key is generated once and kept in the state volume.
     """
     public = Path(f"{paths.host_key}.pub")
+    repair_kept_host_key(paths.host_key)  # a symlink, directory or garbage there is moved aside
     if given is not None:
         replaced = paths.host_key.exists()
         if atomic_write(paths.host_key, given.text, 0o600) and replaced:
@@ -153,4 +152,4 @@ def state_directories(paths: Paths) -> list[Path]:
     """Return the server's own directories in the state volume, parents first."""
     monitor = [paths.monitor, paths.monitor_state("x").parent, paths.monitor_outbox]
     exports = [paths.state / "export", paths.state / "export-admin", paths.replica_export, paths.replica_key.parent]
-    return [paths.ssh, paths.audit_log.parent, paths.state / "clients", *exports, *monitor]
+    return [paths.ssh, paths.audit_log.parent, paths.homes, paths.state / "clients", *exports, *monitor]

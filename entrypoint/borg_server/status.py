@@ -69,10 +69,11 @@ def human_age(seconds: int | None) -> str:
 
 def pinned_host_line(config: ServerConfig, paths: Paths) -> str:
     """Return the known_hosts line a client pins, or a hint if the host key does not exist yet."""
-    public = Path(f"{paths.host_key}.pub")
-    if not public.exists():
+    try:
+        key = parse_public_key(safe_files.read_regular(Path(f"{paths.host_key}.pub"), 64 * 1024))
+    except (OSError, KeyProblem):
         return "(no host key yet: start the server once)"
-    return pairing.known_hosts_line(parse_public_key(public.read_text()), config).strip()
+    return pairing.known_hosts_line(key, config).strip()
 
 
 def account_line(paths: Paths, name: str) -> str:
@@ -105,8 +106,10 @@ def show_client(config: ServerConfig, paths: Paths, name: str) -> str | None:
     key = client.key
     origin = "configured"
     if key is None:
-        public = paths.client_keys(name) / "id_ed25519.pub"
-        key = parse_public_key(public.read_text()) if public.exists() else None
+        try:
+            key = parse_public_key(safe_files.read_regular(paths.client_keys(name) / "id_ed25519.pub", 64 * 1024))
+        except (OSError, KeyProblem):
+            key = None
         origin = f"generated, exported to {paths.client_export(name)}"
     lines = [
         f"client:         {client.name}",

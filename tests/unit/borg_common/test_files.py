@@ -72,3 +72,26 @@ def test_atomic_write_leaves_no_temporary_file_behind(tmp_path):
     atomic_write(path, "Port 2222\n")
 
     assert os.listdir(tmp_path) == ["sshd_config"]
+
+
+def test_atomic_write_replaces_a_symlink_or_fifo_in_its_place_without_following_or_waiting(tmp_path):
+    target = tmp_path / "shadow"
+    target.write_text("root:secret\n")
+    (tmp_path / "link").symlink_to(target)
+    os.mkfifo(tmp_path / "fifo")  # reading it would block for ever
+
+    for name in ("link", "fifo"):
+        assert atomic_write(tmp_path / name, "new\n", 0o600) is True
+        assert (tmp_path / name).read_text() == "new\n" and not (tmp_path / name).is_symlink()
+    assert target.read_text() == "root:secret\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def test_atomic_write_moves_a_directory_in_its_place_aside(tmp_path):
+    (tmp_path / "authorized_keys" / "inside").mkdir(parents=True)
+
+    assert atomic_write(tmp_path / "authorized_keys", "key\n", 0o644) is True
+
+    assert (tmp_path / "authorized_keys").read_text() == "key\n"
+    (aside,) = tmp_path.glob("authorized_keys.unexpected-*")
+    assert (aside / "inside").is_dir()

@@ -1,6 +1,7 @@
 """Tests for client accounts: uids derived from the name, recorded, never reused; their passwd lines."""
 
 import json
+import os
 
 import pytest
 
@@ -118,3 +119,25 @@ def test_an_unreadable_registry_stops_the_start_without_a_traceback(paths):
 
     with pytest.raises(CommandFailed, match="accounts.json cannot be read"):
         accounts.ensure(paths, ["web"], 1000, 1000)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="client directories owned by client uids need root")
+@pytest.mark.parametrize("registry", ["missing", "symlink", "directory", "fifo"])
+def test_without_a_usable_registry_the_uids_are_recovered_from_the_client_directories_owners(paths, registry):
+    paths.state.mkdir(exist_ok=True)
+    for name, uid in (("web", 23456), ("gone", derived_uid("new"))):  # gone: removed, its data kept
+        paths.client_directory(name).mkdir(parents=True)
+        os.chown(paths.client_directory(name), uid, uid)
+    if registry == "symlink":
+        paths.accounts.symlink_to("/etc/shadow")
+    elif registry == "directory":
+        paths.accounts.mkdir()
+    elif registry == "fifo":
+        os.mkfifo(paths.accounts)  # reading it would block the start for ever
+
+    assigned = accounts.ensure(paths, ["web", "new"], 1000, 1000)
+
+    assert assigned["web"].uid == 23456
+    assert assigned["gone"].uid == derived_uid("new") != assigned["new"].uid
+    assert accounts.load(paths.accounts) == assigned
+    assert len(list(paths.state.glob("accounts.json.unexpected-*"))) == (registry != "missing")

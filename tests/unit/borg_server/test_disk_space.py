@@ -64,6 +64,34 @@ def test_keep_free_space_leaves_a_config_alone_that_changed_behind_the_baseline_
     assert (repository / "config").read_text() == CONFIG
 
 
+def test_keep_free_space_follows_no_symlink_the_clients_account_planted_in_its_repository(paths, tmp_path):
+    repository = repository_with(paths, [[put(KEY), commit()]])
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0::/root:/bin/sh\n")
+    (repository / ".config.borg-server").symlink_to(passwd)  # the temporary file's name: root must not write there
+
+    assert disk_space.keep_free_space(None, repository, 4_000_000) is True
+
+    assert passwd.read_text() == "root:x:0:0::/root:/bin/sh\n"
+    assert b"additional_free_space = 4000000" in (repository / "config").read_bytes()
+    assert not (repository / "config").is_symlink()
+    (repository / "config").unlink()
+    (repository / "config").symlink_to(passwd)  # a config that is a link is not read, nor written through
+    assert disk_space.keep_free_space(None, repository, 5_000_000) is False
+    assert passwd.read_text() == "root:x:0:0::/root:/bin/sh\n"
+
+
+def test_keep_free_space_writes_nothing_when_the_repository_directory_is_a_symlink(paths, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "config").write_text(CONFIG)
+    paths.client_directory("web").mkdir(parents=True)
+    paths.client_repository("web").symlink_to(elsewhere)
+
+    assert disk_space.keep_free_space(None, paths.client_repository("web"), 4_000_000) is False
+    assert (elsewhere / "config").read_text() == CONFIG
+
+
 def test_uncommitted_lists_the_segments_after_the_last_one_ending_with_a_commit(paths):
     repository = repository_with(paths, [[put(KEY), commit()], [put(KEY)], [put(KEY)]])
 

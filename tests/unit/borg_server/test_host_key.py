@@ -120,3 +120,32 @@ def test_a_given_host_key_replaces_a_generated_one_with_a_warning(paths, tmp_pat
 
 def test_new_host_key_makes_a_key_the_setting_accepts(real_key):
     assert parse_private_key(real_key).fingerprint.startswith("SHA256:")  # made in process: no comment inside
+
+
+def test_a_kept_host_key_that_is_a_symlink_or_garbage_is_moved_aside_and_a_new_one_made(paths, tmp_path, caplog):
+    shadow = tmp_path / "shadow"
+    shadow.write_text("root:secret\n")
+    shadow.chmod(0o640)
+    paths.ssh.mkdir(parents=True)
+    paths.host_key.symlink_to(shadow)
+
+    first = setup.ensure_host_key(paths)
+    paths.host_key.write_text("garbage\n")
+    second = setup.ensure_host_key(paths)
+
+    assert shadow.read_text() == "root:secret\n" and shadow.stat().st_mode & 0o777 == 0o640
+    assert first.identity != second.identity
+    assert parse_private_key(paths.host_key.read_text()).identity == second.identity
+    assert len(list(paths.ssh.glob("ssh_host_ed25519_key.unexpected-*"))) == 2
+    assert "cannot be used" in caplog.text and "clients must pin the new one" in caplog.text
+
+
+def test_a_kept_host_keys_public_half_that_is_a_directory_is_rewritten_from_the_private_key(paths):
+    paths.ssh.mkdir(parents=True)
+    kept = setup.ensure_host_key(paths)
+    public = paths.ssh / "ssh_host_ed25519_key.pub"
+    public.unlink()
+    public.mkdir()
+
+    assert setup.ensure_host_key(paths).identity == kept.identity
+    assert public.is_file()

@@ -92,3 +92,27 @@ def test_reown_counts_only_what_it_changed(tmp_path):
 
     assert reown(tmp_path, 0, 0) == 1
     assert reown(tmp_path, 0, 0) == 0
+
+
+def test_a_symlink_where_the_clients_home_belongs_is_moved_aside_and_its_target_keeps_owner_and_mode(paths, tmp_path):
+    outside = tmp_path / "etc"
+    (outside / "shadow").parent.mkdir()
+    (outside / "shadow").write_text("root:secret\n")
+    paths.homes.mkdir(parents=True)
+    paths.client_home("web").symlink_to(outside)
+
+    ensure_client_tree(WEB, paths)
+
+    assert os.path.isdir(paths.client_home("web")) and not os.path.islink(paths.client_home("web"))
+    assert owner(outside) == owner(outside / "shadow") == (0, 0)
+    assert os.stat(outside).st_mode & 0o777 == 0o755
+    assert len(list(paths.homes.glob("web.unexpected-*"))) == 1
+
+
+def test_reown_leaves_a_top_that_is_a_symlink_alone(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("root\n")
+    (tmp_path / "link").symlink_to(tmp_path / "etc")
+
+    assert reown(tmp_path / "link", 5000, 5000, include_top=False) == 0
+    assert owner(tmp_path / "etc" / "passwd") == (0, 0)

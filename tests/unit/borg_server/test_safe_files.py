@@ -70,3 +70,19 @@ def test_holds_is_false_for_a_directory_a_fifo_a_symlink_or_other_content(tmp_pa
         assert not safe_files.holds(tmp_path / name, b"key\n", 0o644), name
     assert not safe_files.holds(tmp_path / "file", b"other", 0o644)
     assert not safe_files.holds(tmp_path / "file", b"key\n", 0o600)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the file is made root's")
+def test_ensure_file_never_chmods_through_a_symlink_and_moves_a_directory_aside(tmp_path):
+    target = tmp_path / "shadow"
+    target.write_text("secret\n")
+    target.chmod(0o640)
+    (tmp_path / "log").symlink_to(target)
+    (tmp_path / "other").mkdir()
+
+    for name in ("log", "other", "new"):
+        safe_files.ensure_file(tmp_path / name, 0o600)
+        assert safe_files.describe(tmp_path / name) == "a file"
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+    assert target.read_text() == "secret\n" and target.stat().st_mode & 0o777 == 0o640
+    assert len(list(tmp_path.glob("other.unexpected-*"))) == 1

@@ -128,6 +128,16 @@ def test_segment_files_are_found_in_every_numbered_directory_in_order(tmp_path):
     assert list(files) == [0, 1, 2, 3, 4]
 
 
+def test_a_symlink_in_the_repository_is_never_taken_for_a_segment_or_a_segment_directory(tmp_path):
+    write_repository(tmp_path / "repo", [[commit()]] * 2)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "7").write_bytes(b"root's file")
+    (tmp_path / "repo" / "data" / "0" / "5").symlink_to(tmp_path / "outside" / "7")
+    (tmp_path / "repo" / "data" / "3").symlink_to(tmp_path / "outside")
+
+    assert list(segment_files(tmp_path / "repo")) == [0, 1]
+
+
 def test_a_missing_repository_has_no_segments_and_no_commit(tmp_path):
     assert segment_files(tmp_path / "nothing") == {}
     assert last_commit(tmp_path / "nothing") is None
