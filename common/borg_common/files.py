@@ -91,8 +91,11 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o644, durable: bool
     content = data.encode() if isinstance(data, str) else data
     if holds(path, content, mode):
         return False
-    if describe(path) == "a directory":
+    kind = describe(path)
+    if kind == "a directory":
         logger.warning("%s was a directory where a file belongs; moved it to %s", path, move_aside(path))
+    elif kind not in ("nothing", "a file"):
+        logger.warning("%s was %s where a file belongs; replaced it (the entry itself)", path, kind)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(descriptor, "wb") as handle:

@@ -2,14 +2,15 @@
 and a manifest that shrank while no archive object was deleted.
 
 Both read committed segments only (segments.py). A backup PUTs chunks and an archive object before
-it rewrites the manifest (key of 32 zero bytes); `with-lock`, `break-lock`, `list`, `prune` and
-`delete` commit a transaction that PUTs the manifest alone (or nothing). So a session added data
-when a segment it committed holds a PUT of another key. The manifest is PUT, encrypted, in every
-transaction that changes it; every archive entry in it carries a 32-byte random id, its name and
-time, so its size falls by at least that much when an archive leaves it. Borg removes an archive
-from the manifest together with a DELETE of its archive object (delete, prune, rename, checkpoint
-clean-up); a manifest rewritten without an archive and without any such DELETE is a client with the
-key hiding archives from every listing, while their objects stay (borg check --repair finds them).
+it rewrites the manifest (key of 32 zero bytes) in the same transaction; `with-lock`, `break-lock`,
+`list`, `prune` and `delete` commit a transaction that PUTs the manifest alone (or nothing), `debug
+put-obj` one with no manifest. So a session added data when a transaction it committed PUT another
+key, then the manifest. The manifest is PUT, encrypted, in every transaction that changes it; every
+archive entry in it carries a 32-byte random id, its name and time, so its size falls by at least
+that much when an archive leaves it. Borg removes an archive from the manifest together with a
+DELETE of its archive object (delete, prune, rename, checkpoint clean-up); a manifest rewritten
+without an archive and without any such DELETE is a client with the key hiding archives from every
+listing, while their objects stay (borg check --repair finds them).
 """
 
 from __future__ import annotations
@@ -49,20 +50,27 @@ class ManifestShrink:
 
 def added_data(files: dict[int, Path], before: int | None, after: int | None) -> bool:
     """Given a repository's segment files and a session's committed segments before and after it,
-    return whether a segment in (before, after] holds a PUT of a key other than the manifest.
+    return whether a transaction in (before, after] PUT a key other than the manifest, then the manifest.
 
-    Only those segments are read, and only up to the first such PUT. A range compacted away (no
-    segment left) or unreadable counts as no data: the session cannot be shown to have backed up.
+    A new archive is listed in the manifest in the transaction that writes it; objects PUT with no
+    manifest after them (`borg debug put-obj`) are no backup. Only those segments are read, and only
+    up to the first such transaction. A range compacted away (no segment left) or unreadable counts
+    as no data: the session cannot be shown to have backed up.
     """
     if after is None:
         return False
-    first = 0 if before is None else before + 1
+    first, data = 0 if before is None else before + 1, False
     try:
         for number, path in files.items():
             if first <= number <= after:
                 for entry in segments.iter_segment(path):
-                    if entry.tag == "put" and entry.key != segments.MANIFEST_KEY:
+                    manifest_put = entry.tag == "put" and entry.key == segments.MANIFEST_KEY
+                    if manifest_put and data:
                         return True
+                    if entry.tag == "commit":
+                        data = False  # objects of an earlier transaction are not this manifest's
+                    elif entry.tag == "put" and not manifest_put:
+                        data = True
     except (OSError, segments.SegmentError) as error:
         logger.warning("segments %d..%d cannot be read to tell whether a session added data: %s", first, after, error)
     return False

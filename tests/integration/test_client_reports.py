@@ -91,10 +91,12 @@ def test_the_passphrase_appears_in_no_log_report_or_inspect_output(sandbox, tmp_
     web = make_client(sandbox, server, "web", tmp_path)
     fill_volume(sandbox, web.data, "echo one > /data/file")
     passphrase = web.passphrase_file.read_text().strip()
-    options = [*web.options({"REPORT_URLS": receiver.url, "LOG_LEVEL": "DEBUG", "BACKUP_CRON": "0 0 1 1 *"})]
+    tokens = ("report-path-token", "ping-uuid-token")  # URL paths are secrets too, shown nowhere even at DEBUG
+    urls = {"REPORT_URLS": f"{receiver.url}/{tokens[0]}", "HEALTHCHECKS_URL": f"http://receiver:8080/{tokens[1]}"}
+    options = [*web.options({**urls, "LOG_LEVEL": "DEBUG", "BACKUP_CRON": "0 0 1 1 *"})]
     sandbox.run("sidecar", CLIENT_IMAGE, options)
     sidecar = sandbox.name("sidecar")
-    wait_until(lambda: receiver.accepted(), 120, "the first report")
+    wait_until(lambda: [e for e in receiver.accepted() if isinstance(e["body"], dict)], 120, "the first report")
     check_config = docker("exec", sidecar, "borg-client", "check-config").stdout
     day_logs = docker("exec", sidecar, "sh", "-c", "cat /var/lib/borg-client/logs/*.log").stdout
     seen = {
@@ -108,3 +110,7 @@ def test_the_passphrase_appears_in_no_log_report_or_inspect_output(sandbox, tmp_
     assert "backing up /backup/data" in seen["docker logs"]  # the logs were captured for real
     for where, text in seen.items():
         assert passphrase not in text, where
+    seen["report"] = json.dumps([entry["body"] for entry in receiver.accepted()])  # the paths are the receiver's
+    assert "DEBUG" in seen["docker logs"] and "receiver:8080/…" in seen["check-config"]
+    for where, text in seen.items():
+        assert not any(token in text for token in tokens), where

@@ -70,14 +70,17 @@ def test_check_config_shows_report_urls_without_password_or_path_tokens(sandbox,
     env = {
         "REPORT_URLS": "http://u:p@host:8080/secret-token",
         "HEALTHCHECKS_URL": "https://hc.example/ping/uuid-secret",
+        "BACKUP_STOP_LABEL_FILE": "/run/secrets/borg_passphrase",  # a mistake: any text is a valid label
     }
+    socket = ["-v", f"{web.passphrase_file}:/var/run/docker.sock:ro"]  # a label needs the socket to be there
 
-    shown = client_command(sandbox, web, ["check-config"], env=env)
+    shown = client_command(sandbox, web, ["check-config"], env=env, extra=socket)
 
     assert shown.returncode == 0, shown.stderr
     settings = json.loads(shown.stdout)
     assert settings["report_urls"] == "('http://host:8080/…',)"
     assert settings["healthchecks_url"] == "https://hc.example/…"
+    assert settings["stop_label"] == "(read from BACKUP_STOP_LABEL_FILE)"
     output = shown.stdout + shown.stderr
     assert not any(secret in output for secret in ("secret-token", "uuid-secret", "u:p", "/ping"))
     assert web.passphrase_file.read_text().strip() not in output

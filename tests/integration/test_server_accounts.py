@@ -186,3 +186,31 @@ def test_an_upgraded_volume_owned_by_the_old_borg_uid_is_reowned_at_start_and_ba
     result = client_command(sandbox, web, ["run"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert account_of(server, "web")[1] == web_uid
+
+
+PLANT = """
+cd /srv/borg/web/main
+sed -i 's/^additional_free_space = .*/additional_free_space = 1/' config
+ln -s /etc/planted-by-web .config.borg-server
+"""
+
+
+def test_symlinks_a_clients_uid_plants_in_its_repository_are_never_followed_by_root(sandbox, tmp_path):
+    # Code running as web's account (a flaw in borg serve) plants a link where the monitor writes its
+    # copy of the config when it sets DISK_RESERVE (web may delete: no baseline holds its config back).
+    env = {"MONITOR_INTERVAL": "10s", "BORG_CLIENT_WEB_APPEND_ONLY": "no", "DISK_RESERVE": "20M"}
+    server = start_server(sandbox, ["web"], env=env)
+    web = make_client(sandbox, server, "web", tmp_path)
+    fill_volume(sandbox, web.data, "echo one > /data/file")
+    assert client_command(sandbox, web, ["run"]).returncode == 0
+    web_uid = account_of(server, "web")[1]
+    assert as_uid(server, web_uid, PLANT).returncode == 0
+
+    scans = logs(server.container).count("scanned 1 clients")
+    wait_until(lambda: logs(server.container).count("scanned 1 clients") >= scans + 2, 60, "two more scans")
+
+    assert server.exec("test", "-e", "/etc/planted-by-web", check=False).returncode == 1
+    config = server.exec("stat", "-c", "%F %u %a", "/srv/borg/web/main/config").stdout.split("\n")[0]
+    assert config == f"regular file {web_uid} 600"
+    assert "additional_free_space = 20000000" in server.exec("cat", "/srv/borg/web/main/config").stdout
+    assert client_command(sandbox, web, ["run"]).returncode == 0

@@ -58,10 +58,12 @@ def test_lock_only_sessions_are_no_backup_and_a_manifest_without_an_archive_rais
         assert client_command(sandbox, web, ["run"], env={"ARCHIVE_NAME": f"{name}-{{utcnow}}"}).returncode == 0
     backed_up = wait_until(lambda: status_of(server)["last_backup"], 30, "the backup in status")
 
-    # Sessions that commit without adding an archive (borgmatic's prune, a lock, a listing) are no backup.
+    # Sessions that commit without adding an archive (borgmatic's prune, a lock, a listing, an object put
+    # with borg's debug command, listed in no manifest) are no backup.
     repo = "$(cat /pairing/repo_url)"
     script = (f'borg-client borg with-lock "{repo}" true && borg-client borg break-lock "{repo}" && '
-              'borg-client borg list && borg-client borg prune --keep-last 5')  # fmt: skip
+              'borg-client borg list && borg-client borg prune --keep-last 5 && echo fake > /tmp/object && '
+              f'borg-client borg debug put-obj "{repo}" {"1" * 64} /tmp/object')  # fmt: skip
     lock_only = sandbox.run("lock-only", CLIENT_IMAGE, [*web.options(), "--entrypoint", "sh"], ["-c", script],
                             detach=False, check=False)  # fmt: skip
     assert lock_only.returncode == 0, lock_only.stdout + lock_only.stderr

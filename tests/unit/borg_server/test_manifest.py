@@ -29,6 +29,19 @@ def test_a_session_that_committed_only_the_manifest_or_a_delete_added_no_data(tm
     assert manifest.added_data(files, 13, None) is False
 
 
+def test_objects_put_without_a_manifest_in_their_transaction_are_no_backup(tmp_path):
+    data, other = b"d" * 32, b"e" * 32
+    repository = write_repository(tmp_path, [[put(data), commit()], [put(MANIFEST_KEY), commit()], [put(other)]])
+    files = segments.segment_files(repository)
+
+    assert manifest.added_data(files, None, 0) is False  # borg debug put-obj: no manifest at all
+    assert manifest.added_data(files, None, 1) is False  # then a prune: the manifest alone
+    write_repository(
+        tmp_path, [[put(data), commit()], [put(MANIFEST_KEY), commit()], [put(other), put(MANIFEST_KEY), commit()]]
+    )
+    assert manifest.added_data(segments.segment_files(repository), None, 2) is True  # a backup's transaction
+
+
 def test_a_session_whose_segments_are_gone_or_damaged_added_no_data(tmp_path):
     repository = write_repository(tmp_path, init_create_create_delete())
     files = segments.segment_files(repository)
