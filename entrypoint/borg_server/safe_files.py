@@ -8,7 +8,6 @@ directories, moved aside) with one warning line, and a start never fails because
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import stat
@@ -64,9 +63,10 @@ def ensure_real_directories(directories: list[Path]) -> None:
 
 def open_lock(path: Path) -> IO[str]:
     """Open (creating it) the lock file at path for appending, never through a symlink; a symlink or
-    FIFO in its place is removed first. Raise Unexpected if a directory is in the way."""
-    if not clear_for_write(path):
-        raise Unexpected(errno.EISDIR, f"{path} is a directory, not a lock file")
+    FIFO in its place is removed first, a directory moved aside (the lock is the server's own file)."""
+    if describe(path) == "a directory":
+        logger.warning("%s was a directory where a lock file belongs; moved it to %s", path, move_aside(path))
+    clear_for_write(path)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     return os.fdopen(descriptor, "a")
 

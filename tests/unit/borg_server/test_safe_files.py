@@ -86,3 +86,13 @@ def test_ensure_file_never_chmods_through_a_symlink_and_moves_a_directory_aside(
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
     assert target.read_text() == "secret\n" and target.stat().st_mode & 0o777 == 0o640
     assert len(list(tmp_path.glob("other.unexpected-*"))) == 1
+
+
+def test_a_directory_where_a_lock_file_belongs_is_moved_aside_so_the_monitor_goes_on(tmp_path):
+    (tmp_path / "web.lock" / "inside").mkdir(parents=True)
+
+    with safe_files.open_lock(tmp_path / "web.lock") as lock:
+        lock.write("")
+
+    assert (tmp_path / "web.lock").is_file()
+    assert [p.name.split("-")[0] for p in tmp_path.glob("web.lock.*")] == ["web.lock.unexpected"]
