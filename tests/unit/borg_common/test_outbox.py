@@ -89,6 +89,19 @@ def test_a_corrupt_file_is_moved_aside_with_a_warning_and_skipped(tmp_path, capl
     assert "00000000000000000001-bad.json" in caplog.text
 
 
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "directory"])
+def test_an_entry_that_is_no_regular_file_is_moved_aside_never_read_through_or_waited_on(tmp_path, kind):
+    good = outbox.put(tmp_path, {"run_id": "good"}, [A])
+    record = {"document": {"run_id": "elsewhere"}, "pending": [A], "created_at": "x", "attempts": {}}
+    (tmp_path / "elsewhere.txt").write_text(json.dumps(record))  # a valid record, not the outbox's
+    stray = tmp_path / "00000000000000000001-stray.json"
+    {"fifo": lambda: os.mkfifo(stray), "symlink": lambda: stray.symlink_to(tmp_path / "elsewhere.txt"),
+     "directory": stray.mkdir}[kind]()  # fmt: skip
+
+    assert [e.path for e in outbox.entries(tmp_path)] == [good]
+    assert (tmp_path / "00000000000000000001-stray.json.corrupt").exists()
+
+
 def test_marking_one_url_done_rewrites_the_file_without_it(tmp_path):
     outbox.put(tmp_path, {"run_id": "r1"}, [A, B])
     (entry,) = outbox.entries(tmp_path)
