@@ -63,7 +63,12 @@ def append_record(path: Path, record: dict) -> None:
     """Append record as one JSON line; a line this short is written in one piece (O_APPEND)."""
     line = (json.dumps(record, sort_keys=True) + "\n").encode()
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:  # neither the log nor its directory through a symlink
+            descriptor = os.open(path.name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 0o600, dir_fd=directory)  # fmt: skip
+        finally:
+            os.close(directory)
         try:
             os.write(descriptor, line)
         finally:
@@ -207,12 +212,9 @@ def rotate(audit_log: Path, uid: int, gid: int) -> None:
     os.link(audit_log, rotated(audit_log, 1), follow_symlinks=False)
     fresh = audit_log.with_name(f"{audit_log.name}.new")
     fresh.unlink(missing_ok=True)  # whatever was left there (a symlink: the link itself)
-    descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchown(descriptor, uid, gid)
-        os.fchmod(descriptor, 0o600)
-    finally:
-        os.close(descriptor)
+    os.close(os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+    os.chown(fresh, uid, gid)  # the file just made: only root can write in the log's directory (mode 700)
+    os.chmod(fresh, 0o600)
     os.replace(fresh, audit_log)
 
 

@@ -32,6 +32,7 @@ from borg_server import (
     disk_space,
     findings,
     gate,
+    safe_files,
     segments,
     state,
     system,
@@ -78,6 +79,7 @@ def scan_client(
 def scan(server: ServerConfig, paths: Paths) -> float:
     """Scan every client once, emit and ship the alerts; return how long it took."""
     started = time.monotonic()
+    ensure_state_entries(paths)
     position = audit_log.read_position(paths.monitor_position)
     records, offset = audit_log.read_sessions(paths.audit_log, position.get("audit_offset", 0))
     if offset >= audit_log.ROTATE_AT:
@@ -104,6 +106,17 @@ def scan(server: ServerConfig, paths: Paths) -> float:
     seconds = time.monotonic() - started
     audit_log.write_position(paths.monitor_position, offset, time.time(), seconds)
     return seconds
+
+
+def ensure_state_entries(paths: Paths) -> None:
+    """Make the monitor's and the audit log's directories, and the audit log, what they must be before a scan
+    writes there: whatever took their place since the start (a symlink, a file) is moved aside with a warning,
+    so nothing is written through it."""
+    directories = [paths.audit_log.parent, paths.monitor, paths.monitor_state("x").parent, paths.monitor_outbox]
+    safe_files.ensure_real_directories(directories)
+    for directory in directories[:2]:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    safe_files.ensure_file(paths.audit_log, 0o600)
 
 
 def watch_disk(server: ServerConfig, paths: Paths, records: list[dict], usage: disk_space.DiskUsage) -> None:

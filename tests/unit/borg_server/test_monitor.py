@@ -583,3 +583,23 @@ def test_a_configuration_that_became_wrong_keeps_the_last_good_one(caplog):
         "the configuration has problems; the monitor keeps the last good one: PUID: 0 is root; "
         "the borg account must not be root"
     ]
+
+
+def test_a_scan_moves_aside_a_symlink_that_took_the_place_of_its_state_directory_and_writes_nothing_through_it(
+    paths, tmp_path
+):
+    write_repository(paths, init_create_create_delete())
+    monitor.scan(server(), paths)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    clients = paths.monitor_state("web").parent
+    clients.rename(tmp_path / "old-clients")
+    clients.symlink_to(elsewhere)  # while the monitor runs
+    paths.audit_log.unlink()
+    paths.audit_log.symlink_to(elsewhere / "log")
+
+    monitor.scan(server(), paths)
+
+    assert list(elsewhere.iterdir()) == []
+    assert paths.monitor_state("web").is_file() and not clients.is_symlink()
+    assert paths.audit_log.is_file() and not paths.audit_log.is_symlink()
