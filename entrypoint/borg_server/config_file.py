@@ -57,6 +57,9 @@ def read(settings: Settings, path: str) -> ConfigFile:
         reason = getattr(error, "problem", None) or "its syntax is wrong"
         settings.problem(label, f"is not valid YAML: {where}{reason}")
         return unusable
+    except RecursionError:  # the parser recurses once per level: a file of a million "[" is no configuration
+        settings.problem(label, "is not valid YAML: it is nested too deeply")
+        return unusable
     if not isinstance(document, dict):
         settings.problem(label, f"must be a mapping of settings, not a {type(document).__name__}; {SERVER_KEYS}")
         return unusable

@@ -403,6 +403,7 @@ def test_a_bad_environment_is_reported_as_one_line_naming_the_setting(environ, p
             {},
             "{file} report_urls: 'mailto:ops@example.org' is not an http:// or https:// URL with a host",
         ),
+        ("x: " + "[" * 200_000 + "\n", {}, "{file}: is not valid YAML: it is nested too deeply"),
     ],
 )
 def test_a_bad_yaml_file_is_reported_as_one_line_naming_the_place_in_it(tmp_path, document, environ, problem):
