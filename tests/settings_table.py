@@ -61,8 +61,6 @@ SERVER = {  # setting -> kind (the base environment: BORG_CLIENTS="web db")
     "SNAPSHOT_KEEP": "duration",
     "DISK_ALERT_USED": "number",
     "DISK_RESERVE": "size",
-    "COMPACT_DELAY": "duration",
-    "SNAPSHOT_KEEP": "duration",
     "REPORT_URLS": "urls",
     "BORG_SERVER_NAME": "host",
     "BORG_HOST_KEY": "key",

@@ -108,7 +108,7 @@ def open_repository_directory(repository: Path) -> int:
         os.close(parent)
 
 
-def _keep_free_space(found: state.ClientState | None, directory: int, repository: Path, reserve: int) -> bool:
+def _keep_free_space(found: ClientState | None, directory: int, repository: Path, reserve: int) -> bool:
     """keep_free_space in the repository directory open as directory."""
     config = os.open("config", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory)
     try:
