@@ -97,6 +97,9 @@ def own_replica_copy(paths: Paths, name: str, gid: int) -> None:
     """Make the client's copy root's, readable by gid: directories 750 (the repository's own 770, for borg's
     lock files alone), files 640. Walked only when the top directory's group is not gid yet."""
     top = paths.client_directory(name)
+    if os.path.islink(top):  # never walked through: what it points at is not the client's copy
+        logger.warning("client %s: %s is a symlink, not its copy; left as it is", name, top)
+        return
     top.mkdir(mode=0o750, parents=True, exist_ok=True)
     if (os.lstat(top).st_uid, os.lstat(top).st_gid) == (0, gid):
         return

@@ -5,7 +5,8 @@ import os
 import pytest
 
 from borg_server.accounts import Account
-from borg_server.ownership import ensure_client_tree, reown
+from borg_server.ownership import ensure_client_tree, own_replica_copy, reown
+from borg_server.paths import Paths
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
 WEB = Account("web", 23456)
@@ -116,3 +117,16 @@ def test_reown_leaves_a_top_that_is_a_symlink_alone(tmp_path):
 
     assert reown(tmp_path / "link", 5000, 5000, include_top=False) == 0
     assert owner(tmp_path / "etc" / "passwd") == (0, 0)
+
+
+def test_a_replica_copy_that_is_a_symlink_is_never_walked_through(tmp_path, caplog):
+    paths = Paths(repositories=tmp_path / "srv", state=tmp_path / "state")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    paths.repositories.mkdir()
+    paths.client_directory("web").symlink_to(elsewhere)
+
+    own_replica_copy(paths, "web", 12345)
+
+    assert oct(elsewhere.stat().st_mode & 0o777) == "0o700"
+    assert "is a symlink, not its copy" in caplog.text
