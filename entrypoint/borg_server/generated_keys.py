@@ -169,4 +169,8 @@ def forget_removed_clients(config: ServerConfig, paths: Paths) -> None:
                 logger.warning("%s: %s is not a client's directory; skipped", entry, safe_files.describe(entry))
                 continue
             clear_directory(entry)
-            logger.info("client %s: removed from the configuration; deleted %s (its data is kept)", entry.name, entry)
+            if entry.name.startswith("."):  # no client's name does: a new export a crash left half written
+                logger.info("%s: a half-written export left by an interrupted start; deleted", entry)
+            else:
+                removed = "client %s: removed from the configuration; deleted %s (its data is kept)"
+                logger.info(removed, entry.name, entry)

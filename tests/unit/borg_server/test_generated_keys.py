@@ -102,3 +102,16 @@ def test_stray_files_and_symlinks_in_the_state_volume_are_skipped_with_one_warni
         f"{paths.state / 'export' / 'notes.txt'}: a file is not a client's directory; skipped",
         f"{paths.client_export('old') / 'sub'}: a directory where only files belong; skipped",
     ]
+
+
+def test_a_half_written_export_a_crash_left_is_deleted_and_not_called_a_removed_client(paths, caplog):
+    caplog.set_level("INFO")
+    half = paths.state / "export" / ".web.k2j4x9"
+    half.mkdir()
+    (half / "id_ed25519").write_text("half")
+
+    forget_removed_clients(config(clients="web db old"), paths)
+
+    assert not half.exists()
+    assert f"{half}: a half-written export left by an interrupted start; deleted" in caplog.messages
+    assert not [message for message in caplog.messages if "removed from the configuration" in message]
