@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import fcntl
 import logging
+import os
 import shlex
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
 
 MASK = "***"
+READ_SIZE = 1 << 16
+PIPE_SIZE = 1 << 20  # what a pipe holds while its reader waits (Linux's default limit for unprivileged processes)
+BATCH_PAUSE = 0.02  # seconds a reader waits after a read that found less than READ_SIZE (batched_lines)
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,31 @@ def masked(argv: Iterable[str], secrets: Iterable[str] = ()) -> str:
         return argument
 
     return shlex.join(mask(argument) for argument in argv)
+
+
+def batched_lines(pipe) -> Iterator[str]:
+    """Given a pipe's read end, yield its lines (decoded, without line ends) as they come, many per read.
+
+    borg create --list prints a line per file. A reader that takes each line as it comes is woken once
+    per line: 200,000 files cost 200,000 wake-ups and reads, CPU that a backup on a small machine needs
+    for borg and ssh. After a read that found the pipe nearly empty, this one waits BATCH_PAUSE, so the
+    lines pile up in the pipe (grown to PIPE_SIZE where Linux allows) and come hundreds a read.
+    Like text mode's universal newlines, a lone "\r" ends a line too.
+    """
+    fd = pipe.fileno()
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: a Python without F_SETPIPE_SZ
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    pending = b""
+    while chunk := os.read(fd, READ_SIZE):
+        *complete, pending = (pending + chunk).split(b"\n")
+        for line in complete:
+            for part in line.removesuffix(b"\r").split(b"\r"):
+                yield part.decode(errors="replace")
+        if len(chunk) < READ_SIZE:
+            time.sleep(BATCH_PAUSE)
+    if pending:
+        for part in pending.split(b"\r"):
+            yield part.decode(errors="replace")
 
 
 def run(
@@ -66,20 +98,16 @@ def run(
         stderr=subprocess.PIPE if capture_stdout else subprocess.STDOUT,
         env=dict(env) if env is not None else None,
         cwd=cwd,
-        text=True,
-        errors="replace",
         start_new_session=start_new_session,
     )
     if on_start:
         on_start(process)
-    chunks: list[str] = []
+    chunks: list[bytes] = []
     reader = None
     if capture_stdout:
         reader = threading.Thread(target=lambda: chunks.append(process.stdout.read()), daemon=True)
         reader.start()
-    lines = process.stderr if capture_stdout else process.stdout
-    for raw in lines:
-        line = raw.rstrip("\n")
+    for line in batched_lines(process.stderr if capture_stdout else process.stdout):
         if render_line:
             line = render_line(line)
             if line is None:
@@ -91,8 +119,12 @@ def run(
     returncode = process.wait()
     if reader:
         reader.join()
+    for stream in (process.stdout, process.stderr):
+        if stream:
+            stream.close()
     logger.debug("%s exited with %d", argv[0], returncode)
-    return Result(returncode=returncode, stdout="".join(chunks), tail=list(tail))
+    stdout = b"".join(chunks).decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    return Result(returncode=returncode, stdout=stdout, tail=list(tail))
 
 
 def pipe(

@@ -1,10 +1,11 @@
 """Tests for running commands: output streamed into the log line by line, a bounded tail, secrets masked."""
 
 import logging
+import os
 
 import pytest
 
-from borg_common.process import MASK, masked, run
+from borg_common.process import MASK, READ_SIZE, batched_lines, masked, run
 
 BOTH_STREAMS = ["sh", "-c", "echo a; echo b >&2"]
 
@@ -102,6 +103,49 @@ def test_run_gives_on_start_the_running_process():
 def test_run_of_a_missing_program_raises_oserror(tmp_path):
     with pytest.raises(FileNotFoundError):
         run([str(tmp_path / "no-such-program")])
+
+
+def test_run_keeps_every_line_of_a_long_listing_in_order():
+    result = run(["sh", "-c", "seq 1 20000"], tail_lines=20000, log_level=logging.DEBUG)
+
+    assert result.tail == [str(number) for number in range(1, 20001)]
+
+
+def test_run_takes_a_listing_in_batches_not_a_read_per_line(monkeypatch):
+    reads = []
+    real_read = os.read
+
+    def counting(fd, size):
+        data = real_read(fd, size)
+        reads.append(len(data))
+        return data
+
+    monkeypatch.setattr(os, "read", counting)
+    result = run(["sh", "-c", "for i in $(seq 1 300); do echo line $i; sleep 0.0002; done"], tail_lines=300)
+
+    assert len(result.tail) == 300
+    assert len(reads) < 100
+
+
+def read_end(tmp_path, data: bytes):
+    path = tmp_path / "stream"
+    path.write_bytes(data)
+    return path.open("rb")
+
+
+def test_batched_lines_ends_lines_at_newline_and_lone_carriage_return_like_text_mode(tmp_path):
+    with read_end(tmp_path, b"one\r\ntwo\rthree\nlast, unterminated") as stream:
+        assert list(batched_lines(stream)) == ["one", "two", "three", "last, unterminated"]
+
+
+def test_batched_lines_replaces_bytes_that_are_not_utf8(tmp_path):
+    with read_end(tmp_path, b"caf\xe9\n") as stream:
+        assert list(batched_lines(stream)) == ["caf\ufffd"]
+
+
+def test_batched_lines_joins_a_line_longer_than_one_read(tmp_path):
+    with read_end(tmp_path, b"x" * (3 * READ_SIZE + 5) + b"\nnext\n") as stream:
+        assert list(batched_lines(stream)) == ["x" * (3 * READ_SIZE + 5), "next"]
 
 
 def test_masked_quotes_the_command_and_hides_every_secret():
