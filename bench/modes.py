@@ -72,7 +72,7 @@ def local(sandbox: Sandbox, data: Path, compression: str = COMPRESSION) -> dict[
 
 PLAIN_SSHD = """
 set -e
-useradd -m -s /bin/sh borg && usermod -p '*' borg
+useradd -m -s /bin/sh borg && usermod -p '*' borg && chown borg:borg /repos
 mkdir -p /home/borg/.ssh && cp /keys/id_ed25519.pub /home/borg/.ssh/authorized_keys
 chown -R borg:borg /home/borg/.ssh && chmod 700 /home/borg/.ssh
 ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/host_key && cp /etc/ssh/host_key.pub /keys/host_key.pub
@@ -82,18 +82,24 @@ exec /usr/sbin/sshd -D -e -o HostKey=/etc/ssh/host_key -o PasswordAuthentication
 
 
 def plain_ssh(sandbox: Sandbox, data: Path) -> dict[str, float]:
-    """(b) plain borg over ssh to a plain sshd (no forced command, no restrictions) in the server image."""
-    network, keys = sandbox.network("plain-net"), sandbox.volume("plain-keys")
+    """(b) plain borg over ssh to a plain sshd (no forced command, no restrictions) in the server image.
+
+    Its repository is on a volume, as the appliance's is (not in the container's own file system).
+    """
+    network, keys = (
+        sandbox.network("plain-net"),
+        sandbox.volume("plain-keys", memory=False),
+    )  # two containers one after the other
     sandbox.run("keygen", CLIENT_IMAGE, ["-v", f"{keys}:/keys", "--entrypoint", "ssh-keygen"],
                 ["-q", "-t", "ed25519", "-N", "", "-f", "/keys/id_ed25519"], detach=False)  # fmt: skip
-    sandbox.run("sshd", SERVER_IMAGE, ["--network", network, "-v", f"{keys}:/keys", "--entrypoint", "sh"],
-                ["-c", PLAIN_SSHD])  # fmt: skip
+    options = ["--network", network, "-v", f"{keys}:/keys", "-v", f"{sandbox.volume('plain-repos')}:/repos"]
+    sandbox.run("sshd", SERVER_IMAGE, [*options, "--entrypoint", "sh"], ["-c", PLAIN_SSHD])
     sshd = sandbox.name("sshd")
     wait_until(lambda: "Server listening" in docker("logs", sshd).stderr, 30, "the plain sshd")
     rsh = ("ssh -i /keys/id_ed25519 -o UserKnownHostsFile=/tmp/known_hosts -o StrictHostKeyChecking=yes "
            "-o BatchMode=yes")  # fmt: skip
     script = (f'echo "{sshd} $(cut -d" " -f1,2 /keys/host_key.pub)" > /tmp/known_hosts\nexport BORG_RSH="{rsh}"\n'
-              + plain_script(f"ssh://borg@{sshd}:22/./r", COMPRESSION))  # fmt: skip
+              + plain_script(f"ssh://borg@{sshd}:22/repos/r", COMPRESSION))  # fmt: skip
     options = ["--network", network, "-v", f"{keys}:/keys:ro", *mounts(sandbox, "plain", data)]
     return steps(run_script(sandbox, "plain-client", options, script))
 

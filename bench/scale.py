@@ -141,7 +141,7 @@ def idle_sidecar(sandbox: Sandbox, data: Path, tmp: Path, seconds: int = 60) -> 
 MONITOR = "/var/lib/borg-server/monitor"
 # Prints the clock ticks per second, then the monitor's /proc stat and status files.
 MONITOR_PROCESS = (
-    'pid=$(pgrep -f "^/usr/bin/python3 -m borg_server monitor") && getconf CLK_TCK && '
+    'pid=$(pgrep -f "^/usr/bin/python3 -IB /usr/local/bin/borg-server monitor$") && getconf CLK_TCK && '
     "cat /proc/$pid/stat /proc/$pid/status"
 )
 # Prints how many clients' state holds a segment baseline (sha256 of every committed segment).
@@ -149,10 +149,12 @@ BASELINED = (
     "import glob, json; "
     f"print(sum(bool(json.load(open(path))['segments']) for path in glob.glob('{MONITOR}/clients/*.json')))"
 )
-# Prints how many milliseconds one `borg check --repository-only` of the repository in $1 takes, as the monitor runs it.
+# Prints how many milliseconds one `borg check --repository-only` of the repository in $1 takes, as the monitor
+# runs it: as the repository's own account.
 REPOSITORY_CHECK = (
     "ms() { echo $(( $(date +%s%N) / 1000000 )); }; s=$(ms); HOME=/home/borg BORG_BASE_DIR=/home/borg "
-    'setpriv --reuid=1000 --regid=1000 --clear-groups -- borg check --repository-only "$1" >&2 && echo $(( $(ms) - s ))'
+    'setpriv --reuid=$(stat -c %u "$1") --regid=$(stat -c %g "$1") --clear-groups -- borg check --repository-only "$1" '
+    ">&2 && echo $(( $(ms) - s ))"
 )
 
 
@@ -193,8 +195,11 @@ def monitor_cost(sandbox: Sandbox, tmp: Path, count: int = 50, data_mb: int = 20
     if backup.returncode != 0:
         raise RuntimeError(f"the backup of {first.name} failed:\n{backup.stderr[-2000:]}")
     server.exec("supervisorctl", "stop", "monitor")
-    server.exec("sh", "-c", f"for name in {' '.join(names[1:])}; do cp -a /srv/borg/{names[0]}/main /srv/borg/$name/; "
-                f"done && rm -f {MONITOR}/clients/*.json {MONITOR}/monitor.json")  # fmt: skip
+    copies = (
+        f"for name in {' '.join(names[1:])}; do cp -a /srv/borg/{names[0]}/main /srv/borg/$name/ && "
+        "chown -R --reference=/srv/borg/$name /srv/borg/$name/main; done"
+    )  # each copy its client's own
+    server.exec("sh", "-c", f"{copies} && rm -f {MONITOR}/clients/*.json {MONITOR}/monitor.json")
     server.exec("supervisorctl", "start", "monitor")
     scans = [wait_until(lambda: last_scan(server.container), 600, "the monitor's first scan")]
     after_first, started = monitor_process(server.container), time.monotonic()

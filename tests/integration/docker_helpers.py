@@ -49,6 +49,7 @@ class Sandbox:
     """Names every container, network and volume of one test uniquely, and removes them all."""
 
     prefix: str = field(default_factory=lambda: f"bat-{uuid.uuid4().hex[:8]}")
+    memory: bool = False  # volumes in memory, tmpfs (the benchmark: the software measured, not the disk)
 
     def name(self, role: str) -> str:
         return f"{self.prefix}-{role}"
@@ -58,9 +59,12 @@ class Sandbox:
         docker("network", "create", "--label", f"{LABEL}={self.prefix}", name)
         return name
 
-    def volume(self, role: str) -> str:
+    def volume(self, role: str, memory: bool | None = None) -> str:
+        """Create a volume for role; in memory (default: the sandbox's), it lasts only while a container uses it."""
         name = self.name(role)
-        docker("volume", "create", "--label", f"{LABEL}={self.prefix}", name)
+        memory = self.memory if memory is None else memory
+        tmpfs = ["--opt", "type=tmpfs", "--opt", "device=tmpfs", "--opt", "o=size=8g"] if memory else []
+        docker("volume", "create", "--label", f"{LABEL}={self.prefix}", *tmpfs, name)
         return name
 
     def run(
