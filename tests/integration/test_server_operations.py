@@ -97,8 +97,8 @@ def test_status_and_show_client_describe_each_client(sandbox, tmp_path):
 
 def test_an_sshd_that_dies_for_good_takes_the_container_down(sandbox):
     server = start_server(sandbox, ["web"])
-    server.exec(
-        "sh", "-c", "chmod -x /usr/sbin/sshd && supervisorctl -c /run/borg-server/supervisord.conf signal KILL sshd"
-    )
+    running = server.exec("supervisorctl", "status").stdout  # a plain supervisorctl finds the running supervisord
+    assert re.search(r"^sshd\s+RUNNING", running, re.MULTILINE), running
+    server.exec("sh", "-c", "chmod -x /usr/sbin/sshd && supervisorctl signal KILL sshd")
     wait_until(lambda: health(server.container) == "exited", 60, "the container to stop")
     assert "a program failed for good" in logs(server.container)
