@@ -97,9 +97,9 @@ def in_memory(data: DataSet) -> DataSet:
     """
     copy = MEMORY / data.path.name
     if not copy.exists():
-        MEMORY.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(data.path, copy.with_suffix(".partial"), dirs_exist_ok=True)
-        copy.with_suffix(".partial").rename(copy)
+        partial = MEMORY / f"{data.path.name}.partial"
+        shutil.copytree(data.path, partial, dirs_exist_ok=True)
+        partial.rename(copy)
     return dataclasses.replace(data, path=copy)
 
 

@@ -86,10 +86,8 @@ def plain_ssh(sandbox: Sandbox, data: Path) -> dict[str, float]:
 
     Its repository is on a volume, as the appliance's is (not in the container's own file system).
     """
-    network, keys = (
-        sandbox.network("plain-net"),
-        sandbox.volume("plain-keys", memory=False),
-    )  # two containers one after the other
+    network = sandbox.network("plain-net")
+    keys = sandbox.volume("plain-keys", memory=False)  # on disk: written and read by two containers in turn
     sandbox.run("keygen", CLIENT_IMAGE, ["-v", f"{keys}:/keys", "--entrypoint", "ssh-keygen"],
                 ["-q", "-t", "ed25519", "-N", "", "-f", "/keys/id_ed25519"], detach=False)  # fmt: skip
     options = ["--network", network, "-v", f"{keys}:/keys", "-v", f"{sandbox.volume('plain-repos')}:/repos"]

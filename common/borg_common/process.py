@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 MASK = "***"
 READ_SIZE = 1 << 16
 PIPE_SIZE = 1 << 20  # what a pipe holds while its reader waits (Linux's default limit for unprivileged processes)
-BATCH_PAUSE = 0.02  # seconds a reader waits after a read that found less than READ_SIZE (batched_lines)
+BATCH_PAUSE = 0.02  # seconds a reader waits between reads while output comes fast (batched_lines)
 
 
 @dataclass(frozen=True)
@@ -48,24 +48,31 @@ def batched_lines(pipe) -> Iterator[str]:
 
     borg create --list prints a line per file. A reader that takes each line as it comes is woken once
     per line: 200,000 files cost 200,000 wake-ups and reads, CPU that a backup on a small machine needs
-    for borg and ssh. After a read that found the pipe nearly empty, this one waits BATCH_PAUSE, so the
-    lines pile up in the pipe (grown to PIPE_SIZE where Linux allows) and come hundreds a read.
+    for borg and ssh. While output comes fast (a short read within BATCH_PAUSE of the last one), this
+    reader waits BATCH_PAUSE after each read, so the lines pile up in the pipe (grown to PIPE_SIZE where
+    Linux allows) and come hundreds a read; a command that prints a few lines and exits is never held up.
     Like text mode's universal newlines, a lone "\r" ends a line too.
     """
     fd = pipe.fileno()
     with contextlib.suppress(OSError, AttributeError):  # AttributeError: a Python without F_SETPIPE_SZ
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-    pending = b""
+    pending, last_read = b"", None
     while chunk := os.read(fd, READ_SIZE):
         *complete, pending = (pending + chunk).split(b"\n")
         for line in complete:
-            for part in line.removesuffix(b"\r").split(b"\r"):
-                yield part.decode(errors="replace")
-        if len(chunk) < READ_SIZE:
+            yield from decoded(line.removesuffix(b"\r"))
+        now = time.monotonic()
+        if len(chunk) < READ_SIZE and last_read is not None and now - last_read < BATCH_PAUSE:
             time.sleep(BATCH_PAUSE)
+        last_read = time.monotonic()
     if pending:
-        for part in pending.split(b"\r"):
-            yield part.decode(errors="replace")
+        yield from decoded(pending)
+
+
+def decoded(line: bytes) -> Iterator[str]:
+    """Given one line's bytes (no "\n"), yield its text, split at every "\r"; bytes not UTF-8 are replaced."""
+    for part in line.split(b"\r"):
+        yield part.decode(errors="replace")
 
 
 def run(
@@ -151,8 +158,7 @@ def pipe(
     )  # fmt: skip
 
     def log_stderr() -> None:
-        for raw in process.stderr:
-            line = raw.decode(errors="replace").rstrip("\n")
+        for line in batched_lines(process.stderr):
             line = render_line(line) if render_line else line
             if line is None:
                 continue
