@@ -2,7 +2,8 @@
 
 Writes bench/results.md and bench/results.json. Timings are printed, never asserted.
 `--only monitor` measures only the server's monitor and prints its figures (results stay as they are);
-`--only recovery` measures the run after a crash in the middle of a backup (bench/recovery.py) and prints it.
+`--only recovery` measures the run after a crash in the middle of a backup (bench/recovery.py) and prints it;
+`--only modes` measures (a), (b) and (c) on the data sets and prints their tables (a few minutes, not most of an hour).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def main() -> None:
     parser.add_argument("--scale", default="10,50", help="concurrent client counts")
     parser.add_argument("--monitor-clients", type=int, default=50, help="clients the monitor watches (default 50)")
     parser.add_argument(
-        "--only", choices=["monitor", "recovery"], help="measure only this part; print it, write nothing"
+        "--only", choices=["modes", "monitor", "recovery"], help="measure only this part; print it, write nothing"
     )
     parser.add_argument("--recovery-mb", type=int, default=500, help="recovery: MB of random data (default 500)")
     arguments = parser.parse_args()
@@ -134,6 +135,11 @@ def main() -> None:
                 print(f"many small files: {many.files} files of {size} bytes; (b) plain ssh, (c) appliance:")
                 measured = dataset.in_memory(many)
                 results["many_modes"] = measure_modes(measured, arguments.repetitions, Path(tmp), ("b", "c"))
+            if arguments.only == "modes":
+                print("\n".join(modes_table(results["modes"], ("a", "b", "c"))))
+                if "many_modes" in results:
+                    print("\n".join(["many small files:", *modes_table(results["many_modes"], ("b", "c"))]))
+                return
             print("compression:")
             results["compression"] = measure_compression(dataset.in_memory(data))
         finally:

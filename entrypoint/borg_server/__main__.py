@@ -15,7 +15,11 @@ SECRET_FORMATS = ("swarm", "kubernetes")  # what new-client prints (pairing_secr
 
 
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="borg-server", description="Borg Appliance server.")
+    main = argparse.ArgumentParser(
+        prog="borg-server",
+        description="Borg Appliance server.",
+        epilog="serve and serve-replica, the forced commands of the keys, are borg_server.serve (not for people).",
+    )
     commands = main.add_subparsers(dest="command", required=True)
     commands.add_parser("start", help="validate and apply the configuration, then run supervisord").set_defaults(
         handler=cli_service.command_start
@@ -62,15 +66,6 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("monitor", help="the monitor (run by supervisor)").set_defaults(
         handler=cli_service.command_monitor
     )
-    serve_parser = commands.add_parser("serve", help="the forced command of client keys (not for people)")
-    serve_parser.add_argument("--client", required=True)
-    serve_parser.add_argument("--role", required=True, choices=("append", "full", "admin", "read"))
-    serve_parser.add_argument("--fingerprint", required=True)
-    serve_parser.add_argument("--quota", type=int)
-    serve_parser.set_defaults(handler=cli_service.command_serve)
-    replica_parser = commands.add_parser("serve-replica", help="the forced command of the replica key (not for people)")
-    replica_parser.add_argument("--fingerprint", required=True)
-    replica_parser.set_defaults(handler=cli_service.command_serve_replica)
     read_parser = commands.add_parser("serve-read", help="read-only borg serve of a replica's clients (not for people)")
     read_parser.add_argument("directory")
     read_parser.set_defaults(handler=cli_service.command_serve_read)
@@ -93,11 +88,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main() -> int:
     arguments = parser().parse_args()
-    if arguments.command not in (
-        "serve",
-        "serve-replica",
-        "serve-read",
-    ):  # serve: stderr goes to the SSH client, stdout is borg's protocol
+    if arguments.command != "serve-read":  # stderr goes to the SSH client, stdout is borg's protocol
         setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
     from borg_server.system import CommandFailed
 

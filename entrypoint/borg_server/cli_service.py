@@ -1,5 +1,6 @@
-"""The borg-server commands the image runs itself: start, the monitor, the broker, the forced commands of
-the keys (serve, serve-replica, serve-read), the healthcheck and supervisor's watchdog."""
+"""The borg-server commands the image runs itself: start, the monitor, the broker, a replica's read-only
+borg serve (serve-read), the healthcheck and supervisor's watchdog. The keys' forced commands are
+borg_server.serve, a program of their own."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from borg_server.cli_steps import PATHS, load_or_explain
 if TYPE_CHECKING:
     from borg_server import config
 
-# Each command imports the modules it needs itself: the forced command (serve) of every session and
-# the healthcheck start in a few milliseconds instead of importing the whole server.
+# Each command imports the modules it needs itself: serve-read and the healthcheck start in a few
+# milliseconds instead of importing the whole server.
 
 logger = logging.getLogger("borg_server")
 
@@ -33,18 +34,6 @@ def command_start(_arguments) -> int:
     sys.stderr.flush()
     os.execv("/usr/bin/supervisord", ["supervisord", "-c", str(PATHS.supervisord_config)])
     return 1  # not reached
-
-
-def command_serve(arguments) -> int:
-    from borg_server import serve
-
-    return serve.serve(arguments.client, arguments.role, arguments.fingerprint, arguments.quota, PATHS, os.environ)
-
-
-def command_serve_replica(arguments) -> int:
-    from borg_server import serve
-
-    return serve.serve(None, "replica", arguments.fingerprint, None, PATHS, os.environ)
 
 
 def command_serve_read(arguments) -> int:

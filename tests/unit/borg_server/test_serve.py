@@ -84,3 +84,44 @@ def test_a_broker_that_stops_in_the_middle_fails_the_session_temporarily(paths, 
 
     assert code == 75
     assert capsys.readouterr().err == "borg-server: the session broker stopped during this session; try again later\n"
+
+
+def test_the_forced_commands_read_the_arguments_authorized_keys_writes():
+    from borg_server import authorized_keys
+
+    assert authorized_keys.SERVE_COMMAND.split()[1:] == ["serve"]
+    assert serve.parse(["serve", "--client", "web", "--role", "append", "--fingerprint", "SHA256:x"]) == {
+        "command": "serve", "client": "web", "role": "append", "fingerprint": "SHA256:x"
+    }  # fmt: skip
+    with_quota = ["serve", "--client", "web", "--role", "full", "--fingerprint", "f", "--quota", "7"]
+    assert serve.parse(with_quota)["quota"] == "7"
+    assert serve.parse(["serve-replica", "--fingerprint", "f"]) == {"command": "serve-replica", "fingerprint": "f"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        ([], "the command is not one of serve, serve-replica"),
+        (["start"], "the command is not one of serve, serve-replica"),
+        (["serve", "--client", "web", "--role"], "--role has no value"),
+        (["serve", "--client", "web", "--role", "append"], "--fingerprint missing"),
+        (["serve", "--client", "a", "--client", "b", "--role", "x", "--fingerprint", "f"], "--client is not an option"),
+        (["serve-replica", "--fingerprint", "f", "--client", "web"], "--client is not an option of serve-replica"),
+        (["serve", "--client", "web", "--role", "append", "--fingerprint", "f", "--quota", "-1"], "--quota is not a"),
+    ],
+)
+def test_forced_command_arguments_it_does_not_know_fail_with_one_line(argv, problem, monkeypatch, capsys):
+    monkeypatch.setattr(serve, "serve", lambda *arguments: pytest.fail("the broker was asked"))
+
+    assert serve.main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("borg-server: forced command ") and problem in error and error.count("\n") == 1
+
+
+def test_the_forced_command_hands_its_arguments_to_the_session(monkeypatch):
+    asked = []
+    monkeypatch.setattr(serve, "serve", lambda *arguments: asked.append(arguments[:4]) or 3)
+
+    assert serve.main(["serve", "--client", "web", "--role", "append", "--fingerprint", "f", "--quota", "9"]) == 3
+    assert serve.main(["serve-replica", "--fingerprint", "g"]) == 3
+    assert asked == [("web", "append", "f", 9), (None, "replica", "g", None)]
