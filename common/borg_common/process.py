@@ -56,13 +56,13 @@ def batched_lines(pipe) -> Iterator[str]:
     fd = pipe.fileno()
     with contextlib.suppress(OSError, AttributeError):  # AttributeError: a Python without F_SETPIPE_SZ
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-    pending, last_read = b"", None
+    pending, last_read = b"", float("-inf")
     while chunk := os.read(fd, READ_SIZE):
         *complete, pending = (pending + chunk).split(b"\n")
         for line in complete:
             yield from decoded(line.removesuffix(b"\r"))
         now = time.monotonic()
-        if len(chunk) < READ_SIZE and last_read is not None and now - last_read < BATCH_PAUSE:
+        if len(chunk) < READ_SIZE and now - last_read < BATCH_PAUSE:
             time.sleep(BATCH_PAUSE)
         last_read = time.monotonic()
     if pending:

@@ -24,8 +24,8 @@ FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 EX_TEMPFAIL = 75
 CONNECT_WAIT = 10.0  # seconds to wait for the broker's socket while the server starts
 CONNECT_POLL = 0.2
-# Each command's options, as authorized_keys.py writes them; every one is required but --quota.
-OPTIONS = {"serve": ("--client", "--role", "--fingerprint", "--quota"), "serve-replica": ("--fingerprint",)}
+# Each command's required and optional options, as authorized_keys.py writes them.
+OPTIONS = {"serve": (("--client", "--role", "--fingerprint"), ("--quota",)), "serve-replica": (("--fingerprint",), ())}
 
 
 def request(client: str | None, role: str, fingerprint: str, quota: int | None, environ: Mapping[str, str]) -> dict:
@@ -92,41 +92,44 @@ def serve(
     return reply["exit"]
 
 
-def parse(argv: list[str]) -> dict[str, str]:
+def parse(argv: list[str]) -> dict[str, str | int]:
     """Given the forced command's arguments (serve or serve-replica, then `--name value` pairs), return them by name.
 
-    Raise ValueError, naming what is wrong, if the command or an option is unknown, given twice or
-    without a value, or a required one is missing. The broker checks the values (session.parse_request).
+    The quota, where given, is returned as a number of bytes. Raise ValueError, naming what is wrong,
+    if the command or an option is unknown, given twice or without a value, a required one is missing
+    or the quota is not a number. The broker checks the other values (session.parse_request).
     """
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
     if command not in OPTIONS:
         raise ValueError(f"the command is not one of {', '.join(OPTIONS)}")
     if len(rest) % 2:
         raise ValueError(f"{rest[-1]} has no value")
+    required, optional = OPTIONS[command]
     values = {}
     for option, value in zip(rest[::2], rest[1::2], strict=True):
-        if option not in OPTIONS[command] or option in values:
+        if option not in required + optional or option in values:
             raise ValueError(f"{option} is not an option of {command}, or given twice")
         values[option] = value
-    missing = [option for option in OPTIONS[command] if option not in values and option != "--quota"]
+    missing = [option for option in required if option not in values]
     if missing:
         raise ValueError(f"{', '.join(missing)} missing")
-    return {option.removeprefix("--"): value for option, value in values.items()} | {"command": command}
+    if not values.get("--quota", "0").isdecimal():
+        raise ValueError("--quota is not a number of bytes")
+    arguments = {option.removeprefix("--"): value for option, value in values.items()} | {"command": command}
+    return arguments | ({"quota": int(values["--quota"])} if "--quota" in values else {})
 
 
 def main(argv: list[str]) -> int:
     """Run the forced command argv (serve or serve-replica); return its exit code (2: arguments it does not know)."""
     try:
         arguments = parse(argv)
-        if not arguments.get("quota", "0").isdecimal():
-            raise ValueError("--quota is not a number of bytes")
     except ValueError as error:
         print(f"borg-server: forced command {' '.join(argv)}: {error}", file=sys.stderr)
         return 2
-    quota = int(arguments["quota"]) if "quota" in arguments else None
     if arguments["command"] == "serve-replica":
         return serve(None, "replica", arguments["fingerprint"], None, Paths(), os.environ)
-    return serve(arguments["client"], arguments["role"], arguments["fingerprint"], quota, Paths(), os.environ)
+    client, role, fingerprint = arguments["client"], arguments["role"], arguments["fingerprint"]
+    return serve(client, role, fingerprint, arguments.get("quota"), Paths(), os.environ)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from borg_server import broker, serve, session
+from borg_server import authorized_keys, broker, serve, session
 
 
 @pytest.fixture
@@ -87,14 +87,12 @@ def test_a_broker_that_stops_in_the_middle_fails_the_session_temporarily(paths, 
 
 
 def test_the_forced_commands_read_the_arguments_authorized_keys_writes():
-    from borg_server import authorized_keys
-
     assert authorized_keys.SERVE_COMMAND.split()[1:] == ["serve"]
     assert serve.parse(["serve", "--client", "web", "--role", "append", "--fingerprint", "SHA256:x"]) == {
         "command": "serve", "client": "web", "role": "append", "fingerprint": "SHA256:x"
     }  # fmt: skip
     with_quota = ["serve", "--client", "web", "--role", "full", "--fingerprint", "f", "--quota", "7"]
-    assert serve.parse(with_quota)["quota"] == "7"
+    assert serve.parse(with_quota)["quota"] == 7
     assert serve.parse(["serve-replica", "--fingerprint", "f"]) == {"command": "serve-replica", "fingerprint": "f"}
 
 
@@ -108,6 +106,7 @@ def test_the_forced_commands_read_the_arguments_authorized_keys_writes():
         (["serve", "--client", "a", "--client", "b", "--role", "x", "--fingerprint", "f"], "--client is not an option"),
         (["serve-replica", "--fingerprint", "f", "--client", "web"], "--client is not an option of serve-replica"),
         (["serve", "--client", "web", "--role", "append", "--fingerprint", "f", "--quota", "-1"], "--quota is not a"),
+        (["serve", "--client", "web", "--role", "append", "--fingerprint", "f", "--quota", "1e9"], "--quota is not a"),
     ],
 )
 def test_forced_command_arguments_it_does_not_know_fail_with_one_line(argv, problem, monkeypatch, capsys):
