@@ -102,19 +102,27 @@ def newest(info_json: str) -> list[dict]:
         return []
 
 
+def period_around(cron: str, current: datetime) -> timedelta:
+    """Given a cron expression and a time, return the schedule's period around it: from the fire before to the next.
+
+    A weekday schedule's period on a Sunday is the weekend's three days, so Friday's archive is recent
+    then; on a Tuesday it is one day.
+    """
+    return next(CronSim(cron, current)) - next(CronSim(cron, current, reverse=True))
+
+
 def sanity(config: ClientConfig, archives: list[dict], current: datetime) -> str | None:
     """Given this client's newest archives (oldest first) and the local time now, return why not to prune, or None.
 
-    Refused: no archive at all; the newest older than RECENT_MARGIN periods of BACKUP_CRON (plus
-    BACKUP_JITTER, by which a backup may start late); the newest's original size under PRUNE_MIN_SIZE_RATIO
+    Refused: no archive at all; the newest older than RECENT_MARGIN periods of BACKUP_CRON around now
+    (plus BACKUP_JITTER, by which a backup may start late); the newest's original size under PRUNE_MIN_SIZE_RATIO
     of the one before.
     """
     if not archives:
         return f"there is no archive of this client ({archive_glob(config.archive_name, config.client)}) yet"
     last = archives[-1]
     age = current - datetime.fromisoformat(last["start"]).astimezone()
-    fires = CronSim(config.cron, current)
-    allowed = -(next(fires) - next(fires)) * RECENT_MARGIN + timedelta(seconds=config.jitter)
+    allowed = period_around(config.cron, current) * RECENT_MARGIN + timedelta(seconds=config.jitter)
     if age > allowed:
         jitter = " plus BACKUP_JITTER" if config.jitter else ""
         return (

@@ -169,6 +169,20 @@ def test_an_archive_older_than_one_and_a_half_backup_periods_stops_the_prune(pru
     )
 
 
+def test_a_weekday_schedule_lets_fridays_archive_be_recent_over_the_weekend_but_not_on_monday_noon(pruning):
+    weekdays = dataclasses.replace(pruning, cron="0 3 * * 1-5")
+    archives = prune.newest(info(("web-a", "2024-05-03T03:00:00", 1000)))  # a Friday
+    sunday, monday_early, monday_noon = (datetime.fromisoformat(f"2024-05-{day}+00:00")
+                                         for day in ("05T12:00:00", "06T02:00:00", "06T12:00:00"))  # fmt: skip
+
+    assert prune.sanity(weekdays, archives, sunday) is None  # the period around Sunday: Friday 03:00 to Monday 03:00
+    assert prune.sanity(weekdays, archives, monday_early) is None  # Monday's backup has not run yet
+    assert prune.sanity(weekdays, archives, monday_noon) == (  # Monday's backup made no archive
+        "the newest archive web-a is 3 days, 9:00 old, more than 1.5 periods of BACKUP_CRON (1 day, 12:00): "
+        "backups may be failing; prune after a successful backup"
+    )
+
+
 def test_an_archive_that_shrank_below_the_ratio_stops_the_prune(pruning):
     archives = prune.newest(info(("web-a", "2024-05-05T03:00:00", 1_000_000), ("web-b", "2024-05-06T03:00:00", 10_000)))
 
