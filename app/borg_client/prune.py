@@ -15,8 +15,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from cronsim import CronSim
-
 from borg_client import borg, report
 from borg_client.borgcall import Control, call_borg, explain
 from borg_client.config import ClientConfig
@@ -24,6 +22,7 @@ from borg_client.failures import Failure
 from borg_client.report import RunReport
 from borg_client.reported import failed_unexpectedly, reported
 from borg_client.retention import RECENT_MARGIN, archive_glob
+from borg_common import cron
 from borg_common.values import size_text
 
 logger = logging.getLogger(__name__)
@@ -102,15 +101,6 @@ def newest(info_json: str) -> list[dict]:
         return []
 
 
-def period_around(cron: str, current: datetime) -> timedelta:
-    """Given a cron expression and a time, return the schedule's period around it: from the fire before to the next.
-
-    A weekday schedule's period on a Sunday is the weekend's three days, so Friday's archive is recent
-    then; on a Tuesday it is one day.
-    """
-    return next(CronSim(cron, current)) - next(CronSim(cron, current, reverse=True))
-
-
 def sanity(config: ClientConfig, archives: list[dict], current: datetime) -> str | None:
     """Given this client's newest archives (oldest first) and the local time now, return why not to prune, or None.
 
@@ -122,7 +112,7 @@ def sanity(config: ClientConfig, archives: list[dict], current: datetime) -> str
         return f"there is no archive of this client ({archive_glob(config.archive_name, config.client)}) yet"
     last = archives[-1]
     age = current - datetime.fromisoformat(last["start"]).astimezone()
-    allowed = period_around(config.cron, current) * RECENT_MARGIN + timedelta(seconds=config.jitter)
+    allowed = cron.period_around(config.cron, current) * RECENT_MARGIN + timedelta(seconds=config.jitter)
     if age > allowed:
         jitter = " plus BACKUP_JITTER" if config.jitter else ""
         return (

@@ -1,4 +1,4 @@
-"""Cron schedules (five fields, cronsim): checking a setting, the next times it fires, its period."""
+"""Cron schedules (five fields, cronsim): checking a setting, the next times it fires, its period (around a time)."""
 
 from __future__ import annotations
 
@@ -27,3 +27,11 @@ def period(expression: str, after: datetime) -> timedelta:
     """Return the interval between the next two fire times: the schedule's period."""
     first, second = next_times(expression, after)
     return second - first
+
+
+def period_around(expression: str, current: datetime) -> timedelta:
+    """Return the schedule's period around current: from the fire time before it to the next.
+
+    A weekday schedule's period on a Sunday is the weekend's three days; on a Tuesday it is one day.
+    """
+    return next_times(expression, current, 1)[0] - next(CronSim(expression, current, reverse=True))
