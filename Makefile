@@ -104,10 +104,12 @@ lint: venv
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit
 
-# Two workers: the scenarios that work the cores run one after another on one of them; those marked
-# `waits` (mostly waiting for schedules and intervals) run beside them (tests/integration/conftest.py);
-# those marked `alone` (they change the Docker daemon: swarm mode) run afterwards, with nothing beside them.
-PARALLEL = -n 2 --dist loadgroup -m "not alone"
+# Scenarios spend most of their time waiting for containers, so WORKERS runs more of them at once than the
+# machine has cores; a module's scenarios that share a module-scoped world stay on one worker, those marked
+# `cores` never run beside each other (tests/integration/conftest.py), and those marked `alone` (they change
+# the Docker daemon: swarm mode) run afterwards, with nothing beside them.
+WORKERS ?= 4
+PARALLEL = -n $(WORKERS) --dist loadgroup -m "not alone"
 
 integration: venv images
 	$(VENV)/bin/pytest -q $(PARALLEL) tests/integration

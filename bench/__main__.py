@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import dataset, modes, recovery, scale
-from tests.integration.docker_helpers import Sandbox
+from tests.harness.containers import Sandbox
 
 HERE = Path(__file__).parent
 COMPRESSIONS = ("lz4", "zstd,1", "zstd,3", "zstd,6", "auto,zstd,3", "auto,lzma,6")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.integration.docker_helpers import CLIENT_IMAGE, SERVER_IMAGE, Sandbox, docker, wait_until
-from tests.integration.stack import make_client, start_server
+from tests.harness.containers import CLIENT_IMAGE, SERVER_IMAGE, Sandbox, docker, wait_until
+from tests.harness.stack import make_client, start_server
 
 COMPRESSION = "zstd,3"
 # `step NAME COMMAND…` runs COMMAND and prints "NAME_ms <milliseconds>"; its own output goes to stderr.

@@ -15,8 +15,8 @@ import json
 import time
 from pathlib import Path
 
-from tests.integration.docker_helpers import CLIENT_IMAGE, Sandbox, docker, health, wait_until
-from tests.integration.stack import Client, client_command, fill_volume, make_client, repository_bytes, start_server
+from tests.harness.containers import CLIENT_IMAGE, Sandbox, docker, health, wait_until
+from tests.harness.stack import Client, client_command, fill_volume, make_client, repository_bytes, start_server
 
 CASES = ("server-restart", "server-kill", "sidecar-kill")
 CHANGE = "head -c 5000000 /dev/urandom > /data/change-$(date +%s%N).bin"

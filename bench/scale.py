@@ -9,8 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-from tests.integration.docker_helpers import CLIENT_IMAGE, SERVER_IMAGE, Sandbox, docker, wait_until
-from tests.integration.stack import client_command, fill_volume, make_client, repository_bytes, start_server
+from tests.harness.containers import CLIENT_IMAGE, SERVER_IMAGE, Sandbox, docker, wait_until
+from tests.harness.stack import client_command, fill_volume, make_client, repository_bytes, start_server
 
 UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "kB": 1e3, "MB": 1e6, "GB": 1e9}
 

@@ -66,13 +66,7 @@ def command_schedule(_config, _arguments) -> int:
     Waits for a pairing export that is not there yet (wrong settings exit 2 at once).
     """
     stop, control = threading.Event(), Control()
-
-    def stop_now(*_):
-        stop.set()
-        control.interrupt()
-
-    for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, stop_now)
+    schedule.handle_signals(stop, control)
     try:
         config = waiting.paired_configuration(os.environ, stop)
     except ConfigError as error:

@@ -36,13 +36,7 @@ def command_prune_schedule(config, _arguments) -> int:
         print(f"borg-client prune-schedule: refused: {refused}", file=sys.stderr)
         return 2
     stop, control = threading.Event(), Control()
-
-    def stop_now(*_):
-        stop.set()
-        control.interrupt()
-
-    for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, stop_now)
+    schedule.handle_signals(stop, control)
     schedule.prune_loop(config, stop, control)
     return 0
 

@@ -1,4 +1,5 @@
 """The scheduler loop: wake at the next cron time (plus jitter), run, retry a failure, repeat; stop on SIGTERM.
+SIGUSR1 makes it do now what it waits for (the next backup, a retry or a prune), without a cron minute.
 
 With PRUNE_CRON, prunes run in the same loop, between backups, so a prune never overlaps a backup;
 `prune-schedule` (the admin service) runs only the prunes.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+import signal
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -26,8 +28,25 @@ logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 60  # seconds between attempts to deliver reports still waiting in the outbox
 
+# Set by SIGUSR1 (`docker kill --signal USR1 <sidecar>`): the wait for the next backup, retry or prune ends
+# now. A stop sets it too, so that a wait ends at once.
+woken = threading.Event()
 
 next_times = cron.next_times
+
+
+def handle_signals(stop: threading.Event, control: Control) -> None:
+    """Install the scheduler's signal handlers: SIGTERM and SIGINT stop it (a running borg writes a checkpoint
+    first), SIGUSR1 makes it do now what it waits for."""
+
+    def stop_now(*_) -> None:
+        stop.set()
+        woken.set()
+        control.interrupt()
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, stop_now)
+    signal.signal(signal.SIGUSR1, lambda *_: woken.set())
 
 
 def needs_catch_up(runs: list[dict], expression: str, current: datetime) -> bool:
@@ -36,15 +55,21 @@ def needs_catch_up(runs: list[dict], expression: str, current: datetime) -> bool
     return age is None or age > cron.period(expression, current)
 
 
-def wait_until(config: ClientConfig, due: datetime, stop: threading.Event) -> bool:
-    """Wait until due, delivering waiting reports every minute meanwhile; return False if stopped."""
+def wait_until(config: ClientConfig, due: datetime, stop: threading.Event, what: str = "the next run") -> bool:
+    """Wait until due, or until SIGUSR1 says now, delivering waiting reports every minute meanwhile; return
+    False if stopped."""
     outbox_directory = Paths.of(config).outbox
     while True:
         remaining = (due - datetime.now().astimezone()).total_seconds()
         if remaining <= 0:
             return True
-        if stop.wait(min(remaining, FLUSH_INTERVAL)):
+        woken.wait(min(remaining, FLUSH_INTERVAL))
+        if stop.is_set():
             return False
+        if woken.is_set():
+            woken.clear()
+            logger.info("SIGUSR1: %s now instead of at %s", what, due.isoformat(timespec="seconds"))
+            return True
         if outbox.size(outbox_directory):
             reports.flush(outbox_directory, config.report_urls, config.report_timeout)
 
@@ -76,7 +101,7 @@ def run_with_retries(config: ClientConfig, stop: threading.Event, control: Contr
                 logger.info("no retry: it would come after the next scheduled run at %s", f"{scheduled:%H:%M}")
             return
         logger.info("attempt %d failed; retrying at %s", attempt, due.astimezone().isoformat(timespec="seconds"))
-        if not wait_until(config, due, stop):
+        if not wait_until(config, due, stop, "the retry"):
             return
         attempt += 1
 
@@ -100,11 +125,11 @@ def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
             logger.info("next backup at %s", due.isoformat(timespec="seconds"))
         pruning = config.retention.cron and next_times(config.retention.cron, current, 1)[0]
         if pruning and pruning < due:
-            if not wait_until(config, pruning, stop):
+            if not wait_until(config, pruning, stop, "the prune"):
                 break
             survive("the prune", prune.prune_once, config, control=control)
             continue
-        if not wait_until(config, due, stop):
+        if not wait_until(config, due, stop, "the backup"):
             break
         run_with_retries(config, stop, control)
         missed = [time for time in next_times(config.cron, due, 2) if due < time <= datetime.now().astimezone()]
@@ -121,7 +146,7 @@ def prune_loop(config: ClientConfig, stop: threading.Event, control: Control) ->
     while not stop.is_set():
         due = next_times(config.retention.cron, datetime.now().astimezone(), 1)[0]
         logger.info("next prune at %s", due.isoformat(timespec="seconds"))
-        if not wait_until(config, due, stop):
+        if not wait_until(config, due, stop, "the prune"):
             break
         survive("the prune", prune.prune_once, config, control=control)
     logger.info("prune scheduler stopped")

@@ -38,6 +38,9 @@ def parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show-client", help="a client's public key, fingerprint and repository URL")
     show.add_argument("name")
     show.set_defaults(handler=cli_admin.command_show_client)
+    commands.add_parser(
+        "scan", help="make the monitor scan every client now; wait for that scan and say how long it took"
+    ).set_defaults(handler=cli_admin.command_scan)
     audit_parser = commands.add_parser(
         "audit", help="a client's deletes and segment changes since the last acknowledgement"
     )

@@ -1,9 +1,9 @@
 """The monitor: runs beside sshd under supervisor and watches every client's repository without any key.
 
-Every MONITOR_INTERVAL it reads the audit log from where it stopped and, for each client:
-the last backup (a session of the client's own key that left a higher committed segment),
-the size against the quota, and for append-only clients the DELETE entries committed since
-the last scan and any committed segment changed, truncated or removed since it was first seen.
+Every MONITOR_INTERVAL, and at once when `borg-server scan` asks (SIGUSR1), it reads the audit log
+from where it stopped and, for each client: the last backup (a session of the client's own key that left
+a higher committed segment), the size against the quota, and for append-only clients the DELETE entries
+committed since the last scan and any committed segment changed, truncated or removed since it was first seen.
 A second thread runs `borg check --repository-only` per client every MONITOR_CHECK_INTERVAL,
 as the client's own account. Conditions become alerts (alerts.py); the figures feed `status` and, after
 every scan, whatever the caller asked to be told (the metrics exposition). After its scan, each client's
@@ -190,13 +190,21 @@ def run(
     hostname: str,
     scanned: Callable[[ServerConfig, float], None] | None = None,
 ) -> int:
-    """Scan every MONITOR_INTERVAL until SIGTERM; checks run in a thread beside the scans.
+    """Scan every MONITOR_INTERVAL until SIGTERM, and at once on SIGUSR1 (`borg-server scan`); checks run in a
+    thread beside the scans.
 
-    After every scan, scanned (if given) is called with the configuration and how long the scan took.
+    After every scan, scanned (if given) is called with the configuration and how long the scan took. A
+    SIGUSR1 that comes during a scan makes another one follow it, so the scan it asked for starts after it.
     """
-    stop = threading.Event()
+    stop, wake = threading.Event(), threading.Event()
+
+    def stop_now(_number, _frame) -> None:
+        stop.set()
+        wake.set()
+
     for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, lambda _number, _frame: stop.set())
+        signal.signal(number, stop_now)
+    signal.signal(signal.SIGUSR1, lambda _number, _frame: wake.set())
     paths.monitor.mkdir(mode=0o700, parents=True, exist_ok=True)
     current = [server]
     threading.Thread(target=check_loop, args=(current, paths, stop), name="checks", daemon=True).start()
@@ -205,11 +213,12 @@ def run(
         len(server.clients), server.monitor_interval, server.check_interval,
     )  # fmt: skip
     while not stop.is_set():
+        wake.clear()  # before the scan: a request from now on is answered by this scan or the next
         server = current[0] = reread(environ, hostname, current[0])
         seconds = scan(server, paths)
         logger.info("monitor: scanned %d clients in %.2fs", len(server.clients), seconds)
         if scanned is not None:
             scanned(server, seconds)
-        stop.wait(max(1.0, server.monitor_interval - seconds))
+        wake.wait(max(1.0, server.monitor_interval - seconds))
     logger.info("monitor: stopped")
     return 0

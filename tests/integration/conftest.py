@@ -1,4 +1,5 @@
-"""Session fixtures: both images built once; a sandbox per test that removes what the test made."""
+"""Session fixtures: both images built once; a sandbox per test that removes what the test made; the shared
+world per worker; how `make test` spreads the scenarios over its workers, and how long one may take."""
 
 from __future__ import annotations
 
@@ -7,23 +8,38 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.docker_helpers import Sandbox
+from tests.harness.containers import Sandbox
+from tests.harness.worlds import World, build_world
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
+SCENARIO_TIMEOUT = 600  # seconds; the slowest scenario takes about 3 minutes on 2 busy cores
+
+
+def module_scoped(item: pytest.Item) -> bool:
+    """Return whether the scenario uses a fixture made once per module (its module's tests share a world)."""
+    definitions = item._fixtureinfo.name2fixturedefs  # pytest's own record of the fixtures a test uses
+    return any(defs[-1].scope == "module" for defs in definitions.values())
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(items) -> None:
-    """Mark every scenario here `integration`, so `pytest -m "not integration"` runs without Docker.
+    """Mark every scenario here `integration`, so `pytest -m "not integration"` runs without Docker, and give
+    each a time limit (pytest-timeout fails it by name, with its stack, instead of CI's limit ending the run).
 
-    Under `make test` (two pytest-xdist workers, --dist loadgroup) the scenarios that work the two cores run
-    one after another in one group; only those marked `waits` run beside them, on the other worker."""
+    Under `make test` (pytest-xdist, --dist loadgroup) scenarios spread freely over the workers, except: those
+    of a module with a module-scoped fixture stay on one worker (the fixture is made once, not once per worker),
+    and those marked `cores` (they keep both cores busy on purpose) run one after another."""
     for item in items:
-        if HERE in Path(item.path).resolve().parents:
-            item.add_marker(pytest.mark.integration)
-            if item.get_closest_marker("waits") is None:
-                item.add_marker(pytest.mark.xdist_group("cores"))
+        if HERE not in Path(item.path).resolve().parents:
+            continue
+        item.add_marker(pytest.mark.integration)
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(SCENARIO_TIMEOUT))
+        if item.get_closest_marker("cores") is not None:
+            item.add_marker(pytest.mark.xdist_group("cores"))
+        elif module_scoped(item):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,3 +59,14 @@ def sandbox():
     box = Sandbox()
     yield box
     box.cleanup()
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> World:
+    """A server with clients web and db, web paired and holding one backup: made once per worker, for the
+    scenarios that only read it (list, restore to a scratch place, status, show-client, attacks that fail)."""
+    box = Sandbox()
+    try:
+        yield build_world(box, tmp_path_factory.mktemp("world"))
+    finally:
+        box.cleanup()

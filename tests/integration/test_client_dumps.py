@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.integration.docker_helpers import (
+from tests.harness.containers import (
     BASE_IMAGE,
     MARIADB_IMAGE,
     POSTGRES_IMAGE,
@@ -19,7 +19,7 @@ from tests.integration.docker_helpers import (
     exec_,
     wait_until,
 )
-from tests.integration.stack import client_command, fill_volume, make_client, start_server
+from tests.harness.stack import client_command, fill_volume, make_client, start_server
 
 SOCKET = "/var/run/docker.sock"
 PG_PASSWORD, MARIADB_PASSWORD = "pg-Secret-4711", "maria-Secret-0815"

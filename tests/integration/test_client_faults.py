@@ -6,8 +6,9 @@ import os
 
 import pytest
 
-from tests.integration.docker_helpers import CLIENT_IMAGE, Sandbox, docker, health, wait_until
-from tests.integration.stack import client_command, fill_volume, make_client, start_server
+from tests.harness.containers import CLIENT_IMAGE, Sandbox, docker, health, wait_until
+from tests.harness.stack import client_command, fill_volume, make_client, start_server
+from tests.harness.tables import run_table
 
 BAD_SETTINGS = {
     "bad cron": ({"BACKUP_CRON": "every day"}, "BACKUP_CRON"),
@@ -43,15 +44,23 @@ def paired(tmp_path_factory):
         sandbox.cleanup()
 
 
-@pytest.mark.parametrize("case", BAD_SETTINGS)
-def test_a_bad_setting_is_refused_naming_it(paired, case):
+@pytest.fixture(scope="module")
+def refusals(paired, tmp_path_factory):
+    """check-config with every bad setting, one after another, in one sidecar container."""
     sandbox, _server, web = paired
-    env, setting = BAD_SETTINGS[case]
-    result = client_command(sandbox, web, ["check-config"], env=env)
-    assert result.returncode == 2
-    problems = [line.strip() for line in result.stderr.splitlines() if line.startswith("  ")]
-    assert any(problem.startswith(setting) for problem in problems), result.stderr
-    assert "Traceback" not in result.stderr
+    cases = [{"id": case, "set": env} for case, (env, _) in BAD_SETTINGS.items()]
+    directory = tmp_path_factory.mktemp("bad")
+    return run_table(sandbox, CLIENT_IMAGE, web.options(), cases, directory, [], ["borg-client", "check-config"])
+
+
+@pytest.mark.parametrize("case", BAD_SETTINGS)
+def test_a_bad_setting_is_refused_naming_it(refusals, case):
+    _env, setting = BAD_SETTINGS[case]
+    outcome = refusals.outcomes[case]
+    assert outcome["rc"] == 2, outcome
+    problems = [line.strip() for line in outcome["stderr"].splitlines() if line.startswith("  ")]
+    assert any(problem.startswith(setting) for problem in problems), outcome["stderr"]
+    assert "Traceback" not in outcome["stderr"]
 
 
 def test_an_empty_backup_directory_is_refused_unless_allowed(sandbox, tmp_path):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from tests.integration.docker_helpers import CLIENT_IMAGE, wait_until
-from tests.integration.stack import (
+from tests.harness.containers import CLIENT_IMAGE, wait_until
+from tests.harness.stack import (
     client_command,
     fill_volume,
     make_client,

@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
-from tests.integration.docker_helpers import CLIENT_IMAGE, docker, wait_until
-from tests.integration.stack import client_command, fill_volume, make_client, start_receiver, start_server
+from tests.harness.containers import CLIENT_IMAGE, docker, wait_until
+from tests.harness.stack import client_command, fill_volume, make_client, start_receiver, start_server
 
 REPORT_FIELDS = {"run_id", "client", "archive", "status", "started_at", "finished_at", "duration_s", "borg_rc",
                  "stats", "stopped_containers", "log_tail"}  # fmt: skip
 
 
-@pytest.mark.waits
 def test_a_report_retried_after_two_server_errors_is_accepted_exactly_once(sandbox, tmp_path):
     server = start_server(sandbox, ["web"])
     receiver = start_receiver(sandbox, server.network, responses="500,500,200")
@@ -35,7 +32,6 @@ def test_a_report_retried_after_two_server_errors_is_accepted_exactly_once(sandb
     assert receiver.posts()[-1].endswith(report["run_id"])  # the Idempotency-Key header
 
 
-@pytest.mark.waits
 def test_reports_wait_while_the_receiver_is_down_and_all_arrive_once_it_is_up(sandbox, tmp_path):
     server = start_server(sandbox, ["web"])
     web = make_client(sandbox, server, "web", tmp_path)
@@ -55,7 +51,6 @@ def test_reports_wait_while_the_receiver_is_down_and_all_arrive_once_it_is_up(sa
     assert json.loads(client_command(sandbox, web, ["status", "--json"]).stdout)["reports_waiting"] == 0
 
 
-@pytest.mark.waits
 def test_a_hanging_receiver_is_cut_off_by_the_timeout_and_the_backup_still_succeeds(sandbox, tmp_path):
     server = start_server(sandbox, ["web"])
     receiver = start_receiver(sandbox, server.network, responses="hang,hang,hang,hang,hang")

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-import pytest
-
-from tests.integration.docker_helpers import CLIENT_IMAGE, docker, wait_until
-from tests.integration.stack import client_command, fill_volume, make_client, start_server
+from tests.harness.containers import CLIENT_IMAGE, docker, wait_until
+from tests.harness.stack import client_command, fill_volume, make_client, start_server
 
 SOCKET = "/var/run/docker.sock"
 
@@ -17,7 +15,6 @@ def runs(sidecar: str) -> list[dict]:
     return json.loads(docker("exec", sidecar, "borg-client", "status", "--json", "--runs", "50").stdout)["last_runs"]
 
 
-@pytest.mark.waits
 def test_a_per_minute_schedule_makes_archives_and_a_run_longer_than_a_minute_makes_the_next_skip(sandbox, tmp_path):
     server = start_server(sandbox, ["web"])
     web = make_client(sandbox, server, "web", tmp_path)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-import pytest
-
-from tests.integration.docker_helpers import CLIENT_IMAGE, docker, health, logs, wait_until
-from tests.integration.stack import (
+from tests.harness.containers import CLIENT_IMAGE, docker, health, logs, wait_until
+from tests.harness.stack import (
     client_command,
     fill_volume,
     make_client,
@@ -27,7 +25,6 @@ def state(container: str) -> dict:
     return json.loads(docker("inspect", "-f", "{{json .}}", container).stdout)
 
 
-@pytest.mark.waits
 def test_a_server_stopped_across_a_scheduled_time_is_backed_up_by_the_first_retry(sandbox, tmp_path):
     server = start_server(sandbox, ["web"])
     web = make_client(sandbox, server, "web", tmp_path)
@@ -53,7 +50,6 @@ def test_a_server_stopped_across_a_scheduled_time_is_backed_up_by_the_first_retr
     assert "attempt 1 failed; retrying at" in logs(sidecar)
 
 
-@pytest.mark.waits
 def test_a_sidecar_started_before_its_server_waits_and_then_makes_its_first_backup(sandbox, tmp_path):
     server = planned_server(sandbox, ["web"])
     web = make_client(sandbox, server, "web", tmp_path)

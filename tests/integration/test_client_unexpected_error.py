@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from tests.integration.docker_helpers import CLIENT_IMAGE, docker, health, logs, wait_until
-from tests.integration.stack import fill_volume, make_client, start_receiver, start_server
+from tests.harness.containers import CLIENT_IMAGE, docker, health, logs, wait_until
+from tests.harness.stack import fill_volume, make_client, start_receiver, start_server
 
 SOCKET = "/var/run/docker.sock"
 
 
-@pytest.mark.waits
 def test_a_docker_socket_that_does_not_answer_ends_in_a_failure_report_and_the_schedule_goes_on(sandbox, tmp_path):
     server = start_server(sandbox, ["web"])
     receiver = start_receiver(sandbox, server.network)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 
-from tests.integration.docker_helpers import CLIENT_IMAGE
-from tests.integration.stack import Client, client_command, fill_volume, make_client, start_server
+from tests.harness.containers import CLIENT_IMAGE
+from tests.harness.stack import Client, client_command, fill_volume, make_client, start_server
 
 
 def key_exports(sandbox, client: Client) -> dict[str, str]:

@@ -11,9 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.docker_helpers import IMAGE_TAG, docker, health, logs, wait_until
+from tests.harness.containers import HEALTH_INTERVAL, IMAGE_TAG, docker, health, logs, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+# compose.yaml as shipped, but probed as often as the other scenarios probe (HEALTH_INTERVAL): the sidecar
+# waits for a healthy server (depends_on), and the image's 15 s interval would be waited out at every start.
+PROBES = f"""
+services:
+  borg-server:
+    healthcheck:
+      interval: {HEALTH_INTERVAL}
+  backup-app:
+    healthcheck:
+      interval: {HEALTH_INTERVAL}
+"""
 
 
 def compose_command() -> list[str]:
@@ -30,8 +41,17 @@ def project(tmp_path):
     shutil.copy(ROOT / "compose.yaml", tmp_path / "compose.yaml")
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "borg_passphrase").write_text(uuid.uuid4().hex + "\n")
+    (tmp_path / "compose.probes.yaml").write_text(PROBES)
     name = f"bat{uuid.uuid4().hex[:8]}"
-    base = [*compose_command(), "-p", name, "-f", str(tmp_path / "compose.yaml")]
+    base = [
+        *compose_command(),
+        "-p",
+        name,
+        "-f",
+        str(tmp_path / "compose.yaml"),
+        "-f",
+        str(tmp_path / "compose.probes.yaml"),
+    ]
     env = {"BASE_IMAGE": "borg-appliance-base:trixie", "IMAGE_TAG": IMAGE_TAG, "PATH": "/usr/local/bin:/usr/bin:/bin"}
 
     def compose(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.integration.docker_helpers import CLIENT_IMAGE
-from tests.integration.stack import client_command, fill_volume, make_client, start_server
+from tests.harness.containers import CLIENT_IMAGE
+from tests.harness.stack import client_command, fill_volume, make_client, start_server
 
 MANY = 3000  # tiny files: enough that a per-file container log would show, cheap to back up
 FILL = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.integration.stack import client_command, fill_volume, make_client, start_server
+from tests.harness.stack import client_command, fill_volume, make_client, start_server
 
 # Runs inside the sidecar's image: the sidecar's own run, with the clock that reports, day logs and the
 # outbox read moved a day per run, and retry waits skipped (tenacity still makes every attempt).
@@ -67,5 +67,6 @@ def test_a_month_of_daily_runs_keeps_every_file_under_its_limit(sandbox, tmp_pat
     # The server: one audit line per session, and the monitor's state stays small.
     lines = server.exec("wc", "-l", "/var/lib/borg-server/audit/sessions.jsonl").stdout.split()[0]
     assert 62 <= int(lines) <= 62 * 2  # a session per run (plus the first run's init)
-    size = server.exec("stat", "-c", "%s", "/var/lib/borg-server/monitor/clients/web.json", check=False)
-    assert size.returncode != 0 or int(size.stdout) < 64 * 1024
+    server.exec("borg-server", "scan")  # the monitor reads all 62 sessions now and writes its state
+    size = server.exec("stat", "-c", "%s", "/var/lib/borg-server/monitor/clients/web.json")
+    assert 0 < int(size.stdout) < 64 * 1024

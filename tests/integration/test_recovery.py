@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
-from tests.integration.docker_helpers import CLIENT_IMAGE, docker, health, logs, wait_until
-from tests.integration.stack import client_command, fill_volume, make_client, repository_bytes, start_server
+from tests.harness.containers import CLIENT_IMAGE, docker, health, logs, wait_until
+from tests.harness.stack import client_command, fill_volume, make_client, repository_bytes, start_server
 
 DATA_MB = 250  # large enough that the kill always comes mid-backup, also on a loaded machine
 REMOVED = "client rec: removed the lock of /srv/borg/rec/main left by a borg serve that is gone"

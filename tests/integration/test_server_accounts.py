@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from tests.integration.docker_helpers import CLIENT_IMAGE, Sandbox, docker, health, logs, wait_until
-from tests.integration.stack import SSH, client_command, fill_volume, make_client, start_server
+from tests.harness.containers import CLIENT_IMAGE, Sandbox, docker, health, logs, wait_until
+from tests.harness.stack import SSH, client_command, fill_volume, make_client, start_server
 
 BORG_UID = "1000"  # PUID: the login account that runs the forced command
 MARKER_MODULE = "open('/tmp/planted-{where}', 'w').write('imported')\n"

@@ -3,8 +3,8 @@ that key deletes and compacts, the append-only key still cannot, and switching i
 
 from __future__ import annotations
 
-from tests.integration.docker_helpers import CLIENT_IMAGE, SERVER_IMAGE, docker, health, logs, wait_until
-from tests.integration.stack import client_command, fill_volume, make_client, repository_bytes, start_server
+from tests.harness.containers import CLIENT_IMAGE, SERVER_IMAGE, docker, health, logs, wait_until
+from tests.harness.stack import client_command, fill_volume, make_client, repository_bytes, start_server
 
 ADMIN_ENV = (
     'export BORG_RSH="ssh -i /admin-pairing/id_ed25519 -o UserKnownHostsFile=/admin-pairing/known_hosts '

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.docker_helpers import CLIENT_IMAGE, Sandbox
-from tests.integration.stack import (
+from tests.harness.containers import CLIENT_IMAGE, Sandbox
+from tests.harness.stack import (
     attack,
     client_command,
     fill_volume,

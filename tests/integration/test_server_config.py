@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from tests.integration.docker_helpers import SERVER_IMAGE, Sandbox, docker, health, logs, wait_until
-from tests.integration.stack import client_command, fill_volume, make_client, start_server, tree_digest
+from tests.harness.containers import SERVER_IMAGE, Sandbox, docker, health, logs, wait_until
+from tests.harness.stack import client_command, fill_volume, make_client, start_server, tree_digest
+from tests.harness.tables import run_table
 
 # Real public keys (made with ssh-keygen for these tests; the private halves were thrown away).
 KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMMGMDr32o+fZxuauSbaUuQBkW91mKBRRZDT2daWDXcK a@test"
@@ -67,31 +66,31 @@ def configured(tmp_path_factory):
         sandbox.cleanup()
 
 
-def start_with(sandbox: Sandbox, server, env: dict[str, str]):
-    """Start the server image on server's volumes with env (over BORG_CLIENTS="web db"); wait for it to exit."""
+@pytest.fixture(scope="module")
+def bad_starts(configured, tmp_path_factory):
+    """Every bad configuration tried, one after another, in one container on the stopped server's volumes."""
+    sandbox, server, _digest = configured
+    cases = [{"id": case, "set": {"BORG_CLIENTS": "web db", **env}} for case, (env, _) in BAD_CONFIGURATIONS.items()]
     options = ["-v", f"{server.repositories}:/srv/borg", "-v", f"{server.state}:/var/lib/borg-server"]
-    for key, value in {"BORG_CLIENTS": "web db", **env}.items():
-        options += ["-e", f"{key}={value}"]
-    started = time.monotonic()
-    result = sandbox.run("bad", SERVER_IMAGE, options, detach=False, check=False, timeout=30)
-    return result, time.monotonic() - started
+    directories = ["/srv/borg", "/var/lib/borg-server"]
+    command = ["/usr/local/bin/borg-server-entrypoint", "supervisord"]
+    return run_table(sandbox, SERVER_IMAGE, options, cases, tmp_path_factory.mktemp("bad"), directories, command)
 
 
 @pytest.mark.parametrize("case", BAD_CONFIGURATIONS)
-def test_a_bad_configuration_is_refused_naming_the_setting_and_changes_nothing(configured, case):
-    sandbox, server, digest = configured
-    env, setting = BAD_CONFIGURATIONS[case]
-    result, seconds = start_with(sandbox, server, env)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert seconds < 20
-    assert "nothing was changed" in result.stderr
-    problems = [line.strip() for line in result.stderr.splitlines() if line.startswith("  ")]
-    assert any(problem.startswith(setting) for problem in problems), result.stderr
-    assert "Traceback" not in result.stderr
-    assert tree_digest(sandbox, server) == digest
+def test_a_bad_configuration_is_refused_naming_the_setting_and_changes_nothing(bad_starts, case):
+    _env, setting = BAD_CONFIGURATIONS[case]
+    outcome = bad_starts.outcomes[case]
+    assert outcome["rc"] == 2, outcome
+    assert outcome["seconds"] < 20
+    assert "nothing was changed" in outcome["stderr"]
+    problems = [line.strip() for line in outcome["stderr"].splitlines() if line.startswith("  ")]
+    assert any(problem.startswith(setting) for problem in problems), outcome["stderr"]
+    assert "Traceback" not in outcome["stderr"]
+    assert outcome["digest"] == bad_starts.before  # not a byte of keys, authorized_keys or data changed
 
 
-def test_after_bad_starts_a_good_start_works_with_the_same_keys_and_data(configured):
+def test_after_bad_starts_a_good_start_works_with_the_same_keys_and_data(configured, bad_starts):
     sandbox, server, digest = configured
     assert tree_digest(sandbox, server) == digest
     docker("start", server.container)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from tests.integration.docker_helpers import CLIENT_IMAGE, SERVER_IMAGE, health, logs, wait_until
-from tests.integration.stack import Server, client_command, fill_volume, make_client, start_receiver
+from tests.harness.containers import CLIENT_IMAGE, SERVER_IMAGE, health, logs, wait_until
+from tests.harness.stack import Server, client_command, fill_volume, make_client, start_receiver
 
 RECEIVER_URL = "http://receiver:8080/alerts"
 

@@ -3,8 +3,8 @@ the monitor's scans nor its alerts, and /metrics answers again once they are gon
 
 from __future__ import annotations
 
-from tests.integration.docker_helpers import CLIENT_IMAGE, logs, wait_until
-from tests.integration.stack import client_command, fill_volume, make_client, start_receiver, start_server
+from tests.harness.containers import CLIENT_IMAGE, logs, wait_until
+from tests.harness.stack import client_command, fill_volume, make_client, start_receiver, start_server
 
 FLOOD = """
 import socket, sys, time, urllib.request

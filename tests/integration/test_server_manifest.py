@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from tests.integration.docker_helpers import CLIENT_IMAGE, logs, wait_until
-from tests.integration.stack import (
+from tests.harness.containers import CLIENT_IMAGE, logs, wait_until
+from tests.harness.stack import (
     alert_seen,
     client_command,
     fill_volume,

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from tests.integration.docker_helpers import CLIENT_IMAGE, docker, health, logs, wait_until
-from tests.integration.stack import (
+from tests.harness.containers import CLIENT_IMAGE, docker, health, logs, wait_until
+from tests.harness.stack import (
     alert_seen,
     client_command,
     fill_volume,
@@ -132,7 +130,6 @@ def test_a_changed_segment_raises_a_tampering_alert_and_the_repository_check_fai
     assert status["last_check"] == "failed" and status["tampered_segments"] == 1
 
 
-@pytest.mark.waits
 def test_a_client_without_backups_is_stale_and_alerts_wait_for_a_receiver_that_was_down(sandbox, tmp_path):
     network = sandbox.network()
     env = {**FAST, "REPORT_URLS": RECEIVER_URL, "BORG_CLIENT_WEB_MAX_AGE": "1m"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from tests.integration.docker_helpers import CLIENT_IMAGE, docker, health, logs, wait_until
-from tests.integration.stack import SSH, attack, client_command, fill_volume, make_client, start_server
+from tests.harness.containers import CLIENT_IMAGE, docker, health, logs, wait_until
+from tests.harness.stack import SSH, attack, client_command, fill_volume, make_client, start_server
 
 YAML_WEB = "clients:\n  web: {}\n"
 YAML_WEB_DB = "clients:\n  web: {}\n  db:\n    append_only: false\n"

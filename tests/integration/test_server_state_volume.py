@@ -8,8 +8,8 @@ import dataclasses
 import json
 import re
 
-from tests.integration.docker_helpers import CLIENT_IMAGE, SERVER_IMAGE, docker, health, logs, wait_until
-from tests.integration.stack import Server, attack, client_command, fill_volume, make_client, start_server
+from tests.harness.containers import CLIENT_IMAGE, SERVER_IMAGE, docker, health, logs, wait_until
+from tests.harness.stack import Server, attack, client_command, fill_volume, make_client, start_server
 
 STRAYS = """
 set -e

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.docker_helpers import BASE_IMAGE, IMAGE_TAG, LABEL, SERVER_IMAGE, docker, health, wait_until
-from tests.integration.stack import fill_volume
+from tests.harness.containers import BASE_IMAGE, IMAGE_TAG, LABEL, SERVER_IMAGE, docker, health, wait_until
+from tests.harness.stack import fill_volume
 
 STACK_FILE = Path(__file__).resolve().parents[2] / "deploy" / "swarm" / "stack.yaml"
 SECRETS = ("borg_host_key", "borg_app_ssh_key", "borg_app_ssh_key_pub", "borg_app_known_hosts", "borg_app_passphrase")

@@ -150,7 +150,7 @@ def attempts(config, monkeypatch):
         return dataclasses.replace(report, finished_at=now, attempt=attempt, retryable=outcome["retryable"])
 
     monkeypatch.setattr(run, "run_once", run_once)
-    monkeypatch.setattr(schedule, "wait_until", lambda config, due, stop: waited.append(due - now) or True)
+    monkeypatch.setattr(schedule, "wait_until", lambda config, due, stop, what: waited.append(due - now) or True)
     monkeypatch.setattr(schedule, "next_times", lambda expression, after, count=2: [now + timedelta(days=1)])
     return tried, waited, outcome
 
@@ -177,6 +177,6 @@ def test_retries_that_would_come_after_the_next_scheduled_run_are_dropped(config
 
 def test_a_stop_during_the_wait_for_a_retry_ends_the_retries(config, attempts, monkeypatch):
     tried, _, _ = attempts
-    monkeypatch.setattr(schedule, "wait_until", lambda config, due, stop: False)  # SIGTERM came while waiting
+    monkeypatch.setattr(schedule, "wait_until", lambda config, due, stop, what: False)  # SIGTERM came while waiting
     schedule.run_with_retries(config, threading.Event(), Control())
     assert tried == [1]

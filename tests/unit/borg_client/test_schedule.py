@@ -189,7 +189,7 @@ def test_prunes_on_prune_cron_run_in_the_loop_between_backups_never_beside_one(c
         stop.set()
 
     monkeypatch.setattr(schedule, "next_times", next_times_fake)
-    monkeypatch.setattr(schedule, "wait_until", lambda config, due, stop_event: events.append(due) or True)
+    monkeypatch.setattr(schedule, "wait_until", lambda config, due, stop_event, what: events.append(due) or True)
     monkeypatch.setattr(schedule, "run_with_retries", backup)
     monkeypatch.setattr(schedule.prune, "prune_once", lambda config, control: events.append("prune"))
     monkeypatch.setattr(schedule, "needs_catch_up", lambda runs, expression, current: False)
@@ -200,3 +200,23 @@ def test_prunes_on_prune_cron_run_in_the_loop_between_backups_never_beside_one(c
 
     minutes = [(event - start) // timedelta(minutes=1) if isinstance(event, datetime) else event for event in events]
     assert minutes == [30, "prune", 60, "prune", 90, "prune", 120, "backup"]
+
+
+def test_sigusr1_ends_the_wait_for_a_backup_a_day_away_at_once(config, caplog):
+    due = datetime.now().astimezone() + timedelta(days=1)
+    timer = threading.Timer(0.1, schedule.woken.set)  # what the SIGUSR1 handler does
+    timer.start()
+    with caplog.at_level(logging.INFO):
+        assert schedule.wait_until(config, due, threading.Event(), "the backup") is True
+    assert not schedule.woken.is_set()  # consumed: the next wait waits again
+    assert caplog.messages == [f"SIGUSR1: the backup now instead of at {due.isoformat(timespec='seconds')}"]
+
+
+def test_a_stop_ends_the_wait_with_false_even_when_woken_too(config):
+    stop = threading.Event()
+    stop.set()
+    schedule.woken.set()  # what SIGTERM's handler does: both
+    try:
+        assert schedule.wait_until(config, datetime.now().astimezone() + timedelta(days=1), stop) is False
+    finally:
+        schedule.woken.clear()

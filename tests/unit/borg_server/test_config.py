@@ -312,99 +312,103 @@ def test_a_bad_environment_is_reported_as_one_line_naming_the_setting(environ, p
     assert problems_of(environ) == [problem]
 
 
+BAD_YAML = [  # (document, environment, the one problem reported)
+    (
+        "clients: [\n",
+        {},
+        "{file}: is not valid YAML: line 2, column 1: expected the node content, but found '<stream end>'",
+    ),
+    ("- web\n- db\n", {}, f"{{file}}: must be a mapping of settings, not a list; {SERVER_KEYS}"),
+    ("ssh_prot: 22\nclients: {web: }\n", {}, f"{{file}} ssh_prot: unknown setting; {SERVER_KEYS}"),
+    ("clients: {web: {qouta: 5G}}\n", {}, f"{{file}} clients.web.qouta: unknown setting; {CLIENT_KEYS}"),
+    ("clients: [web, db]\n", {}, "{file} clients: must be a mapping of client names to their settings"),
+    ("clients: {web: [quota]}\n", {}, f"{{file}} clients.web: must be a mapping of settings; {CLIENT_KEYS}"),
+    ("clients: {web: {quota: {size: 5G}}}\n", {}, "{file} clients.web.quota: must be a value or a list of values"),
+    (
+        "clients: {}\n",
+        {},
+        f"BORG_CLIENTS: {NO_CLIENT}",
+    ),
+    (
+        f"clients: {{web: {{key: {ED25519}, key_file: /run/secrets/web.pub}}}}\n",
+        {},
+        "{file} clients.web.key: both key and key_file are set; set only one",
+    ),
+    (
+        "clients: {web: {admin_key_file: /nonexistent/web.pub}}\n",
+        {},
+        "{file} clients.web.admin_key_file: cannot read /nonexistent/web.pub: No such file or directory",
+    ),
+    (
+        "clients: {web: {key: ssh-dss AAAAB3NzaC1kc3M=}}\n",
+        {},
+        "{file} clients.web.key: DSA keys (ssh-dss) are no longer accepted by OpenSSH 10; use an ed25519 key",
+    ),
+    (
+        "clients: {web: {quota: 0}}\n",
+        {},
+        "{file} clients.web.quota: 0 is out of range 10M..1P",
+    ),
+    (
+        "clients: {web: {append_only: maybe}}\n",
+        {},
+        "{file} clients.web.append_only: 'maybe' is not a boolean; use one of yes, true, on, 1, no, false, off, 0",
+    ),
+    ("clients: {Web: {}}\n", {}, f"{{file}} clients: 'Web' is not a valid client name; names match {NAME_PATTERN}"),
+    (
+        "clients: {web_1: {}}\n",
+        {"BORG_CLIENTS": "web-1"},
+        "{file} clients: web-1 and web_1 both use BORG_CLIENT_WEB_1_*; rename one",
+    ),
+    (
+        "clients: {web: {}}\n",
+        {"BORG_CLIENTS": "web"},
+        "BORG_CLIENTS: web is also configured in {file} clients; configure it in one place",
+    ),
+    (
+        "ssh_port: 22\nclients: {web: {}}\n",
+        {"SSH_PORT": "2222"},
+        "SSH_PORT: is also set as {file} ssh_port; set it in one place",
+    ),
+    (
+        f"clients: {{db: {{admin_key: 'ssh-ed25519 {ED25519_BLOB}'}}}}\n",
+        {"BORG_CLIENTS": "web", "BORG_CLIENT_WEB_KEY": ED25519},
+        f"{{file}} clients.db.admin_key: is the same key as BORG_CLIENT_WEB_KEY; {OWN_KEY}",
+    ),
+    (
+        "server_name: backup:99999\nclients: {web: }\n",
+        {},
+        f"{{file}} server_name: 'backup:99999' {BAD_SERVER_NAME}",
+    ),
+    ("puid: 0\nclients: {web: }\n", {}, "{file} puid: 0 is root; the borg account must not be root"),
+    (
+        "monitor_check_interval: 1s\nclients: {web: }\n",
+        {},
+        "{file} monitor_check_interval: 1s is out of range 10s..52w",
+    ),
+    (
+        "ssh_port: 2222\nmetrics_port: 2222\nclients: {web: }\n",
+        {},
+        "{file} metrics_port: 2222 is SSH_PORT's port; pick another one",
+    ),
+    (
+        "metrics_port: 9100\nclients: {web: }\n",
+        {"METRICS_PORT": "9200"},
+        "METRICS_PORT: is also set as {file} metrics_port; set it in one place",
+    ),
+    (
+        "report_urls: [mailto:ops@example.org]\nclients: {web: }\n",
+        {},
+        "{file} report_urls: 'mailto:ops@example.org' is not an http:// or https:// URL with a host",
+    ),
+    ("x: " + "[" * 200_000 + "\n", {}, "{file}: is not valid YAML: it is nested too deeply"),
+]
+
+
 @pytest.mark.parametrize(
     ("document", "environ", "problem"),
-    [
-        (
-            "clients: [\n",
-            {},
-            "{file}: is not valid YAML: line 2, column 1: expected the node content, but found '<stream end>'",
-        ),
-        ("- web\n- db\n", {}, f"{{file}}: must be a mapping of settings, not a list; {SERVER_KEYS}"),
-        ("ssh_prot: 22\nclients: {web: }\n", {}, f"{{file}} ssh_prot: unknown setting; {SERVER_KEYS}"),
-        ("clients: {web: {qouta: 5G}}\n", {}, f"{{file}} clients.web.qouta: unknown setting; {CLIENT_KEYS}"),
-        ("clients: [web, db]\n", {}, "{file} clients: must be a mapping of client names to their settings"),
-        ("clients: {web: [quota]}\n", {}, f"{{file}} clients.web: must be a mapping of settings; {CLIENT_KEYS}"),
-        ("clients: {web: {quota: {size: 5G}}}\n", {}, "{file} clients.web.quota: must be a value or a list of values"),
-        (
-            "clients: {}\n",
-            {},
-            f"BORG_CLIENTS: {NO_CLIENT}",
-        ),
-        (
-            f"clients: {{web: {{key: {ED25519}, key_file: /run/secrets/web.pub}}}}\n",
-            {},
-            "{file} clients.web.key: both key and key_file are set; set only one",
-        ),
-        (
-            "clients: {web: {admin_key_file: /nonexistent/web.pub}}\n",
-            {},
-            "{file} clients.web.admin_key_file: cannot read /nonexistent/web.pub: No such file or directory",
-        ),
-        (
-            "clients: {web: {key: ssh-dss AAAAB3NzaC1kc3M=}}\n",
-            {},
-            "{file} clients.web.key: DSA keys (ssh-dss) are no longer accepted by OpenSSH 10; use an ed25519 key",
-        ),
-        (
-            "clients: {web: {quota: 0}}\n",
-            {},
-            "{file} clients.web.quota: 0 is out of range 10M..1P",
-        ),
-        (
-            "clients: {web: {append_only: maybe}}\n",
-            {},
-            "{file} clients.web.append_only: 'maybe' is not a boolean; use one of yes, true, on, 1, no, false, off, 0",
-        ),
-        ("clients: {Web: {}}\n", {}, f"{{file}} clients: 'Web' is not a valid client name; names match {NAME_PATTERN}"),
-        (
-            "clients: {web_1: {}}\n",
-            {"BORG_CLIENTS": "web-1"},
-            "{file} clients: web-1 and web_1 both use BORG_CLIENT_WEB_1_*; rename one",
-        ),
-        (
-            "clients: {web: {}}\n",
-            {"BORG_CLIENTS": "web"},
-            "BORG_CLIENTS: web is also configured in {file} clients; configure it in one place",
-        ),
-        (
-            "ssh_port: 22\nclients: {web: {}}\n",
-            {"SSH_PORT": "2222"},
-            "SSH_PORT: is also set as {file} ssh_port; set it in one place",
-        ),
-        (
-            f"clients: {{db: {{admin_key: 'ssh-ed25519 {ED25519_BLOB}'}}}}\n",
-            {"BORG_CLIENTS": "web", "BORG_CLIENT_WEB_KEY": ED25519},
-            f"{{file}} clients.db.admin_key: is the same key as BORG_CLIENT_WEB_KEY; {OWN_KEY}",
-        ),
-        (
-            "server_name: backup:99999\nclients: {web: }\n",
-            {},
-            f"{{file}} server_name: 'backup:99999' {BAD_SERVER_NAME}",
-        ),
-        ("puid: 0\nclients: {web: }\n", {}, "{file} puid: 0 is root; the borg account must not be root"),
-        (
-            "monitor_check_interval: 1s\nclients: {web: }\n",
-            {},
-            "{file} monitor_check_interval: 1s is out of range 10s..52w",
-        ),
-        (
-            "ssh_port: 2222\nmetrics_port: 2222\nclients: {web: }\n",
-            {},
-            "{file} metrics_port: 2222 is SSH_PORT's port; pick another one",
-        ),
-        (
-            "metrics_port: 9100\nclients: {web: }\n",
-            {"METRICS_PORT": "9200"},
-            "METRICS_PORT: is also set as {file} metrics_port; set it in one place",
-        ),
-        (
-            "report_urls: [mailto:ops@example.org]\nclients: {web: }\n",
-            {},
-            "{file} report_urls: 'mailto:ops@example.org' is not an http:// or https:// URL with a host",
-        ),
-        ("x: " + "[" * 200_000 + "\n", {}, "{file}: is not valid YAML: it is nested too deeply"),
-    ],
+    BAD_YAML,
+    ids=[problem.replace("{file}", "").strip(" :")[:80] for _document, _environ, problem in BAD_YAML],
 )
 def test_a_bad_yaml_file_is_reported_as_one_line_naming_the_place_in_it(tmp_path, document, environ, problem):
     path = tmp_path / "borg.yaml"

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.integration.docker_helpers import CLIENT_IMAGE, SERVER_IMAGE, Sandbox, exec_, health, logs, wait_until
+from tests.harness.containers import CLIENT_IMAGE, SERVER_IMAGE, Sandbox, exec_, health, logs, wait_until
 
 
 @dataclass
