@@ -28,8 +28,9 @@ def pytest_collection_modifyitems(items) -> None:
     each a time limit (pytest-timeout fails it by name, with its stack, instead of CI's limit ending the run).
 
     Under `make test` (pytest-xdist, --dist loadgroup) scenarios spread freely over the workers, except: those
-    of a module with a module-scoped fixture stay on one worker (the fixture is made once, not once per worker),
-    and those marked `cores` (they keep both cores busy on purpose) run one after another."""
+    that read the shared world run on one worker (so it is made once), those of a module with a module-scoped
+    fixture stay on one worker (the fixture is made once, not once per worker), and those marked `cores`
+    (they keep both cores busy on purpose) run one after another."""
     for item in items:
         if HERE not in Path(item.path).resolve().parents:
             continue
@@ -38,6 +39,8 @@ def pytest_collection_modifyitems(items) -> None:
             item.add_marker(pytest.mark.timeout(SCENARIO_TIMEOUT))
         if item.get_closest_marker("cores") is not None:
             item.add_marker(pytest.mark.xdist_group("cores"))
+        elif "world" in item.fixturenames:
+            item.add_marker(pytest.mark.xdist_group("world"))
         elif module_scoped(item):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
@@ -63,8 +66,7 @@ def sandbox():
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> World:
-    """A server with clients web and db, web paired and holding one backup: made once per worker, for the
-    scenarios that only read it (list, restore to a scratch place, status, show-client, attacks that fail)."""
+    """The shared world (tests/harness/worlds.py), for the scenarios that only read it; they run on one worker."""
     box = Sandbox()
     try:
         yield build_world(box, tmp_path_factory.mktemp("world"))

@@ -118,13 +118,8 @@ def test_an_impersonated_server_gets_no_borg_session(paired, tmp_path):
     assert "Accepted publickey" not in docker("logs", "--since", "30s", server.container).stderr
 
 
-def test_restore_keeps_bytes_permissions_and_mtimes(sandbox, tmp_path):
-    server = start_server(sandbox, ["web"])
-    web = make_client(sandbox, server, "web", tmp_path)
-    fill_volume(sandbox, web.data, "head -c 1000000 /dev/urandom > /data/a.bin && chmod 640 /data/a.bin && "
-                "mkdir /data/dir && echo x > /data/dir/b && chmod 750 /data/dir && touch -d '2001-02-03 04:05:06' "
-                "/data/a.bin /data/dir/b")  # fmt: skip
-    assert client_command(sandbox, web, ["run"]).returncode == 0
+def test_restore_keeps_bytes_permissions_and_mtimes(world, sandbox):
+    web = world.web
     archive = client_command(sandbox, web, ["list", "--short"]).stdout.split()[0]
     stat = "cd {} && find . -mindepth 1 | sort | xargs stat -c '%n %a %Y %s'"
     script = (
@@ -141,11 +136,8 @@ def test_restore_keeps_bytes_permissions_and_mtimes(sandbox, tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="this machine has no /dev/fuse for borg mount")
-def test_mount_shows_the_archive_files(sandbox, tmp_path):
-    server = start_server(sandbox, ["web"])
-    web = make_client(sandbox, server, "web", tmp_path)
-    fill_volume(sandbox, web.data, "echo mounted > /data/file")
-    assert client_command(sandbox, web, ["run"]).returncode == 0
+def test_mount_shows_the_archive_files(world, sandbox):
+    web = world.web
     fuse = ["--device", "/dev/fuse", "--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined"]
     sandbox.run("mounter", CLIENT_IMAGE, [*web.options(), *fuse], ["mount", "--target", "/mnt/borg"])
     found = wait_until(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+import pytest
+
 from tests.harness.containers import CLIENT_IMAGE, docker, wait_until
 from tests.harness.stack import client_command, fill_volume, make_client, start_server
 
@@ -43,6 +45,7 @@ def test_a_per_minute_schedule_makes_archives_and_a_run_longer_than_a_minute_mak
     assert all(datetime.fromisoformat(r["started_at"]).second < 30 for r in done[1:])  # started on the minute
 
 
+@pytest.mark.cores  # copies hundreds of MB and kills mid-way: never beside another such scenario
 def test_labelled_containers_are_stopped_during_create_and_started_again_after_a_crash(sandbox, tmp_path):
     server = start_server(sandbox, ["web"])
     web = make_client(sandbox, server, "web", tmp_path)
@@ -84,6 +87,7 @@ def test_labelled_containers_are_stopped_during_create_and_started_again_after_a
     assert json.loads(docker("inspect", "-f", "{{json .State}}", app).stdout)["Running"]
 
 
+@pytest.mark.cores  # copies hundreds of MB and kills mid-way: never beside another such scenario
 def test_sigterm_during_create_leaves_a_checkpoint_and_an_interrupted_report(sandbox, tmp_path):
     server = start_server(sandbox, ["web"])
     web = make_client(sandbox, server, "web", tmp_path)

@@ -29,12 +29,14 @@ def test_a_server_stopped_across_a_scheduled_time_is_backed_up_by_the_first_retr
     server = start_server(sandbox, ["web"])
     web = make_client(sandbox, server, "web", tmp_path)
     fill_volume(sandbox, web.data, "echo one > /data/file")
-    sandbox.run("sidecar", CLIENT_IMAGE, web.options({"BACKUP_CRON": "* * * * *", "RETRY_DELAYS": "30s 20s"}))
+    sandbox.run("sidecar", CLIENT_IMAGE, web.options({"BACKUP_CRON": "0 0 1 1 *", "RETRY_DELAYS": "30s 20s"}))
     sidecar = sandbox.name("sidecar")
     wait_until(lambda: [r for r in runs(sidecar) if r["status"] == "success"], 90, "the catch-up backup at start")
+    wait_until(lambda: "next backup at" in logs(sidecar), 30, "the scheduler to wait for its next run")
 
-    # The server goes away (an image upgrade at 03:00); the scheduled run in the next minute fails.
+    # The server goes away (an image upgrade); the next scheduled run (brought forward by SIGUSR1) fails.
     docker("stop", "-t", "2", server.container)
+    docker("kill", "--signal", "USR1", sidecar)
     failed = wait_until(lambda: [r for r in runs(sidecar) if r["status"] == "failure"], 90, "the failed run")[0]
     assert failed["attempt"] == 1
     assert failed["message"].startswith("cannot reach the backup server")

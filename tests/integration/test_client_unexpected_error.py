@@ -22,7 +22,7 @@ def test_a_docker_socket_that_does_not_answer_ends_in_a_failure_report_and_the_s
     # looks for containers to dump, before any labelled container is stopped.
     not_docker = tmp_path / "docker.sock"
     not_docker.write_text("")
-    env = {"BACKUP_STOP_LABEL": "backup.stop=web", "BACKUP_CRON": "* * * * *", "REPORT_URLS": receiver.url,
+    env = {"BACKUP_STOP_LABEL": "backup.stop=web", "BACKUP_CRON": "0 0 1 1 *", "REPORT_URLS": receiver.url,
            "HEALTHCHECKS_URL": "http://receiver:8080/ping/abc"}  # fmt: skip
     sandbox.run("sidecar", CLIENT_IMAGE, [*web.options(env), "-v", f"{not_docker}:{SOCKET}:ro"])
     sidecar = sandbox.name("sidecar")
@@ -41,12 +41,15 @@ def test_a_docker_socket_that_does_not_answer_ends_in_a_failure_report_and_the_s
     assert "the run failed unexpectedly" in output and "Traceback" in output
     assert "backing up" not in output  # borg create never started
 
-    # The scheduler did not end with the run: the next minute's run fails the same way and reports it too.
-    later = wait_until(lambda: reports()[1:], 150, "the report of the next scheduled run")[0]
+    # The scheduler did not end with the run: it waits for the next one, which (brought forward by SIGUSR1)
+    # fails the same way and reports it too.
+    wait_until(lambda: "next backup at" in logs(sidecar).split("the run failed unexpectedly", 1)[1], 30, "the wait")
+    docker("kill", "--signal", "USR1", sidecar)
+    later = wait_until(lambda: reports()[1:], 60, "the report of the next scheduled run")[0]
     assert later["status"] == "failure" and later["run_id"] != first["run_id"]
     assert later["message"].startswith("unexpected error: DockerException: ")
     assert health(sidecar) != "exited", logs(sidecar)
-    assert "next backup at" in logs(sidecar).split("the run failed unexpectedly", 1)[1]
+    assert "SIGUSR1: the backup now instead of at " in logs(sidecar)
     journal = json.loads(docker("exec", sidecar, "cat", "/var/lib/borg-client/runs.json").stdout)
     recorded = {run["run_id"]: run["status"] for run in journal}
     assert recorded[first["run_id"]] == recorded[later["run_id"]] == "failure"

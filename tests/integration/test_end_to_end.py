@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 from tests.harness.containers import CLIENT_IMAGE
-from tests.harness.stack import client_command, fill_volume, make_client, start_server
-
-MANY = 3000  # tiny files: enough that a per-file container log would show, cheap to back up
-FILL = (
-    "head -c 3000000 /dev/urandom > /data/blob.bin && echo hello > /data/note.txt && mkdir /data/many && "
-    f"cd /data/many && seq -w {MANY} | while read n; do echo $n > f$n; done"
-)
+from tests.harness.stack import client_command
+from tests.harness.worlds import BACKED_UP
 
 
-def test_backup_is_listed_and_restores_byte_for_byte(sandbox, tmp_path):
-    server = start_server(sandbox, ["web"])
-    client = make_client(sandbox, server, "web", tmp_path)
-    fill_volume(sandbox, client.data, FILL)
-
-    backup = client_command(sandbox, client, ["run"])
-    assert backup.returncode == 0, backup.stderr
+def test_backup_is_listed_and_restores_byte_for_byte(world, sandbox):
+    client, backup = world.web, world.first_run
     assert "backup success" in backup.stderr
     # the container log has a summary, not the files; the day log has every one
-    assert f"borg create listed {MANY + 2} files (A {MANY + 2}): every one is in the day log" in backup.stderr
+    files = len(BACKED_UP)
+    assert f"borg create listed {files} files (A {files}): every one is in the day log" in backup.stderr
     assert "many/f0001" not in backup.stderr and len(backup.stderr.splitlines()) < 30
 
     listing = client_command(sandbox, client, ["list", "--short"])
@@ -44,11 +35,5 @@ def test_backup_is_listed_and_restores_byte_for_byte(sandbox, tmp_path):
                              extra=["--entrypoint", "sh"]).stdout  # fmt: skip
     listed = [line.split(" borg.files: ", 1)[1] for line in day_log.splitlines() if " borg.files: " in line]
     created = [line for line in listed if line.startswith("A ")]
-    assert sorted(created) == sorted(
-        [
-            "A /backup/data/blob.bin",
-            "A /backup/data/note.txt",
-            *[f"A /backup/data/many/f{n:04d}" for n in range(1, MANY + 1)],
-        ]
-    )
+    assert sorted(created) == sorted(f"A /backup/data/{path}" for path in BACKED_UP)
     assert "restored web-" in day_log  # a restore is in the day log too

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.harness.containers import CLIENT_IMAGE, docker, health, logs, wait_until
 from tests.harness.stack import client_command, fill_volume, make_client, repository_bytes, start_server
 
@@ -38,6 +40,7 @@ def next_run(sandbox, client, role: str):
     return result, time.monotonic() - started
 
 
+@pytest.mark.cores  # copies hundreds of MB and kills mid-way: never beside another such scenario
 def test_the_run_after_a_killed_server_or_sidecar_succeeds_and_leaves_no_lock(sandbox, tmp_path):
     server = start_server(sandbox, ["rec"])
     client = make_client(sandbox, server, "rec", tmp_path)

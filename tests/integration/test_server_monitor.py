@@ -17,7 +17,7 @@ from tests.harness.stack import (
     start_server,
 )
 
-FAST = {"MONITOR_INTERVAL": "10s"}
+FAST = {"MONITOR_INTERVAL": "10s"}  # the scenarios that wait for the monitor's own clock; others ask it to scan
 RECEIVER_URL = "http://receiver:8080/alerts"
 
 
@@ -30,21 +30,22 @@ def metrics(sandbox, server, port: int) -> str:
 def test_a_deleted_archive_is_alerted_and_cannot_be_compacted_away_before_it_is_acknowledged(sandbox, tmp_path):
     network = sandbox.network()
     receiver = start_receiver(sandbox, network)
-    env = {**FAST, "REPORT_URLS": RECEIVER_URL, "METRICS_PORT": "9100"}
+    env = {"REPORT_URLS": RECEIVER_URL, "METRICS_PORT": "9100"}
     server = start_server(sandbox, ["web"], env=env, network=network)
     web = make_client(sandbox, server, "web", tmp_path)
     fill_volume(sandbox, web.data, "head -c 6000000 /dev/urandom > /data/one.bin")
     assert client_command(sandbox, web, ["run"], env={"ARCHIVE_NAME": "first-{utcnow}"}).returncode == 0
     fill_volume(sandbox, web.data, "rm /data/one.bin && head -c 1000000 /dev/urandom > /data/two.bin")
     assert client_command(sandbox, web, ["run"], env={"ARCHIVE_NAME": "second-{utcnow}"}).returncode == 0
-    wait_until(lambda: "scanned 1 clients" in logs(server.container), 30, "a first scan")
+    server.exec("borg-server", "scan")
 
     # The client (or whoever holds its key) deletes the first archive: append-only only writes it down.
     deleted = client_command(sandbox, web, ["borg-client", "borg", "delete", "--glob-archives", "first-*"])
     assert deleted.returncode == 0, deleted.stderr
-    alert = wait_until(lambda: alert_seen(server.container, "deletes", "raised"), 30, "the delete alert")
+    server.exec("borg-server", "scan")
+    alert = wait_until(lambda: alert_seen(server.container, "deletes", "raised"), 10, "the delete alert")
     assert alert["client"] == "web" and "borg-server audit web" in alert["message"]
-    wait_until(lambda: received(receiver, "deletes", "raised"), 30, "the alert at the receiver")
+    wait_until(lambda: received(receiver, "deletes", "raised"), 10, "the alert at the receiver")
     assert 'borg_appliance_client_unacknowledged_deletes{client="web"}' in metrics(sandbox, server, 9100)
     status = json.loads(server.exec("borg-server", "status", "--json").stdout)[0]
     assert status["unacknowledged_deletes"] >= 1 and status["alerts"] == ["deletes"]
@@ -53,7 +54,8 @@ def test_a_deleted_archive_is_alerted_and_cannot_be_compacted_away_before_it_is_
     scans = logs(server.container).count("scanned 1 clients")
     docker("restart", server.container)
     wait_until(lambda: health(server.container) == "healthy", 60, "the restarted server")
-    wait_until(lambda: logs(server.container).count("scanned 1 clients") > scans, 30, "a scan after the restart")
+    server.exec("borg-server", "scan")
+    wait_until(lambda: logs(server.container).count("scanned 1 clients") > scans, 10, "the scan in the log")
     assert len(received(receiver, "deletes", "raised")) == 1
 
     # Compaction would apply the delete for good: refused while it is unacknowledged.
@@ -69,7 +71,8 @@ def test_a_deleted_archive_is_alerted_and_cannot_be_compacted_away_before_it_is_
     assert "delete(s) not acknowledged" in listing and "append key" in listing, listing
     acknowledge = next(line.split() for line in listing.splitlines() if "--acknowledge" in line)
     assert server.exec(*acknowledge).returncode == 0
-    wait_until(lambda: received(receiver, "deletes", "cleared"), 40, "the cleared alert at the receiver")
+    server.exec("borg-server", "scan")
+    wait_until(lambda: received(receiver, "deletes", "cleared"), 10, "the cleared alert at the receiver")
 
     compacted = server.exec("borg-server", "compact", "web")
     assert "check passed" in compacted.stdout, compacted.stdout + compacted.stderr
@@ -117,12 +120,14 @@ def test_a_changed_segment_raises_a_tampering_alert_and_the_repository_check_fai
     def baseline() -> dict:
         return json.loads(server.exec("cat", state, check=False).stdout or "{}").get("segments", {})
 
-    wait_until(lambda: path.rsplit("/", 1)[1] in baseline(), 30, "the segment in the monitor's baseline")
+    server.exec("borg-server", "scan")
+    assert path.rsplit("/", 1)[1] in baseline()  # the monitor has seen the segment
 
     # Someone on the server flips one byte inside the largest committed segment.
     flip = f"f = open('{path}', 'r+b'); f.seek(1000); byte = f.read(1); f.seek(1000); f.write(bytes([byte[0] ^ 0xFF]))"
     server.exec("python3", "-c", flip)
-    alert = wait_until(lambda: alert_seen(server.container, "tampering", "raised"), 40, "the tampering alert")
+    server.exec("borg-server", "scan")
+    alert = wait_until(lambda: alert_seen(server.container, "tampering", "raised"), 10, "the tampering alert")
     assert "changed" in alert["message"] and alert["details"]["changed"], logs(server.container)
     failed = wait_until(lambda: alert_seen(server.container, "check_failed", "raised"), 120, "the failed check")
     assert "borg check --repository-only failed" in failed["message"]
@@ -152,11 +157,12 @@ def test_a_client_without_backups_is_stale_and_alerts_wait_for_a_receiver_that_w
 
 
 def test_a_repository_above_nine_tenths_of_its_quota_raises_a_quota_alert(sandbox, tmp_path):
-    server = start_server(sandbox, ["web"], env={**FAST, "BORG_CLIENT_WEB_QUOTA": "12M"})
+    server = start_server(sandbox, ["web"], env={"BORG_CLIENT_WEB_QUOTA": "12M"})
     web = make_client(sandbox, server, "web", tmp_path)
     fill_volume(sandbox, web.data, "head -c 11300000 /dev/urandom > /data/random.bin")
     assert client_command(sandbox, web, ["run"]).returncode == 0
-    alert = wait_until(lambda: alert_seen(server.container, "quota", "raised"), 30, "the quota alert")
+    server.exec("borg-server", "scan")
+    alert = wait_until(lambda: alert_seen(server.container, "quota", "raised"), 10, "the quota alert")
     assert (
         alert["message"].startswith("client web: repository uses 9") and alert["details"]["quota_bytes"] == 12_000_000
     )

@@ -95,6 +95,7 @@ def test_the_admins_prune_compacts_by_itself_and_a_delete_by_the_append_key_hold
     deleted = client_command(sandbox, web, ["borg-client", "borg", "delete", "--glob-archives", "second-*"])
     assert deleted.returncode == 0, deleted.stderr
     admin("borg prune --keep-last 1")
+    server.exec("borg-server", "scan")  # the compaction's delay is waited out above; here nothing may compact
     held = wait_until(lambda: status(server)["compaction_blocked"], 60, "the automatic compaction held back")
     assert "not written by an admin session; review them with borg-server audit web" in held, held
     wait_until(lambda: status(server)["pending_admin_deletes"], 60, "the admin's deletes counted as pending")
@@ -103,8 +104,8 @@ def test_the_admins_prune_compacts_by_itself_and_a_delete_by_the_append_key_hold
     assert metric(shown, "next_compaction_timestamp_seconds") is None, shown
     assert metric(shown, "last_compaction_freed_bytes") == figures["last_compaction_freed_bytes"], shown
     wait_until(lambda: alerts(server.container, "deletes", "raised")[1:], 30, "the deletes alert again")
-    scans = logs(server.container).count("scanned 1 clients")
-    wait_until(lambda: logs(server.container).count("scanned 1 clients") >= scans + 2, 40, "two more scans")
+    server.exec("borg-server", "scan")
+    server.exec("borg-server", "scan")  # two more scans, and still no compaction
     assert len(alerts(server.container, "compacted", "event")) == 1
     assert status(server)["next_compaction_at"] is None
     held_bytes = repository_bytes(server, "web")
