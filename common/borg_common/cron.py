@@ -34,4 +34,7 @@ def period_around(expression: str, current: datetime) -> timedelta:
 
     A weekday schedule's period on a Sunday is the weekend's three days; on a Tuesday it is one day.
     """
-    return next_times(expression, current, 1)[0] - next(CronSim(expression, current, reverse=True))
+    # Backwards, cronsim yields times before current's minute: the search starts a minute on, so that a fire
+    # time earlier in current's own minute counts (else */2 at 10:02:30 looked back to 10:00: a double period).
+    following_minute = current.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return next_times(expression, current, 1)[0] - next(CronSim(expression, following_minute, reverse=True))

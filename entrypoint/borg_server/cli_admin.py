@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from borg_server.cli_steps import PATHS, find_client, load_or_explain
@@ -34,14 +35,16 @@ def command_reload(_arguments) -> int:
 
 
 SCAN_WAIT = 600  # seconds `borg-server scan` waits for the scan it asked for (1000 clients scan in seconds)
+MONITOR_START = 30  # seconds it waits for a monitor that is still starting
 
 
 def command_scan(_arguments) -> int:
     """Make the monitor scan every client now (SIGUSR1), wait until a scan that began after the request has
     ended, and say how long it took; its alerts go where the monitor's always go."""
+    import signal
     import time
 
-    from borg_server import audit_log, system
+    from borg_server import audit_log
 
     server_config = load_or_explain()
     if server_config is None:
@@ -49,18 +52,32 @@ def command_scan(_arguments) -> int:
     if server_config.replication is not None:
         print("borg-server: a replica has no monitor to scan; `borg-server replicate` copies now", file=sys.stderr)
         return 2
-    requested = time.time()
-    system.checked(["supervisorctl", "-c", str(PATHS.supervisord_config), "signal", "USR1", "monitor"])
-    deadline = time.monotonic() + SCAN_WAIT
-    while time.monotonic() < deadline:
+    requested, started = time.time(), time.monotonic()
+    while (pid := monitor_pid()) is None:
+        if time.monotonic() - started > MONITOR_START:
+            print("borg-server: the monitor is not running; see `supervisorctl status` and the log", file=sys.stderr)
+            return 1
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGUSR1)
+    while time.monotonic() - started < SCAN_WAIT:
         position = audit_log.read_position(PATHS.monitor_position)
         ended, seconds = position.get("last_scan", 0), position.get("scan_seconds", 0)
         if ended - seconds >= requested:
-            print(f"scanned {len(server_config.clients)} clients in {seconds:.2f}s; alerts are in the server's log")
+            print(f"scanned {len(server_config.clients)} clients in {seconds:.2f}s; borg-server status shows what it found")
             return 0
         time.sleep(0.1)
     print(f"borg-server: the monitor did not finish a scan within {SCAN_WAIT}s; see the server's log", file=sys.stderr)
     return 1
+
+
+def monitor_pid() -> int | None:
+    """Return the running monitor's process id from its pid file, or None if there is no such monitor (yet)."""
+    try:
+        pid = int(PATHS.monitor_pid.read_text())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    return pid if command[-2:-1] == [b"monitor"] else None
 
 
 def command_status(arguments) -> int:

@@ -13,6 +13,7 @@ admin deletes may be compacted by themselves (auto_compact.py).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from borg_common import reports
+from borg_common.files import atomic_write
 from borg_common.settings import ConfigError
 from borg_server import (
     accounts,
@@ -205,6 +207,7 @@ def run(
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, stop_now)
     signal.signal(signal.SIGUSR1, lambda _number, _frame: wake.set())
+    atomic_write(paths.monitor_pid, f"{os.getpid()}\n", 0o600, durable=False)  # from now on, SIGUSR1 is safe
     paths.monitor.mkdir(mode=0o700, parents=True, exist_ok=True)
     current = [server]
     threading.Thread(target=check_loop, args=(current, paths, stop), name="checks", daemon=True).start()

@@ -109,6 +109,11 @@ class Paths:
         return self.state / "monitor"
 
     @property
+    def monitor_pid(self) -> Path:
+        """The running monitor's process id, written once it answers SIGUSR1 (`borg-server scan`)."""
+        return self.volatile / "monitor.pid"
+
+    @property
     def monitor_position(self) -> Path:
         """How far the monitor read the audit log, and its last scan (written by the monitor, read by status)."""
         return self.monitor / "monitor.json"

@@ -23,7 +23,7 @@ def test_a_docker_socket_that_does_not_answer_ends_in_a_failure_report_and_the_s
     not_docker = tmp_path / "docker.sock"
     not_docker.write_text("")
     env = {"BACKUP_STOP_LABEL": "backup.stop=web", "BACKUP_CRON": "0 0 1 1 *", "REPORT_URLS": receiver.url,
-           "HEALTHCHECKS_URL": "http://receiver:8080/ping/abc"}  # fmt: skip
+           "HEALTHCHECKS_URL": "http://receiver:8080/ping/abc", "RETRY_DELAYS": "0"}  # fmt: skip
     sandbox.run("sidecar", CLIENT_IMAGE, [*web.options(env), "-v", f"{not_docker}:{SOCKET}:ro"])
     sidecar = sandbox.name("sidecar")
 

@@ -93,8 +93,11 @@ def test_status_and_show_client_describe_each_client(world):
 
 def test_an_sshd_that_dies_for_good_takes_the_container_down(sandbox):
     server = start_server(sandbox, ["web"])
-    running = server.exec("supervisorctl", "status").stdout  # a plain supervisorctl finds the running supervisord
-    assert re.search(r"^sshd\s+RUNNING", running, re.MULTILINE), running
+
+    def sshd_running() -> bool:  # a plain supervisorctl finds the running supervisord
+        return bool(re.search(r"^sshd\s+RUNNING", server.exec("supervisorctl", "status").stdout, re.MULTILINE))
+
+    wait_until(sshd_running, 10, "supervisor to call sshd RUNNING (sshd answers a little before)")
     server.exec("sh", "-c", "chmod -x /usr/sbin/sshd && supervisorctl signal KILL sshd")
     wait_until(lambda: health(server.container) == "exited", 60, "the container to stop")
     assert "a program failed for good" in logs(server.container)
