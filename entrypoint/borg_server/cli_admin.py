@@ -63,7 +63,8 @@ def command_scan(_arguments) -> int:
         position = audit_log.read_position(PATHS.monitor_position)
         ended, seconds = position.get("last_scan", 0), position.get("scan_seconds", 0)
         if ended - seconds >= requested:
-            print(f"scanned {len(server_config.clients)} clients in {seconds:.2f}s; borg-server status shows what it found")
+            clients = len(server_config.clients)
+            print(f"scanned {clients} clients in {seconds:.2f}s; borg-server status shows what it found")
             return 0
         time.sleep(0.1)
     print(f"borg-server: the monitor did not finish a scan within {SCAN_WAIT}s; see the server's log", file=sys.stderr)
