@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.harness.containers import CLIENT_IMAGE, docker, wait_until
+from tests.harness.containers import CLIENT_IMAGE, LABEL, docker, wait_until
 from tests.harness.stack import client_command, fill_volume, make_client, start_server
 
 SOCKET = "/var/run/docker.sock"
@@ -50,10 +50,12 @@ def test_labelled_containers_are_stopped_during_create_and_started_again_after_a
     server = start_server(sandbox, ["web"])
     web = make_client(sandbox, server, "web", tmp_path)
     fill_volume(sandbox, web.data, "head -c 400000000 /dev/urandom > /data/big.bin")
-    sandbox.run("app", CLIENT_IMAGE, ["--label", "backup.stop=web", "-v", f"{web.data}:/data", "--entrypoint", "sh"],
+    stop = f"backup.stop={sandbox.prefix}"  # this scenario's alone: other scenarios run beside it on the same host
+    sandbox.run("app", CLIENT_IMAGE, ["--label", stop, "-v", f"{web.data}:/data", "--entrypoint", "sh"],
                 ["-c", "trap 'exit 0' TERM; while true; do sleep 1; done"])  # fmt: skip
     app = sandbox.name("app")
-    env = {"BACKUP_STOP_LABEL": "backup.stop=web", "BACKUP_CRON": "0 0 1 1 *"}
+    # Dumps too only of this scenario's containers, not of the databases another scenario labelled.
+    env = {"BACKUP_STOP_LABEL": stop, "BACKUP_DUMP_LABEL": f"{LABEL}={sandbox.prefix}", "BACKUP_CRON": "0 0 1 1 *"}
 
     # A manual run: the app is stopped while borg create copies, and runs again afterwards.
     run = client_command(sandbox, web, ["run"], env=env, extra=["-v", f"{SOCKET}:{SOCKET}"])
