@@ -23,14 +23,15 @@ from borg_client.borgcall import Control
 from borg_client.config import ClientConfig
 from borg_client.paths import Paths
 from borg_common import cron, outbox, reports
+from borg_common.wakeup import Wakeup
 
 logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 60  # seconds between attempts to deliver reports still waiting in the outbox
 
 # Set by SIGUSR1 (`docker kill --signal USR1 <sidecar>`): the wait for the next backup, retry or prune ends
-# now. A stop sets it too, so that a wait ends at once.
-woken = threading.Event()
+# now. A stop sets it too, so that a wait ends at once. A pipe, not an Event: set() runs in a signal handler.
+woken = Wakeup()
 
 next_times = cron.next_times
 
@@ -63,11 +64,10 @@ def wait_until(config: ClientConfig, due: datetime, stop: threading.Event, what:
         remaining = (due - datetime.now().astimezone()).total_seconds()
         if remaining <= 0:
             return True
-        woken.wait(min(remaining, FLUSH_INTERVAL))
+        signalled = woken.wait(min(remaining, FLUSH_INTERVAL))
         if stop.is_set():
             return False
-        if woken.is_set():
-            woken.clear()
+        if signalled:
             logger.info("SIGUSR1: %s now instead of at %s", what, due.isoformat(timespec="seconds"))
             return True
         if outbox.size(outbox_directory):

@@ -56,7 +56,8 @@ def command_monitor(_arguments) -> int:
         return 2
     exposition = metrics.Exposition()
     if server_config.metrics_port:
-        metrics.serve(server_config.metrics_port, exposition)
+        with monitor.signals_for_the_main_thread():  # the metrics threads never take the monitor's signals
+            metrics.serve(server_config.metrics_port, exposition)
 
     def scanned(current: config.ServerConfig, seconds: float) -> None:
         metrics.publish(exposition, PATHS, current, seconds)

@@ -12,17 +12,19 @@ admin deletes may be compacted by themselves (auto_compact.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from borg_common import reports
 from borg_common.files import atomic_write
 from borg_common.settings import ConfigError
+from borg_common.wakeup import Wakeup
 from borg_server import (
     accounts,
     alerts,
@@ -174,6 +176,21 @@ def check_loop(current: list[ServerConfig], paths: Paths, stop: threading.Event)
                 logger.error("client %s: the repository check could not run: %s", client.name, error)
 
 
+SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGUSR1}  # what the monitor's main loop answers
+
+
+@contextlib.contextmanager
+def signals_for_the_main_thread() -> Iterator[None]:
+    """Within, block SIGNALS, so that the threads started here inherit the block and the kernel delivers them
+    to the main thread only. A signal a thread took would run its handler only when the main thread next ran
+    Python, and the main thread sleeps in its wait for the next scan: a `borg-server scan` went unanswered."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # what came meanwhile is delivered now
+
+
 def reread(environ, hostname: str, previous: ServerConfig) -> ServerConfig:
     """Return the configuration as it is now (BORG_SERVER_CONFIG may have changed), or previous if it is wrong."""
     try:
@@ -198,7 +215,7 @@ def run(
     After every scan, scanned (if given) is called with the configuration and how long the scan took. A
     SIGUSR1 that comes during a scan makes another one follow it, so the scan it asked for starts after it.
     """
-    stop, wake = threading.Event(), threading.Event()
+    stop, wake = threading.Event(), Wakeup()  # stop.set() in a handler is safe: this thread only reads it
 
     def stop_now(_number, _frame) -> None:
         stop.set()
@@ -210,7 +227,8 @@ def run(
     atomic_write(paths.monitor_pid, f"{os.getpid()}\n", 0o600, durable=False)  # from now on, SIGUSR1 is safe
     paths.monitor.mkdir(mode=0o700, parents=True, exist_ok=True)
     current = [server]
-    threading.Thread(target=check_loop, args=(current, paths, stop), name="checks", daemon=True).start()
+    with signals_for_the_main_thread():
+        threading.Thread(target=check_loop, args=(current, paths, stop), name="checks", daemon=True).start()
     logger.info(
         "monitor: watching %d clients every %ds, repository checks every %ds",
         len(server.clients), server.monitor_interval, server.check_interval,

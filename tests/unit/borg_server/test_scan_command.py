@@ -1,5 +1,6 @@
 """Tests for `borg-server scan`'s way to the monitor: only a live process whose last argument is `monitor` is
-signalled, so a stale pid file never sends SIGUSR1 (which ends most programs) to anything else."""
+signalled, so a stale pid file never sends SIGUSR1 (which ends most programs) to anything else; and the monitor's
+threads leave its signals to its main thread, whose wait for the next scan they must interrupt."""
 
 import os
 import subprocess
@@ -32,3 +33,19 @@ def test_no_pid_file_a_bad_one_or_another_process_is_no_monitor(paths, content):
     if content is not None:
         paths.monitor_pid.write_text(content)  # os.getpid(): pytest, whose last argument is not `monitor`
     assert cli_admin.monitor_pid() is None
+
+
+def test_threads_started_for_the_monitor_leave_its_signals_to_the_main_thread():
+    import signal
+    import threading
+
+    from borg_server import monitor
+
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    seen = []
+    with monitor.signals_for_the_main_thread():
+        thread = threading.Thread(target=lambda: seen.append(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+        thread.start()
+        thread.join()
+    assert monitor.SIGNALS <= seen[0]  # the thread never takes SIGUSR1, SIGTERM or SIGINT
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before  # the main thread takes them again
