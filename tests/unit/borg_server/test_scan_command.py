@@ -20,8 +20,10 @@ def paths(tmp_path, monkeypatch):
 
 
 def test_the_monitor_is_found_by_its_pid_file_and_command_line(paths):
-    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "monitor"]) as monitor:
+    code = "import time; print('started', flush=True); time.sleep(30)"
+    with subprocess.Popen([sys.executable, "-c", code, "monitor"], stdout=subprocess.PIPE) as monitor:
         try:
+            assert monitor.stdout.readline() == b"started\n"  # its command line is its own from now on
             paths.monitor_pid.write_text(f"{monitor.pid}\n")
             assert cli_admin.monitor_pid() == monitor.pid
         finally:
