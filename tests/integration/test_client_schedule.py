@@ -74,6 +74,9 @@ def test_labelled_containers_are_stopped_during_create_and_started_again_after_a
                "the app to be stopped")  # fmt: skip
     wait_until(lambda: server.exec("sh", "-c", "ls /srv/borg/web/main", check=False).stdout.count("lock.") > 0, 60,
                "borg create to hold the repository lock")  # fmt: skip
+    # borg takes its cache lock a moment after the repository's: on a busy machine the kill came between them
+    cache_lock = ["exec", sidecar, "sh", "-c", "ls -d /var/lib/borg-client/cache/*/lock.exclusive"]
+    wait_until(lambda: docker(*cache_lock, check=False).returncode == 0, 60, "borg create to hold its cache lock")
     docker("kill", "-s", "KILL", sidecar)
     assert not json.loads(docker("inspect", "-f", "{{json .State}}", app).stdout)["Running"]
 
