@@ -32,10 +32,6 @@ class Wakeup:
         self.clear()
         return True
 
-    def is_set(self) -> bool:
-        """Return whether set() was called since the last clear, without clearing."""
-        return bool(select.select([self._read], [], [], 0)[0])
-
     def clear(self) -> None:
         """Forget every wake-up so far."""
         try:

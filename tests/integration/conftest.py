@@ -4,6 +4,7 @@ world per worker; how `make test` spreads the scenarios over its workers, and ho
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ def sandbox():
 
 
 @pytest.fixture(scope="session")
-def world(tmp_path_factory) -> World:
+def world(tmp_path_factory) -> Iterator[World]:
     """The shared world (tests/harness/worlds.py), for the scenarios that only read it; they run on one worker."""
     box = Sandbox()
     try:
