@@ -59,6 +59,7 @@ def command_scan(_arguments) -> int:
             return 1
         time.sleep(0.2)
     os.kill(pid, signal.SIGUSR1)
+    seen = time.monotonic()  # when a monitor last ran: one that restarts scans at once, one that is gone never
     while time.monotonic() - started < SCAN_WAIT:
         position = audit_log.read_position(PATHS.monitor_position)
         ended, seconds = position.get("last_scan", 0), position.get("scan_seconds", 0)
@@ -66,6 +67,12 @@ def command_scan(_arguments) -> int:
             clients = len(server_config.clients)
             print(f"scanned {clients} clients in {seconds:.2f}s; borg-server status shows what it found")
             return 0
+        if monitor_pid() is not None:
+            seen = time.monotonic()
+        elif time.monotonic() - seen > MONITOR_START:
+            print("borg-server: the monitor stopped before its scan ended; see `supervisorctl status` and the log",
+                  file=sys.stderr)  # fmt: skip
+            return 1
         time.sleep(0.1)
     print(f"borg-server: the monitor did not finish a scan within {SCAN_WAIT}s; see the server's log", file=sys.stderr)
     return 1

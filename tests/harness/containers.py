@@ -91,6 +91,15 @@ class Sandbox:
         argv = ["run", *mode, "--name", self.name(role), "--label", f"{LABEL}={self.prefix}", *options, image, *command]
         return docker(*argv, check=check, timeout=timeout)
 
+    def log_tails(self, lines: int) -> list[tuple[str, str]]:
+        """Return (name, the last lines of its log) for each of the sandbox's containers that still exists."""
+        found = docker("ps", "-a", "--format", "{{.Names}}", "--filter", f"label={LABEL}={self.prefix}", check=False)
+        tails = []
+        for name in sorted(found.stdout.split()):
+            result = docker("logs", "--tail", str(lines), name, check=False)
+            tails.append((name, result.stdout + result.stderr))
+        return tails
+
     def cleanup(self) -> None:
         label = f"label={LABEL}={self.prefix}"
         containers = docker("ps", "-aq", "--filter", label, check=False).stdout.split()

@@ -15,6 +15,7 @@ from tests.harness.worlds import World, build_world
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 SCENARIO_TIMEOUT = 600  # seconds; the slowest scenario takes about 3 minutes on 2 busy cores
+LOG_TAIL = 80  # lines of each container's log that a failed scenario's report shows
 
 
 def module_scoped(item: pytest.Item) -> bool:
@@ -44,6 +45,18 @@ def pytest_collection_modifyitems(items) -> None:
             item.add_marker(pytest.mark.xdist_group("world"))
         elif module_scoped(item):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """When a scenario fails, add the end of each of its containers' logs to the report: CI shows only the
+    report, and the containers are gone once the sandbox is cleaned up."""
+    outcome = yield
+    report = outcome.get_result()
+    box = item.funcargs.get("sandbox") if report.failed and call.when == "call" else None
+    if isinstance(box, Sandbox):
+        for name, text in box.log_tails(LOG_TAIL):
+            report.sections.append((f"log of {name} (last {LOG_TAIL} lines)", text))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -35,6 +35,16 @@ def compose_command() -> list[str]:
     pytest.fail("neither `docker compose` nor docker-compose is installed")
 
 
+def archives_of(project) -> list[dict]:
+    """The sample app's archives; none while its first run has not made the repository yet (the sidecar is
+    healthy from its start, and its first run may come a few seconds later)."""
+    listed = project("exec", "-T", "backup-app", "borg-client", "list", "--json", check=False)
+    if listed.returncode != 0:
+        assert "does not exist" in listed.stdout + listed.stderr, listed.stdout + listed.stderr
+        return []
+    return json.loads(listed.stdout)["archives"]
+
+
 @pytest.fixture
 def project(tmp_path):
     """compose.yaml in a directory of its own, with a fresh passphrase secret and a unique project name."""
@@ -72,14 +82,7 @@ def test_quick_start_backs_up_the_sample_app_without_manual_steps(project):
     for container in (server, sidecar):
         wait_until(lambda c=container: health(c) == "healthy", 120, f"{container} to become healthy")
 
-    archives = wait_until(
-        lambda: json.loads(project("exec", "-T", "backup-app", "borg-client", "list", "--json").stdout or "{}").get(
-            "archives"
-        ),
-        120,
-        "the first archive",
-        interval=3,
-    )
+    archives = wait_until(lambda: archives_of(project), 120, "the first archive", interval=3)
     assert archives[0]["name"].startswith("app-")
 
     listing = project("exec", "-T", "backup-app", "borg-client", "list", archives[0]["name"]).stdout
@@ -115,14 +118,7 @@ def test_the_admin_profile_pairs_an_admin_service_that_prunes_with_a_key_only_it
     for container in (server, sidecar):
         wait_until(lambda c=container: health(c) == "healthy", 120, f"{container} to become healthy")
     wait_until(lambda: "next prune at " in logs(admin), 60, "the admin service's schedule")
-    wait_until(
-        lambda: json.loads(project("exec", "-T", "backup-app", "borg-client", "list", "--json").stdout or "{}").get(
-            "archives"
-        ),
-        120,
-        "the first archive",
-        interval=3,
-    )
+    wait_until(lambda: archives_of(project), 120, "the first archive", interval=3)
 
     # Only the admin service mounts the admin key; the server knows it as app's admin key.
     mounts = {

@@ -51,3 +51,17 @@ def test_threads_started_for_the_monitor_leave_its_signals_to_the_main_thread():
         thread.join()
     assert monitor.SIGNALS <= seen[0]  # the thread never takes SIGUSR1, SIGTERM or SIGINT
     assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before  # the main thread takes them again
+
+
+def test_a_monitor_that_stops_before_its_scan_ends_is_reported_not_waited_for(paths, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(cli_admin, "load_or_explain", lambda: SimpleNamespace(replication=None, clients=[]))
+    monkeypatch.setattr(cli_admin, "MONITOR_START", 0.5)
+    code = "import time; print('started', flush=True); time.sleep(30)"  # SIGUSR1 ends it: no handler
+    with subprocess.Popen([sys.executable, "-c", code, "monitor"], stdout=subprocess.PIPE) as monitor:
+        assert monitor.stdout.readline() == b"started\n"
+        paths.monitor_pid.write_text(f"{monitor.pid}\n")
+        assert cli_admin.command_scan(None) == 1
+        assert monitor.wait(5) == -10  # SIGUSR1
+    assert "the monitor stopped before its scan ended" in capsys.readouterr().err
