@@ -18,9 +18,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from borg_server import alerts, audit_log, baseline, compaction, segments, state
+from borg_server.compaction_state import Compacted
 from borg_server.config import ClientSpec, ServerConfig
 from borg_server.paths import Paths
-from borg_server.retention import Compacted, Decision, Group, decide, snapshots_expired
+from borg_server.retention import Decision, Group, decide, snapshots_expired
 from borg_server.state_records import ClientState
 
 logger = logging.getLogger(__name__)

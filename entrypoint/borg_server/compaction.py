@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from borg_server import accounts, audit_log, baseline, deletes, disk, findings, gate, segments, state, system
+from borg_server.compaction_state import Compacted
 from borg_server.config import ClientSpec
 from borg_server.paths import Paths
-from borg_server.retention import Compacted
 from borg_server.state_records import ClientState
 
 logger = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from borg_server import segments
+from borg_server.state_records import ManifestShrink
 
 logger = logging.getLogger(__name__)
 
@@ -34,18 +35,6 @@ class ManifestPut:
     segment: int
     size: int
     deleted_between: bool
-
-
-@dataclass(frozen=True)
-class ManifestShrink:
-    """The manifest PUT in segment shrank from previous_size to size bytes with no other DELETE since
-    the manifest PUT before it (previous_segment), first seen at seen_at."""
-
-    segment: int
-    previous_segment: int | None
-    previous_size: int
-    size: int
-    seen_at: str
 
 
 def added_data(files: dict[int, Path], before: int | None, after: int | None) -> bool:

@@ -1,4 +1,4 @@
-"""Automatic compaction of admin deletes: what the monitor keeps about it, and the decision when it may run.
+"""Automatic compaction of admin deletes: the decision when it may run (compaction_state.py: what is kept).
 
 A client's deletes compact by themselves (AUTO_COMPACT=admin) only when every delete not acknowledged
 was written by the client's admin sessions, nothing is tampered, no manifest shrank, the last check did
@@ -9,37 +9,10 @@ decide() is pure: the monitor (auto_compact.py) gathers its inputs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 ADMIN = "admin"
-
-
-@dataclass(frozen=True)
-class Compacted:
-    """The client's last compaction: when it ended, its sizes, who started it, and why it failed (if so)."""
-
-    at: str
-    bytes_before: int
-    bytes_after: int
-    automatic: bool
-    snapshot_until: str | None = None  # an automatic compaction's snapshot is removed then
-    failed: str | None = None
-
-    @property
-    def bytes_freed(self) -> int:
-        return max(0, self.bytes_before - self.bytes_after)
-
-
-@dataclass(frozen=True)
-class Retention:
-    """What the monitor keeps about compaction: the last one, the snapshots kept (path → until), its last decision."""
-
-    last: Compacted | None = None
-    snapshots: dict[str, str] = field(default_factory=dict)
-    pending_admin: int = 0
-    next_at: str | None = None
-    blocked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,29 +78,3 @@ def decide(
 def snapshots_expired(snapshots: dict[str, str], now: datetime) -> list[str]:
     """Given the snapshots kept (path → until), return the paths whose time is up, oldest first."""
     return sorted(path for path, until in snapshots.items() if datetime.fromisoformat(until) <= now)
-
-
-def to_json(retention: Retention) -> dict:
-    """Given the retention record, return it as the state file keeps it."""
-    last = retention.last
-    return {
-        "last": None if last is None else dict(sorted(vars(last).items())),
-        "snapshots": dict(sorted(retention.snapshots.items())),
-        "pending_admin": retention.pending_admin,
-        "next_at": retention.next_at,
-        "blocked": retention.blocked,
-    }
-
-
-def from_json(document: dict | None) -> Retention:
-    """Given the record as to_json wrote it (None: none yet), return it; raise TypeError on other fields."""
-    if not document:
-        return Retention()
-    last = document.get("last")
-    return Retention(
-        last=None if last is None else Compacted(**last),
-        snapshots=dict(document.get("snapshots", {})),
-        pending_admin=document.get("pending_admin", 0),
-        next_at=document.get("next_at"),
-        blocked=document.get("blocked"),
-    )

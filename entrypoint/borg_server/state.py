@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from borg_common.files import atomic_write
-from borg_server import replica_state, retention, safe_files
-from borg_server.manifest import ManifestShrink
+from borg_server import compaction_state, replica_state, safe_files
 from borg_server.state_records import (
     Acknowledgement,
     CheckResult,
     ClientState,
     DeleteGroup,
+    ManifestShrink,
     RaisedAlert,
     SegmentPrint,
     Tampering,
@@ -53,7 +53,7 @@ def to_json(state: ClientState) -> dict:
         "manifest": list(state.manifest),
         "manifest_shrinks": [dict(sorted(vars(shrink).items())) for shrink in state.manifest_shrinks],
         "alerts": {kind: vars(alert).copy() for kind, alert in state.alerts.items()},
-        "retention": retention.to_json(state.retention),
+        "retention": compaction_state.to_json(state.retention),
     } | ({"replica": replica_state.to_json(state.replica)} if state.replica else {})
 
 
@@ -108,7 +108,7 @@ def from_json(document: object, now: str) -> ClientState:
             manifest=tuple(document.get("manifest", (None, None))),
             manifest_shrinks=[ManifestShrink(**shrink) for shrink in document.get("manifest_shrinks", [])],
             alerts={kind: RaisedAlert(**alert) for kind, alert in document.get("alerts", {}).items()},
-            retention=retention.from_json(document.get("retention")),
+            retention=compaction_state.from_json(document.get("retention")),
             replica=replica_state.from_json(document.get("replica")),
         )
     except (KeyError, TypeError, AttributeError) as error:

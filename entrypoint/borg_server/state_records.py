@@ -9,10 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from borg_server import replica_state, retention
-from borg_server.manifest import ManifestShrink
+from borg_server import compaction_state, replica_state
 
 ALERTING_KINDS = ("delete", "overwrite")  # checkpoint clean-ups are listed but raise no alert
+
+
+@dataclass(frozen=True)
+class ManifestShrink:
+    """The manifest PUT in segment shrank from previous_size to size bytes with no other DELETE since
+    the manifest PUT before it (previous_segment), first seen at seen_at."""
+
+    segment: int
+    previous_segment: int | None
+    previous_size: int
+    size: int
+    seen_at: str
 
 
 @dataclass(frozen=True)
@@ -113,7 +124,7 @@ class ClientState:
     manifest: tuple[int | None, int | None] = (None, None)  # segment and size of the last manifest PUT seen
     manifest_shrinks: list[ManifestShrink] = field(default_factory=list)
     alerts: dict[str, RaisedAlert] = field(default_factory=dict)
-    retention: retention.Retention = field(default_factory=retention.Retention)  # automatic compaction
+    retention: compaction_state.Retention = field(default_factory=compaction_state.Retention)  # automatic compaction
     replica: replica_state.ReplicaState | None = None  # on a replica: the copy of this client (replication.py)
 
     def pending_deletes(self, alerting_only: bool = False) -> int:

@@ -3,8 +3,8 @@
 from datetime import UTC, datetime
 
 from borg_server import auto_compact, state
+from borg_server.compaction_state import Compacted, Retention
 from borg_server.config_clients import ClientSpec
-from borg_server.retention import Compacted, Retention
 from borg_server.state_records import Acknowledgement, CheckResult, ClientState
 
 WEB = ClientSpec("web", "WEB", None, None, None, True, 86400)

@@ -6,13 +6,13 @@ import logging
 import pytest
 
 from borg_server import state
-from borg_server.manifest import ManifestShrink
-from borg_server.retention import Compacted, Retention
+from borg_server.compaction_state import Compacted, Retention
 from borg_server.state_records import (
     Acknowledgement,
     CheckResult,
     ClientState,
     DeleteGroup,
+    ManifestShrink,
     RaisedAlert,
     SegmentPrint,
     Tampering,
