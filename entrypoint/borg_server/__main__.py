@@ -8,7 +8,7 @@ import os
 import sys
 
 from borg_common.logs import setup_logging
-from borg_server import cli_admin, cli_service
+from borg_server.cli import admin, service
 
 logger = logging.getLogger("borg_server")
 SECRET_FORMATS = ("swarm", "kubernetes")  # what new-client prints (pairing_secrets.FORMATS; a test checks)
@@ -18,14 +18,14 @@ def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
         prog="borg-server",
         description="Borg Appliance server.",
-        epilog="serve and serve-replica, the forced commands of the keys, are borg_server.serve (not for people).",
+        epilog="serve, serve-replica (the forced commands of the keys): borg_server.sessions.forced_command",
     )
     commands = main.add_subparsers(dest="command", required=True)
     commands.add_parser("start", help="validate and apply the configuration, then run supervisord").set_defaults(
-        handler=cli_service.command_start
+        handler=service.command_start
     )
     commands.add_parser("reload", help="apply a changed configuration without dropping sessions").set_defaults(
-        handler=cli_admin.command_reload
+        handler=admin.command_reload
     )
     status_parser = commands.add_parser(
         "status", help="per client: last backup, age, size, quota use, append-only, deletes, last check, alerts"
@@ -34,13 +34,13 @@ def parser() -> argparse.ArgumentParser:
     status_parser.add_argument(
         "--server", action="store_true", help='with --json: {"server": disk figures, "clients": [...]}'
     )
-    status_parser.set_defaults(handler=cli_admin.command_status)
+    status_parser.set_defaults(handler=admin.command_status)
     show = commands.add_parser("show-client", help="a client's public key, fingerprint and repository URL")
     show.add_argument("name")
-    show.set_defaults(handler=cli_admin.command_show_client)
+    show.set_defaults(handler=admin.command_show_client)
     commands.add_parser(
         "scan", help="make the monitor scan every client now; wait for that scan and say how long it took"
-    ).set_defaults(handler=cli_admin.command_scan)
+    ).set_defaults(handler=admin.command_scan)
     audit_parser = commands.add_parser(
         "audit", help="a client's deletes and segment changes since the last acknowledgement"
     )
@@ -49,14 +49,14 @@ def parser() -> argparse.ArgumentParser:
         "--acknowledge", type=int, metavar="SEGMENT", help="accept what the listing showed, up to this segment"
     )
     audit_parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    audit_parser.set_defaults(handler=cli_admin.command_audit)
+    audit_parser.set_defaults(handler=admin.command_audit)
     compact_parser = commands.add_parser("compact", help="free deleted space; refused while deletes are unacknowledged")
     compact_parser.add_argument("name")
     compact_parser.add_argument("--keep-snapshot", action="store_true", help="keep the hard-link snapshot taken first")
-    compact_parser.set_defaults(handler=cli_admin.command_compact)
+    compact_parser.set_defaults(handler=admin.command_compact)
     commands.add_parser(
         "new-host-key", help="print a new ed25519 host key for BORG_HOST_KEY_FILE (e.g. into docker secret create)"
-    ).set_defaults(handler=cli_admin.command_new_host_key)
+    ).set_defaults(handler=admin.command_new_host_key)
     new_client = commands.add_parser(
         "new-client", help="print the secrets of a new client: its key pair, known_hosts and repository URL"
     )
@@ -65,26 +65,24 @@ def parser() -> argparse.ArgumentParser:
         "--format", choices=SECRET_FORMATS, default="swarm",
         help="swarm: a script for sh that creates Docker secrets; kubernetes: Secrets for kubectl apply -f -",
     )  # fmt: skip
-    new_client.set_defaults(handler=cli_admin.command_new_client)
-    commands.add_parser("monitor", help="the monitor (run by supervisor)").set_defaults(
-        handler=cli_service.command_monitor
-    )
+    new_client.set_defaults(handler=admin.command_new_client)
+    commands.add_parser("monitor", help="the monitor (run by supervisor)").set_defaults(handler=service.command_monitor)
     read_parser = commands.add_parser("serve-read", help="read-only borg serve of a replica's clients (not for people)")
     read_parser.add_argument("directory")
-    read_parser.set_defaults(handler=cli_service.command_serve_read)
+    read_parser.set_defaults(handler=service.command_serve_read)
     replicate_parser = commands.add_parser("replicate", help="on a replica: copy from the primary now")
     replicate_parser.add_argument(
         "--accept", metavar="CLIENT", help="take the primary's segments where they differ from the copy (set aside)"
     )
-    replicate_parser.set_defaults(handler=cli_admin.command_replicate)
+    replicate_parser.set_defaults(handler=admin.command_replicate)
     commands.add_parser("broker", help="the session broker (run by supervisor as root)").set_defaults(
-        handler=cli_service.command_broker
+        handler=service.command_broker
     )
     commands.add_parser("healthcheck", help="exit 0 when sshd answers").set_defaults(
-        handler=cli_service.command_healthcheck
+        handler=service.command_healthcheck
     )
     commands.add_parser("supervisor-watchdog", help="supervisor event listener").set_defaults(
-        handler=cli_service.command_watchdog
+        handler=service.command_watchdog
     )
     return main
 
@@ -93,7 +91,7 @@ def main() -> int:
     arguments = parser().parse_args()
     if arguments.command != "serve-read":  # stderr goes to the SSH client, stdout is borg's protocol
         setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
-    from borg_server.system import CommandFailed
+    from borg_server.system.commands import CommandFailed
 
     try:
         return arguments.handler(arguments)

@@ -4,7 +4,7 @@ import pytest
 
 from borg_client import config as client_config
 from borg_common.settings import ConfigError
-from borg_server import config as server_config
+from borg_server.config import reader as server_config
 from tests.settings_table import CLIENT, CLIENT_CASES, REPLICA, REPLICA_BASE, SERVER, SERVER_CASES
 
 # Any text is a valid BACKUP_STOP_LABEL, so a passphrase read as one cannot be told from a label.

@@ -1,14 +1,14 @@
 """Builders of borg 1.4.0 segment files for the server's tests: entries byte by byte, and repositories.
 
 Segments are built the way borg 1.4.0's LoggedIO writes them; the sequences are the ones a real
-borg 1.4.0 repository showed (see the docstring of borg_server.segments). test_segments checks the
+borg 1.4.0 repository showed (see the docstring of borg_server.repository.segments). test_segments checks the
 entries against bytes borg wrote.
 """
 
 import struct
 import zlib
 
-from borg_server.segments import MANIFEST_KEY
+from borg_server.repository.segments import MANIFEST_KEY
 
 MAGIC = b"BORG_SEG"
 # Written by borg 1.4.0 (`borg init -e none`, `borg create`, `borg delete`), copied from the files.

@@ -2,7 +2,7 @@
 
 import pytest
 
-from borg_server.paths import Paths
+from borg_server.system.paths import Paths
 
 
 @pytest.fixture

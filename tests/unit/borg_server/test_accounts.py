@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from borg_server import accounts
-from borg_server.accounts import Account, assign, derived_uid
-from borg_server.system import CommandFailed
+from borg_server.system import accounts
+from borg_server.system.accounts import Account, assign, derived_uid
+from borg_server.system.commands import CommandFailed
 
 
 def test_a_derived_uid_is_stable_and_within_the_range_below_65536():

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from borg_common.settings import ConfigError
-from borg_server import generated_keys
-from borg_server.authorized_keys import grants_for
-from borg_server.config import load
-from borg_server.keys import parse_public_key
-from borg_server.status import show_client
+from borg_server.config.reader import load
+from borg_server.provision import generated_keys
+from borg_server.provision.authorized_keys import grants_for
+from borg_server.status.text import show_client
+from borg_server.system.ssh_keys import parse_public_key
 
 from .sample_keys import ED25519, ED25519_OTHER
 

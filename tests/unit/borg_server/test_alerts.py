@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 import pytest
 
 from borg_common import outbox
-from borg_server import deletes
-from borg_server import state as client_state
-from borg_server.alerts import conditions, document, emit, human_duration, transitions
-from borg_server.config import ClientSpec
-from borg_server.state_records import ClientState, RaisedAlert
+from borg_server.config.reader import ClientSpec
+from borg_server.monitor.alerts import conditions, document, emit, human_duration, transitions
+from borg_server.records import state_file as client_state
+from borg_server.records.client_state import ClientState, RaisedAlert
+from borg_server.repository import deletes
 
 NOW = datetime(2024, 5, 6, 3, 0, 0, tzinfo=UTC)
 NOW_TEXT = "2024-05-06T03:00:00+00:00"

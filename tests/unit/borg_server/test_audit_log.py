@@ -6,8 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from borg_server import audit_log
-from borg_server.audit_log import append_record, last_write, may_have_compacted, read_sessions, session_record, wrote
+from borg_server.repository import audit_log
+from borg_server.repository.audit_log import (
+    append_record,
+    last_write,
+    may_have_compacted,
+    read_sessions,
+    session_record,
+    wrote,
+)
 
 STARTED = datetime(2024, 5, 6, 3, 0, 0, tzinfo=UTC).timestamp()
 FINGERPRINT = "SHA256:MAb/VODAa8tKOLwshsHjcTx7Be4UQ9nAMExtk8h9oz8"

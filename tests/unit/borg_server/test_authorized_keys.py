@@ -1,8 +1,8 @@
 """Tests for the authorized_keys file: every key forced into borg serve with its client's restrictions."""
 
-from borg_server.authorized_keys import Grant, grants_for, key_line, render
-from borg_server.config import load
-from borg_server.keys import parse_public_key
+from borg_server.config.reader import load
+from borg_server.provision.authorized_keys import Grant, grants_for, key_line, render
+from borg_server.system.ssh_keys import parse_public_key
 
 # Public keys generated for these tests with `ssh-keygen -t ed25519`; fingerprints from `ssh-keygen -lf`.
 WEB_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID26CUVU/8m/Dk6cyWmnuBbX1SpdBW8FFXYWWvdh1+ST web@example"

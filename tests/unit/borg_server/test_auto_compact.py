@@ -2,10 +2,11 @@
 
 from datetime import UTC, datetime
 
-from borg_server import auto_compact, state
-from borg_server.compaction_state import Compacted, Retention
-from borg_server.config_clients import ClientSpec
-from borg_server.state_records import Acknowledgement, CheckResult, ClientState
+from borg_server.config.clients import ClientSpec
+from borg_server.monitor import auto_compact
+from borg_server.records import state_file
+from borg_server.records.client_state import Acknowledgement, CheckResult, ClientState
+from borg_server.records.compaction_state import Compacted, Retention
 
 WEB = ClientSpec("web", "WEB", None, None, None, True, 86400)
 NOW = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
@@ -52,7 +53,7 @@ def test_snapshots_are_removed_once_their_time_is_up_and_only_below_the_snapshot
     old, young, elsewhere = directory / "old", directory / "young", paths.repositories / "web" / "main"
     for path in (old, young, elsewhere):
         (path / "data").mkdir(parents=True)
-    with state.locked(paths.monitor_state("web")) as found:
+    with state_file.locked(paths.monitor_state("web")) as found:
         kept = {str(old): "2024-05-06T11:00:00+00:00", str(young): "2024-05-07T00:00:00+00:00",
                 str(elsewhere): "2024-05-06T11:00:00+00:00"}  # fmt: skip
         found.retention = Retention(snapshots=kept)
@@ -60,4 +61,4 @@ def test_snapshots_are_removed_once_their_time_is_up_and_only_below_the_snapshot
     auto_compact.expire_snapshots(WEB, paths, NOW)
 
     assert (old.exists(), young.exists(), elsewhere.exists()) == (False, True, True)
-    assert state.load(paths.monitor_state("web")).retention.snapshots == {str(young): "2024-05-07T00:00:00+00:00"}
+    assert state_file.load(paths.monitor_state("web")).retention.snapshots == {str(young): "2024-05-07T00:00:00+00:00"}

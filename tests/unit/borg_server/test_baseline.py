@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from borg_server import baseline
-from borg_server.segments import SegmentError
-from borg_server.state_records import ClientState, SegmentPrint, Tampering
+from borg_server.records.client_state import ClientState, SegmentPrint, Tampering
+from borg_server.repository import baseline
+from borg_server.repository.segments import SegmentError
 from tests.unit.borg_server.borg_files import (
     ARCHIVE_ONE,
     ARCHIVE_TWO,

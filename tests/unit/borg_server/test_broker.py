@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from borg_server import broker, broker_protocol, session
-from borg_server.broker_protocol import ProtocolError, frame, receive, receive_with_fds, send
+from borg_server.sessions import broker, protocol, session
+from borg_server.sessions.protocol import ProtocolError, frame, receive, receive_with_fds, send
 
 
 def test_a_message_is_framed_as_its_length_then_its_json():
@@ -18,7 +18,7 @@ def test_a_message_longer_than_64_kib_is_refused_on_both_sides():
     with pytest.raises(ProtocolError, match="longer than 65536"):
         frame({"x": "a" * 70000})
     with pytest.raises(ProtocolError, match="longer than 65536"):
-        broker_protocol.unframe_length((70000).to_bytes(4, "big"))
+        protocol.unframe_length((70000).to_bytes(4, "big"))
 
 
 def test_messages_arrive_whole_and_in_order_and_end_with_none():

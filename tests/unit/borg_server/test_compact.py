@@ -7,9 +7,10 @@ from datetime import datetime
 
 import pytest
 
-from borg_server import compact, compaction
-from borg_server import state as client_state
-from borg_server.state_records import ClientState
+from borg_server.compaction import by_hand
+from borg_server.compaction import compact as compaction
+from borg_server.records import state_file as client_state
+from borg_server.records.client_state import ClientState
 from tests.unit.borg_server.borg_files import init_create_create_delete, write_repository
 
 NOW = "2024-05-06T03:00:00+00:00"
@@ -41,29 +42,29 @@ def state(**fields) -> ClientState:
 
 
 def test_a_repository_scanned_to_its_last_commit_with_nothing_found_may_be_compacted():
-    assert compact.refusal("web", state(), 13) is None
+    assert by_hand.refusal("web", state(), 13) is None
 
 
 def test_a_repository_without_any_commit_and_never_scanned_may_be_compacted():
-    assert compact.refusal("web", state(scanned=None), None) is None
+    assert by_hand.refusal("web", state(scanned=None), None) is None
 
 
 def test_unacknowledged_deletes_refuse_the_compaction_naming_how_many_and_where():
     found = state(deletes=[deletes_in(6, delete=2), deletes_in(10, overwrite=1, delete=1)])
 
-    assert compact.refusal("web", found, 13) == (
+    assert by_hand.refusal("web", found, 13) == (
         f"4 unacknowledged delete(s) (segments 6..10); compaction would apply them for good; {REVIEW}"
     )
 
 
 def test_checkpoint_clean_ups_not_acknowledged_refuse_the_compaction_too():
-    assert compact.refusal("web", state(deletes=[deletes_in(6, checkpoint=1)]), 13) == (
+    assert by_hand.refusal("web", state(deletes=[deletes_in(6, checkpoint=1)]), 13) == (
         f"1 unacknowledged delete(s) (segments 6..6); compaction would apply them for good; {REVIEW}"
     )
 
 
 def test_changes_to_committed_files_refuse_the_compaction():
-    assert compact.refusal("web", state(tampering=TAMPERING), 13) == (
+    assert by_hand.refusal("web", state(tampering=TAMPERING), 13) == (
         f"committed files changed (segments removed 6); {REVIEW}"
     )
 
@@ -71,7 +72,7 @@ def test_changes_to_committed_files_refuse_the_compaction():
 def test_an_unreadable_segment_refuses_the_compaction():
     unreadable = TAMPERING | {"removed": [], "unreadable": "data/0/6: crc32 mismatch at offset 8"}
 
-    assert compact.refusal("web", state(tampering=unreadable), 13) == (
+    assert by_hand.refusal("web", state(tampering=unreadable), 13) == (
         f"committed files changed (unreadable: data/0/6: crc32 mismatch at offset 8); {REVIEW}"
     )
 
@@ -79,12 +80,12 @@ def test_an_unreadable_segment_refuses_the_compaction():
 def test_deletes_are_named_first_when_there_are_changes_to_committed_files_too():
     found = state(deletes=[deletes_in(10, delete=1)], tampering=TAMPERING)
 
-    assert compact.refusal("web", found, 13).startswith("1 unacknowledged delete(s) (segments 10..10); ")
+    assert by_hand.refusal("web", found, 13).startswith("1 unacknowledged delete(s) (segments 10..10); ")
 
 
 @pytest.mark.parametrize(("scanned", "last_commit"), [(9, 13), (None, 13), (13, 9), (13, None)])
 def test_a_repository_not_scanned_exactly_to_its_last_commit_refuses_the_compaction(scanned, last_commit):
-    assert compact.refusal("web", state(scanned=scanned), last_commit) == (
+    assert by_hand.refusal("web", state(scanned=scanned), last_commit) == (
         f"the repository was not scanned completely (through {scanned} of {last_commit}); {REVIEW}"
     )
 

@@ -5,8 +5,8 @@ import pytest
 import yaml
 
 from borg_common.settings import ConfigError
-from borg_server.config import ClientSpec, ServerConfig, load
-from borg_server.keys import parse_public_key
+from borg_server.config.reader import ClientSpec, ServerConfig, load
+from borg_server.system.ssh_keys import parse_public_key
 from tests.unit.borg_server.sample_keys import ED25519, ED25519_BLOB, ED25519_OTHER, RSA_1024, RSA_2048
 
 DAY_AND_TWO_HOURS = 26 * 3600

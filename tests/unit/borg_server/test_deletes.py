@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from borg_server import deletes
-from borg_server.segments import COMMIT_ENTRY, SegmentError
-from borg_server.state_records import Acknowledgement, ClientState, DeleteGroup, Tampering
+from borg_server.records.client_state import Acknowledgement, ClientState, DeleteGroup, Tampering
+from borg_server.repository import deletes
+from borg_server.repository.segments import COMMIT_ENTRY, SegmentError
 from tests.unit.borg_server.borg_files import (
     ARCHIVE_ONE,
     ARCHIVE_TWO,
@@ -228,8 +228,8 @@ def test_tampering_not_acknowledged_leaves_no_history_and_stays(state):
 
 
 def test_more_groups_than_the_limit_merge_the_oldest_into_the_later_segment_and_keep_every_count():
-    from borg_server.deletes import merged
-    from borg_server.state_records import DeleteGroup
+    from borg_server.records.client_state import DeleteGroup
+    from borg_server.repository.deletes import merged
 
     groups = [DeleteGroup(n, 2, {"delete": 2}, (f"{n}a", f"{n}b"), f"t{n}", f"s{n}") for n in range(1, 6)]
 
@@ -241,8 +241,8 @@ def test_more_groups_than_the_limit_merge_the_oldest_into_the_later_segment_and_
 
 
 def test_only_the_last_acknowledgements_are_kept_as_history():
-    from borg_server.deletes import KEEP_ACKNOWLEDGED, acknowledge
-    from borg_server.state_records import ClientState
+    from borg_server.records.client_state import ClientState
+    from borg_server.repository.deletes import KEEP_ACKNOWLEDGED, acknowledge
 
     found = ClientState(first_seen="2024-05-01T00:00:00+00:00")
     for number in range(KEEP_ACKNOWLEDGED + 5):

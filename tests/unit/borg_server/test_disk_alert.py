@@ -5,9 +5,12 @@ import json
 import pytest
 
 from borg_common.settings import ConfigError
-from borg_server import config, disk_alert, metrics, status
-from borg_server.disk_space import DiskUsage
-from borg_server.figures import ServerStatus
+from borg_server.config import reader
+from borg_server.monitor import disk_alert
+from borg_server.repository.disk_space import DiskUsage
+from borg_server.status import metrics
+from borg_server.status import text as status
+from borg_server.status.facts import ServerStatus
 from tests.unit.borg_server.borg_files import commit, put, write_repository
 
 KEY = b"k" * 32
@@ -82,18 +85,18 @@ def test_last_added_measures_the_segments_the_last_writing_session_committed(pat
 def test_disk_alert_used_is_a_bounded_percentage(value, problem):
     environ = {"BORG_CLIENTS": "web", "DISK_ALERT_USED": value}
     if problem is None:
-        assert config.load(environ, "backup").disk_alert_used == int(value.rstrip("%")) / 100
+        assert reader.load(environ, "backup").disk_alert_used == int(value.rstrip("%")) / 100
         return
     with pytest.raises(ConfigError) as error:
-        config.load(environ, "backup")
+        reader.load(environ, "backup")
     assert error.value.problems == [problem]
 
 
 def test_disk_reserve_is_a_size_and_defaults_to_the_automatic_one():
-    assert config.load({"BORG_CLIENTS": "web"}, "backup").disk_reserve is None
-    assert config.load({"BORG_CLIENTS": "web", "DISK_RESERVE": "2G"}, "backup").disk_reserve == 2 * 1000**3
+    assert reader.load({"BORG_CLIENTS": "web"}, "backup").disk_reserve is None
+    assert reader.load({"BORG_CLIENTS": "web", "DISK_RESERVE": "2G"}, "backup").disk_reserve == 2 * 1000**3
     with pytest.raises(ConfigError):
-        config.load({"BORG_CLIENTS": "web", "DISK_RESERVE": "-1"}, "backup")
+        reader.load({"BORG_CLIENTS": "web", "DISK_RESERVE": "-1"}, "backup")
 
 
 SERVER = ServerStatus("/srv/borg", 120_000_000, 30_000_000, 0.75, 2_400_000, ["disk"])

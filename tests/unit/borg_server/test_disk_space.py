@@ -4,8 +4,8 @@ import hashlib
 
 import pytest
 
-from borg_server import disk_space, gate
-from borg_server.state_records import ClientState
+from borg_server.records.client_state import ClientState
+from borg_server.repository import disk_space, gate
 from tests.unit.borg_server.borg_files import commit, put, write_repository
 
 CONFIG = "[repository]\nversion = 1\nappend_only = 0\nadditional_free_space = 0\nid = 00ff\n\n"

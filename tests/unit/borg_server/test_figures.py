@@ -3,11 +3,13 @@
 import json
 from datetime import UTC, datetime
 
-from borg_server import audit_log, disk, state
-from borg_server.config import load
-from borg_server.figures import ClientStatus, collect
-from borg_server.paths import Paths
-from borg_server.state_records import ClientState
+from borg_server.config.reader import load
+from borg_server.records import state_file
+from borg_server.records.client_state import ClientState
+from borg_server.repository import audit_log
+from borg_server.status.facts import ClientStatus, collect
+from borg_server.system import disk_usage
+from borg_server.system.paths import Paths
 from tests.unit.borg_server.borg_files import init_create_create_delete, write_repository
 
 NOW = datetime(2024, 5, 6, 3, 0, 0, tzinfo=UTC)
@@ -22,7 +24,7 @@ def session(client: str, role: str, exit_code: int, finished_at: str, committed=
 
 def save_state(paths: Paths, name: str, **fields) -> None:
     """Write the monitor's state of client name: a new state with fields changed."""
-    new = state.to_json(ClientState(first_seen="2024-05-01T00:00:00+00:00"))
+    new = state_file.to_json(ClientState(first_seen="2024-05-01T00:00:00+00:00"))
     paths.monitor_state(name).parent.mkdir(parents=True, exist_ok=True)
     paths.monitor_state(name).write_text(json.dumps(new | fields))
 
@@ -72,8 +74,8 @@ def test_directory_size_adds_up_the_files_below_a_directory_and_a_missing_one_is
     (tmp_path / "main" / "data" / "0" / "1").write_bytes(b"x" * 1500)
     (tmp_path / "nonce").write_bytes(b"y" * 16)
 
-    assert disk.directory_size(tmp_path) == 1516
-    assert disk.directory_size(tmp_path / "missing") == 0
+    assert disk_usage.directory_size(tmp_path) == 1516
+    assert disk_usage.directory_size(tmp_path / "missing") == 0
 
 
 def test_monitor_position_of_a_monitor_that_never_ran_or_left_garbage_is_empty(paths):

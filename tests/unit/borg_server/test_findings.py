@@ -6,9 +6,9 @@ Repositories are segment files written byte by byte like borg 1.4.0 (see borg_fi
 import hashlib
 import logging
 
-from borg_server import findings
-from borg_server.paths import Paths
-from borg_server.state_records import ClientState, Tampering
+from borg_server.records.client_state import ClientState, Tampering
+from borg_server.repository import watch
+from borg_server.system.paths import Paths
 from tests.unit.borg_server.borg_files import ARCHIVE_ONE, ARCHIVE_TWO, commit, delete, init_create_create_delete
 from tests.unit.borg_server.borg_files import write_repository as write_segments
 
@@ -30,7 +30,7 @@ def write_repository(paths: Paths, segments: list[list[bytes]], name: str = "web
 def test_a_client_without_a_repository_is_not_watched(paths):
     state = ClientState(first_seen=NOW)
 
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
+    watch.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
 
     assert state == ClientState(first_seen=NOW)
 
@@ -40,7 +40,7 @@ def test_watching_a_repository_finds_its_deletes_and_takes_its_baseline(paths, c
     state = ClientState(first_seen=NOW)
 
     with caplog.at_level(logging.WARNING):
-        findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
+        watch.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
 
     assert [(d.segment, d.kinds, d.keys) for d in state.deletes] == [(10, {"delete": 1}, (ARCHIVE_ONE.hex(),))]
     assert sorted(state.segments) == list(range(14))
@@ -51,10 +51,10 @@ def test_watching_a_repository_finds_its_deletes_and_takes_its_baseline(paths, c
 def test_watching_finds_a_segment_removed_since_the_baseline(paths):
     repository = write_repository(paths, init_create_create_delete())
     state = ClientState(first_seen=NOW)
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
+    watch.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
     (repository / "data" / "0" / "6").unlink()
 
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
+    watch.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
 
     assert state.tampering == Tampering(changed=(), truncated=(), removed=(6,), config=False, seen_at=NOW)
 
@@ -62,10 +62,10 @@ def test_watching_finds_a_segment_removed_since_the_baseline(paths):
 def test_after_an_admin_session_removed_segments_leave_the_baseline_without_tampering(paths):
     repository = write_repository(paths, init_create_create_delete())
     state = ClientState(first_seen=NOW)
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
+    watch.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
     (repository / "data" / "0" / "6").unlink()
 
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=True, now=NOW)
+    watch.watch_repository("web", state, paths.client_repository("web"), admin_session=True, now=NOW)
 
     assert state.tampering is None
     assert sorted(state.segments) == [number for number in range(14) if number != 6]
@@ -74,11 +74,11 @@ def test_after_an_admin_session_removed_segments_leave_the_baseline_without_tamp
 def test_after_an_admin_session_a_changed_segment_is_still_tampering(paths):
     repository = write_repository(paths, init_create_create_delete())
     state = ClientState(first_seen=NOW)
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
+    watch.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
     changed = repository / "data" / "0" / "2"
     changed.write_bytes(changed.read_bytes() + commit())
 
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=True, now=NOW)
+    watch.watch_repository("web", state, paths.client_repository("web"), admin_session=True, now=NOW)
 
     assert state.tampering == Tampering(changed=(2,), truncated=(), removed=(), config=False, seen_at=NOW)
 
@@ -86,12 +86,12 @@ def test_after_an_admin_session_a_changed_segment_is_still_tampering(paths):
 def test_the_borg_lock_does_not_stop_the_watch(paths):
     repository = write_repository(paths, init_create_create_delete())
     state = ClientState(first_seen=NOW)
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
+    watch.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
     write_segments(repository, [*init_create_create_delete(), [delete(ARCHIVE_TWO)], [commit()]])
     (repository / "data" / "0" / "6").unlink()
     (repository / "lock.exclusive").mkdir()
 
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
+    watch.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
 
     assert state.tampering.removed == (6,)
     assert [d.segment for d in state.deletes] == [10, 14]
@@ -104,7 +104,7 @@ def test_a_segment_that_cannot_be_read_is_recorded_as_tampering_even_while_borg_
     (repository / "lock.exclusive").mkdir()
     state = ClientState(first_seen=NOW)
 
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
+    watch.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
 
     assert state.tampering == Tampering(
         changed=(),
@@ -120,12 +120,12 @@ def test_a_segment_that_cannot_be_read_is_recorded_as_tampering_even_while_borg_
 def test_a_segment_replaced_by_something_that_is_not_a_file_is_reported_removed(paths):
     repository = write_repository(paths, init_create_create_delete())
     state = ClientState(first_seen=NOW)
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
+    watch.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
     replaced = repository / "data" / "0" / "2"
     replaced.unlink()
     replaced.mkdir()
 
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=LONG_AGO)
+    watch.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=LONG_AGO)
 
     assert (state.tampering.removed, state.tampering.seen_at) == ((2,), LONG_AGO)
 
@@ -133,10 +133,10 @@ def test_a_segment_replaced_by_something_that_is_not_a_file_is_reported_removed(
 def test_a_removed_repository_config_is_recorded_as_tampering(paths):
     repository = write_repository(paths, init_create_create_delete())
     state = ClientState(first_seen=NOW)
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
+    watch.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
     (repository / "config").unlink()
 
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=LONG_AGO)
+    watch.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=LONG_AGO)
 
     assert state.tampering.unreadable == f"{repository / 'config'} is missing"
 
@@ -144,14 +144,14 @@ def test_a_removed_repository_config_is_recorded_as_tampering(paths):
 def test_an_unreadable_segment_keeps_the_first_sighting_of_the_tampering_seen_before(paths):
     repository = write_repository(paths, init_create_create_delete())
     state = ClientState(first_seen=NOW)
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
+    watch.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
     (repository / "data" / "0" / "6").unlink()
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
+    watch.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=NOW)
     damaged = repository / "data" / "0" / "14"
     damaged.write_bytes(b"BORG_SEG" + delete(ARCHIVE_TWO)[:-1] + b"X")
     (repository / "data" / "0" / "15").write_bytes(b"BORG_SEG" + commit())
 
-    findings.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=LONG_AGO)
+    watch.watch_repository("web", state, paths.client_repository("web"), admin_session=False, now=LONG_AGO)
 
     assert state.tampering == Tampering(
         changed=(),

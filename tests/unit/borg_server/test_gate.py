@@ -4,7 +4,7 @@ import fcntl
 
 import pytest
 
-from borg_server import gate
+from borg_server.repository import gate
 
 WAITS = "borg-server: the server is compacting this repository; this session waits\n"
 

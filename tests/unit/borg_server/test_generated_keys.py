@@ -2,9 +2,9 @@
 
 import pytest
 
-from borg_server.config import load
-from borg_server.generated_keys import forget_removed_clients
-from borg_server.paths import Paths
+from borg_server.config.reader import load
+from borg_server.provision.generated_keys import forget_removed_clients
+from borg_server.system.paths import Paths
 
 
 def config(clients: str):
@@ -75,7 +75,7 @@ def test_forget_removed_clients_changes_nothing_when_every_client_is_still_confi
 
 
 def test_forget_removed_clients_logs_one_line_per_deleted_directory(paths, caplog):
-    caplog.set_level("INFO", logger="borg_server.generated_keys")
+    caplog.set_level("INFO", logger="borg_server.provision.generated_keys")
 
     forget_removed_clients(config(clients="web db"), paths)
 

@@ -8,10 +8,11 @@ import subprocess
 import pytest
 
 from borg_common.settings import ConfigError
-from borg_server import host_key, setup
-from borg_server.config import load, load_endpoint
-from borg_server.host_key import parse_private_key
-from borg_server.keys import KeyProblem
+from borg_server.config.reader import load, load_endpoint
+from borg_server.provision import start
+from borg_server.system import host_key
+from borg_server.system.host_key import parse_private_key
+from borg_server.system.ssh_keys import KeyProblem
 from tests.unit.borg_server.sample_keys import ARMOUR, PUBLIC, private_key, string
 
 
@@ -94,7 +95,7 @@ def test_a_given_host_key_is_copied_into_place_with_mode_600_and_its_public_key_
     paths.ssh.mkdir(parents=True)
     given = load_endpoint({"BORG_HOST_KEY_FILE": str(secret)}, "srv").host_key
 
-    public = setup.ensure_host_key(paths, given)
+    public = start.ensure_host_key(paths, given)
 
     assert paths.host_key.read_text() == real_key
     assert os.stat(paths.host_key).st_mode & 0o777 == 0o600
@@ -107,12 +108,12 @@ def test_a_given_host_key_is_copied_into_place_with_mode_600_and_its_public_key_
 
 def test_a_given_host_key_replaces_a_generated_one_with_a_warning(paths, tmp_path, real_key, caplog):
     paths.ssh.mkdir(parents=True)
-    setup.ensure_host_key(paths)
+    start.ensure_host_key(paths)
     generated = paths.host_key.read_text()
     secret = tmp_path / "secret"
     secret.write_text(real_key)
 
-    setup.ensure_host_key(paths, load_endpoint({"BORG_HOST_KEY_FILE": str(secret)}, "srv").host_key)
+    start.ensure_host_key(paths, load_endpoint({"BORG_HOST_KEY_FILE": str(secret)}, "srv").host_key)
 
     assert paths.host_key.read_text() == real_key != generated
     assert "host key: replaced by BORG_HOST_KEY_FILE's" in caplog.text
@@ -129,9 +130,9 @@ def test_a_kept_host_key_that_is_a_symlink_or_garbage_is_moved_aside_and_a_new_o
     paths.ssh.mkdir(parents=True)
     paths.host_key.symlink_to(shadow)
 
-    first = setup.ensure_host_key(paths)
+    first = start.ensure_host_key(paths)
     paths.host_key.write_text("garbage\n")
-    second = setup.ensure_host_key(paths)
+    second = start.ensure_host_key(paths)
 
     assert shadow.read_text() == "root:secret\n" and shadow.stat().st_mode & 0o777 == 0o640
     assert first.identity != second.identity
@@ -142,10 +143,10 @@ def test_a_kept_host_key_that_is_a_symlink_or_garbage_is_moved_aside_and_a_new_o
 
 def test_a_kept_host_keys_public_half_that_is_a_directory_is_rewritten_from_the_private_key(paths):
     paths.ssh.mkdir(parents=True)
-    kept = setup.ensure_host_key(paths)
+    kept = start.ensure_host_key(paths)
     public = paths.ssh / "ssh_host_ed25519_key.pub"
     public.unlink()
     public.mkdir()
 
-    assert setup.ensure_host_key(paths).identity == kept.identity
+    assert start.ensure_host_key(paths).identity == kept.identity
     assert public.is_file()

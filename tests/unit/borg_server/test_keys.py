@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from borg_server import system
-from borg_server.keys import KNOWN_TYPES, KeyProblem, PublicKey, parse_public_key
+from borg_server.system import commands
+from borg_server.system.ssh_keys import KNOWN_TYPES, KeyProblem, PublicKey, parse_public_key
 from tests.unit.borg_server.sample_keys import (
     ECDSA_256,
     ECDSA_384,
@@ -125,7 +125,7 @@ def test_a_bad_key_is_refused_with_a_message_saying_what_to_give(text, message):
 def test_a_generated_keypair_is_an_ed25519_pair_in_openssh_formats(tmp_path):
     private = tmp_path / "id_ed25519"
 
-    system.generate_keypair(private, "borg-appliance client web")
+    commands.generate_keypair(private, "borg-appliance client web")
 
     public = parse_public_key((tmp_path / "id_ed25519.pub").read_text())
     assert (public.type, public.comment) == ("ssh-ed25519", "borg-appliance client web")
@@ -135,4 +135,4 @@ def test_a_generated_keypair_is_an_ed25519_pair_in_openssh_formats(tmp_path):
         derived = subprocess.run(["ssh-keygen", "-y", "-f", str(private)], capture_output=True, text=True, check=True)
         assert parse_public_key(derived.stdout).identity == public.identity
     with pytest.raises(FileExistsError):
-        system.generate_keypair(private, "again")
+        commands.generate_keypair(private, "again")

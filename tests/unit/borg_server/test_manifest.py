@@ -1,9 +1,9 @@
 """Tests for what the server reads of the manifest: sessions that added data, manifests that shrank."""
 
-from borg_server import manifest, segments
-from borg_server.manifest import ManifestPut
-from borg_server.segments import MANIFEST_KEY
-from borg_server.state_records import ManifestShrink
+from borg_server.records.client_state import ManifestShrink
+from borg_server.repository import manifest, segments
+from borg_server.repository.manifest import ManifestPut
+from borg_server.repository.segments import MANIFEST_KEY
 from tests.unit.borg_server.borg_files import (
     commit,
     delete,

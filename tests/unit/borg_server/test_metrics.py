@@ -6,10 +6,10 @@ The HTTP server (metrics.serve) is left to the integration tests: unit tests use
 import pytest
 
 from borg_common import outbox
-from borg_server.config import load
-from borg_server.figures import ClientStatus
-from borg_server.metrics import Exposition, publish, render
-from borg_server.prometheus import number
+from borg_server.config.reader import load
+from borg_server.status.facts import ClientStatus
+from borg_server.status.metrics import Exposition, publish, render
+from borg_server.status.prometheus import number
 
 WEB = ClientStatus(
     client="web",

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from borg_server import metrics
+from borg_server.status import metrics
 
 
 @pytest.fixture

@@ -12,10 +12,13 @@ import pytest
 
 from borg_common import outbox
 from borg_common.process import Result
-from borg_server import accounts, deletes, gate, monitor, state, system
-from borg_server.config import load
-from borg_server.paths import Paths
-from borg_server.state_records import ClientState
+from borg_server.config.reader import load
+from borg_server.monitor import loop
+from borg_server.records import state_file
+from borg_server.records.client_state import ClientState
+from borg_server.repository import deletes, gate
+from borg_server.system import accounts, commands
+from borg_server.system.paths import Paths
 from tests.unit.borg_server.borg_files import (
     CHUNK,
     commit,
@@ -48,7 +51,7 @@ def write_repository(paths: Paths, segments: list[list[bytes]], name: str = "web
 
 def save_state(paths: Paths, name: str = "web", **fields) -> None:
     """Write the monitor's state of client name as a state file holds it: a new state with fields changed."""
-    new = state.to_json(ClientState(first_seen=LONG_AGO))
+    new = state_file.to_json(ClientState(first_seen=LONG_AGO))
     paths.monitor_state(name).parent.mkdir(parents=True, exist_ok=True)
     paths.monitor_state(name).write_text(json.dumps(new | fields))
 
@@ -81,7 +84,7 @@ def recent() -> str:
 def test_a_delete_in_an_append_only_repository_raises_one_deletes_alert_naming_the_client(paths, capsys):
     write_repository(paths, init_create_create_delete())
 
-    documents = monitor.scan_client(client(), server(), paths, [])
+    documents = loop.scan_client(client(), server(), paths, [])
 
     assert [(d["alert"], d["state"], d["client"], d["server"]) for d in documents] == [
         ("deletes", "raised", "web", "backup.example.org")
@@ -90,7 +93,7 @@ def test_a_delete_in_an_append_only_repository_raises_one_deletes_alert_naming_t
         "client web: 1 object(s) deleted in segments 10..10; see borg-server audit web before any compaction"
     )
     assert documents[0]["details"] == {"count": 1, "overwrites": 0, "first_segment": 10, "last_segment": 10}
-    found = state.load(paths.monitor_state("web"))
+    found = state_file.load(paths.monitor_state("web"))
     assert (list(found.alerts), [d.segment for d in found.deletes]) == (["deletes"], [10])
     assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == documents
 
@@ -98,7 +101,7 @@ def test_a_delete_in_an_append_only_repository_raises_one_deletes_alert_naming_t
 def test_an_overwritten_chunk_raises_a_deletes_alert_that_says_so(paths):
     write_repository(paths, [*init_create_create_delete(), [delete(CHUNK), put(CHUNK, b"garbage")], [commit()]])
 
-    documents = monitor.scan_client(client(), server(), paths, [])
+    documents = loop.scan_client(client(), server(), paths, [])
 
     assert [(d["alert"], d["details"]) for d in documents] == [
         ("deletes", {"count": 2, "overwrites": 1, "first_segment": 10, "last_segment": 14})
@@ -112,7 +115,7 @@ def test_an_overwritten_chunk_raises_a_deletes_alert_that_says_so(paths):
 def test_scan_client_with_report_urls_stores_its_alerts_in_the_outbox(paths):
     write_repository(paths, init_create_create_delete())
 
-    documents = monitor.scan_client(client(), server(REPORT_URLS="https://hooks.example.org/borg"), paths, [])
+    documents = loop.scan_client(client(), server(REPORT_URLS="https://hooks.example.org/borg"), paths, [])
 
     assert [(entry.document, entry.pending) for entry in outbox.entries(paths.monitor_outbox)] == [
         (documents[0], ("https://hooks.example.org/borg",))
@@ -125,12 +128,12 @@ def test_an_alert_that_could_not_be_stored_is_sent_again_by_the_next_scan(paths,
     def full_disk(*_arguments):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(monitor.alerts.outbox, "put", full_disk)
+    monkeypatch.setattr(loop.alerts.outbox, "put", full_disk)
     with pytest.raises(OSError, match="No space left on device"):
-        monitor.scan_client(client(), server(REPORT_URLS="https://hooks.example.org/borg"), paths, [])
+        loop.scan_client(client(), server(REPORT_URLS="https://hooks.example.org/borg"), paths, [])
     monkeypatch.undo()
 
-    documents = monitor.scan_client(client(), server(REPORT_URLS="https://hooks.example.org/borg"), paths, [])
+    documents = loop.scan_client(client(), server(REPORT_URLS="https://hooks.example.org/borg"), paths, [])
 
     assert [(d["alert"], d["state"]) for d in documents] == [("deletes", "raised")]
     assert len(outbox.entries(paths.monitor_outbox)) == 1
@@ -138,18 +141,18 @@ def test_an_alert_that_could_not_be_stored_is_sent_again_by_the_next_scan(paths,
 
 def test_an_alert_that_still_holds_is_not_raised_again_by_the_next_scan(paths):
     write_repository(paths, init_create_create_delete())
-    monitor.scan_client(client(), server(), paths, [])
+    loop.scan_client(client(), server(), paths, [])
 
-    assert monitor.scan_client(client(), server(), paths, []) == []
+    assert loop.scan_client(client(), server(), paths, []) == []
 
 
 def test_acknowledged_deletes_clear_the_alert_at_the_next_scan(paths):
     write_repository(paths, init_create_create_delete())
-    monitor.scan_client(client(), server(), paths, [])
-    with state.locked(paths.monitor_state("web")) as found:
+    loop.scan_client(client(), server(), paths, [])
+    with state_file.locked(paths.monitor_state("web")) as found:
         deletes.acknowledge(found, 13, False, NOW)
 
-    documents = monitor.scan_client(client(), server(), paths, [])
+    documents = loop.scan_client(client(), server(), paths, [])
 
     assert [(d["alert"], d["state"], d["message"]) for d in documents] == [
         ("deletes", "cleared", "client web: cleared: deletes by the client")
@@ -159,10 +162,10 @@ def test_acknowledged_deletes_clear_the_alert_at_the_next_scan(paths):
 def test_deletes_of_a_client_allowed_to_delete_are_not_watched(paths):
     write_repository(paths, init_create_create_delete())
 
-    documents = monitor.scan_client(client(BORG_CLIENT_WEB_APPEND_ONLY="no"), server(), paths, [])
+    documents = loop.scan_client(client(BORG_CLIENT_WEB_APPEND_ONLY="no"), server(), paths, [])
 
     assert documents == []
-    found = state.load(paths.monitor_state("web"))
+    found = state_file.load(paths.monitor_state("web"))
     assert (found.deletes, found.segments, found.scanned) == ([], {}, None)
 
 
@@ -171,9 +174,9 @@ def test_a_repository_the_server_is_compacting_is_left_alone(paths):
     gate.prepare(paths, ["web"])
 
     with gate.compaction(paths, "web", limit=-1):
-        assert monitor.scan_client(client(), server(), paths, []) == []
+        assert loop.scan_client(client(), server(), paths, []) == []
 
-    assert state.load(paths.monitor_state("web")).scanned is None
+    assert state_file.load(paths.monitor_state("web")).scanned is None
 
 
 def test_a_marker_left_by_a_killed_compaction_does_not_stop_the_watch(paths):
@@ -181,77 +184,77 @@ def test_a_marker_left_by_a_killed_compaction_does_not_stop_the_watch(paths):
     gate.prepare(paths, ["web"])
     paths.compaction_marker("web").touch()
 
-    documents = monitor.scan_client(client(), server(), paths, [])
+    documents = loop.scan_client(client(), server(), paths, [])
 
     assert [d["alert"] for d in documents] == ["deletes"]
-    assert state.load(paths.monitor_state("web")).scanned == 13
+    assert state_file.load(paths.monitor_state("web")).scanned == 13
 
 
 def test_a_backup_session_becomes_the_client_last_backup_and_it_never_goes_back(paths):
     write_repository(paths, init_create_create_delete())
     backed_up = recent()
-    monitor.scan_client(client(), server(), paths, [session("web", "append", backed_up, (1, 4))])
+    loop.scan_client(client(), server(), paths, [session("web", "append", backed_up, (1, 4))])
 
-    monitor.scan_client(
+    loop.scan_client(
         client(),
         server(),
         paths,
         [session("web", "append", "2024-01-02T00:00:00+00:00", (1, 4)), session("db", "append", recent(), (1, 4))],
     )
 
-    assert state.load(paths.monitor_state("web")).last_backup == backed_up
+    assert state_file.load(paths.monitor_state("web")).last_backup == backed_up
 
 
 def test_a_session_that_committed_only_the_manifest_is_no_backup_and_the_client_goes_stale(paths):
     # Like borg with-lock, list or prune: segments 7..9 of init_create_create_delete hold a manifest
     # rewrite and a commit only, 10..13 a delete of an archive and the manifest rewrite.
     write_repository(paths, init_create_create_delete())
-    with state.locked(paths.monitor_state("web")) as found:
+    with state_file.locked(paths.monitor_state("web")) as found:
         found.first_seen = "2024-01-01T00:00:00+00:00"
     sessions = [session("web", "append", recent(), (6, 9)), session("web", "append", recent(), (9, 13))]
 
-    documents = monitor.scan_client(client(), server(), paths, sessions)
+    documents = loop.scan_client(client(), server(), paths, sessions)
 
-    assert state.load(paths.monitor_state("web")).last_backup is None
+    assert state_file.load(paths.monitor_state("web")).last_backup is None
     assert "stale" in [document["alert"] for document in documents]
 
 
 def test_a_session_whose_segments_were_compacted_away_counts_as_no_backup(paths):
     write_repository(paths, init_create_create_delete())
 
-    monitor.scan_client(client(), server(), paths, [session("web", "append", recent(), (13, 17))])
+    loop.scan_client(client(), server(), paths, [session("web", "append", recent(), (13, 17))])
 
-    assert state.load(paths.monitor_state("web")).last_backup is None
+    assert state_file.load(paths.monitor_state("web")).last_backup is None
 
 
 def test_a_segment_removed_by_an_admin_session_of_the_client_raises_no_alert(paths):
     repository = write_repository(paths, init_create_create_delete())
-    monitor.scan_client(client(), server(), paths, [])
+    loop.scan_client(client(), server(), paths, [])
     (repository / "data" / "0" / "6").unlink()
 
-    documents = monitor.scan_client(client(), server(), paths, [session("web", "admin", recent(), (13, 14))])
+    documents = loop.scan_client(client(), server(), paths, [session("web", "admin", recent(), (13, 14))])
 
     assert documents == []
-    found = state.load(paths.monitor_state("web"))
+    found = state_file.load(paths.monitor_state("web"))
     assert (found.tampering, 6 in found.segments) == (None, False)
 
 
 def test_a_read_only_admin_session_does_not_hide_a_removed_segment(paths):
     repository = write_repository(paths, init_create_create_delete())
-    monitor.scan_client(client(), server(), paths, [])
+    loop.scan_client(client(), server(), paths, [])
     (repository / "data" / "0" / "6").unlink()
 
-    documents = monitor.scan_client(client(), server(), paths, [session("web", "admin", recent(), (13, 13))])
+    documents = loop.scan_client(client(), server(), paths, [session("web", "admin", recent(), (13, 13))])
 
     assert [(document["alert"], document["details"]["removed"]) for document in documents] == [("tampering", [6])]
 
 
 def test_a_removed_segment_raises_a_tampering_alert(paths):
     repository = write_repository(paths, init_create_create_delete())
-    monitor.scan_client(client(), server(), paths, [])
+    loop.scan_client(client(), server(), paths, [])
     (repository / "data" / "0" / "6").unlink()
 
-    documents = monitor.scan_client(client(), server(), paths, [session("db", "admin", recent())])
+    documents = loop.scan_client(client(), server(), paths, [session("db", "admin", recent())])
 
     assert [(d["alert"], d["message"]) for d in documents] == [
         (
@@ -263,10 +266,10 @@ def test_a_removed_segment_raises_a_tampering_alert(paths):
 
 def test_a_replaced_repository_config_raises_a_tampering_alert(paths):
     repository = write_repository(paths, init_create_create_delete())
-    monitor.scan_client(client(), server(), paths, [])
+    loop.scan_client(client(), server(), paths, [])
     (repository / "config").write_text("[repository]\nappend_only = 0\n")
 
-    documents = monitor.scan_client(client(), server(), paths, [])
+    documents = loop.scan_client(client(), server(), paths, [])
 
     assert [(d["alert"], d["details"]["config"]) for d in documents] == [("tampering", True)]
 
@@ -274,7 +277,7 @@ def test_a_replaced_repository_config_raises_a_tampering_alert(paths):
 def test_a_client_first_seen_long_ago_that_never_backed_up_raises_a_stale_alert(paths):
     save_state(paths)
 
-    documents = monitor.scan_client(client(), server(), paths, [])
+    documents = loop.scan_client(client(), server(), paths, [])
 
     assert [d["alert"] for d in documents] == ["stale"]
     assert documents[0]["message"].startswith("client web: no backup for ")
@@ -287,7 +290,7 @@ def test_a_repository_not_checked_for_twice_the_check_interval_raises_an_overdue
     save_state(paths, last_backup=recent(), check={"at": checked, "ok": True, "returncode": 0, "message": "ok"})
     full_client = client(BORG_CLIENT_WEB_APPEND_ONLY="no")
 
-    documents = monitor.scan_client(full_client, server(MONITOR_CHECK_INTERVAL="1d"), paths, [])
+    documents = loop.scan_client(full_client, server(MONITOR_CHECK_INTERVAL="1d"), paths, [])
 
     assert [(d["alert"], d["state"], d["details"]["last_check_at"]) for d in documents] == [
         ("check_failed", "raised", checked)
@@ -301,7 +304,7 @@ def test_a_client_directory_near_its_quota_raises_a_quota_alert(paths):
     directory.mkdir(parents=True)
     (directory / "big").write_bytes(b"x" * 9_500_001)
 
-    documents = monitor.scan_client(client(BORG_CLIENT_WEB_QUOTA="10M"), server(), paths, [])
+    documents = loop.scan_client(client(BORG_CLIENT_WEB_QUOTA="10M"), server(), paths, [])
 
     assert [(d["alert"], d["details"]["bytes"]) for d in documents] == [("quota", 9_500_001)]
 
@@ -314,51 +317,51 @@ def test_a_scan_emits_the_alerts_and_remembers_how_far_it_read_the_audit_log(pat
     backed_up = recent()
     write_audit_log(paths, session("web", "append", backed_up, (1, 4)))
 
-    seconds = monitor.scan(server("web db"), paths)
+    seconds = loop.scan(server("web db"), paths)
 
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(d["alert"], d["state"], d["client"]) for d in lines] == [("deletes", "raised", "web")]
     position = json.loads((paths.monitor / "monitor.json").read_text())
     assert position["audit_offset"] == paths.audit_log.stat().st_size
     assert position["scan_seconds"] == round(seconds, 3)
-    assert state.load(paths.monitor_state("web")).last_backup == backed_up
+    assert state_file.load(paths.monitor_state("web")).last_backup == backed_up
 
 
 def test_a_scan_rotates_a_full_audit_log_and_still_reads_what_was_written_into_it(paths, monkeypatch, capsys):
     write_repository(paths, init_create_create_delete())
     backed_up = recent()
     write_audit_log(paths, session("web", "append", backed_up, (1, 4)))
-    monkeypatch.setattr(monitor.audit_log, "ROTATE_AT", 10)
-    monkeypatch.setattr(monitor.audit_log.os, "chown", lambda *_arguments: None)
+    monkeypatch.setattr(loop.audit_log, "ROTATE_AT", 10)
+    monkeypatch.setattr(loop.audit_log.os, "chown", lambda *_arguments: None)
 
-    monitor.scan(server(), paths)
+    loop.scan(server(), paths)
 
     assert paths.audit_log.read_bytes() == b""
-    assert monitor.audit_log.rotated(paths.audit_log, 1).stat().st_size > 10
+    assert loop.audit_log.rotated(paths.audit_log, 1).stat().st_size > 10
     assert json.loads((paths.monitor / "monitor.json").read_text())["audit_offset"] == 0
-    assert state.load(paths.monitor_state("web")).last_backup == backed_up
+    assert state_file.load(paths.monitor_state("web")).last_backup == backed_up
 
 
 def test_the_next_scan_reads_only_the_new_sessions_and_emits_nothing_that_still_holds(paths, capsys):
     write_repository(paths, init_create_create_delete())
     write_audit_log(paths, session("web", "append", recent()))
-    monitor.scan(server(), paths)
+    loop.scan(server(), paths)
     capsys.readouterr()
-    with state.locked(paths.monitor_state("web")) as found:
+    with state_file.locked(paths.monitor_state("web")) as found:
         found.last_backup = None  # so a second reading of the same session would show
 
-    monitor.scan(server(), paths)
+    loop.scan(server(), paths)
 
     assert capsys.readouterr().out == ""
-    assert state.load(paths.monitor_state("web")).last_backup is None
+    assert state_file.load(paths.monitor_state("web")).last_backup is None
 
 
 def test_a_client_that_cannot_be_scanned_does_not_stop_the_others(paths, capsys, caplog):
     save_state(paths, "db", first_seen="not a time")
     write_repository(paths, init_create_create_delete())
 
-    with caplog.at_level(logging.ERROR, logger="borg_server.monitor"):
-        monitor.scan(server("web db"), paths)
+    with caplog.at_level(logging.ERROR, logger="borg_server.monitor.loop"):
+        loop.scan(server("web db"), paths)
 
     assert [json.loads(line)["client"] for line in capsys.readouterr().out.splitlines()] == ["web"]
     assert caplog.messages == ["client db: cannot be scanned"]
@@ -370,26 +373,26 @@ def test_a_client_whose_state_file_is_damaged_is_scanned_afresh(paths, capsys):
     paths.monitor_state("web").write_text("{not json")
     write_repository(paths, init_create_create_delete())
 
-    monitor.scan(server("web"), paths)
+    loop.scan(server("web"), paths)
 
     assert [json.loads(line)["alert"] for line in capsys.readouterr().out.splitlines()] == ["deletes"]
-    assert state.load(paths.monitor_state("web")).scanned == 13
+    assert state_file.load(paths.monitor_state("web")).scanned == 13
     assert paths.monitor_state("web").with_suffix(".damaged").read_text() == "{not json"
 
 
 def test_with_report_urls_a_scan_stores_its_alerts_in_the_outbox_and_flushes_it(paths, monkeypatch, capsys):
     write_repository(paths, init_create_create_delete())
     flushed = []
-    monkeypatch.setattr(monitor.reports, "flush", lambda *arguments: flushed.append(arguments))
+    monkeypatch.setattr(loop.reports, "flush", lambda *arguments: flushed.append(arguments))
 
-    monitor.scan(server(REPORT_URLS="https://hooks.example.org/borg"), paths)
+    loop.scan(server(REPORT_URLS="https://hooks.example.org/borg"), paths)
 
     stored = outbox.entries(paths.monitor_outbox)
     assert [(entry.document["alert"], entry.pending) for entry in stored] == [
         ("deletes", ("https://hooks.example.org/borg",))
     ]
     assert len(flushed) == 1
-    assert flushed[0][:3] == (paths.monitor_outbox, ("https://hooks.example.org/borg",), monitor.REPORT_TIMEOUT)
+    assert flushed[0][:3] == (paths.monitor_outbox, ("https://hooks.example.org/borg",), loop.REPORT_TIMEOUT)
 
 
 # check_due, run_check and check_loop
@@ -398,7 +401,7 @@ def test_with_report_urls_a_scan_stores_its_alerts_in_the_outbox_and_flushes_it(
 def test_a_client_without_a_repository_is_never_due_for_a_check(paths):
     save_state(paths)
 
-    assert monitor.check_due(client(), server(), paths, datetime.now(UTC)) is False
+    assert loop.check_due(client(), server(), paths, datetime.now(UTC)) is False
 
 
 def test_a_new_client_is_due_for_its_first_check_one_interval_after_it_was_first_seen(paths):
@@ -407,14 +410,14 @@ def test_a_new_client_is_due_for_its_first_check_one_interval_after_it_was_first
     first_seen = datetime.fromisoformat(NOW)
     checks = server(MONITOR_CHECK_INTERVAL="1d")
 
-    assert monitor.check_due(client(), checks, paths, first_seen + timedelta(hours=23, minutes=59)) is False
-    assert monitor.check_due(client(), checks, paths, first_seen + timedelta(days=1)) is True
+    assert loop.check_due(client(), checks, paths, first_seen + timedelta(hours=23, minutes=59)) is False
+    assert loop.check_due(client(), checks, paths, first_seen + timedelta(days=1)) is True
 
 
 def test_a_client_never_scanned_is_not_due_for_a_check_yet(paths):
     write_repository(paths, init_create_create_delete())
 
-    assert monitor.check_due(client(), server(), paths, datetime.now(UTC)) is False
+    assert loop.check_due(client(), server(), paths, datetime.now(UTC)) is False
 
 
 def test_a_check_is_due_one_interval_after_the_last_one(paths):
@@ -422,8 +425,8 @@ def test_a_check_is_due_one_interval_after_the_last_one(paths):
     save_state(paths, check={"at": NOW, "ok": True, "returncode": 0, "message": "no problems found"})
     checked = datetime.fromisoformat(NOW)
 
-    assert monitor.check_due(client(), server(), paths, checked + timedelta(days=6, hours=23)) is False
-    assert monitor.check_due(client(), server(), paths, checked + timedelta(days=7)) is True
+    assert loop.check_due(client(), server(), paths, checked + timedelta(days=6, hours=23)) is False
+    assert loop.check_due(client(), server(), paths, checked + timedelta(days=7)) is True
 
 
 def log_message(level: str, message: str, msgid: str | None = None) -> str:
@@ -453,22 +456,22 @@ def with_accounts(paths):
 def test_run_check_runs_borg_check_repository_only_as_the_clients_account_and_records_a_pass(paths, monkeypatch):
     write_repository(paths, init_create_create_delete())
     borg = FakeBorg(0, [log_message("INFO", "Starting repository check")])
-    monkeypatch.setattr(system.process, "run", borg)
+    monkeypatch.setattr(commands.process, "run", borg)
 
-    before = state.now_text()
-    monitor.run_check(client(), server(PUID="1001", PGID="1002"), paths)
+    before = state_file.now_text()
+    loop.run_check(client(), server(PUID="1001", PGID="1002"), paths)
 
     repository = str(paths.client_repository("web"))
     assert borg.calls == [
         (
             ["setpriv", "--reuid=20001", "--regid=20001", "--clear-groups", "--", "borg", "check", "--repository-only",
              "--log-json", "--lock-wait", "60", repository],
-            system.borg_environment(paths.client_home("web")),
+            commands.borg_environment(paths.client_home("web")),
         )
     ]  # fmt: skip
-    check = state.load(paths.monitor_state("web")).check
+    check = state_file.load(paths.monitor_state("web")).check
     assert (check.ok, check.returncode, check.message) == (True, 0, "no problems found")
-    assert before <= check.at <= state.now_text()
+    assert before <= check.at <= state_file.now_text()
 
 
 @pytest.mark.usefixtures("with_accounts")
@@ -481,11 +484,11 @@ def test_a_failed_check_records_borg_last_three_problems(paths, monkeypatch):
         log_message("ERROR", "index is missing 2 objects"),
         log_message("CRITICAL", "repository is damaged"),
     ]
-    monkeypatch.setattr(system.process, "run", FakeBorg(1, lines))
+    monkeypatch.setattr(commands.process, "run", FakeBorg(1, lines))
 
-    monitor.run_check(client(), server(), paths)
+    loop.run_check(client(), server(), paths)
 
-    check = state.load(paths.monitor_state("web")).check
+    check = state_file.load(paths.monitor_state("web")).check
     assert (check.ok, check.returncode, check.message) == (
         False,
         1,
@@ -496,24 +499,24 @@ def test_a_failed_check_records_borg_last_three_problems(paths, monkeypatch):
 
 @pytest.mark.usefixtures("with_accounts")
 def test_a_failed_check_without_problem_lines_records_its_last_output_or_its_exit_code(paths, monkeypatch):
-    monkeypatch.setattr(system.process, "run", FakeBorg(2, ["setpriv: cannot switch user", "plain text"]))
-    monitor.run_check(client(), server(), paths)
-    assert state.load(paths.monitor_state("web")).check.message == "setpriv: cannot switch user / plain text"
+    monkeypatch.setattr(commands.process, "run", FakeBorg(2, ["setpriv: cannot switch user", "plain text"]))
+    loop.run_check(client(), server(), paths)
+    assert state_file.load(paths.monitor_state("web")).check.message == "setpriv: cannot switch user / plain text"
 
-    monkeypatch.setattr(system.process, "run", FakeBorg(2, []))
-    monitor.run_check(client(), server(), paths)
-    assert state.load(paths.monitor_state("web")).check.message == "exit 2"
+    monkeypatch.setattr(commands.process, "run", FakeBorg(2, []))
+    loop.run_check(client(), server(), paths)
+    assert state_file.load(paths.monitor_state("web")).check.message == "exit 2"
 
 
 @pytest.mark.usefixtures("with_accounts")
 def test_a_check_that_finds_the_repository_locked_records_nothing(paths, monkeypatch):
     save_state(paths)
     busy = [log_message("ERROR", "Failed to create/acquire the lock (timeout).", "LockTimeout")]
-    monkeypatch.setattr(system.process, "run", FakeBorg(73, busy))
+    monkeypatch.setattr(commands.process, "run", FakeBorg(73, busy))
 
-    monitor.run_check(client(), server(), paths)
+    loop.run_check(client(), server(), paths)
 
-    assert state.load(paths.monitor_state("web")).check is None
+    assert state_file.load(paths.monitor_state("web")).check is None
 
 
 class Stop:
@@ -536,15 +539,15 @@ def test_the_check_loop_checks_each_client_that_is_due_once_per_round(paths, mon
     write_repository(paths, init_create_create_delete(), "web")
     write_repository(paths, init_create_create_delete(), "db")
     save_state(paths, "web")
-    save_state(paths, "db", check={"at": state.now_text(), "ok": True, "returncode": 0, "message": "ok"})
+    save_state(paths, "db", check={"at": state_file.now_text(), "ok": True, "returncode": 0, "message": "ok"})
     borg = FakeBorg(0, [])
-    monkeypatch.setattr(system.process, "run", borg)
+    monkeypatch.setattr(commands.process, "run", borg)
     stop = Stop(rounds=2)
 
-    monitor.check_loop([server("web db")], paths, stop)
+    loop.check_loop([server("web db")], paths, stop)
 
     assert [argv[-1] for argv, _env in borg.calls] == [str(paths.client_repository("web"))]
-    assert stop.waits == [monitor.CHECK_POLL] * 3
+    assert stop.waits == [loop.CHECK_POLL] * 3
 
 
 @pytest.mark.usefixtures("with_accounts")
@@ -555,10 +558,10 @@ def test_a_check_that_cannot_start_is_logged_and_the_loop_goes_on(paths, monkeyp
     def missing_setpriv(*_arguments, **_options):
         raise FileNotFoundError(2, "No such file or directory", "setpriv")
 
-    monkeypatch.setattr(system.process, "run", missing_setpriv)
+    monkeypatch.setattr(commands.process, "run", missing_setpriv)
 
-    with caplog.at_level(logging.ERROR, logger="borg_server.monitor"):
-        monitor.check_loop([server()], paths, Stop(rounds=2))
+    with caplog.at_level(logging.ERROR, logger="borg_server.monitor.loop"):
+        loop.check_loop([server()], paths, Stop(rounds=2))
 
     assert (
         caplog.messages
@@ -570,14 +573,14 @@ def test_a_check_that_cannot_start_is_logged_and_the_loop_goes_on(paths, monkeyp
 
 
 def test_reread_returns_the_configuration_as_it_is_now():
-    assert monitor.reread({"BORG_CLIENTS": "web db"}, "backup", server()) == load({"BORG_CLIENTS": "web db"}, "backup")
+    assert loop.reread({"BORG_CLIENTS": "web db"}, "backup", server()) == load({"BORG_CLIENTS": "web db"}, "backup")
 
 
 def test_a_configuration_that_became_wrong_keeps_the_last_good_one(caplog):
     previous = server()
 
-    with caplog.at_level(logging.ERROR, logger="borg_server.monitor"):
-        assert monitor.reread({"BORG_CLIENTS": "web", "PUID": "0"}, "backup", previous) is previous
+    with caplog.at_level(logging.ERROR, logger="borg_server.monitor.loop"):
+        assert loop.reread({"BORG_CLIENTS": "web", "PUID": "0"}, "backup", previous) is previous
 
     assert caplog.messages == [
         "the configuration has problems; the monitor keeps the last good one: PUID: 0 is root; "
@@ -589,7 +592,7 @@ def test_a_scan_moves_aside_a_symlink_that_took_the_place_of_its_state_directory
     paths, tmp_path
 ):
     write_repository(paths, init_create_create_delete())
-    monitor.scan(server(), paths)
+    loop.scan(server(), paths)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     clients = paths.monitor_state("web").parent
@@ -598,7 +601,7 @@ def test_a_scan_moves_aside_a_symlink_that_took_the_place_of_its_state_directory
     paths.audit_log.unlink()
     paths.audit_log.symlink_to(elsewhere / "log")
 
-    monitor.scan(server(), paths)
+    loop.scan(server(), paths)
 
     assert list(elsewhere.iterdir()) == []
     assert paths.monitor_state("web").is_file() and not clients.is_symlink()

@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from borg_server.accounts import Account
-from borg_server.ownership import ensure_client_tree, own_replica_copy, reown
-from borg_server.paths import Paths
+from borg_server.system.accounts import Account
+from borg_server.system.ownership import ensure_client_tree, own_replica_copy, reown
+from borg_server.system.paths import Paths
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
 WEB = Account("web", 23456)

@@ -2,9 +2,9 @@
 
 import pytest
 
-from borg_server.config import load
-from borg_server.keys import parse_public_key
-from borg_server.pairing import known_hosts_line, repository_url
+from borg_server.config.reader import load
+from borg_server.provision.pairing import known_hosts_line, repository_url
+from borg_server.system.ssh_keys import parse_public_key
 
 HOST_BLOB = "AAAAC3NzaC1lZDI1NTE5AAAAID26CUVU/8m/Dk6cyWmnuBbX1SpdBW8FFXYWWvdh1+ST"
 HOST_KEY = parse_public_key(f"ssh-ed25519 {HOST_BLOB} borg-appliance host key")

@@ -5,10 +5,10 @@ import subprocess
 import pytest
 import yaml
 
-from borg_server import pairing_secrets
-from borg_server.config import Endpoint
-from borg_server.keys import parse_public_key
-from borg_server.pairing_secrets import NoHostKey, render, server_host_key
+from borg_server.config.reader import Endpoint
+from borg_server.provision import pairing_secrets
+from borg_server.provision.pairing_secrets import NoHostKey, render, server_host_key
+from borg_server.system.ssh_keys import parse_public_key
 from tests.unit.borg_server.sample_keys import ED25519, ED25519_OTHER
 
 HOST_KEY = parse_public_key(ED25519)

@@ -7,20 +7,14 @@ from pathlib import Path
 import pytest
 
 from borg_common.settings import ConfigError
-from borg_server import (
-    authorized_keys,
-    readonly_serve,
-    replica_alerts,
-    replica_held,
-    replica_primary,
-    replica_source,
-    replication,
-    session,
-)
-from borg_server.config import load
-from borg_server.keys import parse_public_key
-from borg_server.replica_state import Held, ReplicaState, from_json, to_json
-from borg_server.state_records import ClientState, SegmentPrint
+from borg_server.config.reader import load
+from borg_server.provision import authorized_keys, start
+from borg_server.records.client_state import ClientState, SegmentPrint
+from borg_server.records.replica_state import Held, ReplicaState, from_json, to_json
+from borg_server.replica import alerts, copy, held
+from borg_server.replica import primary as replica_primary
+from borg_server.sessions import read_only, replica_source, session
+from borg_server.system.ssh_keys import parse_public_key
 from tests.unit.borg_server.borg_files import MANIFEST_KEY, init_create_create_delete, put, write_repository
 from tests.unit.borg_server.sample_keys import ED25519, ED25519_OTHER
 
@@ -103,7 +97,7 @@ def test_on_a_replica_a_client_key_only_reads(paths):
 def test_the_read_only_serve_allows_no_method_that_writes():
     writing = {"put", "delete", "commit", "destroy", "save_key", "check", "break_lock",
                "commit_nonce_reservation", "get_free_nonce", "inject_exception"}  # fmt: skip
-    assert not writing & set(readonly_serve.READ_METHODS)
+    assert not writing & set(read_only.READ_METHODS)
 
 
 def ask(paths, server, *requests: dict) -> list:
@@ -169,15 +163,15 @@ def test_a_changed_shrunk_or_vanished_segment_is_a_mismatch_and_never_set_aside(
     found.replica = ReplicaState(compacted_at="2026-01-01T00:00:00+00:00")
     listed = {"segments": {"1": [10, "a"], "2": [10, "x"], "3": [9, "c"]}, "append_only": True,
               "compacted_at": "2026-01-01T00:00:00+00:00"}  # fmt: skip
-    assert replication.judge(found, listed, accept=False) == ({2: "changed", 3: "truncated", 4: "removed"}, [])
-    assert replication.judge(found, listed, accept=True) == ({}, [2, 3, 4])
+    assert copy.judge(found, listed, accept=False) == ({2: "changed", 3: "truncated", 4: "removed"}, [])
+    assert copy.judge(found, listed, accept=True) == ({}, [2, 3, 4])
 
 
 def test_a_segment_removed_by_a_new_compaction_is_set_aside():
     found = ClientState(first_seen="t", segments=prints(s1=(10, "a"), s2=(10, "b")))
     found.replica = ReplicaState(compacted_at=None)
     listed = {"segments": {"2": [10, "b"], "5": [3, "e"]}, "append_only": True, "compacted_at": "2026-12-01T00:00:00"}
-    assert replication.judge(found, listed, accept=False) == ({}, [1])
+    assert copy.judge(found, listed, accept=False) == ({}, [1])
 
 
 def test_the_ssh_command_pins_the_host_key_and_uses_only_the_replica_key(tmp_path):
@@ -198,7 +192,7 @@ def test_a_copy_behind_its_max_lag_and_a_mismatch_are_alerts():
 
     found = ClientState(first_seen="2026-11-01T00:00:00+00:00")
     found.replica = ReplicaState(last_copy_at="2026-11-30T00:00:00+00:00", mismatch={7: "changed"})
-    active = replica_alerts.conditions("web", found, datetime(2026, 12, 1, 3, tzinfo=UTC), 26 * 3600)
+    active = alerts.conditions("web", found, datetime(2026, 12, 1, 3, tzinfo=UTC), 26 * 3600)
     assert sorted(active) == ["replica_lag", "replica_mismatch"]
     assert active["replica_mismatch"][1] == {"segments": {"7": "changed"}, "count": 1}
     assert "27h" in active["replica_lag"][0] or "1d 3h" in active["replica_lag"][0]
@@ -209,10 +203,10 @@ def test_a_set_aside_segment_the_state_lost_is_still_deleted_after_the_keep_peri
 
     directory = paths.replica_held("web")
     directory.mkdir(parents=True)
-    (directory / replica_held.held_name(5, "2026-12-01T13:30:00+00:00")).write_bytes(b"segment")
-    kept = replica_held.expire_held(paths, "web", (), 20, datetime(2026, 12, 1, 13, 30, 10, tzinfo=UTC))
+    (directory / held.held_name(5, "2026-12-01T13:30:00+00:00")).write_bytes(b"segment")
+    kept = held.expire_held(paths, "web", (), 20, datetime(2026, 12, 1, 13, 30, 10, tzinfo=UTC))
     assert kept == (Held(5, "2026-12-01T13:30:00+00:00", "5.2026-12-01T13-30-00+00-00"),)
-    assert replica_held.expire_held(paths, "web", kept, 20, datetime(2026, 12, 1, 13, 31, tzinfo=UTC)) == ()
+    assert held.expire_held(paths, "web", kept, 20, datetime(2026, 12, 1, 13, 31, tzinfo=UTC)) == ()
     assert list(directory.iterdir()) == []
 
 
@@ -221,13 +215,13 @@ def test_the_replica_login_has_a_file_of_its_own_with_the_replica_key_alone():
     text = authorized_keys.render_replica(key)
     assert text.splitlines()[1:] == [authorized_keys.replica_line(key)]
     assert authorized_keys.render_replica(None).splitlines()[1:] == []
-    template = (Path(replication.__file__).parent / "sshd_config.template").read_text()
+    template = (Path(start.__file__).parent / "sshd_config.template").read_text()
     assert "\nAllowUsers borg replica\n" in template
     assert template.rstrip().endswith("Match User replica\n    AuthorizedKeysFile ${replica_authorized_keys}")
 
 
 def test_a_primary_exports_the_replica_login_as_replicate_from():
-    from borg_server import pairing
+    from borg_server.provision import pairing
 
     config = load({"BORG_CLIENTS": "web", "BORG_REPLICA_KEY": "generate", "BORG_SERVER_NAME": "primary"}, "b")
     assert pairing.replicate_url(config) == "ssh://replica@primary:22"
@@ -242,7 +236,7 @@ def test_the_broker_gives_the_replica_login_the_reader_and_nothing_else(paths, m
     import os
     import socket
 
-    from borg_server import broker
+    from borg_server.sessions import broker
 
     monkeypatch.setattr(session, "run", lambda *_arguments: pytest.fail("a client session ran"))
     pipes = [os.pipe() for _ in range(3)]

@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime
 
-from borg_server.config import load
-from borg_server.retention import Decision, Group, decide, snapshots_expired
+from borg_server.compaction.policy import Decision, Group, decide, snapshots_expired
+from borg_server.config.reader import load
 
 NOW = datetime(2024, 5, 6, 3, 0, 0, tzinfo=UTC)
 DAY = 86400

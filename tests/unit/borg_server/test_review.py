@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from borg_server import gate
-from borg_server import state as client_state
-from borg_server.config import ClientSpec
-from borg_server.paths import Paths
-from borg_server.review import AuditRefused, render, review, same_findings, sessions_of
-from borg_server.state_records import Tampering
+from borg_server.config.reader import ClientSpec
+from borg_server.monitor.audit import AuditRefused, render, review, same_findings, sessions_of
+from borg_server.records import state_file as client_state
+from borg_server.records.client_state import Tampering
+from borg_server.repository import gate
+from borg_server.system.paths import Paths
 from tests.unit.borg_server.borg_files import (
     ARCHIVE_ONE,
     ARCHIVE_TWO,

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from borg_server import safe_files
+from borg_server.system import files
 
 
 def test_a_regular_file_is_read_and_a_symlink_directory_or_fifo_is_refused(tmp_path):
@@ -13,25 +13,25 @@ def test_a_regular_file_is_read_and_a_symlink_directory_or_fifo_is_refused(tmp_p
     (tmp_path / "directory").mkdir()
     os.mkfifo(tmp_path / "fifo")
 
-    assert safe_files.read_regular(tmp_path / "file") == "text"
+    assert files.read_regular(tmp_path / "file") == "text"
     for name, kind in (("link", "a symlink"), ("directory", "a directory"), ("fifo", "a FIFO")):
-        with pytest.raises(safe_files.Unexpected, match=f"is {kind}, not a file"):
-            safe_files.read_regular(tmp_path / name)
+        with pytest.raises(files.Unexpected, match=f"is {kind}, not a file"):
+            files.read_regular(tmp_path / name)
     with pytest.raises(FileNotFoundError):
-        safe_files.read_regular(tmp_path / "missing")
+        files.read_regular(tmp_path / "missing")
 
 
 def test_a_file_bigger_than_the_limit_is_refused(tmp_path):
     (tmp_path / "big").write_text("x" * 11)
 
-    with pytest.raises(safe_files.Unexpected, match="has 11 bytes, more than 10"):
-        safe_files.read_regular(tmp_path / "big", limit=10)
+    with pytest.raises(files.Unexpected, match="has 11 bytes, more than 10"):
+        files.read_regular(tmp_path / "big", limit=10)
 
 
 def test_a_lock_file_that_is_a_dangling_symlink_is_replaced_never_created_through_it(tmp_path):
     (tmp_path / "web.lock").symlink_to(tmp_path / "created-through-the-link")
 
-    with safe_files.open_lock(tmp_path / "web.lock"):
+    with files.open_lock(tmp_path / "web.lock"):
         pass
 
     assert not (tmp_path / "created-through-the-link").exists()
@@ -42,7 +42,7 @@ def test_a_server_directory_that_is_a_symlink_is_moved_aside_and_its_target_left
     (tmp_path / "etc").mkdir()
     (tmp_path / "export").symlink_to(tmp_path / "etc")
 
-    safe_files.ensure_real_directories([tmp_path / "export", tmp_path / "missing"])
+    files.ensure_real_directories([tmp_path / "export", tmp_path / "missing"])
 
     assert not (tmp_path / "export").exists()
     assert [p.name.split("-")[0] for p in tmp_path.iterdir() if p.name.startswith("export")] == ["export.unexpected"]
@@ -53,9 +53,9 @@ def test_clear_for_write_removes_a_symlink_but_keeps_a_directory(tmp_path):
     (tmp_path / "link").symlink_to("/etc/shadow")
     (tmp_path / "directory").mkdir()
 
-    assert safe_files.clear_for_write(tmp_path / "link") is True
+    assert files.clear_for_write(tmp_path / "link") is True
     assert not (tmp_path / "link").is_symlink()
-    assert safe_files.clear_for_write(tmp_path / "directory") is False
+    assert files.clear_for_write(tmp_path / "directory") is False
     assert (tmp_path / "directory").is_dir()
 
 
@@ -65,11 +65,11 @@ def test_holds_is_false_for_a_directory_a_fifo_a_symlink_or_other_content(tmp_pa
     (tmp_path / "file").write_bytes(b"key\n")
     os.chmod(tmp_path / "file", 0o644)
     (tmp_path / "link").symlink_to(tmp_path / "file")
-    assert safe_files.holds(tmp_path / "file", b"key\n", 0o644)
+    assert files.holds(tmp_path / "file", b"key\n", 0o644)
     for name in ("directory", "fifo", "link", "missing"):
-        assert not safe_files.holds(tmp_path / name, b"key\n", 0o644), name
-    assert not safe_files.holds(tmp_path / "file", b"other", 0o644)
-    assert not safe_files.holds(tmp_path / "file", b"key\n", 0o600)
+        assert not files.holds(tmp_path / name, b"key\n", 0o644), name
+    assert not files.holds(tmp_path / "file", b"other", 0o644)
+    assert not files.holds(tmp_path / "file", b"key\n", 0o600)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the file is made root's")
@@ -81,8 +81,8 @@ def test_ensure_file_never_chmods_through_a_symlink_and_moves_a_directory_aside(
     (tmp_path / "other").mkdir()
 
     for name in ("log", "other", "new"):
-        safe_files.ensure_file(tmp_path / name, 0o600)
-        assert safe_files.describe(tmp_path / name) == "a file"
+        files.ensure_file(tmp_path / name, 0o600)
+        assert files.describe(tmp_path / name) == "a file"
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
     assert target.read_text() == "secret\n" and target.stat().st_mode & 0o777 == 0o640
     assert len(list(tmp_path.glob("other.unexpected-*"))) == 1
@@ -91,7 +91,7 @@ def test_ensure_file_never_chmods_through_a_symlink_and_moves_a_directory_aside(
 def test_a_directory_where_a_lock_file_belongs_is_moved_aside_so_the_monitor_goes_on(tmp_path):
     (tmp_path / "web.lock" / "inside").mkdir(parents=True)
 
-    with safe_files.open_lock(tmp_path / "web.lock") as lock:
+    with files.open_lock(tmp_path / "web.lock") as lock:
         lock.write("")
 
     assert (tmp_path / "web.lock").is_file()

@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from borg_server import cli_admin
-from borg_server.paths import Paths
+from borg_server.cli import admin
+from borg_server.system.paths import Paths
 
 
 @pytest.fixture
 def paths(tmp_path, monkeypatch):
     paths = Paths(volatile=tmp_path)
-    monkeypatch.setattr(cli_admin, "PATHS", paths)
+    monkeypatch.setattr(admin, "PATHS", paths)
     return paths
 
 
@@ -25,7 +25,7 @@ def test_the_monitor_is_found_by_its_pid_file_and_command_line(paths):
         try:
             assert monitor.stdout.readline() == b"started\n"  # its command line is its own from now on
             paths.monitor_pid.write_text(f"{monitor.pid}\n")
-            assert cli_admin.monitor_pid() == monitor.pid
+            assert admin.monitor_pid() == monitor.pid
         finally:
             monitor.kill()
 
@@ -34,14 +34,14 @@ def test_the_monitor_is_found_by_its_pid_file_and_command_line(paths):
 def test_no_pid_file_a_bad_one_or_another_process_is_no_monitor(paths, content):
     if content is not None:
         paths.monitor_pid.write_text(content)  # os.getpid(): pytest, whose last argument is not `monitor`
-    assert cli_admin.monitor_pid() is None
+    assert admin.monitor_pid() is None
 
 
 def test_threads_started_for_the_monitor_leave_its_signals_to_the_main_thread():
     import signal
     import threading
 
-    from borg_server import monitor
+    from borg_server.monitor import loop as monitor
 
     before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     seen = []
@@ -56,12 +56,12 @@ def test_threads_started_for_the_monitor_leave_its_signals_to_the_main_thread():
 def test_a_monitor_that_stops_before_its_scan_ends_is_reported_not_waited_for(paths, monkeypatch, capsys):
     from types import SimpleNamespace
 
-    monkeypatch.setattr(cli_admin, "load_or_explain", lambda: SimpleNamespace(replication=None, clients=[]))
-    monkeypatch.setattr(cli_admin, "MONITOR_START", 0.5)
+    monkeypatch.setattr(admin, "load_or_explain", lambda: SimpleNamespace(replication=None, clients=[]))
+    monkeypatch.setattr(admin, "MONITOR_START", 0.5)
     code = "import time; print('started', flush=True); time.sleep(30)"  # SIGUSR1 ends it: no handler
     with subprocess.Popen([sys.executable, "-c", code, "monitor"], stdout=subprocess.PIPE) as monitor:
         assert monitor.stdout.readline() == b"started\n"
         paths.monitor_pid.write_text(f"{monitor.pid}\n")
-        assert cli_admin.command_scan(None) == 1
+        assert admin.command_scan(None) == 1
         assert monitor.wait(5) == -10  # SIGUSR1
     assert "the monitor stopped before its scan ended" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import zlib
 
 import pytest
 
-from borg_server.segments import (
+from borg_server.repository.segments import (
     COMMIT_ENTRY,
     MANIFEST_KEY,
     Delete,

@@ -7,13 +7,14 @@ import threading
 
 import pytest
 
-from borg_server import authorized_keys, broker, serve, session
+from borg_server.provision import authorized_keys
+from borg_server.sessions import broker, forced_command, session
 
 
 @pytest.fixture
 def kept_signals():
     """Restore the signal handlers serve() installs."""
-    saved = {number: signal.getsignal(number) for number in serve.FORWARDED_SIGNALS}
+    saved = {number: signal.getsignal(number) for number in forced_command.FORWARDED_SIGNALS}
     yield
     for number, handler in saved.items():
         signal.signal(number, handler)
@@ -22,7 +23,7 @@ def kept_signals():
 def test_the_request_carries_the_arguments_and_the_ssh_variables_only():
     environ = {"SSH_ORIGINAL_COMMAND": "borg serve", "SSH_CONNECTION": "10.0.0.2 5 10.0.0.1 22", "PATH": "/x"}
 
-    assert serve.request("web", "append", "SHA256:x", 5, environ) == {
+    assert forced_command.request("web", "append", "SHA256:x", 5, environ) == {
         "client": "web",
         "role": "append",
         "fingerprint": "SHA256:x",
@@ -33,9 +34,9 @@ def test_the_request_carries_the_arguments_and_the_ssh_variables_only():
 
 
 def test_without_a_broker_the_session_fails_temporarily_with_a_clear_line(paths, monkeypatch, capsys):
-    monkeypatch.setattr(serve, "CONNECT_WAIT", 0.3)
+    monkeypatch.setattr(forced_command, "CONNECT_WAIT", 0.3)
 
-    assert serve.serve("web", "append", "x", None, paths, {}) == 75
+    assert forced_command.serve("web", "append", "x", None, paths, {}) == 75
     assert capsys.readouterr().err == (
         f"borg-server: the session broker does not answer ({paths.broker_socket}: No such file or directory); "
         "the server is starting or failing, try again later\n"
@@ -61,7 +62,7 @@ def test_the_wrapper_hands_its_stdio_to_the_broker_and_exits_with_the_sessions_c
     worker.start()
     stdin, stdout, stderr = os.pipe(), os.pipe(), os.pipe()
 
-    code = serve.serve("web", "append", "x", None, paths, {}, (stdin[0], stdout[1], stderr[1]))
+    code = forced_command.serve("web", "append", "x", None, paths, {}, (stdin[0], stdout[1], stderr[1]))
     worker.join(5)
     listener.close()
 
@@ -78,7 +79,7 @@ def test_a_broker_that_stops_in_the_middle_fails_the_session_temporarily(paths, 
     worker.start()
     pipes = [os.pipe() for _ in range(3)]
 
-    code = serve.serve("web", "append", "x", None, paths, {}, (pipes[0][0], pipes[1][1], pipes[2][1]))
+    code = forced_command.serve("web", "append", "x", None, paths, {}, (pipes[0][0], pipes[1][1], pipes[2][1]))
     worker.join(5)
     listener.close()
 
@@ -88,12 +89,15 @@ def test_a_broker_that_stops_in_the_middle_fails_the_session_temporarily(paths, 
 
 def test_the_forced_commands_read_the_arguments_authorized_keys_writes():
     assert authorized_keys.SERVE_COMMAND.split()[1:] == ["serve"]
-    assert serve.parse(["serve", "--client", "web", "--role", "append", "--fingerprint", "SHA256:x"]) == {
+    assert forced_command.parse(["serve", "--client", "web", "--role", "append", "--fingerprint", "SHA256:x"]) == {
         "command": "serve", "client": "web", "role": "append", "fingerprint": "SHA256:x"
     }  # fmt: skip
     with_quota = ["serve", "--client", "web", "--role", "full", "--fingerprint", "f", "--quota", "7"]
-    assert serve.parse(with_quota)["quota"] == 7
-    assert serve.parse(["serve-replica", "--fingerprint", "f"]) == {"command": "serve-replica", "fingerprint": "f"}
+    assert forced_command.parse(with_quota)["quota"] == 7
+    assert forced_command.parse(["serve-replica", "--fingerprint", "f"]) == {
+        "command": "serve-replica",
+        "fingerprint": "f",
+    }
 
 
 @pytest.mark.parametrize(
@@ -110,17 +114,19 @@ def test_the_forced_commands_read_the_arguments_authorized_keys_writes():
     ],
 )
 def test_forced_command_arguments_it_does_not_know_fail_with_one_line(argv, problem, monkeypatch, capsys):
-    monkeypatch.setattr(serve, "serve", lambda *arguments: pytest.fail("the broker was asked"))
+    monkeypatch.setattr(forced_command, "serve", lambda *arguments: pytest.fail("the broker was asked"))
 
-    assert serve.main(argv) == 2
+    assert forced_command.main(argv) == 2
     error = capsys.readouterr().err
     assert error.startswith("borg-server: forced command ") and problem in error and error.count("\n") == 1
 
 
 def test_the_forced_command_hands_its_arguments_to_the_session(monkeypatch):
     asked = []
-    monkeypatch.setattr(serve, "serve", lambda *arguments: asked.append(arguments[:4]) or 3)
+    monkeypatch.setattr(forced_command, "serve", lambda *arguments: asked.append(arguments[:4]) or 3)
 
-    assert serve.main(["serve", "--client", "web", "--role", "append", "--fingerprint", "f", "--quota", "9"]) == 3
-    assert serve.main(["serve-replica", "--fingerprint", "g"]) == 3
+    assert (
+        forced_command.main(["serve", "--client", "web", "--role", "append", "--fingerprint", "f", "--quota", "9"]) == 3
+    )
+    assert forced_command.main(["serve-replica", "--fingerprint", "g"]) == 3
     assert asked == [("web", "append", "f", 9), (None, "replica", "g", None)]

@@ -1,7 +1,7 @@
 """Tests for the forced command: the borg serve argv each role gets, and the committed segment it logs."""
 
-from borg_server.paths import Paths
-from borg_server.session import committed_segment, serve_argv
+from borg_server.sessions.session import committed_segment, serve_argv
+from borg_server.system.paths import Paths
 from tests.unit.borg_server.borg_files import CHUNK, init_create_create_delete, put, write_repository
 
 

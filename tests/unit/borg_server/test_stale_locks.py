@@ -1,7 +1,7 @@
 import os
 import threading
 
-from borg_server import stale_locks
+from borg_server.sessions import stale_locks
 
 HOLDER = "borg-server@2485378154498.72-0"
 

@@ -5,9 +5,8 @@ import logging
 
 import pytest
 
-from borg_server import state
-from borg_server.compaction_state import Compacted, Retention
-from borg_server.state_records import (
+from borg_server.records import state_file
+from borg_server.records.client_state import (
     Acknowledgement,
     CheckResult,
     ClientState,
@@ -17,6 +16,7 @@ from borg_server.state_records import (
     SegmentPrint,
     Tampering,
 )
+from borg_server.records.compaction_state import Compacted, Retention
 
 NOW = "2024-05-06T03:00:00+00:00"
 LATER = "2024-05-07T03:00:00+00:00"
@@ -67,7 +67,7 @@ def test_a_version_2_state_file_is_loaded_into_the_records(tmp_path):
     path = tmp_path / "web.json"
     path.write_text(json.dumps(VERSION_2, indent=1, sort_keys=True))
 
-    assert state.load(path) == ClientState(
+    assert state_file.load(path) == ClientState(
         first_seen="2024-01-01T00:00:00+00:00",
         last_backup=NOW,
         scanned=17,
@@ -90,7 +90,7 @@ def test_a_saved_state_is_the_version_2_file_byte_for_byte(tmp_path):
     path = tmp_path / "web.json"
     path.write_text(json.dumps(VERSION_2, indent=1, sort_keys=True))
 
-    state.save(tmp_path / "again.json", state.load(path))
+    state_file.save(tmp_path / "again.json", state_file.load(path))
 
     assert (tmp_path / "again.json").read_text() == path.read_text()
 
@@ -99,15 +99,15 @@ def test_an_alert_raised_before_extents_were_kept_loads_with_extent_zero(tmp_pat
     path = tmp_path / "web.json"
     path.write_text(json.dumps(VERSION_2 | {"alerts": {"stale": {"since": NOW, "message": "old"}}}))
 
-    assert state.load(path).alerts == {"stale": RaisedAlert(NOW, "old", 0)}
+    assert state_file.load(path).alerts == {"stale": RaisedAlert(NOW, "old", 0)}
 
 
 def test_a_missing_state_file_gives_a_new_state_first_seen_now(tmp_path):
-    before = state.now_text()
+    before = state_file.now_text()
 
-    loaded = state.load(tmp_path / "web.json")
+    loaded = state_file.load(tmp_path / "web.json")
 
-    assert before <= loaded.first_seen <= state.now_text()
+    assert before <= loaded.first_seen <= state_file.now_text()
     assert loaded == ClientState(first_seen=loaded.first_seen)
 
 
@@ -115,7 +115,7 @@ def test_a_state_file_missing_newer_fields_gets_their_defaults(tmp_path):
     path = tmp_path / "web.json"
     path.write_text(json.dumps({"version": 2, "first_seen": "2024-01-01T00:00:00+00:00", "scanned": 13}))
 
-    assert state.load(path) == ClientState(first_seen="2024-01-01T00:00:00+00:00", scanned=13)
+    assert state_file.load(path) == ClientState(first_seen="2024-01-01T00:00:00+00:00", scanned=13)
 
 
 @pytest.mark.parametrize("content", ["null", "[]", '"text"'])
@@ -123,7 +123,7 @@ def test_a_state_file_that_is_not_a_json_object_is_moved_aside(tmp_path, content
     path = tmp_path / "web.json"
     path.write_text(content)
 
-    assert state.load(path).scanned is None
+    assert state_file.load(path).scanned is None
     assert path.with_suffix(".damaged").read_text() == content
 
 
@@ -140,7 +140,7 @@ def test_a_state_file_of_another_version_or_with_other_fields_is_moved_aside(tmp
     path = tmp_path / "web.json"
     path.write_text(content)
 
-    assert state.load(path).scanned is None
+    assert state_file.load(path).scanned is None
     assert path.with_suffix(".damaged").read_text() == content
 
 
@@ -148,8 +148,8 @@ def test_a_damaged_state_file_is_moved_aside_and_a_new_state_begins(tmp_path, ca
     path = tmp_path / "web.json"
     path.write_text('{"first_seen": "2024-01-01T00:00:00+00:00", "scan')
 
-    with caplog.at_level(logging.ERROR, logger="borg_server.state"):
-        loaded = state.load(path)
+    with caplog.at_level(logging.ERROR, logger="borg_server.records.state_file"):
+        loaded = state_file.load(path)
 
     assert loaded == ClientState(first_seen=loaded.first_seen)
     assert loaded.first_seen != "2024-01-01T00:00:00+00:00"
@@ -165,33 +165,33 @@ def test_a_damaged_state_file_under_the_lock_is_replaced_by_a_new_one(tmp_path):
     path = tmp_path / "web.json"
     path.write_text("{not json")
 
-    with state.locked(path) as found:
+    with state_file.locked(path) as found:
         found.scanned = 13
 
-    assert state.load(path).scanned == 13
+    assert state_file.load(path).scanned == 13
     assert (tmp_path / "web.damaged").read_text() == "{not json"
 
 
 def test_locked_saves_the_state_changed_inside_it_readable_by_root_only(tmp_path):
     path = tmp_path / "monitor" / "clients" / "web.json"
 
-    with state.locked(path) as found:
+    with state_file.locked(path) as found:
         found.last_backup = NOW
 
-    assert state.load(path).last_backup == NOW
+    assert state_file.load(path).last_backup == NOW
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.with_suffix(".lock").exists()
 
 
 def test_locked_does_not_save_when_an_exception_escapes(tmp_path):
     path = tmp_path / "web.json"
-    state.save(path, ClientState(first_seen=NOW))
+    state_file.save(path, ClientState(first_seen=NOW))
 
-    with pytest.raises(RuntimeError), state.locked(path) as found:
+    with pytest.raises(RuntimeError), state_file.locked(path) as found:
         found.last_backup = LATER
         raise RuntimeError("scan failed")
 
-    assert state.load(path).last_backup is None
+    assert state_file.load(path).last_backup is None
 
 
 # derived figures

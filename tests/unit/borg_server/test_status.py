@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from borg_server import accounts
-from borg_server.config import load
-from borg_server.figures import ClientStatus
-from borg_server.keys import parse_public_key
-from borg_server.status import human_age, human_size, render, show_client
+from borg_server.config.reader import load
+from borg_server.status.facts import ClientStatus
+from borg_server.status.text import human_age, human_size, render, show_client
+from borg_server.system import accounts
+from borg_server.system.ssh_keys import parse_public_key
 
 WEB_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID26CUVU/8m/Dk6cyWmnuBbX1SpdBW8FFXYWWvdh1+ST web@example"
 

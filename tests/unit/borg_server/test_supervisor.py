@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from borg_server import supervisor
+from borg_server.provision import supervisor
 
 SUPERVISORD_PID = 4242
 
@@ -77,7 +77,7 @@ def test_watchdog_reads_exactly_the_payload_so_the_next_header_is_read_whole(kil
 
 
 def test_watchdog_logs_the_failed_program(kills, caplog):
-    caplog.set_level(logging.ERROR, logger="borg_server.supervisor")
+    caplog.set_level(logging.ERROR, logger="borg_server.provision.supervisor")
 
     listen(FATAL)
 

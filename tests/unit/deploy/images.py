@@ -1,7 +1,7 @@
 """What the images need from a deployment, read from the images' own sources (shared by the deploy tests).
 
 The volumes are the Dockerfiles' VOLUME lines; the settings are checked by the entrypoints' own loaders
-(borg_server.config, borg_client.config) run on a deployment's environment, with every file a setting
+(borg_server.config.reader, borg_client.config) run on a deployment's environment, with every file a setting
 names read from the secrets the documented steps make, mounted where the deployment mounts them.
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 import yaml
 
 from borg_client import config as client_config
-from borg_server import config as server_config
-from borg_server import pairing_secrets
-from borg_server.config import Endpoint
-from borg_server.keys import parse_public_key
+from borg_server.config import reader as server_config
+from borg_server.config.reader import Endpoint
+from borg_server.provision import pairing_secrets
+from borg_server.system.ssh_keys import parse_public_key
 from tests.unit.borg_server.sample_keys import ED25519, ED25519_OTHER, private_key
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -1,0 +1,198 @@
+"""Load and validate the server's configuration from the environment and an optional YAML file.
+
+The file (BORG_SERVER_CONFIG, see config_file) and the environment are one source: each setting is
+read by its variable, wherever it is written. Every mistake becomes one line naming its setting the
+way the user wrote it; load() raises one ConfigError with all of them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from borg_common.settings import Settings
+from borg_server.config import replica as config_replica
+from borg_server.config import yaml_file
+from borg_server.config.clients import ClientSpec, check_client_variables, client_names, read_clients
+from borg_server.system.host_key import HOST_KEY_LIMIT, HOST_KEY_SETTING, GivenHostKey, parse_private_key
+from borg_server.system.ssh_keys import KeyProblem
+
+SSH_LOG_LEVELS = ("QUIET", "FATAL", "ERROR", "INFO", "VERBOSE", "DEBUG", "DEBUG1", "DEBUG2", "DEBUG3")
+DEFAULT_SSH_PORT = 22
+DEFAULT_ID, MAXIMUM_ID = 1000, 2**31 - 1
+DEFAULT_LOG_LEVEL = "VERBOSE"
+DEFAULT_MONITOR_INTERVAL, MINIMUM_INTERVAL = 15 * 60, 10
+MAXIMUM_MONITOR_INTERVAL = 7 * 86400  # deletes must be noticed long before anyone compacts them
+DEFAULT_CHECK_INTERVAL = 7 * 24 * 3600  # borg check --repository-only reads every byte: weekly by default
+MAXIMUM_CHECK_INTERVAL = 52 * 7 * 86400
+SERVER_NAME = re.compile(r"(?:\[(?P<ipv6>[^\]]{1,45})\]|(?P<host>[^:\[\]]{1,253}))(?::(?P<port>[0-9]{1,5}))?")
+BAD_SERVER_NAME = "is not a host name, IPv4 address or [IPv6] address, with optional :port"
+DEFAULT_DISK_ALERT_USED, MINIMUM_DISK_ALERT_USED, MAXIMUM_DISK_ALERT_USED = 90, 10, 99  # percent
+MAXIMUM_DISK_RESERVE = 1000**4  # 1T
+DEFAULT_COMPACT_DELAY, MAXIMUM_COMPACT_DELAY = 86400, 90 * 86400  # time to read a deletes alert and act on it
+DEFAULT_SNAPSHOT_KEEP, MAXIMUM_SNAPSHOT_KEEP = 7 * 86400, 365 * 86400  # how long the monitor keeps a snapshot
+PERCENT = re.compile(r"([0-9]{1,3})\s*%?")
+DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The validated server configuration; server_host is bare (no brackets around IPv6)."""
+
+    clients: tuple[ClientSpec, ...]
+    server_host: str
+    server_port: int
+    ssh_port: int
+    puid: int
+    pgid: int
+    ssh_log_level: str
+    monitor_interval: int
+    check_interval: int
+    metrics_port: int | None
+    report_urls: tuple[str, ...]
+    log_level: str = "INFO"  # LOG_LEVEL: one of Python's logging levels, upper case
+    disk_alert_used: float = DEFAULT_DISK_ALERT_USED / 100  # DISK_ALERT_USED as a share
+    disk_reserve: int | None = None  # DISK_RESERVE in bytes; None: the default (disk_space.reserve_size)
+    compact_delay: int = DEFAULT_COMPACT_DELAY  # COMPACT_DELAY: the newest admin delete is this old first
+    snapshot_keep: int = DEFAULT_SNAPSHOT_KEEP  # SNAPSHOT_KEEP: an automatic compaction's snapshot is kept this long
+    host_key: GivenHostKey | None = None  # BORG_HOST_KEY_FILE; None: generated once in the state volume
+    replica_key: config_replica.ReplicaKey | None = None  # BORG_REPLICA_KEY: a replica may read every repository
+    replication: config_replica.Replication | None = None  # REPLICATE_FROM: this server is a replica of that one
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where clients reach the server and the host key they pin: what pairing needs, without any client."""
+
+    server_host: str
+    server_port: int
+    host_key: GivenHostKey | None
+
+
+def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
+    """Given the environment and the host name, return the configuration; raise ConfigError with every problem."""
+    settings = Settings(environ)
+    file = yaml_file.read(settings, environ.get("BORG_SERVER_CONFIG", ""))
+    replica = settings.is_set("REPLICATE_FROM") or bool({"replicate_from", "replicate_from_file"} & set(file.fields))
+    names = client_names(settings, file, required=not replica)
+    settings.add_file(yaml_file.entries(settings, file, names.from_file))
+    check_client_variables(settings, environ, names.listed)
+    clients = read_clients(settings, names.from_environ + names.from_file)
+    ssh_port = settings.integer("SSH_PORT", DEFAULT_SSH_PORT, 1, 65535)
+    server_host, server_port = _server_name(settings, hostname)
+    given_host_key = _host_key(settings)
+    interval = settings.duration(
+        "MONITOR_INTERVAL", DEFAULT_MONITOR_INTERVAL, MINIMUM_INTERVAL, MAXIMUM_MONITOR_INTERVAL
+    )
+    check_interval = settings.duration(
+        "MONITOR_CHECK_INTERVAL", DEFAULT_CHECK_INTERVAL, MINIMUM_INTERVAL, MAXIMUM_CHECK_INTERVAL
+    )
+    metrics_port = settings.integer("METRICS_PORT", None, 1, 65535)
+    if metrics_port is not None and metrics_port == ssh_port:
+        shown = settings.shown("METRICS_PORT", str(metrics_port), quote=False)
+        settings.problem(settings.label("METRICS_PORT"), f"{shown} is SSH_PORT's port; pick another one")
+    replica_key = config_replica.read_replica_key(settings)
+    replication = config_replica.read_replication(settings)
+    if replica:
+        config_replica.check_replica_clients(settings, clients, replica_key)
+    config = ServerConfig(
+        clients=tuple(sorted(clients, key=lambda client: client.name)),
+        server_host=server_host,
+        server_port=server_port or ssh_port,
+        ssh_port=ssh_port,
+        puid=_account_id(settings, "PUID"),
+        pgid=_account_id(settings, "PGID"),
+        ssh_log_level=settings.log_level("SSH_LOG_LEVEL", DEFAULT_LOG_LEVEL, SSH_LOG_LEVELS),
+        monitor_interval=interval,
+        check_interval=check_interval,
+        metrics_port=metrics_port,
+        report_urls=settings.urls("REPORT_URLS"),
+        log_level=settings.log_level("LOG_LEVEL"),
+        disk_alert_used=_percent(settings, "DISK_ALERT_USED", DEFAULT_DISK_ALERT_USED) / 100,
+        disk_reserve=settings.size("DISK_RESERVE", None, 0, MAXIMUM_DISK_RESERVE),
+        compact_delay=settings.duration(
+            "COMPACT_DELAY", DEFAULT_COMPACT_DELAY, MINIMUM_INTERVAL, MAXIMUM_COMPACT_DELAY
+        ),
+        snapshot_keep=settings.duration("SNAPSHOT_KEEP", DEFAULT_SNAPSHOT_KEEP, 0, MAXIMUM_SNAPSHOT_KEEP),
+        host_key=given_host_key,
+        replica_key=replica_key,
+        replication=replication,
+    )
+    settings.check()
+    return config
+
+
+def load_endpoint(environ: Mapping[str, str], hostname: str) -> Endpoint:
+    """Given the environment and the host name, return BORG_SERVER_NAME, SSH_PORT and BORG_HOST_KEY(_FILE) as
+    load() reads them, without needing any client configured; raise ConfigError with every problem."""
+    settings = Settings(environ)
+    ssh_port = settings.integer("SSH_PORT", DEFAULT_SSH_PORT, 1, 65535)
+    server_host, server_port = _server_name(settings, hostname)
+    endpoint = Endpoint(server_host, server_port or ssh_port, _host_key(settings))
+    settings.check()
+    return endpoint
+
+
+def _host_key(settings: Settings) -> GivenHostKey | None:
+    """Return the host key BORG_HOST_KEY(_FILE) gives, or None if unset; record one that sshd could not use."""
+    text = settings.string(HOST_KEY_SETTING, limit=HOST_KEY_LIMIT)
+    if text is None:
+        return None
+    label = settings.label(HOST_KEY_SETTING)
+    try:
+        return GivenHostKey(text.strip() + "\n", parse_private_key(text), label)
+    except KeyProblem as problem:
+        settings.problem(label, str(problem))
+        return None
+
+
+def _server_name(settings: Settings, hostname: str) -> tuple[str, int | None]:
+    """Given settings and the host name, return BORG_SERVER_NAME's (host, port or None); default (hostname, None)."""
+    text = settings.string("BORG_SERVER_NAME")
+    if text is None:
+        return hostname, None
+    match = SERVER_NAME.fullmatch(text.strip())
+    if match and _valid_host(match["host"], match["ipv6"]) and 1 <= int(match["port"] or 1) <= 65535:
+        return match["host"] or match["ipv6"], int(match["port"]) if match["port"] else None
+    settings.problem(
+        settings.label("BORG_SERVER_NAME"), f"{settings.shown('BORG_SERVER_NAME', text)} {BAD_SERVER_NAME}"
+    )
+    return hostname, None
+
+
+def _valid_host(host: str | None, ipv6: str | None) -> bool:
+    """Given a DNS name or IPv4 address (host) or the inside of [brackets] (ipv6), return whether it is valid."""
+    if ipv6 is None and not re.fullmatch(r"[0-9.]+", host):
+        return len(host) <= 253 and all(DNS_LABEL.fullmatch(label) for label in host.split("."))
+    try:
+        return ipaddress.ip_address(ipv6 or host).version == (4 if ipv6 is None else 6)
+    except ValueError:
+        return False
+
+
+def _account_id(settings: Settings, variable: str) -> int:
+    """Given PUID or PGID, return its id; record 0 (root) or one out of range."""
+    number = settings.integer(variable, DEFAULT_ID)
+    if not 1 <= number <= MAXIMUM_ID:
+        reason = "is root; the borg account must not be root" if number == 0 else f"is out of range 1..{MAXIMUM_ID}"
+        settings.problem(settings.label(variable), f"{settings.shown(variable, str(number), quote=False)} {reason}")
+    return number
+
+
+def _percent(settings: Settings, variable: str, default: int) -> int:
+    """Given a share setting ("90%" or "90"), return its percent; record one that is malformed or out of range."""
+    text = settings.string(variable)
+    if text is None:
+        return default
+    match = PERCENT.fullmatch(text.strip())
+    if match is None:
+        settings.problem(settings.label(variable), f"{settings.shown(variable, text)} is not a percentage (e.g. 90%)")
+        return default
+    low, high = MINIMUM_DISK_ALERT_USED, MAXIMUM_DISK_ALERT_USED
+    if not low <= int(match[1]) <= high:
+        shown = settings.shown(variable, text, quote=False)
+        settings.problem(settings.label(variable), f"{shown} is out of range {low}%..{high}%")
+        return default
+    return int(match[1])

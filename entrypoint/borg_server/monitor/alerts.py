@@ -1,0 +1,183 @@
+"""Alerts: which conditions hold for a client, and the documents sent when one is raised or clears.
+
+Each alert is sent once when its condition starts to hold and once when it clears: as a JSON line
+on the monitor's output and, with REPORT_URLS, as a report through the outbox shared with the
+sidecar (borg_common.reports), so an alert survives a receiver that is down and a restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import uuid
+from datetime import datetime
+
+from borg_common import outbox
+from borg_server.config.reader import ClientSpec
+from borg_server.records import state_file
+from borg_server.records.client_state import ClientState, RaisedAlert
+from borg_server.repository import baseline
+
+QUOTA_ALERT_RATIO = 0.9
+REPLICA_ALERTS = ("replica_mismatch", "replica_lag")  # a replica's own (replica/copy.py)
+GROWING = (
+    "deletes",
+    "tampering",
+    "manifest_shrank",
+    "replica_mismatch",
+)  # conditions that are sent again when more is found
+LABELS = {
+    "stale": "no recent backup",
+    "deletes": "deletes by the client",
+    "tampering": "segments changed on disk",
+    "manifest_shrank": "archives dropped from the manifest",
+    "check_failed": "repository check failed",
+    "quota": "repository near its quota",
+    "replica_mismatch": "committed segments differ on the primary",
+    "replica_lag": "the replica's copy is behind",
+}
+
+
+def human_duration(seconds: float) -> str:
+    """Return seconds as the two largest units, e.g. "1d 2h", "3m 5s"."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, rest = divmod(rest, 60)
+    parts = [f"{value}{unit}" for value, unit in ((days, "d"), (hours, "h"), (minutes, "m"), (rest, "s")) if value]
+    return " ".join(parts[:2]) or "0s"
+
+
+def conditions(
+    client: ClientSpec, found: ClientState, size: int, now: datetime, check_interval: int, has_repository: bool = False
+) -> dict[str, tuple[str, dict]]:
+    """Given a client, its state, repository size and the check interval, return the conditions that hold.
+
+    Each is kind → (message, details).
+    """
+    name = client.name
+    active = {}
+    reference = found.last_backup or found.first_seen
+    age = (now - datetime.fromisoformat(reference)).total_seconds()
+    if age > client.max_age:
+        since = f"its last backup ended {found.last_backup}" if found.last_backup else "it never backed up"
+        active["stale"] = (
+            f"client {name}: no backup for {human_duration(age)} (MAX_AGE {human_duration(client.max_age)}); {since}",
+            {"last_backup": found.last_backup, "age_s": int(age), "max_age_s": client.max_age},
+        )
+    if client.append_only:
+        count = found.pending_deletes(alerting_only=True)
+        if count:
+            groups = [group for group in found.deletes if group.alerting]
+            overwrites = sum(group.kinds.get("overwrite", 0) for group in groups)
+            first, last = groups[0].segment, groups[-1].segment
+            what = f" ({overwrites} of them overwrites of stored objects)" if overwrites else ""
+            active["deletes"] = (
+                f"client {name}: {count} object(s) deleted in segments {first}..{last}{what}; "
+                f"see borg-server audit {name} before any compaction",
+                {"count": count, "overwrites": overwrites, "first_segment": first, "last_segment": last},
+            )
+        if found.tampering:
+            active["tampering"] = (
+                f"client {name}: {baseline.describe_tampering(found.tampering)} "
+                "(borg never rewrites committed files of an append-only repository)",
+                state_file.tampering_json(found.tampering),
+            )
+        if found.manifest_shrinks:
+            active["manifest_shrank"] = manifest_condition(name, found)
+    check = found.check
+    if check and not check.ok:
+        active["check_failed"] = (
+            f"client {name}: borg check --repository-only failed at {check.at}: {check.message}",
+            dataclasses.asdict(check),
+        )
+    elif has_repository or found.segments or check:  # a repository exists: its checks must keep happening
+        checked = check.at if check else found.first_seen
+        overdue = (now - datetime.fromisoformat(checked)).total_seconds()
+        if overdue > 2 * check_interval:
+            active["check_failed"] = (
+                f"client {name}: no repository check could run for {human_duration(overdue)} "
+                "(the repository was always busy?)",
+                {"last_check_at": check.at if check else None, "overdue_s": int(overdue)},
+            )
+    if client.quota and size > QUOTA_ALERT_RATIO * client.quota:
+        active["quota"] = (
+            f"client {name}: repository uses {size / client.quota:.0%} of its quota ({size} of {client.quota} bytes)",
+            {"bytes": size, "quota_bytes": client.quota, "ratio": round(size / client.quota, 4)},
+        )
+    return active
+
+
+def transitions(
+    found: ClientState, active: dict[str, tuple[str, dict]], client: str, server: str, now: str
+) -> list[dict]:
+    """Given the conditions that hold now, update the client's raised alerts; return a document per change.
+
+    A condition is sent once when it starts ("raised") and once when it stops ("cleared"). Deletes
+    and tampering are sent again ("updated") when more is found while they are raised: a client
+    deleting more after the admin's own prune must not go unnoticed.
+    """
+    documents = []
+    for kind, (message, details) in active.items():
+        raised = found.alerts.get(kind)
+        if raised is None:
+            found.alerts[kind] = RaisedAlert(now, message, extent(kind, details))
+            documents.append(document(kind, "raised", client, server, message, details, now, now))
+        elif kind in GROWING and extent(kind, details) > raised.extent:
+            found.alerts[kind] = RaisedAlert(raised.since, message, extent(kind, details))
+            documents.append(document(kind, "updated", client, server, message, details, raised.since, now))
+    for kind in [kind for kind in found.alerts if kind not in active]:
+        since = found.alerts.pop(kind).since
+        message = f"client {client}: cleared: {LABELS.get(kind, kind)}"
+        documents.append(document(kind, "cleared", client, server, message, {}, since, now))
+    return documents
+
+
+def extent(kind: str, details: dict) -> int:
+    """Return how much a growing condition covers: deletes counted, or committed files changed."""
+    if kind == "deletes":
+        return details.get("count", 0)
+    if kind == "tampering":
+        return state_file.tampering_from_json(details).files
+    if kind in ("manifest_shrank", "replica_mismatch"):
+        return details.get("count", 0)
+    return 0
+
+
+def manifest_condition(name: str, found: ClientState) -> tuple[str, dict]:
+    """Given a client with unacknowledged manifest shrinks, return the manifest_shrank condition."""
+    shrinks = found.manifest_shrinks
+    segments = ", ".join(str(shrink.segment) for shrink in shrinks)
+    message = (
+        f"client {name}: the manifest shrank without any archive deleted (segments {segments}): archives were "
+        f"probably dropped from the list while their data stays; see borg-server audit {name} and the README "
+        "(borg check --repair on a copy finds them again)"
+    )
+    details = {"count": len(shrinks), "shrinks": [dataclasses.asdict(shrink) for shrink in shrinks]}
+    return message, details
+
+
+def document(
+    kind: str, change: str, client: str, server: str, message: str, details: dict, since: str, at: str
+) -> dict:
+    """Return one alert document; id lets a receiver drop a duplicate delivery."""
+    return {
+        "id": uuid.uuid4().hex,
+        "event": "borg-appliance-alert",
+        "alert": kind,
+        "state": change,
+        "client": client,
+        "server": server,
+        "message": message,
+        "details": details,
+        "since": since,
+        "at": at,
+    }
+
+
+def emit(documents: list[dict], directory, urls: tuple[str, ...]) -> None:
+    """Print each document as one JSON line and, with urls, store it in the outbox for delivery."""
+    for alert in documents:
+        print(json.dumps(alert, sort_keys=True), file=sys.stdout, flush=True)
+        if urls:
+            outbox.put(directory, alert, list(urls))

@@ -1,0 +1,149 @@
+"""One client session, run by the broker as root: borg serve as the client's account, then its audit record.
+
+The session holds the client's gate (repository/gate.py) for its whole length, reads the repository's last
+committed segment before and after, removes repository locks a dead borg serve left
+(sessions/stale_locks.py), and writes the audit record itself: the audit log is root's,
+so neither the session nor the borg login account can forge a backup in it.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from borg_server.repository import audit_log, gate, segments
+from borg_server.sessions import stale_locks
+from borg_server.system import accounts, commands
+from borg_server.system.paths import Paths
+
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+COMPACTION_WAIT = 3600  # seconds a session waits for `borg-server compact` before giving up
+EX_TEMPFAIL = 75
+ROLES = ("append", "full", "admin", "read")  # read: a replica's client keys (sessions/read_only.py)
+REPLICA_ROLE = "replica"  # the primary's replica key: no client, the broker runs replica_source
+CLIENT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+class BadRequest(Exception):
+    """A request from the wrapper that names no valid session."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the forced command was started with: its arguments and the SSH variables the audit records."""
+
+    client: str | None  # None for the replica role
+    role: str
+    fingerprint: str
+    quota: int | None
+    environ: dict
+
+
+def serve_argv(client: str, role: str, quota: int | None, paths: Paths) -> list[str]:
+    """Given a client, a key role (append, full or admin) and a quota, return the borg serve argv.
+
+    With a quota the key is confined to the one repository `<dir>/main`, so the quota cannot be
+    dodged by creating more repositories; admin keys reach the whole client directory, without a
+    quota, so that pruning still works when the repository is full.
+    """
+    if role == "read":
+        return ["/usr/local/bin/borg-server", "serve-read", str(paths.client_directory(client))]
+    argv = ["borg", "serve"]
+    if role == "append":
+        argv.append("--append-only")
+    if quota is not None and role != "admin":
+        argv += ["--storage-quota", str(quota), "--restrict-to-repository", str(paths.client_repository(client))]
+    else:
+        argv += ["--restrict-to-path", str(paths.client_directory(client))]
+    return argv
+
+
+def committed_segment(paths: Paths, client: str) -> int | None:
+    """Return the last committed segment of the client's repository (None: none, or unreadable)."""
+    try:
+        return segments.last_commit(paths.client_repository(client))
+    except Exception:  # noqa: BLE001 (whatever is on disk, the session must still start)
+        return None
+
+
+def parse_request(message: dict) -> Request:
+    """Given the wrapper's message, return its request; raise BadRequest if a field is missing or wrong."""
+    client, role, quota = message.get("client"), message.get("role"), message.get("quota")
+    fingerprint = message.get("fingerprint")
+    if role == REPLICA_ROLE and client is None:
+        client = None
+    elif not isinstance(client, str) or not CLIENT_NAME.fullmatch(client):
+        raise BadRequest("no valid client name")
+    if role not in ROLES and not (role == REPLICA_ROLE and client is None):
+        raise BadRequest(f"client {client}: role is not one of {', '.join(ROLES)}")
+    if quota is not None and (not isinstance(quota, int) or isinstance(quota, bool) or quota < 0):
+        raise BadRequest(f"client {client}: the quota is not a number of bytes")
+    if not isinstance(fingerprint, str) or len(fingerprint) > 200:
+        raise BadRequest(f"client {client}: no valid fingerprint")
+    environ = {
+        name: value[:1000]
+        for name in ("SSH_ORIGINAL_COMMAND", "SSH_CONNECTION")
+        if isinstance(value := message.get(name), str)
+    }
+    return Request(client, role, fingerprint, quota, environ)
+
+
+def serve_environment(request: Request, paths: Paths, account: accounts.Account) -> dict[str, str]:
+    """Return borg serve's environment: minimal, plus SSH_ORIGINAL_COMMAND, which borg serve itself vets.
+
+    borg serve takes only harmless options (e.g. --info) from what the client asked for, and refuses
+    a command that is not borg serve (sftp, scp), as it did when sshd started it directly.
+    """
+    environment = {**commands.borg_environment(paths.client_home(request.client)), "USER": account.user}
+    if "SSH_ORIGINAL_COMMAND" in request.environ:
+        environment["SSH_ORIGINAL_COMMAND"] = request.environ["SSH_ORIGINAL_COMMAND"]
+    return environment
+
+
+def run(request: Request, stdio: tuple[int, int, int], paths: Paths, started_process: Callable) -> int:
+    """Run the request's borg serve on stdio as the client's account, audit it; return the exit code.
+
+    started_process is called with the running process (to forward signals to it). Return borg's
+    exit code, 128 + signal number when it was killed, EX_TEMPFAIL when the session could not start.
+    """
+    started = time.time()
+    client = request.client
+    committed: tuple[int | None, int | None] = (None, None)
+    with open(stdio[2], "w", closefd=False, buffering=1) as stderr:
+        try:
+            account = accounts.lookup(paths, client)
+            with gate.session(paths, client, COMPACTION_WAIT, stderr) as held:
+                before = committed_segment(paths, client)
+                with stale_locks.start_guard(client):  # until borg serve runs, no other session looks
+                    stale_locks.clear(client, account.uid, paths.client_directory(client))
+                    process = subprocess.Popen(  # borg serve holds the gate too, should the broker die first
+                        serve_argv(client, request.role, request.quota, paths),
+                        stdin=stdio[0],
+                        stdout=stdio[1],
+                        stderr=stdio[2],
+                        cwd=paths.client_directory(client),
+                        env=serve_environment(request, paths, account),
+                        user=account.uid,
+                        group=account.gid,
+                        extra_groups=[],
+                        pass_fds=(held.fileno(),) if held else (),
+                    )
+                started_process(process)
+                returncode = process.wait()
+                committed = (before, committed_segment(paths, client))
+        except (gate.GateClosed, accounts.UnknownClient) as error:
+            print(f"borg-server: {error}", file=stderr)
+            returncode = EX_TEMPFAIL
+        except OSError as error:
+            print(f"borg-server: borg serve cannot be started for client {client}: {error}", file=stderr)
+            returncode = EX_TEMPFAIL
+    exit_code = returncode if returncode >= 0 else 128 - returncode
+    record = audit_log.session_record(
+        client, request.role, request.fingerprint, started, time.time(), exit_code, request.environ, committed
+    )
+    audit_log.append_record(paths.audit_log, record)
+    return exit_code
