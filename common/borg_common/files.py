@@ -1,5 +1,11 @@
 """Writing files so that a crash or a full disk never leaves half a file behind; reading them without
-following a symlink or blocking on a FIFO that someone left in their place."""
+following a symlink or blocking on a FIFO that someone left in their place.
+
+Whoever can write a state volume (/var/lib/borg-server) may leave anything there: a stray file, a directory
+where a file belongs, a FIFO, a symlink to /etc/shadow. Root never follows a symlink there to read, write,
+chmod or chown; an entry that is not what the server expects is skipped (or, for the server's own
+directories, moved aside) with one warning line, and a start never fails because of it.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import stat
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 logger = logging.getLogger(__name__)
 
@@ -132,5 +139,62 @@ def sync_filesystem(path: Path) -> None:
             os.sync()
     except AttributeError:
         os.sync()
+    finally:
+        os.close(descriptor)
+
+
+def is_real_directory(path: Path) -> bool:
+    """Return whether path is a directory itself (not a symlink to one)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def clear_for_write(path: Path) -> bool:
+    """Make room to write a regular file at path: remove a symlink, FIFO, socket or device there (the
+    entry itself, never what it points at). Return False, with a warning, if a directory is in the way."""
+    kind = describe(path)
+    if kind in ("nothing", "a file"):
+        return True
+    if kind == "a directory":
+        logger.warning("%s is a directory where a file belongs; it is left as it is and not written", path)
+        return False
+    os.unlink(path)
+    logger.warning("%s was %s where a file belongs; removed it", path, kind)
+    return True
+
+
+def ensure_real_directories(directories: list[Path]) -> None:
+    """Given the server's own directories, move aside any that is a symlink or not a directory (with a
+    warning), so that creating, chmod and chown afterwards reach the real directory only."""
+    for directory in directories:
+        kind = describe(directory)
+        if kind not in ("nothing", "a directory"):
+            target = move_aside(directory)
+            logger.warning("%s was %s, not a directory; moved it to %s and made a new one", directory, kind, target)
+
+
+def open_lock(path: Path) -> IO[str]:
+    """Open (creating it) the lock file at path for appending, never through a symlink; a symlink or
+    FIFO in its place is removed first, a directory moved aside (the lock is the server's own file)."""
+    if describe(path) == "a directory":
+        logger.warning("%s was a directory where a lock file belongs; moved it to %s", path, move_aside(path))
+    clear_for_write(path)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    return os.fdopen(descriptor, "a")
+
+
+def ensure_file(path: Path, mode: int) -> None:
+    """Make path a regular file of root's with mode (created empty if missing), never through a symlink:
+    a symlink, FIFO or device there is removed, a directory moved aside, each with a warning."""
+    if describe(path) == "a directory":
+        logger.warning("%s was a directory where a file belongs; moved it to %s", path, move_aside(path))
+    clear_for_write(path)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        if os.geteuid() == 0:  # the server runs as root; a test as whoever runs it
+            os.fchown(descriptor, 0, 0)
+        os.fchmod(descriptor, mode)
     finally:
         os.close(descriptor)

@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from borg_common import files
 from borg_common.files import atomic_write
 from borg_server.monitor import alerts
 from borg_server.records.client_state import RaisedAlert
 from borg_server.records.state_file import now_text
 from borg_server.repository import audit_log, segments
 from borg_server.repository.disk_space import DiskUsage, human_size
-from borg_server.system import files
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class ServerState:
 def load(path: Path) -> ServerState:
     """Given the server state file, return its state (a new one if missing or damaged)."""
     try:
-        document = json.loads(files.read_regular(path))
+        document = json.loads(files.read_regular(path).decode(errors="replace"))
         return ServerState(
             alerts={kind: RaisedAlert(**alert) for kind, alert in document.get("alerts", {}).items()},
             added={str(name): int(size) for name, size in document.get("added", {}).items()},

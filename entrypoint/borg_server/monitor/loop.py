@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
-from borg_common import reports
+from borg_common import files, reports
 from borg_common.files import atomic_write
 from borg_common.settings import ConfigError
 from borg_common.wakeup import Wakeup
@@ -31,7 +31,7 @@ from borg_server.monitor import alerts, auto_compact, disk_alert
 from borg_server.records import state_file
 from borg_server.records.client_state import CheckResult
 from borg_server.repository import audit_log, disk_space, gate, segments, watch
-from borg_server.system import accounts, commands, disk_usage, files
+from borg_server.system import accounts, commands, disk_usage
 from borg_server.system.paths import Paths
 
 logger = logging.getLogger(__name__)

@@ -12,10 +12,10 @@ import logging
 import os
 from pathlib import Path
 
+from borg_common import files as safe_files
 from borg_server.config.reader import ClientSpec, ServerConfig
 from borg_server.provision import pairing
 from borg_server.system import commands
-from borg_server.system import files as safe_files
 from borg_server.system.paths import Paths
 from borg_server.system.ssh_keys import KeyProblem, PublicKey, parse_public_key
 
@@ -104,9 +104,9 @@ def read_generated(name: str, what: str, private_key: Path) -> PublicKey | None:
     public = Path(f"{private_key}.pub")
     try:
         if not safe_files.is_real_directory(public.parent):
-            raise safe_files.Unexpected(f"{public.parent} is {safe_files.describe(public.parent)}, not a directory")
-        key = parse_public_key(safe_files.read_regular(public, 64 * 1024))
-        safe_files.read_regular(private_key, 64 * 1024)  # exported next
+            raise safe_files.NotRegular(f"{public.parent} is {safe_files.describe(public.parent)}, not a directory")
+        key = parse_public_key(safe_files.read_regular(public, 64 * 1024).decode(errors="replace"))
+        safe_files.read_regular(private_key, 64 * 1024).decode(errors="replace")  # exported next
     except (OSError, KeyProblem) as error:
         remove = public.parent if what == "key" else f"{private_key} and {public.name}"
         logger.warning(

@@ -12,10 +12,10 @@ import stat
 import tempfile
 from pathlib import Path
 
+from borg_common import files as safe_files
 from borg_common.files import atomic_write
 from borg_server.config.reader import ClientSpec, Endpoint, ServerConfig
 from borg_server.system import commands
-from borg_server.system import files as safe_files
 from borg_server.system.paths import REPOSITORY_NAME, Paths
 from borg_server.system.ssh_keys import PublicKey
 
@@ -79,8 +79,11 @@ def pairing_files(client: ClientSpec, host_key: PublicKey, config: ServerConfig)
 def key_files(private_key: Path) -> dict[str, tuple[str, int]]:
     """Given a generated private key (read never through a symlink), return the export's id_ed25519 and .pub files."""
     return {
-        "id_ed25519": (safe_files.read_regular(private_key, 64 * 1024), 0o600),
-        "id_ed25519.pub": (safe_files.read_regular(Path(f"{private_key}.pub"), 64 * 1024), 0o644),
+        "id_ed25519": (safe_files.read_regular(private_key, 64 * 1024).decode(errors="replace"), 0o600),
+        "id_ed25519.pub": (
+            safe_files.read_regular(Path(f"{private_key}.pub"), 64 * 1024).decode(errors="replace"),
+            0o644,
+        ),
     }
 
 

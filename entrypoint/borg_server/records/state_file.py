@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from borg_common import files
 from borg_common.files import atomic_write
 from borg_server.records import compaction_state, replica_state
 from borg_server.records.client_state import (
@@ -27,7 +28,6 @@ from borg_server.records.client_state import (
     SegmentPrint,
     Tampering,
 )
-from borg_server.system import files
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def load(path: Path) -> ClientState:
     A damaged file is moved aside to <name>.damaged, so the monitor starts afresh and nothing is lost.
     """
     try:
-        return from_json(json.loads(files.read_regular(path)), now_text())
+        return from_json(json.loads(files.read_regular(path).decode(errors="replace")), now_text())
     except FileNotFoundError:
         return ClientState(first_seen=now_text())
     except (OSError, ValueError) as error:  # damaged, or a directory, symlink or device in its place

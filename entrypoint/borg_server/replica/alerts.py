@@ -11,14 +11,13 @@ from __future__ import annotations
 import fcntl
 from datetime import UTC, datetime
 
-from borg_common import reports
+from borg_common import files, reports
 from borg_common.settings import CLIENT_NAME
 from borg_server.config.reader import ServerConfig
 from borg_server.monitor import alerts
 from borg_server.records import state_file
 from borg_server.records.client_state import ClientState
 from borg_server.records.replica_state import ReplicaState
-from borg_server.system import files
 from borg_server.system.paths import Paths
 
 REPORT_TIMEOUT, REPORT_BUDGET = 10, 20  # seconds per delivery attempt, and in all per shipping

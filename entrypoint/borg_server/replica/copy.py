@@ -29,6 +29,7 @@ import logging
 import shutil
 from datetime import UTC, datetime
 
+from borg_common import files
 from borg_common.settings import CLIENT_NAME
 from borg_server.config.reader import ServerConfig
 from borg_server.records import state_file
@@ -39,7 +40,7 @@ from borg_server.replica.held import expire_held
 from borg_server.replica.install import fetch_client, install
 from borg_server.replica.primary import Moved, Primary, PrimaryError
 from borg_server.repository import gate
-from borg_server.system import accounts, files, ownership
+from borg_server.system import accounts, ownership
 from borg_server.system.paths import Paths
 
 logger = logging.getLogger(__name__)

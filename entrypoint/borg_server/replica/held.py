@@ -11,8 +11,8 @@ import contextlib
 import logging
 from datetime import datetime
 
+from borg_common import files
 from borg_server.records.replica_state import Held
-from borg_server.system import files
 from borg_server.system.paths import Paths
 
 logger = logging.getLogger(__name__)

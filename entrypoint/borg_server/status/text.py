@@ -6,12 +6,13 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from borg_common import files
 from borg_server.config.reader import ClientSpec, ServerConfig
 from borg_server.provision import pairing
 from borg_server.repository.disk_space import human_size
 from borg_server.status import tables
 from borg_server.status.facts import ClientStatus, ServerStatus
-from borg_server.system import accounts, files
+from borg_server.system import accounts
 from borg_server.system.paths import Paths
 from borg_server.system.ssh_keys import KeyProblem, parse_public_key
 
@@ -72,7 +73,7 @@ def human_age(seconds: int | None) -> str:
 def pinned_host_line(config: ServerConfig, paths: Paths) -> str:
     """Return the known_hosts line a client pins, or a hint if the host key does not exist yet."""
     try:
-        key = parse_public_key(files.read_regular(Path(f"{paths.host_key}.pub"), 64 * 1024))
+        key = parse_public_key(files.read_regular(Path(f"{paths.host_key}.pub"), 64 * 1024).decode(errors="replace"))
     except (OSError, KeyProblem):
         return "(no host key yet: start the server once)"
     return pairing.known_hosts_line(key, config).strip()
@@ -94,7 +95,9 @@ def admin_key_line(client: ClientSpec, paths: Paths) -> str:
     if not client.generate_admin_key:
         return "-"
     try:
-        key = parse_public_key(files.read_regular(Path(f"{paths.admin_key(client.name)}.pub"), 64 * 1024))
+        key = parse_public_key(
+            files.read_regular(Path(f"{paths.admin_key(client.name)}.pub"), 64 * 1024).decode(errors="replace")
+        )
     except (OSError, KeyProblem):
         return "(not generated yet: start the server once)"
     return f"{key.fingerprint}  (generated, exported to {paths.admin_export(client.name)})"
@@ -109,7 +112,9 @@ def show_client(config: ServerConfig, paths: Paths, name: str) -> str | None:
     origin = "configured"
     if key is None:
         try:
-            key = parse_public_key(files.read_regular(paths.client_keys(name) / "id_ed25519.pub", 64 * 1024))
+            key = parse_public_key(
+                files.read_regular(paths.client_keys(name) / "id_ed25519.pub", 64 * 1024).decode(errors="replace")
+            )
         except (OSError, KeyProblem):
             key = None
         origin = f"generated, exported to {paths.client_export(name)}"

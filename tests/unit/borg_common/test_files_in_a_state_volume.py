@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from borg_server.system import files
+from borg_common import files
 
 
 def test_a_regular_file_is_read_and_a_symlink_directory_or_fifo_is_refused(tmp_path):
@@ -13,19 +13,19 @@ def test_a_regular_file_is_read_and_a_symlink_directory_or_fifo_is_refused(tmp_p
     (tmp_path / "directory").mkdir()
     os.mkfifo(tmp_path / "fifo")
 
-    assert files.read_regular(tmp_path / "file") == "text"
+    assert files.read_regular(tmp_path / "file").decode(errors="replace") == "text"
     for name, kind in (("link", "a symlink"), ("directory", "a directory"), ("fifo", "a FIFO")):
-        with pytest.raises(files.Unexpected, match=f"is {kind}, not a file"):
-            files.read_regular(tmp_path / name)
+        with pytest.raises(files.NotRegular, match=f"is {kind}, not a file"):
+            files.read_regular(tmp_path / name).decode(errors="replace")
     with pytest.raises(FileNotFoundError):
-        files.read_regular(tmp_path / "missing")
+        files.read_regular(tmp_path / "missing").decode(errors="replace")
 
 
 def test_a_file_bigger_than_the_limit_is_refused(tmp_path):
     (tmp_path / "big").write_text("x" * 11)
 
-    with pytest.raises(files.Unexpected, match="has 11 bytes, more than 10"):
-        files.read_regular(tmp_path / "big", limit=10)
+    with pytest.raises(files.NotRegular, match="has 11 bytes, more than 10"):
+        files.read_regular(tmp_path / "big", limit=10).decode(errors="replace")
 
 
 def test_a_lock_file_that_is_a_dangling_symlink_is_replaced_never_created_through_it(tmp_path):
