@@ -21,7 +21,7 @@ from pathlib import Path
 
 from borg_common.settings import ConfigError
 from borg_server.config import reader
-from borg_server.sessions import replica_source, session
+from borg_server.sessions import protocol, replica_source, session
 from borg_server.sessions.protocol import ProtocolError, close_all, receive, receive_with_fds, send
 from borg_server.system import commands
 from borg_server.system.paths import Paths
@@ -58,12 +58,12 @@ def handle(connection: socket.socket, paths: Paths, login_uid: int, replica_uid:
                 logger.warning("broker: refused a request with %d file descriptors instead of %d", len(fds), STDIO)
                 return
             request = session.parse_request(message)
-            if uid != login_uid and request.role != session.REPLICA_ROLE:
+            if uid != login_uid and request.role != protocol.REPLICA_ROLE:
                 raise session.BadRequest(
                     f"the {commands.REPLICA_USER} login may only read for the replica, not {request.role}"
                 )
             stdio = (fds[0], fds[1], fds[2])
-            if request.role == session.REPLICA_ROLE:
+            if request.role == protocol.REPLICA_ROLE:
                 server = reader.load(os.environ, socket.gethostname())
                 code = replica_source.run(server, request.fingerprint, request.environ, stdio, paths)
             else:
@@ -86,7 +86,7 @@ def forward(connection: socket.socket, process) -> None:
         try:
             while (message := receive(connection)) is not None:
                 number = message.get("signal")
-                if number in session.FORWARDED_SIGNALS and process.poll() is None:
+                if number in protocol.FORWARDED_SIGNALS and process.poll() is None:
                     process.send_signal(number)
         except (ProtocolError, OSError):
             return

@@ -20,8 +20,6 @@ from pathlib import Path
 from borg_server.sessions import protocol
 from borg_server.system.paths import Paths
 
-FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-EX_TEMPFAIL = 75
 CONNECT_WAIT = 10.0  # seconds to wait for the broker's socket while the server starts
 CONNECT_POLL = 0.2
 # Each command's required and optional options, as provision/authorized_keys.py writes them.
@@ -64,7 +62,7 @@ def serve(
     """Hand this session (stdin, stdout, stderr and arguments) to the broker; return the exit code it reports.
 
     SIGTERM, SIGHUP and SIGINT are passed on to the session's borg serve. Without a broker, or when it
-    stops in the middle of the session, say so on stderr (the SSH client shows it) and return EX_TEMPFAIL.
+    stops in the middle of the session, say so on stderr (the SSH client shows it) and return protocol.EX_TEMPFAIL.
     """
     try:
         connection = connect(paths.broker_socket, CONNECT_WAIT)
@@ -74,21 +72,21 @@ def serve(
             "the server is starting or failing, try again later",
             file=sys.stderr,
         )
-        return EX_TEMPFAIL
+        return protocol.EX_TEMPFAIL
     with connection:
         try:
             protocol.send(connection, request(client, role, fingerprint, quota, environ), fds=stdio)
             with open(os.devnull, "rb+") as null:  # only borg serve keeps the SSH channel open from now on
                 os.dup2(null.fileno(), stdio[0])
                 os.dup2(null.fileno(), stdio[1])
-            for number in FORWARDED_SIGNALS:
+            for number in protocol.FORWARDED_SIGNALS:
                 signal.signal(number, lambda received, _frame: protocol.send(connection, {"signal": received}))
             reply = protocol.receive(connection)
         except (OSError, protocol.ProtocolError):
             reply = None
     if reply is None or not isinstance(reply.get("exit"), int):
         print("borg-server: the session broker stopped during this session; try again later", file=sys.stderr)
-        return EX_TEMPFAIL
+        return protocol.EX_TEMPFAIL
     return reply["exit"]
 
 

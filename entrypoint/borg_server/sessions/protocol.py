@@ -2,15 +2,23 @@
 (sessions/broker.py).
 
 Messages are framed as a 4-byte big-endian length and a JSON object of at most 64 KiB; the first
-message of a session carries its stdin, stdout and stderr with SCM_RIGHTS.
+message of a session carries its stdin, stdout and stderr with SCM_RIGHTS. The request names a client
+(borg_common.settings.CLIENT_NAME) and one of ROLES, or the replica's role and no client; the signals the
+forced command receives are passed on (FORWARDED_SIGNALS); EX_TEMPFAIL is the exit code of a session
+that could not start or lost its broker.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+EX_TEMPFAIL = 75  # sysexits.h: try again later (the SSH client sees the session fail, borg retries)
+ROLES = ("append", "full", "admin", "read")  # read: a replica's client keys (sessions/read_only.py)
+REPLICA_ROLE = "replica"  # the primary's replica key: no client, the broker runs replica_source
 MAX_MESSAGE = 64 * 1024
 HEADER = 4
 

@@ -8,24 +8,19 @@ so neither the session nor the borg login account can forge a backup in it.
 
 from __future__ import annotations
 
-import re
-import signal
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from borg_common.settings import CLIENT_NAME
 from borg_server.repository import audit_log, gate, segments
 from borg_server.sessions import stale_locks
+from borg_server.sessions.protocol import EX_TEMPFAIL, REPLICA_ROLE, ROLES
 from borg_server.system import accounts, commands
 from borg_server.system.paths import Paths
 
-FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 COMPACTION_WAIT = 3600  # seconds a session waits for `borg-server compact` before giving up
-EX_TEMPFAIL = 75
-ROLES = ("append", "full", "admin", "read")  # read: a replica's client keys (sessions/read_only.py)
-REPLICA_ROLE = "replica"  # the primary's replica key: no client, the broker runs replica_source
-CLIENT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
 class BadRequest(Exception):

@@ -8,13 +8,13 @@ import threading
 import pytest
 
 from borg_server.provision import authorized_keys
-from borg_server.sessions import broker, forced_command, session
+from borg_server.sessions import broker, forced_command, protocol, session
 
 
 @pytest.fixture
 def kept_signals():
     """Restore the signal handlers serve() installs."""
-    saved = {number: signal.getsignal(number) for number in forced_command.FORWARDED_SIGNALS}
+    saved = {number: signal.getsignal(number) for number in protocol.FORWARDED_SIGNALS}
     yield
     for number, handler in saved.items():
         signal.signal(number, handler)
