@@ -1,4 +1,9 @@
-"""The one place that runs subprocesses: argv lists only, output streamed into logging."""
+"""The one place that runs subprocesses: argv lists only, output streamed into logging.
+
+run() and pipe() wait for a command and log its output; start_on() and converse() start one whose
+streams belong to someone else: an SSH session's (the server's borg serve) or a request-and-answer
+conversation (a replica's SSH session to its primary).
+"""
 
 from __future__ import annotations
 
@@ -182,3 +187,30 @@ def pipe(
     reader.join()
     logger.debug("%s exited with %d", argv[0], returncode)
     return Result(returncode=returncode, stdout="", tail=list(tail))
+
+
+def start_on(
+    argv: list[str],
+    stdio: tuple[int, int, int],
+    *,
+    cwd: str,
+    env: Mapping[str, str],
+    user: int,
+    group: int,
+    pass_fds: tuple[int, ...] = (),
+) -> subprocess.Popen:
+    """Start argv on the given stdin, stdout and stderr descriptors (they are its protocol channel: nothing
+    is read or logged here), as user and group with no supplementary group, keeping pass_fds open in it.
+    Raise OSError if the program cannot be started."""
+    logger.debug("running %s as %d:%d", masked(argv), user, group)
+    return subprocess.Popen(
+        argv, stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], cwd=cwd, env=dict(env),
+        user=user, group=group, extra_groups=[], pass_fds=pass_fds,
+    )  # fmt: skip
+
+
+def converse(argv: list[str], stderr) -> subprocess.Popen:
+    """Start argv with pipes to its stdin and from its stdout, for requests and answers; its stderr goes to
+    stderr (a file, read when something failed). Raise OSError if the program cannot be started."""
+    logger.debug("running %s", masked(argv))
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)

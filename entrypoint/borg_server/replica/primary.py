@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
+from borg_common.process import converse
 from borg_server.config.replica import Replication
 from borg_server.system.paths import Paths
 
@@ -65,9 +66,7 @@ class Primary:
                 shutil.copyfileobj(source, target)
         known_hosts.write_text(replication.known_hosts_line)
         self.errors = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(
-            ssh_argv(replication, key, known_hosts), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors
-        )
+        self.process = converse(ssh_argv(replication, key, known_hosts), self.errors)
 
     def request(self, message: dict) -> int:
         """Send one request; return the size of the answer's body; raise Moved or PrimaryError."""

@@ -8,11 +8,11 @@ so neither the session nor the borg login account can forge a backup in it.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from borg_common.process import start_on
 from borg_common.settings import CLIENT_NAME
 from borg_server.repository import audit_log, gate, segments
 from borg_server.sessions import stale_locks
@@ -115,16 +115,13 @@ def run(request: Request, stdio: tuple[int, int, int], paths: Paths, started_pro
                 before = committed_segment(paths, client)
                 with stale_locks.start_guard(client):  # until borg serve runs, no other session looks
                     stale_locks.clear(client, account.uid, paths.client_directory(client))
-                    process = subprocess.Popen(  # borg serve holds the gate too, should the broker die first
+                    process = start_on(  # borg serve holds the gate too, should the broker die first
                         serve_argv(client, request.role, request.quota, paths),
-                        stdin=stdio[0],
-                        stdout=stdio[1],
-                        stderr=stdio[2],
-                        cwd=paths.client_directory(client),
+                        stdio,
+                        cwd=str(paths.client_directory(client)),
                         env=serve_environment(request, paths, account),
                         user=account.uid,
                         group=account.gid,
-                        extra_groups=[],
                         pass_fds=(held.fileno(),) if held else (),
                     )
                 started_process(process)
