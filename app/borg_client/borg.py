@@ -89,11 +89,6 @@ def as_admin(config: ClientConfig) -> ClientConfig:
     return dataclasses.replace(config, ssh_key=config.retention.admin_key)
 
 
-def admin_environment(config: ClientConfig, base: dict[str, str]) -> dict[str, str]:
-    """Given the configuration and the process environment, return borg's environment for a prune: the admin key."""
-    return borg_environment(as_admin(config), base)
-
-
 def host_id(path: Path, client: str) -> str:
     """Given the host id file in the state volume, return a BORG_HOST_ID that survives re-creation.
 

@@ -69,24 +69,6 @@ def post_json(session: Any, url: str, document: dict[str, Any], timeout: float) 
     _post(session, url, json.dumps(document).encode("utf-8"), headers, timeout)
 
 
-def deliver(
-    url: str,
-    document: dict[str, Any],
-    *,
-    session: Any = None,
-    attempts: int = 5,
-    max_seconds: float = 120.0,
-    timeout: float = 10.0,
-    sleep: Callable[[float], None] = time.sleep,
-) -> bool:
-    """Given a URL and a document, POST it with retries and return True if delivered, False if not.
-
-    Each retry and the final outcome are logged; delivery failures never raise.
-    """
-    send = functools.partial(post_json, url=url, document=document, timeout=timeout)
-    return _attempt_and_log(url, _describe(document), send, session, attempts, max_seconds, sleep)
-
-
 def ping(
     url: str,
     *,
@@ -229,7 +211,7 @@ def _attempt(
 
 
 def _attempt_and_log(url: str, what: str, send: Callable[[Any], None], *policy: Any) -> bool:
-    """Run _attempt and log a failure the way deliver and ping report it; return whether it arrived."""
+    """Run _attempt and log a failure the way ping reports it; return whether it arrived."""
     outcome, reason = _attempt(url, what, send, *policy)
     if outcome is Outcome.GAVE_UP:
         logger.warning("%s to %s: %s", what, redact_url(url), reason)

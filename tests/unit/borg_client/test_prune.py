@@ -80,7 +80,7 @@ def test_the_archive_glob_is_archive_names_text_before_its_first_placeholder(nam
 
 
 def test_a_prune_connects_with_the_admin_key_and_everything_else_as_the_backups(pruning, admin_key):
-    admin = borg.admin_environment(pruning, {})
+    admin = borg.borg_environment(borg.as_admin(pruning), {})
     backup = borg.borg_environment(pruning, {})
 
     assert shlex.split(admin["BORG_RSH"])[:3] == ["ssh", "-i", str(admin_key)]

@@ -1,6 +1,8 @@
 import json
 import logging
+import tempfile
 import types
+from pathlib import Path
 
 import pytest
 import requests
@@ -36,9 +38,13 @@ class FakeSession:
 
 
 def send(session, attempts=5, **kwargs):
+    """Send one report (run_id r1) to URL the way the images do: from an outbox; return (delivered, waits)."""
     sleeps = []
-    ok = delivery.deliver(URL, {"run_id": "r1"}, session=session, attempts=attempts, sleep=sleeps.append, **kwargs)
-    return ok, sleeps
+    with tempfile.TemporaryDirectory() as directory:
+        outbox.put(Path(directory), {"run_id": "r1"}, [URL])
+        flushed = delivery.flush(Path(directory), [URL], session=session, attempts=attempts, sleep=sleeps.append,
+                                 **kwargs)  # fmt: skip
+    return flushed.delivered == 1, sleeps
 
 
 def retry_warnings(caplog):
@@ -84,7 +90,9 @@ def test_not_found_is_posted_once_and_not_retried(caplog):
 
     assert (ok, len(session.calls), sleeps) == (False, 1, [])
     assert [r.levelname for r in caplog.records] == ["ERROR"]
-    assert caplog.records[0].getMessage() == f"document r1 to {SHOWN} rejected (HTTP 404); not retrying"
+    assert caplog.records[0].getMessage() == (
+        f'document r1 to {SHOWN} rejected (HTTP 404); dropped for that receiver: {{"run_id": "r1"}}'
+    )
 
 
 @pytest.mark.parametrize(
@@ -115,7 +123,10 @@ def test_delivery_gives_up_after_the_attempt_cap_and_logs_why(caplog):
         ok, sleeps = send(session, attempts=4)
 
     assert (ok, len(session.calls), len(sleeps)) == (False, 4, 3)
-    assert caplog.records[-1].getMessage() == f"document r1 to {SHOWN}: gave up after 4 attempt(s), last HTTP 503"
+    assert caplog.records[-1].getMessage() == (
+        f"document r1 to {SHOWN}: gave up after 4 attempt(s), last HTTP 503; kept in the outbox, receiver skipped "
+        "until the next flush"
+    )
 
 
 def test_delivery_gives_up_when_the_total_time_cap_is_reached(monkeypatch):
@@ -181,7 +192,7 @@ def test_alert_id_becomes_the_idempotency_key_and_a_document_without_id_has_none
     assert "Idempotency-Key" not in session.calls[1][1]["headers"]
 
 
-def test_deliver_without_a_session_opens_and_closes_its_own(monkeypatch):
+def test_a_flush_without_a_session_opens_and_closes_its_own(monkeypatch):
     made = []
 
     class OwnSession(FakeSession):
@@ -194,7 +205,8 @@ def test_deliver_without_a_session_opens_and_closes_its_own(monkeypatch):
 
     monkeypatch.setattr(delivery.requests, "Session", OwnSession)
 
-    assert delivery.deliver(URL, {"run_id": "r1"}, sleep=[].append) is True
+    ok, _ = send(None)
+    assert ok is True
     assert len(made) == 1 and len(made[0].calls) == 1 and made[0].closed
 
 
