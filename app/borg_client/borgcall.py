@@ -40,12 +40,17 @@ class Control:
 
 @dataclass(frozen=True)
 class BorgCall:
-    """A finished borg command: its exit code, --json output, message ids and log tail."""
+    """A finished borg command: its exit code, --json output, message ids and log tail, and its outcome
+    (success, warning or failure: borg.outcome, read once here for every step that asks)."""
 
     returncode: int
     stdout: str
     msgids: tuple[str, ...]
     tail: tuple[str, ...] = field(default=())
+    outcome: borg.Outcome = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outcome", borg.outcome(self.returncode))
 
 
 def call_borg(

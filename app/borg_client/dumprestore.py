@@ -50,7 +50,7 @@ def stored(config: ClientConfig, archive: str, container: str) -> list[Stored]:
     """Return the dumps of container in archive; raise RestoreFailed if borg cannot list them."""
     directory = f"{dumps.DUMPS}/{quote(container, safe='')}"
     call = call_borg(config, borg.list_paths_argv(archive, directory), capture_json=True)
-    if borg.outcome(call.returncode).status == "failure":  # a warning: nothing under the path
+    if call.outcome.status == "failure":  # a warning: nothing under the path
         raise RestoreFailed(explain(call, f"borg list of {archive} failed"))
     found = []
     for line in call.stdout.splitlines():
@@ -212,4 +212,4 @@ def command_list_dumps(config: ClientConfig, archive: str) -> int:
         if entry.get("type") == "-" and len(parts) == 3 and parts[2].endswith(".sql"):
             database = unquote(parts[2].removesuffix(".sql"))
             print(f"{unquote(parts[1])}\t{database}\t{entry.get('size', 0)} bytes\t{entry['path']}")
-    return 0 if borg.outcome(call.returncode).status == "warning" else call.returncode
+    return 0 if call.outcome.status == "warning" else call.returncode

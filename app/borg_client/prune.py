@@ -79,7 +79,7 @@ def prune(config: ClientConfig, started: RunReport, control: Control) -> RunRepo
         return dataclasses.replace(started, status="failure", message=str(error))
     except Exception as error:  # an OSError, a bug: still a report, and the traceback
         return failed_unexpectedly(started, error, [])
-    verdict = borg.outcome(call.returncode)
+    verdict = call.outcome
     message = f"kept {len(log.kept)} archives, pruned {len(log.pruned)}"
     status = verdict.status
     if status == "failure" and control.interrupted:

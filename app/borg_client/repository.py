@@ -47,7 +47,7 @@ def create(
             raise RunFailed(history.vanished(paths, config.repository), "vanished")
         initialise(config)
         call = call_borg(config, argv, capture_json=True, control=control, cwd=cwd)
-    if borg.outcome(call.returncode).status != "failure":
+    if call.outcome.status != "failure":
         try:
             history.record_backup(paths, call.stdout)
         except OSError:

@@ -64,7 +64,7 @@ def backup(config: ClientConfig, paths: Paths, started: RunReport, control: Cont
                 logger.info("backing up %s to %s", what, config.repository)
                 argv = borg.create_argv(config, archive, sources, *dump_paths(directory, sources))
                 call = repository.create(config, archive, sources, control, argv, directory)
-        if borg.outcome(call.returncode).status == "failure" and not control.interrupted:
+        if call.outcome.status == "failure" and not control.interrupted:
             preflight.check_host_key(config)  # a server that did not answer, or not with the pinned key, says so
         return checked_dumps(config, created(started, call, control.interrupted, stopped), results)
     except failures.Failure as error:
@@ -79,7 +79,7 @@ def backup(config: ClientConfig, paths: Paths, started: RunReport, control: Cont
 
 def created(started: RunReport, call: BorgCall, interrupted: bool, stopped: list[str]) -> RunReport:
     """Given the started report and borg create's call, return the report of its outcome."""
-    verdict = borg.outcome(call.returncode)
+    verdict = call.outcome
     archive, stats = borg.archive_stats(call.stdout)
     status, message = verdict.status, verdict.reason
     if verdict.status == "failure":
