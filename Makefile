@@ -25,14 +25,15 @@ COMPOSE_PROFILES := $(PROFILES)
 ADMIN := $(filter admin,$(subst $(comma), ,$(PROFILES)))
 export BASE_IMAGE IMAGE_TAG COMPOSE_PROFILES
 
-.PHONY: help up down test unit integration lint images test-images base-image venv bench
+.PHONY: help up down test unit integration lint docs images test-images base-image venv bench
 
 help:
 	@echo "make up     run the appliance (server, sidecar, sample app) and make a first backup"
-	@echo "make up PROFILES=admin   also the admin service that prunes (README: Where the admin key lives)"
+	@echo "make up PROFILES=admin   also the admin service that prunes (docs/how-to/prune-safely.md#where-the-admin-key-lives)"
 	@echo "make down   stop it (volumes are kept; 'make down VOLUMES=1' removes them too)"
 	@echo "make test   unit and integration tests (builds the images)"
-	@echo "make lint   ruff check and format check"
+	@echo "make lint   ruff check, format check and the strict docs build"
+	@echo "make docs   build the documentation site into site/ (mkdocs, strict)"
 	@echo "make bench  the appliance against plain borg (BENCH_ARGS=\"--size-mb 256\" for a quick run)"
 
 base-image:
@@ -100,6 +101,11 @@ venv: $(VENV)/.installed
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir .build/site
+
+# The documentation site (mkdocs.yml): strict, so a broken link or anchor fails the build.
+docs: venv
+	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit

@@ -76,7 +76,7 @@ def call_borg(
     )
     if "Cache.RepositoryAccessAborted" in log.msgids and not config.from_replica:
         logger.error("borg knows this repository at another place (its security record); reading from a replica's "
-                     "copy? set RESTORE_FROM_REPLICA=yes (README: When the primary is lost)")  # fmt: skip
+                     "copy? set RESTORE_FROM_REPLICA=yes (docs/how-to/primary-lost.md)")  # fmt: skip
     tail = tuple(result.tail)
     summary = log.summary(f"borg {argv[4]}", str(daylog.current())) if log.sink else None
     if summary:

@@ -21,7 +21,7 @@ from tests.harness.stack import (
 )
 
 KEEP = 20  # REPLICA_KEEP_REMOVED of the scenario, in seconds
-FROM_REPLICA = {"RESTORE_FROM_REPLICA": "yes"}  # the sidecar reads from a replica (README: when the primary is lost)
+FROM_REPLICA = {"RESTORE_FROM_REPLICA": "yes"}  # the sidecar reads from a replica (docs/how-to/primary-lost.md)
 FUSE = ["--device", "/dev/fuse", "--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined"]
 
 # The committed segments of app's repository (number -> sha256), read with the server's own segment module.

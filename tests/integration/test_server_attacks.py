@@ -162,7 +162,8 @@ def test_append_only_keeps_deleted_archives_on_disk_and_the_admin_key_frees_them
     # ...but not one byte left the disk.
     assert repository_bytes(server, "web") >= before_delete
 
-    # Recovery as the README documents it: roll the repository back to the last good transaction.
+    # Recovery as docs/how-to/roll-back-a-compromised-client.md documents it: roll the repository back to the last
+    # good transaction.
     server.exec("sh", "-c", f"cd /srv/borg/web/main && rm -f hints.* index.* integrity.* && "
                 f"for f in data/*/*; do [ \"$(basename $f)\" -gt {last_good} ] && rm $f; done; true")  # fmt: skip
     reset = sandbox.run(

@@ -80,7 +80,7 @@ def test_the_swarm_stack_pairs_by_secrets_backs_up_scales_the_app_to_0_meanwhile
     stack = sandbox.prefix
     host_key = tmp_path / "host_key"
     try:
-        # The README's steps: a host key and the client's secrets, all before the server ever starts.
+        # docs/how-to/swarm.md's steps: a host key and the client's secrets, all before the server ever starts.
         host_key.write_text(docker("run", "--rm", SERVER_IMAGE, "borg-server", "new-host-key").stdout)
         docker("secret", "create", "borg_host_key", str(host_key))
         script = docker("run", "--rm", "-v", f"{host_key}:/run/secrets/borg_host_key:ro",

@@ -150,8 +150,8 @@ def manifest_condition(name: str, found: ClientState) -> tuple[str, dict]:
     segments = ", ".join(str(shrink.segment) for shrink in shrinks)
     message = (
         f"client {name}: the manifest shrank without any archive deleted (segments {segments}): archives were "
-        f"probably dropped from the list while their data stays; see borg-server audit {name} and the README "
-        "(borg check --repair on a copy finds them again)"
+        f"probably dropped from the list while their data stays; see borg-server audit {name} and "
+        "docs/how-to/recover-dropped-archives.md (borg check --repair on a copy finds them again)"
     )
     details = {"count": len(shrinks), "shrinks": [dataclasses.asdict(shrink) for shrink in shrinks]}
     return message, details

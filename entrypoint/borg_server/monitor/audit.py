@@ -110,7 +110,8 @@ def render(result: dict, as_json: bool) -> str:
     for shrink in shrinks:
         lines.append(
             f"client {name}: the manifest shrank from {shrink['previous_size']} to {shrink['size']} bytes in segment "
-            f"{shrink['segment']} with no archive deleted: archives dropped from the list (README: manifest_shrank)."
+            f"{shrink['segment']} with no archive deleted: archives dropped from the list "
+            "(docs/how-to/recover-dropped-archives.md)."
         )
     if tampering:
         lines.append(
@@ -121,6 +122,6 @@ def render(result: dict, as_json: bool) -> str:
     lines.append(
         f"If these are expected (your own prune with the admin key), accept them with:\n"
         f"  borg-server audit {name} --acknowledge {result['scanned_through'] or 0}\n"
-        "If not: do not compact; restore the archives as the README's rollback procedure says."
+        "If not: do not compact; roll back as docs/how-to/roll-back-a-compromised-client.md says."
     )
     return "\n".join(lines)

@@ -24,7 +24,8 @@ PUT(M) C | PUT PUT PUT D(M) P(M) C | PUT D(M) P(M) C | D(archive one) D(M) P(M) 
   `rename` deletes the old archive object, `check --repair` deletes orphans and defect chunks.
 - Compaction (never in append-only) copies still-needed DELETE entries into new segments, where
   `deletes_since` would report them again: `borg-server compact` moves the scan position past them;
-  a compaction with an admin key makes them show up once more (the README advises against it).
+  a compaction with an admin key makes them show up once more
+  (docs/how-to/prune-safely.md#never-compact-from-the-client advises against it).
 
 Rule implemented by `deletes_since`: every committed DELETE of a key other than the manifest's is
 reported, as one of three kinds. "overwrite": the next entry is a PUT of the same key (`put` of an

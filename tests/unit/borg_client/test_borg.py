@@ -91,7 +91,7 @@ def test_a_repository_borg_knows_elsewhere_points_at_restore_from_replica(config
 
     monkeypatch.setattr(process, "run", run)
     call_borg(config, borg.list_argv())
-    assert "set RESTORE_FROM_REPLICA=yes (README: When the primary is lost)" in caplog.text
+    assert "set RESTORE_FROM_REPLICA=yes (docs/how-to/primary-lost.md)" in caplog.text
     caplog.clear()
     call_borg(dataclasses.replace(config, from_replica=True), borg.list_argv())
     assert "RESTORE_FROM_REPLICA" not in caplog.text

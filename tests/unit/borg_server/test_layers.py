@@ -1,5 +1,5 @@
 """The server package's layers: each subpackage imports only from itself and the ones below it, so the
-dependencies point one way (README: Layout). A new import that points up fails here, naming both ends."""
+dependencies point one way (docs/explanation/code-map.md). A new import that points up fails here, naming both ends."""
 
 from __future__ import annotations
 

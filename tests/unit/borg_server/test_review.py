@@ -389,7 +389,7 @@ TAMPERING = {"changed": [2], "truncated": [6], "removed": [], "config": False, "
 HOW_TO_ACKNOWLEDGE = [
     "If these are expected (your own prune with the admin key), accept them with:",
     "  borg-server audit web --acknowledge 15",
-    "If not: do not compact; restore the archives as the README's rollback procedure says.",
+    "If not: do not compact; roll back as docs/how-to/roll-back-a-compromised-client.md says.",
 ]
 
 
