@@ -26,13 +26,13 @@ FUSE = ["--device", "/dev/fuse", "--cap-add", "SYS_ADMIN", "--security-opt", "ap
 
 # The committed segments of app's repository (number -> sha256), read with the server's own segment module.
 COMMITTED = (
-    "import json, sys; sys.path.insert(0, '/opt/borg-appliance'); from borg_server import segments; "
+    "import json, sys; sys.path.insert(0, '/opt/borg-appliance'); from borg_server.repository import segments; "
     "r = '/srv/borg/app/main'; last = segments.last_commit(r); "
     "print(json.dumps({n: segments.fingerprint(p).sha256 for n, p in segments.segment_files(r).items() if n <= last}))"
 )
 # Flips one byte in the middle of the largest committed segment; prints its number.
 FLIP = (
-    "import sys; sys.path.insert(0, '/opt/borg-appliance'); from borg_server import segments; "
+    "import sys; sys.path.insert(0, '/opt/borg-appliance'); from borg_server.repository import segments; "
     "files = segments.segment_files('/srv/borg/app/main'); n = max(files, key=lambda n: files[n].stat().st_size); "
     "f = open(files[n], 'r+b'); f.seek(files[n].stat().st_size // 2); b = f.read(1); f.seek(-1, 1); "
     "f.write(bytes([b[0] ^ 1])); f.close(); print(n)"
