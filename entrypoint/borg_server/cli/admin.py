@@ -8,12 +8,8 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from borg_server.cli.shared import PATHS, find_client, load_or_explain
-
-if TYPE_CHECKING:
-    pass
 
 # Each command imports the modules it needs itself: the forced command (serve) of every session and
 # the healthcheck start in a few milliseconds instead of importing the whole server.
