@@ -1,9 +1,10 @@
 """The server's host key given as a setting (BORG_HOST_KEY_FILE, e.g. a Docker or Kubernetes secret).
 
 So that clients can pin the host key before the server ever starts, the server takes an OpenSSH
-ed25519 private key from a secret instead of generating one. It is checked here, without OpenSSH and
-without decrypting anything, the way sshd would read it: one unencrypted ed25519 key whose public and
-private parts agree. A message never quotes the text: it is a secret.
+ed25519 private key from a secret instead of generating one. It is checked here without OpenSSH, read by
+cryptography's OpenSSH loader as sshd would read it: one unencrypted ed25519 key whose public and
+private parts agree; the public key published is the one its private key
+makes. A message never quotes the text: it is a secret.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import struct
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 from borg_common.files import atomic_write, describe, move_aside, read_regular
 from borg_server.system import commands
@@ -22,11 +25,16 @@ from borg_server.system.ssh_keys import KeyProblem, PublicKey, parse_public_key
 
 LABEL = "OPENSSH " + "PRIVATE KEY"  # split, so this source does not itself look like a private key
 BEGIN, END = f"-----BEGIN {LABEL}-----", f"-----END {LABEL}-----"
-MAGIC = b"openssh-key-v1\0"
 KEY_TYPE = "ssh-ed25519"
 MAKE_ONE = "make one with: borg-server new-host-key"
 COMMENT = "borg-appliance host key"
 HOST_KEY_SETTING = "BORG_HOST_KEY"  # read as BORG_HOST_KEY_FILE (a secret) or, not recommended, the key's text itself
+DAMAGE = {  # cryptography's words for a damaged key, and what they mean here
+    "Corrupt data: broken checksum": "its check numbers differ",
+    "Corrupt data: key type mismatch": "its public and private parts differ",
+    "Corrupt data: ed25519 field mismatch": "its public and private parts differ",
+    "Invalid data": "it ends in the middle of a field",
+}
 HOST_KEY_LIMIT = 4096  # an ed25519 private key is about 400 characters
 
 logger = logging.getLogger(__name__)
@@ -43,7 +51,7 @@ class GivenHostKey:
 
 def parse_private_key(text: str) -> PublicKey:
     """Given the text of an OpenSSH private key, return its public key; raise KeyProblem unless it is exactly
-    one ed25519 key without a passphrase, undamaged (its public and private parts agree)."""
+    one ed25519 key without a passphrase, undamaged (cryptography reads it, the way sshd would)."""
     text = text.strip()
     if not text:
         raise KeyProblem(f"is empty; give an OpenSSH ed25519 private key ({MAKE_ONE})")
@@ -57,33 +65,29 @@ def parse_private_key(text: str) -> PublicKey:
         data = base64.b64decode("".join(text[len(BEGIN) : -len(END)].split()), validate=True)
     except (binascii.Error, ValueError):
         raise KeyProblem("is damaged: its body is not base64") from None
-    if not data.startswith(MAGIC):
+    if not data.startswith(b"openssh-key-v1\0"):
         raise KeyProblem("is damaged: it does not start as an OpenSSH key (openssh-key-v1)")
-    reader = _Reader(data, len(MAGIC))
-    cipher, _kdf, _options = reader.string(), reader.string(), reader.string()
-    if cipher != b"none":
-        raise KeyProblem("is protected by a passphrase, which sshd cannot ask for; remove it (ssh-keygen -p -N '')")
-    (count,) = reader.unpack(">I")
-    if count != 1:
-        raise KeyProblem(f"holds {count} keys; give exactly one")
-    public_blob = reader.string()
-    key_type = _Reader(public_blob).string().decode("ascii", "replace")
+    try:
+        key = serialization.load_ssh_private_key(text.encode("ascii", "replace"), password=None)
+    except (TypeError, UnsupportedAlgorithm, ValueError) as error:
+        raise KeyProblem(_problem(error)) from None
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    key_type, blob = public.decode("ascii").split()[:2]
     if key_type != KEY_TYPE:
-        shown = key_type if key_type.isprintable() and len(key_type) < 40 else "another type"
-        raise KeyProblem(f"is a {shown} key; the host key is {KEY_TYPE} ({MAKE_ONE})")
-    private = _Reader(reader.string())
-    check, again = private.unpack(">II")
-    if check != again:
-        raise KeyProblem("is damaged: its check numbers differ")
-    inner_type, inner_public, secret = private.string(), private.string(), private.string()
-    comment = private.string()
-    if inner_type != KEY_TYPE.encode() or len(inner_public) != 32 or len(secret) != 64:
-        raise KeyProblem("is damaged: its private part is not an ed25519 key")
-    if public_blob != struct.pack(">I", len(inner_type)) + inner_type + struct.pack(">I", 32) + inner_public:
-        raise KeyProblem("is damaged: its public and private parts differ")
-    if secret[32:] != inner_public:
-        raise KeyProblem("is damaged: its private key does not hold its public key")
-    return PublicKey(KEY_TYPE, base64.b64encode(public_blob).decode("ascii"), comment.decode("utf-8", "replace"))
+        raise KeyProblem(f"is a {key_type} key; the host key is {KEY_TYPE} ({MAKE_ONE})")
+    return PublicKey(KEY_TYPE, blob, COMMENT)
+
+
+def _problem(error: Exception) -> str:
+    """Return what a refusal of cryptography's loader means to the person who gave the key (never the key)."""
+    reason = str(error)
+    if reason.startswith(("Unsupported cipher", "Unsupported KDF", "Key is password-protected")):
+        return "is protected by a passphrase, which sshd cannot ask for; remove it (ssh-keygen -p -N '')"
+    if reason.startswith("Unsupported key type"):
+        return f"is of a type sshd cannot use as a host key; the host key is {KEY_TYPE} ({MAKE_ONE})"
+    if reason == "Only one key supported":
+        return "holds more than one key; give exactly one"
+    return f"is damaged: {DAMAGE.get(reason, 'OpenSSH cannot read it')} ({reason})"
 
 
 def repair_kept_host_key(private_key: Path) -> None:
@@ -124,25 +128,3 @@ def new_private_key() -> str:
         private_key = Path(directory) / "ssh_host_ed25519_key"
         commands.generate_keypair(private_key, COMMENT)
         return private_key.read_text()
-
-
-class _Reader:
-    """Reads an OpenSSH binary structure: uint32-length-prefixed strings and packed numbers; KeyProblem past its end."""
-
-    def __init__(self, data: bytes, offset: int = 0):
-        self.data, self.offset = data, offset
-
-    def unpack(self, layout: str) -> tuple[int, ...]:
-        size = struct.calcsize(layout)
-        if self.offset + size > len(self.data):
-            raise KeyProblem("is damaged: it ends in the middle of a field")
-        values = struct.unpack_from(layout, self.data, self.offset)
-        self.offset += size
-        return values
-
-    def string(self) -> bytes:
-        (length,) = self.unpack(">I")
-        if self.offset + length > len(self.data):
-            raise KeyProblem("is damaged: it ends in the middle of a field")
-        self.offset += length
-        return self.data[self.offset - length : self.offset]

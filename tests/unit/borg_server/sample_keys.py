@@ -3,6 +3,8 @@
 import base64
 import struct
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 # Public keys generated with ssh-keygen (OpenSSH 9.2); fingerprints from `ssh-keygen -lf`.
 ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOxYbhQWClist4OOwLuWVGFsFXWLyurigRdBRFTavFh1 ed25519@example"
 ED25519_OTHER = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFQViR1ws2NOR+fM+PNgbbVv/j+Fxit9USvf8LyHVzBU ed25519b@example"
@@ -39,8 +41,9 @@ ED25519_BLOB = ED25519.split()[1]
 ED25519_BLOB = ED25519.split()[1]
 
 
-# An ed25519 private key in OpenSSH's format, built by hand with a made-up key (no real key is tracked).
-PUBLIC = bytes(range(32))
+# An ed25519 private key in OpenSSH's format, built by hand from a made-up seed (no real key is tracked).
+SEED = bytes(range(32))
+PUBLIC = Ed25519PrivateKey.from_private_bytes(SEED).public_key().public_bytes_raw()
 ARMOUR = ("-----BEGIN OPENSSH" + " PRIVATE KEY-----", "-----END OPENSSH" + " PRIVATE KEY-----")  # split: no key here
 
 
@@ -52,7 +55,7 @@ def private_key(cipher=b"none", count=1, key_type=b"ssh-ed25519", checks=(7, 7),
     """Return an OpenSSH private key's text built by hand (its fields as OpenSSH's PROTOCOL.key lays them out)."""
     public_blob = string(key_type) + string(header)
     private = struct.pack(">II", *checks) + string(key_type) + string(PUBLIC)
-    private += string(secret if secret is not None else bytes(32) + PUBLIC) + string(b"host@example")
+    private += string(secret if secret is not None else SEED + PUBLIC) + string(b"host@example")
     body = b"openssh-key-v1\0" + string(cipher) + string(b"none") + string(b"") + struct.pack(">I", count)
     body += string(public_blob) + string(private + bytes(range(1, 8 - len(private) % 8 + 1)))
     text = base64.b64encode(body).decode()

@@ -6,6 +6,8 @@ import shutil
 import subprocess
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from borg_common.settings import ConfigError
 from borg_server.config.reader import load, load_endpoint
@@ -16,12 +18,18 @@ from borg_server.system.ssh_keys import KeyProblem
 from tests.unit.borg_server.sample_keys import ARMOUR, PUBLIC, private_key, string
 
 
-def test_an_ed25519_private_key_gives_its_public_key_with_its_comment():
+def test_an_ed25519_private_key_gives_its_public_key_named_as_the_appliance_s_host_key():
     key = parse_private_key(private_key())
 
     assert key.type == "ssh-ed25519"
     assert base64.b64decode(key.blob) == string(b"ssh-ed25519") + string(PUBLIC)
-    assert key.comment == "host@example"
+    assert key.comment == "borg-appliance host key"
+
+
+def rsa_private_key() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    encoding, format = serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH
+    return key.private_bytes(encoding, format, serialization.NoEncryption()).decode()
 
 
 @pytest.mark.parametrize(
@@ -33,11 +41,15 @@ def test_an_ed25519_private_key_gives_its_public_key_with_its_comment():
         ("just some text", "is not an OpenSSH private key"),
         (f"{ARMOUR[0]}\n!!!\n{ARMOUR[1]}", "is damaged: its body is not base64"),
         (private_key(cipher=b"aes256-ctr"), "is protected by a passphrase, which sshd cannot ask for"),
-        (private_key(count=2), "holds 2 keys; give exactly one"),
-        (private_key(key_type=b"ssh-rsa"), "is a ssh-rsa key; the host key is ssh-ed25519"),
+        (private_key(count=2), "holds more than one key; give exactly one"),
+        (rsa_private_key(), "is a ssh-rsa key; the host key is ssh-ed25519"),
+        (
+            private_key(key_type=b"x-unknown@example.com"),
+            "is of a type sshd cannot use as a host key; the host key is ssh-ed25519",
+        ),
         (private_key(checks=(7, 8)), "is damaged: its check numbers differ"),
         (private_key(header=bytes(32)), "is damaged: its public and private parts differ"),
-        (private_key(secret=bytes(64)), "is damaged: its private key does not hold its public key"),
+        (private_key(secret=bytes(64)), "is damaged: its public and private parts differ"),
         (private_key()[: len(ARMOUR[0]) + 69] + "\n" + ARMOUR[1], "is damaged: it ends in the middle of a field"),
     ],
 )
