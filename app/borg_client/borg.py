@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from borg_client.config import ClientConfig
-from borg_client.paths import Paths
 from borg_client.retention import archive_glob
 from borg_common.borglog import LogJson  # noqa: F401 (borg.LogJson is part of this module's interface)
 
@@ -40,7 +39,7 @@ def borg_environment(config: ClientConfig, base: dict[str, str]) -> dict[str, st
     borg reads the copy without a relocation question or a replay alarm, and the primary's record
     stays as it was for the next primary.
     """
-    paths = Paths.of(config)
+    paths = config.paths
     admin = config.retention.admin_key is not None and config.ssh_key == config.retention.admin_key
     security, cache = (
         (paths.replica_security, paths.replica_cache) if config.from_replica else (paths.security, paths.cache)

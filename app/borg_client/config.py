@@ -6,10 +6,12 @@ import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from borg_client import retention, retry
+from borg_client.paths import Paths
 from borg_client.retention import Retention
 from borg_common import cron
 from borg_common.settings import CLIENT_NAME, ConfigError, Settings
@@ -69,6 +71,11 @@ class ClientConfig:
     backup_timestamp: str | None = None  # `run --timestamp` (tests): borg create --timestamp, UTC
     state: Path = STATE
     sources: Path = SOURCES
+
+    @cached_property
+    def paths(self) -> Paths:
+        """The files and directories of this client's state volume (made once per configuration)."""
+        return Paths(self.state, self.client)
 
     @property
     def secrets(self) -> tuple[str, ...]:

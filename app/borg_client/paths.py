@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from borg_client.config import ClientConfig
-
 
 @dataclass(frozen=True)
 class Paths:
@@ -15,11 +13,6 @@ class Paths:
 
     state: Path
     client: str
-
-    @classmethod
-    def of(cls, config: ClientConfig) -> Paths:
-        """Given the configuration, return the paths of its state volume."""
-        return cls(config.state, config.client)
 
     @property
     def outbox(self) -> Path:

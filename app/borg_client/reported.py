@@ -26,7 +26,7 @@ def reported(
     log or run lock the state volume refuses is a failure report too (the outbox may still take it, the
     ping goes out).
     """
-    paths = Paths.of(config)
+    paths = config.paths
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(day_log(paths))

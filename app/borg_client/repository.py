@@ -16,7 +16,6 @@ from borg_client.borgcall import BorgCall, Control, call_borg, explain
 from borg_client.config import ClientConfig
 from borg_client.failures import Failure
 from borg_client.journal import run_lock
-from borg_client.paths import Paths
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ def create(
     recorded (borg_client.history). argv and cwd: a create argv made elsewhere (with dumps) and where
     it runs. Raise RunFailed if the repository vanished or the init fails.
     """
-    paths = Paths.of(config)
+    paths = config.paths
     argv = argv or borg.create_argv(config, archive, sources)
     call = call_borg(config, argv, capture_json=True, control=control, cwd=cwd)
     if REPOSITORY_MISSING in call.msgids and not control.interrupted:
@@ -71,7 +70,7 @@ def initialise_explicitly(config: ClientConfig, new_repository: bool) -> list[Pa
     borg init has made the new repository, the old record and key export are kept under names with
     a time suffix. An existing repository is never touched (borg init refuses it). Holds the run lock.
     """
-    paths = Paths.of(config)
+    paths = config.paths
     with run_lock(paths, wait=True):
         before = history.evidence(paths)
         if before and not new_repository:
@@ -96,7 +95,7 @@ def export_key(config: ClientConfig) -> Path:
     An existing export with a different content is never overwritten: it is moved aside with a
     time suffix first. Raise RunFailed if borg cannot export it.
     """
-    paths = Paths.of(config)
+    paths = config.paths
     paths.key_export.mkdir(mode=0o700, parents=True, exist_ok=True)
     for paper, path in ((False, paths.key_file), (True, paths.paper_key_file)):
         fresh = path.with_name(path.name + ".new")

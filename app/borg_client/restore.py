@@ -9,7 +9,6 @@ from borg_client import borg
 from borg_client.borgcall import call_borg, explain
 from borg_client.config import ClientConfig
 from borg_client.daylog import day_log
-from borg_client.paths import Paths
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ def restore(config: ClientConfig, archive: str, paths: list[str], target: Path, 
             "restore elsewhere, or add --overwrite-live if that is really what you want"
         )
     target.mkdir(parents=True, exist_ok=True)
-    with day_log(Paths.of(config)):
+    with day_log(config.paths):
         logger.info("restoring %s%s into %s", archive, f" ({', '.join(paths)})" if paths else "", target)
         call = call_borg(config, borg.extract_argv(archive, paths), cwd=target)
         if call.returncode == 0:

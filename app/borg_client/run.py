@@ -38,7 +38,7 @@ def run_once(config: ClientConfig, wait: bool = False, control: Control | None =
 
 def report_skipped(config: ClientConfig, message: str) -> RunReport:
     """Record and ship a skipped run (a scheduled time passed while the previous run still went on)."""
-    paths = Paths.of(config)
+    paths = config.paths
     with day_log(paths):
         finished = report.finish(dataclasses.replace(report.start(config), status="skipped", message=message))
         report.ship(config, paths, finished)

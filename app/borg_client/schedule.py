@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from borg_client import journal, prune, quiesce, retry, run, waiting
 from borg_client.borgcall import Control
 from borg_client.config import ClientConfig
-from borg_client.paths import Paths
 from borg_common import cron, outbox, reports
 from borg_common.wakeup import Wakeup
 
@@ -59,7 +58,7 @@ def needs_catch_up(runs: list[dict], expression: str, current: datetime) -> bool
 def wait_until(config: ClientConfig, due: datetime, stop: threading.Event, what: str = "the next run") -> bool:
     """Wait until due, or until SIGUSR1 says now, delivering waiting reports every minute meanwhile; return
     False if stopped."""
-    outbox_directory = Paths.of(config).outbox
+    outbox_directory = config.paths.outbox
     while True:
         remaining = (due - datetime.now().astimezone()).total_seconds()
         if remaining <= 0:
@@ -108,7 +107,7 @@ def run_with_retries(config: ClientConfig, stop: threading.Event, control: Contr
 
 def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
     """Run backups on config's schedule until stop is set."""
-    paths = Paths.of(config)
+    paths = config.paths
     survive("starting containers a crashed run left stopped", quiesce.recover, paths.stopped_containers)
     reports.flush(paths.outbox, config.report_urls, config.report_timeout)
     if not survive("waiting for the server", waiting.reachable_server, config, stop, paths.waiting) and stop.is_set():
@@ -142,7 +141,7 @@ def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
 
 def prune_loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
     """Prune on PRUNE_CRON until stop is set, and back up never (the admin service's `prune-schedule`)."""
-    reports.flush(Paths.of(config).outbox, config.report_urls, config.report_timeout)
+    reports.flush(config.paths.outbox, config.report_urls, config.report_timeout)
     while not stop.is_set():
         due = next_times(config.retention.cron, datetime.now().astimezone(), 1)[0]
         logger.info("next prune at %s", due.isoformat(timespec="seconds"))

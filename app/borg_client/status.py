@@ -8,14 +8,13 @@ from datetime import datetime, timedelta
 
 from borg_client import config as client_config
 from borg_client import journal, waiting
-from borg_client.paths import Paths
 from borg_common import cron, outbox
 
 FIRST_START_GRACE = timedelta(minutes=15)
 
 
 def command_status(config, arguments) -> int:
-    paths = Paths.of(config)
+    paths = config.paths
     runs = journal.last_runs(paths)
     current = datetime.now().astimezone()
     status = {
@@ -55,13 +54,13 @@ def command_healthcheck(config, _arguments) -> int:
     if config is None:
         print(f"starting: waiting for the pairing export in {client_config.PAIRING}")
         return 0
-    marker = waiting.waiting_for(Paths.of(config).waiting)
+    marker = waiting.waiting_for(config.paths.waiting)
     if marker:
         print(f"starting: waiting for {marker}")
         return 0
     runs = [
         entry
-        for entry in journal.last_runs(Paths.of(config))
+        for entry in journal.last_runs(config.paths)
         if entry.get("status") != "skipped" and entry.get("kind", "backup") == "backup"
     ]
     current = datetime.now().astimezone()

@@ -33,7 +33,7 @@ for day in range(31):
         finished = run.run_once(settings, attempt=attempt)
         statuses.append(finished.status)
         failures += [finished.message] if finished.status != "success" else []
-paths = Paths.of(settings)
+paths = settings.paths
 print(json.dumps({
     "statuses": sorted(set(statuses)),
     "failures": failures[:3],

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import pytest
 
 from borg_client import daylog, history, journal, report, run
-from borg_client.paths import Paths
 from borg_common import outbox
 
 DAY = timedelta(days=1)
@@ -37,7 +36,7 @@ def fast_time(monkeypatch):
 def test_a_month_of_daily_runs_and_retries_leaves_every_kept_file_under_its_limit(
     run_config, fake_borg, lines, fast_time
 ):
-    paths = Paths.of(run_config)
+    paths = run_config.paths
     for day in range(31):  # a receiver that never comes back: every report stays undelivered
         fast_time["now"] = START + day * DAY
         fake_borg.answer("create", 2, "", [lines.log("ERROR", "Connection closed by remote host", "ConnectionClosed")])

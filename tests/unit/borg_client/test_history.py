@@ -1,17 +1,16 @@
 """Tests for what the sidecar knows of its repository: the record of backups, and when it has backed up before."""
 
 from borg_client import history, journal
-from borg_client.paths import Paths
 from tests.unit.borg_client.samples import REPO_ID, create_json
 
 
 def test_a_fresh_state_volume_has_not_backed_up_before(config):
-    assert history.evidence(Paths.of(config)) is None
-    assert history.read(Paths.of(config)) is None
+    assert history.evidence(config.paths) is None
+    assert history.read(config.paths) is None
 
 
 def test_each_backup_is_recorded_and_counted_while_the_repository_id_stays(config):
-    paths = Paths.of(config)
+    paths = config.paths
     history.record_backup(paths, create_json("web-1"))
     known = history.record_backup(paths, create_json("web-2", end="2024-05-07T03:00:00"))
 
@@ -22,20 +21,20 @@ def test_each_backup_is_recorded_and_counted_while_the_repository_id_stays(confi
 
 
 def test_a_new_repository_id_starts_the_count_again(config):
-    paths = Paths.of(config)
+    paths = config.paths
     history.record_backup(paths, create_json("web-1"))
     assert history.record_backup(paths, create_json("web-2", repository_id="f" * 64)).archives_written == 1
 
 
 def test_output_without_repository_or_archive_keeps_the_record(config):
-    paths = Paths.of(config)
+    paths = config.paths
     history.record_backup(paths, create_json("web-1"))
     assert history.record_backup(paths, '{"archive": {"name": "x"}}') is None
     assert history.read(paths).last_archive == "web-1"
 
 
 def test_a_successful_run_in_the_journal_a_security_dir_or_a_key_export_each_show_backups_before(config):
-    paths = Paths.of(config)
+    paths = config.paths
     journal.record_run(paths, {"status": "failure"})
     assert history.evidence(paths) is None
     journal.record_run(paths, {"status": "warning"})
@@ -50,7 +49,7 @@ def test_a_successful_run_in_the_journal_a_security_dir_or_a_key_export_each_sho
 
 
 def test_a_vanished_repository_is_explained_with_what_it_held(config):
-    paths = Paths.of(config)
+    paths = config.paths
     for name in ("web-1", "web-2", "web-3"):
         history.record_backup(paths, create_json(name))
 
@@ -63,7 +62,7 @@ def test_a_vanished_repository_is_explained_with_what_it_held(config):
 
 
 def test_a_vanished_repository_without_a_record_names_the_evidence(config):
-    paths = Paths.of(config)
+    paths = config.paths
     journal.record_run(paths, {"status": "success"})
     assert history.vanished(paths, config.repository).startswith(
         f"the repository ssh://borg@srv:22/./main is gone from the server, though a successful backup in its run "
@@ -72,7 +71,7 @@ def test_a_vanished_repository_without_a_record_names_the_evidence(config):
 
 
 def test_set_aside_keeps_record_and_key_export_under_time_suffixed_names(config):
-    paths = Paths.of(config)
+    paths = config.paths
     history.record_backup(paths, create_json("web-1"))
     paths.key_export.mkdir()
     paths.key_file.write_text("OLD KEY\n")

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 from borg_client import __main__ as cli
 from borg_client import history
 from borg_client.borgcall import call_borg
-from borg_client.paths import Paths
 from tests.unit.borg_client.samples import create_json
 
 
@@ -55,7 +54,7 @@ def test_the_passphrase_files_content_is_masked_in_logged_borg_output(config, ca
 
 
 def test_init_after_backups_without_new_repository_exits_2_and_says_how(config, fake_borg, capsys):
-    history.record_backup(Paths.of(config), create_json("web-1"))
+    history.record_backup(config.paths, create_json("web-1"))
 
     assert cli.command_init(config, SimpleNamespace(new_repository=False)) == 2
 
@@ -66,7 +65,7 @@ def test_init_after_backups_without_new_repository_exits_2_and_says_how(config, 
 
 
 def test_init_new_repository_says_where_the_old_record_and_key_export_are(config, fake_borg, capsys):
-    paths = Paths.of(config)
+    paths = config.paths
     history.record_backup(paths, create_json("web-1"))
 
     assert cli.command_init(config, SimpleNamespace(new_repository=True)) == 0

@@ -9,7 +9,6 @@ import pytest
 
 from borg_client import borg, prune, prunecli, retention
 from borg_client.journal import last_runs, last_success_age, run_lock
-from borg_client.paths import Paths
 from borg_client.retention import Retention
 from borg_common import outbox
 from borg_common.settings import Settings
@@ -98,7 +97,7 @@ def test_a_prune_never_uses_the_cache_in_the_state_volume_which_the_backup_side_
     prune.prune_once(pruning)
 
     assert [environ["BORG_CACHE_DIR"] for environ in fake_borg.environments] == ["/var/cache/borg-admin"] * 2
-    assert borg.borg_environment(pruning, {})["BORG_CACHE_DIR"] == str(Paths.of(pruning).cache)
+    assert borg.borg_environment(pruning, {})["BORG_CACHE_DIR"] == str(pruning.paths.cache)
 
 
 def test_prune_with_only_the_append_only_key_is_refused_and_says_why(run_config, fake_borg, capsys):
@@ -112,7 +111,7 @@ def test_prune_with_only_the_append_only_key_is_refused_and_says_why(run_config,
         "BORG_ADMIN_SSH_KEY_FILE to the client's admin key (the server's BORG_CLIENT_<NAME>_ADMIN_KEY)\n"
     )
     assert fake_borg.commands == []
-    assert last_runs(Paths.of(config)) == []
+    assert last_runs(config.paths) == []
 
 
 def test_the_backup_key_given_as_admin_key_is_refused(pruning):
@@ -213,7 +212,7 @@ def test_a_prune_checks_the_newest_archives_then_prunes_and_reports_what_it_kept
     assert [argv[4] for argv in fake_borg.commands] == ["info", "prune"]
     assert fake_borg.commands[1] == borg.prune_argv(pruning)
     assert (finished.status, finished.message) == ("success", "kept 2 archives, pruned 1")
-    document = last_runs(Paths.of(pruning))[-1]
+    document = last_runs(pruning.paths)[-1]
     assert (document["kind"], document["kept"], document["pruned"]) == ("prune", ["web-b", "web-a"], ["web-old"])
     assert document["archive"] is None and document["borg_rc"] == 0
     assert pings == []  # a prune's success never hides a failing backup on the same check
@@ -231,7 +230,7 @@ def test_a_prune_refused_by_the_sanity_check_deletes_nothing_and_reports_a_failu
 
 
 def test_a_scheduled_prune_while_a_backup_runs_is_skipped_without_borg(pruning, fake_borg):
-    with run_lock(Paths.of(pruning)):
+    with run_lock(pruning.paths):
         finished = prune.prune_once(pruning, wait=False)
 
     assert (finished.status, finished.message, fake_borg.commands) == ("skipped", "a backup is going on", [])
@@ -240,14 +239,14 @@ def test_a_scheduled_prune_while_a_backup_runs_is_skipped_without_borg(pruning, 
 def test_a_run_lock_the_state_volume_refuses_is_a_failed_prune_report_with_the_traceback_logged(
     pruning, fake_borg, pings, caplog
 ):
-    lock = Paths.of(pruning).run_lock
+    lock = pruning.paths.run_lock
     lock.mkdir(parents=True)  # open() of the lock file fails: IsADirectoryError
 
     finished = prune.prune_once(pruning)
 
     message = f"unexpected error: IsADirectoryError: [Errno 21] Is a directory: '{lock}'"
     assert (finished.kind, finished.status, finished.message, fake_borg.commands) == ("prune", "failure", message, [])
-    assert [entry.document["kind"] for entry in outbox.entries(Paths.of(pruning).outbox)] == ["prune"]
+    assert [entry.document["kind"] for entry in outbox.entries(pruning.paths.outbox)] == ["prune"]
     assert pings[-1][0].endswith("/fail")
     (logged,) = [record for record in caplog.records if record.exc_info]
     assert logged.getMessage() == "the prune failed unexpectedly"

@@ -16,17 +16,17 @@ def exports(paths: Paths) -> dict[str, str]:
 def test_init_on_a_fresh_sidecar_initialises_and_exports_the_key(config, fake_borg):
     assert repository.initialise_explicitly(config, new_repository=False) == []
 
-    key_export = Paths.of(config).key_export
+    key_export = config.paths.key_export
     assert fake_borg.commands == [
         [*BORG, "init", "--encryption", "keyfile-blake2"],
         [*BORG, "key", "export", config.repository, str(key_export / "web.key.new")],
         [*BORG, "key", "export", "--paper", config.repository, str(key_export / "web.key.txt.new")],
     ]
-    assert exports(Paths.of(config)) == {"web.key": "BORG_KEY\n", "web.key.txt": "BORG_KEY\n"}
+    assert exports(config.paths) == {"web.key": "BORG_KEY\n", "web.key.txt": "BORG_KEY\n"}
 
 
 def test_init_after_backups_refuses_without_new_repository_and_touches_nothing(config, fake_borg):
-    paths = Paths.of(config)
+    paths = config.paths
     history.record_backup(paths, create_json("web-1"))
 
     with pytest.raises(repository.RunFailed) as refused:
@@ -42,7 +42,7 @@ def test_init_after_backups_refuses_without_new_repository_and_touches_nothing(c
 
 
 def test_init_new_repository_keeps_the_old_record_and_key_export_aside(config, fake_borg):
-    paths = Paths.of(config)
+    paths = config.paths
     history.record_backup(paths, create_json("web-1"))
     paths.key_export.mkdir()
     paths.key_file.write_text("OLD KEY\n")
@@ -58,7 +58,7 @@ def test_init_new_repository_keeps_the_old_record_and_key_export_aside(config, f
 
 
 def test_a_failed_init_new_repository_sets_nothing_aside(config, fake_borg, lines):
-    paths = Paths.of(config)
+    paths = config.paths
     history.record_backup(paths, create_json("web-1"))
     paths.key_export.mkdir()
     paths.key_file.write_text("OLD KEY\n")
@@ -75,7 +75,7 @@ def test_a_failed_init_new_repository_sets_nothing_aside(config, fake_borg, line
 
 
 def test_an_export_that_differs_keeps_the_old_key_aside(config, fake_borg):
-    paths = Paths.of(config)
+    paths = config.paths
     paths.key_export.mkdir()
     paths.key_file.write_text("OLD KEY\n")
     paths.paper_key_file.write_text("BORG_KEY\n")  # the same as the new one: replaced in place
@@ -89,7 +89,7 @@ def test_an_export_that_differs_keeps_the_old_key_aside(config, fake_borg):
 
 
 def test_a_failed_export_leaves_the_old_key_export_as_it_was(config, fake_borg, lines):
-    paths = Paths.of(config)
+    paths = config.paths
     paths.key_export.mkdir()
     paths.key_file.write_text("OLD KEY\n")
     fake_borg.answer("key", 2, "", [lines.log("ERROR", "Connection closed by remote host")])

@@ -13,7 +13,6 @@ import pytest
 
 from borg_client import journal, quiesce, run
 from borg_client.borgcall import Control
-from borg_client.paths import Paths
 from borg_common import outbox
 
 BORG = ["borg", "--log-json", "--lock-wait", "600"]
@@ -53,7 +52,7 @@ def expected(config, **changes) -> dict:
 
 def kept(config) -> dict:
     """Return the one report the run left, after checking that outbox and journal hold the same one."""
-    paths = Paths.of(config)
+    paths = config.paths
     (entry,) = outbox.entries(paths.outbox)
     (recorded,) = journal.last_runs(paths)
     assert entry.document == recorded
@@ -68,7 +67,7 @@ def test_a_successful_run_reports_the_archive_its_stats_and_pings_success(run_co
 
     result = run.run_once(run_config)
 
-    (day_log,) = Paths.of(run_config).logs.iterdir()
+    (day_log,) = run_config.paths.logs.iterdir()
     summary = f"borg create listed 2 files (A 1, M 1): every one is in the day log {day_log}"
     assert fake_borg.commands == [create_argv(run_config)]
     assert kept(run_config) == expected(
@@ -80,7 +79,7 @@ def test_a_successful_run_reports_the_archive_its_stats_and_pings_success(run_co
         message="borg finished without problems",
         log_tail=[summary],
     )
-    assert result.to_dict() == journal.last_runs(Paths.of(run_config))[-1]
+    assert result.to_dict() == journal.last_runs(run_config.paths)[-1]
     assert pings == [(f"{PING}/start", ""), (PING, f"borg finished without problems\n{summary}")]
     listed = [line.split(" INFO ", 1)[1] for line in day_log.read_text().splitlines() if " borg.files: " in line]
     assert listed == ["borg.files: A /backup/data/a", "borg.files: M /backup/data/b"]
@@ -125,7 +124,7 @@ def test_a_missing_repository_is_initialised_its_key_exported_and_create_tried_a
 
     run.run_once(run_config)
 
-    key_export = Paths.of(run_config).key_export
+    key_export = run_config.paths.key_export
     assert fake_borg.commands == [
         create_argv(run_config),
         [*BORG, "init", "--encryption", "keyfile-blake2"],
@@ -196,7 +195,7 @@ def test_an_error_during_borg_create_still_starts_the_stopped_containers_and_rep
     journalled = []
 
     def disk_full():
-        journalled.append(quiesce.read_journal(Paths.of(config).stopped_containers))
+        journalled.append(quiesce.read_journal(config.paths.stopped_containers))
         raise OSError(28, "No space left on device")
 
     fake_borg.during = disk_full
@@ -206,7 +205,7 @@ def test_an_error_during_borg_create_still_starts_the_stopped_containers_and_rep
     assert fake_borg.commands == [create_argv(config)]
     assert journalled == [[{"id": "id-app", "name": "app"}, {"id": "id-db", "name": "db"}]]
     assert docker_daemon.events == ["stop app", "stop db", "start db", "start app"]
-    assert not Paths.of(config).stopped_containers.exists()
+    assert not config.paths.stopped_containers.exists()
     message = "unexpected error: OSError: [Errno 28] No space left on device"
     assert kept(config) == expected(config, message=message, stopped_containers=["app", "db"], log_tail=[message])
 
@@ -218,11 +217,11 @@ def test_keyboard_interrupt_and_system_exit_are_not_swallowed(run_config, fake_b
     with pytest.raises(type(stop)):
         run.run_once(run_config)
 
-    assert journal.last_runs(Paths.of(run_config)) == []
+    assert journal.last_runs(run_config.paths) == []
 
 
 def test_a_run_while_another_holds_the_lock_is_skipped_without_borg_or_pings(run_config, fake_borg, pings):
-    with journal.run_lock(Paths.of(run_config)) as held:
+    with journal.run_lock(run_config.paths) as held:
         assert held
         result = run.run_once(run_config)
 
@@ -280,7 +279,7 @@ def test_a_run_journal_that_cannot_be_written_still_leaves_the_report_in_the_out
 
     run.run_once(run_config)
 
-    (entry,) = outbox.entries(Paths.of(run_config).outbox)
+    (entry,) = outbox.entries(run_config.paths.outbox)
     assert entry.document["status"] == "success"
     assert pings[-1] == (PING, "borg finished without problems")
 
@@ -288,7 +287,7 @@ def test_a_run_journal_that_cannot_be_written_still_leaves_the_report_in_the_out
 def test_a_run_lock_the_state_volume_refuses_is_a_failure_report_with_the_traceback_logged(
     run_config, fake_borg, pings, caplog
 ):
-    lock = Paths.of(run_config).run_lock
+    lock = run_config.paths.run_lock
     lock.mkdir(parents=True)  # open() of the lock file fails: IsADirectoryError
 
     result = run.run_once(run_config)
@@ -308,7 +307,7 @@ def test_a_run_keeps_its_log_lines_in_the_day_log(run_config, fake_borg, caplog)
     with caplog.at_level(logging.INFO):
         run.run_once(run_config)
 
-    (day_log,) = Paths.of(run_config).logs.iterdir()
+    (day_log,) = run_config.paths.logs.iterdir()
     assert day_log.name.startswith("web-")
     assert "backing up /backup/data to ssh://borg@srv:22/./main" in day_log.read_text()
     assert "backup success: borg finished without problems" in day_log.read_text()
@@ -333,7 +332,7 @@ def test_a_run_that_wrote_an_archive_records_the_repository(run_config, fake_bor
 
     run.run_once(run_config)
 
-    record = json.loads(Paths.of(run_config).repository_record.read_text())
+    record = json.loads(run_config.paths.repository_record.read_text())
     assert record == {"location": "ssh://borg@srv:22/./main", "repository_id": "ab" * 32,
                       "last_archive": "web-2024-05-06T03:00:00", "last_time": "2024-05-06T03:00:42.000000",
                       "archives_written": 1}  # fmt: skip
@@ -344,7 +343,7 @@ def test_a_repository_gone_after_backups_is_a_failure_that_initialises_nothing(r
     fake_borg.answer("create", 0, CREATE_WITH_REPOSITORY, [])
     run.run_once(run_config)
     run.run_once(run_config)
-    paths = Paths.of(run_config)
+    paths = run_config.paths
     paths.key_export.mkdir()
     paths.key_file.write_bytes(b"BORG_KEY original\n")
     fake_borg.commands.clear()
@@ -366,7 +365,7 @@ def test_a_repository_gone_after_backups_is_a_failure_that_initialises_nothing(r
 
 
 def test_a_repository_missing_with_only_a_key_export_left_is_a_failure_too(run_config, fake_borg, lines):
-    paths = Paths.of(run_config)
+    paths = run_config.paths
     paths.key_export.mkdir()
     paths.key_file.write_bytes(b"BORG_KEY original\n")
     fake_borg.answer("create", 2, "", [lines.log("ERROR", "Repository does not exist.", "Repository.DoesNotExist")])

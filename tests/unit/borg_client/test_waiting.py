@@ -7,7 +7,6 @@ import pytest
 
 from borg_client import preflight, status, waiting
 from borg_client.config import load
-from borg_client.paths import Paths
 from borg_common.settings import ConfigError
 
 
@@ -110,7 +109,7 @@ def test_the_healthcheck_says_starting_and_passes_while_the_pairing_export_is_mi
 
 
 def test_the_healthcheck_says_starting_and_passes_while_the_scheduler_waits_for_the_server(config, capsys):
-    Paths.of(config).waiting.write_text("the backup server (cannot reach the backup server srv on port 22)\n")
+    config.paths.waiting.write_text("the backup server (cannot reach the backup server srv on port 22)\n")
     assert status.command_healthcheck(config, SimpleNamespace()) == 0
     assert capsys.readouterr().out == (
         "starting: waiting for the backup server (cannot reach the backup server srv on port 22)\n"
