@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from borg_server.cli.shared import PATHS, load_or_explain
 
 if TYPE_CHECKING:
-    from borg_server.config import reader
+    from borg_server.records.configuration import ServerConfig
 
 # Each command imports the modules it needs itself: serve-read and the healthcheck start in a few
 # milliseconds instead of importing the whole server.
@@ -62,7 +62,7 @@ def command_monitor(_arguments) -> int:
         with loop.signals_for_the_main_thread():  # the metrics threads never take the monitor's signals
             metrics.serve(server_config.metrics_port, exposition)
 
-    def scanned(current: reader.ServerConfig, seconds: float) -> None:
+    def scanned(current: ServerConfig, seconds: float) -> None:
         metrics.publish(exposition, PATHS, current, seconds)
 
     if server_config.replication is not None:

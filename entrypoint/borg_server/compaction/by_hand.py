@@ -12,8 +12,8 @@ import shutil
 
 from borg_server.compaction import compact as compaction
 from borg_server.compaction.compact import CompactionFailed  # noqa: F401 (the error the command raises)
-from borg_server.config.reader import ClientSpec, ServerConfig
 from borg_server.records.client_state import ClientState
+from borg_server.records.configuration import ClientSpec, ServerConfig
 from borg_server.repository import baseline, segments
 from borg_server.system.paths import Paths
 

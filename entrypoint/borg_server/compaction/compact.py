@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from borg_server.config.reader import ClientSpec
 from borg_server.records import state_file
 from borg_server.records.client_state import ClientState
 from borg_server.records.compaction_state import Compacted
+from borg_server.records.configuration import ClientSpec
 from borg_server.repository import audit_log, baseline, deletes, gate, segments, watch
 from borg_server.system import accounts, commands, disk_usage
 from borg_server.system.paths import Paths

@@ -13,6 +13,7 @@ from borg_common.settings import CLIENT_NAME, Settings
 from borg_common.values import quoted
 from borg_server.config.names import CLIENT_FIELDS, client_variable, env_name
 from borg_server.config.yaml_file import ConfigFile
+from borg_server.records.configuration import ClientSpec
 from borg_server.system.ssh_keys import KeyProblem, PublicKey, parse_public_key
 
 DEFAULT_MAX_AGE = 26 * 3600
@@ -27,21 +28,6 @@ NO_CLIENT = 'no client is configured; set it to client names (e.g. "web db") or 
 UNKNOWN_FIELD = (
     f"unknown setting; per-client settings are {', '.join(map(str.upper, CLIENT_FIELDS))}, each also as _FILE"
 )
-
-
-@dataclass(frozen=True)
-class ClientSpec:
-    """One client: its name, its keys (None: the server generates a key pair) and its limits."""
-
-    name: str
-    env_name: str
-    key: PublicKey | None
-    admin_key: PublicKey | None
-    quota: int | None
-    append_only: bool
-    max_age: int
-    auto_compact: str = "admin"  # one of AUTO_COMPACT
-    generate_admin_key: bool = False  # ADMIN_KEY=generate: the server makes the admin keypair and exports it
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,18 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from borg_common.settings import Settings
 from borg_server.config import replica as config_replica
 from borg_server.config import yaml_file
-from borg_server.config.clients import ClientSpec, check_client_variables, client_names, read_clients
+from borg_server.config.clients import check_client_variables, client_names, read_clients
+from borg_server.records.configuration import (
+    DEFAULT_COMPACT_DELAY,
+    DEFAULT_DISK_ALERT_USED,
+    DEFAULT_SNAPSHOT_KEEP,
+    Endpoint,
+    ServerConfig,
+)
 from borg_server.system.host_key import HOST_KEY_LIMIT, HOST_KEY_SETTING, GivenHostKey, parse_private_key
 from borg_server.system.ssh_keys import KeyProblem
 
@@ -29,46 +35,12 @@ DEFAULT_CHECK_INTERVAL = 7 * 24 * 3600  # borg check --repository-only reads eve
 MAXIMUM_CHECK_INTERVAL = 52 * 7 * 86400
 SERVER_NAME = re.compile(r"(?:\[(?P<ipv6>[^\]]{1,45})\]|(?P<host>[^:\[\]]{1,253}))(?::(?P<port>[0-9]{1,5}))?")
 BAD_SERVER_NAME = "is not a host name, IPv4 address or [IPv6] address, with optional :port"
-DEFAULT_DISK_ALERT_USED, MINIMUM_DISK_ALERT_USED, MAXIMUM_DISK_ALERT_USED = 90, 10, 99  # percent
+MINIMUM_DISK_ALERT_USED, MAXIMUM_DISK_ALERT_USED = 10, 99  # percent
 MAXIMUM_DISK_RESERVE = 1000**4  # 1T
-DEFAULT_COMPACT_DELAY, MAXIMUM_COMPACT_DELAY = 86400, 90 * 86400  # time to read a deletes alert and act on it
-DEFAULT_SNAPSHOT_KEEP, MAXIMUM_SNAPSHOT_KEEP = 7 * 86400, 365 * 86400  # how long the monitor keeps a snapshot
+MAXIMUM_COMPACT_DELAY = 90 * 86400
+MAXIMUM_SNAPSHOT_KEEP = 365 * 86400
 PERCENT = re.compile(r"([0-9]{1,3})\s*%?")
 DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """The validated server configuration; server_host is bare (no brackets around IPv6)."""
-
-    clients: tuple[ClientSpec, ...]
-    server_host: str
-    server_port: int
-    ssh_port: int
-    puid: int
-    pgid: int
-    ssh_log_level: str
-    monitor_interval: int
-    check_interval: int
-    metrics_port: int | None
-    report_urls: tuple[str, ...]
-    log_level: str = "INFO"  # LOG_LEVEL: one of Python's logging levels, upper case
-    disk_alert_used: float = DEFAULT_DISK_ALERT_USED / 100  # DISK_ALERT_USED as a share
-    disk_reserve: int | None = None  # DISK_RESERVE in bytes; None: the default (disk_space.reserve_size)
-    compact_delay: int = DEFAULT_COMPACT_DELAY  # COMPACT_DELAY: the newest admin delete is this old first
-    snapshot_keep: int = DEFAULT_SNAPSHOT_KEEP  # SNAPSHOT_KEEP: an automatic compaction's snapshot is kept this long
-    host_key: GivenHostKey | None = None  # BORG_HOST_KEY_FILE; None: generated once in the state volume
-    replica_key: config_replica.ReplicaKey | None = None  # BORG_REPLICA_KEY: a replica may read every repository
-    replication: config_replica.Replication | None = None  # REPLICATE_FROM: this server is a replica of that one
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where clients reach the server and the host key they pin: what pairing needs, without any client."""
-
-    server_host: str
-    server_port: int
-    host_key: GivenHostKey | None
 
 
 def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:

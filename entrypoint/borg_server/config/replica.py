@@ -8,13 +8,13 @@ server with REPLICATE_FROM is a replica: it pulls every repository from that pri
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from borg_common import cron
 from borg_common.settings import Settings
 from borg_common.values import cut
-from borg_server.config.clients import GENERATE, ClientSpec
+from borg_server.config.clients import GENERATE
+from borg_server.records.configuration import ClientSpec, ReplicaKey, Replication
 from borg_server.system.ssh_keys import KeyProblem, PublicKey, parse_public_key
 
 DEFAULT_CRON = "0 * * * *"  # hourly: a day's backups reach the replica within the hour
@@ -22,34 +22,6 @@ DEFAULT_KEEP_REMOVED, MAXIMUM_KEEP_REMOVED = 7 * 86400, 365 * 86400
 DEFAULT_MAX_LAG, MINIMUM_MAX_LAG, MAXIMUM_MAX_LAG = 26 * 3600, 60, 52 * 7 * 86400
 SSH_URL = re.compile(r"ssh://(?P<user>[a-z_][a-z0-9_-]{0,31})@(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])"
                      r"(?::(?P<port>[0-9]{1,5}))?/?")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ReplicaKey:
-    """The primary's grant to a replica: its public key, or None when the server generates it (generate)."""
-
-    key: PublicKey | None
-    generate: bool
-
-
-@dataclass(frozen=True)
-class Replication:
-    """A replica's settings: where its primary is, how it is pinned and reached, when and how it copies."""
-
-    user: str
-    host: str  # bare, without brackets around IPv6
-    port: int
-    host_key: PublicKey
-    ssh_key_file: Path
-    cron: str
-    keep_removed: int  # seconds a segment removed by a compaction on the primary is still kept here
-    max_lag: int  # seconds since the last complete copy before the replica_lag alert
-
-    @property
-    def known_hosts_line(self) -> str:
-        """The pinned primary host key, as a known_hosts line for the host and port of REPLICATE_FROM."""
-        host = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
-        return f"{host} {self.host_key.type} {self.host_key.blob}\n"
 
 
 def read_replica_key(settings: Settings) -> ReplicaKey | None:

@@ -14,9 +14,9 @@ import uuid
 from datetime import datetime
 
 from borg_common import outbox
-from borg_server.config.reader import ClientSpec
 from borg_server.records import state_file
 from borg_server.records.client_state import ClientState, RaisedAlert
+from borg_server.records.configuration import ClientSpec
 from borg_server.repository import baseline
 
 QUOTA_ALERT_RATIO = 0.9

@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from borg_server.config.reader import ClientSpec
 from borg_server.records import state_file
 from borg_server.records.client_state import Tampering
+from borg_server.records.configuration import ClientSpec
 from borg_server.repository import audit_log, baseline, deletes, gate, watch
 from borg_server.repository.audit_log import sessions_of
 from borg_server.system.paths import Paths

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from borg_server.compaction import compact
 from borg_server.compaction.policy import Decision, Group, decide, snapshots_expired
-from borg_server.config.reader import ClientSpec, ServerConfig
 from borg_server.monitor import alerts
 from borg_server.records import state_file
 from borg_server.records.client_state import ClientState
 from borg_server.records.compaction_state import Compacted
+from borg_server.records.configuration import ClientSpec, ServerConfig
 from borg_server.repository import audit_log, baseline, segments
 from borg_server.system.paths import Paths
 

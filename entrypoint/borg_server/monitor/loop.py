@@ -26,10 +26,10 @@ from borg_common.files import atomic_write
 from borg_common.settings import ConfigError
 from borg_common.wakeup import Wakeup
 from borg_server.config import reader
-from borg_server.config.reader import ClientSpec, ServerConfig
 from borg_server.monitor import alerts, auto_compact, disk_alert
 from borg_server.records import state_file
 from borg_server.records.client_state import CheckResult
+from borg_server.records.configuration import ClientSpec, ServerConfig
 from borg_server.repository import audit_log, disk_space, gate, segments, watch
 from borg_server.system import accounts, commands, disk_usage
 from borg_server.system.paths import Paths

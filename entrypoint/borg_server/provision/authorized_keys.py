@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from borg_server.config.reader import ClientSpec
+from borg_server.records.configuration import ClientSpec
 from borg_server.system.ssh_keys import PublicKey
 
 SERVE_COMMAND = "/usr/local/bin/borg-server serve"

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 from borg_common import files as safe_files
-from borg_server.config.reader import ClientSpec, ServerConfig
 from borg_server.provision import pairing
+from borg_server.records.configuration import ClientSpec, ServerConfig
 from borg_server.system import commands
 from borg_server.system.paths import Paths
 from borg_server.system.ssh_keys import KeyProblem, PublicKey, parse_public_key

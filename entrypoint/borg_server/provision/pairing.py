@@ -14,7 +14,7 @@ from pathlib import Path
 
 from borg_common import files as safe_files
 from borg_common.files import atomic_write
-from borg_server.config.reader import ClientSpec, Endpoint, ServerConfig
+from borg_server.records.configuration import ClientSpec, Endpoint, ServerConfig
 from borg_server.system import commands
 from borg_server.system.paths import REPOSITORY_NAME, Paths
 from borg_server.system.ssh_keys import PublicKey

@@ -16,8 +16,8 @@ import yaml
 
 from borg_common.files import read_regular
 from borg_server.config.names import env_name
-from borg_server.config.reader import Endpoint
 from borg_server.provision import pairing
+from borg_server.records.configuration import Endpoint
 from borg_server.system import commands
 from borg_server.system.paths import Paths
 from borg_server.system.ssh_keys import KeyProblem, PublicKey, parse_public_key

@@ -13,8 +13,8 @@ from string import Template
 
 from borg_common import files
 from borg_common.files import atomic_write, sync_filesystem
-from borg_server.config.reader import ServerConfig
 from borg_server.provision import authorized_keys, generated_keys, pairing
+from borg_server.records.configuration import ServerConfig
 from borg_server.repository import gate
 from borg_server.system import accounts, commands, ownership
 from borg_server.system.host_key import GivenHostKey, repair_kept_host_key

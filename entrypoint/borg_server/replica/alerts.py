@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 
 from borg_common import files, reports
 from borg_common.settings import CLIENT_NAME
-from borg_server.config.reader import ServerConfig
 from borg_server.monitor import alerts
 from borg_server.records import state_file
 from borg_server.records.client_state import ClientState
+from borg_server.records.configuration import ServerConfig
 from borg_server.records.replica_state import ReplicaState
 from borg_server.system.paths import Paths
 

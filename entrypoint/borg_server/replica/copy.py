@@ -31,9 +31,9 @@ from datetime import UTC, datetime
 
 from borg_common import files
 from borg_common.settings import CLIENT_NAME
-from borg_server.config.reader import ServerConfig
 from borg_server.records import state_file
 from borg_server.records.client_state import ClientState
+from borg_server.records.configuration import ServerConfig
 from borg_server.records.replica_state import ReplicaState
 from borg_server.replica.alerts import emit_alerts, ship, watch_lag
 from borg_server.replica.held import expire_held

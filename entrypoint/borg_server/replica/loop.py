@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from borg_common import cron
-from borg_server.config.reader import ServerConfig
+from borg_server.records.configuration import ServerConfig
 from borg_server.replica import alerts, copy
 from borg_server.system.paths import Paths
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from borg_common.process import converse
-from borg_server.config.replica import Replication
+from borg_server.records.configuration import Replication
 from borg_server.system.paths import Paths
 
 BLOCK = 1024 * 1024

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from borg_common import files as safe_files
-from borg_server.config.reader import ServerConfig
 from borg_server.records import state_file
 from borg_server.records.client_state import SegmentPrint
+from borg_server.records.configuration import ServerConfig
 from borg_server.repository import audit_log, baseline, segments
 from borg_server.system.paths import Paths
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from borg_server.config.reader import ServerConfig
 from borg_server.monitor import disk_alert
 from borg_server.records import state_file
+from borg_server.records.configuration import ServerConfig
 from borg_server.repository import audit_log, disk_space
 from borg_server.system import disk_usage
 from borg_server.system.paths import Paths

@@ -15,8 +15,8 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from borg_common import outbox
-from borg_server.config.reader import ServerConfig
 from borg_server.monitor.alerts import LABELS, REPLICA_ALERTS
+from borg_server.records.configuration import ServerConfig
 from borg_server.status import facts
 from borg_server.status.facts import ClientStatus, ServerStatus
 from borg_server.status.prometheus import family, per_client

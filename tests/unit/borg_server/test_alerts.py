@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 import pytest
 
 from borg_common import outbox
-from borg_server.config.reader import ClientSpec
 from borg_server.monitor.alerts import conditions, document, emit, human_duration, transitions
 from borg_server.records import state_file as client_state
 from borg_server.records.client_state import ClientState, RaisedAlert
+from borg_server.records.configuration import ClientSpec
 from borg_server.repository import deletes
 
 NOW = datetime(2024, 5, 6, 3, 0, 0, tzinfo=UTC)

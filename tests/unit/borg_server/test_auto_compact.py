@@ -2,11 +2,11 @@
 
 from datetime import UTC, datetime
 
-from borg_server.config.clients import ClientSpec
 from borg_server.monitor import auto_compact
 from borg_server.records import state_file
 from borg_server.records.client_state import Acknowledgement, CheckResult, ClientState
 from borg_server.records.compaction_state import Compacted, Retention
+from borg_server.records.configuration import ClientSpec
 
 WEB = ClientSpec("web", "WEB", None, None, None, True, 86400)
 NOW = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)

@@ -5,7 +5,8 @@ import pytest
 import yaml
 
 from borg_common.settings import ConfigError
-from borg_server.config.reader import ClientSpec, ServerConfig, load
+from borg_server.config.reader import load
+from borg_server.records.configuration import ClientSpec, ServerConfig
 from borg_server.system.ssh_keys import parse_public_key
 from tests.unit.borg_server.sample_keys import ED25519, ED25519_BLOB, ED25519_OTHER, RSA_1024, RSA_2048
 

@@ -5,9 +5,9 @@ import subprocess
 import pytest
 import yaml
 
-from borg_server.config.reader import Endpoint
 from borg_server.provision import pairing_secrets
 from borg_server.provision.pairing_secrets import NoHostKey, render, server_host_key
+from borg_server.records.configuration import Endpoint
 from borg_server.system.ssh_keys import parse_public_key
 from tests.unit.borg_server.sample_keys import ED25519, ED25519_OTHER
 

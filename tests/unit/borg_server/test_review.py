@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from borg_server.config.reader import ClientSpec
 from borg_server.monitor.audit import AuditRefused, render, review, same_findings, sessions_of
 from borg_server.records import state_file as client_state
 from borg_server.records.client_state import Tampering
+from borg_server.records.configuration import ClientSpec
 from borg_server.repository import gate
 from borg_server.system.paths import Paths
 from tests.unit.borg_server.borg_files import (

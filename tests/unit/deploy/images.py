@@ -16,8 +16,8 @@ import yaml
 
 from borg_client import config as client_config
 from borg_server.config import reader as server_config
-from borg_server.config.reader import Endpoint
 from borg_server.provision import pairing_secrets
+from borg_server.records.configuration import Endpoint
 from borg_server.system.ssh_keys import parse_public_key
 from tests.unit.borg_server.sample_keys import ED25519, ED25519_OTHER, private_key
 

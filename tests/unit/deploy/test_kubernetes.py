@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from borg_client.config import ClientConfig
-from borg_server.config.reader import ServerConfig
+from borg_server.records.configuration import ServerConfig
 from tests.unit.deploy import images
 
 KUBERNETES_VERSION = "1.31.0"  # the version the manifests are validated against (README: "Beyond one host")

@@ -12,7 +12,7 @@ import yaml
 
 from borg_client import config as client_config
 from borg_client.config import ClientConfig
-from borg_server.config.reader import ServerConfig
+from borg_server.records.configuration import ServerConfig
 from tests.unit.deploy import images
 
 STACK = yaml.safe_load((images.ROOT / "deploy" / "swarm" / "stack.yaml").read_text())
