@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -35,6 +34,13 @@ DEFAULT_ARCHIVE_NAME = "{client}-{utcnow:%Y-%m-%dT%H:%M:%S}"
 MAXIMUM_JITTER = 86400  # a day: a later run would start before this one
 MINIMUM_TIMEOUT, MAXIMUM_TIMEOUT = 1, 600
 PATH_LIMIT, PASSPHRASE_LIMIT = 4096, 4096  # characters of a path, a passphrase or a passcommand
+
+
+NO_NAME = (
+    "not set, and no pairing export names this client; set it to the client's name on the server (BORG_CLIENTS): "
+    "archives are named after it and prune keeps only its own, so it must stay the same when the container is "
+    "re-created"
+)
 
 
 class NotPaired(ConfigError):
@@ -97,7 +103,7 @@ def pairing_value(pairing: Path, name: str) -> str | None:
         return None
 
 
-def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | None = None) -> ClientConfig:
+def load(environ: Mapping[str, str], pairing: Path = PAIRING) -> ClientConfig:
     """Given the environment and the pairing directory, return the configuration.
 
     Raise settings.ConfigError listing every problem, one line each naming its setting; NotPaired
@@ -106,8 +112,8 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
     """
     settings, unpaired = Settings(environ), []
     named = settings.string("CLIENT_NAME", limit=64)
-    client = named or pairing_value(pairing, "client_name") or hostname or socket.gethostname()
-    if not CLIENT_NAME.fullmatch(client):
+    client = named or pairing_value(pairing, "client_name") or ""
+    if client and not CLIENT_NAME.fullmatch(client):
         shown = settings.shown("CLIENT_NAME", client) if named else repr(cut(client))
         settings.problem(settings.label("CLIENT_NAME"), f"{shown} does not match {CLIENT_NAME.pattern}")
     repository = settings.string("BORG_REPO", limit=PATH_LIMIT) or pairing_value(pairing, "repo_url")
@@ -115,6 +121,10 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING, hostname: str | No
         unpaired.append(
             f"BORG_REPO: not set, and no pairing export in {pairing}; set e.g. ssh://borg@backup-server:22/./main"
         )
+    if not client and not repository:  # never the container's hostname: it changes at every re-create
+        unpaired.append(f"CLIENT_NAME: {NO_NAME}")
+    elif not client:
+        settings.problem("CLIENT_NAME", NO_NAME)
     elif not REPO_PATTERN.fullmatch(repository):  # a URL is never quoted: it may hold a secret
         settings.problem(settings.label("BORG_REPO"), "is not ssh://[user@]host[:port]/path")
     ssh_key = Path(settings.string("BORG_SSH_KEY_FILE", limit=PATH_LIMIT) or pairing / "id_ed25519")

@@ -153,7 +153,9 @@ def feed(api, source: Source, argv: list[str], environment: dict, produce) -> tu
     finally:
         raw.shutdown(socket.SHUT_WR)
     reader.join()
-    connection.close()
+    # Close the HTTP response docker-py keeps on the socket, which closes the socket under it; closing only the
+    # socket leaves the response to be closed at garbage collection, which then prints a traceback.
+    getattr(connection, "_response", connection).close()
     deadline = time.monotonic() + EXIT_WAIT
     state = api.exec_inspect(created["Id"])
     while state["Running"] and time.monotonic() < deadline:

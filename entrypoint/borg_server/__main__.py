@@ -11,7 +11,7 @@ from borg_common.logs import setup_logging
 from borg_server.cli import admin, service
 
 logger = logging.getLogger("borg_server")
-SECRET_FORMATS = ("swarm", "kubernetes")  # what new-client prints (pairing_secrets.FORMATS; a test checks)
+SECRET_FORMATS = ("swarm", "kubernetes", "compose")  # what new-client prints (pairing_secrets.FORMATS; a test checks)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -63,7 +63,8 @@ def parser() -> argparse.ArgumentParser:
     new_client.add_argument("name")
     new_client.add_argument(
         "--format", choices=SECRET_FORMATS, default="swarm",
-        help="swarm: a script for sh that creates Docker secrets; kubernetes: Secrets for kubectl apply -f -",
+        help="swarm: a script for sh that creates Docker secrets; kubernetes: Secrets for kubectl apply -f -; "
+        "compose: a script for sh on the sidecar's host that writes its pairing directory",
     )  # fmt: skip
     new_client.set_defaults(handler=admin.command_new_client)
     commands.add_parser("monitor", help="the monitor (run by supervisor)").set_defaults(handler=service.command_monitor)

@@ -173,6 +173,7 @@ def test_restore_dump_brings_back_exactly_the_rows_of_a_dropped_table(stack):
     assert refused == 2
     assert f"borg-client: database shop in container {pg} is not empty; add --force" in refusal
     assert (pg_code, maria_code, into) == (0, 0, 0), log
+    assert "Traceback" not in log and "Error:" not in log, log  # a restore that worked says so and nothing else
     assert (psql(pg, PG_SUM).stdout.strip(), mariadb(maria, MARIADB_SUM).stdout.strip()) == before
     assert psql(pg2, PG_SUM).stdout.strip() == before[0]
 
@@ -191,6 +192,7 @@ def test_a_sqlite_file_and_a_command_dump_restore_to_identical_content(stack):
     )  # fmt: skip
 
     assert (lite_code, cmd_code) == (0, 0), log
+    assert "Traceback" not in log and "Error:" not in log, log
     assert exec_(lite, "sqlite3", SQLITE, ".dump").stdout == before
     assert exec_(cmd, "cat", "/srv/state.txt").stdout == "".join(f"{n}\n" for n in range(1, 501))
 

@@ -60,6 +60,11 @@ def configured(tmp_path_factory):
         # The monitor writes the disk reserve into a new repository's config once; after that a good
         # start changes nothing.
         wait_until(lambda: "additional_free_space set" in logs(server.container), 30, "the reserve in the config")
+        # The default reserve is 1G in decimal units, as every size setting (at most 2% of the disk).
+        statvfs = "import os; s = os.statvfs('/srv/borg'); print(s.f_blocks * s.f_frsize)"
+        total = int(server.exec("python3", "-c", statvfs).stdout)
+        config = server.exec("cat", "/srv/borg/web/main/config").stdout
+        assert f"additional_free_space = {min(1000**3, int(total * 0.02))}\n" in config, config
         docker("stop", server.container)
         yield sandbox, server, tree_digest(sandbox, server)
     finally:

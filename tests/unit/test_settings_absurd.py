@@ -48,7 +48,7 @@ def client_load(tmp_path):
     base = {"BORG_PASSPHRASE_FILE": str(tmp_path / "passphrase")}
 
     def load(environ):
-        return client_config.load(base | environ, pairing=pairing, hostname="web")
+        return client_config.load(base | environ, pairing=pairing)
 
     load({})  # the base is good
     return load

@@ -170,7 +170,7 @@ def command_new_host_key(_arguments) -> int:
 
 
 def command_new_client(arguments) -> int:
-    """Print the secrets of a new client (its key pair, known_hosts, repository URL) for Swarm or Kubernetes."""
+    """Print the secrets of a new client (key pair, known_hosts, repository URL) for Swarm, Kubernetes or compose."""
     from borg_common.settings import CLIENT_NAME, ConfigError
     from borg_server.config import reader
     from borg_server.provision import pairing_secrets

@@ -2,9 +2,10 @@
 
 `borg-server new-client NAME` makes the client's key pair and prints, with the known_hosts line of the
 server's host key and the repository URL (provision/pairing.py's formats), either a shell script that creates the
-Docker Swarm secrets (`| sh` on a manager) or Kubernetes Secret manifests (`| kubectl apply -f -`).
-The Kubernetes client Secret holds exactly the files of a pairing export, so mounted at /pairing it
-pairs the sidecar with no further setting.
+Docker Swarm secrets (`| sh` on a manager), Kubernetes Secret manifests (`| kubectl apply -f -`), or a shell
+script that writes a pairing directory on a compose host (`| sh` there). The Kubernetes client Secret and the
+compose directory hold exactly the files of a pairing export, so mounted at /pairing they pair the sidecar,
+its name included, with no further setting.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from borg_server.system import commands
 from borg_server.system.paths import Paths
 from borg_server.system.ssh_keys import KeyProblem, PublicKey, parse_public_key
 
-FORMATS = ("swarm", "kubernetes")
+FORMATS = ("swarm", "kubernetes", "compose")
 SECRETS_DIRECTORY = "/run/secrets"  # where Docker Swarm mounts a service's secrets
 
 
@@ -74,6 +75,8 @@ def render(name: str, output: str, endpoint: Endpoint, host_key: PublicKey, keys
     url = pairing.repository_url(endpoint)
     if output == "kubernetes":
         return kubernetes_secrets(name, private_key, public_key, known_hosts, url)
+    if output == "compose":
+        return compose_script(name, private_key, public_key, known_hosts, url)
     return swarm_script(name, private_key, public_key, known_hosts, url)
 
 
@@ -121,6 +124,35 @@ def kubernetes_secrets(name: str, private_key: str, public_key: str, known_hosts
         "#          id_ed25519.pub.\n"
     )
     return header + yaml.dump_all(documents, Dumper=_LiteralDumper, sort_keys=False)
+
+
+def compose_script(name: str, private_key: str, public_key: str, known_hosts: str, url: str) -> str:
+    """Return a POSIX shell script that writes client name's pairing export into ./borg-pairing-NAME on the
+    sidecar's host (private files, nothing overwritten), with the compose lines of both sides in comments."""
+    directory = f"borg-pairing-{name}"
+    files = {"id_ed25519": private_key, "known_hosts": known_hosts, "repo_url": url, "client_name": name}
+    lines = [
+        f"# The pairing export of backup client {name} for a compose sidecar on another host: pipe this into sh",
+        f"# there, in the directory of its compose.yaml. It writes ./{directory} (the client's private key,",
+        "# the server's pinned host key, the repository URL and the client's name; mode 0700, its files 0600).",
+        "#",
+        "# Server:  BORG_CLIENTS lists it, and its public key is set:",
+        f"#            BORG_CLIENT_{env_name(name)}_KEY: {public_key}",
+        "# Sidecar: mount the directory at /pairing; archives are named after CLIENT_NAME, which must not change:",
+        "#            volumes:",
+        f"#              - ./{directory}:/pairing:ro",
+        "#            environment:",
+        f"#              CLIENT_NAME: {name}",
+        "#              BORG_PASSPHRASE_FILE: /run/secrets/borg_passphrase",
+        "set -e",
+        "umask 077",
+        f'if [ -e {directory} ]; then echo "{directory} exists already: nothing was written" >&2; exit 1; fi',
+        f"mkdir {directory}",
+    ]
+    for file, content in files.items():
+        lines += [f"cat > {directory}/{file} <<'BORG_APPLIANCE_SECRET'", content.strip(), "BORG_APPLIANCE_SECRET"]
+    lines.append(f"echo 'wrote {directory}: mount it at /pairing in the sidecar of {name}'")
+    return "\n".join(lines) + "\n"
 
 
 def secret(name: str, data: dict[str, str]) -> dict:

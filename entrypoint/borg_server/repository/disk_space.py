@@ -31,7 +31,9 @@ from borg_server.system.paths import Paths
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RESERVE = 1024**3  # borg's documentation suggests keeping about 1-2 GB free
+DEFAULT_RESERVE = (
+    1000**3
+)  # 1G, decimal like every size setting; borg's documentation suggests keeping about 1-2 GB free
 RESERVE_SHARE = 0.02  # the default never takes more than this share of the file system
 GATE_WAIT = 1.0  # seconds the clean-up waits for a client's sessions; a running session means: not now
 FREE_SPACE_LINE = re.compile(r"^additional_free_space\s*=.*$", re.MULTILINE)

@@ -51,7 +51,7 @@ def config(pairing, passphrase_file, tmp_path):
     """Client web paired with the server, its state and sources in a temporary directory."""
     state = tmp_path / "state"
     state.mkdir()
-    loaded = load({"BORG_PASSPHRASE_FILE": str(passphrase_file)}, pairing=pairing, hostname="web")
+    loaded = load({"BORG_PASSPHRASE_FILE": str(passphrase_file)}, pairing=pairing)
     return dataclasses.replace(loaded, state=state, sources=tmp_path / "backup")
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from borg_client.config import ClientConfig, load
+from borg_client.config import NO_NAME, ClientConfig, load
 from borg_common.settings import LOG_LEVELS, ConfigError
 from tests.unit.borg_client.samples import REPO_URL
 
@@ -13,15 +13,15 @@ ENCRYPTIONS = "keyfile-blake2, repokey-blake2, keyfile, repokey, authenticated-b
 BOOLEANS = "yes, true, on, 1, no, false, off, 0"
 
 
-def problems_of(environ: dict[str, str], pairing: Path, hostname: str = "host") -> list[str]:
+def problems_of(environ: dict[str, str], pairing: Path) -> list[str]:
     """Given settings that must fail, return the problems load() reports."""
     with pytest.raises(ConfigError) as error:
-        load(environ, pairing=pairing, hostname=hostname)
+        load(environ, pairing=pairing)
     return error.value.problems
 
 
 def test_a_passphrase_file_and_the_pairing_export_are_enough(pairing, passphrase_file):
-    config = load({"BORG_PASSPHRASE_FILE": str(passphrase_file)}, pairing=pairing, hostname="ignored")
+    config = load({"BORG_PASSPHRASE_FILE": str(passphrase_file)}, pairing=pairing)
 
     assert config == ClientConfig(
         client="web",
@@ -66,7 +66,7 @@ def test_settings_from_the_environment_win_over_the_pairing_export(pairing, tmp_
         "HEALTHCHECKS_URL": "https://hc.example/ping/abc",
     }
 
-    config = load(environ, pairing=pairing, hostname="ignored")
+    config = load(environ, pairing=pairing)
 
     assert config == ClientConfig(
         client="db-1",
@@ -89,10 +89,20 @@ def test_settings_from_the_environment_win_over_the_pairing_export(pairing, tmp_
     assert config.secrets == ("s3cret",)
 
 
-def test_the_host_name_is_the_client_name_when_neither_setting_nor_export_gives_one(pairing):
+def test_without_a_client_name_the_sidecar_refuses_to_start_rather_than_use_its_changing_hostname(pairing):
     (pairing / "client_name").unlink()
 
-    assert load({"BORG_PASSCOMMAND": "cat /run/secrets/p"}, pairing=pairing, hostname="db").client == "db"
+    assert problems_of({"BORG_PASSCOMMAND": "cat /run/secrets/p"}, pairing) == [
+        "CLIENT_NAME: not set, and no pairing export names this client; set it to the client's name on the server "
+        "(BORG_CLIENTS): archives are named after it and prune keeps only its own, so it must stay the same when "
+        "the container is re-created"
+    ]
+
+
+def test_the_client_name_setting_names_the_client_when_the_export_does_not(pairing):
+    (pairing / "client_name").unlink()
+
+    assert load({"BORG_PASSCOMMAND": "cat /p", "CLIENT_NAME": "db"}, pairing=pairing).client == "db"
 
 
 def test_the_repository_can_be_read_from_a_file(pairing, passphrase_file, tmp_path):
@@ -205,10 +215,10 @@ def test_a_bad_setting_is_reported_as_one_line_naming_it(settings, problem, pair
     assert problems_of(environ, pairing) == [problem.replace("{tmp}", str(tmp_path))]
 
 
-def test_an_invalid_host_name_is_reported_as_client_name(pairing, passphrase_file):
-    (pairing / "client_name").unlink()
+def test_an_invalid_name_in_the_pairing_export_is_reported_as_client_name(pairing, passphrase_file):
+    (pairing / "client_name").write_text("Backup.Example\n")
 
-    assert problems_of({"BORG_PASSPHRASE_FILE": str(passphrase_file)}, pairing, hostname="Backup.Example") == [
+    assert problems_of({"BORG_PASSPHRASE_FILE": str(passphrase_file)}, pairing) == [
         "CLIENT_NAME: 'Backup.Example' does not match ^[a-z0-9][a-z0-9_-]{0,31}$"
     ]
 
@@ -219,6 +229,7 @@ def test_no_repository_and_no_pairing_export_says_what_to_set(tmp_path):
 
     assert problems_of({"BORG_PASSCOMMAND": "cat /p"}, empty) == [
         f"BORG_REPO: not set, and no pairing export in {empty}; set e.g. ssh://borg@backup-server:22/./main",
+        f"CLIENT_NAME: {NO_NAME}",
         f"BORG_SSH_KEY_FILE: {empty}/id_ed25519 does not exist; mount the server's pairing export or set "
         "BORG_SSH_KEY_FILE",
         f"BORG_KNOWN_HOSTS_FILE: {empty}/known_hosts does not exist; mount the server's pairing export or set "
@@ -240,7 +251,7 @@ def test_every_problem_is_reported_together_in_one_error(pairing, tmp_path):
     }
 
     with pytest.raises(ConfigError) as error:
-        load(environ, pairing=pairing, hostname="web")
+        load(environ, pairing=pairing)
 
     expected = [
         "CLIENT_NAME: 'Web' does not match ^[a-z0-9][a-z0-9_-]{0,31}$",

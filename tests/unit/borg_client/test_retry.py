@@ -18,7 +18,7 @@ INSUFFICIENT = "Insufficient free space to complete transaction (required: 1.05 
 
 
 def loaded(pairing, passphrase_file, **environ):
-    return load({"BORG_PASSPHRASE_FILE": str(passphrase_file), **environ}, pairing=pairing, hostname="web")
+    return load({"BORG_PASSPHRASE_FILE": str(passphrase_file), **environ}, pairing=pairing)
 
 
 def test_the_default_delays_are_5_minutes_30_minutes_and_2_hours(pairing, passphrase_file):

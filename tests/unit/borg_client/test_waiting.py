@@ -58,7 +58,7 @@ def test_the_pairing_export_is_read_again_each_minute_until_it_is_complete(pairi
     def arrives_on_the_second_look(environ):
         if stop.waits:
             moved.rename(pairing)
-        return load(environ, pairing=pairing, hostname="web")
+        return load(environ, pairing=pairing)
 
     with caplog.at_level(logging.INFO):
         config = waiting.paired_configuration(environ, stop, load=arrives_on_the_second_look)
@@ -81,16 +81,16 @@ def test_wrong_settings_while_the_pairing_is_missing_fail_at_once(tmp_path, pass
 
 def test_one_shot_commands_still_fail_for_a_missing_pairing(tmp_path, passphrase_file):
     with pytest.raises(waiting.NotPaired) as raised:
-        load({"BORG_PASSPHRASE_FILE": str(passphrase_file)}, pairing=tmp_path / "none", hostname="web")
+        load({"BORG_PASSPHRASE_FILE": str(passphrase_file)}, pairing=tmp_path / "none")
     assert [problem.split(":")[0] for problem in raised.value.problems] == [
-        "BORG_REPO", "BORG_SSH_KEY_FILE", "BORG_KNOWN_HOSTS_FILE"
+        "BORG_REPO", "CLIENT_NAME", "BORG_SSH_KEY_FILE", "BORG_KNOWN_HOSTS_FILE"
     ]  # fmt: skip
 
 
 def test_an_explicit_key_file_that_is_missing_is_a_wrong_setting_not_a_wait(pairing, passphrase_file):
     environ = {"BORG_PASSPHRASE_FILE": str(passphrase_file), "BORG_SSH_KEY_FILE": "/run/secrets/typo"}
     with pytest.raises(ConfigError) as raised:
-        load(environ, pairing=pairing, hostname="web")
+        load(environ, pairing=pairing)
     assert not isinstance(raised.value, waiting.NotPaired)
 
 

@@ -26,8 +26,8 @@ def test_measure_reports_the_file_system_of_the_repositories_even_before_they_ex
     assert usage.used_ratio == round(1 - usage.free_bytes / usage.total_bytes, 4)
 
 
-def test_the_default_reserve_is_one_gibibyte_but_never_more_than_two_percent_of_the_disk():
-    assert disk_space.reserve_size(None, 10 * 1000**4) == 1024**3
+def test_the_default_reserve_is_one_gigabyte_but_never_more_than_two_percent_of_the_disk():
+    assert disk_space.reserve_size(None, 10 * 1000**4) == 1000**3  # decimal, as the docs say
     assert disk_space.reserve_size(None, 120_000_000) == 2_400_000
     assert disk_space.reserve_size(4_000_000, 120_000_000) == 4_000_000
     assert disk_space.reserve_size(0, 120_000_000) == 0

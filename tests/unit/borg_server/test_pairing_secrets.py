@@ -83,3 +83,30 @@ def test_the_command_line_offers_exactly_the_formats_render_knows():
     from borg_server import __main__
 
     assert __main__.SECRET_FORMATS == pairing_secrets.FORMATS
+
+
+def test_the_compose_script_writes_a_private_pairing_export_and_never_overwrites_one(tmp_path):
+    script = render("db_main", "compose", ENDPOINT, HOST_KEY, KEYS)
+
+    done = subprocess.run(["sh"], input=script, capture_output=True, text=True, cwd=tmp_path, check=True)
+    again = subprocess.run(["sh"], input=script, capture_output=True, text=True, cwd=tmp_path, check=False)
+
+    export = tmp_path / "borg-pairing-db_main"
+    assert {path.name: path.read_text() for path in export.iterdir()} == {
+        "id_ed25519": PRIVATE,
+        "known_hosts": KNOWN_HOSTS,
+        "repo_url": URL + "\n",
+        "client_name": "db_main\n",
+    }
+    assert {oct(path.stat().st_mode & 0o777) for path in export.iterdir()} == {"0o600"}
+    assert oct(export.stat().st_mode & 0o777) == "0o700"
+    assert done.stdout == "wrote borg-pairing-db_main: mount it at /pairing in the sidecar of db_main\n"
+    assert (again.returncode, again.stderr) == (1, "borg-pairing-db_main exists already: nothing was written\n")
+
+
+def test_the_compose_script_says_what_each_side_sets():
+    script = render("db_main", "compose", ENDPOINT, HOST_KEY, KEYS)
+
+    assert f"#            BORG_CLIENT_DB_MAIN_KEY: {ED25519_OTHER}\n" in script
+    assert "#              - ./borg-pairing-db_main:/pairing:ro\n" in script
+    assert "#              CLIENT_NAME: db_main\n" in script

@@ -87,4 +87,4 @@ def load_settings(image: str, environment: dict[str, str], mounted: dict[str, di
     }
     if image == "borg-appliance-server":
         return server_config.load(moved, "borg-server-0")
-    return client_config.load(moved, pairing=root / "pairing", hostname="a1b2c3d4e5f6")
+    return client_config.load(moved, pairing=root / "pairing")
