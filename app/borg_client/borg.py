@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from borg_client.config import ClientConfig
+from borg_client.config import PASSED_TO_BORG, ClientConfig
 from borg_client.retention import archive_glob
 from borg_common.borglog import LogJson  # noqa: F401 (borg.LogJson is part of this module's interface)
 
@@ -57,7 +57,7 @@ def borg_environment(config: ClientConfig, base: dict[str, str]) -> dict[str, st
         "-o", "ServerAliveInterval=10",
         "-o", "ServerAliveCountMax=30",
     ]  # fmt: skip
-    environment = {key: value for key, value in base.items() if not key.startswith("BORG_")}
+    environment = {key: value for key, value in base.items() if not key.startswith("BORG_") or key in PASSED_TO_BORG}
     environment.update(
         {
             "BORG_REPO": config.repository,

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from borg_client import borg, daylog
+from borg_client import borg, daylog, failures
 from borg_client.config import ClientConfig
 from borg_common import process
 
@@ -97,8 +97,13 @@ def stream_borg(config: ClientConfig, argv: list[str], sink) -> BorgCall:
 def explain(call: BorgCall, what: str) -> str:
     """Given a finished call and the step it was, return what went wrong, for people.
 
-    The step, borg's exit code and its last error line (or its last line).
+    The step, borg's exit code, and what the failure means with the next step (failures.borg_failure), else
+    borg's last error line (or its last line).
     """
+    known = failures.borg_failure(call.msgids, call.tail)
+    if known:
+        meaning, said = known
+        return f"{what} (exit {call.returncode}): {meaning} (borg: {said})"
     errors = [line for line in call.tail if line.startswith(("ERROR", "CRITICAL"))]
     detail = errors[-1] if errors else (call.tail[-1] if call.tail else "no output")
     return f"{what} (exit {call.returncode}): {detail}"

@@ -13,7 +13,7 @@ from borg_client import retention, retry
 from borg_client.paths import Paths
 from borg_client.retention import Retention
 from borg_common import cron
-from borg_common.settings import CLIENT_NAME, ConfigError, Settings
+from borg_common.settings import CLIENT_NAME, ConfigError, Settings, check_unknown
 from borg_common.values import control_character, cut, text_problem
 
 STATE = Path("/var/lib/borg-client")
@@ -36,6 +36,31 @@ MINIMUM_TIMEOUT, MAXIMUM_TIMEOUT = 1, 600
 PATH_LIMIT, PASSPHRASE_LIMIT = 4096, 4096  # characters of a path, a passphrase or a passcommand
 
 
+SETTINGS = (  # every setting of the sidecar (docs/reference/sidecar-settings.md; a test checks both agree)
+    "ARCHIVE_NAME", "BACKUP_ALLOW_EMPTY", "BACKUP_CRON", "BACKUP_DUMP_LABEL", "BACKUP_JITTER", "BACKUP_STOP_LABEL",
+    "BORG_ADMIN_SSH_KEY_FILE", "BORG_COMPRESSION", "BORG_ENCRYPTION", "BORG_KNOWN_HOSTS_FILE", "BORG_PASSCOMMAND",
+    "BORG_PASSPHRASE", "BORG_REPO", "BORG_SSH_KEY_FILE", "CLIENT_NAME", "EXCLUDE_CACHES", "HEALTHCHECKS_URL",
+    "KEEP_DAILY", "KEEP_HOURLY", "KEEP_MONTHLY", "KEEP_WEEKLY", "KEEP_WITHIN", "KEEP_YEARLY", "LOG_LEVEL",
+    "PRUNE_CRON", "PRUNE_MIN_SIZE_RATIO", "REPORT_TIMEOUT", "REPORT_URLS", "RESTORE_FROM_REPLICA", "RETRY_DELAYS",
+    "TZ",
+)  # fmt: skip
+PASSED_TO_BORG = (  # borg's own variables a user may set: passed to every borg the sidecar runs
+    "BORG_FILES_CACHE_TTL", "BORG_SHOW_SYSINFO", "BORG_CHECK_I_KNOW_WHAT_I_AM_DOING",
+    "BORG_DELETE_I_KNOW_WHAT_I_AM_DOING",
+)  # fmt: skip
+SET_BY_SIDECAR = {  # borg's variables the sidecar sets itself (borg.borg_environment): a user's would be ignored
+    name: f"is set by the sidecar itself ({why}); remove it"
+    for why, names in (
+        ("everything borg keeps is in the state volume", ("BORG_BASE_DIR", "BORG_CACHE_DIR", "BORG_CONFIG_DIR",
+                                                           "BORG_KEYS_DIR", "BORG_SECURITY_DIR", "BORG_HOST_ID")),
+        ("ssh pins the server's host key: set BORG_SSH_KEY_FILE and BORG_KNOWN_HOSTS_FILE", ("BORG_RSH",)),
+        ("its reports read borg's exit codes and refuse moved or unencrypted repositories",
+         ("BORG_EXIT_CODES", "BORG_RELOCATED_REPO_ACCESS_IS_OK", "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK")),
+        ("the key is in the state volume, the passphrase in BORG_PASSPHRASE_FILE",
+         ("BORG_KEY_FILE", "BORG_PASSPHRASE_FD", "BORG_NEW_PASSPHRASE", "BORG_DISPLAY_PASSPHRASE")),
+    )
+    for name in names
+}  # fmt: skip
 NO_NAME = (
     "not set, and no pairing export names this client; set it to the client's name on the server (BORG_CLIENTS): "
     "archives are named after it and prune keeps only its own, so it must stay the same when the container is "
@@ -128,6 +153,9 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING) -> ClientConfig:
     elif not REPO_PATTERN.fullmatch(repository):  # a URL is never quoted: it may hold a secret
         settings.problem(settings.label("BORG_REPO"), "is not ssh://[user@]host[:port]/path")
     ssh_key = Path(settings.string("BORG_SSH_KEY_FILE", limit=PATH_LIMIT) or pairing / "id_ed25519")
+    admin_key = environ.get("BORG_ADMIN_SSH_KEY_FILE")
+    if admin_key and not settings.is_set("BORG_SSH_KEY_FILE") and not _is_file(ssh_key):
+        ssh_key = Path(admin_key)  # a prune-only service (another machine): the admin key is its only key
     known_hosts = Path(settings.string("BORG_KNOWN_HOSTS_FILE", limit=PATH_LIMIT) or pairing / "known_hosts")
     for setting, path in (("BORG_SSH_KEY_FILE", ssh_key), ("BORG_KNOWN_HOSTS_FILE", known_hosts)):
         if not _is_file(path):
@@ -187,6 +215,7 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING) -> ClientConfig:
         if value and not Path(DOCKER_SOCKET).exists():
             socket_needed = f"needs the Docker socket: mount {DOCKER_SOCKET} into the sidecar"
             settings.problem(settings.label(setting), socket_needed)
+    check_unknown(settings, SETTINGS + PASSED_TO_BORG, "sidecar", "docs/reference/sidecar-settings.md", SET_BY_SIDECAR)
     if settings.problems:
         raise ConfigError(settings.problems + unpaired)
     if unpaired:

@@ -29,6 +29,77 @@ NO_SPACE_ERRNO = "[Errno 28]"
 AVAILABLE = re.compile(r"available: ([^)]+)\)")
 
 
+STATE_KEYS = "/var/lib/borg-client/keys"
+# What each borg failure a user can cause means, and what to do next: by borg's message id, never its text.
+BORG_FAILURES = {
+    "PassphraseWrong": "the passphrase does not open the repository key; BORG_PASSPHRASE_FILE (or BORG_PASSCOMMAND, "
+                       "BORG_PASSPHRASE) must give the passphrase the repository was initialised with",
+    "PasswordRetriesExceeded": "the passphrase does not open the repository key; BORG_PASSPHRASE_FILE must give the "
+                               "passphrase the repository was initialised with",
+    "PasscommandFailure": "BORG_PASSCOMMAND failed; run it by hand in the sidecar to see why",
+    "NoPassphraseFailure": "borg got no passphrase; set BORG_PASSPHRASE_FILE to a file holding it",
+    "KeyfileNotFoundError": f"the repository key is not in the state volume ({STATE_KEYS}); put your copy of it "
+                            "back: borg-client borg key import ::  /path/to/the/copy",
+    "KeyfileInvalidError": f"the repository key in {STATE_KEYS} is damaged; put your copy of it back: "
+                           "borg-client borg key import :: /path/to/the/copy",
+    "KeyfileMismatchError": f"the key in {STATE_KEYS} belongs to another repository: this state volume was used "
+                            "with another BORG_REPO; mount this client's own state volume",
+    "RepoKeyNotFoundError": "the repository holds no key (repokey), so it is not the one this sidecar initialised; "
+                            "check BORG_REPO",
+    "Repository.DoesNotExist": "there is no repository at BORG_REPO; check BORG_REPO (borg-server show-client NAME "
+                               "prints the right one)",
+    "Repository.InvalidRepository": "what is at BORG_REPO is not a borg repository; check BORG_REPO",
+    "Repository.ParentPathDoesNotExist": "the directory of BORG_REPO does not exist on the server; check BORG_REPO",
+    "PathNotAllowed": "the server does not let this key reach that path; check BORG_REPO (./main) and CLIENT_NAME",
+    "Repository.StorageQuotaExceeded": "the client's quota on the server is full; prune, or raise "
+                                       "BORG_CLIENT_<NAME>_QUOTA on the server",
+    "Repository.PathPermissionDenied": "the server cannot write the repository's files (permissions); see the "
+                                       "server's log",
+    "Cache.EncryptionMethodMismatch": "the repository's encryption changed since this sidecar last used it: it may "
+                                      "have been replaced by someone else's; stop and check "
+                                      "(docs/how-to/answer-an-alert.md)",
+    "Cache.RepositoryIDNotUnique": "this sidecar's cache is newer than the repository: another repository with the "
+                                   "same id was used from this state volume; stop and check",
+    "Cache.RepositoryReplay": "the repository is older than this sidecar last saw it (replayed, or rolled back on the "
+                              "server); if you rolled it back, see docs/how-to/roll-back-a-compromised-client.md",
+    "Cache.RepositoryAccessAborted": "borg knows this repository at another location (its security record): reading "
+                                     "a replica's copy? set RESTORE_FROM_REPLICA=yes (docs/how-to/primary-lost.md); "
+                                     "a promoted replica: docs/how-to/promote-a-replica.md",
+    "LockTimeout": "the repository stayed locked by another borg for the whole wait; the server clears a dead "
+                   "session's lock, so another run may still be going on",
+    "LockFailed": "the repository lock could not be taken; see the server's log",
+    "InvalidRPCMethod": "the server refused this command for this key (a read-only or append-only session)",
+    "Repository.InsufficientFreeSpaceError": "the backup server has no space left; free space on the server",
+}  # fmt: skip
+# What ssh says when it refuses, and what it means; borg reports only "Connection closed by remote host".
+SSH_REFUSALS = (
+    ("UNPROTECTED PRIVATE KEY FILE", "ssh refused the private key: it is readable by other users"),
+    ("Permission denied (publickey", "the server refused this client's key: is it the key the server has for "
+     "CLIENT_NAME? (borg-server show-client NAME shows its fingerprint)"),
+    ("Host key verification failed", "the server's host key is not the one pinned in known_hosts: do not connect "
+     "until you know why (docs/how-to/pair-a-client.md)"),
+    ("Could not resolve hostname", "the server's name in BORG_REPO does not resolve"),
+    ("Connection refused", "nothing listens at BORG_REPO's host and port"),
+    ("Connection timed out", "the server did not answer (a firewall, or the wrong host)"),
+    ("Load key", "ssh cannot read the private key BORG_SSH_KEY_FILE"),
+)  # fmt: skip
+
+
+def borg_failure(msgids: tuple[str, ...], tail: tuple[str, ...]) -> tuple[str, str] | None:
+    """Given borg's message ids and log tail of a failed command, return what it means with what to do, and the
+    line that said so (borg's error, or ssh's refusal); None if it is none of those a user can cause."""
+    errors = [line.removeprefix("ERROR: ") for line in tail if line.startswith(("ERROR", "CRITICAL"))]
+    for msgid in reversed(msgids):
+        if msgid in BORG_FAILURES:
+            return BORG_FAILURES[msgid], errors[-1] if errors else msgid
+    if {"ConnectionClosed", "ConnectionClosedWithHint"} & set(msgids):
+        for said, meaning in SSH_REFUSALS:
+            line = next((line for line in tail if said in line), None)
+            if line:
+                return meaning, line.removeprefix("Remote: ").strip()
+    return None
+
+
 class Failure(Exception):
     """A run cannot go on; the message is what the user reads in the report.
 

@@ -9,9 +9,10 @@ everything, then report all problems at once.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from borg_common.urls import NOT_HTTP, is_http_url, shown_url
 from borg_common.values import (
@@ -245,3 +246,33 @@ class Settings:
             self.problem(self.label(name), f"a URL is {len(url)} characters long; the limit is {MAX_URL}")
         elif not is_http_url(url):
             self.problem(self.label(name), f"{subject} {NOT_HTTP}")
+
+
+# Variables Kubernetes sets for every Service in the namespace (a Service named borg-server gives
+# BORG_SERVER_SERVICE_HOST, BORG_SERVER_PORT_22_TCP_ADDR, ...): never a typo of a setting.
+SERVICE_LINK = re.compile(
+    r"[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_(ADDR|PORT|PROTO))?)?)"
+)
+
+
+def check_unknown(settings: Settings, known: Collection[str], image: str, page: str,
+                  reserved: Mapping[str, str] | None = None, skip: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Record a problem for every variable that looks meant for this image but is none of its settings.
+
+    A variable looks meant for it when it shares the first word of a setting (REPORT_URL beside REPORT_URLS,
+    KEEP_MONTLY beside KEEP_DAILY) or is spelled close to one (REPROT_URLS); the problem names the closest
+    setting, if any. known: the image's settings (each also as _FILE); reserved: variables refused for a reason
+    of their own ({name: why}); skip: prefixes another check owns (the server's BORG_CLIENT_).
+    """
+    names = set(known) | {f"{name}_FILE" for name in known}
+    words = tuple({name.split("_")[0] + "_" for name in known if "_" in name})
+    for variable in sorted(name for name, value in settings.environ.items() if value):
+        if variable in names or variable.startswith(skip) or SERVICE_LINK.fullmatch(variable):
+            continue
+        if reserved and variable in reserved:
+            settings.problem(variable, reserved[variable])
+            continue
+        close = difflib.get_close_matches(variable, sorted(names), n=1, cutoff=0.8)
+        if close or variable.startswith(words):
+            hint = f"; did you mean {close[0]}?" if close else ""
+            settings.problem(variable, f"is not a setting of the {image}{hint} (its settings: {page})")

@@ -29,6 +29,12 @@ BAD_SETTINGS = {
     "unknown time zone": ({"TZ": "Mars/Olympus"}, "TZ"),
     "stop label without socket": ({"BACKUP_STOP_LABEL": "backup.stop"}, "BACKUP_STOP_LABEL"),
     "dump label without socket": ({"BACKUP_DUMP_LABEL": "backup.dump"}, "BACKUP_DUMP_LABEL: needs the Docker socket"),
+    "misspelled report URLs": (
+        {"REPORT_URL": "http://receiver/hook"},
+        "REPORT_URL: is not a setting of the sidecar; did you mean REPORT_URLS?",
+    ),
+    "misspelled keep": ({"KEEP_DAILY": "7", "KEEP_MONTLY": "6"}, "KEEP_MONTLY: is not a setting of the sidecar; did"),
+    "borg variable the sidecar sets": ({"BORG_CACHE_DIR": "/tmp/cache"}, "BORG_CACHE_DIR: is set by the sidecar"),
 }
 
 
@@ -85,7 +91,11 @@ def test_a_wrong_passphrase_fails_clearly_and_initialises_nothing(paired):
     result = client_command(sandbox, web, ["run"], env={"BORG_PASSPHRASE_FILE": "/run/secrets/wrong"},
                             extra=["-v", f"{wrong}:/run/secrets/wrong:ro"])  # fmt: skip
     assert result.returncode == 2
-    assert "passphrase" in result.stderr.lower() and "initialising" not in result.stderr
+    assert "borg create failed (exit 52): the passphrase does not open the repository key; BORG_PASSPHRASE_FILE " \
+           "(or BORG_PASSCOMMAND, BORG_PASSPHRASE) must give the passphrase the repository was initialised with " \
+           "(borg: passphrase supplied in BORG_PASSPHRASE, by BORG_PASSCOMMAND or via BORG_PASSPHRASE_FD is " \
+           "incorrect.)" in result.stderr, result.stderr  # fmt: skip
+    assert "initialising" not in result.stderr
     assert server.exec("cat", "/srv/borg/web/main/config").stdout == config_before
 
 

@@ -107,9 +107,19 @@ def test_a_month_of_archives_is_pruned_by_the_keep_rules_only_with_the_admin_key
     assert "old, more than 1.5 periods of BACKUP_CRON (0:03): backups may be failing" in report["message"]
     assert archives(sandbox, web) == set(times) | {foreign}
 
-    # With the admin key, exactly the archives borg's rules keep are left, and the report says which.
+    # With the admin key, exactly the archives borg's rules keep are left, and the report says which. It runs
+    # as a prune-only service on another machine would: the admin key, known_hosts, the repository URL, the
+    # passphrase and the repository key (in the state volume), and no backup key anywhere.
     before = repository_bytes(server, "web")
-    pruned = client_command(sandbox, web, ["prune"], env=admin, extra=mounted)
+    elsewhere = ["--network", server.network, "-v", f"{server.exports['web']}:/copied:ro",
+                 "-v", f"{web.state}:/var/lib/borg-client", "-e", "CLIENT_NAME=web",
+                 "-v", f"{web.passphrase_file}:/run/secrets/borg_passphrase:ro",
+                 "-e", "BORG_PASSPHRASE_FILE=/run/secrets/borg_passphrase",
+                 "-e", "BORG_KNOWN_HOSTS_FILE=/copied/known_hosts",
+                 "-e", f"BORG_REPO=ssh://borg@{server.container}:22/./main", *mounted]  # fmt: skip
+    for name, value in admin.items():
+        elsewhere += ["-e", f"{name}={value}"]
+    pruned = sandbox.run("prune-only", CLIENT_IMAGE, elsewhere, ["prune"], detach=False, check=False)
     assert pruned.returncode == 0, pruned.stderr[-3000:]
     kept = expected_kept(times, [("daily", 7), ("weekly", 2)])
     assert len(kept) == 9

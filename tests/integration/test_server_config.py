@@ -45,6 +45,10 @@ BAD_CONFIGURATIONS = {
     "missing YAML file": ({"BORG_SERVER_CONFIG": "/nonexistent.yaml"}, "BORG_SERVER_CONFIG"),
     "bad server name": ({"BORG_SERVER_NAME": "bad name!"}, "BORG_SERVER_NAME"),
     "short RSA key": ({"BORG_CLIENT_WEB_KEY": RSA_1024}, "BORG_CLIENT_WEB_KEY: is an RSA key of 1024 bits"),
+    "misspelled setting": (
+        {"MONITOR_INTERVALL": "1m"},
+        "MONITOR_INTERVALL: is not a setting of the server; did you mean MONITOR_INTERVAL?",
+    ),
 }
 
 

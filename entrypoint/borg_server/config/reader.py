@@ -11,7 +11,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 
-from borg_common.settings import Settings
+from borg_common.settings import Settings, check_unknown
 from borg_server.config import replica as config_replica
 from borg_server.config import yaml_file
 from borg_server.config.clients import check_client_variables, client_names, read_clients
@@ -25,6 +25,14 @@ from borg_server.records.configuration import (
 from borg_server.system.host_key import HOST_KEY_LIMIT, HOST_KEY_SETTING, GivenHostKey, parse_private_key
 from borg_server.system.ssh_keys import KeyProblem
 
+SETTINGS = (  # every setting of the server but the clients' own (docs/reference/server-settings.md; a test checks)
+    "BORG_CLIENTS", "BORG_HOST_KEY", "BORG_REPLICA_KEY", "BORG_SERVER_CONFIG", "BORG_SERVER_NAME", "COMPACT_DELAY",
+    "DISK_ALERT_USED", "DISK_RESERVE", "LOG_LEVEL", "METRICS_PORT", "MONITOR_CHECK_INTERVAL", "MONITOR_INTERVAL",
+    "PGID", "PUID", "REPLICATE_CRON", "REPLICATE_FROM", "REPLICATE_HOST_KEY", "REPLICATE_SSH_KEY_FILE",
+    "REPLICA_KEEP_REMOVED", "REPLICA_MAX_LAG", "REPORT_URLS", "SNAPSHOT_KEEP", "SSH_LOG_LEVEL", "SSH_PORT",
+)  # fmt: skip
+# Not settings: the clients' own (config/clients.py checks them) and what sshd sets in a session's environment.
+NOT_SETTINGS = ("BORG_CLIENT_", "SSH_CONNECTION", "SSH_CLIENT", "SSH_ORIGINAL_COMMAND", "SSH_TTY", "SSH_AUTH_SOCK")
 SSH_LOG_LEVELS = ("QUIET", "FATAL", "ERROR", "INFO", "VERBOSE", "DEBUG", "DEBUG1", "DEBUG2", "DEBUG3")
 DEFAULT_SSH_PORT = 22
 DEFAULT_ID, MAXIMUM_ID = 1000, 2**31 - 1
@@ -92,6 +100,7 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
         replica_key=replica_key,
         replication=replication,
     )
+    check_unknown(settings, SETTINGS, "server", "docs/reference/server-settings.md", skip=NOT_SETTINGS)
     settings.check()
     return config
 

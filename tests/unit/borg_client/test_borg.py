@@ -264,6 +264,15 @@ def test_borg_environment_drops_inherited_borg_variables_and_keeps_the_rest(conf
     assert environment["BORG_RSH"] != "ssh -v"
 
 
+def test_borg_environment_passes_the_borg_variables_a_user_may_set(config):
+    base = {"BORG_FILES_CACHE_TTL": "60", "BORG_DELETE_I_KNOW_WHAT_I_AM_DOING": "YES", "BORG_BASE_DIR": "/x"}
+
+    environment = borg.borg_environment(config, base)
+
+    assert (environment["BORG_FILES_CACHE_TTL"], environment["BORG_DELETE_I_KNOW_WHAT_I_AM_DOING"]) == ("60", "YES")
+    assert "BORG_BASE_DIR" not in environment
+
+
 def test_borg_environment_pins_the_server_host_key(config, pairing):
     environment = borg.borg_environment(config, {})
 

@@ -284,3 +284,16 @@ def test_the_log_level_is_info_unless_log_level_names_another_in_any_case(pairin
 
     assert load(environ, pairing=pairing).log_level == "INFO"
     assert load(environ | {"LOG_LEVEL": "debug"}, pairing=pairing).log_level == "DEBUG"
+
+
+def test_a_prune_only_service_needs_no_backup_key_the_admin_key_is_its_key(tmp_path, passphrase_file):
+    admin_key, known_hosts = tmp_path / "admin_key", tmp_path / "known_hosts"
+    admin_key.write_text("key")
+    known_hosts.write_text("srv ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID26CUVU\n")
+    environ = {"BORG_PASSPHRASE_FILE": str(passphrase_file), "BORG_REPO": "ssh://borg@srv:22/./main",
+               "BORG_KNOWN_HOSTS_FILE": str(known_hosts), "CLIENT_NAME": "web", "KEEP_DAILY": "7",
+               "BORG_ADMIN_SSH_KEY_FILE": str(admin_key)}  # fmt: skip
+
+    config = load(environ, pairing=tmp_path / "no-pairing")
+
+    assert config.ssh_key == config.retention.admin_key == admin_key

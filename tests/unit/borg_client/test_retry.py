@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from borg_client import failures, run, schedule
-from borg_client.borgcall import Control
+from borg_client.borgcall import BorgCall, Control, explain
 from borg_client.config import load
 from borg_client.retry import DEFAULT_DELAYS, retry_at
 from borg_common.settings import ConfigError
@@ -180,3 +180,46 @@ def test_a_stop_during_the_wait_for_a_retry_ends_the_retries(config, attempts, m
     monkeypatch.setattr(schedule, "wait_until", lambda config, due, stop, what: False)  # SIGTERM came while waiting
     schedule.run_with_retries(config, threading.Event(), Control())
     assert tried == [1]
+
+
+@pytest.mark.parametrize("msgid", sorted(failures.BORG_FAILURES))
+def test_every_borg_failure_a_user_can_cause_is_explained_with_borgs_own_line(msgid):
+    line = f"ERROR: something borg said [{msgid}]"
+
+    meaning, said = failures.borg_failure(("Remote: connected", msgid), ("INFO: starting", line))
+
+    assert (meaning, said) == (failures.BORG_FAILURES[msgid], f"something borg said [{msgid}]")
+
+
+def test_a_wrong_passphrase_reads_as_one_line_with_the_next_step():
+    call = BorgCall(52, "", ("PassphraseWrong",), ("ERROR: passphrase supplied in BORG_PASSPHRASE ... is incorrect.",))
+
+    assert explain(call, "borg create failed") == (
+        "borg create failed (exit 52): the passphrase does not open the repository key; BORG_PASSPHRASE_FILE (or "
+        "BORG_PASSCOMMAND, BORG_PASSPHRASE) must give the passphrase the repository was initialised with (borg: "
+        "passphrase supplied in BORG_PASSPHRASE ... is incorrect.)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("ssh", "meaning"),
+    [
+        ("Permission denied (publickey).", "the server refused this client's key"),
+        ("Host key verification failed.", "the server's host key is not the one pinned in known_hosts"),
+        ("@         WARNING: UNPROTECTED PRIVATE KEY FILE!          @", "ssh refused the private key"),
+        ("ssh: Could not resolve hostname nowhere: Name or service not known", "the server's name in BORG_REPO"),
+    ],
+)
+def test_an_ssh_refusal_is_reported_in_ssh_s_words_not_as_a_closed_connection(ssh, meaning):
+    tail = (f"Remote: {ssh}", "ERROR: Connection closed by remote host. Is borg working on the server?")
+
+    found = failures.borg_failure(("ConnectionClosedWithHint",), tail)
+
+    assert found is not None and found[0].startswith(meaning) and found[1] == ssh
+
+
+def test_a_failure_no_user_causes_keeps_borgs_last_error_line():
+    call = BorgCall(2, "", ("Exception",), ("ERROR: Local Exception", "Traceback ..."))
+
+    assert failures.borg_failure(call.msgids, call.tail) is None
+    assert explain(call, "borg create failed") == "borg create failed (exit 2): ERROR: Local Exception"

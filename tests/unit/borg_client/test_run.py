@@ -110,7 +110,10 @@ def test_a_failed_borg_create_reports_borgs_error_and_pings_fail(run_config, fak
 
     run.run_once(run_config)
 
-    message = "borg create failed (exit 2): ERROR: Repository path not allowed: /srv/borg/other [PathNotAllowed]"
+    message = (
+        "borg create failed (exit 2): the server does not let this key reach that path; check BORG_REPO (./main) "
+        "and CLIENT_NAME (borg: Repository path not allowed: /srv/borg/other [PathNotAllowed])"
+    )
     tail = ["INFO: Remote: connected", "ERROR: Repository path not allowed: /srv/borg/other [PathNotAllowed]"]
     assert kept(run_config) == expected(run_config, borg_rc=2, message=message, log_tail=tail)
     assert pings == [(f"{PING}/start", ""), (f"{PING}/fail", "\n".join([message, *tail]))]
@@ -144,7 +147,10 @@ def test_a_failed_init_is_a_failure_naming_it(run_config, fake_borg, lines, ping
 
     run.run_once(run_config)
 
-    message = "borg init failed (exit 2): ERROR: Quota exceeded [Repository.StorageQuotaExceeded]"
+    message = (
+        "borg init failed (exit 2): the client's quota on the server is full; prune, or raise "
+        "BORG_CLIENT_<NAME>_QUOTA on the server (borg: Quota exceeded [Repository.StorageQuotaExceeded])"
+    )
     assert kept(run_config) == expected(run_config, message=message, log_tail=[message])
     assert pings[-1] == (f"{PING}/fail", f"{message}\n{message}")
 
