@@ -91,7 +91,8 @@ def borg_failure(msgids: tuple[str, ...], tail: tuple[str, ...]) -> tuple[str, s
     errors = [line.removeprefix("ERROR: ") for line in tail if line.startswith(("ERROR", "CRITICAL"))]
     for msgid in reversed(msgids):
         if msgid in BORG_FAILURES:
-            return BORG_FAILURES[msgid], errors[-1] if errors else msgid
+            said = [line for line in errors if f"[{msgid}]" in line] or [line for line in errors if "rc " not in line]
+            return BORG_FAILURES[msgid], said[-1] if said else msgid
     if {"ConnectionClosed", "ConnectionClosedWithHint"} & set(msgids):
         for said, meaning in SSH_REFUSALS:
             line = next((line for line in tail if said in line), None)

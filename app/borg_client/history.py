@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from borg_common.files import atomic_write
 logger = logging.getLogger(__name__)
 
 NEW_REPOSITORY = "borg-client init --new-repository"
+SSH_URL = re.compile(r"ssh://(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:/]+)(?::(?P<port>[0-9]+))?(?P<path>/.*)")
 KEPT_ASIDE = 10  # replaced copies kept of each file (key export, paper key, repository record)
 
 
@@ -77,8 +79,16 @@ def evidence(paths: Paths) -> str | None:
 
 
 def vanished(paths: Paths, location: str) -> str:
-    """Given the state volume and the repository URL, return the failure for a repository that is gone."""
+    """Given the state volume and the repository URL, return the failure for a repository that is gone, or, when
+    this sidecar wrote to another location, for a BORG_REPO that changed (a typo is no reason to start anew)."""
     known = read(paths)
+    if known and same_location(known.location, location) is False:
+        return (
+            f"there is no repository at BORG_REPO {location}, and this sidecar has backed up to another location, "
+            f"{known.location} (the last archive {known.last_archive} on {shown_time(known.last_time)}): is BORG_REPO "
+            f"mistyped? Nothing was initialised. Set BORG_REPO back to {known.location}; only if this is a new "
+            f"repository on purpose, run `{NEW_REPOSITORY}`"
+        )
     if known:
         archives = "1 archive" if known.archives_written == 1 else f"{known.archives_written} archives"
         held = (
@@ -91,6 +101,16 @@ def vanished(paths: Paths, location: str) -> str:
         f"{held}. Nothing was initialised and the key export was kept. Restore the server's repository "
         f"volume if you can; if its data is really lost, start a new repository with `{NEW_REPOSITORY}`"
     )
+
+
+def same_location(first: str, second: str) -> bool | None:
+    """Given two ssh:// repository URLs, return whether they name the same repository (the user as written, the host
+    in any case, port 22 written or not), or None if one is no ssh:// URL."""
+    parts = [SSH_URL.fullmatch(url) for url in (first, second)]
+    if not all(parts):
+        return None
+    one, other = ((m["user"] or "", m["host"].lower(), m["port"] or "22", m["path"]) for m in parts)
+    return one == other
 
 
 def shown_time(text: str) -> str:

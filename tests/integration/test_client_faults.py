@@ -94,7 +94,7 @@ def test_a_wrong_passphrase_fails_clearly_and_initialises_nothing(paired):
     assert "borg create failed (exit 52): the passphrase does not open the repository key; BORG_PASSPHRASE_FILE " \
            "(or BORG_PASSCOMMAND, BORG_PASSPHRASE) must give the passphrase the repository was initialised with " \
            "(borg: passphrase supplied in BORG_PASSPHRASE, by BORG_PASSCOMMAND or via BORG_PASSPHRASE_FD is " \
-           "incorrect.)" in result.stderr, result.stderr  # fmt: skip
+           "incorrect. [PassphraseWrong])" in result.stderr, result.stderr  # fmt: skip
     assert "initialising" not in result.stderr
     assert server.exec("cat", "/srv/borg/web/main/config").stdout == config_before
 

@@ -32,6 +32,15 @@ def test_a_vanished_repository_fails_the_run_until_a_new_one_is_asked_for(sandbo
     keys_before = key_exports(sandbox, web)
     assert sorted(keys_before) == ["web.key", "web.key.txt"]
 
+    # A typo in BORG_REPO is called what it is, and nothing is initialised at the mistyped place.
+    typo = f"ssh://borg@{server.container}:22/./mian"
+    mistyped = client_command(sandbox, web, ["run"], env={"BORG_REPO": typo})
+    assert mistyped.returncode == 2, mistyped.stderr
+    assert f"there is no repository at BORG_REPO {typo}, and this sidecar has backed up to another location, " \
+           f"ssh://borg@{server.container}:22/./main (the last archive web-" in mistyped.stderr  # fmt: skip
+    assert "is BORG_REPO mistyped? Nothing was initialised." in mistyped.stderr
+    assert server.exec("test", "-e", "/srv/borg/web/mian", check=False).returncode == 1
+
     server.exec("rm", "-rf", "/srv/borg/web/main")
     gone = client_command(sandbox, web, ["run"])
 

@@ -1,5 +1,7 @@
 """Tests for what the sidecar knows of its repository: the record of backups, and when it has backed up before."""
 
+import pytest
+
 from borg_client import history, journal
 from tests.unit.borg_client.samples import REPO_ID, create_json
 
@@ -59,6 +61,33 @@ def test_a_vanished_repository_is_explained_with_what_it_held(config):
         "the key export was kept. Restore the server's repository volume if you can; if its data is really "
         "lost, start a new repository with `borg-client init --new-repository`"
     )
+
+
+def test_a_borg_repo_that_differs_from_where_backups_went_is_called_a_changed_location_not_a_loss(config):
+    paths = config.paths
+    history.record_backup(paths, create_json("web-1"))
+
+    assert history.vanished(paths, "ssh://borg@srv:22/./mian") == (
+        "there is no repository at BORG_REPO ssh://borg@srv:22/./mian, and this sidecar has backed up to another "
+        "location, ssh://borg@srv:22/./main (the last archive web-1 on 2024-05-06 03:00): is BORG_REPO mistyped? "
+        "Nothing was initialised. Set BORG_REPO back to ssh://borg@srv:22/./main; only if this is a new repository "
+        "on purpose, run `borg-client init --new-repository`"
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        ("ssh://borg@srv:22/./main", "ssh://borg@srv/./main", True),
+        ("ssh://borg@SRV:22/./main", "ssh://borg@srv:22/./main", True),
+        ("ssh://borg@srv:22/./main", "ssh://borg@srv:2222/./main", False),
+        ("ssh://borg@srv:22/./main", "ssh://borg@other:22/./main", False),
+        ("ssh://borg@[::1]:22/./main", "ssh://borg@[::1]/./main", True),
+        ("/local/path", "ssh://borg@srv:22/./main", None),
+    ],
+)
+def test_two_urls_name_the_same_repository_whatever_the_default_port_or_the_host_s_case(first, second, same):
+    assert history.same_location(first, second) is same
 
 
 def test_a_vanished_repository_without_a_record_names_the_evidence(config):
