@@ -27,7 +27,8 @@ EXIT_CODES = {"success": 0, "warning": 1, "failure": 2, "skipped": 3, "interrupt
 MASKED = ("passphrase", "passcommand")
 TEXT_SETTINGS = {"client": "CLIENT_NAME", "repository": "BORG_REPO", "cron": "BACKUP_CRON",
                  "archive_name": "ARCHIVE_NAME", "compression": "BORG_COMPRESSION",
-                 "stop_label": "BACKUP_STOP_LABEL", "dump_label": "BACKUP_DUMP_LABEL"}  # fmt: skip
+                 "stop_label": "BACKUP_STOP_LABEL", "dump_label": "BACKUP_DUMP_LABEL",
+                 "dump_scope": "BACKUP_DUMP_SCOPE"}  # fmt: skip
 
 
 def load_or_explain() -> client_config.ClientConfig | None:

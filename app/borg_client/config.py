@@ -37,7 +37,8 @@ PATH_LIMIT, PASSPHRASE_LIMIT = 4096, 4096  # characters of a path, a passphrase 
 
 
 SETTINGS = (  # every setting of the sidecar (docs/reference/sidecar-settings.md; a test checks both agree)
-    "ARCHIVE_NAME", "BACKUP_ALLOW_EMPTY", "BACKUP_CRON", "BACKUP_DUMP_LABEL", "BACKUP_JITTER", "BACKUP_STOP_LABEL",
+    "ARCHIVE_NAME", "BACKUP_ALLOW_EMPTY", "BACKUP_CRON", "BACKUP_DUMP_LABEL", "BACKUP_DUMP_SCOPE", "BACKUP_JITTER",
+    "BACKUP_STOP_LABEL",
     "BORG_ADMIN_SSH_KEY_FILE", "BORG_COMPRESSION", "BORG_ENCRYPTION", "BORG_KNOWN_HOSTS_FILE", "BORG_PASSCOMMAND",
     "BORG_PASSPHRASE", "BORG_REPO", "BORG_SSH_KEY_FILE", "CLIENT_NAME", "EXCLUDE_CACHES", "HEALTHCHECKS_URL",
     "KEEP_DAILY", "KEEP_HOURLY", "KEEP_MONTHLY", "KEEP_WEEKLY", "KEEP_WITHIN", "KEEP_YEARLY", "LOG_LEVEL",
@@ -94,6 +95,8 @@ class ClientConfig:
     healthchecks_url: str | None
     report_timeout: int = 10
     dump_label: str | None = None  # BACKUP_DUMP_LABEL: only containers also carrying it are dumped (borg_client.dumps)
+    prune_only: bool = False  # no backup key, only BORG_ADMIN_SSH_KEY_FILE: a prune service (ssh_key is the admin key)
+    dump_scope: str = "project"  # BACKUP_DUMP_SCOPE: project (the sidecar's own compose project or stack) or host
     allow_empty: bool = False
     from_replica: bool = False  # RESTORE_FROM_REPLICA: BORG_REPO is a replica's copy (borg_client.borg)
     log_level: str = "INFO"  # LOG_LEVEL: one of Python's logging levels, upper case
@@ -154,8 +157,9 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING) -> ClientConfig:
         settings.problem(settings.label("BORG_REPO"), "is not ssh://[user@]host[:port]/path")
     ssh_key = Path(settings.string("BORG_SSH_KEY_FILE", limit=PATH_LIMIT) or pairing / "id_ed25519")
     admin_key = environ.get("BORG_ADMIN_SSH_KEY_FILE")
-    if admin_key and not settings.is_set("BORG_SSH_KEY_FILE") and not _is_file(ssh_key):
-        ssh_key = Path(admin_key)  # a prune-only service (another machine): the admin key is its only key
+    prune_only = bool(admin_key) and not settings.is_set("BORG_SSH_KEY_FILE") and not _is_file(ssh_key)
+    if prune_only:
+        ssh_key = Path(admin_key)  # a prune service (another machine): the admin key is its only key
     known_hosts = Path(settings.string("BORG_KNOWN_HOSTS_FILE", limit=PATH_LIMIT) or pairing / "known_hosts")
     for setting, path in (("BORG_SSH_KEY_FILE", ssh_key), ("BORG_KNOWN_HOSTS_FILE", known_hosts)):
         if not _is_file(path):
@@ -199,6 +203,8 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING) -> ClientConfig:
         exclude_caches=settings.boolean("EXCLUDE_CACHES", True),
         stop_label=settings.string("BACKUP_STOP_LABEL", limit=256),
         dump_label=settings.string("BACKUP_DUMP_LABEL", limit=256),
+        prune_only=prune_only,
+        dump_scope=settings.choice("BACKUP_DUMP_SCOPE", "project", ("project", "host")),
         report_urls=settings.urls("REPORT_URLS"),
         healthchecks_url=settings.url("HEALTHCHECKS_URL"),
         report_timeout=settings.duration("REPORT_TIMEOUT", 10, MINIMUM_TIMEOUT, MAXIMUM_TIMEOUT),

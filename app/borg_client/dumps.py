@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -24,6 +25,7 @@ LABEL = "borg-appliance.dump"
 COMMAND_LABEL = "borg-appliance.dump.command"
 RESTORE_COMMAND_LABEL = "borg-appliance.dump.restore-command"
 DATABASES_LABEL = "borg-appliance.dump.databases"
+PROJECT_LABELS = ("com.docker.compose.project", "com.docker.stack.namespace")  # set by Compose and by Swarm
 DUMPS = "dumps"  # the directory the dumps have in an archive
 COMMAND_DUMP = "command"  # the database name of a =command dump
 SYSTEM_DATABASES = {"mariadb": {"information_schema", "performance_schema", "sys", "mysql"}}
@@ -94,12 +96,33 @@ def parse(name: str, container_id: str, labels: dict[str, str]) -> Source:
     raise DumpFailed(f"{where} is not postgres, mariadb, mysql, sqlite:/path or command", "settings")
 
 
-def labelled(client, scope: str | None) -> list[Source]:
-    """Return the running containers to dump (label borg-appliance.dump, and scope if given), by name."""
+def labelled(client, scope: str | None, project_only: bool = True) -> list[Source]:
+    """Return the running containers to dump (label borg-appliance.dump, and scope if given), by name; project_only:
+    only those of the sidecar's own compose project or Swarm stack (none: those in none), never another's."""
     from borg_client import quiesce
 
     found = quiesce.running_with_label(client, [LABEL, scope] if scope else LABEL)
+    if project_only:
+        own = project_of(own_labels(client))
+        others = [container.name for container in found if project_of(container.labels or {}) != own]
+        if others:
+            logger.info("not dumping container(s) %s: another compose project or stack than this sidecar's (%s); "
+                        "BACKUP_DUMP_SCOPE=host dumps them too", ", ".join(sorted(others)), own or "none")  # fmt: skip
+        found = [container for container in found if project_of(container.labels or {}) == own]
     return [parse(container.name, container.id, container.labels) for container in found]
+
+
+def own_labels(client) -> dict[str, str]:
+    """Return the labels of this sidecar's own container (its hostname is its id), or {} if Docker does not know it."""
+    try:
+        return client.containers.get(socket.gethostname()).labels or {}
+    except Exception:  # docker.errors.NotFound (a hostname set by hand), APIError: then it is in no project
+        return {}
+
+
+def project_of(labels: dict[str, str]) -> str | None:
+    """Given a container's labels, return its compose project or Swarm stack as `key=value`, or None."""
+    return next((f"{key}={labels[key]}" for key in PROJECT_LABELS if labels.get(key)), None)
 
 
 def secret(api, source: Source, environment: dict[str, str], *names: str) -> str | None:
@@ -181,13 +204,13 @@ def databases(api, source: Source, environment: dict[str, str]) -> tuple[str, ..
     return tuple(name for name in names if name not in SYSTEM_DATABASES.get(source.kind, ()))
 
 
-def plan(client, scope: str | None) -> list[Dump]:
+def plan(client, scope: str | None, project_only: bool = True) -> list[Dump]:
     """Return every dump of this run: each labelled container's databases, with its credentials.
 
     Raise DumpFailed if a label is wrong, a credential cannot be read or a database cannot be listed.
     """
     dumps = []
-    for source in labelled(client, scope):
+    for source in labelled(client, scope, project_only):
         environment = credentials(client.api, source)
         names = databases(client.api, source, environment)
         logger.info("container %s: dumping %s (%s)", source.container, ", ".join(names) or "nothing", source.kind)
@@ -216,7 +239,7 @@ def prepare(config) -> tuple[object | None, list[Dump]]:
     if not container_exec.SOCKET.exists():
         return None, []
     client = container_exec.docker_client()
-    dumps = plan(client, config.dump_label)
+    dumps = plan(client, config.dump_label, config.dump_scope == "project")
     if dumps and config.stop_label:
         stopped = {container.id for container in quiesce.running_with_label(client, config.stop_label)}
         both = sorted({dump.container for dump in dumps if dump.container_id in stopped})

@@ -109,7 +109,8 @@ def refusal(config) -> str | None:
         return f"nothing to keep is set: set at least one of {', '.join(name for name, _ in RULES)}"
     if retention.admin_key is None:
         return f"BORG_ADMIN_SSH_KEY_FILE is not set: {APPEND_ONLY_REFUSAL}"
-    if retention.admin_key.resolve() == config.ssh_key.resolve() or same_file(retention.admin_key, config.ssh_key):
+    same = retention.admin_key.resolve() == config.ssh_key.resolve() or same_file(retention.admin_key, config.ssh_key)
+    if same and not config.prune_only:  # a prune service has the admin key only, and no backup key
         return f"BORG_ADMIN_SSH_KEY_FILE is the backup key {config.ssh_key}: {APPEND_ONLY_REFUSAL}"
     if archive_glob(config.archive_name, config.client) is None:
         return (

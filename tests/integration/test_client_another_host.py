@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from tests.harness.containers import CLIENT_IMAGE, SERVER_IMAGE, docker, logs
+from tests.harness.containers import CLIENT_IMAGE, SERVER_IMAGE, docker, logs, wait_until
 from tests.harness.stack import fill_volume, make_client, start_server
 
 
@@ -51,8 +51,8 @@ def test_a_sidecar_with_no_client_name_refuses_to_start_rather_than_use_its_cont
     refused = sandbox.run("nameless", CLIENT_IMAGE, export, ["check-config"], detach=False, check=False)
 
     # Meanwhile the server's health check ran every 2 s and wrote nothing into sshd's log.
-    probes = docker("inspect", "-f", "{{len .State.Health.Log}}", server.container).stdout.strip()
-    assert int(probes) >= 3, probes
+    probes = ["inspect", "-f", "{{len .State.Health.Log}}", server.container]
+    wait_until(lambda: int(docker(*probes).stdout) >= 3, 30, "three health probes")
     assert "Connection from 127.0.0.1" not in logs(server.container)
 
     assert refused.returncode == 2

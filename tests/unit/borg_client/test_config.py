@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from borg_client import retention
 from borg_client.config import NO_NAME, ClientConfig, load
 from borg_common.settings import LOG_LEVELS, ConfigError
 from tests.unit.borg_client.samples import REPO_URL
@@ -297,3 +298,4 @@ def test_a_prune_only_service_needs_no_backup_key_the_admin_key_is_its_key(tmp_p
     config = load(environ, pairing=tmp_path / "no-pairing")
 
     assert config.ssh_key == config.retention.admin_key == admin_key
+    assert config.prune_only and retention.refusal(config) is None

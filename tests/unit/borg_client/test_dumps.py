@@ -171,3 +171,44 @@ def test_a_database_the_target_lacks_is_created_there():
     api = FakeApi([(b"0\n", None)], 0)
     dumprestore.prepare_target(api, Source("db", "i", "postgres"), 'we"ird', {}, force=False)
     assert api.created[-1][1][-1] == 'CREATE DATABASE "we""ird"'
+
+
+class LabelledContainer:
+    def __init__(self, name: str, labels: dict[str, str]):
+        self.name, self.id, self.labels = name, f"id-{name}", labels
+
+
+class FakeContainers:
+    def __init__(self, own: dict[str, str], running: list[LabelledContainer]):
+        self.own, self.running = own, running
+
+    def get(self, _hostname):
+        return LabelledContainer("sidecar", self.own)
+
+    def list(self, filters):
+        return self.running
+
+
+class FakeDocker:
+    def __init__(self, own: dict[str, str], running: list[LabelledContainer]):
+        self.containers = FakeContainers(own, running)
+
+
+ALPHA, BETA = {"com.docker.compose.project": "alpha"}, {"com.docker.stack.namespace": "beta"}
+DUMP_LABELS = {"borg-appliance.dump": "command", "borg-appliance.dump.command": "cat /x"}
+
+
+@pytest.mark.parametrize(
+    ("own", "project_only", "dumped"),
+    [(ALPHA, True, ["a"]), (BETA, True, ["b"]), ({}, True, ["none"]), (ALPHA, False, ["a", "b", "none"])],
+)
+def test_dumps_are_the_sidecar_s_own_project_s_unless_the_scope_is_the_host(own, project_only, dumped):
+    running = [
+        LabelledContainer("a", ALPHA | DUMP_LABELS),
+        LabelledContainer("b", BETA | DUMP_LABELS),
+        LabelledContainer("none", DUMP_LABELS),
+    ]
+
+    found = dumps.labelled(FakeDocker(own, running), None, project_only)
+
+    assert [source.container for source in found] == dumped
