@@ -9,13 +9,16 @@ directories, moved aside) with one warning line, and a start never fails because
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import itertools
 import logging
 import os
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -183,6 +186,14 @@ def open_lock(path: Path) -> IO[str]:
     clear_for_write(path)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     return os.fdopen(descriptor, "a")
+
+
+@contextlib.contextmanager
+def held_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the lock file at path (open_lock) until the block ends."""
+    with open_lock(path) as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def ensure_file(path: Path, mode: int) -> None:

@@ -10,7 +10,6 @@ as the clients' alerts; its state lives in the monitor's server.json.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 from collections.abc import Iterator
@@ -57,8 +56,7 @@ def load(path: Path) -> ServerState:
 def locked(path: Path) -> Iterator[ServerState]:
     """Hold the server state's lock; yield the state and save it afterwards."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with files.open_lock(path.with_suffix(".lock")) as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with files.held_lock(path.with_suffix(".lock")):
         found = load(path)
         yield found
         document = {"alerts": {kind: vars(alert) for kind, alert in found.alerts.items()}, "added": found.added}

@@ -8,7 +8,6 @@ moved aside and the monitor starts afresh.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 from collections.abc import Iterator
@@ -144,8 +143,7 @@ def save(path: Path, state: ClientState) -> None:
 def locked(path: Path) -> Iterator[ClientState]:
     """Hold the client's state lock; yield its state and save it afterwards (unless an exception escapes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with files.open_lock(path.with_suffix(".lock")) as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with files.held_lock(path.with_suffix(".lock")):
         state = load(path)
         yield state
         save(path, state)

@@ -24,7 +24,6 @@ its own segments where they do not. Alerts (replica/alerts.py): `replica_mismatc
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import logging
 import shutil
 from datetime import UTC, datetime
@@ -140,8 +139,7 @@ def replicate(server: ServerConfig, paths: Paths, accept: str | None = None) -> 
     """Run one round over every client of the primary (one round at a time), then ship its alerts (a manual
     round's reach REPORT_URLS as a scheduled one's); return 0, 1 if any client failed, 2 for an unknown accept."""
     paths.runtime.mkdir(parents=True, exist_ok=True)
-    with files.open_lock(paths.replicate_lock) as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with files.held_lock(paths.replicate_lock):
         code = copy_every_client(server, paths, accept)
         watch_lag(server, paths)
     ship(server, paths)
