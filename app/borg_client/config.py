@@ -25,7 +25,7 @@ COMPRESSION_PATTERN = re.compile(
     r"^(none|lz4|(auto,)?(zstd(,([1-9]|1[0-9]|2[0-2]))?|zlib(,[0-9])?|lzma(,[0-9])?|lz4))$"
 )
 REPO_PATTERN = re.compile(
-    r"^ssh://(?P<user>[^@/]+@)?(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::(?P<port>[0-9]+))?/.+$"
+    r"^ssh://(?P<user>[^@/]+@)?(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::(?P<port>[0-9]+))?(?P<path>/.+)$"
 )
 DOCKER_SOCKET = "/var/run/docker.sock"
 DEFAULT_CRON = "0 3 * * *"
@@ -156,10 +156,10 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING) -> ClientConfig:
     elif not REPO_PATTERN.fullmatch(repository):  # a URL is never quoted: it may hold a secret
         settings.problem(settings.label("BORG_REPO"), "is not ssh://[user@]host[:port]/path")
     ssh_key = Path(settings.string("BORG_SSH_KEY_FILE", limit=PATH_LIMIT) or pairing / "id_ed25519")
-    admin_key = environ.get("BORG_ADMIN_SSH_KEY_FILE")
-    prune_only = bool(admin_key) and not settings.is_set("BORG_SSH_KEY_FILE") and not _is_file(ssh_key)
+    kept = retention.load(settings)
+    prune_only = kept.admin_key is not None and not settings.is_set("BORG_SSH_KEY_FILE") and not _is_file(ssh_key)
     if prune_only:
-        ssh_key = Path(admin_key)  # a prune service (another machine): the admin key is its only key
+        ssh_key = kept.admin_key  # a prune service (another machine): the admin key is its only key
     known_hosts = Path(settings.string("BORG_KNOWN_HOSTS_FILE", limit=PATH_LIMIT) or pairing / "known_hosts")
     for setting, path in (("BORG_SSH_KEY_FILE", ssh_key), ("BORG_KNOWN_HOSTS_FILE", known_hosts)):
         if not _is_file(path):
@@ -212,7 +212,7 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING) -> ClientConfig:
         from_replica=settings.boolean("RESTORE_FROM_REPLICA", False),
         log_level=settings.log_level("LOG_LEVEL"),
         retry_delays=retry.delays(settings),
-        retention=retention.load(settings),
+        retention=kept,
     )
     check_archive_name(settings, config.archive_name)
     check_cron(settings, config.cron)

@@ -7,6 +7,7 @@ is SOCKET: without it mounted, there are no dumps.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from borg_client.config import DOCKER_SOCKET
@@ -48,3 +49,11 @@ def masked(text: str, environment: dict[str, str]) -> str:
         if "PASSWORD" in key or key.endswith("PWD"):
             text = text.replace(value, "***") if value else text
     return text
+
+
+def own_labels(client) -> dict[str, str]:
+    """Return the labels of this sidecar's own container (its hostname is its id), or {} if Docker does not know it."""
+    try:
+        return client.containers.get(socket.gethostname()).labels or {}
+    except Exception:  # a Docker error: docker.errors.NotFound when the hostname is not a container id
+        return {}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -103,21 +102,13 @@ def labelled(client, scope: str | None, project_only: bool = True) -> list[Sourc
 
     found = quiesce.running_with_label(client, [LABEL, scope] if scope else LABEL)
     if project_only:
-        own = project_of(own_labels(client))
+        own = project_of(container_exec.own_labels(client))
         others = [container.name for container in found if project_of(container.labels or {}) != own]
         if others:
             logger.info("not dumping container(s) %s: another compose project or stack than this sidecar's (%s); "
                         "BACKUP_DUMP_SCOPE=host dumps them too", ", ".join(sorted(others)), own or "none")  # fmt: skip
         found = [container for container in found if project_of(container.labels or {}) == own]
     return [parse(container.name, container.id, container.labels) for container in found]
-
-
-def own_labels(client) -> dict[str, str]:
-    """Return the labels of this sidecar's own container (its hostname is its id), or {} if Docker does not know it."""
-    try:
-        return client.containers.get(socket.gethostname()).labels or {}
-    except Exception:  # docker.errors.NotFound (a hostname set by hand), APIError: then it is in no project
-        return {}
 
 
 def project_of(labels: dict[str, str]) -> str | None:

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from borg_client import journal
+from borg_client.config import REPO_PATTERN
 from borg_client.paths import Paths
 from borg_common.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
 NEW_REPOSITORY = "borg-client init --new-repository"
-SSH_URL = re.compile(r"ssh://(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:/]+)(?::(?P<port>[0-9]+))?(?P<path>/.*)")
 KEPT_ASIDE = 10  # replaced copies kept of each file (key export, paper key, repository record)
 
 
@@ -106,7 +105,7 @@ def vanished(paths: Paths, location: str) -> str:
 def same_location(first: str, second: str) -> bool | None:
     """Given two ssh:// repository URLs, return whether they name the same repository (the user as written, the host
     in any case, port 22 written or not), or None if one is no ssh:// URL."""
-    parts = [SSH_URL.fullmatch(url) for url in (first, second)]
+    parts = [REPO_PATTERN.fullmatch(url) for url in (first, second)]
     if not all(parts):
         return None
     one, other = ((m["user"] or "", m["host"].lower(), m["port"] or "22", m["path"]) for m in parts)

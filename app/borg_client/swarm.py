@@ -10,9 +10,9 @@ saying where to place it. quiesce.py journals the services like the containers i
 from __future__ import annotations
 
 import logging
-import socket
 import time
 
+from borg_client import container_exec
 from borg_client.failures import Failure
 
 logger = logging.getLogger(__name__)
@@ -78,10 +78,7 @@ def labelled_services(client, label: str, tasks: list) -> list:
 
 def own_service(client) -> str | None:
     """Return the id of the swarm service this sidecar is a task of, or None (not a task, or not found)."""
-    try:
-        return (client.containers.get(socket.gethostname()).labels or {}).get(SERVICE_LABEL)
-    except Exception:  # a Docker error: docker.errors.NotFound when the hostname is not a container id
-        return None
+    return container_exec.own_labels(client).get(SERVICE_LABEL)
 
 
 def replicas(service) -> int:

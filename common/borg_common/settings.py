@@ -264,7 +264,7 @@ def check_unknown(settings: Settings, known: Collection[str], image: str, page: 
     setting, if any. known: the image's settings (each also as _FILE); reserved: variables refused for a reason
     of their own ({name: why}); skip: prefixes another check owns (the server's BORG_CLIENT_).
     """
-    names = set(known) | {f"{name}_FILE" for name in known}
+    names = sorted(set(known) | {f"{name}_FILE" for name in known})
     words = tuple({name.split("_")[0] + "_" for name in known if "_" in name})
     for variable in sorted(name for name, value in settings.environ.items() if value):
         if variable in names or variable.startswith(skip) or SERVICE_LINK.fullmatch(variable):
@@ -272,7 +272,7 @@ def check_unknown(settings: Settings, known: Collection[str], image: str, page: 
         if reserved and variable in reserved:
             settings.problem(variable, reserved[variable])
             continue
-        close = difflib.get_close_matches(variable, sorted(names), n=1, cutoff=0.8)
+        close = difflib.get_close_matches(variable, names, n=1, cutoff=0.8)
         if close or variable.startswith(words):
             hint = f"; did you mean {close[0]}?" if close else ""
             settings.problem(variable, f"is not a setting of the {image}{hint} (its settings: {page})")

@@ -12,12 +12,12 @@ from borg_common.logs import setup_logging
 from borg_server.system.paths import Paths
 
 if TYPE_CHECKING:
-    from borg_server.config import reader as config
+    from borg_server.records.configuration import ClientSpec, ServerConfig
 
 PATHS = Paths()
 
 
-def load_or_explain() -> config.ServerConfig | None:
+def load_or_explain() -> ServerConfig | None:
     """Return the validated configuration, or print every problem and return None."""
     from borg_common.settings import ConfigError
     from borg_server.config import reader as config
@@ -31,7 +31,7 @@ def load_or_explain() -> config.ServerConfig | None:
     return server_config
 
 
-def find_client(server_config: config.ServerConfig, name: str) -> config.ClientSpec | None:
+def find_client(server_config: ServerConfig, name: str) -> ClientSpec | None:
     """Return the configured client called name, or print which clients exist and return None."""
     client = next((client for client in server_config.clients if client.name == name), None)
     if client is None:

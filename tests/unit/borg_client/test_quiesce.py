@@ -126,7 +126,7 @@ def test_a_service_with_the_label_but_no_replicas_and_the_sidecars_own_service_a
     docker_daemon.services.add("idle", replicas=0, labels={"backup.stop": ""})
     docker_daemon.services.add("backup", replicas=1, labels={"backup.stop": ""})
     sidecar = docker_daemon.add_task("backup", "backup.1.xyz")
-    monkeypatch.setattr(quiesce.swarm.socket, "gethostname", lambda: sidecar.id)
+    monkeypatch.setattr(quiesce.swarm.container_exec.socket, "gethostname", lambda: sidecar.id)
     del docker_daemon.running["backup.1.xyz"]
 
     with quiesce.stopped("backup.stop", tmp_path / "journal.json") as names:
