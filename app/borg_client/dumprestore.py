@@ -181,7 +181,10 @@ def restore_dump(config: ClientConfig, archive: str, container: str, database: s
         raise RestoreFailed(f"archive {archive} holds no dump of {database} from container {container}, only {names}")
     client = container_exec.docker_client()
     target = target_source(client, into or container)
-    environment = dumps.credentials(client.api, target)
+    try:
+        environment = dumps.login(client.api, target)
+    except dumps.DumpFailed as error:
+        raise RestoreFailed(str(error)) from None
     status = 0
     for entry in chosen:
         prepare_target(client.api, target, entry.database, environment, force)

@@ -29,8 +29,13 @@ DUMPS = "dumps"  # the directory the dumps have in an archive
 COMMAND_DUMP = "command"  # the database name of a =command dump
 SYSTEM_DATABASES = {"mariadb": {"information_schema", "performance_schema", "sys", "mysql"}}
 POSTGRES_DATABASES = "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1"
-# mariadb images have mariadb-dump, mysql images mysqldump: whichever the container has
-MARIADB_TOOL = 'exec "$(command -v {0} || command -v {1})" "$@"'
+# mariadb images have mariadb-dump, mysql images mysqldump: whichever the container has; over TCP when the
+# exec's environment names a host in BORG_DUMP_HOST (the socket otherwise: the client's default)
+MARIADB_TOOL = (
+    'exec "$(command -v {0} || command -v {1})" ${{BORG_DUMP_HOST:+--protocol=TCP --host=$BORG_DUMP_HOST}} "$@"'
+)
+TCP_HOST = "127.0.0.1"  # when the database refuses its local socket: TCP, with the password
+TCP_VARIABLE = {"postgres": "PGHOST", "mariadb": "BORG_DUMP_HOST"}  # the exec's variable that says TCP_HOST
 
 
 class DumpFailed(Failure):
@@ -141,9 +146,48 @@ def credentials(api, source: Source) -> dict[str, str]:
     if source.kind == "postgres":
         user = secret(api, source, environment, "POSTGRES_USER") or "postgres"
         password = secret(api, source, environment, "POSTGRES_PASSWORD")
-        return {"PGUSER": user, "PGHOST": "127.0.0.1", **({"PGPASSWORD": password} if password else {})}
+        return {"PGUSER": user, **({"PGPASSWORD": password} if password else {})}
     password = secret(api, source, environment, "MARIADB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD")
     return {"MYSQL_PWD": password} if password else {}
+
+
+def probe_argv(source: Source) -> list[str]:
+    """Given a postgres or mariadb source, return the argv of the smallest query that proves a connection."""
+    if source.kind == "postgres":
+        database = source.databases[0] if source.databases else "postgres"
+        return [*client_argv("postgres", "shell"), "-X", "-A", "-t", "-d", database, "-c", "SELECT 1"]
+    return [*client_argv("mariadb", "shell"), "-N", "-B", "-e", "SELECT 1"]
+
+
+def connection(api, source: Source, environment: dict[str, str]) -> dict[str, str]:
+    """Given a postgres or mariadb source and its credentials, return the environment its tools connect with.
+
+    First the database's local socket (the official images trust it; a socket that asks gets the
+    password), then TCP to 127.0.0.1 with the password. Raise DumpFailed with both answers if neither connects.
+    """
+    tcp = {**environment, TCP_VARIABLE[source.kind]: TCP_HOST}
+    answers = []
+    for attempt in (environment, tcp):
+        code, out, error = run_small(api, source.container_id, probe_argv(source), attempt)
+        if code == 0:
+            if answers:
+                logger.info("container %s: %s does not let the dump in over its socket (%s); connecting over TCP %s "
+                            "with the password", source.container, source.kind, answers[0], TCP_HOST)  # fmt: skip
+            return attempt
+        lines = masked(error.strip() or out.strip(), attempt).splitlines()
+        answers.append(f"{lines[-1] if lines else 'no message'} (exit {code})")
+    raise DumpFailed(f"container {source.container}: {source.kind} accepts no connection, neither over its socket: "
+                     f"{answers[0]}; nor over TCP {TCP_HOST}: {answers[1]}; check that it is up and that the password "
+                     "in its environment is the database's")  # fmt: skip
+
+
+def login(api, source: Source) -> dict[str, str]:
+    """Return the environment a dump (or restore) in source runs with: its credentials and how it connects.
+
+    Raise DumpFailed if a credential cannot be read or the database accepts no connection.
+    """
+    environment = credentials(api, source)
+    return connection(api, source, environment) if source.kind in TCP_VARIABLE else environment
 
 
 def client_argv(kind: str, tool: str) -> list[str]:
@@ -198,11 +242,12 @@ def databases(api, source: Source, environment: dict[str, str]) -> tuple[str, ..
 def plan(client, scope: str | None, project_only: bool = True) -> list[Dump]:
     """Return every dump of this run: each labelled container's databases, with its credentials.
 
-    Raise DumpFailed if a label is wrong, a credential cannot be read or a database cannot be listed.
+    Raise DumpFailed if a label is wrong, a credential cannot be read, a database accepts no connection or cannot
+    be listed.
     """
     dumps = []
     for source in labelled(client, scope, project_only):
-        environment = credentials(client.api, source)
+        environment = login(client.api, source)
         names = databases(client.api, source, environment)
         logger.info("container %s: dumping %s (%s)", source.container, ", ".join(names) or "nothing", source.kind)
         dumps += [Dump(source.container, source.container_id, source.kind, database, tuple(dump_argv(source, database)),

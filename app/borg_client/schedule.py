@@ -115,7 +115,9 @@ def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
         return
     if needs_catch_up(journal.last_runs(paths), config.cron, datetime.now().astimezone()):
         logger.info("the last successful backup is older than one period (or there is none): running now")
-        run_with_retries(config, stop, control)
+        survive("waiting for the databases", waiting.databases_ready, config, stop)
+        if not stop.is_set():
+            run_with_retries(config, stop, control)
     due = None
     while not stop.is_set():
         current = datetime.now().astimezone()

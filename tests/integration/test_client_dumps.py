@@ -197,31 +197,111 @@ def test_a_sqlite_file_and_a_command_dump_restore_to_identical_content(stack):
     assert exec_(cmd, "cat", "/srv/state.txt").stdout == "".join(f"{n}\n" for n in range(1, 501))
 
 
-def test_wrong_credentials_fail_the_run_with_the_database_message_and_no_success(stack):
+def test_wrong_credentials_fail_the_run_before_borg_with_what_socket_and_tcp_answered(stack):
     sandbox, client, env, _state = stack
     pg = sandbox.name("pg")
     psql(pg, "ALTER USER app PASSWORD 'changed-behind-its-back'")
+    asking(pg, "scram-sha-256")  # a socket that asks for the password too: neither way lets the old one in
     try:
-        (_, before), (code, _), (_, status), (_, after), (_, everything), (_, log) = sidecar(
-            sandbox, client, env, "borg-client list --short", "borg-client run", REPORT, "borg-client list --short",
+        (_, before), (code, _), (_, status), (_, after), (_, log) = sidecar(
+            sandbox, client, env, "borg-client borg list --consider-checkpoints --short", "borg-client run", REPORT,
             "borg-client borg list --consider-checkpoints --short", role="wrong",
         )  # fmt: skip
     finally:
+        asking(pg, "trust")
         psql(pg, f"ALTER USER app PASSWORD '{PG_PASSWORD}'")
 
     assert code == 2, log
     report = reported(status)
     assert report["status"] == "failure"
-    assert f"dump of shop in container {pg} " in report["message"]
-    assert 'password authentication failed for user "app"' in report["message"]
+    refused = 'failed: FATAL:  password authentication failed for user "app" (exit 2)'
+    assert report["message"] == (
+        f"container {pg}: postgres accepts no connection, neither over its socket: psql: error: connection to server "
+        f'on socket "/var/run/postgresql/.s.PGSQL.5432" {refused}; nor over TCP 127.0.0.1: psql: error: connection '
+        f'to server at "127.0.0.1", port 5432 {refused}; check that it is up and that the password in its '
+        "environment is the database's"
+    )
+    # nothing was written: not even a checkpoint
+    assert after.split() == before.split() and report["archive"] is None
+    assert PG_PASSWORD not in log + status
+
+
+def test_a_dump_that_fails_midway_fails_the_run_and_its_archive_becomes_a_checkpoint(stack):
+    sandbox, client, env, _state = stack
+    cmd = sandbox.name("cmd")
+    exec_(cmd, "mv", "/srv/state.txt", "/srv/state.moved")  # its dump command, `cat /srv/state.txt`, fails
+    try:
+        (_, before), (code, _), (_, status), (_, after), (_, everything), (_, log) = sidecar(
+            sandbox, client, env, "borg-client list --short", "borg-client run", REPORT, "borg-client list --short",
+            "borg-client borg list --consider-checkpoints --short", role="midway",
+        )  # fmt: skip
+    finally:
+        exec_(cmd, "mv", "/srv/state.moved", "/srv/state.txt")
+
+    assert code == 2, log
+    report = reported(status)
+    assert report["status"] == "failure"
     assert report["archive"].endswith(".checkpoint"), report
-    assert f"the archive was renamed {report['archive']}" in report["message"]
+    assert report["message"] == (
+        f"dump of command in container {cmd} failed (exit 1): cat: /srv/state.txt: No such file or directory; "
+        f"the archive was renamed {report['archive']} (a checkpoint, not a backup)"
+    )
     failed = {(dump["container"], dump["status"]) for dump in report["dumps"]}
-    assert (pg, "failure") in failed and (sandbox.name("maria"), "success") in failed
+    assert (cmd, "failure") in failed and (sandbox.name("pg"), "success") in failed
     # borg list shows no new archive: the run's archive is a checkpoint, never a backup
     assert after.split() == before.split()
     assert report["archive"] in everything.split()
-    assert PG_PASSWORD not in log + status
+
+
+def asking(container: str, method: str) -> None:
+    """Make postgres in container authenticate socket connections with method (trust, scram-sha-256), now."""
+    hba = "/var/lib/postgresql/data/pg_hba.conf"
+    exec_(container, "sed", "-i", f"s/^local\\( *all *all *\\).*$/local\\1{method}/", hba)
+    exec_(container, "runuser", "-u", "postgres", "--", "pg_ctl", "reload", "-D", "/var/lib/postgresql/data")
+
+
+def test_databases_that_listen_on_their_socket_only_are_dumped_and_restored_over_it(stack):
+    sandbox, client, _env, _state = stack
+    scope = f"borg-appliance-test.socket={sandbox.prefix}"  # these two only, not the module's other databases
+    labels = ["--label", scope, "--network", client.server.network]
+    sandbox.run("pgsock", POSTGRES_IMAGE, [*labels, "--label", "borg-appliance.dump=postgres", "-e",
+                "POSTGRES_USER=app", "-e", "POSTGRES_PASSWORD=pg-socket", "-e", "POSTGRES_DB=shop"],
+                ["-c", "listen_addresses="])  # fmt: skip
+    sandbox.run("mariasock", MARIADB_IMAGE, [*labels, "--label", "borg-appliance.dump=mariadb", "-e",
+                "MARIADB_ROOT_PASSWORD=maria-socket", "-e", "MARIADB_DATABASE=shop"],
+                ["--skip-networking"])  # fmt: skip
+    pg, maria = sandbox.name("pgsock"), sandbox.name("mariasock")
+    wait_until(lambda: psql(pg, "SELECT 1", check=False).returncode == 0, 60, "postgres on its socket")
+    sql = 'MYSQL_PWD=maria-socket mariadb -uroot -N -B shop -e "{}"'
+    wait_until(lambda: exec_(maria, "sh", "-c", sql.format("SELECT 1"), check=False).returncode == 0, 60, "mariadb")
+    psql(pg, "CREATE TABLE items AS SELECT g AS id, 'item-' || g AS name FROM generate_series(1, 300) g")
+    exec_(maria, "sh", "-c", sql.format("CREATE TABLE items AS SELECT seq AS id FROM seq_1_to_300"))
+    # neither listens on TCP: what the sidecar did before, connecting to 127.0.0.1, finds nobody
+    assert "Connection refused" in exec_(pg, "psql", "-h", "127.0.0.1", "-U", "app", "-c", "", check=False).stderr
+    assert exec_(maria, "sh", "-c", "MYSQL_PWD=maria-socket mariadb -uroot -h 127.0.0.1 --protocol=TCP -e 'SELECT 1'",
+                 check=False).returncode != 0  # fmt: skip
+    env = {"BACKUP_DUMP_LABEL": scope}
+
+    (code, _), (_, status), (_, log) = sidecar(sandbox, client, env, "borg-client run", REPORT, role="socket")
+
+    assert code == 0, log
+    report = reported(status)
+    assert report["status"] == "success", report
+    assert {(dump["container"], dump["database"], dump["status"]) for dump in report["dumps"]} == {
+        (pg, "postgres", "success"), (pg, "shop", "success"), (maria, "shop", "success")}  # fmt: skip
+    psql(pg, "DROP TABLE items")
+    exec_(maria, "sh", "-c", sql.format("DROP TABLE items"))
+    archive = report["archive"]
+
+    (pg_code, _), (maria_code, _), (_, log) = sidecar(
+        sandbox, client, env, f"borg-client restore-dump {archive} {pg} --database shop",
+        f"borg-client restore-dump {archive} {maria}",
+        role="socket-restore",
+    )  # fmt: skip
+
+    assert (pg_code, maria_code) == (0, 0), log
+    assert psql(pg, "SELECT count(*) FROM items").stdout.strip() == "300"
+    assert exec_(maria, "sh", "-c", sql.format("SELECT COUNT(*) FROM items")).stdout.strip() == "300"
 
 
 MEASURED = (

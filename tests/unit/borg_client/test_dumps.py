@@ -212,3 +212,69 @@ def test_dumps_are_the_sidecar_s_own_project_s_unless_the_scope_is_the_host(own,
     found = dumps.labelled(FakeDocker(own, running), None, project_only)
 
     assert [source.container for source in found] == dumped
+
+
+class AnsweringApi:
+    """The Docker API of a database that answers each exec by its environment: answer(environment) → (code, err)."""
+
+    def __init__(self, answer):
+        self.answer, self.created, self.last = answer, [], None
+
+    def exec_create(self, container, argv, **options):
+        self.created.append((argv, options["environment"]))
+        self.last = self.answer(options["environment"])
+        return {"Id": "exec1"}
+
+    def exec_start(self, exec_id, stream, demux):
+        yield (b"1\n", None) if self.last[0] == 0 else (None, self.last[1].encode())
+
+    def exec_inspect(self, exec_id):
+        return {"ExitCode": self.last[0]}
+
+
+PG = Source("db", "id-db", "postgres", ("shop",))
+MARIA = Source("m", "id-m", "mariadb")
+CREDENTIALS = {"PGUSER": "app", "PGPASSWORD": "s3cret"}
+
+
+def test_a_database_that_answers_on_its_socket_is_dumped_over_the_socket():
+    api = AnsweringApi(lambda environment: (0, ""))
+    assert dumps.connection(api, PG, CREDENTIALS) == CREDENTIALS  # no PGHOST: libpq's socket
+    assert api.created == [(["psql", "-X", "-A", "-t", "-d", "shop", "-c", "SELECT 1"], CREDENTIALS)]
+
+
+def test_a_socket_that_refuses_the_dump_falls_back_to_tcp_with_the_password(caplog):
+    refused = 'psql: error: FATAL:  Peer authentication failed for user "app"\n'
+    api = AnsweringApi(lambda environment: (0, "") if environment.get("PGHOST") == "127.0.0.1" else (2, refused))
+    caplog.set_level("INFO")
+
+    assert dumps.connection(api, PG, CREDENTIALS) == {**CREDENTIALS, "PGHOST": "127.0.0.1"}
+    assert (
+        "container db: postgres does not let the dump in over its socket (psql: error: FATAL:  Peer authentication "
+        'failed for user "app" (exit 2)); connecting over TCP 127.0.0.1 with the password'
+    ) in caplog.messages
+
+
+def test_mariadb_over_tcp_names_the_host_in_the_exec_environment_its_tool_wrapper_reads():
+    api = AnsweringApi(lambda environment: (0, "") if "BORG_DUMP_HOST" in environment else (1, "ERROR 2002"))
+    environment = dumps.connection(api, MARIA, {"MYSQL_PWD": "s3cret"})
+    assert environment == {"MYSQL_PWD": "s3cret", "BORG_DUMP_HOST": "127.0.0.1"}
+    assert "${BORG_DUMP_HOST:+--protocol=TCP --host=$BORG_DUMP_HOST}" in dumps.dump_argv(MARIA, "shop")[2]
+
+
+def test_a_database_that_accepts_neither_connection_fails_with_both_answers_and_no_password():
+    answer = 'psql: error: FATAL:  password authentication failed for user "app" (s3cret)\n'
+    with pytest.raises(DumpFailed) as raised:
+        dumps.connection(AnsweringApi(lambda environment: (2, answer)), PG, CREDENTIALS)
+    assert str(raised.value) == (
+        "container db: postgres accepts no connection, neither over its socket: psql: error: FATAL:  password "
+        'authentication failed for user "app" (***) (exit 2); nor over TCP 127.0.0.1: psql: error: FATAL:  password '
+        'authentication failed for user "app" (***) (exit 2); check that it is up and that the password in its '
+        "environment is the database's"
+    )
+
+
+def test_the_credentials_name_no_host_and_sqlite_or_command_dumps_need_no_connection():
+    api = type("Api", (), {"inspect_container": lambda self, _id: {"Config": {"Env": ["POSTGRES_PASSWORD=pw"]}}})()
+    assert dumps.credentials(api, PG) == {"PGUSER": "postgres", "PGPASSWORD": "pw"}
+    assert dumps.login(api, Source("c", "i", "command", command="cat /x")) == {}

@@ -122,6 +122,7 @@ def overdue(config, monkeypatch):
     monkeypatch.setattr(schedule, "next_times", next_times_overdue)
     monkeypatch.setattr(quiesce, "recover", broken_socket)
     monkeypatch.setattr(waiting, "reachable_server", lambda config, stop, marker: True)  # the server answers
+    monkeypatch.setattr(waiting, "databases_ready", lambda config, stop: True)  # no Docker
     return dataclasses.replace(config, cron="0 * * * *")
 
 
@@ -220,3 +221,36 @@ def test_a_stop_ends_the_wait_with_false_even_when_woken_too(config):
         assert schedule.wait_until(config, datetime.now().astimezone() + timedelta(days=1), stop) is False
     finally:
         schedule.woken.clear()
+
+
+def test_only_the_first_run_at_start_waits_for_the_databases(config, monkeypatch):
+    stop, events = threading.Event(), []
+
+    def backup(config, stop_event, control):
+        events.append("backup")
+        if events.count("backup") == 2:
+            stop.set()
+
+    monkeypatch.setattr(schedule, "wait_until", lambda config, due, stop_event, what: events.append("wait") or True)
+    monkeypatch.setattr(schedule, "run_with_retries", backup)
+    monkeypatch.setattr(schedule, "needs_catch_up", lambda runs, expression, current: True)
+    monkeypatch.setattr(quiesce, "recover", lambda journal: None)
+    monkeypatch.setattr(waiting, "reachable_server", lambda config, stop, marker: True)
+    monkeypatch.setattr(waiting, "databases_ready", lambda config, stop_event: events.append("databases") or True)
+
+    schedule.loop(config, stop, Control())
+
+    assert events == ["databases", "backup", "wait", "backup"]
+
+
+def test_a_stop_while_waiting_for_the_databases_runs_no_backup(config, monkeypatch):
+    stop, events = threading.Event(), []
+    monkeypatch.setattr(schedule, "run_with_retries", lambda config, stop_event, control: events.append("backup"))
+    monkeypatch.setattr(schedule, "needs_catch_up", lambda runs, expression, current: True)
+    monkeypatch.setattr(quiesce, "recover", lambda journal: None)
+    monkeypatch.setattr(waiting, "reachable_server", lambda config, stop, marker: True)
+    monkeypatch.setattr(waiting, "databases_ready", lambda config, stop_event: stop.set() or False)
+
+    schedule.loop(config, stop, Control())
+
+    assert events == []
