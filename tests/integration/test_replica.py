@@ -19,6 +19,7 @@ from tests.harness.stack import (
     fill_volume,
     make_client,
     received,
+    scrape_metrics,
     start_receiver,
     start_server,
 )
@@ -297,7 +298,7 @@ def test_a_segment_damaged_on_the_primary_after_its_copy_raises_replica_mismatch
 
 
 def test_a_replica_that_cannot_reach_its_primary_alerts_after_three_rounds_and_clears_when_it_can(sandbox, tmp_path):
-    primary, replica, _export, receiver = start_pair(sandbox)
+    primary, replica, _export, receiver = start_pair(sandbox, {"METRICS_PORT": "9100"})
     app = make_client(sandbox, primary, "app", tmp_path)
     fill_volume(sandbox, app.data, "echo one > /data/note.txt")
     assert client_command(sandbox, app, ["run"]).returncode == 0
@@ -320,6 +321,10 @@ def test_a_replica_that_cannot_reach_its_primary_alerts_after_three_rounds_and_c
     )
     assert [alert["id"] for alert in received(receiver, "replica_unreachable", "raised")] == [raised["id"]]
     assert alerts(replicate(replica), "replica_unreachable") == []  # raised once, not again at every round
+    counted = ("\nborg_appliance_replica_primary_failed_rounds 4\n",
+               '\nborg_appliance_replica_server_alert{alert="replica_unreachable"} 1\n')  # fmt: skip
+    wait_until(lambda: all(line in scrape_metrics(sandbox, replica, 9100) for line in counted), 120,
+               "the replicator to publish the count")  # fmt: skip
 
     # The primary is back: the next round copies and clears the alert at the receiver.
     docker("start", primary.container)

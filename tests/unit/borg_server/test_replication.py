@@ -367,6 +367,21 @@ def test_a_replica_raises_replica_unreachable_after_three_rounds_in_a_row_and_cl
     assert alerts.load_contact(paths) == alerts.PrimaryContact()
 
 
+def test_the_replica_metrics_count_the_rounds_that_could_not_reach_the_primary(paths, tmp_path, capsys):
+    from borg_server.replica import status as replica_status
+
+    server = load(replica_environment(tmp_path), "replica")
+    for _ in range(3):
+        unreachable_round(paths, server, "the primary closed the session: ssh: Connection refused", capsys)
+    text = replica_status.metrics(paths)
+    assert "\nborg_appliance_replica_primary_failed_rounds 3\n" in text
+    assert '\nborg_appliance_replica_server_alert{alert="replica_unreachable"} 1\n' in text
+    unreachable_round(paths, server, None, capsys)
+    text = replica_status.metrics(paths)
+    assert "\nborg_appliance_replica_primary_failed_rounds 0\n" in text
+    assert '\nborg_appliance_replica_server_alert{alert="replica_unreachable"} 0\n' in text
+
+
 def test_a_segment_error_names_its_segment():
     assert segments.segment_named("/srv/borg/web/main/data/1/1234: crc32 mismatch at offset 8") == 1234
     assert segments.segment_named("/srv/borg/web/main/config is missing") is None
