@@ -75,8 +75,7 @@ def call_borg(
         on_start=control.attach if control else None,
     )
     if "Cache.RepositoryAccessAborted" in log.msgids and not config.from_replica:
-        logger.error("borg knows this repository at another place (its security record); reading from a replica's "
-                     "copy? set RESTORE_FROM_REPLICA=yes (docs/how-to/primary-lost.md)")  # fmt: skip
+        logger.error("%s", failures.BORG_FAILURES["Cache.RepositoryAccessAborted"])
     tail = tuple(result.tail)
     summary = log.summary(f"borg {argv[4]}", str(daylog.current())) if log.sink else None
     if summary:

@@ -60,11 +60,16 @@ BORG_FAILURES = {
                                       "(docs/how-to/answer-an-alert.md)",
     "Cache.RepositoryIDNotUnique": "this sidecar's cache is newer than the repository: another repository with the "
                                    "same id was used from this state volume; stop and check",
-    "Cache.RepositoryReplay": "the repository is older than this sidecar last saw it (replayed, or rolled back on the "
-                              "server); if you rolled it back, see docs/how-to/roll-back-a-compromised-client.md",
-    "Cache.RepositoryAccessAborted": "borg knows this repository at another location (its security record): reading "
-                                     "a replica's copy? set RESTORE_FROM_REPLICA=yes (docs/how-to/primary-lost.md); "
-                                     "a promoted replica: docs/how-to/promote-a-replica.md",
+    "Cache.RepositoryReplay": "the repository is older than this sidecar last saw it: a promoted replica that missed "
+                              "the last backups (then remove /var/lib/borg-client/security/*/manifest-timestamp "
+                              "once, docs/how-to/promote-a-replica.md), or a repository rolled back or replayed on "
+                              "the server (if you rolled it back, see docs/how-to/roll-back-a-compromised-client.md; "
+                              "else stop and check)",
+    "Cache.RepositoryAccessAborted": "borg knew this repository at another address (its security record): if it "
+                                     "moved on purpose (a promoted replica, a changed BORG_SERVER_NAME), remove the "
+                                     "old address once: rm /var/lib/borg-client/security/*/location "
+                                     "(docs/how-to/promote-a-replica.md); to read a replica's copy for a restore, set "
+                                     "RESTORE_FROM_REPLICA=yes instead (docs/how-to/primary-lost.md)",
     "LockTimeout": "the repository stayed locked by another borg for the whole wait; the server clears a dead "
                    "session's lock, so another run may still be going on",
     "LockFailed": "the repository lock could not be taken; see the server's log",

@@ -8,14 +8,18 @@ import os
 import warnings
 from datetime import UTC, datetime, timedelta
 
-from tests.harness.containers import CLIENT_IMAGE, docker, health, wait_until
+from tests.harness.containers import CLIENT_IMAGE, SERVER_IMAGE, docker, health, logs, wait_until
 from tests.harness.stack import (
     SSH,
     Server,
+    alert_seen,
+    alerts_logged,
     attack,
     client_command,
     fill_volume,
     make_client,
+    received,
+    scrape_metrics,
     start_receiver,
     start_server,
 )
@@ -262,3 +266,123 @@ def test_the_replica_copies_committed_segments_keeps_tampering_out_and_restores_
     assert committed(replica) == copy
     if not os.path.exists("/dev/fuse"):  # passed without the mount: the warnings summary says so
         warnings.warn("test_replica: the FUSE mount was not tried: this machine has no /dev/fuse", stacklevel=1)
+
+
+def test_a_segment_damaged_on_the_primary_after_its_copy_raises_replica_mismatch_and_the_copy_stays(sandbox, tmp_path):
+    primary, replica, _export, receiver = start_pair(sandbox)
+    app = make_client(sandbox, primary, "app", tmp_path)
+    fill_volume(sandbox, app.data, "head -c 2000000 /dev/urandom > /data/old.bin")
+    assert client_command(sandbox, app, ["run"]).returncode == 0
+    assert "copied" in replicate(replica)
+    copy = committed(replica)
+
+    # A byte flips in a copied segment on the primary's disk; the primary's monitor sees it first (tampering).
+    flipped = primary.exec("python3", "-c", FLIP).stdout.strip()
+    primary.exec("borg-server", "scan")
+    wait_until(lambda: alert_seen(primary.container, "tampering", "raised", "app"), 60, "the primary's tampering alert")
+
+    # The replica's next round names the segment, keeps its copy, and no longer says "up to date".
+    output = replicate(replica)
+    raised = alerts(output, "replica_mismatch")
+    assert raised and raised[-1]["state"] == "raised", output
+    assert raised[-1]["details"]["segments"] == {flipped: "changed"}
+    assert raised[-1]["message"] == (
+        f"client app: committed segments differ on the primary ({flipped} changed); the replica keeps its copies "
+        "and copies none of them (borg-server replicate --accept app takes the primary's)"
+    )
+    assert "client app: up to date" not in output, output
+    assert committed(replica) == copy and committed(primary)[flipped] != copy[flipped]
+    assert [a["id"] for a in received(receiver, "replica_mismatch", "raised")] == [raised[-1]["id"]]
+    status = json.loads(replica.exec("borg-server", "status", "--json").stdout)[0]
+    assert status["mismatched_segments"] == 1 and "replica_mismatch" in status["alerts"], status
+
+
+def test_a_replica_that_cannot_reach_its_primary_alerts_after_three_rounds_and_clears_when_it_can(sandbox, tmp_path):
+    primary, replica, _export, receiver = start_pair(sandbox, {"METRICS_PORT": "9100"})
+    app = make_client(sandbox, primary, "app", tmp_path)
+    fill_volume(sandbox, app.data, "echo one > /data/note.txt")
+    assert client_command(sandbox, app, ["run"]).returncode == 0
+    assert "copied" in replicate(replica)
+
+    # The primary is down: each round logs its error, and the third in a row raises replica_unreachable.
+    docker("stop", primary.container)
+    for _ in range(2):
+        output = replicate(replica)
+        assert "ERROR borg_server.replica.copy: replication: the primary closed the session: ssh: " in output, output
+        assert alerts(output, "replica_unreachable") == [], output
+    (raised,) = alerts(replicate(replica), "replica_unreachable")
+    details = raised["details"]
+    assert (raised["state"], raised["client"], details["failed_rounds"]) == ("raised", None, 3)
+    assert details["error"].startswith("the primary closed the session: ssh: "), details
+    assert raised["message"] == (
+        f"server: the replica could not reach its primary {primary.container}:22 in 3 replication rounds in a row "
+        f"(since {details['failing_since']}): {details['error']}; the copies stay as they were. Check that the "
+        "primary runs and that this replica reaches it (REPLICATE_FROM), then run borg-server replicate"
+    )
+    assert [alert["id"] for alert in received(receiver, "replica_unreachable", "raised")] == [raised["id"]]
+    assert alerts(replicate(replica), "replica_unreachable") == []  # raised once, not again at every round
+    counted = ("\nborg_appliance_replica_primary_failed_rounds 4\n",
+               '\nborg_appliance_replica_server_alert{alert="replica_unreachable"} 1\n')  # fmt: skip
+    wait_until(lambda: all(line in scrape_metrics(sandbox, replica, 9100) for line in counted), 120,
+               "the replicator to publish the count")  # fmt: skip
+
+    # The primary is back: the next round copies and clears the alert at the receiver.
+    docker("start", primary.container)
+    wait_until(lambda: health(primary.container) == "healthy", 60, "the primary to start again")
+    output = replicate(replica)
+    (cleared,) = alerts(output, "replica_unreachable")
+    assert cleared["state"] == "cleared"
+    assert cleared["message"] == "server: cleared: the replica cannot reach its primary"
+    assert [alert["id"] for alert in received(receiver, "replica_unreachable", "cleared")] == [cleared["id"]]
+    assert "client app: up to date" in output, output
+
+
+def test_a_promoted_replica_starts_its_review_where_the_old_primary_left_it_and_takes_the_sidecar_back(
+    sandbox, tmp_path
+):
+    primary, replica, _export, _receiver = start_pair(sandbox)
+    app = make_client(sandbox, primary, "app", tmp_path)
+    fill_volume(sandbox, app.data, "head -c 1000000 /dev/urandom > /data/old.bin")
+    assert client_command(sandbox, app, ["run"], env={"ARCHIVE_NAME": "first-{utcnow}"}).returncode == 0
+    fill_volume(sandbox, app.data, "head -c 100000 /dev/urandom > /data/new.bin")
+    assert client_command(sandbox, app, ["run"]).returncode == 0
+    # The old primary's history: a delete, reviewed (audit --acknowledge) and compacted there, then copied.
+    deleted = client_command(sandbox, app, ["borg-client", "borg", "delete", "--glob-archives", "first-*"])
+    assert deleted.returncode == 0, deleted.stderr
+    listing = primary.exec("borg-server", "audit", "app").stdout
+    primary.exec(*next(line.split() for line in listing.splitlines() if "--acknowledge" in line))
+    primary.exec("borg-server", "compact", "app")
+    assert "copied" in replicate(replica)
+
+    # The primary is lost; the replica is promoted as docs/how-to/promote-a-replica.md says (same volumes, no
+    # REPLICATE_* settings, its .replica directory removed).
+    docker("rm", "-f", "-v", primary.container)
+    docker("rm", "-f", replica.container)
+    sandbox.run("tidy", SERVER_IMAGE, ["-v", f"{replica.repositories}:/srv/borg"], ["rm", "-rf", "/srv/borg/.replica"],
+                detach=False)  # fmt: skip
+    promoted = start_server(sandbox, ["app"], network=primary.network, role="replica")
+    assert "client app: a replica's copy, now this primary's; the deletes the old primary reviewed through " \
+        "segment" in logs(promoted.container)  # fmt: skip
+    promoted.exec("borg-server", "scan")
+    status = json.loads(promoted.exec("borg-server", "status", "--json").stdout)
+    (figures,) = [entry for entry in status if entry["client"] == "app"]
+    assert figures["unacknowledged_deletes"] == 0 and figures["compaction_blocked"] is None, figures
+    assert [a for a in alerts_logged(promoted.container) if a["alert"] == "deletes"] == []
+
+    # The sidecar pointed at it is told how to accept the new address; after the documented step it backs up.
+    moved = dataclasses.replace(app, server=promoted)
+    refused = client_command(sandbox, moved, ["run"])
+    assert refused.returncode != 0
+    assert (
+        "borg knew this repository at another address (its security record): if it moved on purpose (a promoted "
+        "replica, a changed BORG_SERVER_NAME), remove the old address once: rm "
+        "/var/lib/borg-client/security/*/location (docs/how-to/promote-a-replica.md); to read a replica's copy for a "
+        "restore, set RESTORE_FROM_REPLICA=yes instead (docs/how-to/primary-lost.md)"
+    ) in refused.stderr, refused.stderr
+    step = ("rm -f /var/lib/borg-client/security/*/location /var/lib/borg-client/security/*/manifest-timestamp"
+            " && rm -rf /var/lib/borg-client/cache/*")  # fmt: skip
+    sandbox.run("step", CLIENT_IMAGE, [*moved.options(), "--entrypoint", "sh"], ["-c", step], detach=False)
+    backup = client_command(sandbox, moved, ["run"], env={"ARCHIVE_NAME": "after-{utcnow}"})
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    archives = client_command(sandbox, moved, ["list", "--short"]).stdout.split()
+    assert any(name.startswith("after-") for name in archives) and not any(n.startswith("first-") for n in archives)

@@ -14,8 +14,9 @@ from string import Template
 from borg_common import files
 from borg_common.files import atomic_write, sync_filesystem
 from borg_server.provision import authorized_keys, generated_keys, pairing
+from borg_server.records import state_file
 from borg_server.records.configuration import ServerConfig
-from borg_server.repository import gate
+from borg_server.repository import gate, watch
 from borg_server.system import accounts, commands, ownership
 from borg_server.system.host_key import GivenHostKey, repair_kept_host_key
 from borg_server.system.paths import Paths
@@ -33,6 +34,8 @@ def apply(config: ServerConfig, paths: Paths) -> None:
     files.ensure_real_directories(state_directories(paths))
     prepare_state(paths, config)
     ensure_client_accounts(config, paths)
+    if config.replication is None:
+        adopt_promoted_copies(config, paths)
     gate.prepare(paths, [client.name for client in config.clients])
     host_key = ensure_host_key(paths, config.host_key)
     write_sshd_config(config, paths)
@@ -141,6 +144,24 @@ def ensure_client_accounts(config: ServerConfig, paths: Paths) -> None:
             ownership.ensure_private_directory(paths.client_home(client.name), recorded[client.name])
             ownership.own_replica_copy(paths, client.name, recorded[client.name].gid)
     accounts.save(paths.accounts, recorded)
+
+
+def adopt_promoted_copies(config: ServerConfig, paths: Paths) -> None:
+    """On a primary, make every client's copy left by a replica (this server was one: promoted) the monitor's
+    (repository/watch.py adopt_copy); log where its review of deletes continues."""
+    for client in config.clients:
+        if not paths.monitor_state(client.name).is_file():
+            continue
+        with state_file.locked(paths.monitor_state(client.name)) as found:
+            if found.replica is None:
+                continue
+            through = watch.adopt_copy(found, paths.client_repository(client.name))
+        if through is None:
+            logger.warning("client %s: a replica's copy, now this primary's; its whole history is reviewed for "
+                           "deletes (borg-server audit %s)", client.name, client.name)  # fmt: skip
+        else:
+            logger.info("client %s: a replica's copy, now this primary's; the deletes the old primary reviewed "
+                        "through segment %d are not reported again", client.name, through)  # fmt: skip
 
 
 def state_directories(paths: Paths) -> list[Path]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-MISMATCH_KINDS = ("changed", "truncated", "removed")
+MISMATCH_KINDS = ("changed", "truncated", "removed", "unreadable")  # unreadable: the primary cannot read it
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,9 @@ class ReplicaState:
     lag_segments: int = 0  # committed segments of the primary not copied yet, as last seen
     compacted_at: str | None = None  # the primary's last audited compaction, as last seen
     bytes: int = 0  # bytes of the copied segments
-    mismatch: dict[int, str] = field(default_factory=dict)  # segment -> changed | truncated | removed
+    mismatch: dict[int, str] = field(default_factory=dict)  # segment -> one of MISMATCH_KINDS
     held: tuple[Held, ...] = ()
+    reviewed_through: int | None = None  # the primary's monitor had reviewed the copy's deletes through this segment
 
 
 def to_json(replica: ReplicaState | None) -> dict | None:

@@ -5,8 +5,9 @@ One round (REPLICATE_CRON, or `borg-server replicate`) opens one SSH session to 
 client's committed state and, per client, under the client's state lock:
 
 1. judges every segment copied before (the baseline, state.segments, SegmentPrint as the monitor
-   takes them) against the primary's: one that changed, shrank or vanished there is a mismatch and
-   is never copied over; the good copy stays and `replica_mismatch` is raised. A vanished segment is
+   takes them) against the primary's: one that changed, shrank or vanished there, or that the
+   primary's monitor finds damaged (the listing's "damaged"), is a mismatch and is never copied
+   over; the good copy stays and `replica_mismatch` is raised. A vanished segment is
    no mismatch when the primary's last audited compaction changed since the last round (or the
    client may delete, APPEND_ONLY=no): it is set aside and deleted REPLICA_KEEP_REMOVED later
    (replica/held.py);
@@ -17,8 +18,11 @@ client's committed state and, per client, under the client's state lock:
    fetched files into place, and records the copy (records/replica_state.py).
 
 So the copy only grows, holds exactly the primary's committed state where the two agree, and keeps
-its own segments where they do not. Alerts (replica/alerts.py): `replica_mismatch` and `replica_lag`
-(no complete copy for REPLICA_MAX_LAG), shipped to REPORT_URLS at the end of every round.
+its own segments where they do not. With the copy it keeps how far the primary's monitor had reviewed
+the deletes (reviewed_through), where a promoted replica's monitor starts. Alerts (replica/alerts.py):
+`replica_mismatch`, `replica_lag` (no complete copy for REPLICA_MAX_LAG) and `replica_unreachable`
+(UNREACHABLE_ROUNDS rounds in a row could not get the primary's list), shipped to REPORT_URLS at the
+end of every round.
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ from borg_common.settings import CLIENT_NAME
 from borg_server.records import state_file
 from borg_server.records.client_state import ClientState
 from borg_server.records.configuration import ServerConfig
-from borg_server.records.replica_state import ReplicaState
-from borg_server.replica.alerts import emit_alerts, ship, watch_lag
+from borg_server.records.replica_state import MISMATCH_KINDS, ReplicaState
+from borg_server.replica.alerts import emit_alerts, ship, watch_lag, watch_primary
 from borg_server.replica.held import expire_held
 from borg_server.replica.install import fetch_client, install
 from borg_server.replica.primary import Moved, Primary, PrimaryError
@@ -60,24 +64,37 @@ def client_gid(paths: Paths, server: ServerConfig, name: str) -> int:
 def judge(found: ClientState, listed: dict, accept: bool) -> tuple[dict[int, str], list[int]]:
     """Given the copy's state and the primary's listing of the client, return the mismatches and what to set aside.
 
-    A copied segment that changed or shrank on the primary, or vanished there without a compaction, is a
-    mismatch (segment -> kind); one that vanished with a compaction (or from a client that may delete)
-    is set aside. accept: the primary's state is taken, so every mismatch is set aside instead.
+    A copied segment that changed or shrank on the primary, or vanished there without a compaction, or that the
+    primary's monitor finds damaged (listed "damaged": its kind there, where the listed hash is still the copy's),
+    is a mismatch (segment -> kind); one that vanished with a compaction (or from a client that may delete) is set
+    aside. accept: the primary's state is taken, so every mismatch is set aside instead.
     """
     theirs = {int(n): tuple(value) for n, value in listed["segments"].items()}
+    damaged = {int(n): kind for n, kind in (listed.get("damaged") or {}).items() if kind in MISMATCH_KINDS}
     replica = found.replica or ReplicaState()
     compacted = listed.get("compacted_at") != replica.compacted_at or not listed.get("append_only", True)
     mismatch, aside = {}, []
     for number, mine in sorted(found.segments.items()):
         other = theirs.get(number)
-        if other is not None and (other[0], other[1]) == (mine.size, mine.sha256):
+        same = other is not None and (other[0], other[1]) == (mine.size, mine.sha256)
+        if same and number not in damaged:
             continue
-        kind = "removed" if other is None else "truncated" if other[0] < mine.size else "changed"
-        if accept or (kind == "removed" and compacted):
+        kind = damaged[number] if same else "removed" if other is None else "truncated" if other[0] < mine.size \
+            else "changed"  # fmt: skip
+        if accept or (kind == "removed" and compacted and number not in damaged):
             aside.append(number)
         else:
             mismatch[number] = kind
     return mismatch, aside
+
+
+def reviewed(listed: dict, copied: int | None) -> int | None:
+    """Given the primary's listing and the copy's commit, return through which segment the primary's monitor had
+    reviewed the copy's deletes (None: not known)."""
+    through = listed.get("reviewed_through")
+    if not isinstance(through, int) or isinstance(through, bool) or copied is None:
+        return None
+    return min(through, copied)
 
 
 def replicate_client(primary: Primary, server: ServerConfig, paths: Paths, name: str, listed: dict,
@@ -122,6 +139,12 @@ def replicate_client(primary: Primary, server: ServerConfig, paths: Paths, name:
                     outcome += f"; set aside {len(held)} segment(s) the primary removed"
         if not outcome.startswith(("not copied", "the primary is")):
             replica = dataclasses.replace(replica, last_copy_at=now, lag_segments=0)
+        if mismatch and not outcome.startswith("not copied"):
+            kept = ", ".join(f"{number} {kind}" for number, kind in sorted(mismatch.items()))
+            held_back = f"kept its own copy of segments that differ on the primary ({kept}): replica_mismatch"
+            outcome = held_back if outcome == "up to date" else f"{outcome}; {held_back}"
+        if replica.copied_commit == last:
+            replica = dataclasses.replace(replica, reviewed_through=reviewed(listed, last))
         replica = dataclasses.replace(replica, held=expire_held(paths, name, replica.held, keep_removed(server),
                                                                 moment),
                                       bytes=sum(print_.size for print_ in found.segments.values()))  # fmt: skip
@@ -140,25 +163,31 @@ def replicate(server: ServerConfig, paths: Paths, accept: str | None = None) -> 
     round's reach REPORT_URLS as a scheduled one's); return 0, 1 if any client failed, 2 for an unknown accept."""
     paths.runtime.mkdir(parents=True, exist_ok=True)
     with files.held_lock(paths.replicate_lock):
-        code = copy_every_client(server, paths, accept)
+        code, unreached = copy_every_client(server, paths, accept)
+        watch_primary(server, paths, unreached, datetime.now(UTC))
         watch_lag(server, paths)
     ship(server, paths)
     return code
 
 
-def copy_every_client(server: ServerConfig, paths: Paths, accept: str | None) -> int:
-    """Open the session to the primary, bring every listed client's copy up to date; return replicate's code."""
+def copy_every_client(server: ServerConfig, paths: Paths, accept: str | None) -> tuple[int, str | None]:
+    """Open the session to the primary, bring every listed client's copy up to date; return replicate's code and,
+    if the round could not get the primary's list, why (None: it did)."""
     try:
         primary = Primary(server.replication, paths)
     except OSError as error:
         logger.error("replication: cannot start ssh: %s", error)
-        return 1
-    failed = False
+        return 1, f"ssh cannot start: {error}"
+    failed, unreached = False, None
     try:
-        listing = primary.listing()
+        try:
+            listing = primary.listing()
+        except (PrimaryError, Moved) as error:
+            unreached = str(error)
+            raise
         if accept is not None and accept not in listing:
             logger.error("replication: the primary has no repository of client %s", accept)
-            return 2
+            return 2, None
         gate.prepare(paths, list(listing))
         for name, listed in sorted(listing.items()):
             if not CLIENT_NAME.match(name) or not isinstance(listed, dict):
@@ -176,4 +205,4 @@ def copy_every_client(server: ServerConfig, paths: Paths, accept: str | None) ->
         failed = True
     finally:
         primary.close()
-    return 1 if failed else 0
+    return (1 if failed else 0), unreached

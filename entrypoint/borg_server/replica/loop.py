@@ -1,7 +1,8 @@
 """The replica's loop (run by supervisor in place of the monitor): a replication round at every REPLICATE_CRON time.
 
 Between rounds it looks at the copies once a minute, so replica_lag is raised while the primary
-cannot be reached, and ships the alerts from the outbox. SIGTERM stops it between two steps.
+cannot be reached (each round that cannot reach it counts towards replica_unreachable), and ships the
+alerts from the outbox. SIGTERM stops it between two steps.
 """
 
 from __future__ import annotations

@@ -86,6 +86,12 @@ def metrics(paths: Paths) -> str:
     """Return the copies' figures as Prometheus text."""
     lines: list[str] = []
     per_client(lines, "replica", REPLICA_METRICS, collect(paths), REPLICA_ALERTS)
+    contact = replica_alerts.load_contact(paths)
+    family(lines, "replica_primary_failed_rounds", "Replication rounds in a row that could not reach the primary.",
+           [("", contact.failed_rounds)])  # fmt: skip
+    raised = int(replica_alerts.UNREACHABLE in contact.alerts)
+    family(lines, "replica_server_alert", "1 while the replica's own alert of the server is raised.",
+           [(f'{{alert="{replica_alerts.UNREACHABLE}"}}', raised)])  # fmt: skip
     family(
         lines,
         "replica_outbox_reports",

@@ -39,6 +39,7 @@ Segments are read as a stream: memory does not grow with their size or the numbe
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 import zlib
 from collections import deque
@@ -58,7 +59,16 @@ COMMIT_ENTRY = struct.pack("<I", zlib.crc32(COMMIT_BODY)) + COMMIT_BODY  # every
 
 
 class SegmentError(Exception):
-    """A segment file or the transactions log is not what borg writes."""
+    """A segment file or the transactions log is not what borg writes; a segment's message starts with its path."""
+
+
+SEGMENT_IN_MESSAGE = re.compile(r"/data/\d+/(\d+): ")
+
+
+def segment_named(message: str) -> int | None:
+    """Given a SegmentError's message (as a tamper finding keeps it), return the number of the segment it names."""
+    found = SEGMENT_IN_MESSAGE.search(message)
+    return int(found.group(1)) if found else None
 
 
 @dataclass(frozen=True)

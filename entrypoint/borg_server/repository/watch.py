@@ -40,6 +40,21 @@ def watch_repository(name: str, state: ClientState, repository: Path, admin_sess
         baseline.record_unreadable(state, error, before.seen_at if before else now)
 
 
+def adopt_copy(state: ClientState, repository: Path) -> int | None:
+    """Given the state of a replica's copy on a server that is now its primary (a promoted replica), make it the
+    monitor's: the replica's record goes, and the review of deletes continues after the segment through which
+    the old primary's monitor had reviewed them (ReplicaState.reviewed_through, as last copied), so history the
+    old primary had reviewed and compacted is not reported again, and deletes it had not reviewed are. Return
+    that segment (None: the copy does not say, so the whole history is reviewed)."""
+    replica, state.replica = state.replica, None
+    last = segments.last_commit(repository)
+    through = replica.reviewed_through if replica else None
+    if through is None or last is None or through > last:
+        return None
+    state.scanned = through
+    return through
+
+
 def watch_manifest(name: str, state: ClientState, repository: Path, after: int, now: str) -> None:
     """Record the manifest PUTs committed after segment after (up to state.scanned) and the shrinks among them."""
     puts = manifest.manifest_puts(repository, after, state.scanned)

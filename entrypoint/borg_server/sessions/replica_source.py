@@ -8,7 +8,11 @@ instead of borg serve. It can only answer two requests, one JSON line each:
   each committed segment (number ≤ N) with its size and sha256, and whether borg's index, hints and
   integrity files of transaction N are there. The sha256 comes from the monitor's baseline
   (repository/baseline.py's SegmentPrint) when the file's size, times and inode are unchanged; only a new or
-  changed segment is read.
+  changed segment is read. Every segment the monitor finds changed, truncated, removed or unreadable (its
+  tampering) is read again and listed under "damaged" with that finding, so the replica learns of damage that
+  left the file's stat as it was (a disk's). "reviewed_through": the segment through which the monitor reviewed
+  the deletes (none pending up to it), which a promoted replica's monitor takes as its own
+  (repository/watch.py adopt_copy).
 - {"op": "get", "client": c, "file": f}: the bytes of one file the last list named: a committed
   segment ("segment:12"), "config", "README", or "index.N" / "hints.N" / "integrity.N" of that
   list's last commit.
@@ -33,7 +37,7 @@ from typing import BinaryIO
 
 from borg_common import files as safe_files
 from borg_server.records import state_file
-from borg_server.records.client_state import SegmentPrint
+from borg_server.records.client_state import ClientState, SegmentPrint
 from borg_server.records.configuration import ServerConfig
 from borg_server.repository import audit_log, baseline, segments
 from borg_server.system.paths import Paths
@@ -54,6 +58,8 @@ class Listing:
     prints: dict[int, SegmentPrint] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
     compacted_at: str | None = None
+    damaged: dict[int, str] = field(default_factory=dict)  # segment -> the monitor's finding: changed, truncated, …
+    reviewed_through: int | None = None
 
     def to_json(self) -> dict:
         complete = self.last_commit is not None and all(f"{kind}.{self.last_commit}" in self.files
@@ -64,33 +70,58 @@ class Listing:
             "segments": {str(n): [p.size, p.sha256] for n, p in self.prints.items()},
             "complete": complete and "config" in self.files,
             "compacted_at": self.compacted_at,
+            "damaged": {str(n): kind for n, kind in sorted(self.damaged.items())},
+            "reviewed_through": self.reviewed_through,
         }
 
 
-def known_prints(paths: Paths, client: str) -> tuple[dict[int, SegmentPrint], str | None]:
-    """Return the monitor's baseline of the client (read only, never moved aside) and its last compaction's time."""
+def monitor_state(paths: Paths, client: str) -> ClientState | None:
+    """Return what the monitor knows of the client (read only, never moved aside); None if it cannot be read."""
     try:
-        found = state_file.from_json(json.loads(safe_files.read_regular(paths.monitor_state(client), 1 << 30)), "")
+        return state_file.from_json(json.loads(safe_files.read_regular(paths.monitor_state(client), 1 << 30)), "")
     except (OSError, ValueError):
-        return {}, None
-    last = found.retention.last
-    return found.segments, last.at if last and not last.failed else None
+        return None
+
+
+def damaged(found: ClientState) -> dict[int, str]:
+    """Given the monitor's state, return the committed segments it finds changed, truncated, removed or unreadable."""
+    tampering = found.tampering
+    if tampering is None:
+        return {}
+    unreadable = segments.segment_named(tampering.unreadable or "")
+    kinds = (("unreadable", () if unreadable is None else (unreadable,)), ("changed", tampering.changed),
+             ("truncated", tampering.truncated), ("removed", tampering.removed))  # fmt: skip
+    return {number: kind for kind, numbers in kinds for number in numbers}
+
+
+def reviewed_through(found: ClientState) -> int | None:
+    """Given the monitor's state, return the segment through which its review of deletes is done (None: not begun)."""
+    pending = [group.segment for group in found.deletes] + [shrink.segment for shrink in found.manifest_shrinks]
+    if found.scanned is None:
+        return None
+    return min([found.scanned, *(segment - 1 for segment in pending)])
 
 
 def list_client(paths: Paths, client: str, append_only: bool) -> Listing:
     """Given a client, return its repository's committed state now (see the module docstring)."""
     repository = paths.client_repository(client)
-    recorded, compacted_at = known_prints(paths, client)
+    found = monitor_state(paths, client)
+    recorded = found.segments if found else {}
+    last_compaction = found.retention.last if found else None
+    compacted_at = last_compaction.at if last_compaction and not last_compaction.failed else None
     files = segments.segment_files(repository)
     last = segments.last_commit(repository)
     listing = Listing(append_only, last, compacted_at=compacted_at)
     if last is None:
         return listing
+    if found:
+        listing.damaged = {n: kind for n, kind in damaged(found).items() if n <= last}
+        listing.reviewed_through = reviewed_through(found)
     for number, path in files.items():
         if number > last:
             break
         try:
-            known = recorded.get(number)
+            known = recorded.get(number) if number not in listing.damaged else None
             listing.prints[number] = (
                 known if known and baseline.unchanged_stat(path, known) else baseline.stat_print(path)
             )

@@ -166,6 +166,12 @@ class Paths:
         return self.runtime / "replicate.lock"
 
     @property
+    def replica_primary_state(self) -> Path:
+        """On a replica: the rounds in a row that could not reach the primary, and the replica_unreachable alert
+        (replica/alerts.py)."""
+        return self.monitor / "primary.json"
+
+    @property
     def replica_outbox_lock(self) -> Path:
         """On a replica: held by whoever ships the alerts in the outbox (the replicator, `borg-server replicate`)."""
         return self.runtime / "replica-outbox.lock"

@@ -82,7 +82,7 @@ def test_call_borg_runs_exactly_the_built_argv(config, monkeypatch):
     assert [command.count("--log-json") for command in commands] == [1, 1, 1]
 
 
-def test_a_repository_borg_knows_elsewhere_points_at_restore_from_replica(config, monkeypatch, caplog):
+def test_a_repository_borg_knows_elsewhere_says_how_to_accept_a_move_or_read_a_replica(config, monkeypatch, caplog):
     refused = '{"type": "log_message", "levelname": "ERROR", "msgid": "Cache.RepositoryAccessAborted", "message": "x"}'
 
     def run(command, render_line, **options):
@@ -91,7 +91,12 @@ def test_a_repository_borg_knows_elsewhere_points_at_restore_from_replica(config
 
     monkeypatch.setattr(process, "run", run)
     call_borg(config, borg.list_argv())
-    assert "set RESTORE_FROM_REPLICA=yes (docs/how-to/primary-lost.md)" in caplog.text
+    assert (
+        "borg knew this repository at another address (its security record): if it moved on purpose (a promoted "
+        "replica, a changed BORG_SERVER_NAME), remove the old address once: rm "
+        "/var/lib/borg-client/security/*/location (docs/how-to/promote-a-replica.md); to read a replica's copy for a "
+        "restore, set RESTORE_FROM_REPLICA=yes instead (docs/how-to/primary-lost.md)"
+    ) in caplog.text
     caplog.clear()
     call_borg(dataclasses.replace(config, from_replica=True), borg.list_argv())
     assert "RESTORE_FROM_REPLICA" not in caplog.text

@@ -1,7 +1,11 @@
 """Tests for replication without Docker: the settings, the primary's reader, and how the replica judges a listing."""
 
+import dataclasses
+import hashlib
 import io
 import json
+import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -9,10 +13,12 @@ import pytest
 from borg_common.settings import ConfigError
 from borg_server.config.reader import load
 from borg_server.provision import authorized_keys, start
-from borg_server.records.client_state import ClientState, SegmentPrint
+from borg_server.records import state_file
+from borg_server.records.client_state import ClientState, DeleteGroup, ManifestShrink, SegmentPrint, Tampering
 from borg_server.records.replica_state import Held, ReplicaState, from_json, to_json
 from borg_server.replica import alerts, copy, held
 from borg_server.replica import primary as replica_primary
+from borg_server.repository import deletes, segments, watch
 from borg_server.sessions import read_only, replica_source, session
 from borg_server.system.ssh_keys import parse_public_key
 from tests.unit.borg_server.borg_files import MANIFEST_KEY, init_create_create_delete, put, write_repository
@@ -250,3 +256,132 @@ def test_the_broker_gives_the_replica_login_the_reader_and_nothing_else(paths, m
         os.close(reader)
         os.close(writer)
     assert "broker: refused a request: the replica login may only read for the replica, not append" in caplog.text
+
+
+def test_the_reader_reads_again_and_lists_what_its_monitor_finds_damaged_and_where_its_review_is(paths, primary):
+    repository = paths.client_repository("web")
+    two = repository / "data" / "0" / "2"
+    stale = replica_source.baseline.stat_print(two)
+    two.write_bytes(two.read_bytes()[:-1] + b"!")  # damaged; the monitor's print of it still has the old stat
+    found = ClientState(first_seen="t", scanned=LAST, segments={2: dataclasses.replace(stale, sha256="old")})
+    found.tampering = Tampering(changed=(2,), unreadable=f"{repository}/data/0/4: crc32 mismatch at offset 8")
+    found.deletes = [DeleteGroup(10, 1, {"delete": 1}, (), None, "t")]
+    state_file.save(paths.monitor_state("web"), found)
+    _code, (_header, body) = ask(paths, primary, {"op": "list"})
+    listing = json.loads(body)["web"]
+    assert listing["damaged"] == {"2": "changed", "4": "unreadable"}
+    assert listing["segments"]["2"][1] == hashlib.sha256(two.read_bytes()).hexdigest()
+    assert listing["reviewed_through"] == 9  # the first pending delete is in segment 10
+
+
+def test_the_monitor_review_is_where_its_first_pending_delete_or_manifest_shrink_begins():
+    found = ClientState(first_seen="t")
+    assert replica_source.reviewed_through(found) is None  # never scanned
+    found.scanned = 13
+    assert replica_source.reviewed_through(found) == 13
+    found.manifest_shrinks = [ManifestShrink(8, 4, 100, 50, "t")]
+    found.deletes = [DeleteGroup(10, 1, {"delete": 1}, (), None, "t")]
+    assert replica_source.reviewed_through(found) == 7
+
+
+def test_a_segment_the_primary_finds_damaged_is_a_mismatch_though_its_listed_hash_is_the_copy_s():
+    found = ClientState(first_seen="t", segments=prints(s1=(10, "a"), s2=(10, "b")))
+    found.replica = ReplicaState()
+    listed = {"segments": {"1": [10, "a"], "2": [10, "b"]}, "damaged": {"2": "unreadable", "1": "bogus"}}
+    assert copy.judge(found, listed, accept=False) == ({2: "unreadable"}, [])
+    assert copy.judge(found, listed, accept=True) == ({}, [2])
+    listed["segments"]["2"] = [10, "x"]  # where the hash tells, it names the kind
+    assert copy.judge(found, listed, accept=False) == ({2: "changed"}, [])
+
+
+def test_the_copy_records_the_primary_review_no_further_than_its_own_commit():
+    assert copy.reviewed({"reviewed_through": 9}, 13) == 9
+    assert copy.reviewed({"reviewed_through": 20}, 13) == 13
+    assert copy.reviewed({"reviewed_through": "9"}, 13) is None
+    assert copy.reviewed({"reviewed_through": True}, 13) is None
+    assert copy.reviewed({}, 13) is None
+
+
+def test_a_promoted_copy_reviews_only_the_deletes_its_old_primary_had_not(paths):
+    repository = write_repository(paths.client_repository("web"), init_create_create_delete())
+    for reviewed, found_deletes in ((10, []), (9, [10])):  # the delete of archive one is in segment 10
+        found = ClientState(first_seen="t")
+        found.replica = ReplicaState(copied_commit=LAST, reviewed_through=reviewed)
+        assert watch.adopt_copy(found, repository) == reviewed
+        assert found.replica is None and found.scanned == reviewed
+        deletes.scan_deletes(found, repository, "t")
+        assert [group.segment for group in found.deletes] == found_deletes
+
+
+def test_a_copy_that_does_not_say_where_the_review_was_is_reviewed_whole(paths):
+    repository = write_repository(paths.client_repository("web"), init_create_create_delete())
+    found = ClientState(first_seen="t")
+    found.replica = ReplicaState(copied_commit=LAST)
+    assert watch.adopt_copy(found, repository) is None
+    assert found.replica is None and found.scanned is None
+    deletes.scan_deletes(found, repository, "t")
+    assert [group.segment for group in found.deletes] == [10]
+
+
+def test_a_start_as_primary_adopts_the_copies_a_replica_left_and_says_so(paths, caplog):
+    caplog.set_level(logging.INFO)
+    write_repository(paths.client_repository("web"), init_create_create_delete())
+    found = ClientState(first_seen="t")
+    found.replica = ReplicaState(copied_commit=LAST, reviewed_through=LAST)
+    state_file.save(paths.monitor_state("web"), found)
+    start.adopt_promoted_copies(load({"BORG_CLIENTS": "web db"}, "b"), paths)
+    adopted = state_file.load(paths.monitor_state("web"))
+    assert adopted.replica is None and adopted.scanned == LAST
+    assert (
+        f"client web: a replica's copy, now this primary's; the deletes the old primary reviewed through segment "
+        f"{LAST} are not reported again"
+    ) in caplog.text
+
+
+def unreachable_round(paths, server, error, capsys) -> list[dict]:
+    alerts.watch_primary(server, paths, error, datetime(2026, 12, 1, 3, tzinfo=UTC))
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_a_replica_raises_replica_unreachable_after_three_rounds_in_a_row_and_clears_it_at_the_next_good_one(
+    paths, tmp_path, capsys
+):
+    server = load(replica_environment(tmp_path), "replica")
+    error = "the primary closed the session: ssh: Could not resolve hostname primary: Name or service not known"
+    assert unreachable_round(paths, server, error, capsys) == []
+    assert unreachable_round(paths, server, None, capsys) == []  # a good round starts the count again
+    assert unreachable_round(paths, server, error, capsys) == []
+    assert unreachable_round(paths, server, error, capsys) == []
+    (raised,) = unreachable_round(paths, server, error, capsys)
+    assert (raised["alert"], raised["state"], raised["client"]) == ("replica_unreachable", "raised", None)
+    assert raised["message"] == (
+        "server: the replica could not reach its primary primary:2222 in 3 replication rounds in a row (since "
+        f"2026-12-01T03:00:00+00:00): {error}; the copies stay as they were. Check that the primary runs and that "
+        "this replica reaches it (REPLICATE_FROM), then run borg-server replicate"
+    )
+    assert raised["details"]["failed_rounds"] == 3
+    assert unreachable_round(paths, server, error, capsys) == []  # raised once, not at every round
+    (cleared,) = unreachable_round(paths, server, None, capsys)
+    assert cleared["state"] == "cleared"
+    assert cleared["message"] == "server: cleared: the replica cannot reach its primary"
+    assert alerts.load_contact(paths) == alerts.PrimaryContact()
+
+
+def test_the_replica_metrics_count_the_rounds_that_could_not_reach_the_primary(paths, tmp_path, capsys):
+    from borg_server.replica import status as replica_status
+
+    server = load(replica_environment(tmp_path), "replica")
+    for _ in range(3):
+        unreachable_round(paths, server, "the primary closed the session: ssh: Connection refused", capsys)
+    text = replica_status.metrics(paths)
+    assert "\nborg_appliance_replica_primary_failed_rounds 3\n" in text
+    assert '\nborg_appliance_replica_server_alert{alert="replica_unreachable"} 1\n' in text
+    unreachable_round(paths, server, None, capsys)
+    text = replica_status.metrics(paths)
+    assert "\nborg_appliance_replica_primary_failed_rounds 0\n" in text
+    assert '\nborg_appliance_replica_server_alert{alert="replica_unreachable"} 0\n' in text
+
+
+def test_a_segment_error_names_its_segment():
+    assert segments.segment_named("/srv/borg/web/main/data/1/1234: crc32 mismatch at offset 8") == 1234
+    assert segments.segment_named("/srv/borg/web/main/config is missing") is None
