@@ -10,37 +10,46 @@ from tests.harness.containers import CLIENT_IMAGE, Sandbox
 from tests.harness.stack import client_command, fill_volume, make_client, start_server
 
 OTHER_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMMGMDr32o+fZxuauSbaUuQBkW91mKBRRZDT2daWDXcK"
+# A key the server does not know, and the admin key, mounted as Docker Swarm mounts a secret (0444, root's).
+MADE_KEYS = (
+    "ssh-keygen -q -t ed25519 -N '' -C wrong -f /keys/wrong && "
+    "ssh-keygen -q -t ed25519 -N '' -C admin -f /keys/admin && chmod 444 /keys/admin && chown -R root:root /keys"
+)
 # The pairing export's key mounted as Docker Swarm (0444) and Kubernetes (0644) mount a secret: root's, all may read.
-KEYS = (
+PAIRING_KEYS = (
     "cp /pairing/id_ed25519 /keys/swarm && chmod 444 /keys/swarm && "
-    "cp /pairing/id_ed25519 /keys/kubernetes && chmod 644 /keys/kubernetes && "
-    "ssh-keygen -q -t ed25519 -N '' -C wrong -f /keys/wrong && chown -R root:root /keys"
+    "cp /pairing/id_ed25519 /keys/kubernetes && chmod 644 /keys/kubernetes && chown -R root:root /keys"
 )
 
 
 @pytest.fixture(scope="module")
 def paired(tmp_path_factory):
-    """A server, client web backed up once with its pairing export, and a volume of keys mounted as secrets."""
+    """A server, client web (with an admin key) backed up once with its pairing export, and a volume of keys
+    mounted as secrets."""
     sandbox = Sandbox()
     try:
-        server = start_server(sandbox, ["web"])
+        keys = sandbox.volume("keys")
+        shell = ["-v", f"{keys}:/keys", "--entrypoint", "sh"]
+        admin = sandbox.run("make-keys", CLIENT_IMAGE, shell, ["-c", f"{MADE_KEYS} && cat /keys/admin.pub"],
+                            detach=False).stdout.strip()  # fmt: skip
+        server = start_server(sandbox, ["web"], env={"BORG_CLIENT_WEB_ADMIN_KEY": admin})
         web = make_client(sandbox, server, "web", tmp_path_factory.mktemp("ssh-keys"))
         fill_volume(sandbox, web.data, "echo one > /data/file")
         assert client_command(sandbox, web, ["run"]).returncode == 0
-        keys = sandbox.volume("keys")
-        options = ["-v", f"{server.exports['web']}:/pairing:ro", "-v", f"{keys}:/keys", "--entrypoint", "sh"]
-        sandbox.run("keys", CLIENT_IMAGE, options, ["-c", KEYS], detach=False)
+        pairing = ["-v", f"{server.exports['web']}:/pairing:ro", *shell]
+        sandbox.run("pairing-keys", CLIENT_IMAGE, pairing, ["-c", PAIRING_KEYS], detach=False)
         yield sandbox, server, web, keys
     finally:
         sandbox.cleanup()
 
 
-def run_with_key(paired, key: str, extra: list[str] = ()):
-    """Run one backup with BORG_SSH_KEY_FILE=/run/secrets/<key> (mounted read-only); print what /dev/shm holds after."""
+def run_with_key(paired, key: str, extra: list[str] = (), command: str = "run", setting: str = "BORG_SSH_KEY_FILE"):
+    """Run one borg-client command with setting=/run/secrets/<key> (mounted read-only); print what /dev/shm holds
+    after it, and the key file's mode and owner."""
     sandbox, _server, web, keys = paired
-    script = "borg-client run; code=$?; ls -A /dev/shm; stat -c '%a %U' /run/secrets/$KEY; exit $code"
+    script = f"borg-client {command}; code=$?; ls -A /dev/shm; stat -c '%a %U' /run/secrets/$KEY; exit $code"
     return client_command(
-        sandbox, web, ["-c", script], env={"BORG_SSH_KEY_FILE": f"/run/secrets/{key}", "KEY": key},
+        sandbox, web, ["-c", script], env={setting: f"/run/secrets/{key}", "KEY": key, "KEEP_DAILY": "7"},
         extra=["-v", f"{keys}:/run/secrets/keys:ro", "--entrypoint", "sh", *extra],
     )  # fmt: skip
 
@@ -51,8 +60,17 @@ def test_a_key_mounted_as_an_orchestrator_mounts_secrets_backs_up(paired, key, m
 
     assert result.returncode == 0, result.stderr
     assert "backup success: borg finished without problems" in result.stderr
-    assert "UNPROTECTED" not in result.stderr and "are too open" not in result.stderr
+    assert "ssh: " not in result.stderr  # ssh said nothing: no refusal, no warning
     assert result.stdout == f"{mode} root\n"  # no copy of the key left on the tmpfs; the mounted file as it was
+
+
+def test_an_admin_key_mounted_as_swarm_mounts_secrets_prunes(paired):
+    result = run_with_key(paired, "keys/admin", command="prune", setting="BORG_ADMIN_SSH_KEY_FILE")
+
+    assert result.returncode == 0, result.stderr
+    assert "INFO borg_client.report: prune success: kept " in result.stderr, result.stderr  # counts: by the order run
+    assert "ssh: " not in result.stderr
+    assert result.stdout == "444 root\n"
 
 
 def test_a_key_the_server_does_not_know_is_reported_as_refused_in_ssh_s_words(paired):
