@@ -262,3 +262,19 @@ def test_the_replica_copies_committed_segments_keeps_tampering_out_and_restores_
     assert committed(replica) == copy
     if not os.path.exists("/dev/fuse"):  # passed without the mount: the warnings summary says so
         warnings.warn("test_replica: the FUSE mount was not tried: this machine has no /dev/fuse", stacklevel=1)
+
+
+def test_a_replica_key_mounted_readable_by_all_copies_through_a_private_copy_left_nowhere(sandbox, tmp_path):
+    primary, replica, _export, _receiver = start_pair(sandbox)
+    primary.exec("chmod", "444", "/var/lib/borg-server/export-replica/id_ed25519")  # as Swarm mounts a secret
+    app = make_client(sandbox, primary, "app", tmp_path)
+    fill_volume(sandbox, app.data, "echo one > /data/note.txt")
+    assert client_command(sandbox, app, ["run"]).returncode == 0
+
+    output = replicate(replica)
+
+    assert "copied" in output and "UNPROTECTED" not in output, output
+    assert committed(replica) == committed(primary)
+    left = replica.exec("sh", "-c", "ls -A /dev/shm/borg-server /run/borg-server/replica").stdout
+    assert "ssh-key-" not in left and "id_replica" not in left, left  # the copy lived for the round only
+    assert replica.exec("stat", "-c", "%a", "/replica-pairing/id_ed25519").stdout == "444\n"
