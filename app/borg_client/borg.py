@@ -29,8 +29,12 @@ class Outcome:
     reason: str
 
 
-def borg_environment(config: ClientConfig, base: dict[str, str]) -> dict[str, str]:
-    """Given the configuration and the process environment, return the environment for borg.
+def borg_environment(
+    config: ClientConfig, base: dict[str, str], identity: Path | None = None, ssh_messages: Path | None = None
+) -> dict[str, str]:
+    """Given the configuration, the process environment, where ssh reads the private key (identity, else
+    config.ssh_key; borg_common.private_key) and where it writes its messages (ssh -E; else to borg), return the
+    environment for borg.
 
     Everything borg keeps lives in the state volume, but the cache of a config with the admin key as its
     identity (as_admin) is ADMIN_CACHE; ssh pins the server's host key and never asks.
@@ -47,7 +51,7 @@ def borg_environment(config: ClientConfig, base: dict[str, str]) -> dict[str, st
     cache = ADMIN_CACHE if admin and not config.from_replica else cache
     ssh = [
         "ssh",
-        "-i", str(config.ssh_key),
+        "-i", str(identity or config.ssh_key),
         "-o", f"UserKnownHostsFile={config.known_hosts}",
         "-o", "GlobalKnownHostsFile=/dev/null",
         "-o", "StrictHostKeyChecking=yes",
@@ -56,6 +60,7 @@ def borg_environment(config: ClientConfig, base: dict[str, str]) -> dict[str, st
         "-o", "ConnectTimeout=15",
         "-o", "ServerAliveInterval=10",
         "-o", "ServerAliveCountMax=30",
+        *(["-E", str(ssh_messages)] if ssh_messages else []),
     ]  # fmt: skip
     environment = {key: value for key, value in base.items() if not key.startswith("BORG_") or key in PASSED_TO_BORG}
     environment.update(

@@ -5,18 +5,23 @@ argv comes whole from borg.py (with --log-json and --lock-wait); this module add
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from borg_client import borg, daylog, failures
 from borg_client.config import ClientConfig
-from borg_common import process
+from borg_common import private_key, process
 
 logger = logging.getLogger(__name__)
+
+SSH_MESSAGES, SSH_MESSAGES_LIMIT = 20, 64 * 1024  # the last lines ssh wrote in one call, read from at most 64 kB
 
 
 @dataclass
@@ -65,18 +70,19 @@ def call_borg(
     OSError if borg cannot be started.
     """
     log = log or borg.LogJson(sink=daylog.writer())
-    result = process.run(
-        argv,
-        env=borg.borg_environment(config, dict(os.environ)),
-        secrets=config.secrets,
-        render_line=log.render,
-        capture_stdout=capture_json,
-        cwd=str(cwd) if cwd else None,
-        on_start=control.attach if control else None,
-    )
+    with ssh_for(config) as (environment, said):
+        result = process.run(
+            argv,
+            env=environment,
+            secrets=config.secrets,
+            render_line=log.render,
+            capture_stdout=capture_json,
+            cwd=str(cwd) if cwd else None,
+            on_start=control.attach if control else None,
+        )
     if "Cache.RepositoryAccessAborted" in log.msgids and not config.from_replica:
         logger.error("%s", failures.BORG_FAILURES["Cache.RepositoryAccessAborted"])
-    tail = tuple(result.tail)
+    tail = tuple(result.tail) + tuple(said)
     summary = log.summary(f"borg {argv[4]}", str(daylog.current())) if log.sink else None
     if summary:
         logger.info("%s", summary)
@@ -87,10 +93,30 @@ def call_borg(
 def stream_borg(config: ClientConfig, argv: list[str], sink) -> BorgCall:
     """Given a borg argv whose stdout is data (extract --stdout), hand it to sink in chunks; return what borg did."""
     log = borg.LogJson()
-    result = process.pipe(
-        argv, sink, env=borg.borg_environment(config, dict(os.environ)), secrets=config.secrets, render_line=log.render
-    )
-    return BorgCall(result.returncode, "", tuple(log.msgids), tuple(result.tail))
+    with ssh_for(config) as (environment, said):
+        result = process.pipe(argv, sink, env=environment, secrets=config.secrets, render_line=log.render)
+    return BorgCall(result.returncode, "", tuple(log.msgids), tuple(result.tail) + tuple(said))
+
+
+@contextlib.contextmanager
+def ssh_for(config: ClientConfig) -> Iterator[tuple[dict[str, str], list[str]]]:
+    """Given the configuration, yield borg's environment for one call and a list that, once the block ends, holds
+    what ssh said (its errors and warnings, each logged and prefixed "ssh: ").
+
+    ssh reads the private key where the mount put it, or a private copy if its mode would make ssh refuse it
+    (borg_common.private_key). ssh writes its messages to a file of its own (ssh -E): borg 1.4.0 passes ssh's
+    stderr on only when it reads it before the connection closes, so a refusal's reason could be lost.
+    """
+    said: list[str] = []
+    with private_key.usable(config.ssh_key) as identity, tempfile.NamedTemporaryFile(prefix="ssh-") as messages:
+        yield borg.borg_environment(config, dict(os.environ), identity, Path(messages.name)), said
+        messages.seek(0)
+        text = messages.read(SSH_MESSAGES_LIMIT).decode(errors="replace")
+    for line in text.splitlines()[-SSH_MESSAGES:]:
+        line = line.strip().removeprefix("ssh: ")  # some of ssh's messages name it already
+        if line and not line.startswith("@@@"):  # the frame around ssh's warnings
+            logger.warning("ssh: %s", line)
+            said.append(f"ssh: {line}")
 
 
 def explain(call: BorgCall, what: str) -> str:
@@ -102,7 +128,7 @@ def explain(call: BorgCall, what: str) -> str:
     known = failures.borg_failure(call.msgids, call.tail)
     if known:
         meaning, said = known
-        return f"{what} (exit {call.returncode}): {meaning} (borg: {said})"
+        return f"{what} (exit {call.returncode}): {meaning} ({said})"
     errors = [line for line in call.tail if line.startswith(("ERROR", "CRITICAL"))]
     detail = errors[-1] if errors else (call.tail[-1] if call.tail else "no output")
     return f"{what} (exit {call.returncode}): {detail}"

@@ -77,8 +77,11 @@ BORG_FAILURES = {
     "Repository.InsufficientFreeSpaceError": "the backup server has no space left; free space on the server",
 }  # fmt: skip
 # What ssh says when it refuses, and what it means; borg reports only "Connection closed by remote host".
+# The first one found in ssh's messages is the reason: an unusable key comes before the refusal it causes.
 SSH_REFUSALS = (
-    ("UNPROTECTED PRIVATE KEY FILE", "ssh refused the private key: it is readable by other users"),
+    ("are too open", "ssh refused the private key: others may read it, and no private copy of it "
+     "could be made in /dev/shm (see the warning before it in the log)"),
+    ("Load key", "ssh cannot read the private key (BORG_SSH_KEY_FILE, or BORG_ADMIN_SSH_KEY_FILE for prune)"),
     ("Permission denied (publickey", "the server refused this client's key: is it the key the server has for "
      "CLIENT_NAME? (borg-server show-client NAME shows its fingerprint)"),
     ("Host key verification failed", "the server's host key is not the one pinned in known_hosts: do not connect "
@@ -86,23 +89,24 @@ SSH_REFUSALS = (
     ("Could not resolve hostname", "the server's name in BORG_REPO does not resolve"),
     ("Connection refused", "nothing listens at BORG_REPO's host and port"),
     ("Connection timed out", "the server did not answer (a firewall, or the wrong host)"),
-    ("Load key", "ssh cannot read the private key BORG_SSH_KEY_FILE"),
 )  # fmt: skip
+SSH_SAID = re.compile(r"^(?:\w+: )?(?:Remote|ssh): ")  # ssh's line in the tail: borgcall's "ssh: ", borg's "Remote: "
 
 
 def borg_failure(msgids: tuple[str, ...], tail: tuple[str, ...]) -> tuple[str, str] | None:
-    """Given borg's message ids and log tail of a failed command, return what it means with what to do, and the
-    line that said so (borg's error, or ssh's refusal); None if it is none of those a user can cause."""
+    """Given borg's message ids and log tail of a failed command, return what it means with what to do, and who said
+    so in their words ("borg: " its error, or "ssh: " its refusal); None if it is none of those a user can cause."""
     errors = [line.removeprefix("ERROR: ") for line in tail if line.startswith(("ERROR", "CRITICAL"))]
     for msgid in reversed(msgids):
         if msgid in BORG_FAILURES:
             said = [line for line in errors if f"[{msgid}]" in line] or [line for line in errors if "rc " not in line]
-            return BORG_FAILURES[msgid], said[-1] if said else msgid
+            return BORG_FAILURES[msgid], f"borg: {said[-1] if said else msgid}"
     if {"ConnectionClosed", "ConnectionClosedWithHint"} & set(msgids):
-        for said, meaning in SSH_REFUSALS:
-            line = next((line for line in tail if said in line), None)
+        ssh = [SSH_SAID.sub("", line).strip().removeprefix("ssh: ") for line in tail if SSH_SAID.match(line)]
+        for words, meaning in SSH_REFUSALS:
+            line = next((line for line in ssh if words in line), None)
             if line:
-                return meaning, line.removeprefix("Remote: ").strip()
+                return meaning, f"ssh: {line}"
     return None
 
 

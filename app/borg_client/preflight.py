@@ -106,7 +106,8 @@ def check_host_key(config: ClientConfig) -> None:
         raise PreflightFailed(unreachable(host, port), "unreachable")
     if not offered & pinned:
         raise PreflightFailed(
-            f"the backup server {host}:{port} shows a host key that is not the one pinned in {config.known_hosts}: "
+            f"host key verification failed: the backup server {host}:{port} shows a host key that is not the one "
+            f"pinned in {config.known_hosts}: "
             "someone may be impersonating it; no backup was sent. If the server's key was changed on purpose, "
             "pin the new one (borg-server show-client prints it)",
             "host-key",

@@ -386,3 +386,19 @@ def test_a_promoted_replica_starts_its_review_where_the_old_primary_left_it_and_
     assert backup.returncode == 0, backup.stdout + backup.stderr
     archives = client_command(sandbox, moved, ["list", "--short"]).stdout.split()
     assert any(name.startswith("after-") for name in archives) and not any(n.startswith("first-") for n in archives)
+
+
+def test_a_replica_key_mounted_readable_by_all_copies_through_a_private_copy_left_nowhere(sandbox, tmp_path):
+    primary, replica, _export, _receiver = start_pair(sandbox)
+    primary.exec("chmod", "444", "/var/lib/borg-server/export-replica/id_ed25519")  # as Swarm mounts a secret
+    app = make_client(sandbox, primary, "app", tmp_path)
+    fill_volume(sandbox, app.data, "echo one > /data/note.txt")
+    assert client_command(sandbox, app, ["run"]).returncode == 0
+
+    output = replicate(replica)
+
+    assert "copied" in output and "UNPROTECTED" not in output, output
+    assert committed(replica) == committed(primary)
+    left = replica.exec("sh", "-c", "ls -A /dev/shm/borg-server /run/borg-server/replica").stdout
+    assert "ssh-key-" not in left and "id_replica" not in left, left  # the copy lived for the round only
+    assert replica.exec("stat", "-c", "%a", "/replica-pairing/id_ed25519").stdout == "444\n"

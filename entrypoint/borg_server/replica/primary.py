@@ -13,12 +13,12 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
+from borg_common import private_key
 from borg_common.process import converse
 from borg_server.records.configuration import Replication
 from borg_server.system.paths import Paths
@@ -59,14 +59,20 @@ class Primary:
 
     def __init__(self, replication: Replication, paths: Paths):
         paths.replica_ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
-        key, known_hosts = paths.replica_ssh / "id_replica", paths.replica_ssh / "known_hosts"
-        with open(replication.ssh_key_file, "rb") as source:  # ssh wants a key only its owner reads
-            descriptor = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(descriptor, "wb") as target:
-                shutil.copyfileobj(source, target)
+        known_hosts = paths.replica_ssh / "known_hosts"
         known_hosts.write_text(replication.known_hosts_line)
+        (paths.replica_ssh / "id_replica").unlink(missing_ok=True)  # the key copy earlier versions kept in /run
+        # ssh refuses a key others may read (a Swarm or Kubernetes secret): then it reads a private copy on the
+        # tmpfs, kept for the session
+        self.key = contextlib.ExitStack()
+        key = self.key.enter_context(private_key.usable(replication.ssh_key_file, paths.volatile))
         self.errors = tempfile.TemporaryFile()
-        self.process = converse(ssh_argv(replication, key, known_hosts), self.errors)
+        try:
+            self.process = converse(ssh_argv(replication, key, known_hosts), self.errors)
+        except BaseException:
+            self.key.close()
+            self.errors.close()
+            raise
 
     def request(self, message: dict) -> int:
         """Send one request; return the size of the answer's body; raise Moved or PrimaryError."""
@@ -132,3 +138,4 @@ class Primary:
             self.process.kill()
             self.process.wait()
         self.errors.close()
+        self.key.close()

@@ -157,7 +157,7 @@ class Paths:
 
     @property
     def replica_ssh(self) -> Path:
-        """On a replica: its copy of the replica key and the pinned known_hosts line, root-only, for ssh."""
+        """On a replica: the pinned known_hosts line, root-only, for ssh (a key copy is on the tmpfs: primary.py)."""
         return self.runtime / "replica"
 
     @property

@@ -12,7 +12,7 @@ import pytest
 
 from borg_client import container_exec, preflight, quiesce, report, swarm
 from borg_client.config import load
-from borg_common import delivery, process, reports
+from borg_common import delivery, private_key, process, reports
 from tests.unit.borg_client.samples import REPO_URL
 
 
@@ -22,12 +22,22 @@ def no_docker_socket(monkeypatch, tmp_path):
     monkeypatch.setattr(container_exec, "SOCKET", tmp_path / "no-docker.sock")
 
 
+@pytest.fixture(autouse=True)
+def tmpfs(monkeypatch, tmp_path):
+    """Private copies of a key (borg_common.private_key) go to a temporary directory, not the host's /dev/shm."""
+    directory = tmp_path / "shm"
+    directory.mkdir()
+    monkeypatch.setattr(private_key, "TMPFS", directory)
+    return directory
+
+
 @pytest.fixture
 def pairing(tmp_path):
     """A pairing directory with the files the server exports for client web."""
     directory = tmp_path / "pairing"
     directory.mkdir()
     (directory / "id_ed25519").write_text("key")
+    (directory / "id_ed25519").chmod(0o600)  # as the server exports it
     (directory / "known_hosts").write_text("srv ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID26CUVU\n")
     (directory / "repo_url").write_text(REPO_URL + "\n")
     (directory / "client_name").write_text("web\n")

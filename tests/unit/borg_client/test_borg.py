@@ -3,11 +3,12 @@
 import dataclasses
 import json
 import shlex
+from pathlib import Path
 
 import pytest
 
 from borg_client import borg
-from borg_client.borgcall import call_borg
+from borg_client.borgcall import call_borg, explain
 from borg_common import process
 from borg_common.borglog import LOG_LIMIT
 
@@ -80,6 +81,64 @@ def test_call_borg_runs_exactly_the_built_argv(config, monkeypatch):
 
     assert commands == [borg.create_argv(config, "a", ["/backup/x"]), borg.init_argv(config), [*BORG, "list", "--json"]]
     assert [command.count("--log-json") for command in commands] == [1, 1, 1]
+
+
+def ssh_options(environment: dict[str, str]) -> dict[str, str]:
+    """Given borg's environment, return ssh's options that take a value (-i, -E, ...) from BORG_RSH."""
+    words = shlex.split(environment["BORG_RSH"])
+    return {word: value for word, value in zip(words, words[1:], strict=False) if word in ("-i", "-E")}
+
+
+@pytest.mark.parametrize("mode", [0o444, 0o644])  # as Docker Swarm and Kubernetes mount secrets
+def test_ssh_reads_a_key_others_may_read_from_a_private_copy_gone_after_the_call(config, monkeypatch, tmpfs, mode):
+    config.ssh_key.chmod(mode)
+    seen = {}
+
+    def run(command, env, **options):
+        key = Path(ssh_options(env)["-i"])
+        seen.update(key=key, mode=key.stat().st_mode & 0o777, text=key.read_text())
+        return process.Result(returncode=0, stdout="", tail=[])
+
+    monkeypatch.setattr(process, "run", run)
+    call_borg(config, borg.list_argv())
+
+    assert (seen["key"].parent, seen["mode"], seen["text"]) == (tmpfs, 0o600, "key")
+    assert list(tmpfs.iterdir()) == []
+
+
+def test_ssh_reads_a_key_it_accepts_where_it_is_mounted(config, monkeypatch, tmpfs):
+    keys = []
+
+    def run(command, env, **options):
+        keys.append(ssh_options(env)["-i"])
+        return process.Result(returncode=0, stdout="", tail=[])
+
+    monkeypatch.setattr(process, "run", run)
+    call_borg(config, borg.list_argv())
+
+    assert keys == [str(config.ssh_key)]
+
+
+def test_what_ssh_says_reaches_the_log_the_tail_and_the_one_line_message(config, monkeypatch, caplog):
+    said = "@@@@@@@\nPermissions 0644 for '/k' are too open.\nssh: Could not resolve hostname srv: Name unknown\n"
+    closed = '{"type": "log_message", "levelname": "ERROR", "msgid": "ConnectionClosedWithHint", "message": "x"}'
+
+    def run(command, env, render_line, **options):
+        Path(ssh_options(env)["-E"]).write_text(said)  # ssh -E writes there, not to borg
+        return process.Result(returncode=2, stdout="", tail=[render_line(closed)])
+
+    monkeypatch.setattr(process, "run", run)
+    call = call_borg(config, borg.list_argv())
+
+    assert call.tail[-2:] == (
+        "ssh: Permissions 0644 for '/k' are too open.",
+        "ssh: Could not resolve hostname srv: Name unknown",
+    )
+    assert "ssh: Could not resolve hostname srv: Name unknown" in caplog.text
+    assert explain(call, "borg list failed").startswith(
+        "borg list failed (exit 2): ssh refused the private key: others may read it, and no private copy of it could "
+        "be made in /dev/shm (see the warning before it in the log) (ssh: Permissions 0644 for '/k' are too open.)"
+    )
 
 
 def test_a_repository_borg_knows_elsewhere_says_how_to_accept_a_move_or_read_a_replica(config, monkeypatch, caplog):

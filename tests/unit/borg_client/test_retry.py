@@ -188,7 +188,7 @@ def test_every_borg_failure_a_user_can_cause_is_explained_with_borgs_own_line(ms
 
     meaning, said = failures.borg_failure(("Remote: connected", msgid), ("INFO: starting", line))
 
-    assert (meaning, said) == (failures.BORG_FAILURES[msgid], f"something borg said [{msgid}]")
+    assert (meaning, said) == (failures.BORG_FAILURES[msgid], f"borg: something borg said [{msgid}]")
 
 
 def test_a_wrong_passphrase_reads_as_one_line_with_the_next_step():
@@ -202,20 +202,48 @@ def test_a_wrong_passphrase_reads_as_one_line_with_the_next_step():
 
 
 @pytest.mark.parametrize(
-    ("ssh", "meaning"),
+    ("ssh", "meaning", "said"),
     [
-        ("Permission denied (publickey).", "the server refused this client's key"),
-        ("Host key verification failed.", "the server's host key is not the one pinned in known_hosts"),
-        ("@         WARNING: UNPROTECTED PRIVATE KEY FILE!          @", "ssh refused the private key"),
-        ("ssh: Could not resolve hostname nowhere: Name or service not known", "the server's name in BORG_REPO"),
+        ("borg@server: Permission denied (publickey).", "the server refused this client's key",
+         "borg@server: Permission denied (publickey)."),
+        ("Host key verification failed.", "the server's host key is not the one pinned in known_hosts",
+         "Host key verification failed."),
+        ("Permissions 0444 for '/keys/id' are too open.", "ssh refused the private key: others may read",
+         "Permissions 0444 for '/keys/id' are too open."),
+        ("ssh: Could not resolve hostname nowhere: Name or service not known", "the server's name in BORG_REPO",
+         "Could not resolve hostname nowhere: Name or service not known"),
     ],
-)
-def test_an_ssh_refusal_is_reported_in_ssh_s_words_not_as_a_closed_connection(ssh, meaning):
-    tail = (f"Remote: {ssh}", "ERROR: Connection closed by remote host. Is borg working on the server?")
+)  # fmt: skip
+@pytest.mark.parametrize("passed_on", ["ssh: {}", "WARNING: Remote: {}", "Remote: {}"])  # by borgcall, by borg
+def test_an_ssh_refusal_is_reported_in_ssh_s_words_not_as_a_closed_connection(ssh, meaning, said, passed_on):
+    tail = (passed_on.format(ssh), "ERROR: Connection closed by remote host. Is borg working on the server?")
 
     found = failures.borg_failure(("ConnectionClosedWithHint",), tail)
 
-    assert found is not None and found[0].startswith(meaning) and found[1] == ssh
+    assert found is not None and found[0].startswith(meaning) and found[1] == f"ssh: {said}"
+
+
+def test_a_key_ssh_cannot_load_is_the_reason_not_the_refusal_that_follows_it():
+    tail = ('ssh: Load key "/keys/id": Permission denied', "ssh: borg@server: Permission denied (publickey).")
+
+    found = failures.borg_failure(("ConnectionClosedWithHint",), tail)
+
+    assert found == (
+        "ssh cannot read the private key (BORG_SSH_KEY_FILE, or BORG_ADMIN_SSH_KEY_FILE for prune)",
+        'ssh: Load key "/keys/id": Permission denied',
+    )
+
+
+def test_a_wrong_key_reads_as_one_line_in_ssh_s_words():
+    tail = ("ERROR: Connection closed by remote host. Is borg working on the server? [ConnectionClosedWithHint]",
+            "ssh: borg@backup-server: Permission denied (publickey).")  # fmt: skip
+    call = BorgCall(81, "", ("ConnectionClosedWithHint",), tail)
+
+    assert explain(call, "borg create failed") == (
+        "borg create failed (exit 81): the server refused this client's key: is it the key the server has for "
+        "CLIENT_NAME? (borg-server show-client NAME shows its fingerprint) (ssh: borg@backup-server: Permission "
+        "denied (publickey).)"
+    )
 
 
 def test_a_failure_no_user_causes_keeps_borgs_last_error_line():

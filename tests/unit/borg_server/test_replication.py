@@ -7,6 +7,7 @@ import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -20,6 +21,7 @@ from borg_server.replica import alerts, copy, held
 from borg_server.replica import primary as replica_primary
 from borg_server.repository import deletes, segments, watch
 from borg_server.sessions import read_only, replica_source, session
+from borg_server.system.paths import Paths
 from borg_server.system.ssh_keys import parse_public_key
 from tests.unit.borg_server.borg_files import MANIFEST_KEY, init_create_create_delete, put, write_repository
 from tests.unit.borg_server.sample_keys import ED25519, ED25519_OTHER
@@ -186,6 +188,30 @@ def test_the_ssh_command_pins_the_host_key_and_uses_only_the_replica_key(tmp_pat
     assert argv[:6] == ["ssh", "-T", "-i", "/run/k", "-p", "2222"] and argv[-2:] == ["borg@primary", "replica"]
     assert "StrictHostKeyChecking=yes" in argv and "UserKnownHostsFile=/run/known" in argv
     assert "IdentitiesOnly=yes" in argv and "BatchMode=yes" in argv
+
+
+@pytest.mark.parametrize(("mode", "copied"), [(0o444, True), (0o644, True), (0o400, False)])
+def test_the_replica_key_ssh_would_refuse_is_read_from_a_private_copy_on_the_tmpfs_for_the_session(
+    tmp_path, monkeypatch, mode, copied
+):
+    config = load(replica_environment(tmp_path), "replica").replication
+    config.ssh_key_file.chmod(mode)
+    paths = Paths(repositories=tmp_path / "srv", state=tmp_path / "state", runtime=tmp_path / "run",
+                  volatile=tmp_path / "shm")  # fmt: skip
+    paths.volatile.mkdir()
+    seen = {}
+
+    def converse(argv, errors):
+        key = Path(argv[argv.index("-i") + 1])
+        seen.update(key=key, mode=key.stat().st_mode & 0o777, text=key.read_text())
+        return SimpleNamespace(stdin=io.BytesIO(), wait=lambda timeout: 0)
+
+    monkeypatch.setattr(replica_primary, "converse", converse)
+    session = replica_primary.Primary(config, paths)
+    assert seen["text"] == "private\n" and (seen["key"].parent == paths.volatile) is copied
+    assert seen["mode"] == (0o600 if copied else mode) and seen["key"].exists()
+    session.close()
+    assert list(paths.volatile.iterdir()) == [] and not (paths.replica_ssh / "id_replica").exists()
 
 
 def test_the_replica_state_survives_its_json():
