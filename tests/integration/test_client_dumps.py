@@ -19,7 +19,7 @@ from tests.harness.containers import (
     exec_,
     wait_until,
 )
-from tests.harness.stack import client_command, fill_volume, make_client, start_server
+from tests.harness.stack import alerts_logged, client_command, fill_volume, make_client, start_server
 
 SOCKET = "/var/run/docker.sock"
 PG_PASSWORD, MARIADB_PASSWORD = "pg-Secret-4711", "maria-Secret-0815"
@@ -222,6 +222,11 @@ def test_wrong_credentials_fail_the_run_with_the_database_message_and_no_success
     assert after.split() == before.split()
     assert report["archive"] in everything.split()
     assert PG_PASSWORD not in log + status
+    # the rename deleted the old archive object with the client's own key: listed as a rename, no alert
+    server = client.server
+    server.exec("borg-server", "scan")
+    assert "1 rename" in server.exec("borg-server", "audit", "db").stdout
+    assert [a for a in alerts_logged(server.container) if a["alert"] in ("deletes", "client_deletes")] == []
 
 
 MEASURED = (
