@@ -21,6 +21,7 @@ from borg_server.records.configuration import ClientSpec
 from borg_server.repository import baseline
 
 QUOTA_ALERT_RATIO = 0.9
+WRITER_WAIT = 900  # seconds a delete no session is logged for waits for its session's record while one writes
 REPLICA_ALERTS = ("replica_mismatch", "replica_lag")  # a replica's own (replica/copy.py)
 GROWING = (
     "deletes",
@@ -60,9 +61,11 @@ def conditions(
     check_interval: int,
     has_repository: bool = False,
     written: list[Group] | None = None,
+    waiting: frozenset[int] = frozenset(),
 ) -> dict[str, tuple[str, dict]]:
     """Given a client, its state, repository size, the check interval and who wrote its pending deletes (written:
-    auto_compact.groups), return the conditions that hold.
+    auto_compact.groups; waiting: segments left out until their session's record is written), return the
+    conditions that hold.
 
     Each is kind → (message, details).
     """
@@ -77,7 +80,7 @@ def conditions(
             {"last_backup": found.last_backup, "age_s": int(age), "max_age_s": client.max_age},
         )
     if client.append_only:
-        active |= deletes_conditions(name, found, written or [])
+        active |= deletes_conditions(name, found, written or [], waiting)
         if found.tampering:
             active["tampering"] = (
                 f"client {name}: {baseline.describe_tampering(found.tampering)} "
@@ -114,11 +117,24 @@ def conditions(
     return active
 
 
-def deletes_conditions(name: str, found: ClientState, written: list[Group]) -> dict[str, tuple[str, dict]]:
+def still_being_written(written: list[Group], busy: bool, now: datetime) -> frozenset[int]:
+    """Given the pending delete groups with their writers, whether a session holds the repository's lock now, and
+    the time, return the segments no session is logged for yet that wait for it: the session that wrote them
+    is still running (its record is written when it ends), for at most WRITER_WAIT after their commit."""
+    if not busy:
+        return frozenset()
+    recent = [g for g in written if (now - datetime.fromisoformat(g.committed_at)).total_seconds() < WRITER_WAIT]
+    return frozenset(g.segment for g in recent if not g.writers)
+
+
+def deletes_conditions(
+    name: str, found: ClientState, written: list[Group], waiting: frozenset[int] = frozenset()
+) -> dict[str, tuple[str, dict]]:
     """Given an append-only client's state and who wrote its pending deletes, return the deletes conditions: `deletes`
-    for those of its admin key (a prune), `client_deletes` for every other (its own key, or a session not known).
+    for those of its admin key (a prune), `client_deletes` for every other (its own key, or a session not known,
+    except the segments waiting for their session's record).
     """
-    groups = [group for group in found.deletes if group.alerting]
+    groups = [group for group in found.deletes if group.alerting and group.segment not in waiting]
     by_segment = {group.segment: group for group in written}
     admin = [g for g in groups if g.segment in by_segment and by_segment[g.segment].by_admin]
     others = [g for g in groups if g not in admin]

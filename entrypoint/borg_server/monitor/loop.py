@@ -67,8 +67,9 @@ def scan_client(
         exists = segments.has_repository(paths.client_repository(client.name))
         history = functools.cache(lambda: audit_log.read_all(paths.audit_log))  # read only if there are deletes
         written = auto_compact.groups(found, history(), client.name) if client.append_only and found.deletes else []
+        waiting = alerts.still_being_written(written, segments.busy(repository), moment)
         auto_compact.note(client, server, paths, found, history)  # its held alert is raised with this scan's
-        active = alerts.conditions(client, found, size, moment, server.check_interval, exists, written)
+        active = alerts.conditions(client, found, size, moment, server.check_interval, exists, written, waiting)
         documents = alerts.transitions(found, active, client.name, server.server_host, now)
         alerts.emit(documents, paths.monitor_outbox, server.report_urls)
     return documents

@@ -1,13 +1,20 @@
 """Tests for alerts: which conditions hold for a client, raised once and cleared once, and how they are sent."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from borg_common import outbox
 from borg_server.compaction.policy import Group
-from borg_server.monitor.alerts import conditions, document, emit, human_duration, transitions
+from borg_server.monitor.alerts import (
+    conditions,
+    document,
+    emit,
+    human_duration,
+    still_being_written,
+    transitions,
+)
 from borg_server.records import state_file as client_state
 from borg_server.records.client_state import ClientState, RaisedAlert
 from borg_server.records.configuration import ClientSpec
@@ -168,6 +175,18 @@ def test_deletes_no_session_is_known_for_are_the_loud_alert():
         )
     }
     assert list(conditions_of(state(deletes=[deletes_in(10, delete=1)]))) == ["client_deletes"]  # nothing known
+
+
+def test_deletes_no_session_is_logged_for_wait_while_a_session_writes_for_at_most_fifteen_minutes():
+    def unknown(segment: int, minutes_ago: int) -> Group:
+        return Group(segment, 1, (NOW - timedelta(minutes=minutes_ago)).isoformat(), ())
+
+    written_now = [unknown(10, 20), unknown(11, 1), written(12, ("admin", ADMIN_KEY))]
+
+    assert still_being_written(written_now, True, NOW) == {11}
+    assert still_being_written(written_now, False, NOW) == frozenset()  # no session runs: its record would be there
+    found = state(deletes=[deletes_in(11, delete=1), deletes_in(12, delete=2)])
+    assert list(conditions(client(), found, 0, NOW, WEEK, False, written_now, frozenset({11}))) == ["deletes"]
 
 
 def test_a_segment_written_by_the_admin_and_the_append_key_at_once_is_the_loud_alert():

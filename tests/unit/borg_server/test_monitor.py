@@ -141,6 +141,17 @@ def test_the_admin_key_deleting_every_archive_holds_the_automatic_compaction_for
     assert (retention.held, retention.pending_admin, retention.next_at) == (True, 2, None)
 
 
+def test_a_prune_seen_before_its_session_ended_waits_for_its_record_instead_of_paging_as_the_client(paths):
+    repository = write_repository(paths, init_create_create_delete())
+    (repository / "lock.exclusive").mkdir()  # the admin's prune still runs: its record comes when it ends
+
+    assert loop.scan_client(client(), server(), paths, []) == []
+
+    (repository / "lock.exclusive").rmdir()
+    write_audit_log(paths, session("web", "admin", recent(), (9, 13)) | {"fingerprint": "SHA256:adminkey"})
+    assert [d["alert"] for d in loop.scan_client(client(), server(), paths, [])] == ["deletes"]
+
+
 def test_a_failed_dump_renamed_to_a_checkpoint_raises_no_alert(paths):
     renamed = bytes([0x44]) * 32
     write_repository(paths, [*init_create_create_delete(), [put(renamed), delete(ARCHIVE_TWO)], *manifest_rewrite()])
