@@ -19,7 +19,7 @@ from tests.harness.containers import (
     exec_,
     wait_until,
 )
-from tests.harness.stack import client_command, fill_volume, make_client, start_server
+from tests.harness.stack import alerts_logged, client_command, fill_volume, make_client, start_server
 
 SOCKET = "/var/run/docker.sock"
 PG_PASSWORD, MARIADB_PASSWORD = "pg-Secret-4711", "maria-Secret-0815"
@@ -251,6 +251,11 @@ def test_a_dump_that_fails_midway_fails_the_run_and_its_archive_becomes_a_checkp
     # borg list shows no new archive: the run's archive is a checkpoint, never a backup
     assert after.split() == before.split()
     assert report["archive"] in everything.split()
+    # the rename deleted the old archive object with the client's own key: listed as a rename, no alert
+    server = client.server
+    server.exec("borg-server", "scan")
+    assert "1 rename" in server.exec("borg-server", "audit", "db").stdout
+    assert [a for a in alerts_logged(server.container) if a["alert"] in ("deletes", "client_deletes")] == []
 
 
 def asking(container: str, method: str) -> None:

@@ -51,8 +51,8 @@ def test_a_connection_flood_on_the_metrics_port_stops_neither_scans_nor_alerts(s
     scans = logs(server.container).count("scanned 1 clients")
     deleted = client_command(sandbox, web, ["borg-client", "borg", "delete", "--glob-archives", "first-*"])
     assert deleted.returncode == 0, deleted.stderr
-    wait_until(lambda: any(entry["body"].get("alert") == "deletes" for entry in receiver.accepted()), 30,
-               "the deletes alert at the receiver during the flood")  # fmt: skip
+    wait_until(lambda: any(entry["body"].get("alert") == "client_deletes" for entry in receiver.accepted()), 30,
+               "the client_deletes alert at the receiver during the flood")  # fmt: skip
     wait_until(lambda: logs(server.container).count("scanned 1 clients") >= scans + 2, 30, "two more scans")
     assert "opened" in logs(flood) and "closed by the server" not in logs(flood)  # still held
 

@@ -82,6 +82,7 @@ def test_lock_only_sessions_are_no_backup_and_a_manifest_without_an_archive_rais
     assert alert[0]["client"] == "web" and "borg check --repair" in alert[0]["message"]
     assert alert[0]["details"]["count"] == 1
     assert alert_seen(server.container, "deletes", "raised") is None
+    assert alert_seen(server.container, "client_deletes", "raised") is None
     assert status_of(server)["last_backup"] == backed_up
     assert "manifest_shrank" in status_of(server)["alerts"]
     listing = server.exec("borg-server", "audit", "web").stdout

@@ -43,12 +43,12 @@ def test_a_deleted_archive_is_alerted_and_cannot_be_compacted_away_before_it_is_
     deleted = client_command(sandbox, web, ["borg-client", "borg", "delete", "--glob-archives", "first-*"])
     assert deleted.returncode == 0, deleted.stderr
     server.exec("borg-server", "scan")
-    alert = wait_until(lambda: alert_seen(server.container, "deletes", "raised"), 10, "the delete alert")
+    alert = wait_until(lambda: alert_seen(server.container, "client_deletes", "raised"), 10, "the delete alert")
     assert alert["client"] == "web" and "borg-server audit web" in alert["message"]
-    wait_until(lambda: received(receiver, "deletes", "raised"), 10, "the alert at the receiver")
+    wait_until(lambda: received(receiver, "client_deletes", "raised"), 10, "the alert at the receiver")
     assert 'borg_appliance_client_unacknowledged_deletes{client="web"}' in metrics(sandbox, server, 9100)
     status = json.loads(server.exec("borg-server", "status", "--json").stdout)[0]
-    assert status["unacknowledged_deletes"] >= 1 and status["alerts"] == ["deletes"]
+    assert status["unacknowledged_deletes"] >= 1 and status["alerts"] == ["client_deletes"]
 
     # The monitor's findings survive a restart: the alert is not sent again.
     scans = logs(server.container).count("scanned 1 clients")
@@ -56,7 +56,7 @@ def test_a_deleted_archive_is_alerted_and_cannot_be_compacted_away_before_it_is_
     wait_until(lambda: health(server.container) == "healthy", 60, "the restarted server")
     server.exec("borg-server", "scan")
     wait_until(lambda: logs(server.container).count("scanned 1 clients") > scans, 10, "the scan in the log")
-    assert len(received(receiver, "deletes", "raised")) == 1
+    assert len(received(receiver, "client_deletes", "raised")) == 1
 
     # Compaction would apply the delete for good: refused while it is unacknowledged.
     before = repository_bytes(server, "web")
@@ -72,7 +72,7 @@ def test_a_deleted_archive_is_alerted_and_cannot_be_compacted_away_before_it_is_
     acknowledge = next(line.split() for line in listing.splitlines() if "--acknowledge" in line)
     assert server.exec(*acknowledge).returncode == 0
     server.exec("borg-server", "scan")
-    wait_until(lambda: received(receiver, "deletes", "cleared"), 10, "the cleared alert at the receiver")
+    wait_until(lambda: received(receiver, "client_deletes", "cleared"), 10, "the cleared alert at the receiver")
 
     compacted = server.exec("borg-server", "compact", "web")
     assert "check passed" in compacted.stdout, compacted.stdout + compacted.stderr

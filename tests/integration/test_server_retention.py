@@ -1,17 +1,22 @@
 """Retention on the server: the admin's prune compacts by itself after COMPACT_DELAY; a delete by the
-append-only key holds every automatic compaction back until it is acknowledged."""
+append-only key holds every automatic compaction back until it is acknowledged, and is its own alert; deletes
+of the admin key that no retention policy makes (every archive) wait for a person."""
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 from tests.harness.containers import CLIENT_IMAGE, logs, wait_until
 from tests.harness.stack import (
+    alert_seen,
     client_command,
     fill_volume,
     make_client,
     monitor_documents,
+    received,
     repository_bytes,
     scrape_metrics,
     start_receiver,
@@ -39,7 +44,9 @@ def metric(text: str, name: str) -> int | None:
     return int(found[1]) if found else None
 
 
-def test_the_admins_prune_compacts_by_itself_and_a_delete_by_the_append_key_holds_it_back(sandbox, tmp_path):
+def retention_stack(sandbox, tmp_path, env: dict[str, str]) -> SimpleNamespace:
+    """Start a server with an admin key for client web (and env), a receiver, and the web sidecar; return them
+    with backup(name, megabytes), admin(script) and archives() (the names' first words)."""
     keys = sandbox.volume("admin-key")
     sandbox.run("keygen", CLIENT_IMAGE, ["-v", f"{keys}:/admin", "--entrypoint", "ssh-keygen"],
                 ["-q", "-t", "ed25519", "-N", "", "-C", "admin", "-f", "/admin/id_ed25519"], detach=False)  # fmt: skip
@@ -47,8 +54,7 @@ def test_the_admins_prune_compacts_by_itself_and_a_delete_by_the_append_key_hold
                                ["/admin/id_ed25519.pub"], detach=False).stdout.strip()  # fmt: skip
     network = sandbox.network()
     receiver = start_receiver(sandbox, network)
-    env = {"BORG_CLIENT_WEB_ADMIN_KEY": admin_public, "MONITOR_INTERVAL": "10s", "COMPACT_DELAY": "10s",
-           "SNAPSHOT_KEEP": "20s", "REPORT_URLS": "http://receiver:8080/alerts", "METRICS_PORT": "9100"}  # fmt: skip
+    env = {"BORG_CLIENT_WEB_ADMIN_KEY": admin_public, "REPORT_URLS": "http://receiver:8080/alerts"} | env
     server = start_server(sandbox, ["web"], env=env, network=network)
     web = make_client(sandbox, server, "web", tmp_path)
 
@@ -61,12 +67,31 @@ def test_the_admins_prune_compacts_by_itself_and_a_delete_by_the_append_key_hold
         done = sandbox.run("admin", CLIENT_IMAGE, options, ["-c", ADMIN_ENV + script], detach=False, check=False)
         assert done.returncode == 0, done.stderr
 
+    def archives() -> list[str]:
+        return [name.split("-")[0] for name in client_command(sandbox, web, ["list", "--short"]).stdout.split()]
+
+    return SimpleNamespace(server=server, web=web, receiver=receiver, backup=backup, admin=admin, archives=archives)
+
+
+def writers(server, kind: str) -> list[str]:
+    """Return the key fingerprints of the sessions `borg-server audit web --json` names for the delete groups whose
+    sessions are all of role kind."""
+    groups = json.loads(server.exec("borg-server", "audit", "web", "--json").stdout)["deletes"]
+    found = {s["fingerprint"] for g in groups if g["sessions"] and {s["role"] for s in g["sessions"]} == {kind}
+             for s in g["sessions"]}  # fmt: skip
+    return sorted(found)
+
+
+def test_the_admins_prune_compacts_by_itself_and_a_delete_by_the_append_key_holds_it_back(sandbox, tmp_path):
+    stack = retention_stack(sandbox, tmp_path, {"MONITOR_INTERVAL": "10s", "COMPACT_DELAY": "10s",
+                                                "SNAPSHOT_KEEP": "20s", "METRICS_PORT": "9100"})  # fmt: skip
+    server, web, receiver, backup, admin, archives = (
+        stack.server, stack.web, stack.receiver, stack.backup, stack.admin, stack.archives
+    )  # fmt: skip
+
     def pending_in_metrics() -> str | None:
         text = scrape_metrics(sandbox, server, 9100)
         return text if metric(text, "pending_admin_deletes") else None
-
-    def archives() -> list[str]:
-        return [name.split("-")[0] for name in client_command(sandbox, web, ["list", "--short"]).stdout.split()]
 
     backup("first", 5)
     backup("second", 1)
@@ -120,3 +145,107 @@ def test_the_admins_prune_compacts_by_itself_and_a_delete_by_the_append_key_hold
     assert archives() == ["fourth"]
     assert status(server)["compaction_blocked"] is None
     assert alerts(server.container, "tampering", "raised") == []  # compaction is not tampering
+
+
+def test_an_admin_prune_says_so_and_a_delete_by_the_append_key_is_its_own_alert_naming_audit_and_roll_back(
+    sandbox, tmp_path
+):
+    stack = retention_stack(sandbox, tmp_path, {"AUTO_COMPACT": "off"})
+    server, web = stack.server, stack.web
+    for name in ("first", "second", "third"):
+        stack.backup(name, 1)
+
+    # The nightly prune with the admin key: the deletes alert names the admin key, in its usual words.
+    stack.admin("borg prune --keep-last 2")
+    server.exec("borg-server", "scan")
+    admin_alert = wait_until(lambda: alert_seen(server.container, "deletes", "raised"), 30, "the deletes alert")
+    [admin_key] = writers(server, "admin")
+    details = admin_alert["details"]
+    assert admin_alert["message"] == (
+        f"client web: {details['count']} object(s) deleted in segments {details['first_segment']}.."
+        f"{details['last_segment']} by the admin key {admin_key} (a prune); "
+        "see borg-server audit web before any compaction"
+    )
+    assert details["keys"] == [admin_key] and details["count"] >= 1
+    assert alert_seen(server.container, "client_deletes", "raised") is None
+
+    # The client's key renames an archive, as the sidecar does to the archive of a failed dump: listed, no alert.
+    third = client_command(sandbox, web, ["list", "--short"]).stdout.split()[-1]
+    renamed = client_command(sandbox, web, ["borg-client", "borg", "rename", f"::{third}", f"{third}.checkpoint"])
+    assert renamed.returncode == 0, renamed.stderr
+    server.exec("borg-server", "scan")
+    assert "1 rename" in server.exec("borg-server", "audit", "web").stdout
+    assert alert_seen(server.container, "client_deletes", "raised") is None
+
+    # The client's own append-only key deletes an archive (borg accepts it; the data stays): the louder alert.
+    deleted = client_command(sandbox, web, ["borg-client", "borg", "delete", "--glob-archives", "second-*"])
+    assert deleted.returncode == 0, deleted.stderr
+    server.exec("borg-server", "scan")
+    loud = wait_until(lambda: alert_seen(server.container, "client_deletes", "raised"), 30, "the client_deletes alert")
+    [append_key] = writers(server, "append")
+    details = loud["details"]
+    assert loud["message"] == (
+        f"client web: {details['count']} object(s) deleted in segments {details['first_segment']}.."
+        f"{details['last_segment']} by the client's own append-only key {append_key}, not by the admin key: the "
+        "client's own key only ever adds backups, so the client may be compromised. Nothing is lost yet "
+        "(append-only: the data stays until a compaction, and nothing compacts by itself). Next: see what was "
+        "deleted with borg-server audit web; if nobody meant to, roll back as "
+        "docs/how-to/roll-back-a-compromised-client.md says and replace the client's key; "
+        "if someone did, acknowledge it as the audit says"
+    )
+    assert append_key != admin_key and details["count"] >= 1
+    wait_until(lambda: received(stack.receiver, "client_deletes", "raised"), 30, "the loud alert at the receiver")
+    assert len(monitor_documents(server.container, "deletes", "raised")) == 1  # the prune's alert is not sent again
+    assert status(server)["alerts"] == ["client_deletes", "deletes"]
+
+
+def test_the_admin_key_deleting_every_archive_waits_for_a_person_while_a_normal_prune_compacts_by_itself(
+    sandbox, tmp_path
+):
+    stack = retention_stack(sandbox, tmp_path, {"MONITOR_INTERVAL": "10s", "COMPACT_DELAY": "10s"})
+    server = stack.server
+    for name in ("first", "second", "third"):
+        stack.backup(name, 2)
+
+    # A normal prune (the oldest archive) compacts by itself after COMPACT_DELAY.
+    stack.admin("borg prune --keep-last 2")
+    wait_until(lambda: monitor_documents(server.container, "compacted", "event"), 90, "the normal prune compacted")
+    assert stack.archives() == ["second", "third"]
+
+    # A stolen admin key deletes every archive: nothing compacts, and the alert says a person must decide.
+    stack.admin("borg delete --glob-archives '*'")
+    server.exec("borg-server", "scan")
+    held = wait_until(lambda: alert_seen(server.container, "compaction_held", "raised"), 30, "the held alert")
+    deleted_at = datetime.now(UTC)
+    pending = status(server)["pending_admin_deletes"]
+    segments = json.loads(server.exec("borg-server", "audit", "web", "--json").stdout)["deletes"]
+    first, last = segments[0]["segment"], segments[-1]["segment"]
+    assert held["message"] == (
+        f"client web: the automatic compaction waits for a person: the admin key's {pending} delete(s) in segments "
+        f"{first}..{last} take every archive (2), which a normal retention policy never does; nothing compacts "
+        "until a person decides. If you ran them, approve them with borg-server audit web (it prints the "
+        "--acknowledge command; they compact COMPACT_DELAY later). If not, the admin key may be stolen: do not "
+        "compact, roll back as docs/how-to/roll-back-a-compromised-client.md says and replace the admin key"
+    )
+    wait_until(lambda: received(stack.receiver, "compaction_held", "raised"), 30, "the held alert at the receiver")
+    held_bytes = repository_bytes(server, "web")
+
+    # COMPACT_DELAY (10s) passes and the monitor scans on: still nothing compacted (the timing is what is proven).
+    scans = logs(server.container).count("scanned 1 clients")
+
+    def delay_over_and_scanned() -> bool:
+        scanned = logs(server.container).count("scanned 1 clients") >= scans + 2
+        return scanned and datetime.now(UTC) > deleted_at + timedelta(seconds=25)
+
+    wait_until(delay_over_and_scanned, 90, "two scans after COMPACT_DELAY")
+    assert len(monitor_documents(server.container, "compacted", "event")) == 1
+    assert repository_bytes(server, "web") == held_bytes
+    assert status(server)["compaction_blocked"] == held["message"].split("waits for a person: ", 1)[1]
+
+    # The person approves (acknowledges the listed deletes): they compact COMPACT_DELAY later, the alert clears.
+    listing = server.exec("borg-server", "audit", "web").stdout
+    acknowledge = next(line.split() for line in listing.splitlines() if "--acknowledge" in line)
+    assert server.exec(*acknowledge).returncode == 0
+    wait_until(lambda: monitor_documents(server.container, "compacted", "event")[1:], 90, "the approved compaction")
+    assert repository_bytes(server, "web") < held_bytes - 3_000_000
+    assert alert_seen(server.container, "compaction_held", "cleared") is not None

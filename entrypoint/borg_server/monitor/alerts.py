@@ -14,22 +14,27 @@ import uuid
 from datetime import datetime
 
 from borg_common import outbox
+from borg_server.compaction.policy import Group
 from borg_server.records import state_file
 from borg_server.records.client_state import ClientState, RaisedAlert
 from borg_server.records.configuration import ClientSpec
 from borg_server.repository import baseline
 
 QUOTA_ALERT_RATIO = 0.9
+WRITER_WAIT = 900  # seconds a delete no session is logged for waits for its session's record while one writes
 REPLICA_ALERTS = ("replica_mismatch", "replica_lag")  # a replica's own (replica/copy.py)
 GROWING = (
     "deletes",
+    "client_deletes",
     "tampering",
     "manifest_shrank",
     "replica_mismatch",
 )  # conditions that are sent again when more is found
 LABELS = {
     "stale": "no recent backup",
-    "deletes": "deletes by the client",
+    "deletes": "deletes by the admin key",
+    "client_deletes": "deletes by the client's own key",
+    "compaction_held": "automatic compaction waits for a person",
     "tampering": "segments changed on disk",
     "manifest_shrank": "archives dropped from the manifest",
     "check_failed": "repository check failed",
@@ -49,9 +54,18 @@ def human_duration(seconds: float) -> str:
 
 
 def conditions(
-    client: ClientSpec, found: ClientState, size: int, now: datetime, check_interval: int, has_repository: bool = False
+    client: ClientSpec,
+    found: ClientState,
+    size: int,
+    now: datetime,
+    check_interval: int,
+    has_repository: bool = False,
+    written: list[Group] | None = None,
+    waiting: frozenset[int] = frozenset(),
 ) -> dict[str, tuple[str, dict]]:
-    """Given a client, its state, repository size and the check interval, return the conditions that hold.
+    """Given a client, its state, repository size, the check interval and who wrote its pending deletes (written:
+    auto_compact.groups; waiting: segments left out until their session's record is written), return the
+    conditions that hold.
 
     Each is kind → (message, details).
     """
@@ -66,17 +80,7 @@ def conditions(
             {"last_backup": found.last_backup, "age_s": int(age), "max_age_s": client.max_age},
         )
     if client.append_only:
-        count = found.pending_deletes(alerting_only=True)
-        if count:
-            groups = [group for group in found.deletes if group.alerting]
-            overwrites = sum(group.kinds.get("overwrite", 0) for group in groups)
-            first, last = groups[0].segment, groups[-1].segment
-            what = f" ({overwrites} of them overwrites of stored objects)" if overwrites else ""
-            active["deletes"] = (
-                f"client {name}: {count} object(s) deleted in segments {first}..{last}{what}; "
-                f"see borg-server audit {name} before any compaction",
-                {"count": count, "overwrites": overwrites, "first_segment": first, "last_segment": last},
-            )
+        active |= deletes_conditions(name, found, written or [], waiting)
         if found.tampering:
             active["tampering"] = (
                 f"client {name}: {baseline.describe_tampering(found.tampering)} "
@@ -85,6 +89,11 @@ def conditions(
             )
         if found.manifest_shrinks:
             active["manifest_shrank"] = manifest_condition(name, found)
+    if found.retention.held and found.retention.blocked:
+        active["compaction_held"] = (
+            f"client {name}: the automatic compaction waits for a person: {found.retention.blocked}",
+            {"pending_admin_deletes": found.retention.pending_admin},
+        )
     check = found.check
     if check and not check.ok:
         active["check_failed"] = (
@@ -106,6 +115,67 @@ def conditions(
             {"bytes": size, "quota_bytes": client.quota, "ratio": round(size / client.quota, 4)},
         )
     return active
+
+
+def still_being_written(written: list[Group], busy: bool, now: datetime) -> frozenset[int]:
+    """Given the pending delete groups with their writers, whether a session holds the repository's lock now, and
+    the time, return the segments no session is logged for yet that wait for it: the session that wrote them
+    is still running (its record is written when it ends), for at most WRITER_WAIT after their commit."""
+    if not busy:
+        return frozenset()
+    recent = [g for g in written if (now - datetime.fromisoformat(g.committed_at)).total_seconds() < WRITER_WAIT]
+    return frozenset(g.segment for g in recent if not g.writers)
+
+
+def deletes_conditions(
+    name: str, found: ClientState, written: list[Group], waiting: frozenset[int] = frozenset()
+) -> dict[str, tuple[str, dict]]:
+    """Given an append-only client's state and who wrote its pending deletes, return the deletes conditions: `deletes`
+    for those of its admin key (a prune), `client_deletes` for every other (its own key, or a session not known,
+    except the segments waiting for their session's record).
+    """
+    groups = [group for group in found.deletes if group.alerting and group.segment not in waiting]
+    by_segment = {group.segment: group for group in written}
+    admin = [g for g in groups if g.segment in by_segment and by_segment[g.segment].by_admin]
+    others = [g for g in groups if g not in admin]
+    active = {}
+    if admin:
+        keys = sorted({key for g in admin for _, key in by_segment[g.segment].writers})
+        message, details = deletes_found(admin)
+        active["deletes"] = (
+            f"client {name}: {message} by the admin key {', '.join(keys)} (a prune); "
+            f"see borg-server audit {name} before any compaction",
+            details | {"keys": keys},
+        )
+    if others:
+        writers = sorted(
+            {writer for g in others if g.segment in by_segment for writer in by_segment[g.segment].writers}
+        )
+        who = ", ".join(f"{WRITERS.get(role, f'the {role} key')} {key}" for role, key in writers)
+        message, details = deletes_found(others)
+        active["client_deletes"] = (
+            f"client {name}: {message} by {who or 'a session the audit log does not name'}, not by the admin key: "
+            "the client's own key only ever adds backups, so the client may be compromised. Nothing is lost yet "
+            "(append-only: the data stays until a compaction, and nothing compacts by itself). Next: see what "
+            f"was deleted with borg-server audit {name}; if nobody meant to, roll back as "
+            "docs/how-to/roll-back-a-compromised-client.md says and replace the client's key; "
+            "if someone did, acknowledge it as the audit says",
+            details | {"keys": [key for _, key in writers]},
+        )
+    return active
+
+
+WRITERS = {"append": "the client's own append-only key", "full": "the client's own key"}
+
+
+def deletes_found(groups: list) -> tuple[str, dict]:
+    """Given delete groups (DeleteGroup), return "N object(s) deleted in segments a..b" and the alert's details."""
+    count = sum(group.alerting for group in groups)
+    overwrites = sum(group.kinds.get("overwrite", 0) for group in groups)
+    first, last = groups[0].segment, groups[-1].segment
+    what = f" ({overwrites} of them overwrites of stored objects)" if overwrites else ""
+    details = {"count": count, "overwrites": overwrites, "first_segment": first, "last_segment": last}
+    return f"{count} object(s) deleted in segments {first}..{last}{what}", details
 
 
 def transitions(
@@ -135,7 +205,7 @@ def transitions(
 
 def extent(kind: str, details: dict) -> int:
     """Return how much a growing condition covers: deletes counted, or committed files changed."""
-    if kind == "deletes":
+    if kind in ("deletes", "client_deletes"):
         return details.get("count", 0)
     if kind == "tampering":
         return state_file.tampering_from_json(details).files

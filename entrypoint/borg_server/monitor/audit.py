@@ -105,7 +105,8 @@ def render(result: dict, as_json: bool) -> str:
             )
         lines.append(
             "  delete: an archive or chunk deleted; overwrite: a stored object replaced (normal backups never do"
-            " this); checkpoint: borg's clean-up after a long backup's checkpoint. --json lists object ids."
+            " this); checkpoint: borg's clean-up after a long backup's checkpoint; rename: the old object of a renamed"
+            " archive (the sidecar renames a failed dump's archive to a checkpoint). --json lists object ids."
         )
     for shrink in shrinks:
         lines.append(

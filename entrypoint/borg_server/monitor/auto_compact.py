@@ -33,17 +33,23 @@ GATE_WAIT = 60  # seconds the monitor waits for a client's sessions to end; busy
 
 
 def groups(found: ClientState, records: list[dict], client: str) -> list[Group]:
-    """Given the client's state and every audit record, return its pending delete groups with their writers' roles."""
-    return [
-        Group(
-            group.segment,
-            group.count,
-            group.committed_at or group.seen_at,
-            tuple(sorted({r.get("role", "?") for r in audit_log.sessions_of(records, client, group.segment,
-                                                                              group.committed_at)})),
+    """Given the client's state and every audit record, return its pending delete groups with their writers' roles
+    and keys."""
+    found_groups = []
+    for group in found.deletes:
+        sessions = audit_log.sessions_of(records, client, group.segment, group.committed_at)
+        found_groups.append(
+            Group(
+                group.segment,
+                group.count,
+                group.committed_at or group.seen_at,
+                tuple(sorted({r.get("role", "?") for r in sessions})),
+                group.archives,
+                group.newest,
+                tuple(sorted({(str(r.get("role", "?")), str(r.get("fingerprint") or "?")) for r in sessions})),
+            )
         )
-        for group in found.deletes
-    ]  # fmt: skip
+    return found_groups
 
 
 def blocker(client: ClientSpec, found: ClientState, repository: Path) -> str | None:
@@ -80,7 +86,21 @@ def evaluate(
     written = groups(found, records(), client.name) if found.deletes else []
     held, acknowledged = blocker(client, found, repository), acknowledged_since(found)
     now = datetime.now(UTC)
-    return decide(client.name, client.auto_compact, written, acknowledged, held, now, server.compact_delay)
+    remaining = None if found.archives is None else len(found.archives)
+    return decide(client.name, client.auto_compact, written, acknowledged, held, now, server.compact_delay, remaining)
+
+
+def note(
+    client: ClientSpec, server: ServerConfig, paths: Paths, found: ClientState, records: Callable[[], list[dict]]
+) -> Decision:
+    """Given a client's fresh state (held locked), decide and keep the decision in it (status, the held alert);
+    return it."""
+    decision = evaluate(client, server, paths, found, records)
+    found.retention = dataclasses.replace(
+        found.retention, pending_admin=decision.pending_admin, next_at=decision.next_at, blocked=decision.blocked,
+        held=decision.held,
+    )  # fmt: skip
+    return decision
 
 
 def expire_snapshots(client: ClientSpec, paths: Paths, now: datetime) -> None:
@@ -106,10 +126,7 @@ def run(client: ClientSpec, server: ServerConfig, paths: Paths) -> list[dict]:
     expire_snapshots(client, paths, datetime.now(UTC))
     read = lambda: audit_log.read_all(paths.audit_log)  # noqa: E731 (read only when there are deletes)
     with state_file.locked(paths.monitor_state(client.name)) as found:
-        decision = evaluate(client, server, paths, found, read)
-        found.retention = dataclasses.replace(
-            found.retention, pending_admin=decision.pending_admin, next_at=decision.next_at, blocked=decision.blocked
-        )
+        decision = note(client, server, paths, found, read)
     if not decision.compact:
         return []
     until = (datetime.now(UTC) + timedelta(seconds=server.snapshot_keep)).isoformat(timespec="seconds")
@@ -133,7 +150,9 @@ def run(client: ClientSpec, server: ServerConfig, paths: Paths) -> list[dict]:
         documents = [event(client, server, "failed", message, {"error": str(error)})]
     else:
         with state_file.locked(paths.monitor_state(client.name)) as found:
-            found.retention = dataclasses.replace(found.retention, pending_admin=0, next_at=None, blocked=None)
+            found.retention = dataclasses.replace(
+                found.retention, pending_admin=0, next_at=None, blocked=None, held=False
+            )
         freed = max(0, outcome.before - outcome.after)
         message = (
             f"client {client.name}: compacted by itself: {freed} bytes freed ({outcome.before} → {outcome.after}); "

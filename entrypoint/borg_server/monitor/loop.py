@@ -13,6 +13,7 @@ admin deletes may be compacted by themselves (monitor/auto_compact.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -45,7 +46,8 @@ CHECK_POLL = 30  # seconds between looks for a check that is due
 def scan_client(
     client: ClientSpec, server: ServerConfig, paths: Paths, records: list[dict], reserve: int | None = None
 ) -> list[dict]:
-    """Scan one client under its state lock, emit its alerts; return the alert documents.
+    """Scan one client under its state lock, decide its automatic compaction, emit its alerts; return the alert
+    documents.
 
     With reserve, the repository's config keeps that much free for clean-up (disk_space.keep_free_space).
     The alerts are emitted (printed and stored in the outbox) before the state that says they were
@@ -63,7 +65,11 @@ def scan_client(
             disk_space.keep_free_space(found if client.append_only else None, repository, reserve)
         size = disk_usage.directory_size(paths.client_directory(client.name))
         exists = segments.has_repository(paths.client_repository(client.name))
-        active = alerts.conditions(client, found, size, moment, server.check_interval, exists)
+        history = functools.cache(lambda: audit_log.read_all(paths.audit_log))  # read only if there are deletes
+        written = auto_compact.groups(found, history(), client.name) if client.append_only and found.deletes else []
+        waiting = alerts.still_being_written(written, segments.busy(repository), moment)
+        auto_compact.note(client, server, paths, found, history)  # its held alert is raised with this scan's
+        active = alerts.conditions(client, found, size, moment, server.check_interval, exists, written, waiting)
         documents = alerts.transitions(found, active, client.name, server.server_host, now)
         alerts.emit(documents, paths.monitor_outbox, server.report_urls)
     return documents

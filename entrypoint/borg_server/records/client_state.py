@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from borg_server.records import compaction_state, replica_state
 
-ALERTING_KINDS = ("delete", "overwrite")  # checkpoint clean-ups are listed but raise no alert
+ALERTING_KINDS = ("delete", "overwrite")  # checkpoint clean-ups and renames are listed but raise no alert
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ class SegmentPrint:
 
 @dataclass(frozen=True)
 class DeleteGroup:
-    """The deletes found in one committed segment: a count per kind and the first few object ids (hex)."""
+    """The deletes found in one committed segment: a count per kind and the first few object ids (hex); how many
+    of them deleted an archive the server knew (repository/archives.py), and whether one was the newest."""
 
     segment: int
     count: int
@@ -54,10 +55,12 @@ class DeleteGroup:
     keys: tuple[str, ...]
     committed_at: str | None
     seen_at: str
+    archives: int = 0
+    newest: bool = False
 
     @property
     def alerting(self) -> int:
-        """How many of them are of a kind that raises an alert (not borg's checkpoint clean-ups)."""
+        """How many of them are of a kind that raises an alert (not borg's checkpoint clean-ups or renames)."""
         return sum(self.kinds.get(kind, 0) for kind in ALERTING_KINDS)
 
 
@@ -123,6 +126,7 @@ class ClientState:
     check: CheckResult | None = None
     manifest: tuple[int | None, int | None] = (None, None)  # segment and size of the last manifest PUT seen
     manifest_shrinks: list[ManifestShrink] = field(default_factory=list)
+    archives: list[str] | None = None  # the archives the server knows, oldest first (None: not read yet)
     alerts: dict[str, RaisedAlert] = field(default_factory=dict)
     retention: compaction_state.Retention = field(default_factory=compaction_state.Retention)  # automatic compaction
     replica: replica_state.ReplicaState | None = None  # on a replica: the copy of this client (replica/copy.py)

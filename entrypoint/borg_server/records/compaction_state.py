@@ -24,13 +24,15 @@ class Compacted:
 
 @dataclass(frozen=True)
 class Retention:
-    """What the monitor keeps about compaction: the last one, the snapshots kept (path → until), its last decision."""
+    """What the monitor keeps about compaction: the last one, the snapshots kept (path → until), its last decision
+    (held: blocked because the admin's deletes are unusual, compaction/policy.py)."""
 
     last: Compacted | None = None
     snapshots: dict[str, str] = field(default_factory=dict)
     pending_admin: int = 0
     next_at: str | None = None
     blocked: str | None = None
+    held: bool = False
 
 
 def to_json(retention: Retention) -> dict:
@@ -42,6 +44,7 @@ def to_json(retention: Retention) -> dict:
         "pending_admin": retention.pending_admin,
         "next_at": retention.next_at,
         "blocked": retention.blocked,
+        "held": retention.held,
     }
 
 
@@ -56,4 +59,5 @@ def from_json(document: dict | None) -> Retention:
         pending_admin=document.get("pending_admin", 0),
         next_at=document.get("next_at"),
         blocked=document.get("blocked"),
+        held=bool(document.get("held", False)),
     )

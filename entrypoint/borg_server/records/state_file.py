@@ -53,6 +53,7 @@ def to_json(state: ClientState) -> dict:
         "check": vars(state.check).copy() if state.check else None,
         "manifest": list(state.manifest),
         "manifest_shrinks": [dict(sorted(vars(shrink).items())) for shrink in state.manifest_shrinks],
+        "archives": state.archives,
         "alerts": {kind: vars(alert).copy() for kind, alert in state.alerts.items()},
         "retention": compaction_state.to_json(state.retention),
     } | ({"replica": replica_state.to_json(state.replica)} if state.replica else {})
@@ -108,6 +109,7 @@ def from_json(document: object, now: str) -> ClientState:
             check=CheckResult(**document["check"]) if document.get("check") else None,
             manifest=tuple(document.get("manifest", (None, None))),
             manifest_shrinks=[ManifestShrink(**shrink) for shrink in document.get("manifest_shrinks", [])],
+            archives=None if document.get("archives") is None else [str(key) for key in document["archives"]],
             alerts={kind: RaisedAlert(**alert) for kind, alert in document.get("alerts", {}).items()},
             retention=compaction_state.from_json(document.get("retention")),
             replica=replica_state.from_json(document.get("replica")),

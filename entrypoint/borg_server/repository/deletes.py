@@ -85,6 +85,7 @@ def merged(groups: list[DeleteGroup], limit: int) -> list[DeleteGroup]:
     keys = tuple(key for group in first for key in group.keys)[:KEYS_KEPT]
     last = first[-1]
     oldest = DeleteGroup(
-        last.segment, sum(g.count for g in first), kinds, keys, first[0].committed_at, first[0].seen_at
-    )
+        last.segment, sum(g.count for g in first), kinds, keys, first[0].committed_at, first[0].seen_at,
+        sum(g.archives for g in first), any(g.newest for g in first),
+    )  # fmt: skip
     return [oldest, *rest]

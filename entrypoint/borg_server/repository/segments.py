@@ -27,12 +27,17 @@ PUT(M) C | PUT PUT PUT D(M) P(M) C | PUT D(M) P(M) C | D(archive one) D(M) P(M) 
   a compaction with an admin key makes them show up once more
   (docs/how-to/prune-safely.md#never-compact-from-the-client advises against it).
 
+- `borg rename` (the sidecar renames the archive of a run whose dump failed to `….checkpoint`) PUTs
+  the archive object under its new id, then deletes the old one: COMMIT | PUT(new) D(old) D(M) P(M) C.
+
 Rule implemented by `deletes_since`: every committed DELETE of a key other than the manifest's is
-reported, as one of three kinds. "overwrite": the next entry is a PUT of the same key (`put` of an
+reported, as one of four kinds. "overwrite": the next entry is a PUT of the same key (`put` of an
 existing key; a client that overwrites a chunk with garbage destroys it at the next compaction, and
 normal backups never do it). "checkpoint": it matches borg's checkpoint clean-up above and the PUT
 it removes was that key's first (not an overwrite), so it can only remove an object added by the
-transaction just before. "delete": every other, a client deleting archives or chunks.
+transaction just before. "rename": the transaction opened with one new PUT (not an overwrite), this
+DELETE came next and the manifest rewrite right after it, as `borg rename` writes it (it removes no data:
+the renamed archive object was just written). "delete": every other, a client deleting archives or chunks.
 Segments are read as a stream: memory does not grow with their size or the number of entries.
 """
 
@@ -84,7 +89,7 @@ class Entry:
 
 @dataclass(frozen=True)
 class Delete:
-    """A DELETE a client wrote; kind is "delete", "overwrite" or "checkpoint" (see the module docstring)."""
+    """A DELETE a client wrote; kind is "delete", "overwrite", "checkpoint" or "rename" (see the module docstring)."""
 
     segment: int
     offset: int
@@ -227,6 +232,20 @@ def is_checkpoint_cleanup(delete: Entry, before: list[Entry]) -> bool:
     )
 
 
+def is_rename(delete: Entry, before: list[Entry], after: Entry | None) -> bool:
+    """Given a DELETE, the (up to 5) entries before it and the entry after it, return whether it is `borg rename`'s:
+    COMMIT, PUT(another key, not the manifest's), this DELETE, then DELETE(manifest)."""
+    if len(before) < 2 or after is None:
+        return False
+    commit, put = before[-2:]
+    return (
+        commit.tag == "commit"
+        and put.tag == "put"
+        and put.key not in (delete.key, MANIFEST_KEY)
+        and (after.tag, after.key) == ("delete", MANIFEST_KEY)
+    )
+
+
 def deletes_since(repository: Path, after_segment: int, last: int | None = None) -> Iterator[Delete]:
     """Given a repository directory and a segment number, yield the client deletes committed after it,
     up to the committed segment last (default: the last commit now).
@@ -241,16 +260,21 @@ def deletes_since(repository: Path, after_segment: int, last: int | None = None)
     window = deque(previous_tail(files, after_segment + 1, 5), maxlen=5)
     pending: tuple[Entry, list[Entry]] | None = None  # a DELETE waiting to see the entry after it
 
-    def classify(entry: Entry, before: list[Entry], overwrite: bool) -> Delete:
-        kind = "overwrite" if overwrite else "checkpoint" if is_checkpoint_cleanup(entry, before) else "delete"
+    def classify(entry: Entry, before: list[Entry], after: Entry | None) -> Delete:
+        if after is not None and (after.tag, after.key) == ("put", entry.key):
+            kind = "overwrite"
+        elif is_checkpoint_cleanup(entry, before):
+            kind = "checkpoint"
+        else:
+            kind = "rename" if is_rename(entry, before, after) else "delete"
         return Delete(entry.segment, entry.offset, entry.key, kind)
 
     for entry in entries_between(files, after_segment + 1, last):
         if pending is not None:
-            yield classify(*pending, overwrite=(entry.tag, entry.key) == ("put", pending[0].key))
+            yield classify(*pending, after=entry)
             pending = None
         if entry.tag == "delete" and entry.key != MANIFEST_KEY:
             pending = (entry, list(window))
         window.append(entry)
     if pending is not None:
-        yield classify(*pending, overwrite=False)
+        yield classify(*pending, after=None)

@@ -1,4 +1,4 @@
-"""The watch over an append-only client's repository: its deletes and tamper findings, updated in one step.
+"""The watch over an append-only client's repository: its deletes, archives and tamper findings, in one step.
 
 Deletes and tampering are watched for append-only clients only: a client allowed to delete
 compacts its own repository, which removes segments and deletes legitimately.
@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from borg_server.records.client_state import ClientState
-from borg_server.repository import baseline, deletes, manifest, segments
+from borg_server.repository import archives, baseline, deletes, manifest, segments
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,10 @@ def watch_repository(name: str, state: ClientState, repository: Path, admin_sess
             logger.warning("client %s: %d new delete(s) found in its repository", name, new)
         if state.scanned is not None and (scanned is None or state.scanned > scanned):
             watch_manifest(name, state, repository, -1 if scanned is None else scanned, now)
+        if scanned is not None and (state.scanned is None or state.scanned < scanned):
+            state.archives = None  # rolled back: the list is read again from the first segment
+        if state.scanned is not None and (state.archives is None or scanned is None or state.scanned > scanned):
+            archives.follow(state, repository, -1 if scanned is None else scanned)
     except (segments.SegmentError, OSError) as error:
         baseline.record_unreadable(state, error, before.seen_at if before else now)
 

@@ -1,12 +1,20 @@
 """Tests for alerts: which conditions hold for a client, raised once and cleared once, and how they are sent."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from borg_common import outbox
-from borg_server.monitor.alerts import conditions, document, emit, human_duration, transitions
+from borg_server.compaction.policy import Group
+from borg_server.monitor.alerts import (
+    conditions,
+    document,
+    emit,
+    human_duration,
+    still_being_written,
+    transitions,
+)
 from borg_server.records import state_file as client_state
 from borg_server.records.client_state import ClientState, RaisedAlert
 from borg_server.records.configuration import ClientSpec
@@ -54,9 +62,28 @@ def deletes_in(segment: int, **kinds: int) -> dict:
     }
 
 
-def conditions_of(state_now: ClientState, client_spec: ClientSpec | None = None, size: int = 0) -> dict:
+APPEND_KEY, ADMIN_KEY = "SHA256:append0000", "SHA256:admin00000"
+
+
+def written(segment: int, *writers: tuple[str, str]) -> Group:
+    """Return a pending delete group as auto_compact.groups gives it: its writers (role, key fingerprint)."""
+    return Group(segment, 1, NOW_TEXT, tuple(sorted({role for role, _ in writers})), writers=tuple(writers))
+
+
+def conditions_of(
+    state_now: ClientState, client_spec: ClientSpec | None = None, size: int = 0, groups: list | None = None
+) -> dict:
     """Return the conditions of the client (web, append-only) at NOW, with repository checks due weekly."""
-    return conditions(client_spec or client(), state_now, size, NOW, WEEK)
+    return conditions(client_spec or client(), state_now, size, NOW, WEEK, False, groups)
+
+
+CLIENT_DELETES_NEXT = (
+    ", not by the admin key: the client's own key only ever adds backups, so the client may be compromised. "
+    "Nothing is lost yet (append-only: the data stays until a compaction, and nothing compacts by itself). "
+    "Next: see what was deleted with borg-server audit web; if nobody meant to, roll back as "
+    "docs/how-to/roll-back-a-compromised-client.md says and replace the client's key; "
+    "if someone did, acknowledge it as the audit says"
+)
 
 
 @pytest.mark.parametrize(
@@ -99,32 +126,112 @@ def test_a_client_that_never_backed_up_is_stale_max_age_after_it_was_first_seen(
     assert conditions_of(state(first_seen="2024-05-06T00:00:00+00:00", last_backup=None)) == {}
 
 
-def test_deletes_by_an_append_only_client_are_a_condition_naming_their_segments():
+def test_deletes_by_the_append_only_key_are_their_own_alert_naming_the_key_and_the_next_step():
     found = [
         deletes_in(6, checkpoint=1),
         deletes_in(10, delete=2),
         deletes_in(14, delete=1),
         deletes_in(15, checkpoint=1),
     ]
+    groups = [written(segment, ("append", APPEND_KEY)) for segment in (6, 10, 14, 15)]
 
-    assert conditions_of(state(deletes=found)) == {
-        "deletes": (
-            "client web: 3 object(s) deleted in segments 10..14; see borg-server audit web before any compaction",
-            {"count": 3, "overwrites": 0, "first_segment": 10, "last_segment": 14},
+    assert conditions_of(state(deletes=found), groups=groups) == {
+        "client_deletes": (
+            "client web: 3 object(s) deleted in segments 10..14 by the client's own append-only key "
+            f"SHA256:append0000{CLIENT_DELETES_NEXT}",
+            {"count": 3, "overwrites": 0, "first_segment": 10, "last_segment": 14, "keys": [APPEND_KEY]},
         )
     }
+
+
+def test_deletes_by_the_admin_key_are_the_deletes_alert_naming_the_admin_key():
+    groups = [written(10, ("admin", ADMIN_KEY)), written(12, ("admin", ADMIN_KEY))]
+
+    assert conditions_of(state(deletes=[deletes_in(10, delete=5), deletes_in(12, delete=1)]), groups=groups) == {
+        "deletes": (
+            "client web: 6 object(s) deleted in segments 10..12 by the admin key SHA256:admin00000 (a prune); "
+            "see borg-server audit web before any compaction",
+            {"count": 6, "overwrites": 0, "first_segment": 10, "last_segment": 12, "keys": [ADMIN_KEY]},
+        )
+    }
+
+
+def test_an_admin_prune_and_a_delete_by_the_append_key_raise_both_alerts_each_with_its_segments():
+    found = [deletes_in(10, delete=1), deletes_in(12, delete=4)]
+    groups = [written(10, ("append", APPEND_KEY)), written(12, ("admin", ADMIN_KEY))]
+
+    active = conditions_of(state(deletes=found), groups=groups)
+
+    assert active["client_deletes"][0].startswith("client web: 1 object(s) deleted in segments 10..10 by the client's")
+    assert active["deletes"][0].startswith("client web: 4 object(s) deleted in segments 12..12 by the admin key")
+
+
+def test_deletes_no_session_is_known_for_are_the_loud_alert():
+    assert conditions_of(state(deletes=[deletes_in(10, delete=1)]), groups=[written(10)]) == {
+        "client_deletes": (
+            f"client web: 1 object(s) deleted in segments 10..10 by a session the audit log does not name"
+            f"{CLIENT_DELETES_NEXT}",
+            {"count": 1, "overwrites": 0, "first_segment": 10, "last_segment": 10, "keys": []},
+        )
+    }
+    assert list(conditions_of(state(deletes=[deletes_in(10, delete=1)]))) == ["client_deletes"]  # nothing known
+
+
+def test_deletes_no_session_is_logged_for_wait_while_a_session_writes_for_at_most_fifteen_minutes():
+    def unknown(segment: int, minutes_ago: int) -> Group:
+        return Group(segment, 1, (NOW - timedelta(minutes=minutes_ago)).isoformat(), ())
+
+    written_now = [unknown(10, 20), unknown(11, 1), written(12, ("admin", ADMIN_KEY))]
+
+    assert still_being_written(written_now, True, NOW) == {11}
+    assert still_being_written(written_now, False, NOW) == frozenset()  # no session runs: its record would be there
+    found = state(deletes=[deletes_in(11, delete=1), deletes_in(12, delete=2)])
+    assert list(conditions(client(), found, 0, NOW, WEEK, False, written_now, frozenset({11}))) == ["deletes"]
+
+
+def test_a_segment_written_by_the_admin_and_the_append_key_at_once_is_the_loud_alert():
+    both = written(10, ("admin", ADMIN_KEY), ("append", APPEND_KEY))
+
+    active = conditions_of(state(deletes=[deletes_in(10, delete=1)]), groups=[both])
+
+    assert list(active) == ["client_deletes"]
+    assert (
+        "by the admin key SHA256:admin00000, the client's own append-only key SHA256:append0000, not"
+        in (active["client_deletes"][0])
+    )
 
 
 def test_overwrites_are_counted_with_the_deletes_and_named_in_the_message():
     found = [deletes_in(10, overwrite=1, checkpoint=4), deletes_in(12, delete=2, overwrite=1)]
+    groups = [written(10, ("admin", ADMIN_KEY)), written(12, ("admin", ADMIN_KEY))]
 
-    assert conditions_of(state(deletes=found)) == {
+    assert conditions_of(state(deletes=found), groups=groups) == {
         "deletes": (
-            "client web: 4 object(s) deleted in segments 10..12 (2 of them overwrites of stored objects); "
-            "see borg-server audit web before any compaction",
-            {"count": 4, "overwrites": 2, "first_segment": 10, "last_segment": 12},
+            "client web: 4 object(s) deleted in segments 10..12 (2 of them overwrites of stored objects) by the "
+            "admin key SHA256:admin00000 (a prune); see borg-server audit web before any compaction",
+            {"count": 4, "overwrites": 2, "first_segment": 10, "last_segment": 12, "keys": [ADMIN_KEY]},
         )
     }
+
+
+def test_a_rename_by_the_append_key_raises_no_alert():
+    groups = [written(10, ("append", APPEND_KEY))]
+
+    assert conditions_of(state(deletes=[deletes_in(10, rename=1)]), groups=groups) == {}
+
+
+def test_compaction_held_for_a_person_is_a_condition_saying_why():
+    retention = {"blocked": "the admin key's 3 delete(s) in segments 9..9 take every archive (2), ...", "held": True,
+                 "pending_admin": 3}  # fmt: skip
+
+    assert conditions_of(state(retention=retention)) == {
+        "compaction_held": (
+            "client web: the automatic compaction waits for a person: the admin key's 3 delete(s) in segments 9..9 "
+            "take every archive (2), ...",
+            {"pending_admin_deletes": 3},
+        )
+    }
+    assert conditions_of(state(retention=retention | {"held": False})) == {}
 
 
 def test_checkpoint_clean_ups_alone_raise_no_deletes_condition():
@@ -240,14 +347,18 @@ def test_every_condition_can_hold_at_once():
     everything = state(
         last_backup=None,
         first_seen="2024-05-01T00:00:00+00:00",
-        deletes=[deletes_in(10, delete=1)],
+        deletes=[deletes_in(10, delete=1), deletes_in(11, delete=1)],
         tampering=TAMPERING,
         check=check,
+        retention={"blocked": "the admin key's ...", "held": True},
     )
+    groups = [written(10, ("admin", ADMIN_KEY)), written(11, ("append", APPEND_KEY))]
 
-    active = conditions_of(everything, client(quota=20_000_000), 20_000_000)
+    active = conditions_of(everything, client(quota=20_000_000), 20_000_000, groups)
 
-    assert sorted(active) == ["check_failed", "deletes", "quota", "stale", "tampering"]
+    assert sorted(active) == [
+        "check_failed", "client_deletes", "compaction_held", "deletes", "quota", "stale", "tampering"
+    ]  # fmt: skip
 
 
 def test_a_condition_is_raised_once_with_one_document():
@@ -297,7 +408,7 @@ def test_a_condition_that_stops_holding_is_cleared_with_one_document_naming_when
             "state": "cleared",
             "client": "web",
             "server": "backup",
-            "message": "client web: cleared: deletes by the client",
+            "message": "client web: cleared: deletes by the admin key",
             "details": {},
             "since": NOW_TEXT,
             "at": LATER_TEXT,

@@ -85,6 +85,8 @@ borg_appliance_client_last_compaction_freed_bytes{client="web"} 5000000
 # TYPE borg_appliance_client_alert gauge
 borg_appliance_client_alert{client="web",alert="stale"} 0
 borg_appliance_client_alert{client="web",alert="deletes"} 1
+borg_appliance_client_alert{client="web",alert="client_deletes"} 0
+borg_appliance_client_alert{client="web",alert="compaction_held"} 0
 borg_appliance_client_alert{client="web",alert="tampering"} 0
 borg_appliance_client_alert{client="web",alert="manifest_shrank"} 0
 borg_appliance_client_alert{client="web",alert="check_failed"} 0
@@ -115,6 +117,8 @@ def test_a_client_with_nothing_known_has_only_the_samples_that_have_a_value():
         'borg_appliance_client_append_only{client="db"} 0',
         'borg_appliance_client_alert{client="db",alert="stale"} 0',
         'borg_appliance_client_alert{client="db",alert="deletes"} 0',
+        'borg_appliance_client_alert{client="db",alert="client_deletes"} 0',
+        'borg_appliance_client_alert{client="db",alert="compaction_held"} 0',
         'borg_appliance_client_alert{client="db",alert="tampering"} 0',
         'borg_appliance_client_alert{client="db",alert="manifest_shrank"} 0',
         'borg_appliance_client_alert{client="db",alert="check_failed"} 0',

@@ -20,10 +20,12 @@ from borg_server.repository import deletes, gate
 from borg_server.system import accounts, commands
 from borg_server.system.paths import Paths
 from tests.unit.borg_server.borg_files import (
+    ARCHIVE_TWO,
     CHUNK,
     commit,
     delete,
     init_create_create_delete,
+    manifest_rewrite,
     put,
 )
 from tests.unit.borg_server.borg_files import write_repository as write_segments
@@ -81,21 +83,85 @@ def recent() -> str:
 # scan_client
 
 
-def test_a_delete_in_an_append_only_repository_raises_one_deletes_alert_naming_the_client(paths, capsys):
+def test_a_delete_by_the_append_only_key_raises_one_client_deletes_alert_naming_the_key(paths, capsys):
     write_repository(paths, init_create_create_delete())
+    write_audit_log(paths, session("web", "append", recent(), (9, 13)) | {"fingerprint": "SHA256:webkey"})
 
     documents = loop.scan_client(client(), server(), paths, [])
 
     assert [(d["alert"], d["state"], d["client"], d["server"]) for d in documents] == [
-        ("deletes", "raised", "web", "backup.example.org")
+        ("client_deletes", "raised", "web", "backup.example.org")
     ]
     assert documents[0]["message"] == (
-        "client web: 1 object(s) deleted in segments 10..10; see borg-server audit web before any compaction"
+        "client web: 1 object(s) deleted in segments 10..10 by the client's own append-only key SHA256:webkey, not by "
+        "the admin key: the client's own key only ever adds backups, so the client may be compromised. Nothing is "
+        "lost yet (append-only: the data stays until a compaction, and nothing compacts by itself). Next: see what "
+        "was deleted with borg-server audit web; if nobody meant to, roll back as "
+        "docs/how-to/roll-back-a-compromised-client.md says and replace the client's key; if someone did, "
+        "acknowledge it as the audit says"
     )
-    assert documents[0]["details"] == {"count": 1, "overwrites": 0, "first_segment": 10, "last_segment": 10}
+    assert documents[0]["details"] == {
+        "count": 1, "overwrites": 0, "first_segment": 10, "last_segment": 10, "keys": ["SHA256:webkey"]
+    }  # fmt: skip
     found = state_file.load(paths.monitor_state("web"))
-    assert (list(found.alerts), [d.segment for d in found.deletes]) == (["deletes"], [10])
+    assert (list(found.alerts), [d.segment for d in found.deletes]) == (["client_deletes"], [10])
     assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == documents
+
+
+def test_a_delete_by_the_admin_key_raises_the_deletes_alert_naming_the_admin_key(paths):
+    write_repository(paths, init_create_create_delete())
+    write_audit_log(paths, session("web", "admin", recent(), (9, 13)) | {"fingerprint": "SHA256:adminkey"})
+
+    documents = loop.scan_client(client(), server(), paths, [])
+
+    assert [(d["alert"], d["message"]) for d in documents] == [
+        (
+            "deletes",
+            "client web: 1 object(s) deleted in segments 10..10 by the admin key SHA256:adminkey (a prune); "
+            "see borg-server audit web before any compaction",
+        )
+    ]
+
+
+def test_the_admin_key_deleting_every_archive_holds_the_automatic_compaction_for_a_person_in_the_same_scan(paths):
+    write_repository(paths, [*init_create_create_delete(), [delete(ARCHIVE_TWO)], *manifest_rewrite()])
+    write_audit_log(paths, session("web", "admin", recent(), (9, 16)) | {"fingerprint": "SHA256:adminkey"})
+
+    documents = loop.scan_client(client(), server(), paths, [])
+
+    assert [d["alert"] for d in documents] == ["deletes", "compaction_held"]
+    assert documents[1]["message"] == (
+        "client web: the automatic compaction waits for a person: the admin key's 2 delete(s) in segments 10..14 "
+        "take every archive (2), which a normal retention policy never does; nothing compacts until a person "
+        "decides. If you ran them, approve them with borg-server audit web (it prints the --acknowledge command; "
+        "they compact COMPACT_DELAY later). If not, the admin key may be stolen: do not compact, roll back as "
+        "docs/how-to/roll-back-a-compromised-client.md says and replace the admin key"
+    )
+    retention = state_file.load(paths.monitor_state("web")).retention
+    assert (retention.held, retention.pending_admin, retention.next_at) == (True, 2, None)
+
+
+def test_a_prune_seen_before_its_session_ended_waits_for_its_record_instead_of_paging_as_the_client(paths):
+    repository = write_repository(paths, init_create_create_delete())
+    (repository / "lock.exclusive").mkdir()  # the admin's prune still runs: its record comes when it ends
+
+    assert loop.scan_client(client(), server(), paths, []) == []
+
+    (repository / "lock.exclusive").rmdir()
+    write_audit_log(paths, session("web", "admin", recent(), (9, 13)) | {"fingerprint": "SHA256:adminkey"})
+    assert [d["alert"] for d in loop.scan_client(client(), server(), paths, [])] == ["deletes"]
+
+
+def test_a_failed_dump_renamed_to_a_checkpoint_raises_no_alert(paths):
+    renamed = bytes([0x44]) * 32
+    write_repository(paths, [*init_create_create_delete(), [put(renamed), delete(ARCHIVE_TWO)], *manifest_rewrite()])
+    write_audit_log(paths, session("web", "append", recent(), (13, 16)) | {"fingerprint": "SHA256:webkey"})
+    with state_file.locked(paths.monitor_state("web")) as found:
+        found.scanned = 13  # the delete of segment 10 was seen and acknowledged before
+
+    assert loop.scan_client(client(), server(), paths, []) == []
+    found = state_file.load(paths.monitor_state("web"))
+    assert [(group.segment, group.kinds, group.archives) for group in found.deletes] == [(14, {"rename": 1}, 0)]
 
 
 def test_an_overwritten_chunk_raises_a_deletes_alert_that_says_so(paths):
@@ -104,11 +170,11 @@ def test_an_overwritten_chunk_raises_a_deletes_alert_that_says_so(paths):
     documents = loop.scan_client(client(), server(), paths, [])
 
     assert [(d["alert"], d["details"]) for d in documents] == [
-        ("deletes", {"count": 2, "overwrites": 1, "first_segment": 10, "last_segment": 14})
+        ("client_deletes", {"count": 2, "overwrites": 1, "first_segment": 10, "last_segment": 14, "keys": []})
     ]
-    assert documents[0]["message"] == (
-        "client web: 2 object(s) deleted in segments 10..14 (1 of them overwrites of stored objects); "
-        "see borg-server audit web before any compaction"
+    assert documents[0]["message"].startswith(
+        "client web: 2 object(s) deleted in segments 10..14 (1 of them overwrites of stored objects) "
+        "by a session the audit log does not name, not by the admin key"
     )
 
 
@@ -135,7 +201,7 @@ def test_an_alert_that_could_not_be_stored_is_sent_again_by_the_next_scan(paths,
 
     documents = loop.scan_client(client(), server(REPORT_URLS="https://hooks.example.org/borg"), paths, [])
 
-    assert [(d["alert"], d["state"]) for d in documents] == [("deletes", "raised")]
+    assert [(d["alert"], d["state"]) for d in documents] == [("client_deletes", "raised")]
     assert len(outbox.entries(paths.monitor_outbox)) == 1
 
 
@@ -155,7 +221,7 @@ def test_acknowledged_deletes_clear_the_alert_at_the_next_scan(paths):
     documents = loop.scan_client(client(), server(), paths, [])
 
     assert [(d["alert"], d["state"], d["message"]) for d in documents] == [
-        ("deletes", "cleared", "client web: cleared: deletes by the client")
+        ("client_deletes", "cleared", "client web: cleared: deletes by the client's own key")
     ]
 
 
@@ -186,7 +252,7 @@ def test_a_marker_left_by_a_killed_compaction_does_not_stop_the_watch(paths):
 
     documents = loop.scan_client(client(), server(), paths, [])
 
-    assert [d["alert"] for d in documents] == ["deletes"]
+    assert [d["alert"] for d in documents] == ["client_deletes"]
     assert state_file.load(paths.monitor_state("web")).scanned == 13
 
 
@@ -320,7 +386,7 @@ def test_a_scan_emits_the_alerts_and_remembers_how_far_it_read_the_audit_log(pat
     seconds = loop.scan(server("web db"), paths)
 
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(d["alert"], d["state"], d["client"]) for d in lines] == [("deletes", "raised", "web")]
+    assert [(d["alert"], d["state"], d["client"]) for d in lines] == [("client_deletes", "raised", "web")]
     position = json.loads((paths.monitor / "monitor.json").read_text())
     assert position["audit_offset"] == paths.audit_log.stat().st_size
     assert position["scan_seconds"] == round(seconds, 3)
@@ -375,7 +441,7 @@ def test_a_client_whose_state_file_is_damaged_is_scanned_afresh(paths, capsys):
 
     loop.scan(server("web"), paths)
 
-    assert [json.loads(line)["alert"] for line in capsys.readouterr().out.splitlines()] == ["deletes"]
+    assert [json.loads(line)["alert"] for line in capsys.readouterr().out.splitlines()] == ["client_deletes"]
     assert state_file.load(paths.monitor_state("web")).scanned == 13
     assert paths.monitor_state("web").with_suffix(".damaged").read_text() == "{not json"
 
@@ -389,7 +455,7 @@ def test_with_report_urls_a_scan_stores_its_alerts_in_the_outbox_and_flushes_it(
 
     stored = outbox.entries(paths.monitor_outbox)
     assert [(entry.document["alert"], entry.pending) for entry in stored] == [
-        ("deletes", ("https://hooks.example.org/borg",))
+        ("client_deletes", ("https://hooks.example.org/borg",))
     ]
     assert len(flushed) == 1
     assert flushed[0][:3] == (paths.monitor_outbox, ("https://hooks.example.org/borg",), loop.REPORT_TIMEOUT)

@@ -103,3 +103,55 @@ def test_a_bad_auto_compact_or_a_delay_out_of_range_names_the_setting():
         "COMPACT_DELAY",
         "SNAPSHOT_KEEP",
     ]
+
+
+# deletes no retention policy makes: they wait for a person
+
+HELD_NEXT = (
+    ", which a normal retention policy never does; nothing compacts until a person decides. If you ran them, approve "
+    "them with borg-server audit web (it prints the --acknowledge command; they compact COMPACT_DELAY later). If "
+    "not, the admin key may be stolen: do not compact, roll back as docs/how-to/roll-back-a-compromised-client.md "
+    "says and replace the admin key"
+)
+
+
+def admin_deleting(archives: int, newest: bool = False, segment: int = 10) -> Group:
+    return Group(segment, 5, "2024-05-05T02:00:00+00:00", ("admin",), archives, newest)
+
+
+def test_admin_deletes_that_take_every_archive_wait_for_a_person():
+    assert decide("web", "admin", [admin_deleting(2, True), admin_deleting(1, True, 12)], None, None, NOW, DAY,
+                  0) == Decision(
+        False, 10, None, f"the admin key's 10 delete(s) in segments 10..12 take every archive (3){HELD_NEXT}", True
+    )  # fmt: skip
+
+
+def test_admin_deletes_that_take_the_newest_archive_wait_for_a_person():
+    decision = decide("web", "admin", [admin_deleting(1, True)], None, None, NOW, DAY, 5)
+
+    assert (decision.compact, decision.held) == (False, True)
+    assert decision.blocked == f"the admin key's 5 delete(s) in segments 10..10 take the newest archive{HELD_NEXT}"
+
+
+def test_admin_deletes_that_take_more_archives_than_they_leave_wait_for_a_person():
+    decision = decide("web", "admin", [admin_deleting(4), admin_deleting(2, segment=11)], None, None, NOW, DAY, 5)
+
+    assert (decision.compact, decision.held) == (False, True)
+    assert decision.blocked == f"the admin key's 10 delete(s) in segments 10..11 take 6 archives and leave 5{HELD_NEXT}"
+
+
+def test_a_normal_prune_compacts_by_itself():
+    for taken, left in ((1, 7), (3, 3), (0, 0)):  # older ones; half of them; chunks only
+        assert decide("web", "admin", [admin_deleting(taken)], None, None, NOW, DAY, left).compact is True
+
+
+def test_without_a_known_archive_count_the_rule_cannot_hold_anything_back():
+    assert decide("web", "admin", [admin_deleting(3, True)], None, None, NOW, DAY, None).compact is True
+
+
+def test_acknowledged_unusual_deletes_are_approved_and_compact_one_delay_later():
+    acknowledged = "2024-05-06T01:00:00+00:00"
+
+    assert decide("web", "admin", [], acknowledged, None, NOW, 3600, 0) == Decision(
+        True, 0, "2024-05-06T02:00:00+00:00", None
+    )

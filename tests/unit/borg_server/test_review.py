@@ -191,6 +191,8 @@ def test_review_lists_the_deletes_of_each_segment_with_the_sessions_that_wrote_i
             "kinds": {"delete": 1},
             "keys": [ARCHIVE_ONE.hex()],
             "committed_at": "2024-05-06T03:00:10+00:00",
+            "archives": 1,
+            "newest": False,
             "sessions": [shown(deleting)],
         }
     ]
@@ -401,7 +403,8 @@ def test_render_lists_one_line_per_segment_with_its_kinds_and_sessions_and_the_c
         f"append key {FINGERPRINT} from 192.0.2.7; admin key {ADMIN_FINGERPRINT} from 198.51.100.4",
         "        14  ?                                1  1 checkpoint            unknown",
         "  delete: an archive or chunk deleted; overwrite: a stored object replaced (normal backups never do"
-        " this); checkpoint: borg's clean-up after a long backup's checkpoint. --json lists object ids.",
+        " this); checkpoint: borg's clean-up after a long backup's checkpoint; rename: the old object of a renamed"
+        " archive (the sidecar renames a failed dump's archive to a checkpoint). --json lists object ids.",
         *HOW_TO_ACKNOWLEDGE,
     ]
 

@@ -417,3 +417,18 @@ def test_a_repository_is_busy_while_borg_holds_its_exclusive_lock(tmp_path):
     (repository / "lock.exclusive").mkdir()
 
     assert busy(repository) is True
+
+
+def test_borg_rename_deletes_the_old_archive_object_right_after_putting_the_new_one_and_is_a_rename(tmp_path):
+    renamed = bytes([0x44]) * 32
+    write_repository(tmp_path, [*init_create_create_delete(), [put(renamed), delete(ARCHIVE_TWO)], *manifest_rewrite()])
+
+    assert [(d.segment, d.key, d.kind) for d in deletes_since(tmp_path, 13)] == [(14, ARCHIVE_TWO, "rename")]
+
+
+def test_a_delete_after_a_put_that_does_not_go_straight_to_the_manifest_is_a_delete(tmp_path):
+    renamed = bytes([0x44]) * 32
+    steps = [[put(renamed), delete(ARCHIVE_TWO), delete(CHUNK)], *manifest_rewrite()]
+    write_repository(tmp_path, [*init_create_create_delete(), *steps])
+
+    assert [d.kind for d in deletes_since(tmp_path, 13)] == ["delete", "delete"]

@@ -34,8 +34,11 @@ VERSION_2 = {  # a state file as the monitor wrote it before the records existed
             "kinds": {"checkpoint": 1, "delete": 2},
             "seen_at": NOW,
             "segment": 14,
+            "archives": 1,
+            "newest": False,
         },
     ],  # fmt: skip
+    "archives": ["0123456789abcdef"],
     "first_seen": "2024-01-01T00:00:00+00:00",
     "last_backup": NOW,
     "manifest": [16, 1234],
@@ -44,6 +47,7 @@ VERSION_2 = {  # a state file as the monitor wrote it before the records existed
     ],  # fmt: skip
     "retention": {
         "blocked": None,
+        "held": False,
         "last": {
             "at": LATER,
             "automatic": True,
@@ -71,7 +75,7 @@ def test_a_version_2_state_file_is_loaded_into_the_records(tmp_path):
         first_seen="2024-01-01T00:00:00+00:00",
         last_backup=NOW,
         scanned=17,
-        deletes=[DeleteGroup(14, 3, {"checkpoint": 1, "delete": 2}, ("01" * 32,), None, NOW)],
+        deletes=[DeleteGroup(14, 3, {"checkpoint": 1, "delete": 2}, ("01" * 32,), None, NOW, 1, False)],
         acknowledged=[Acknowledgement(LATER, 9, 1, False)],
         segments={0: SegmentPrint(17, SHA, 1, 2, 3), 10: SegmentPrint(49, SHA, 4, 5, 6)},
         config_digest="cd" * 32,
@@ -79,6 +83,7 @@ def test_a_version_2_state_file_is_loaded_into_the_records(tmp_path):
         check=CheckResult(NOW, True, 0, "no problems found"),
         manifest=(16, 1234),
         manifest_shrinks=[ManifestShrink(16, 12, 1300, 1234, NOW)],
+        archives=["0123456789abcdef"],
         alerts={"deletes": RaisedAlert(NOW, "client web: 3 object(s) deleted", 3)},
         retention=Retention(
             Compacted(LATER, 3000, 1000, True, LATER), {"/srv/borg/.snapshots/web/2024-05-06T03-00-00.000000Z": LATER}
@@ -93,6 +98,21 @@ def test_a_saved_state_is_the_version_2_file_byte_for_byte(tmp_path):
     state_file.save(tmp_path / "again.json", state_file.load(path))
 
     assert (tmp_path / "again.json").read_text() == path.read_text()
+
+
+def test_a_state_written_before_archives_were_followed_loads_with_none_known(tmp_path):
+    path = tmp_path / "web.json"
+    older = {key: value for key, value in VERSION_2.items() if key != "archives"}
+    older["deletes"] = [
+        {k: v for k, v in group.items() if k not in ("archives", "newest")} for group in older["deletes"]
+    ]
+    older["retention"] = {k: v for k, v in older["retention"].items() if k != "held"}
+    path.write_text(json.dumps(older))
+
+    loaded = state_file.load(path)
+
+    assert (loaded.archives, loaded.deletes[0].archives, loaded.deletes[0].newest) == (None, 0, False)
+    assert loaded.retention.held is False
 
 
 def test_an_alert_raised_before_extents_were_kept_loads_with_extent_zero(tmp_path):
