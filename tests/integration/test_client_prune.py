@@ -1,5 +1,5 @@
 """`borg-client prune`: a month of archives pruned by KEEP_* with the admin key, only this client's, then compacted by
-the server by itself; refused with the append-only key, after backups stopped and after a backup that shrank."""
+the server once a person approved a prune that large; refused with the append-only key, after backups stopped and after a backup that shrank."""
 
 from __future__ import annotations
 
@@ -132,9 +132,17 @@ def test_a_month_of_archives_is_pruned_by_the_keep_rules_only_with_the_admin_key
                          "the prune's report at the receiver")[0]  # fmt: skip
     assert (shipped["kind"], shipped["run_id"], shipped["pruned"]) == ("prune", report["run_id"], report["pruned"])
 
-    # The server shows the admin's deletes first, then compacts them by itself: the disk use drops.
-    event = wait_until(lambda: monitor_documents(server.container, "compacted", "event"), 90, "the compaction")[0]
+    # The server shows the admin's deletes first. This prune takes more archives than it leaves (a month pruned at
+    # once), which no regular prune does: the automatic compaction waits for a person, who approves it; then it
+    # compacts by itself and the disk use drops.
+    held = wait_until(lambda: monitor_documents(server.container, "compaction_held", "raised"), 90, "the hold")[0]
+    assert f"take {len(times) - 9} archives and leave " in held["message"], held
     assert monitor_documents(server.container, "deletes", "raised")
+    assert monitor_documents(server.container, "compacted", "event") == []
+    listing = server.exec("borg-server", "audit", "web").stdout
+    acknowledge = next(line.split() for line in listing.splitlines() if "--acknowledge" in line)
+    assert server.exec(*acknowledge).returncode == 0
+    event = wait_until(lambda: monitor_documents(server.container, "compacted", "event"), 90, "the compaction")[0]
     after = repository_bytes(server, "web")
     assert after < before - 24 * 180_000, (before, after)
     assert event["details"]["bytes_freed"] > 24 * 180_000 and event["details"]["admin_deletes"] >= 24, event
