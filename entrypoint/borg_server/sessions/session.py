@@ -1,24 +1,30 @@
 """One client session, run by the broker as root: borg serve as the client's account, then its audit record.
 
 The session holds the client's gate (repository/gate.py) for its whole length, reads the repository's last
-committed segment before and after, removes repository locks a dead borg serve left
-(sessions/stale_locks.py), and writes the audit record itself: the audit log is root's,
+committed segment before and after, removes what a dead borg serve left when no process of the client's
+account is alive: repository locks (sessions/stale_locks.py) and the segments of a failed transaction
+(repository/disk_space.py: on a full disk borg itself cannot remove them), and writes the audit record itself: the audit log is root's,
 so neither the session nor the borg login account can forge a backup in it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from borg_common.process import start_on
 from borg_common.settings import CLIENT_NAME
-from borg_server.repository import audit_log, gate, segments
+from borg_server.records import state_file
+from borg_server.repository import audit_log, disk_space, gate, segments
 from borg_server.sessions import stale_locks
 from borg_server.sessions.protocol import EX_TEMPFAIL, REPLICA_ROLE, ROLES
 from borg_server.system import accounts, commands
 from borg_server.system.paths import Paths
+
+logger = logging.getLogger(__name__)
 
 COMPACTION_WAIT = 3600  # seconds a session waits for `borg-server compact` before giving up
 
@@ -63,6 +69,24 @@ def committed_segment(paths: Paths, client: str) -> int | None:
         return segments.last_commit(paths.client_repository(client))
     except Exception:  # noqa: BLE001 (whatever is on disk, the session must still start)
         return None
+
+
+def clear_left_behind(paths: Paths, client: str, uid: int, proc: Path = stale_locks.PROC) -> None:
+    """Given a client and its account's uid, remove what a borg of it that is gone left: repository locks and the
+    segments of a failed transaction (those the monitor's baseline knows as committed never).
+
+    Call it holding stale_locks.start_guard(client). Nothing is removed while any process of the account
+    runs. A failed transaction that cannot be removed is logged and left to borg and the monitor.
+    """
+    if stale_locks.live_processes(uid, proc):
+        return
+    stale_locks.remove_locks(client, paths.client_directory(client))
+    try:
+        if disk_space.uncommitted(paths.client_repository(client)):
+            known = set(state_file.load(paths.monitor_state(client)).segments)
+            disk_space.remove_uncommitted(paths, client, known)
+    except Exception:  # noqa: BLE001 (whatever is on disk, the session must still start)
+        logger.exception("client %s: the segments of a failed backup cannot be removed; borg tries itself", client)
 
 
 def parse_request(message: dict) -> Request:
@@ -114,7 +138,7 @@ def run(request: Request, stdio: tuple[int, int, int], paths: Paths, started_pro
             with gate.session(paths, client, COMPACTION_WAIT, stderr) as held:
                 before = committed_segment(paths, client)
                 with stale_locks.start_guard(client):  # until borg serve runs, no other session looks
-                    stale_locks.clear(client, account.uid, paths.client_directory(client))
+                    clear_left_behind(paths, client, account.uid)
                     process = start_on(  # borg serve holds the gate too, should the broker die first
                         serve_argv(client, request.role, request.quota, paths),
                         stdio,

@@ -110,6 +110,11 @@ def clear(client: str, uid: int, client_directory: Path, proc: Path = PROC) -> l
     """
     if live_processes(uid, proc):
         return []
+    return remove_locks(client, client_directory)
+
+
+def remove_locks(client: str, client_directory: Path) -> list[Path]:
+    """Given a client and its directory, remove every repository lock in it; return where (see clear)."""
     cleared = []
     for repository in repositories(client_directory):
         try:
