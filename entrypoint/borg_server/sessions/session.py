@@ -150,16 +150,21 @@ def run(request: Request, stdio: tuple[int, int, int], paths: Paths, started_pro
     started = time.time()
     client = request.client
     committed: tuple[int | None, int | None] = (None, None)
-    slot = slots.take(paths, client, request.max_sessions)
+    problem = None
+    try:
+        slot = slots.take(paths, client, request.max_sessions)
+    except OSError as error:
+        slot, problem = None, f"borg serve cannot be started for client {client}: {error}"
     if slot is None:
-        message = refusal(client, request.max_sessions)
+        message = problem or refusal(client, request.max_sessions)
         with open(stdio[2], "w", closefd=False, buffering=1) as stderr:
             print(f"borg-server: {message}", file=stderr)
         logger.warning("%s", message)
         record = audit_log.session_record(
             client, request.role, request.fingerprint, started, time.time(), EX_TEMPFAIL, request.environ
         )
-        audit_log.append_record(paths.audit_log, record | {"refused": "max_sessions", "message": message})
+        refused = {} if problem else {"refused": "max_sessions", "message": message}
+        audit_log.append_record(paths.audit_log, record | refused)
         return EX_TEMPFAIL
     with slot, open(stdio[2], "w", closefd=False, buffering=1) as stderr:
         try:

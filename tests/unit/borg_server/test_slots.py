@@ -83,3 +83,18 @@ def test_a_request_carries_max_sessions_and_refuses_an_absurd_one():
     for bad in (0, 1001, True, "3"):
         with pytest.raises(session.BadRequest, match="max_sessions is not a number from 1 to 1000"):
             session.parse_request(message | {"max_sessions": bad})
+
+
+def test_a_session_whose_slots_cannot_be_made_is_not_started_and_says_why(paths):
+    paths.volatile.mkdir(parents=True, exist_ok=True)
+    paths.session_slots.write_text("not a directory")
+    request = session.Request("web", "append", "SHA256:x", None, {}, 2)
+    read, write = os.pipe()
+
+    assert session.run(request, (write, write, write), paths, lambda process: None) == EX_TEMPFAIL
+
+    os.close(write)
+    said = os.read(read, 4096).decode()
+    assert said.startswith("borg-server: borg serve cannot be started for client web: [Errno 17] File exists")
+    (record,) = [json.loads(line) for line in paths.audit_log.read_text().splitlines()]
+    assert "refused" not in record and record["exit_code"] == EX_TEMPFAIL
