@@ -13,14 +13,13 @@ from borg_common.settings import CLIENT_NAME, Settings
 from borg_common.values import quoted
 from borg_server.config.names import CLIENT_FIELDS, client_variable, env_name
 from borg_server.config.yaml_file import ConfigFile
-from borg_server.records.configuration import DEFAULT_MAX_SESSIONS, ClientSpec
+from borg_server.records.configuration import DEFAULT_MAX_SESSIONS, MAXIMUM_SESSIONS, ClientSpec
 from borg_server.system.ssh_keys import KeyProblem, PublicKey, parse_public_key
 
 DEFAULT_MAX_AGE = 26 * 3600
 MINIMUM_MAX_AGE, MAXIMUM_MAX_AGE = 60, 52 * 7 * 86400  # one minute .. 52 weeks
 MINIMUM_QUOTA = 10_000_000  # borg serve --storage-quota refuses anything smaller
 MAXIMUM_QUOTA = 1000**5  # 1P
-MAXIMUM_SESSIONS = 1000  # MAX_SESSIONS: at most this many sessions of one client at once
 MAXIMUM_CLIENTS = 1000  # one directory, key and (later) account each
 GENERATE = "generate"  # ADMIN_KEY's value that asks the server for the admin keypair
 AUTO_COMPACT = ("admin", "off")  # admin: the monitor compacts deletes written by admin sessions; off: by hand only

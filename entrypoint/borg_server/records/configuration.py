@@ -16,6 +16,7 @@ DEFAULT_DISK_ALERT_USED = 90  # percent
 DEFAULT_COMPACT_DELAY = 86400  # time to read a deletes alert and act on it
 DEFAULT_SNAPSHOT_KEEP = 7 * 86400  # how long the monitor keeps a snapshot
 DEFAULT_MAX_SESSIONS = 8  # sessions a client may have open at once: a backup, a check, a prune, a restore, …
+MAXIMUM_SESSIONS = 1000  # MAX_SESSIONS' upper bound
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from borg_common.process import start_on
 from borg_common.settings import CLIENT_NAME
 from borg_server.config.names import env_name
 from borg_server.records import state_file
-from borg_server.records.configuration import DEFAULT_MAX_SESSIONS
+from borg_server.records.configuration import DEFAULT_MAX_SESSIONS, MAXIMUM_SESSIONS
 from borg_server.repository import audit_log, disk_space, gate, segments
 from borg_server.sessions import slots, stale_locks
 from borg_server.sessions.protocol import EX_TEMPFAIL, REPLICA_ROLE, ROLES
@@ -109,8 +109,8 @@ def parse_request(message: dict) -> Request:
     if not isinstance(fingerprint, str) or len(fingerprint) > 200:
         raise BadRequest(f"client {client}: no valid fingerprint")
     max_sessions = message.get("max_sessions", DEFAULT_MAX_SESSIONS)
-    if not isinstance(max_sessions, int) or isinstance(max_sessions, bool) or not 1 <= max_sessions <= 1000:
-        raise BadRequest(f"client {client}: max_sessions is not a number from 1 to 1000")
+    if not isinstance(max_sessions, int) or isinstance(max_sessions, bool) or not 1 <= max_sessions <= MAXIMUM_SESSIONS:
+        raise BadRequest(f"client {client}: max_sessions is not a number from 1 to {MAXIMUM_SESSIONS}")
     environ = {
         name: value[:1000]
         for name in ("SSH_ORIGINAL_COMMAND", "SSH_CONNECTION")
