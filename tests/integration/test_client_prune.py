@@ -1,5 +1,6 @@
 """`borg-client prune`: a month of archives pruned by KEEP_* with the admin key, only this client's, then compacted by
-the server once a person approved a prune that large; refused with the append-only key, after backups stopped and after a backup that shrank."""
+the server once a person approved a prune that large; refused with the append-only key, after backups stopped and
+after a backup that shrank."""
 
 from __future__ import annotations
 

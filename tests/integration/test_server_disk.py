@@ -88,3 +88,27 @@ def test_a_full_disk_is_alerted_fails_one_run_with_its_cause_and_the_next_run_re
 def received(receiver) -> list[dict]:
     bodies = [entry["body"] for entry in receiver.accepted()]
     return [body for body in bodies if isinstance(body, dict) and body.get("alert") == "disk"]
+
+
+def test_the_run_right_after_space_is_back_succeeds_without_waiting_for_the_monitor(sandbox, tmp_path):
+    network = sandbox.network()
+    server = start_small_server(sandbox, network, {"MONITOR_INTERVAL": "1h"})  # no scan cleans up in between
+    web = make_client(sandbox, server, "web", tmp_path)
+    fill_volume(sandbox, web.data, "head -c 5000000 /dev/urandom > /data/first.bin")
+    assert client_command(sandbox, web, ["run"], env={"ARCHIVE_NAME": "first-{utcnow}"}).returncode == 0
+
+    fill_volume(sandbox, web.data, "head -c 200000000 /dev/urandom > /data/big.bin")
+    too_big = client_command(sandbox, web, ["run"])
+    assert too_big.returncode != 0 and "no space" in too_big.stderr.lower(), too_big.stderr
+    assert int(server.exec("df", "--output=avail", "-B1", "/srv/borg").stdout.split()[1]) < 5_000_000
+
+    # The data shrinks; the very next session removes what the failed transaction left, before its borg serve.
+    fill_volume(sandbox, web.data, "rm /data/big.bin")
+    after = client_command(sandbox, web, ["run"], env={"ARCHIVE_NAME": "after-{utcnow}"})
+    assert after.returncode == 0, after.stderr
+    check = client_command(sandbox, web, ["check"])
+    assert check.returncode == 0, check.stderr
+    assert "client web: removed " in logs(server.container)
+    assert "of segments a failed backup left after its last commit" in logs(server.container)
+    listing = client_command(sandbox, web, ["list", "--short"]).stdout.split()
+    assert [name[:6] for name in listing] == ["first-", "after-"], listing

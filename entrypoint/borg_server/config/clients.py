@@ -13,7 +13,7 @@ from borg_common.settings import CLIENT_NAME, Settings
 from borg_common.values import quoted
 from borg_server.config.names import CLIENT_FIELDS, client_variable, env_name
 from borg_server.config.yaml_file import ConfigFile
-from borg_server.records.configuration import ClientSpec
+from borg_server.records.configuration import DEFAULT_MAX_SESSIONS, MAXIMUM_SESSIONS, ClientSpec
 from borg_server.system.ssh_keys import KeyProblem, PublicKey, parse_public_key
 
 DEFAULT_MAX_AGE = 26 * 3600
@@ -85,9 +85,13 @@ def check_client_variables(settings: Settings, environ: Mapping[str, str], liste
 
 
 def read_clients(settings: Settings, names: list[str]) -> list[ClientSpec]:
-    """Given usable client names, return each one's spec; record bad settings and keys used twice."""
+    """Given usable client names, return each one's spec; record bad settings and keys used twice.
+
+    MAX_SESSIONS is every client's default for its own BORG_CLIENT_<NAME>_MAX_SESSIONS.
+    """
     keys: dict[tuple[str, str], str] = {}  # key identity -> the setting that gave it first
-    return [_client(settings, name, keys) for name in names]
+    sessions = settings.integer("MAX_SESSIONS", DEFAULT_MAX_SESSIONS, 1, MAXIMUM_SESSIONS)
+    return [_client(settings, name, keys, sessions) for name in names]
 
 
 def _usable_names(settings: Settings, setting: str, names: list[str], taken: dict[str, str]) -> list[str]:
@@ -110,8 +114,8 @@ def _usable_names(settings: Settings, setting: str, names: list[str], taken: dic
     return usable
 
 
-def _client(settings: Settings, name: str, keys: dict[tuple[str, str], str]) -> ClientSpec:
-    """Given a client's name, return its spec, read from its variables."""
+def _client(settings: Settings, name: str, keys: dict[tuple[str, str], str], sessions: int) -> ClientSpec:
+    """Given a client's name and MAX_SESSIONS, return its spec, read from its variables."""
     variable = {field: client_variable(name, field) for field in CLIENT_FIELDS}
     key = _key(settings, variable["key"], keys)  # first: a key used twice is reported at its second setting
     admin_key, generate_admin_key = _admin_key(settings, variable["admin_key"], keys)
@@ -125,6 +129,7 @@ def _client(settings: Settings, name: str, keys: dict[tuple[str, str], str]) -> 
         max_age=settings.duration(variable["max_age"], DEFAULT_MAX_AGE, MINIMUM_MAX_AGE, MAXIMUM_MAX_AGE),
         auto_compact=_auto_compact(settings, variable["auto_compact"]),
         generate_admin_key=generate_admin_key,
+        max_sessions=settings.integer(variable["max_sessions"], sessions, 1, MAXIMUM_SESSIONS),
     )
 
 

@@ -6,7 +6,7 @@ is BORG_CLIENT_WEB_KEY_FILE.
 
 from __future__ import annotations
 
-CLIENT_FIELDS = ("key", "admin_key", "quota", "append_only", "max_age", "auto_compact")
+CLIENT_FIELDS = ("key", "admin_key", "quota", "append_only", "max_age", "auto_compact", "max_sessions")
 SERVER_FIELDS = (
     {"server_name": "BORG_SERVER_NAME"}
     | {  # top-level settings: name in YAML -> variable
@@ -24,6 +24,7 @@ SERVER_FIELDS = (
             "disk_reserve",
             "compact_delay",
             "snapshot_keep",
+            "max_sessions",
             "replicate_from",
             "replicate_host_key",
             "replicate_cron",

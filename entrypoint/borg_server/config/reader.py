@@ -27,8 +27,9 @@ from borg_server.system.ssh_keys import KeyProblem
 
 SETTINGS = (  # every setting of the server but the clients' own (docs/reference/server-settings.md; a test checks)
     "BORG_CLIENTS", "BORG_HOST_KEY", "BORG_REPLICA_KEY", "BORG_SERVER_CONFIG", "BORG_SERVER_NAME", "COMPACT_DELAY",
-    "DISK_ALERT_USED", "DISK_RESERVE", "LOG_LEVEL", "METRICS_PORT", "MONITOR_CHECK_INTERVAL", "MONITOR_INTERVAL",
-    "PGID", "PUID", "REPLICATE_CRON", "REPLICATE_FROM", "REPLICATE_HOST_KEY", "REPLICATE_SSH_KEY_FILE",
+    "DISK_ALERT_USED", "DISK_RESERVE", "LOG_LEVEL", "MAX_SESSIONS", "METRICS_PORT", "MONITOR_CHECK_INTERVAL",
+    "MONITOR_INTERVAL", "PGID", "PUID", "REPLICATE_CRON", "REPLICATE_FROM", "REPLICATE_HOST_KEY",
+    "REPLICATE_SSH_KEY_FILE",
     "REPLICA_KEEP_REMOVED", "REPLICA_MAX_LAG", "REPORT_URLS", "SNAPSHOT_KEEP", "SSH_LOG_LEVEL", "SSH_PORT",
 )  # fmt: skip
 # Not settings: the clients' own (config/clients.py checks them) and what sshd sets in a session's environment.

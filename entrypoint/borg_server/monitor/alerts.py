@@ -16,7 +16,7 @@ from datetime import datetime
 from borg_common import outbox
 from borg_server.compaction.policy import Group
 from borg_server.records import state_file
-from borg_server.records.client_state import ClientState, RaisedAlert
+from borg_server.records.client_state import ClientState, RaisedAlert, Refusals
 from borg_server.records.configuration import ClientSpec
 from borg_server.repository import baseline
 
@@ -29,6 +29,7 @@ GROWING = (
     "tampering",
     "manifest_shrank",
     "replica_mismatch",
+    "sessions_refused",
 )  # conditions that are sent again when more is found
 LABELS = {
     "stale": "no recent backup",
@@ -41,7 +42,9 @@ LABELS = {
     "quota": "repository near its quota",
     "replica_mismatch": "committed segments differ on the primary",
     "replica_lag": "the replica's copy is behind",
+    "sessions_refused": "sessions refused (too many open at once)",
 }
+REFUSED_QUIET = 3600  # seconds without a refused session before sessions_refused clears
 
 
 def human_duration(seconds: float) -> str:
@@ -109,6 +112,8 @@ def conditions(
                 "(the repository was always busy?)",
                 {"last_check_at": check.at if check else None, "overdue_s": int(overdue)},
             )
+    if found.refused and (now - datetime.fromisoformat(found.refused.last_at)).total_seconds() < REFUSED_QUIET:
+        active["sessions_refused"] = refused_condition(client, found.refused)
     if client.quota and size > QUOTA_ALERT_RATIO * client.quota:
         active["quota"] = (
             f"client {name}: repository uses {size / client.quota:.0%} of its quota ({size} of {client.quota} bytes)",
@@ -209,9 +214,33 @@ def extent(kind: str, details: dict) -> int:
         return details.get("count", 0)
     if kind == "tampering":
         return state_file.tampering_from_json(details).files
-    if kind in ("manifest_shrank", "replica_mismatch"):
+    if kind in ("manifest_shrank", "replica_mismatch", "sessions_refused"):
         return details.get("count", 0)
     return 0
+
+
+def refusals(known: Refusals | None, refused: list[dict], now: datetime) -> Refusals | None:
+    """Given the refusals known, the client's refused session records found since (oldest first) and the time,
+    return the refusals to keep: counted on, or afresh once REFUSED_QUIET passed without one."""
+    if known and (now - datetime.fromisoformat(known.last_at)).total_seconds() >= REFUSED_QUIET:
+        known = None
+    if not refused:
+        return known
+    first = known.first_at if known else str(refused[0].get("finished_at"))
+    count = (known.count if known else 0) + len(refused)
+    return Refusals(first, str(refused[-1].get("finished_at")), count, str(refused[-1].get("source") or "unknown"))
+
+
+def refused_condition(client: ClientSpec, refused: Refusals) -> tuple[str, dict]:
+    """Given a client and its refused sessions, return the sessions_refused condition."""
+    message = (
+        f"client {client.name}: {refused.count} session(s) refused since {refused.first_at} (the last at "
+        f"{refused.last_at}, from {refused.source}): {client.max_sessions} sessions of the client were open at "
+        f"once, as many as MAX_SESSIONS allows. A broken or compromised client is opening sessions in a loop: "
+        f"look at the host {refused.source}; its backups fail while this lasts, other clients' do not"
+    )
+    details = dataclasses.asdict(refused) | {"max_sessions": client.max_sessions}
+    return message, details
 
 
 def manifest_condition(name: str, found: ClientState) -> tuple[str, dict]:

@@ -58,6 +58,7 @@ def scan_client(
     with state_file.locked(paths.monitor_state(client.name)) as found:
         repository = paths.client_repository(client.name)
         found.last_backup = audit_log.last_backup(found.last_backup, records, client.name, repository)
+        found.refused = alerts.refusals(found.refused, audit_log.refused(records, client.name), moment)
         if client.append_only and not gate.compacting(paths, client.name):
             admin = any(r.get("client") == client.name and audit_log.may_have_compacted(r) for r in records)
             watch.watch_repository(client.name, found, paths.client_repository(client.name), admin, now)

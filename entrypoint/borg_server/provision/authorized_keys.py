@@ -24,6 +24,7 @@ class Grant:
     role: str
     key: PublicKey
     quota: int | None = None
+    max_sessions: int | None = None  # the client's sessions open at once (all its keys together)
 
 
 def client_role(client: ClientSpec) -> str:
@@ -46,6 +47,8 @@ def key_line(grant: Grant) -> str:
     command = f"{SERVE_COMMAND} --client {grant.client} --role {grant.role} --fingerprint {grant.key.fingerprint}"
     if grant.quota is not None and grant.role != "admin":
         command += f" --quota {grant.quota}"
+    if grant.max_sessions is not None:
+        command += f" --max-sessions {grant.max_sessions}"
     return f'restrict,command="{command}" {grant.key.line}'
 
 
@@ -58,11 +61,11 @@ def grants_for(
     replica the client's key reads only (role read) and there is no admin key (config refuses one).
     """
     if replica:
-        return [Grant(client.name, "read", key)]
-    grants = [Grant(client.name, client_role(client), key, client.quota)]
+        return [Grant(client.name, "read", key, None, client.max_sessions)]
+    grants = [Grant(client.name, client_role(client), key, client.quota, client.max_sessions)]
     admin = client.admin_key or admin_key
     if admin is not None:
-        grants.append(Grant(client.name, "admin", admin))
+        grants.append(Grant(client.name, "admin", admin, None, client.max_sessions))
     return grants
 
 

@@ -1,6 +1,7 @@
 """What the monitor knows about each client, as typed records: segment prints, deletes, tampering, checks, alerts.
 
-ClientState: last backup, scanned segment, deletes, baseline, tampering, manifest, check, alerts, retention.
+ClientState: last backup, scanned segment, deletes, baseline, tampering, manifest, check, alerts, retention,
+sessions refused.
 Each derived figure (pending deletes, tampered files) is defined here once. The records are kept one
 JSON file per client (records/state_file.py).
 """
@@ -103,6 +104,17 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class Refusals:
+    """Sessions of the client refused because MAX_SESSIONS of its sessions were open: how many since the first,
+    the last one and where it came from."""
+
+    first_at: str
+    last_at: str
+    count: int
+    source: str
+
+
+@dataclass(frozen=True)
 class RaisedAlert:
     """An alert sent as raised and not cleared yet; extent: how much it covered when last sent."""
 
@@ -130,6 +142,7 @@ class ClientState:
     alerts: dict[str, RaisedAlert] = field(default_factory=dict)
     retention: compaction_state.Retention = field(default_factory=compaction_state.Retention)  # automatic compaction
     replica: replica_state.ReplicaState | None = None  # on a replica: the copy of this client (replica/copy.py)
+    refused: Refusals | None = None  # sessions refused lately (MAX_SESSIONS), until an hour passes without one
 
     def pending_deletes(self, alerting_only: bool = False) -> int:
         """Return how many deletes wait for acknowledgement (only the kinds that raise an alert, if asked)."""

@@ -15,6 +15,8 @@ from borg_server.system.ssh_keys import PublicKey
 DEFAULT_DISK_ALERT_USED = 90  # percent
 DEFAULT_COMPACT_DELAY = 86400  # time to read a deletes alert and act on it
 DEFAULT_SNAPSHOT_KEEP = 7 * 86400  # how long the monitor keeps a snapshot
+DEFAULT_MAX_SESSIONS = 8  # sessions a client may have open at once: a backup, a check, a prune, a restore, …
+MAXIMUM_SESSIONS = 1000  # MAX_SESSIONS' upper bound
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class ClientSpec:
     max_age: int
     auto_compact: str = "admin"  # one of AUTO_COMPACT
     generate_admin_key: bool = False  # ADMIN_KEY=generate: the server makes the admin keypair and exports it
+    max_sessions: int = DEFAULT_MAX_SESSIONS  # MAX_SESSIONS, or BORG_CLIENT_<NAME>_MAX_SESSIONS
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from borg_server.records.client_state import (
     DeleteGroup,
     ManifestShrink,
     RaisedAlert,
+    Refusals,
     SegmentPrint,
     Tampering,
 )
@@ -40,23 +41,27 @@ def now_text() -> str:
 
 def to_json(state: ClientState) -> dict:
     """Given a client's state, return it as the version 2 JSON object."""
-    return {
-        "version": VERSION,
-        "first_seen": state.first_seen,
-        "last_backup": state.last_backup,
-        "scanned": state.scanned,
-        "deletes": [group_json(group) for group in state.deletes],
-        "acknowledged": [acknowledgement_json(done) for done in state.acknowledged],
-        "segments": {str(number): list(vars(print_).values()) for number, print_ in state.segments.items()},
-        "config": state.config_digest,
-        "tampering": tampering_json(state.tampering),
-        "check": vars(state.check).copy() if state.check else None,
-        "manifest": list(state.manifest),
-        "manifest_shrinks": [dict(sorted(vars(shrink).items())) for shrink in state.manifest_shrinks],
-        "archives": state.archives,
-        "alerts": {kind: vars(alert).copy() for kind, alert in state.alerts.items()},
-        "retention": compaction_state.to_json(state.retention),
-    } | ({"replica": replica_state.to_json(state.replica)} if state.replica else {})
+    return (
+        {
+            "version": VERSION,
+            "first_seen": state.first_seen,
+            "last_backup": state.last_backup,
+            "scanned": state.scanned,
+            "deletes": [group_json(group) for group in state.deletes],
+            "acknowledged": [acknowledgement_json(done) for done in state.acknowledged],
+            "segments": {str(number): list(vars(print_).values()) for number, print_ in state.segments.items()},
+            "config": state.config_digest,
+            "tampering": tampering_json(state.tampering),
+            "check": vars(state.check).copy() if state.check else None,
+            "manifest": list(state.manifest),
+            "manifest_shrinks": [dict(sorted(vars(shrink).items())) for shrink in state.manifest_shrinks],
+            "archives": state.archives,
+            "alerts": {kind: vars(alert).copy() for kind, alert in state.alerts.items()},
+            "retention": compaction_state.to_json(state.retention),
+        }
+        | ({"replica": replica_state.to_json(state.replica)} if state.replica else {})
+        | ({"refused": vars(state.refused).copy()} if state.refused else {})
+    )
 
 
 def group_json(group: DeleteGroup) -> dict:
@@ -113,6 +118,7 @@ def from_json(document: object, now: str) -> ClientState:
             alerts={kind: RaisedAlert(**alert) for kind, alert in document.get("alerts", {}).items()},
             retention=compaction_state.from_json(document.get("retention")),
             replica=replica_state.from_json(document.get("replica")),
+            refused=Refusals(**document["refused"]) if document.get("refused") else None,
         )
     except (KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"unexpected contents: {error!r}") from None

@@ -1,7 +1,8 @@
 """The audit log of SSH sessions: its records, appending, reading (whole or from a position), rotating.
 
 The session broker (sessions/session.py, as root) appends one JSON line per session, with the repository's last
-committed segment before and after it; `borg-server compact` appends one for each compaction.
+committed segment before and after it; `borg-server compact` appends one for each compaction. A session
+refused before its borg serve started (MAX_SESSIONS) has `refused` and the `message` the client was given.
 A session that ended with exit code 0 and left a higher committed segment behind wrote to the
 repository; for a client's own key it is a backup only if those new segments hold data besides the
 manifest (manifest.added_data: `with-lock`, `break-lock`, `list`, `prune` commit the manifest alone).
@@ -124,6 +125,11 @@ def read_sessions(audit_log: Path, offset: int = 0) -> tuple[list[dict], int]:
     return records, offset + len(complete)
 
 
+def refused(records: list[dict], client: str) -> list[dict]:
+    """Given session records, return the client's sessions that were refused (MAX_SESSIONS), oldest first."""
+    return [r for r in records if r.get("event") == "borg-session" and r.get("client") == client and r.get("refused")]
+
+
 def wrote(record: dict) -> bool:
     """Given a session record, return whether it was a successful write by a client's own key.
 
@@ -140,9 +146,9 @@ def wrote(record: dict) -> bool:
 def may_have_compacted(record: dict) -> bool:
     """Given a session record, return whether it was an admin session that may have changed the repository.
 
-    Only a session that left the same committed segment behind is known not to have.
+    Only a session that left the same committed segment behind, or was refused, is known not to have.
     """
-    if record.get("role") != "admin":
+    if record.get("role") != "admin" or record.get("refused"):
         return False
     before, after = record.get("committed_before"), record.get("committed_after")
     return "committed_after" not in record or after is None or before != after

@@ -8,10 +8,13 @@ fails with ENOSPC. So the server keeps two things:
 1. borg's own `additional_free_space` in every repository's config (DISK_RESERVE): borg refuses a
    commit that would leave less than that free (Repository.InsufficientFreeSpaceError) and removes
    that transaction's segments at once. After every commit the lock, index and hints have room.
-2. the monitor's clean-up of a failed transaction on a full disk: when the file system has less
-   than DISK_RESERVE free and a repository holds segments after its last commit, no borg lock and
-   no session (the client's gate is closed for the moment, as for a compaction), the monitor
-   deletes exactly those segments, as borg's LoggedIO.cleanup would. Nothing committed is touched.
+2. the clean-up of a failed transaction: the segments a repository holds after its last commit,
+   deleted exactly as borg's LoggedIO.cleanup would, when no borg holds the repository's lock.
+   Nothing committed is touched. It runs at the start of the client's next session, before its borg
+   serve, when no process of the client's account is alive (sessions/session.py, under the same
+   guard as the stale locks), so the run right after space is back succeeds; and in the monitor's
+   scan when the file system has less than DISK_RESERVE free (the client's gate is closed for the
+   moment, as for a compaction), so the space comes back even when no client connects.
 """
 
 from __future__ import annotations
@@ -173,18 +176,32 @@ def remove_failed_transaction(paths: Paths, client: str, known: set[int] = froze
         return 0
     try:
         with gate.compaction(paths, client, GATE_WAIT):
-            failed = uncommitted(repository)
-            if segments.busy(repository) or known & set(failed):
-                return 0
-            freed = 0
-            for _number, path in sorted(failed.items(), reverse=True):
-                freed += path.stat().st_size
-                path.unlink()
+            return remove_uncommitted(paths, client, known)
     except gate.GateClosed:
         return 0
+
+
+def remove_uncommitted(paths: Paths, client: str, known: set[int] = frozenset()) -> int:
+    """Delete the client's segments after its last commit unless a borg lock holds the repository or known
+    (the baseline's committed segments) holds one of them; return the bytes freed (0: nothing done).
+
+    The caller makes sure no borg of the client starts meanwhile (the closed gate, or the session start
+    guard with no process of the client's account alive).
+    """
+    repository = paths.client_repository(client)
+    if not segments.has_repository(repository) or segments.busy(repository):
+        return 0
+    failed = uncommitted(repository)
+    if not failed or known & set(failed):
+        return 0
+    freed = 0
+    for _number, path in sorted(failed.items(), reverse=True):
+        freed += path.stat().st_size
+        path.unlink()
     logger.warning(
-        "client %s: the disk was full; removed %d bytes of segments a failed backup left after its last commit",
-        client, freed,
+        "client %s: removed %s of segments a failed backup left after its last commit (%d segment files); "
+        "nothing committed was touched",
+        client, human_size(freed), len(failed),
     )  # fmt: skip
     return freed
 

@@ -23,12 +23,23 @@ from borg_server.system.paths import Paths
 CONNECT_WAIT = 10.0  # seconds to wait for the broker's socket while the server starts
 CONNECT_POLL = 0.2
 # Each command's required and optional options, as provision/authorized_keys.py writes them.
-OPTIONS = {"serve": (("--client", "--role", "--fingerprint"), ("--quota",)), "serve-replica": (("--fingerprint",), ())}
+OPTIONS = {
+    "serve": (("--client", "--role", "--fingerprint"), ("--quota", "--max-sessions")),
+    "serve-replica": (("--fingerprint",), ()),
+}
 
 
-def request(client: str | None, role: str, fingerprint: str, quota: int | None, environ: Mapping[str, str]) -> dict:
+def request(
+    client: str | None,
+    role: str,
+    fingerprint: str,
+    quota: int | None,
+    environ: Mapping[str, str],
+    max_sessions: int | None = None,
+) -> dict:
     """Given the forced command's arguments and environment, return the message that asks the broker for the session."""
     message = {"client": client, "role": role, "fingerprint": fingerprint, "quota": quota}
+    message |= {} if max_sessions is None else {"max_sessions": max_sessions}
     return message | {name: environ[name] for name in ("SSH_ORIGINAL_COMMAND", "SSH_CONNECTION") if name in environ}
 
 
@@ -58,6 +69,7 @@ def serve(
     paths: Paths,
     environ: Mapping[str, str],
     stdio: tuple[int, int, int] = (0, 1, 2),
+    max_sessions: int | None = None,
 ) -> int:
     """Hand this session (stdin, stdout, stderr and arguments) to the broker; return the exit code it reports.
 
@@ -75,7 +87,7 @@ def serve(
         return protocol.EX_TEMPFAIL
     with connection:
         try:
-            protocol.send(connection, request(client, role, fingerprint, quota, environ), fds=stdio)
+            protocol.send(connection, request(client, role, fingerprint, quota, environ, max_sessions), fds=stdio)
             with open(os.devnull, "rb+") as null:  # only borg serve keeps the SSH channel open from now on
                 os.dup2(null.fileno(), stdio[0])
                 os.dup2(null.fileno(), stdio[1])
@@ -93,9 +105,10 @@ def serve(
 def parse(argv: list[str]) -> dict[str, str | int]:
     """Given the forced command's arguments (serve or serve-replica, then `--name value` pairs), return them by name.
 
-    The quota, where given, is returned as a number of bytes. Raise ValueError, naming what is wrong,
-    if the command or an option is unknown, given twice or without a value, a required one is missing
-    or the quota is not a number. The broker checks the other values (session.parse_request).
+    The quota, where given, is returned as a number of bytes, --max-sessions as a number. Raise ValueError,
+    naming what is wrong, if the command or an option is unknown, given twice or without a value, a required
+    one is missing or the quota or --max-sessions is not a number. The broker checks the other values
+    (session.parse_request).
     """
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
     if command not in OPTIONS:
@@ -113,8 +126,11 @@ def parse(argv: list[str]) -> dict[str, str | int]:
         raise ValueError(f"{', '.join(missing)} missing")
     if not values.get("--quota", "0").isdecimal():
         raise ValueError("--quota is not a number of bytes")
+    if not values.get("--max-sessions", "1").isdecimal():
+        raise ValueError("--max-sessions is not a number")
     arguments = {option.removeprefix("--"): value for option, value in values.items()} | {"command": command}
-    return arguments | ({"quota": int(values["--quota"])} if "--quota" in values else {})
+    numbers = {name: int(values[f"--{name}"]) for name in ("quota", "max-sessions") if f"--{name}" in values}
+    return arguments | numbers
 
 
 def main(argv: list[str]) -> int:
@@ -127,7 +143,8 @@ def main(argv: list[str]) -> int:
     if arguments["command"] == "serve-replica":
         return serve(None, "replica", arguments["fingerprint"], None, Paths(), os.environ)
     client, role, fingerprint = arguments["client"], arguments["role"], arguments["fingerprint"]
-    return serve(client, role, fingerprint, arguments.get("quota"), Paths(), os.environ)
+    limit = arguments.get("max-sessions")
+    return serve(client, role, fingerprint, arguments.get("quota"), Paths(), os.environ, max_sessions=limit)
 
 
 if __name__ == "__main__":

@@ -101,15 +101,13 @@ def remove_lock(repository: Path) -> list[str]:
     return holders
 
 
-def clear(client: str, uid: int, client_directory: Path, proc: Path = PROC) -> list[Path]:
-    """Given a client, its account's uid and its directory, remove the locks no live borg holds; return where.
+def remove_locks(client: str, client_directory: Path) -> list[Path]:
+    """Given a client and its directory, remove the repository locks in it; return where.
 
-    Call it holding start_guard(client), before the session's borg serve starts. Nothing is removed
-    while any process of the account runs (another session, the monitor's check): then borg's own
-    rules apply. A lock that cannot be removed is logged and left to borg.
+    Call it holding start_guard(client), before the session's borg serve starts, and only when no
+    process of the client's account is alive (live_processes; another session or the monitor's check
+    means borg's own rules apply). A lock that cannot be removed is logged and left to borg.
     """
-    if live_processes(uid, proc):
-        return []
     cleared = []
     for repository in repositories(client_directory):
         try:

@@ -138,6 +138,11 @@ class Paths:
         fuse-overlayfs, a second)."""
         return self.volatile / "gate"
 
+    @property
+    def session_slots(self) -> Path:
+        """One file per session a client may have open at once, held with flock (sessions/slots.py)."""
+        return self.volatile / "sessions"
+
     def gate_lock(self, name: str) -> Path:
         return self.gate_directory / f"{name}.lock"
 

@@ -12,11 +12,12 @@ from borg_server.monitor.alerts import (
     document,
     emit,
     human_duration,
+    refusals,
     still_being_written,
     transitions,
 )
 from borg_server.records import state_file as client_state
-from borg_server.records.client_state import ClientState, RaisedAlert
+from borg_server.records.client_state import ClientState, RaisedAlert, Refusals
 from borg_server.records.configuration import ClientSpec
 from borg_server.repository import deletes
 
@@ -520,3 +521,42 @@ def test_tampering_is_sent_again_only_when_more_committed_files_changed():
 
     assert unreadable == []  # counted as the status counts tampered files: the one changed segment
     assert [(d["alert"], d["state"], d["message"]) for d in more] == [("tampering", "updated", "changed 2, 3")]
+
+
+def refused_session(at: str, source: str = "10.0.0.5") -> dict:
+    return {"event": "borg-session", "client": "web", "refused": "max_sessions", "finished_at": at, "source": source}
+
+
+def test_refused_sessions_are_counted_on_and_start_afresh_after_an_hour_without_one():
+    first = refusals(None, [refused_session("2024-05-06T02:50:00+00:00"), refused_session(NOW_TEXT, "10.0.0.6")], NOW)
+    assert first == Refusals("2024-05-06T02:50:00+00:00", NOW_TEXT, 2, "10.0.0.6")
+    assert refusals(first, [], NOW) == first
+    later = datetime(2024, 5, 6, 3, 30, tzinfo=UTC)
+    assert refusals(first, [refused_session(LATER_TEXT)], later) == Refusals(first.first_at, LATER_TEXT, 3, "10.0.0.5")
+    quiet = datetime(2024, 5, 6, 4, 0, tzinfo=UTC)
+    assert refusals(first, [], quiet) is None
+    assert refusals(first, [refused_session("2024-05-06T04:00:00+00:00")], quiet).count == 1
+
+
+def test_refused_sessions_are_a_condition_for_an_hour_naming_the_count_the_limit_and_the_host():
+    found = state(refused={"first_at": "2024-05-06T01:50:00+00:00", "last_at": "2024-05-06T01:59:59+00:00",
+                           "count": 5, "source": "10.0.0.5"})  # fmt: skip
+    assert "sessions_refused" not in conditions_of(found)  # the last one is more than an hour ago
+    found.refused = Refusals("2024-05-06T02:50:00+00:00", "2024-05-06T02:55:00+00:00", 5, "10.0.0.5")
+
+    message, details = conditions_of(found, client(max_sessions=4))["sessions_refused"]
+
+    assert message == (
+        "client web: 5 session(s) refused since 2024-05-06T02:50:00+00:00 (the last at 2024-05-06T02:55:00+00:00, "
+        "from 10.0.0.5): 4 sessions of the client were open at once, as many as MAX_SESSIONS allows. A broken or "
+        "compromised client is opening sessions in a loop: look at the host 10.0.0.5; its backups fail while this "
+        "lasts, other clients' do not"
+    )
+    assert details["count"] == 5 and details["max_sessions"] == 4
+    documents = transitions(found, {"sessions_refused": (message, details)}, "web", "backup", NOW_TEXT)
+    assert [d["state"] for d in documents] == ["raised"]
+    more = (message, details | {"count": 7})
+    assert [d["state"] for d in transitions(found, {"sessions_refused": more}, "web", "backup", NOW_TEXT)] == [
+        "updated"
+    ]
+    assert client_state.from_json(client_state.to_json(found), NOW_TEXT).refused == found.refused

@@ -28,7 +28,8 @@ def test_key_line_forces_append_only_by_default():
     (grant,) = grants_for(web(KEY=WEB_KEY), parse_public_key(WEB_KEY))
 
     assert key_line(grant) == (
-        f'restrict,command="{SERVE} --client web --role append --fingerprint {WEB_FINGERPRINT}" {WEB_KEY}'
+        f'restrict,command="{SERVE} --client web --role append --fingerprint {WEB_FINGERPRINT} --max-sessions 8" '
+        f"{WEB_KEY}"
     )
 
 
@@ -37,7 +38,8 @@ def test_key_line_gives_the_full_role_when_append_only_is_off():
 
     assert grant.role == "full"
     assert key_line(grant) == (
-        f'restrict,command="{SERVE} --client web --role full --fingerprint {WEB_FINGERPRINT}" {WEB_KEY}'
+        f'restrict,command="{SERVE} --client web --role full --fingerprint {WEB_FINGERPRINT} --max-sessions 8" '
+        f"{WEB_KEY}"
     )
 
 
@@ -46,7 +48,7 @@ def test_key_line_adds_the_quota_in_bytes_for_an_append_key():
 
     assert key_line(grant) == (
         f'restrict,command="{SERVE} --client web --role append --fingerprint {WEB_FINGERPRINT} '
-        f'--quota 50000000000" {WEB_KEY}'
+        f'--quota 50000000000 --max-sessions 8" {WEB_KEY}'
     )
 
 
@@ -75,7 +77,7 @@ def test_key_line_keeps_the_canonical_key_line_whatever_the_spacing_given():
 def test_grants_for_a_client_without_admin_key_is_only_its_own_key():
     key = parse_public_key(WEB_KEY)
 
-    assert grants_for(web(QUOTA="2G"), key) == [Grant("web", "append", key, 2_000_000_000)]
+    assert grants_for(web(QUOTA="2G"), key) == [Grant("web", "append", key, 2_000_000_000, 8)]
 
 
 def test_grants_for_a_client_with_admin_key_adds_an_admin_grant_without_quota():
@@ -84,8 +86,8 @@ def test_grants_for_a_client_with_admin_key_adds_an_admin_grant_without_quota():
     grants = grants_for(web(KEY=WEB_KEY, ADMIN_KEY=ADMIN_KEY, QUOTA="2G"), key)
 
     assert grants == [
-        Grant("web", "append", key, 2_000_000_000),
-        Grant("web", "admin", parse_public_key(ADMIN_KEY), None),
+        Grant("web", "append", key, 2_000_000_000, 8),
+        Grant("web", "admin", parse_public_key(ADMIN_KEY), None, 8),
     ]
 
 
@@ -95,10 +97,19 @@ def test_render_writes_the_header_then_one_line_per_grant():
 
     assert render(grants) == (
         HEADER
-        + f'restrict,command="{SERVE} --client web --role append --fingerprint {WEB_FINGERPRINT}" {WEB_KEY}\n'
-        + f'restrict,command="{SERVE} --client web --role admin --fingerprint {ADMIN_FINGERPRINT}" {ADMIN_KEY}\n'
+        + f'restrict,command="{SERVE} --client web --role append --fingerprint {WEB_FINGERPRINT} --max-sessions 8" '
+        f"{WEB_KEY}\n"
+        + f'restrict,command="{SERVE} --client web --role admin --fingerprint {ADMIN_FINGERPRINT} --max-sessions 8" '
+        f"{ADMIN_KEY}\n"
     )
 
 
 def test_render_of_no_grants_is_only_the_header():
     assert render([]) == HEADER
+
+
+def test_every_key_of_a_client_carries_its_max_sessions_the_global_default_or_its_own():
+    key = parse_public_key(WEB_KEY)
+
+    assert [g.max_sessions for g in grants_for(web(KEY=WEB_KEY, ADMIN_KEY=ADMIN_KEY, MAX_SESSIONS="3"), key)] == [3, 3]
+    assert key_line(grants_for(web(KEY=WEB_KEY, MAX_SESSIONS="3"), key)[0]).endswith(f' --max-sessions 3" {WEB_KEY}')

@@ -15,12 +15,15 @@ WEEK = 7 * 86400
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$ (lower-case letters, digits, - and _)"
 SERVER_KEYS = (
     "allowed: server_name, ssh_port, puid, pgid, ssh_log_level, monitor_interval, monitor_check_interval, "
-    "metrics_port, report_urls, disk_alert_used, disk_reserve, compact_delay, snapshot_keep, replicate_from, "
+    "metrics_port, report_urls, disk_alert_used, disk_reserve, compact_delay, snapshot_keep, max_sessions, "
+    "replicate_from, "
     "replicate_host_key, replicate_cron, replica_keep_removed, replica_max_lag, replica_key, "
     "clients; "
     "each setting also as <setting>_file"
 )
-CLIENT_KEYS = "allowed: key, admin_key, quota, append_only, max_age, auto_compact; each also as <setting>_file"
+CLIENT_KEYS = (
+    "allowed: key, admin_key, quota, append_only, max_age, auto_compact, max_sessions; each also as <setting>_file"
+)
 BAD_SERVER_NAME = "is not a host name, IPv4 address or [IPv6] address, with optional :port"
 NO_CLIENT = 'no client is configured; set it to client names (e.g. "web db") or list clients in BORG_SERVER_CONFIG'
 OWN_KEY = "each client and admin needs its own key"
@@ -230,6 +233,14 @@ WEB_DB = {"BORG_CLIENTS": "web db"}
             "BORG_CLIENT_WEB_QUOTA: 5M is out of range 10M..1P",
         ),
         (
+            WEB_DB | {"MAX_SESSIONS": "0"},
+            "MAX_SESSIONS: 0 is out of range 1..1000",
+        ),
+        (
+            WEB_DB | {"BORG_CLIENT_WEB_MAX_SESSIONS": "2000"},
+            "BORG_CLIENT_WEB_MAX_SESSIONS: 2000 is out of range 1..1000",
+        ),
+        (
             WEB_DB | {"BORG_CLIENT_DB_APPEND_ONLY": "maybe"},
             "BORG_CLIENT_DB_APPEND_ONLY: 'maybe' is not a boolean; use one of yes, true, on, 1, no, false, off, 0",
         ),
@@ -240,7 +251,7 @@ WEB_DB = {"BORG_CLIENTS": "web db"}
         (
             WEB_DB | {"BORG_CLIENT_WEB_QUTA": "5G"},
             "BORG_CLIENT_WEB_QUTA: unknown setting; per-client settings are KEY, ADMIN_KEY, QUOTA, APPEND_ONLY, "
-            "MAX_AGE, AUTO_COMPACT, each also as _FILE",
+            "MAX_AGE, AUTO_COMPACT, MAX_SESSIONS, each also as _FILE",
         ),
         (
             WEB_DB | {"BORG_CLIENT_WEB_X_KEY_FILE": "/run/secrets/x.pub"},
@@ -435,7 +446,7 @@ def test_every_problem_is_reported_together_in_one_error():
             "BORG_CLIENT_DB_KEY: has 2 lines; a key is one line",
             "BORG_CLIENT_DB_QUOTA: 'huge' is not a size; use a number with K, M, G, T or P (e.g. 50G)",
             "BORG_CLIENT_DB_QUTA: unknown setting; per-client settings are KEY, ADMIN_KEY, QUOTA, APPEND_ONLY, "
-            "MAX_AGE, AUTO_COMPACT, each also as _FILE",
+            "MAX_AGE, AUTO_COMPACT, MAX_SESSIONS, each also as _FILE",
             "PUID: 0 is root; the borg account must not be root",
             "SSH_PORT: 70000 is out of range 1..65535",
         ]
@@ -595,3 +606,9 @@ def test_a_variable_for_a_client_of_the_file_that_the_file_does_not_set_is_still
     assert problems_of({"BORG_SERVER_CONFIG": str(path), "BORG_CLIENT_WEB_QUOTA": "50G"}) == [
         "BORG_CLIENT_WEB_QUOTA: no client web is configured (BORG_CLIENTS lists: none)"
     ]
+
+
+def test_max_sessions_is_every_clients_default_and_a_client_may_have_its_own():
+    clients = load({"BORG_CLIENTS": "web db", "MAX_SESSIONS": "3", "BORG_CLIENT_DB_MAX_SESSIONS": "20"}, "b").clients
+    assert [(c.name, c.max_sessions) for c in clients] == [("db", 20), ("web", 3)]
+    assert load({"BORG_CLIENTS": "web"}, "b").clients[0].max_sessions == 8

@@ -91,6 +91,7 @@ borg_appliance_client_alert{client="web",alert="tampering"} 0
 borg_appliance_client_alert{client="web",alert="manifest_shrank"} 0
 borg_appliance_client_alert{client="web",alert="check_failed"} 0
 borg_appliance_client_alert{client="web",alert="quota"} 0
+borg_appliance_client_alert{client="web",alert="sessions_refused"} 0
 # HELP borg_appliance_monitor_last_scan_timestamp_seconds When the monitor last finished a scan.
 # TYPE borg_appliance_monitor_last_scan_timestamp_seconds gauge
 borg_appliance_monitor_last_scan_timestamp_seconds 1714964400.5
@@ -123,6 +124,7 @@ def test_a_client_with_nothing_known_has_only_the_samples_that_have_a_value():
         'borg_appliance_client_alert{client="db",alert="manifest_shrank"} 0',
         'borg_appliance_client_alert{client="db",alert="check_failed"} 0',
         'borg_appliance_client_alert{client="db",alert="quota"} 0',
+        'borg_appliance_client_alert{client="db",alert="sessions_refused"} 0',
         "borg_appliance_monitor_outbox_reports 0",
     ]
 

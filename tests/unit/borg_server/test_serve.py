@@ -111,6 +111,10 @@ def test_the_forced_commands_read_the_arguments_authorized_keys_writes():
         (["serve-replica", "--fingerprint", "f", "--client", "web"], "--client is not an option of serve-replica"),
         (["serve", "--client", "web", "--role", "append", "--fingerprint", "f", "--quota", "-1"], "--quota is not a"),
         (["serve", "--client", "web", "--role", "append", "--fingerprint", "f", "--quota", "1e9"], "--quota is not a"),
+        (
+            ["serve", "--client", "web", "--role", "append", "--fingerprint", "f", "--max-sessions", "x"],
+            "--max-sessions is not a number",
+        ),
     ],
 )
 def test_forced_command_arguments_it_does_not_know_fail_with_one_line(argv, problem, monkeypatch, capsys):
@@ -123,10 +127,18 @@ def test_forced_command_arguments_it_does_not_know_fail_with_one_line(argv, prob
 
 def test_the_forced_command_hands_its_arguments_to_the_session(monkeypatch):
     asked = []
-    monkeypatch.setattr(forced_command, "serve", lambda *arguments: asked.append(arguments[:4]) or 3)
+    monkeypatch.setattr(
+        forced_command, "serve", lambda *arguments, max_sessions=None: asked.append((*arguments[:4], max_sessions)) or 3
+    )
 
     assert (
         forced_command.main(["serve", "--client", "web", "--role", "append", "--fingerprint", "f", "--quota", "9"]) == 3
     )
+    assert forced_command.main(["serve", "--client", "web", "--role", "admin", "--fingerprint", "f",
+                                "--max-sessions", "4"]) == 3  # fmt: skip
     assert forced_command.main(["serve-replica", "--fingerprint", "g"]) == 3
-    assert asked == [("web", "append", "f", 9), (None, "replica", "g", None)]
+    assert asked == [
+        ("web", "append", "f", 9, None),
+        ("web", "admin", "f", None, 4),
+        (None, "replica", "g", None, None),
+    ]

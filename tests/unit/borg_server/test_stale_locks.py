@@ -36,33 +36,24 @@ def test_live_processes_are_those_with_the_uid_that_are_not_zombies(tmp_path):
     assert sorted(stale_locks.live_processes(24930, proc)) == [10, 11]
 
 
-def test_a_lock_with_no_live_process_of_the_account_is_removed_with_its_holder_named(tmp_path, caplog):
+def test_a_lock_is_removed_with_its_holder_named(tmp_path, caplog):
     repository = locked_repository(tmp_path / "c")
-    proc = fake_proc(tmp_path, {10: ("1000\t1000\t1000\t1000", "S (sleeping)")})
-    assert stale_locks.clear("c", 24930, tmp_path / "c", proc) == [repository]
+    assert stale_locks.remove_locks("c", tmp_path / "c") == [repository]
     assert sorted(path.name for path in repository.iterdir()) == ["config"]
     assert f"client c: removed the lock of {repository} left by a borg serve that is gone ({HOLDER})" in caplog.text
-
-
-def test_a_lock_stays_while_any_process_of_the_account_runs(tmp_path):
-    repository = locked_repository(tmp_path / "c")
-    proc = fake_proc(tmp_path, {77: ("24930\t24930\t24930\t24930", "S (sleeping)")})
-    assert stale_locks.clear("c", 24930, tmp_path / "c", proc) == []
-    assert (repository / "lock.exclusive" / HOLDER).exists()
-    assert (repository / "lock.roster").exists()
 
 
 def test_locks_of_every_repository_in_the_client_directory_are_removed(tmp_path):
     first, second = locked_repository(tmp_path / "c"), locked_repository(tmp_path / "c", "old")
     (tmp_path / "c" / "unlocked").mkdir()
-    assert stale_locks.clear("c", 24930, tmp_path / "c", fake_proc(tmp_path, {})) == [first, second]
+    assert stale_locks.remove_locks("c", tmp_path / "c") == [first, second]
 
 
 def test_a_repository_that_is_a_symbolic_link_is_not_followed(tmp_path):
     elsewhere = locked_repository(tmp_path / "elsewhere")
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "main").symlink_to(elsewhere)
-    assert stale_locks.clear("c", 24930, tmp_path / "c", fake_proc(tmp_path, {})) == []
+    assert stale_locks.remove_locks("c", tmp_path / "c") == []
     assert (elsewhere / "lock.exclusive" / HOLDER).exists()
 
 
@@ -73,13 +64,13 @@ def test_a_lock_directory_that_is_a_symbolic_link_is_removed_not_followed(tmp_pa
     repository = tmp_path / "c" / "main"
     repository.mkdir(parents=True)
     (repository / "lock.exclusive").symlink_to(target)
-    assert stale_locks.clear("c", 24930, tmp_path / "c", fake_proc(tmp_path, {})) == [repository]
+    assert stale_locks.remove_locks("c", tmp_path / "c") == [repository]
     assert not os.path.lexists(repository / "lock.exclusive")
     assert (target / "precious").exists()
 
 
 def test_a_client_without_a_directory_has_nothing_to_clear(tmp_path):
-    assert stale_locks.clear("c", 24930, tmp_path / "missing", fake_proc(tmp_path, {})) == []
+    assert stale_locks.remove_locks("c", tmp_path / "missing") == []
 
 
 def enter_and_note(client, order):
