@@ -146,7 +146,7 @@ def test_a_month_of_archives_is_pruned_by_the_keep_rules_only_with_the_admin_key
     event = wait_until(lambda: monitor_documents(server.container, "compacted", "event"), 90, "the compaction")[0]
     after = repository_bytes(server, "web")
     assert after < before - 24 * 180_000, (before, after)
-    assert event["details"]["bytes_freed"] > 24 * 180_000 and event["details"]["admin_deletes"] >= 24, event
+    assert event["details"]["bytes_freed"] > 24 * 180_000 and event["details"]["acknowledged_deletes"] >= 24, event
     assert server.exec("ls", "-A", "/srv/borg/.snapshots/web").stdout == ""  # SNAPSHOT_KEEP=0
     assert archives(sandbox, web) == kept | {foreign}
 

@@ -21,7 +21,7 @@ from borg_server.compaction import compact
 from borg_server.compaction.policy import Decision, Group, decide, snapshots_expired
 from borg_server.monitor import alerts
 from borg_server.records import state_file
-from borg_server.records.client_state import ClientState
+from borg_server.records.client_state import Acknowledgement, ClientState
 from borg_server.records.compaction_state import Compacted
 from borg_server.records.configuration import ClientSpec, ServerConfig
 from borg_server.repository import audit_log, baseline, segments
@@ -73,9 +73,13 @@ def blocker(client: ClientSpec, found: ClientState, repository: Path) -> str | N
 
 def acknowledged_since(found: ClientState) -> str | None:
     """Return when deletes were last acknowledged after the last compaction (None: not since)."""
+    return max((done.at for done in acknowledgements_since(found)), default=None)
+
+
+def acknowledgements_since(found: ClientState) -> list[Acknowledgement]:
+    """Return the acknowledgements of deletes made after the last compaction."""
     last = found.retention.last.at if found.retention.last else ""
-    times = [done.at for done in found.acknowledged if done.deletes and done.at > last]
-    return max(times, default=None)
+    return [done for done in found.acknowledged if done.deletes and done.at > last]
 
 
 def evaluate(
@@ -127,10 +131,14 @@ def run(client: ClientSpec, server: ServerConfig, paths: Paths) -> list[dict]:
     read = lambda: audit_log.read_all(paths.audit_log)  # noqa: E731 (read only when there are deletes)
     with state_file.locked(paths.monitor_state(client.name)) as found:
         decision = note(client, server, paths, found, read)
+        acknowledged = sum(done.deletes for done in acknowledgements_since(found))
     if not decision.compact:
         return []
     until = (datetime.now(UTC) + timedelta(seconds=server.snapshot_keep)).isoformat(timespec="seconds")
-    logger.info("client %s: compacting by itself: %d admin delete(s)", client.name, decision.pending_admin)
+    logger.info(
+        "client %s: compacting by itself: %d admin delete(s) and %d acknowledged by a person",
+        client.name, decision.pending_admin, acknowledged,
+    )  # fmt: skip
 
     def refuse(fresh: ClientState) -> str | None:
         again = evaluate(client, server, paths, fresh, read)
@@ -160,7 +168,8 @@ def run(client: ClientSpec, server: ServerConfig, paths: Paths) -> list[dict]:
         )
         logger.info("%s", message)
         details = {"bytes_before": outcome.before, "bytes_after": outcome.after, "bytes_freed": freed,
-                   "admin_deletes": decision.pending_admin, "snapshot": str(outcome.snapshot),
+                   "admin_deletes": decision.pending_admin, "acknowledged_deletes": acknowledged,
+                   "snapshot": str(outcome.snapshot),
                    "snapshot_kept_until": until}  # fmt: skip
         documents = [event(client, server, "event", message, details)]
         if server.snapshot_keep == 0:
