@@ -123,7 +123,7 @@ integration: venv images
 
 test: venv images
 	$(VENV)/bin/pytest -q tests/unit
-	$(VENV)/bin/pytest -q $(PARALLEL) --durations=15 tests/integration
+	$(VENV)/bin/pytest -q $(PARALLEL) --durations=40 tests/integration
 	$(VENV)/bin/pytest -q -m alone tests/integration
 
 # Benchmarks print ratios against plain borg measured in the same run (bench/results.md).
