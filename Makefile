@@ -25,7 +25,7 @@ COMPOSE_PROFILES := $(PROFILES)
 ADMIN := $(filter admin,$(subst $(comma), ,$(PROFILES)))
 export BASE_IMAGE IMAGE_TAG COMPOSE_PROFILES
 
-.PHONY: help up down test unit integration lint docs images test-images base-image venv bench
+.PHONY: help up down test unit integration lint docs images test-images base-image venv bench promtool
 
 help:
 	@echo "make up     run the appliance (server, sidecar, sample app) and make a first backup"
@@ -107,7 +107,12 @@ lint: venv
 docs: venv
 	$(VENV)/bin/mkdocs build --strict --site-dir site
 
-unit: venv
+# promtool (Debian's prometheus package, for its binary only) checks and tests deploy/monitoring's alert rules
+# in the unit tests; installed when missing, as .ci/run does.
+promtool:
+	@command -v promtool >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; }
+
+unit: venv promtool
 	$(VENV)/bin/pytest -q tests/unit
 
 # Scenarios spend most of their time waiting for containers, so WORKERS runs more of them at once than the
@@ -121,7 +126,7 @@ integration: venv images
 	$(VENV)/bin/pytest -q $(PARALLEL) tests/integration
 	$(VENV)/bin/pytest -q -m alone tests/integration
 
-test: venv images
+test: venv images promtool
 	$(VENV)/bin/pytest -q tests/unit
 	$(VENV)/bin/pytest -q $(PARALLEL) --durations=40 tests/integration
 	$(VENV)/bin/pytest -q -m alone tests/integration

@@ -95,12 +95,13 @@ def held_since(replica: Server) -> datetime:
     return max(datetime.fromisoformat(entry["removed_at"]) for entry in record["held"])
 
 
-def start_pair(sandbox, env: dict[str, str] | None = None) -> tuple[Server, Server, str, str]:
-    """Start a primary that generates the replica key, a receiver, and a replica that logs in as the issue's
-    ssh://replica@primary:22 with the key and host key from the primary's export and sends its alerts to the
-    receiver, all on one network; return both servers, the export's volume and the receiver."""
+def start_pair(sandbox, env: dict[str, str] | None = None,
+               primary_env: dict[str, str] | None = None) -> tuple[Server, Server, str, str]:  # fmt: skip
+    """Start a primary (with primary_env) that generates the replica key, a receiver, and a replica (with env) that
+    logs in as the issue's ssh://replica@primary:22 with the key and host key from the primary's export and sends
+    its alerts to the receiver, all on one network; return both servers, the export's volume and the receiver."""
     export = sandbox.volume("replica-export")
-    primary = start_server(sandbox, ["app"], env={"BORG_REPLICA_KEY": "generate"},
+    primary = start_server(sandbox, ["app"], env={"BORG_REPLICA_KEY": "generate", **(primary_env or {})},
                            extra=["-v", f"{export}:/var/lib/borg-server/export-replica"])  # fmt: skip
     receiver = start_receiver(sandbox, primary.network)
     replicate_from = f"ssh://replica@{primary.container}:22"
