@@ -107,10 +107,13 @@ lint: venv
 docs: venv
 	$(VENV)/bin/mkdocs build --strict --site-dir site
 
-# promtool (Debian's prometheus package, for its binary only) checks and tests deploy/monitoring's alert rules
-# in the unit tests; installed when missing, as .ci/run does.
+# promtool checks and tests deploy/monitoring's alert rules in the unit tests: taken out of Debian's prometheus
+# package into .build/bin when no promtool is on PATH (the package is not installed: no Prometheus service starts).
 promtool:
-	@command -v promtool >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; }
+	@command -v promtool >/dev/null || test -x .build/bin/promtool || { \
+	  rm -rf .build/promtool && mkdir -p .build/promtool .build/bin && cd .build/promtool && \
+	  { apt-get download prometheus 2>/dev/null || { apt-get update -q && apt-get download prometheus; }; } && \
+	  dpkg-deb -x prometheus_*.deb root && cp root/usr/bin/promtool ../bin/promtool && cd .. && rm -rf promtool; }
 
 unit: venv promtool
 	$(VENV)/bin/pytest -q tests/unit

@@ -21,7 +21,7 @@ from tests.harness import promql
 from tests.unit.deploy import images
 
 ANSWER = images.ROOT / "docs" / "how-to" / "answer-an-alert.md"
-PROMTOOL = shutil.which("promtool")
+PROMTOOL = shutil.which("promtool") or shutil.which("promtool", path=str(images.ROOT / ".build" / "bin"))
 # Skipped on a developer's machine without it (make unit and make test install it); never in CI, which installs it.
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None and not os.environ.get("CI"), reason="promtool is missing: make unit installs it (prometheus)"
