@@ -25,7 +25,7 @@ COMPOSE_PROFILES := $(PROFILES)
 ADMIN := $(filter admin,$(subst $(comma), ,$(PROFILES)))
 export BASE_IMAGE IMAGE_TAG COMPOSE_PROFILES
 
-.PHONY: help up down test unit integration lint docs images test-images base-image venv bench promtool
+.PHONY: help up down test unit integration lint docs images test-images browser-image base-image venv bench promtool
 
 help:
 	@echo "make up     run the appliance (server, sidecar, sample app) and make a first backup"
@@ -59,10 +59,15 @@ images: base-image
 	$(BUILD) -f Dockerfile.server -t $(SERVER_IMAGE) .
 	$(BUILD) -f Dockerfile.client -t $(CLIENT_IMAGE) .
 
-# The databases the dump scenarios run (tests/images): PostgreSQL 17 and MariaDB from Debian's packages.
-test-images: base-image
+# The databases the dump scenarios run (tests/images): PostgreSQL 17 and MariaDB from Debian's packages;
+# and the browser of the status page scenario.
+test-images: base-image browser-image
 	$(BUILD) -q -t borg-appliance-test-postgres:$(IMAGE_TAG) tests/images/postgres
 	$(BUILD) -q -t borg-appliance-test-mariadb:$(IMAGE_TAG) tests/images/mariadb
+
+# Headless Chromium from Debian's package (tests/images/chromium): about 2 minutes the first time, cached after.
+browser-image: base-image
+	$(BUILD) -q -t borg-appliance-test-chromium:$(IMAGE_TAG) tests/images/chromium
 
 secrets/borg_passphrase:
 	@mkdir -p secrets && chmod 700 secrets

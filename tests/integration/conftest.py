@@ -71,6 +71,12 @@ def database_images() -> None:
     subprocess.run(["make", "-C", str(ROOT), "test-images"], check=True, capture_output=True)
 
 
+@pytest.fixture(scope="session")
+def browser_image() -> None:
+    """Build the headless Chromium image of the status page scenario once, when a scenario needs it."""
+    subprocess.run(["make", "-C", str(ROOT), "browser-image"], check=True, capture_output=True)
+
+
 @pytest.fixture
 def sandbox():
     box = Sandbox()

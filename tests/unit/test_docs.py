@@ -150,7 +150,7 @@ def test_every_link_of_the_readme_points_at_a_file_and_heading_that_exist():
         if re.match(r"[a-z]+:", target) or target.startswith("#"):
             continue  # a web address, or a heading of the README itself
         path, _, anchor = target.partition("#")
-        if path.startswith("docs/"):
+        if path.startswith("docs/") and path.endswith(".md"):  # a page; an image only has to exist
             problem = target_problem(path.removeprefix("docs/"), anchor or None)
         else:
             problem = None if (ROOT / path).exists() else f"{path} does not exist"

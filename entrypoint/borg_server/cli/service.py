@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from borg_server.cli.shared import PATHS, load_or_explain
@@ -52,18 +53,26 @@ def command_monitor(_arguments) -> int:
     from borg_server.monitor import loop
     from borg_server.replica import loop as replicator
     from borg_server.replica import status
-    from borg_server.status import metrics
+    from borg_server.status import facts, metrics, page, web
 
     server_config = load_or_explain()
     if server_config is None:
         return 2
     exposition = metrics.Exposition()
-    if server_config.metrics_port:
-        with loop.signals_for_the_main_thread():  # the metrics threads never take the monitor's signals
+    board = page.Board(page.Snapshot(server_config.server_host))
+    with loop.signals_for_the_main_thread():  # the HTTP threads never take the monitor's signals
+        if server_config.metrics_port:
             metrics.serve(server_config.metrics_port, exposition)
+        if server_config.status_port:
+            web.serve(server_config.status_port, server_config.status_password, board)
 
     def scanned(current: ServerConfig, seconds: float) -> None:
-        metrics.publish(exposition, PATHS, current, seconds)
+        if not (current.metrics_port or current.status_port):
+            return
+        found = facts.collect(current, PATHS), facts.server_status(current, PATHS)
+        metrics.publish(exposition, PATHS, current, seconds, found)
+        if current.status_port:
+            page.publish(board, PATHS.size_history, current, found, time.time())
 
     if server_config.replication is not None:
         return replicator.run(server_config, PATHS, lambda: exposition.update(status.metrics(PATHS)))

@@ -31,6 +31,7 @@ SETTINGS = (  # every setting of the server but the clients' own (docs/reference
     "MONITOR_INTERVAL", "PGID", "PUID", "REPLICATE_CRON", "REPLICATE_FROM", "REPLICATE_HOST_KEY",
     "REPLICATE_SSH_KEY_FILE",
     "REPLICA_KEEP_REMOVED", "REPLICA_MAX_LAG", "REPORT_URLS", "SNAPSHOT_KEEP", "SSH_LOG_LEVEL", "SSH_PORT",
+    "STATUS_NO_PASSWORD", "STATUS_PASSWORD", "STATUS_PORT",
 )  # fmt: skip
 # Not settings: the clients' own (config/clients.py checks them) and what sshd sets in a session's environment.
 NOT_SETTINGS = ("BORG_CLIENT_", "SSH_CONNECTION", "SSH_CLIENT", "SSH_ORIGINAL_COMMAND", "SSH_TTY", "SSH_AUTH_SOCK")
@@ -48,6 +49,7 @@ MINIMUM_DISK_ALERT_USED, MAXIMUM_DISK_ALERT_USED = 10, 99  # percent
 MAXIMUM_DISK_RESERVE = 1000**4  # 1T
 MAXIMUM_COMPACT_DELAY = 90 * 86400
 MAXIMUM_SNAPSHOT_KEEP = 365 * 86400
+MINIMUM_STATUS_PASSWORD, MAXIMUM_STATUS_PASSWORD = 12, 1024  # characters
 PERCENT = re.compile(r"([0-9]{1,3})\s*%?")
 DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
@@ -74,10 +76,13 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
     if metrics_port is not None and metrics_port == ssh_port:
         shown = settings.shown("METRICS_PORT", str(metrics_port), quote=False)
         settings.problem(settings.label("METRICS_PORT"), f"{shown} is SSH_PORT's port; pick another one")
+    status_port, status_password = _status_page(settings, ssh_port, metrics_port)
     replica_key = config_replica.read_replica_key(settings)
     replication = config_replica.read_replication(settings)
     if replica:
         config_replica.check_replica_clients(settings, clients, replica_key)
+        if status_port is not None:
+            settings.problem(settings.label("STATUS_PORT"), "the status page is not served on a replica yet; unset it")
     config = ServerConfig(
         clients=tuple(sorted(clients, key=lambda client: client.name)),
         server_host=server_host,
@@ -89,6 +94,8 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
         monitor_interval=interval,
         check_interval=check_interval,
         metrics_port=metrics_port,
+        status_port=status_port,
+        status_password=status_password,
         report_urls=settings.urls("REPORT_URLS"),
         log_level=settings.log_level("LOG_LEVEL"),
         disk_alert_used=_percent(settings, "DISK_ALERT_USED", DEFAULT_DISK_ALERT_USED) / 100,
@@ -115,6 +122,39 @@ def load_endpoint(environ: Mapping[str, str], hostname: str) -> Endpoint:
     endpoint = Endpoint(server_host, server_port or ssh_port, _host_key(settings))
     settings.check()
     return endpoint
+
+
+def _status_page(settings: Settings, ssh_port: int, metrics_port: int | None) -> tuple[int | None, str | None]:
+    """Return STATUS_PORT (None: off) and the page's password (None: served without one, or off).
+
+    Record a port taken by sshd or the metrics, a password too short or set without the port, and a port
+    with neither a password nor STATUS_NO_PASSWORD=yes (the page would be open to anyone who reaches it).
+    """
+    port = settings.integer("STATUS_PORT", None, 1, 65535)
+    password = settings.string("STATUS_PASSWORD", limit=MAXIMUM_STATUS_PASSWORD)
+    before = len(settings.problems)
+    open_port = settings.boolean("STATUS_NO_PASSWORD", False)
+    unreadable = len(settings.problems) > before  # its own problem says what is wrong with it
+    taken = {ssh_port: "SSH_PORT", metrics_port: "METRICS_PORT"}
+    if port is not None and port in taken:
+        shown = settings.shown("STATUS_PORT", str(port), quote=False)
+        settings.problem(settings.label("STATUS_PORT"), f"{shown} is {taken[port]}'s port; pick another one")
+    if password is not None:
+        label = settings.label("STATUS_PASSWORD")  # never the password itself
+        if len(password) < MINIMUM_STATUS_PASSWORD:
+            settings.problem(label, f"has {len(password)} characters; use at least {MINIMUM_STATUS_PASSWORD} "
+                                    "(e.g. from: head -c 24 /dev/urandom | base64)")  # fmt: skip
+        if open_port:
+            settings.problem(label, "is set beside STATUS_NO_PASSWORD=yes; set only one")
+        if port is None:
+            settings.problem(label, "is set but STATUS_PORT is not; set STATUS_PORT to serve the status page")
+    elif port is not None and not open_port and not unreadable:
+        settings.problem(
+            settings.label("STATUS_PORT"),
+            "the status page needs a password: set STATUS_PASSWORD_FILE (a secret), or STATUS_NO_PASSWORD=yes "
+            "if only trusted hosts can reach this port (e.g. behind a reverse proxy that asks for one)",
+        )
+    return port, password
 
 
 def _host_key(settings: Settings) -> GivenHostKey | None:

@@ -6,7 +6,7 @@ else imports only these records, so that a feature does not pull in the YAML rea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from borg_server.system.host_key import GivenHostKey
@@ -78,6 +78,8 @@ class ServerConfig:
     check_interval: int
     metrics_port: int | None
     report_urls: tuple[str, ...]
+    status_port: int | None = None  # STATUS_PORT: the status page (status/page.py); None: off
+    status_password: str | None = field(default=None, repr=False)  # STATUS_PASSWORD(_FILE); None: none asked
     log_level: str = "INFO"  # LOG_LEVEL: one of Python's logging levels, upper case
     disk_alert_used: float = DEFAULT_DISK_ALERT_USED / 100  # DISK_ALERT_USED as a share
     disk_reserve: int | None = None  # DISK_RESERVE in bytes; None: the default (disk_space.reserve_size)

@@ -1,2 +1,2 @@
-"""What `borg-server status` and the metrics endpoint show: every client's figures, as text, JSON or
-Prometheus exposition."""
+"""What `borg-server status`, the metrics endpoint and the status page show: every client's figures, as text, JSON,
+Prometheus exposition or an HTML page."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from borg_server.monitor import disk_alert
@@ -35,6 +35,8 @@ class ClientStatus:
     compaction_blocked: str | None = None  # why the monitor does not compact by itself
     last_compaction_at: str | None = None
     last_compaction_freed_bytes: int | None = None
+    max_age_s: int | None = None  # BORG_CLIENT_<NAME>_MAX_AGE: older than this, the last backup is stale
+    alert_messages: dict[str, str] = field(default_factory=dict)  # each raised alert's message, as sent
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,17 @@ class ServerStatus:
     used_ratio: float
     reserve_bytes: int
     alerts: list[str]
+    alert_messages: dict[str, str] = field(default_factory=dict)
 
 
 def server_status(config: ServerConfig, paths: Paths) -> ServerStatus:
     """Given the configuration, return the repositories' file system measured now and the server's raised alerts."""
     usage = disk_space.measure(paths.repositories, config.disk_reserve)
-    raised = sorted(disk_alert.load(paths.monitor_server_state).alerts)
-    return ServerStatus(usage.path, usage.total_bytes, usage.free_bytes, usage.used_ratio, usage.reserve_bytes, raised)
+    raised = disk_alert.load(paths.monitor_server_state).alerts
+    messages = {kind: raised[kind].message for kind in sorted(raised)}
+    return ServerStatus(
+        usage.path, usage.total_bytes, usage.free_bytes, usage.used_ratio, usage.reserve_bytes, sorted(raised), messages
+    )
 
 
 def collect(config: ServerConfig, paths: Paths, now: datetime | None = None) -> list[ClientStatus]:
@@ -92,6 +98,8 @@ def collect(config: ServerConfig, paths: Paths, now: datetime | None = None) -> 
                 compaction_blocked=retention.blocked,
                 last_compaction_at=compacted.at if compacted else None,
                 last_compaction_freed_bytes=None if compacted is None or compacted.failed else compacted.bytes_freed,
+                max_age_s=client.max_age,
+                alert_messages={kind: found.alerts[kind].message for kind in sorted(found.alerts)},
             )
         )
     return result

@@ -96,14 +96,21 @@ def timestamp(moment: str | None) -> float | None:
     return datetime.fromisoformat(moment).timestamp() if moment else None
 
 
-def publish(exposition: Exposition, paths: Paths, server: ServerConfig, seconds: float) -> None:
+def publish(
+    exposition: Exposition,
+    paths: Paths,
+    server: ServerConfig,
+    seconds: float,
+    found: tuple[list[ClientStatus], ServerStatus] | None = None,
+) -> None:
     """Render every client's figures and the monitor's own (a scan that took seconds) into the exposition.
 
-    The monitor calls it after every scan; without METRICS_PORT it does nothing.
+    The monitor calls it after every scan, with the facts found (collected here if not given); without
+    METRICS_PORT it does nothing.
     """
     if not server.metrics_port:
         return
-    clients, own = facts.collect(server, paths), facts.server_status(server, paths)
+    clients, own = found or (facts.collect(server, paths), facts.server_status(server, paths))
     text = render(clients, time.time(), seconds, outbox.size(paths.monitor_outbox), own)
     exposition.update(text)
 

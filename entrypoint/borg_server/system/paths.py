@@ -122,6 +122,11 @@ class Paths:
         return self.monitor / "clients" / f"{name}.json"
 
     @property
+    def size_history(self) -> Path:
+        """The repositories' sizes over the last 30 days, for the status page's trend (status/history.py)."""
+        return self.monitor / "sizes.json"
+
+    @property
     def monitor_server_state(self) -> Path:
         """The monitor's state of the server itself: its disk alert, each client's last backup size
         (monitor/disk_alert.py)."""

@@ -15,7 +15,8 @@ WEEK = 7 * 86400
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$ (lower-case letters, digits, - and _)"
 SERVER_KEYS = (
     "allowed: server_name, ssh_port, puid, pgid, ssh_log_level, monitor_interval, monitor_check_interval, "
-    "metrics_port, report_urls, disk_alert_used, disk_reserve, compact_delay, snapshot_keep, max_sessions, "
+    "metrics_port, status_port, status_password, status_no_password, report_urls, disk_alert_used, disk_reserve, "
+    "compact_delay, snapshot_keep, max_sessions, "
     "replicate_from, "
     "replicate_host_key, replicate_cron, replica_keep_removed, replica_max_lag, replica_key, "
     "clients; "
@@ -612,3 +613,66 @@ def test_max_sessions_is_every_clients_default_and_a_client_may_have_its_own():
     clients = load({"BORG_CLIENTS": "web db", "MAX_SESSIONS": "3", "BORG_CLIENT_DB_MAX_SESSIONS": "20"}, "b").clients
     assert [(c.name, c.max_sessions) for c in clients] == [("db", 20), ("web", 3)]
     assert load({"BORG_CLIENTS": "web"}, "b").clients[0].max_sessions == 8
+
+
+# The status page: STATUS_PORT, STATUS_PASSWORD(_FILE), STATUS_NO_PASSWORD
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.mark.parametrize(
+    ("environ", "problem"),
+    [
+        (
+            WEB_DB | {"STATUS_PORT": "8080"},
+            "STATUS_PORT: the status page needs a password: set STATUS_PASSWORD_FILE (a secret), or "
+            "STATUS_NO_PASSWORD=yes if only trusted hosts can reach this port (e.g. behind a reverse proxy that "
+            "asks for one)",
+        ),
+        (
+            WEB_DB | {"STATUS_PORT": "22", "STATUS_NO_PASSWORD": "yes"},
+            "STATUS_PORT: 22 is SSH_PORT's port; pick another one",
+        ),
+        (
+            WEB_DB | {"STATUS_PORT": "9100", "METRICS_PORT": "9100", "STATUS_NO_PASSWORD": "yes"},
+            "STATUS_PORT: 9100 is METRICS_PORT's port; pick another one",
+        ),
+        (
+            WEB_DB | {"STATUS_PORT": "8080", "STATUS_PASSWORD": "hunter2"},
+            "STATUS_PASSWORD: has 7 characters; use at least 12 (e.g. from: head -c 24 /dev/urandom | base64)",
+        ),
+        (
+            WEB_DB | {"STATUS_PORT": "8080", "STATUS_PASSWORD": PASSWORD, "STATUS_NO_PASSWORD": "yes"},
+            "STATUS_PASSWORD: is set beside STATUS_NO_PASSWORD=yes; set only one",
+        ),
+        (
+            WEB_DB | {"STATUS_PASSWORD": PASSWORD},
+            "STATUS_PASSWORD: is set but STATUS_PORT is not; set STATUS_PORT to serve the status page",
+        ),
+        (
+            WEB_DB | {"STATUS_PORT": "8080", "STATUS_NO_PASSWORD": "private"},
+            "STATUS_NO_PASSWORD: 'private' is not a boolean; use one of yes, true, on, 1, no, false, off, 0",
+        ),
+    ],
+)
+def test_a_status_page_that_would_be_open_or_clash_is_refused_never_quoting_the_password(environ, problem):
+    found = problems_of(environ)
+
+    assert found == [problem]
+    assert not any(environ.get("STATUS_PASSWORD", "\0") in line for line in found)
+
+
+def test_the_status_page_takes_its_password_from_a_secret_file(tmp_path):
+    secret = tmp_path / "status_password"
+    secret.write_text(PASSWORD + "\n")
+
+    config = load(WEB_DB | {"STATUS_PORT": "8080", "STATUS_PASSWORD_FILE": str(secret)}, "backup")
+
+    assert (config.status_port, config.status_password) == (8080, PASSWORD)
+    assert PASSWORD not in repr(config)
+
+
+def test_a_status_page_without_a_password_needs_to_be_told_the_port_is_private():
+    config = load(WEB_DB | {"STATUS_PORT": "8080", "STATUS_NO_PASSWORD": "yes"}, "backup")
+
+    assert (config.status_port, config.status_password) == (8080, None)

@@ -109,7 +109,8 @@ def test_status_prints_the_server_line_after_the_table_and_json_keeps_the_client
     assert json.loads(status.render([], as_json=True)) == []
     assert json.loads(status.render([], as_json=True, server=SERVER)) == {
         "server": {"path": "/srv/borg", "total_bytes": 120_000_000, "free_bytes": 30_000_000, "used_ratio": 0.75,
-                   "reserve_bytes": 2_400_000, "alerts": ["disk"]},
+                   "reserve_bytes": 2_400_000, "alerts": ["disk"],
+                   "alert_messages": {}},
         "clients": [],
     }  # fmt: skip
 

@@ -61,6 +61,7 @@ def status(client: str, **fields) -> ClientStatus:
         last_check=None,
         alerts=[],
         auto_compact="admin",
+        max_age_s=26 * 3600,
     )
     return ClientStatus(client=client, **(defaults | fields))
 
@@ -199,6 +200,7 @@ def test_collect_reports_every_client_in_name_order_with_its_findings(paths):
             last_check_at="2024-05-05T00:00:00+00:00",
             last_check="failed",
             alerts=["check_failed", "deletes", "tampering"],
+            alert_messages={"check_failed": "check_failed", "deletes": "deletes", "tampering": "tampering"},
         ),
     ]
 

@@ -83,6 +83,12 @@ def test_replica_settings_without_replicate_from_are_a_mistake():
     assert problems == ["REPLICA_KEEP_REMOVED: is set, but REPLICATE_FROM is not: this server is no replica"]
 
 
+def test_a_replica_refuses_the_status_page_it_does_not_serve_yet(tmp_path):
+    environ = replica_environment(tmp_path, STATUS_PORT="8080", STATUS_NO_PASSWORD="yes")
+
+    assert problems_of(environ) == ["STATUS_PORT: the status page is not served on a replica yet; unset it"]
+
+
 def test_the_replica_key_is_forced_into_the_reader_with_restrict():
     key = parse_public_key(ED25519)
     line = authorized_keys.replica_line(key)

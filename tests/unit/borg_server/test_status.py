@@ -128,6 +128,8 @@ def test_render_as_json_lists_every_field_of_every_client():
             "compaction_blocked": None,
             "last_compaction_at": "2024-05-01T00:00:00+00:00",
             "last_compaction_freed_bytes": 2500000,
+            "max_age_s": None,
+            "alert_messages": {},
         },
         {
             "client": "database",
@@ -148,6 +150,8 @@ def test_render_as_json_lists_every_field_of_every_client():
             "compaction_blocked": None,
             "last_compaction_at": None,
             "last_compaction_freed_bytes": None,
+            "max_age_s": None,
+            "alert_messages": {},
         },
     ]
 
