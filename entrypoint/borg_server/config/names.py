@@ -20,6 +20,8 @@ SERVER_FIELDS = (
             "monitor_check_interval",
             "metrics_port",
             "report_urls",
+            "notify_urls",
+            "notify_on",
             "disk_alert_used",
             "disk_reserve",
             "compact_delay",
