@@ -186,7 +186,7 @@ def send(session: Any, url: str, document: dict[str, Any], timeout: float) -> No
     sender = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))
     if not sender.add(_with_timeout(url, timeout)):
         raise delivery.PermanentDeliveryError("Apprise cannot use the URL")
-    with apprise.LogCapture(level=logging.WARNING) as captured:
+    with apprise.LogCapture(level=logging.DEBUG) as captured:  # read for the kind of error, never shown
         delivered = sender.notify(title=document["title"], body=document["body"], body_format=apprise.NotifyFormat.TEXT)
     if not delivered:
         raise delivery.RetryableDeliveryError(_reason(captured.getvalue()))
@@ -200,9 +200,12 @@ def _with_timeout(url: str, timeout: float) -> str:
 
 
 def _reason(captured: str) -> str:
-    """Given Apprise's captured warnings, return why it failed as a kind of error, never with its URL or text."""
-    for kind in ("Connection refused", "timed out", "Name or service not known", "Temporary failure in name"):
-        if kind.lower() in captured.lower():
-            return f"the service did not take it ({kind.lower()})"
+    """Given Apprise's captured log, return why it failed as a kind of error, never with its URL or text."""
+    kinds = {"connection refused": "connection refused", "timed out": "timed out", "name or service not known":
+             "name not found", "failure in name resolution": "name not found", "certificate verify failed":
+             "certificate not trusted", "authentication": "authentication failed"}  # fmt: skip
+    for text, kind in kinds.items():
+        if text in captured.lower():
+            return f"the service did not take it ({kind})"
     found = re.search(r"(?:error|status|HTTP|response)\D{0,12}\b([1-5][0-9]{2})\b", captured, re.IGNORECASE)
     return f"the service did not take it (HTTP {found.group(1)})" if found else "the service did not take it"

@@ -185,6 +185,10 @@ def test_a_notification_apprise_could_not_send_stays_in_the_outbox_for_the_next_
             "the service did not take it (HTTP 500)",
         ),
         ("A connection error occurred sending to host:2525/secret", "the service did not take it"),
+        (
+            "Socket Exception: [Errno -3] Temporary failure in name resolution",
+            "the service did not take it (name not found)",
+        ),
     ],
 )
 def test_why_apprise_failed_is_told_without_its_text(captured, reason):
