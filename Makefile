@@ -59,10 +59,13 @@ images: base-image
 	$(BUILD) -f Dockerfile.server -t $(SERVER_IMAGE) .
 	$(BUILD) -f Dockerfile.client -t $(CLIENT_IMAGE) .
 
-# The databases the dump scenarios run (tests/images): PostgreSQL 17 and MariaDB from Debian's packages.
+# The databases the dump scenarios run (tests/images): PostgreSQL 17 and MariaDB from Debian's packages;
+# the receivers of the notification scenarios: an ntfy server and an SMTP server, from Debian's packages too.
 test-images: base-image
 	$(BUILD) -q -t borg-appliance-test-postgres:$(IMAGE_TAG) tests/images/postgres
 	$(BUILD) -q -t borg-appliance-test-mariadb:$(IMAGE_TAG) tests/images/mariadb
+	$(BUILD) -q -t borg-appliance-test-ntfy:$(IMAGE_TAG) tests/images/ntfy
+	$(BUILD) -q -t borg-appliance-test-smtp:$(IMAGE_TAG) tests/images/smtp
 
 secrets/borg_passphrase:
 	@mkdir -p secrets && chmod 700 secrets
