@@ -60,10 +60,13 @@ images: base-image
 	$(BUILD) -f Dockerfile.client -t $(CLIENT_IMAGE) .
 
 # The databases the dump scenarios run (tests/images): PostgreSQL 17 and MariaDB from Debian's packages;
+# the receivers of the notification scenarios: an ntfy server and an SMTP server, from Debian's packages too;
 # and the browser of the status page scenario.
 test-images: base-image browser-image
 	$(BUILD) -q -t borg-appliance-test-postgres:$(IMAGE_TAG) tests/images/postgres
 	$(BUILD) -q -t borg-appliance-test-mariadb:$(IMAGE_TAG) tests/images/mariadb
+	$(BUILD) -q -t borg-appliance-test-ntfy:$(IMAGE_TAG) tests/images/ntfy
+	$(BUILD) -q -t borg-appliance-test-smtp:$(IMAGE_TAG) tests/images/smtp
 
 # Headless Chromium from Debian's package (tests/images/chromium): about 2 minutes the first time, cached after.
 browser-image: base-image

@@ -39,6 +39,11 @@ ABSURD = {  # kind -> {case: value}
                     "long": "z" * LONG},
     "zone": {"huge": "Mars/Olympus_Mons", "negative": "-1", "unicode digits": "１２", "control": "UTC\x1b",
              "long": "a" * LONG},
+    "notify urls": {"unknown scheme": "ntfyy://ntfy.example.org/backups", "malformed": "mailto://",
+                    "huge": " ".join(f"ntfy://h{n}.example.org/t" for n in range(21)),
+                    "control": "ntfy://h.example.org/t\x1b[2J", "long": "ntfy://h/" + "a" * LONG},
+    "events": {"unknown": "failures", "negative": "-1", "unicode digits": "１２", "control": "failure\x1b",
+               "long": "f" * LONG},
 }  # fmt: skip
 
 SERVER = {  # setting -> kind (the base environment: BORG_CLIENTS="web db")
@@ -67,6 +72,8 @@ SERVER = {  # setting -> kind (the base environment: BORG_CLIENTS="web db")
     "DISK_RESERVE": "size",
     "MAX_SESSIONS": "number",
     "REPORT_URLS": "urls",
+    "NOTIFY_URLS": "notify urls",
+    "NOTIFY_ON": "events",
     "BORG_SERVER_NAME": "host",
     "BORG_HOST_KEY": "key",
     "BORG_SERVER_CONFIG": "path",
@@ -104,6 +111,8 @@ CLIENT = {  # setting -> kind (the base environment: a pairing export and BORG_P
     "BACKUP_STOP_LABEL": "text",
     "BACKUP_DUMP_LABEL": "text",
     "REPORT_URLS": "urls",
+    "NOTIFY_URLS": "notify urls",
+    "NOTIFY_ON": "events",
     "HEALTHCHECKS_URL": "url",
     "REPORT_TIMEOUT": "duration",
     "RETRY_DELAYS": "duration",

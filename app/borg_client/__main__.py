@@ -17,6 +17,7 @@ from borg_client import config as client_config
 from borg_client.borgcall import Control, call_borg
 from borg_client.prunecli import command_prune, command_prune_schedule, timestamp
 from borg_client.status import command_healthcheck, command_status
+from borg_common import notify
 from borg_common.logs import setup_logging
 from borg_common.settings import ConfigError
 from borg_common.urls import redact_url
@@ -155,8 +156,8 @@ def command_borg(config, arguments) -> int:
 
 
 def command_check_config(config, _arguments) -> int:
-    """Print the resolved settings: secrets as ***, report URLs as scheme://host/… (a path may be a token), text
-    read from a *_FILE as where it came from."""
+    """Print the resolved settings: secrets as ***, report URLs as scheme://host/… (a path may be a token), NOTIFY_URLS
+    as scheme://host/… or scheme://… (borg_common.notify.shown), text read from a *_FILE as where it came from."""
     resolved = {key: (str(value) if value is not None else None) for key, value in vars(config).items()}
     for key in MASKED:
         if resolved.get(key):
@@ -167,6 +168,7 @@ def command_check_config(config, _arguments) -> int:
     resolved["report_urls"] = str(tuple(redact_url(url) for url in config.report_urls))
     if config.healthchecks_url:
         resolved["healthchecks_url"] = redact_url(config.healthchecks_url)
+    resolved["notify"] = {"urls": [notify.shown(url) for url in config.notify.urls], "on": sorted(config.notify.on)}
     print(json.dumps(resolved, indent=2, sort_keys=True))
     return 0
 

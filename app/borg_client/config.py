@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from borg_client import retention, retry
 from borg_client.paths import Paths
 from borg_client.retention import Retention
-from borg_common import cron
+from borg_common import cron, notify
 from borg_common.settings import CLIENT_NAME, ConfigError, Settings, check_unknown
 from borg_common.values import control_character, cut, text_problem
 
@@ -42,7 +42,8 @@ SETTINGS = (  # every setting of the sidecar (docs/reference/sidecar-settings.md
     "BORG_ADMIN_SSH_KEY_FILE", "BORG_COMPRESSION", "BORG_ENCRYPTION", "BORG_KNOWN_HOSTS_FILE", "BORG_PASSCOMMAND",
     "BORG_PASSPHRASE", "BORG_REPO", "BORG_SSH_KEY_FILE", "CLIENT_NAME", "EXCLUDE_CACHES", "HEALTHCHECKS_URL",
     "KEEP_DAILY", "KEEP_HOURLY", "KEEP_MONTHLY", "KEEP_WEEKLY", "KEEP_WITHIN", "KEEP_YEARLY", "LOG_LEVEL",
-    "PRUNE_CRON", "PRUNE_MIN_SIZE_RATIO", "REPORT_TIMEOUT", "REPORT_URLS", "RESTORE_FROM_REPLICA", "RETRY_DELAYS",
+    "NOTIFY_ON", "NOTIFY_URLS", "PRUNE_CRON", "PRUNE_MIN_SIZE_RATIO", "REPORT_TIMEOUT", "REPORT_URLS",
+    "RESTORE_FROM_REPLICA", "RETRY_DELAYS",
     "TZ",
 )  # fmt: skip
 PASSED_TO_BORG = (  # borg's own variables a user may set: passed to every borg the sidecar runs
@@ -102,6 +103,7 @@ class ClientConfig:
     log_level: str = "INFO"  # LOG_LEVEL: one of Python's logging levels, upper case
     retry_delays: tuple[int, ...] = retry.DEFAULT_DELAYS  # seconds before each retry of a failed run
     retention: Retention = Retention()  # KEEP_*, PRUNE_CRON, the admin key
+    notify: notify.Notify = notify.Notify()  # NOTIFY_URLS, NOTIFY_ON (borg_common.notify)
     backup_timestamp: str | None = None  # `run --timestamp` (tests): borg create --timestamp, UTC
     state: Path = STATE
     sources: Path = SOURCES
@@ -213,6 +215,7 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING) -> ClientConfig:
         log_level=settings.log_level("LOG_LEVEL"),
         retry_delays=retry.delays(settings),
         retention=kept,
+        notify=notify.read(settings),
     )
     check_archive_name(settings, config.archive_name)
     check_cron(settings, config.cron)

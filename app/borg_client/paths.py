@@ -20,6 +20,11 @@ class Paths:
         return self.state / "outbox"
 
     @property
+    def notify_outbox(self) -> Path:
+        """Notifications not delivered yet, one file each (borg_common.notify)."""
+        return self.state / "notify-outbox"
+
+    @property
     def runs(self) -> Path:
         """The run journal: the last runs' reports, for `status` and the health check."""
         return self.state / "runs.json"

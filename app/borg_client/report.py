@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from borg_client import journal
+from borg_client import journal, notices
 from borg_client.config import ClientConfig
 from borg_client.paths import Paths
-from borg_common import reports
+from borg_common import notify, reports
 
 logger = logging.getLogger(__name__)
 
@@ -124,9 +124,24 @@ def ship(config: ClientConfig, paths: Paths, report: RunReport) -> None:
         reports.send(paths.outbox, document, config.report_urls, config.report_timeout, max_age=OUTBOX_MAX_AGE)
     except OSError:
         logger.exception("reports: the outbox %s cannot be written", paths.outbox)
+    tell(config, paths, document)
     # a prune pings only its failure: its success must not hide a failing backup on the same check
     if report.status != "skipped" and (report.kind == "backup" or report.status in FAILED):
         ping(config, "/fail" if report.status in FAILED else "", "\n".join([report.message, *report.log_tail]))
+
+
+def tell(config: ClientConfig, paths: Paths, document: dict) -> None:
+    """Given a finished run's report, keep its notification in the outbox if NOTIFY_ON wants it, then deliver what
+    waits there; a problem is logged, never raised."""
+    if not config.notify.urls:
+        return
+    try:
+        age = journal.last_success_age(journal.last_runs(paths), now())
+        seconds = age.total_seconds() if age is not None else None
+        notify.queue(paths.notify_outbox, notices.message(document, seconds), config.notify)
+    except OSError:
+        logger.exception("notifications: the outbox %s cannot be written", paths.notify_outbox)
+    notify.flush(paths.notify_outbox, config.notify, config.report_timeout)
 
 
 def ping(config: ClientConfig, suffix: str, body: str) -> None:

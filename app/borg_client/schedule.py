@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from borg_client import journal, prune, quiesce, retry, run, waiting
 from borg_client.borgcall import Control
 from borg_client.config import ClientConfig
-from borg_common import cron, outbox, reports
+from borg_common import cron, notify, outbox, reports
 from borg_common.wakeup import Wakeup
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ def wait_until(config: ClientConfig, due: datetime, stop: threading.Event, what:
             return True
         if outbox.size(outbox_directory):
             reports.flush(outbox_directory, config.report_urls, config.report_timeout)
+        notify.flush(config.paths.notify_outbox, config.notify, config.report_timeout)
 
 
 def survive(what: str, action: Callable[..., object], *arguments, **options) -> object | None:
@@ -110,6 +111,7 @@ def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
     paths = config.paths
     survive("starting containers a crashed run left stopped", quiesce.recover, paths.stopped_containers)
     reports.flush(paths.outbox, config.report_urls, config.report_timeout)
+    notify.flush(paths.notify_outbox, config.notify, config.report_timeout)
     if not survive("waiting for the server", waiting.reachable_server, config, stop, paths.waiting) and stop.is_set():
         logger.info("scheduler stopped")
         return
@@ -144,6 +146,7 @@ def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
 def prune_loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
     """Prune on PRUNE_CRON until stop is set, and back up never (the admin service's `prune-schedule`)."""
     reports.flush(config.paths.outbox, config.report_urls, config.report_timeout)
+    notify.flush(config.paths.notify_outbox, config.notify, config.report_timeout)
     while not stop.is_set():
         due = next_times(config.retention.cron, datetime.now().astimezone(), 1)[0]
         logger.info("next prune at %s", due.isoformat(timespec="seconds"))

@@ -97,8 +97,13 @@ def flush(
     max_seconds: float = 120.0,
     timeout: float = 10.0,
     sleep: Callable[[float], None] = time.sleep,
+    send: Callable[..., None] | None = None,
+    shown: Callable[[str], str] = redact_url,
 ) -> FlushResult:
     """Given the outbox directory and the configured URLs, send waiting documents oldest first.
+
+    send(session, url, document, timeout) delivers one document once (default: post_json), raising
+    RetryableDeliveryError or PermanentDeliveryError; shown(url) is how a log line shows a URL.
 
     A URL that gives up is skipped for the rest of this flush (other URLs continue); a URL that
     rejects a document is dropped from it with an error that includes the document; URLs no
@@ -112,12 +117,19 @@ def flush(
     with _session(session) as active:
         policy = (active, attempts, max_seconds, sleep)
         for entry in outbox.entries(directory):
-            delivered += _flush_entry(entry, configured, dead, removed, timeout, policy)
+            delivered += _flush_entry(entry, configured, dead, removed, timeout, policy, send or post_json, shown)
     return FlushResult(delivered=delivered, pending=outbox.size(directory))
 
 
 def _flush_entry(
-    entry: outbox.Entry, configured: set[str], dead: set[str], removed: set[str], timeout: float, policy: tuple
+    entry: outbox.Entry,
+    configured: set[str],
+    dead: set[str],
+    removed: set[str],
+    timeout: float,
+    policy: tuple,
+    sender: Callable[..., None] = post_json,
+    shown_as: Callable[[str], str] = redact_url,
 ) -> int:
     """Send one entry to its pending URLs that are configured and not dead; update dead, removed and the outbox.
 
@@ -129,7 +141,7 @@ def _flush_entry(
     for url in entry.pending:
         if current is None:
             break
-        shown = redact_url(url)
+        shown = shown_as(url)
         if url not in configured:
             if url not in removed:
                 removed.add(url)
@@ -138,8 +150,8 @@ def _flush_entry(
             continue
         if url in dead:
             continue
-        send = functools.partial(post_json, url=url, document=entry.document, timeout=timeout)
-        outcome, reason = _attempt(url, what, send, *policy)
+        send = functools.partial(sender, url=url, document=entry.document, timeout=timeout)
+        outcome, reason = _attempt(url, what, send, *policy, shown=shown)
         if outcome is Outcome.GAVE_UP:
             dead.add(url)
             current = outbox.record_failure(current, url)
@@ -180,9 +192,10 @@ def _attempt(
     attempts: int,
     max_seconds: float,
     sleep: Callable[[float], None],
+    shown: str | None = None,
 ) -> tuple[Outcome, str]:
     """Call send(session) under the retry policy; log each retry and success; return the outcome and why."""
-    shown = redact_url(url)
+    shown = shown or redact_url(url)
 
     def log_retry(state: tenacity.RetryCallState) -> None:
         reason = state.outcome.exception() if state.outcome else None

@@ -17,6 +17,8 @@ CLIENT_IMAGE = f"borg-appliance-client:{IMAGE_TAG}"
 POSTGRES_IMAGE = f"borg-appliance-test-postgres:{IMAGE_TAG}"  # tests/images, made by make test-images
 MARIADB_IMAGE = f"borg-appliance-test-mariadb:{IMAGE_TAG}"
 CHROMIUM_IMAGE = f"borg-appliance-test-chromium:{IMAGE_TAG}"  # tests/images/chromium, made by make browser-image
+NTFY_IMAGE = f"borg-appliance-test-ntfy:{IMAGE_TAG}"  # the notification scenarios' receivers (tests/images)
+SMTP_IMAGE = f"borg-appliance-test-smtp:{IMAGE_TAG}"
 BASE_IMAGE = "borg-appliance-base:trixie"
 LABEL = "borg-appliance-test"
 # Docker 20.10 probes first one interval after the start (no --health-start-interval): the images' own

@@ -23,6 +23,8 @@ SERVER_FIELDS = (
             "status_password",
             "status_no_password",
             "report_urls",
+            "notify_urls",
+            "notify_on",
             "disk_alert_used",
             "disk_reserve",
             "compact_delay",

@@ -2,7 +2,8 @@
 
 Each alert is sent once when its condition starts to hold and once when it clears: as a JSON line
 on the monitor's output and, with REPORT_URLS, as a report through the outbox shared with the
-sidecar (borg_common.reports), so an alert survives a receiver that is down and a restart.
+sidecar (borg_common.reports), so an alert survives a receiver that is down and a restart; with
+NOTIFY_URLS, also as a notification for a person (notice(), borg_common.notify).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import sys
 import uuid
 from datetime import datetime
 
-from borg_common import outbox
+from borg_common import notify, outbox
 from borg_server.compaction.policy import Group
 from borg_server.records import state_file
 from borg_server.records.client_state import ClientState, RaisedAlert, Refusals
-from borg_server.records.configuration import ClientSpec
+from borg_server.records.configuration import ClientSpec, ServerConfig
 from borg_server.repository import baseline
+from borg_server.system.paths import Paths
 
 QUOTA_ALERT_RATIO = 0.9
 WRITER_WAIT = 900  # seconds a delete no session is logged for waits for its session's record while one writes
@@ -274,9 +276,40 @@ def document(
     }
 
 
-def emit(documents: list[dict], directory, urls: tuple[str, ...]) -> None:
-    """Print each document as one JSON line and, with urls, store it in the outbox for delivery."""
+CHANGES = {"raised": "", "updated": "more: ", "cleared": "cleared: ", "event": "", "failed": "failed: "}
+ANSWER_PAGE = "docs/how-to/answer-an-alert.md"
+NOTICE_LABELS = LABELS | {"disk": "the disk of the repositories is filling", "compacted": "automatic compaction",
+                          "replica_unreachable": "the replica cannot reach its primary"}  # fmt: skip
+
+
+def emit(documents: list[dict], server: ServerConfig, paths: Paths) -> None:
+    """Print each document as one JSON line; with REPORT_URLS store it in the reports' outbox, and with NOTIFY_URLS
+    its notification in the notifications' outbox (NOTIFY_ON: alert), for delivery."""
     for alert in documents:
         print(json.dumps(alert, sort_keys=True), file=sys.stdout, flush=True)
-        if urls:
-            outbox.put(directory, alert, list(urls))
+        if server.report_urls:
+            outbox.put(paths.monitor_outbox, alert, list(server.report_urls))
+        if server.notify.wants("alert"):
+            notify.queue(paths.notify_outbox, notice(alert), server.notify)
+
+
+def notice(alert: dict) -> notify.Message:
+    """Given an alert document, return the notification a person reads: the title says what and where, the body
+    is the alert's message (why, the figures, what to do next), when it started, and the page that answers it."""
+    kind, change = alert["alert"], alert["state"]
+    what = NOTICE_LABELS.get(kind, kind.replace("_", " "))
+    where = f"client {alert['client']} on {alert['server']}" if alert.get("client") else alert["server"]
+    title = f"{CHANGES.get(change, '')}{what}: {where}"
+    message = alert["message"]
+    for prefix in (f"client {alert.get('client')}: ", "server: "):
+        message = message.removeprefix(prefix)
+    lines = [message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")]
+    if change == "cleared":
+        lines.append(f"It had held since {alert['since']}; it cleared at {alert['at']}.")
+    elif change == "updated":
+        lines.append(f"Raised at {alert['since']}; more found at {alert['at']}.")
+    else:
+        lines.append(f"At {alert['at']}.")
+    if change != "cleared":
+        lines.append(f"How to answer it: {ANSWER_PAGE}")
+    return notify.Message("alert", title, "\n".join(lines), alert["id"])

@@ -174,7 +174,7 @@ def run(client: ClientSpec, server: ServerConfig, paths: Paths) -> list[dict]:
         documents = [event(client, server, "event", message, details)]
         if server.snapshot_keep == 0:
             expire_snapshots(client, paths, datetime.now(UTC))
-    alerts.emit(documents, paths.monitor_outbox, server.report_urls)
+    alerts.emit(documents, server, paths)
     return documents
 
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
-from borg_common import files, reports
+from borg_common import files, notify, reports
 from borg_common.files import atomic_write
 from borg_common.settings import ConfigError
 from borg_common.wakeup import Wakeup
@@ -72,7 +72,7 @@ def scan_client(
         auto_compact.note(client, server, paths, found, history)  # its held alert is raised with this scan's
         active = alerts.conditions(client, found, size, moment, server.check_interval, exists, written, waiting)
         documents = alerts.transitions(found, active, client.name, server.server_host, now)
-        alerts.emit(documents, paths.monitor_outbox, server.report_urls)
+        alerts.emit(documents, server, paths)
     return documents
 
 
@@ -103,6 +103,7 @@ def scan(server: ServerConfig, paths: Paths) -> float:
     except Exception:
         logger.exception("server: its disk cannot be watched")
     reports.flush(paths.monitor_outbox, server.report_urls, REPORT_TIMEOUT, REPORT_BUDGET)
+    notify.flush(paths.notify_outbox, server.notify, REPORT_TIMEOUT, REPORT_BUDGET)
     seconds = time.monotonic() - started
     audit_log.write_position(paths.monitor_position, offset, time.time(), seconds)
     return seconds
@@ -112,7 +113,8 @@ def ensure_state_entries(paths: Paths) -> None:
     """Make the monitor's and the audit log's directories, and the audit log, what they must be before a scan
     writes there: whatever took their place since the start (a symlink, a file) is moved aside with a warning,
     so nothing is written through it."""
-    directories = [paths.audit_log.parent, paths.monitor, paths.monitor_state("x").parent, paths.monitor_outbox]
+    directories = [paths.audit_log.parent, paths.monitor, paths.monitor_state("x").parent, paths.monitor_outbox,
+                   paths.notify_outbox]  # fmt: skip
     files.ensure_real_directories(directories)
     for directory in directories[:2]:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -128,7 +130,7 @@ def watch_disk(server: ServerConfig, paths: Paths, records: list[dict], usage: d
                 usage = disk_space.measure(paths.repositories, server.disk_reserve)
     added = {c.name: disk_alert.last_added(records, c.name, paths.client_repository(c.name)) for c in server.clients}
     documents = disk_alert.watch(paths.monitor_server_state, usage, server.disk_alert_used, added, server.server_host)
-    alerts.emit(documents, paths.monitor_outbox, server.report_urls)
+    alerts.emit(documents, server, paths)
 
 
 def check_due(client: ClientSpec, server: ServerConfig, paths: Paths, now: datetime) -> bool:

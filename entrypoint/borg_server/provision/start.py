@@ -166,6 +166,6 @@ def adopt_promoted_copies(config: ServerConfig, paths: Paths) -> None:
 
 def state_directories(paths: Paths) -> list[Path]:
     """Return the server's own directories in the state volume, parents first."""
-    monitor = [paths.monitor, paths.monitor_state("x").parent, paths.monitor_outbox]
+    monitor = [paths.monitor, paths.monitor_state("x").parent, paths.monitor_outbox, paths.notify_outbox]
     exports = [paths.state / "export", paths.state / "export-admin", paths.replica_export, paths.replica_key.parent]
     return [paths.ssh, paths.audit_log.parent, paths.homes, paths.state / "clients", *exports, *monitor]

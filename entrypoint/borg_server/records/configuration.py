@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from borg_common.notify import Notify
 from borg_server.system.host_key import GivenHostKey
 from borg_server.system.ssh_keys import PublicKey
 
@@ -88,6 +89,7 @@ class ServerConfig:
     host_key: GivenHostKey | None = None  # BORG_HOST_KEY_FILE; None: generated once in the state volume
     replica_key: ReplicaKey | None = None  # BORG_REPLICA_KEY: a replica may read every repository
     replication: Replication | None = None  # REPLICATE_FROM: this server is a replica of that one
+    notify: Notify = Notify()  # NOTIFY_URLS, NOTIFY_ON: the alerts, for a person (borg_common.notify)
 
 
 @dataclass(frozen=True)

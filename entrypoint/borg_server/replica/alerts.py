@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from borg_common import files, reports
+from borg_common import files, notify, reports
 from borg_common.settings import CLIENT_NAME
 from borg_server.monitor import alerts
 from borg_server.records import state_file
@@ -72,7 +72,7 @@ def emit_alerts(server: ServerConfig, paths: Paths, name: str, found: ClientStat
     """Update and emit the client's replica alerts (under its state lock): printed, and put in the outbox."""
     active = conditions(name, found, now, server.replication.max_lag)
     documents = alerts.transitions(found, active, name, server.server_host, now.isoformat(timespec="seconds"))
-    alerts.emit(documents, paths.monitor_outbox, server.report_urls)
+    alerts.emit(documents, server, paths)
 
 
 def known_clients(paths: Paths) -> list[str]:
@@ -134,7 +134,7 @@ def watch_primary(server: ServerConfig, paths: Paths, error: str | None, now: da
         for document in documents:
             if document["state"] == "cleared":
                 document["message"] = f"server: cleared: {UNREACHABLE_LABEL}"
-        alerts.emit(documents, paths.monitor_outbox, server.report_urls)
+        alerts.emit(documents, server, paths)
         record = vars(contact) | {"alerts": {kind: vars(alert) for kind, alert in contact.alerts.items()}}
         files.atomic_write(paths.replica_primary_state, json.dumps(record, indent=1, sort_keys=True), 0o600)
 
@@ -142,7 +142,7 @@ def watch_primary(server: ServerConfig, paths: Paths, error: str | None, now: da
 def ship(server: ServerConfig, paths: Paths, wait: bool = True) -> None:
     """Deliver the alerts waiting in the outbox to REPORT_URLS, one shipper at a time (the replicator and a manual
     round); without wait, leave it to the one shipping now. What cannot be delivered waits for the next time."""
-    if not server.report_urls:
+    if not server.report_urls and not server.notify.urls:
         return
     with files.open_lock(paths.replica_outbox_lock) as lock:
         try:
@@ -150,3 +150,4 @@ def ship(server: ServerConfig, paths: Paths, wait: bool = True) -> None:
         except BlockingIOError:
             return
         reports.flush(paths.monitor_outbox, server.report_urls, REPORT_TIMEOUT, REPORT_BUDGET)
+        notify.flush(paths.notify_outbox, server.notify, REPORT_TIMEOUT, REPORT_BUDGET)

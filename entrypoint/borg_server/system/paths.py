@@ -137,6 +137,11 @@ class Paths:
         return self.monitor / "outbox"
 
     @property
+    def notify_outbox(self) -> Path:
+        """The alerts' notifications not delivered yet, one file each (borg_common.notify)."""
+        return self.monitor / "notify-outbox"
+
+    @property
     def gate_directory(self) -> Path:
         """Run-time files that keep a client's sessions and a compaction of its repository apart
         (repository/gate.py): on the tmpfs, where making a thousand of them at a start takes milliseconds (on

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from borg_client import __main__ as cli
 from borg_client import history
 from borg_client.borgcall import call_borg
+from borg_common.notify import Notify
 from tests.unit.borg_client.samples import create_json
 
 
@@ -27,6 +28,21 @@ def test_check_config_shows_report_urls_as_scheme_and_host_only(config, capsys):
     assert shown["healthchecks_url"] == "https://hc.example/…"
     assert shown["passcommand"] == "***"
     assert not any(secret in out for secret in ("secret", "u:p", "sig", "ping", "/run/secrets/p"))
+
+
+def test_check_config_shows_notify_urls_without_their_tokens(config, capsys):
+    token = "123456:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
+    urls = (f"tgram://{token}/987654", "ntfys://user:pw-secret@ntfy.example.org/topic-secret")
+    config = dataclasses.replace(config, notify=Notify(urls, frozenset({"failure", "alert"})))
+
+    assert cli.command_check_config(config, None) == 0
+
+    out = capsys.readouterr().out
+    assert json.loads(out)["notify"] == {
+        "urls": ["tgram://…", "ntfys://ntfy.example.org/…"],
+        "on": ["alert", "failure"],
+    }
+    assert not any(secret in out for secret in (token, "pw-secret", "topic-secret", "987654"))
 
 
 def test_check_config_never_prints_the_passphrase_files_content(config, capsys):

@@ -2,10 +2,12 @@
 
 import json
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
 from borg_common import outbox
+from borg_common.notify import DEFAULT_ON, Notify
 from borg_server.compaction.policy import Group
 from borg_server.monitor.alerts import (
     conditions,
@@ -15,6 +17,9 @@ from borg_server.monitor.alerts import (
     refusals,
     still_being_written,
     transitions,
+)
+from borg_server.monitor.alerts import (
+    notice as notice_of,
 )
 from borg_server.records import state_file as client_state
 from borg_server.records.client_state import ClientState, RaisedAlert, Refusals
@@ -439,10 +444,20 @@ def test_every_alert_document_has_its_own_id_for_receivers_to_drop_duplicates():
     assert {k: v for k, v in first.items() if k != "id"} == {k: v for k, v in second.items() if k != "id"}
 
 
+def server_with(urls: tuple[str, ...], notify_urls: tuple[str, ...] = (), on=DEFAULT_ON) -> SimpleNamespace:
+    """Return what emit reads of a server's configuration: REPORT_URLS and NOTIFY_URLS, NOTIFY_ON."""
+    return SimpleNamespace(report_urls=urls, notify=Notify(notify_urls, frozenset(on)))
+
+
+def places(tmp_path) -> SimpleNamespace:
+    """Return what emit reads of the server's paths: the reports' and the notifications' outboxes."""
+    return SimpleNamespace(monitor_outbox=tmp_path / "outbox", notify_outbox=tmp_path / "notify-outbox")
+
+
 def test_emit_prints_each_document_as_one_sorted_json_line_and_without_urls_stores_nothing(tmp_path, capsys):
     documents = [{"id": "a", "alert": "stale", "client": "web"}, {"id": "b", "alert": "quota", "client": "db"}]
 
-    emit(documents, tmp_path / "outbox", ())
+    emit(documents, server_with(()), places(tmp_path))
 
     assert capsys.readouterr().out == (
         '{"alert": "stale", "client": "web", "id": "a"}\n{"alert": "quota", "client": "db", "id": "b"}\n'
@@ -454,7 +469,7 @@ def test_emit_with_urls_stores_each_document_in_the_outbox_for_every_url(tmp_pat
     documents = [{"id": "a", "alert": "stale"}, {"id": "b", "alert": "quota"}]
     urls = ("https://hooks.example.org/borg", "http://10.0.0.9:8080/alert")
 
-    emit(documents, tmp_path / "outbox", urls)
+    emit(documents, server_with(urls), places(tmp_path))
 
     stored = outbox.entries(tmp_path / "outbox")
     assert [(entry.document, entry.pending) for entry in stored] == [
@@ -465,7 +480,7 @@ def test_emit_with_urls_stores_each_document_in_the_outbox_for_every_url(tmp_pat
 
 
 def test_emit_of_no_documents_prints_and_stores_nothing(tmp_path, capsys):
-    emit([], tmp_path / "outbox", ("https://hooks.example.org/borg",))
+    emit([], server_with(("https://hooks.example.org/borg",)), places(tmp_path))
 
     assert capsys.readouterr().out == ""
     assert outbox.size(tmp_path / "outbox") == 0
@@ -560,3 +575,39 @@ def test_refused_sessions_are_a_condition_for_an_hour_naming_the_count_the_limit
         "updated"
     ]
     assert client_state.from_json(client_state.to_json(found), NOW_TEXT).refused == found.refused
+
+
+def test_an_alert_is_sent_as_a_notification_a_person_reads_when_notify_on_has_alert(tmp_path, capsys):
+    alert = document("stale", "raised", "web", "backup-host", "client web: no backup for 1d 2h (MAX_AGE 1d); "
+                     "its last backup ended 2024-05-05T01:00:00+00:00", {}, NOW_TEXT, NOW_TEXT)  # fmt: skip
+
+    emit([alert], server_with((), ("json://n.example.org/x",)), places(tmp_path))
+
+    [entry] = outbox.entries(tmp_path / "notify-outbox")
+    assert entry.document == {
+        "id": alert["id"], "event": "borg-appliance-notification", "kind": "alert",
+        "title": "no recent backup: client web on backup-host",
+        "body": "No backup for 1d 2h (MAX_AGE 1d); its last backup ended 2024-05-05T01:00:00+00:00.\n"
+                f"At {NOW_TEXT}.\nHow to answer it: docs/how-to/answer-an-alert.md",
+    }  # fmt: skip
+    assert not (tmp_path / "outbox").exists()
+    capsys.readouterr()
+
+
+def test_a_cleared_alert_says_how_long_it_held_and_a_server_alert_names_the_server(tmp_path, capsys):
+    alert = document("disk", "cleared", None, "backup-host", "server: cleared: the disk is short", {}, NOW_TEXT,
+                     LATER_TEXT)  # fmt: skip
+
+    notice = notice_of(alert)
+
+    assert notice.title == "cleared: the disk of the repositories is filling: backup-host"
+    assert notice.body == f"Cleared: the disk is short.\nIt had held since {NOW_TEXT}; it cleared at {LATER_TEXT}."
+
+
+def test_alerts_are_not_notified_when_notify_on_leaves_them_out(tmp_path, capsys):
+    alert = document("stale", "raised", "web", "backup-host", "client web: stale", {}, NOW_TEXT, NOW_TEXT)
+
+    emit([alert], server_with((), ("json://n.example.org/x",), on=("failure",)), places(tmp_path))
+
+    assert outbox.size(tmp_path / "notify-outbox") == 0
+    capsys.readouterr()

@@ -15,8 +15,8 @@ WEEK = 7 * 86400
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$ (lower-case letters, digits, - and _)"
 SERVER_KEYS = (
     "allowed: server_name, ssh_port, puid, pgid, ssh_log_level, monitor_interval, monitor_check_interval, "
-    "metrics_port, status_port, status_password, status_no_password, report_urls, disk_alert_used, disk_reserve, "
-    "compact_delay, snapshot_keep, max_sessions, "
+    "metrics_port, status_port, status_password, status_no_password, report_urls, notify_urls, notify_on, "
+    "disk_alert_used, disk_reserve, compact_delay, snapshot_keep, max_sessions, "
     "replicate_from, "
     "replicate_host_key, replicate_cron, replica_keep_removed, replica_max_lag, replica_key, "
     "clients; "

@@ -1,0 +1,78 @@
+"""What a person reads about a run (backup, prune): the notification's title and body, sent through
+borg_common.notify (NOTIFY_URLS, NOTIFY_ON).
+
+The title says what and where ("backup of web failed on app-host"), the body why in one sentence, the
+figures that matter (the last good backup's age, sizes, what a prune deleted) and what to do next.
+"""
+
+from __future__ import annotations
+
+import socket
+from datetime import datetime
+
+from borg_common.notify import Message, duration, size
+
+EVENTS = {"success": "success", "warning": "warning", "skipped": "warning", "failure": "failure",
+          "interrupted": "failure"}  # fmt: skip
+OUTCOMES = {"success": "succeeded", "warning": "finished with warnings", "skipped": "was skipped",
+            "failure": "failed", "interrupted": "was interrupted"}  # fmt: skip
+NEXT = {
+    "backup": "Next: read the run's log (docker logs of the sidecar, or its day log under /var/lib/borg-client/logs), "
+    "fix the cause, then run borg-client run to back up now; see docs/explanation/backup-run.md.",
+    "prune": "Next: read the sidecar's log, fix the cause, then run borg-client prune; "
+    "see docs/how-to/prune-safely.md.",
+}
+LISTED = 10  # archive names a prune's notification lists
+
+
+def message(report: dict, last_good_age: float | None, host: str | None = None) -> Message:
+    """Given a finished run's report (RunReport.to_dict()) and how many seconds ago the last good backup finished
+    (None: never), return the notification a person reads."""
+    kind, status = report.get("kind", "backup"), report["status"]
+    where = host or socket.gethostname()
+    title = f"{kind} of {report['client']} {OUTCOMES.get(status, status)} on {where}"
+    lines = [_sentence(report.get("message") or OUTCOMES.get(status, status))]
+    lines += _figures(report, last_good_age)
+    if status != "success":
+        lines.append(NEXT.get(kind, NEXT["backup"]))
+    return Message(EVENTS.get(status, "failure"), title, "\n".join(lines), report["run_id"])
+
+
+def _sentence(text: str) -> str:
+    text = " ".join(text.split())
+    return text[0].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".") if text else text
+
+
+def _figures(report: dict, last_good_age: float | None) -> list[str]:
+    """Return the lines with the figures that matter for this run."""
+    lines = []
+    if report.get("kind") == "prune":
+        pruned, kept = report.get("pruned") or [], report.get("kept") or []
+        if pruned:
+            names = ", ".join(pruned[:LISTED]) + (f" and {len(pruned) - LISTED} more" if len(pruned) > LISTED else "")
+            lines.append(f"Deleted {len(pruned)} archive(s): {names}; kept {len(kept)}.")
+        elif report["status"] == "success":
+            lines.append(f"Deleted no archive; kept {len(kept)}.")
+    else:
+        stats = report.get("stats") or {}
+        if report.get("archive") and stats.get("original_size") is not None:
+            lines.append(
+                f"Archive {report['archive']}: {size(stats['original_size'])} read, "
+                f"{size(stats.get('deduplicated_size') or 0)} new in the repository, "
+                f"{stats.get('nfiles', 0)} file(s)."
+            )
+        if report["status"] != "success":
+            lines.append(_last_good(last_good_age))
+    if report.get("duration_s") is not None:
+        lines.append(f"Started {_at(report['started_at'])}, took {duration(int(report['duration_s']))}.")
+    return lines
+
+
+def _last_good(age: float | None) -> str:
+    if age is None:
+        return "There is no good backup of this client yet."
+    return f"The last good backup finished {duration(max(int(age), 0))} ago."
+
+
+def _at(moment: str) -> str:
+    return datetime.fromisoformat(moment).strftime("%Y-%m-%d %H:%M:%S %Z").strip()

@@ -1,0 +1,166 @@
+"""Notifications reach real services as a person reads them: an ntfy server and an SMTP server (Debian's
+packages), through Apprise's ntfy:// and mailto://; kept while a service is down, sent once when it is back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.harness.containers import CLIENT_IMAGE, SERVER_IMAGE, docker, wait_until
+from tests.harness.notifiers import start_ntfy, start_smtp
+from tests.harness.stack import alert_seen, client_command, fill_volume, make_client, start_server
+
+MAIL = "mailto://smtp:2525?from=backup@example.org&to=admin@example.org"
+NEXT = (
+    "Next: read the run's log (docker logs of the sidecar, or its day log under /var/lib/borg-client/logs), "
+    "fix the cause, then run borg-client run to back up now; see docs/explanation/backup-run.md."
+)
+TOKEN = "AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def receiver_images(database_images) -> None:
+    """The ntfy and SMTP images are made with the database images (make test-images)."""
+
+
+def last_run(sandbox, web) -> dict:
+    return json.loads(client_command(sandbox, web, ["status", "--json"]).stdout)["last_runs"][-1]
+
+
+def waiting(sandbox, web) -> list[str]:
+    """Return the notifications waiting in the sidecar's outbox (file names)."""
+    listing = sandbox.run("ls", CLIENT_IMAGE, ["-v", f"{web.state}:/state", "--entrypoint", "sh"],
+                          ["-c", "ls /state/notify-outbox 2>/dev/null || true"], detach=False)  # fmt: skip
+    return listing.stdout.split()
+
+
+def failed_body(run: dict) -> str:
+    took = int(run["duration_s"])
+    started = run["started_at"].replace("T", " ").replace("+00:00", " UTC")
+    return (
+        f"{FAILURE_SENTENCE}\n"
+        "There is no good backup of this client yet.\n"
+        f"Started {started}, took {f'{took}s' if took else '0s'}.\n"
+        f"{NEXT}"
+    )
+
+
+FAILURE_SENTENCE = (
+    "Borg create failed (exit 83): the server does not let this key reach that path; check BORG_REPO (./main) and "
+    "CLIENT_NAME (borg: Repository path not allowed: /srv/borg/other [PathNotAllowed])."
+)
+
+
+def test_a_failed_backup_reaches_ntfy_and_mail_as_a_person_reads_it(sandbox, tmp_path):
+    server = start_server(sandbox, ["web"])
+    ntfy, smtp = start_ntfy(sandbox, server.network), start_smtp(sandbox, server.network)
+    web = make_client(sandbox, server, "web", tmp_path)
+    fill_volume(sandbox, web.data, "echo one > /data/file")
+    env = {
+        "NOTIFY_URLS": f"ntfy://ntfy/backups {MAIL}",
+        "BORG_REPO": f"ssh://borg@{server.container}:22/srv/borg/other",
+    }
+
+    run = client_command(sandbox, web, ["run"], env=env, extra=["--hostname", "app-host"])
+
+    assert run.returncode == 2, run.stderr
+    report = last_run(sandbox, web)
+    [message] = ntfy.messages("backups")
+    assert message["title"] == "backup of web failed on app-host"
+    assert message["message"] == failed_body(report)
+    [mail] = smtp.mails()
+    assert mail["Subject"] == "backup of web failed on app-host"
+    assert (mail["From"], mail["To"]) == ("backup@example.org", "admin@example.org")
+    assert mail.get_body(("plain",)).get_content() == failed_body(report)
+    assert waiting(sandbox, web) == []
+
+
+def test_a_failure_while_ntfy_is_down_arrives_once_after_it_is_back_across_a_restart_of_the_sidecar(sandbox, tmp_path):
+    server = start_server(sandbox, ["web"])
+    ntfy = start_ntfy(sandbox, server.network)
+    web = make_client(sandbox, server, "web", tmp_path)
+    fill_volume(sandbox, web.data, "echo one > /data/file")
+    notifying = {"NOTIFY_URLS": "ntfy://ntfy/backups", "REPORT_TIMEOUT": "2s"}
+    ntfy.stop()
+
+    failing = {**notifying, "BORG_REPO": f"ssh://borg@{server.container}:22/srv/borg/other"}
+    run = client_command(sandbox, web, ["run"], env=failing, extra=["--hostname", "app-host"])
+
+    assert run.returncode == 2, run.stderr  # the backup's outcome, not the notification's
+    assert "backup failure: borg create failed (exit 83)" in run.stderr, run.stderr
+    assert (
+        "to ntfy://…: gave up after 5 attempt(s), last the service did not take it (name not found); kept in the "
+        "outbox" in run.stderr
+    ), run.stderr
+    assert len(waiting(sandbox, web)) == 1
+    failed = last_run(sandbox, web)
+
+    ntfy.start()
+    sandbox.run("sidecar", CLIENT_IMAGE, [*web.options({**notifying, "BACKUP_CRON": "0 0 1 1 *"}),
+                                          "--hostname", "app-host"])  # fmt: skip
+    sidecar = sandbox.name("sidecar")
+    wait_until(lambda: ntfy.messages("backups"), 60, "the failure's notification")
+    wait_until(lambda: last_run(sandbox, web)["started_at"] != failed["started_at"], 120, "the catch-up backup")
+    docker("kill", "--signal", "USR1", sidecar)  # one more run, one more flush: nothing is sent twice
+    wait_until(lambda: len(json.loads(client_command(sandbox, web, ["status", "--json"]).stdout)["last_runs"]) == 3,
+               120, "the second backup")  # fmt: skip
+
+    [message] = ntfy.messages("backups")  # the successes are not sent (NOTIFY_ON: failure warning alert)
+    assert (message["title"], message["message"]) == ("backup of web failed on app-host", failed_body(failed))
+    assert waiting(sandbox, web) == []
+
+
+def test_a_delete_by_the_clients_own_key_reaches_ntfy_as_the_servers_alert(sandbox, tmp_path):
+    server = start_server(sandbox, ["web"], env={"NOTIFY_URLS": "ntfy://ntfy/server", "MONITOR_INTERVAL": "1w"})
+    ntfy = start_ntfy(sandbox, server.network)
+    web = make_client(sandbox, server, "web", tmp_path)
+    fill_volume(sandbox, web.data, "echo one > /data/file")
+    for name in ("first", "second"):
+        assert client_command(sandbox, web, ["run"], env={"ARCHIVE_NAME": f"{name}-{{utcnow}}"}).returncode == 0
+    first = client_command(sandbox, web, ["list", "--short"]).stdout.split()[0]
+    deleted = client_command(sandbox, web, ["borg-client", "borg", "delete", f"::{first}"])
+    assert deleted.returncode == 0, deleted.stderr
+
+    server.exec("borg-server", "scan")
+
+    alert = wait_until(lambda: alert_seen(server.container, "client_deletes", "raised"), 30, "the alert")
+    [message] = wait_until(lambda: ntfy.messages("server"), 60, "the alert's notification")
+    assert message["title"] == f"deletes by the client's own key: client web on {server.container}"
+    why = alert["message"].removeprefix("client web: ")
+    assert message["message"] == (
+        f"{why[0].upper()}{why[1:]}.\nAt {alert['at']}.\nHow to answer it: docs/how-to/answer-an-alert.md"
+    )
+    assert "not by the admin key" in why and "Next: see what was deleted with borg-server audit web" in why
+
+
+@pytest.mark.parametrize(
+    ("urls", "problem"),
+    [
+        ("ntfy:/ntfy/backups", "the 1st URL (no scheme) is not a URL: it must start with a scheme such as "
+         "mailto://, ntfy:// or gotify://"),
+        ("ntfy://ntfy/ok ntfyy://ntfy.example.org/topic", "the 2nd URL (ntfyy://ntfy.example.org/…) has a scheme "
+         "Apprise does not know (ntfyy://)"),
+        (f"tgram://{TOKEN}", "the 1st URL (tgram://…) is not a tgram:// URL Apprise can use: a part is missing or "
+         "malformed"),
+    ],
+)  # fmt: skip
+def test_a_url_apprise_cannot_use_stops_both_images_at_start_naming_the_setting_never_the_token(
+    sandbox, tmp_path, urls, problem
+):
+    server = start_server(sandbox, ["web"])
+    ntfy = start_ntfy(sandbox, server.network)
+    web = make_client(sandbox, server, "web", tmp_path)
+    fill_volume(sandbox, web.data, "echo one > /data/file")
+    line = f"  NOTIFY_URLS: {problem}; see docs/how-to/notifications.md"
+
+    run = client_command(sandbox, web, ["run"], env={"NOTIFY_URLS": urls})
+    started = sandbox.run("bad-server", SERVER_IMAGE, ["--network", server.network, "-e", "BORG_CLIENTS=web",
+                          "-e", f"NOTIFY_URLS={urls}"], detach=False, check=False)  # fmt: skip
+
+    assert run.returncode == 2 and line in run.stderr.splitlines(), run.stderr
+    assert started.returncode != 0 and line in started.stderr.splitlines(), started.stderr
+    for said in (run.stdout + run.stderr, started.stdout + started.stderr):
+        assert TOKEN not in said and "Traceback" not in said
+    assert json.loads(client_command(sandbox, web, ["status", "--json"]).stdout)["last_runs"] == []  # nothing ran
+    assert ntfy.messages("backups") == [] and waiting(sandbox, web) == []
