@@ -10,7 +10,8 @@ from __future__ import annotations
 import socket
 from datetime import datetime
 
-from borg_common.notify import Message, duration, size
+from borg_common.notify import Message
+from borg_common.values import human_duration, human_size
 
 EVENTS = {"success": "success", "warning": "warning", "skipped": "warning", "failure": "failure",
           "interrupted": "failure"}  # fmt: skip
@@ -57,21 +58,21 @@ def _figures(report: dict, last_good_age: float | None) -> list[str]:
         stats = report.get("stats") or {}
         if report.get("archive") and stats.get("original_size") is not None:
             lines.append(
-                f"Archive {report['archive']}: {size(stats['original_size'])} read, "
-                f"{size(stats.get('deduplicated_size') or 0)} new in the repository, "
+                f"Archive {report['archive']}: {human_size(stats['original_size'])} read, "
+                f"{human_size(stats.get('deduplicated_size') or 0)} new in the repository, "
                 f"{stats.get('nfiles', 0)} file(s)."
             )
         if report["status"] != "success":
             lines.append(_last_good(last_good_age))
     if report.get("duration_s") is not None:
-        lines.append(f"Started {_at(report['started_at'])}, took {duration(int(report['duration_s']))}.")
+        lines.append(f"Started {_at(report['started_at'])}, took {human_duration(int(report['duration_s']))}.")
     return lines
 
 
 def _last_good(age: float | None) -> str:
     if age is None:
         return "There is no good backup of this client yet."
-    return f"The last good backup finished {duration(max(int(age), 0))} ago."
+    return f"The last good backup finished {human_duration(max(int(age), 0))} ago."
 
 
 def _at(moment: str) -> str:

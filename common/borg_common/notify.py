@@ -117,23 +117,6 @@ def shown(url: str) -> str:
     return f"{scheme}://{host}/…" if _HOST.fullmatch(host) else f"{scheme}://…"
 
 
-def duration(seconds: float) -> str:
-    """Return seconds as a person reads them: the two largest units ("1d 2h", "3m 5s", "0s")."""
-    days, rest = divmod(int(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, rest = divmod(rest, 60)
-    parts = [f"{value}{unit}" for value, unit in ((days, "d"), (hours, "h"), (minutes, "m"), (rest, "s")) if value]
-    return " ".join(parts[:2]) or "0s"
-
-
-def size(count: int) -> str:
-    """Return bytes as a person reads them: 512 B, 1.5 kB, 23.4 MB, 2.0 GB (decimal units, as borg shows)."""
-    for unit, factor in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if count >= factor:
-            return f"{count / factor:.1f} {unit}"
-    return f"{count} B"
-
-
 def ordinal(number: int) -> str:
     """Return 1st, 2nd, 3rd, 4th, … 11th, 12th, 13th, 21st, …"""
     suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")

@@ -3,6 +3,7 @@
 Numbers are ASCII digits only (int() would take "１２" or "1_000"), with a bounded number of digits so
 that no conversion can fail; text has no control characters and a bounded length. A value a problem
 shows is cut and escaped, so that a 100 kB value or an escape sequence never reaches a terminal whole.
+Durations and sizes shown to people (messages, alerts, notifications, the status page) are written here too.
 """
 
 from __future__ import annotations
@@ -78,6 +79,28 @@ def duration_text(seconds: int) -> str:
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def human_duration(seconds: float) -> str:
+    """Return seconds as a person reads them: the two largest units ("1d 2h", "3m 5s", "0s")."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, rest = divmod(rest, 60)
+    parts = [f"{value}{unit}" for value, unit in ((days, "d"), (hours, "h"), (minutes, "m"), (rest, "s")) if value]
+    return " ".join(parts[:2]) or "0s"
+
+
+def human_size(size: int | None) -> str:
+    """Given bytes (or None), return them for people in decimal units ("1.2 MB"), "-" for None."""
+    if size is None:
+        return "-"
+    if size < 1000:
+        return f"{size} B"
+    for unit in ("kB", "MB", "GB", "TB"):
+        size /= 1000
+        if round(size, 1) < 1000 or unit == "TB":
+            return f"{size:.1f} {unit}"
+    return str(size)
 
 
 def size_text(size: int) -> str:

@@ -15,6 +15,7 @@ import uuid
 from datetime import datetime
 
 from borg_common import notify, outbox
+from borg_common.values import human_duration
 from borg_server.compaction.policy import Group
 from borg_server.records import state_file
 from borg_server.records.client_state import ClientState, RaisedAlert, Refusals
@@ -47,15 +48,6 @@ LABELS = {
     "sessions_refused": "sessions refused (too many open at once)",
 }
 REFUSED_QUIET = 3600  # seconds without a refused session before sessions_refused clears
-
-
-def human_duration(seconds: float) -> str:
-    """Return seconds as the two largest units, e.g. "1d 2h", "3m 5s"."""
-    days, rest = divmod(int(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, rest = divmod(rest, 60)
-    parts = [f"{value}{unit}" for value, unit in ((days, "d"), (hours, "h"), (minutes, "m"), (rest, "s")) if value]
-    return " ".join(parts[:2]) or "0s"
 
 
 def conditions(

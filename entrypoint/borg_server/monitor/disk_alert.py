@@ -18,11 +18,12 @@ from pathlib import Path
 
 from borg_common import files
 from borg_common.files import atomic_write
+from borg_common.values import human_size
 from borg_server.monitor import alerts
 from borg_server.records.client_state import RaisedAlert
 from borg_server.records.state_file import now_text
 from borg_server.repository import audit_log, segments
-from borg_server.repository.disk_space import DiskUsage, human_size
+from borg_server.repository.disk_space import DiskUsage
 
 logger = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from borg_common import files, notify, reports
 from borg_common.settings import CLIENT_NAME
+from borg_common.values import human_duration
 from borg_server.monitor import alerts
 from borg_server.records import state_file
 from borg_server.records.client_state import ClientState, RaisedAlert
@@ -60,8 +61,8 @@ def conditions(name: str, found: ClientState, now: datetime, max_lag: int) -> di
     lag = (now - datetime.fromisoformat(since)).total_seconds()
     if lag > max_lag:
         active["replica_lag"] = (
-            f"client {name}: the replica's copy is {alerts.human_duration(lag)} behind (REPLICA_MAX_LAG "
-            f"{alerts.human_duration(max_lag)}); last complete copy {replica.last_copy_at or 'never'}",
+            f"client {name}: the replica's copy is {human_duration(lag)} behind (REPLICA_MAX_LAG "
+            f"{human_duration(max_lag)}); last complete copy {replica.last_copy_at or 'never'}",
             {"last_copy_at": replica.last_copy_at, "lag_s": int(lag), "lag_segments": replica.lag_segments,
              "max_lag_s": max_lag},
         )  # fmt: skip

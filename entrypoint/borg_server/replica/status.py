@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from borg_common import outbox
-from borg_server.monitor import alerts
+from borg_common.values import human_duration
 from borg_server.monitor.alerts import REPLICA_ALERTS
 from borg_server.records import state_file
 from borg_server.records.replica_state import ReplicaState
@@ -62,7 +62,7 @@ def render(statuses: list[CopyStatus], as_json: bool = False) -> str:
     rows = [("CLIENT", "LAST COPY", "LAG", "LAG SEGMENTS", "COMMIT (PRIMARY)", "BYTES", "HELD", "MISMATCHED",
              "ALERTS")]  # fmt: skip
     for s in statuses:
-        lag = alerts.human_duration(s.lag_s) if s.lag_s is not None else "never copied"
+        lag = human_duration(s.lag_s) if s.lag_s is not None else "never copied"
         commit = f"{s.copied_commit} ({s.primary_commit})"
         rows.append((s.client, s.last_copy_at or "-", lag, str(s.lag_segments), commit, str(s.bytes),
                      str(s.held_segments), str(s.mismatched_segments), ",".join(s.alerts) or "-"))  # fmt: skip

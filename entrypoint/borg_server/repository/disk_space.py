@@ -28,6 +28,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from borg_common.values import human_size
 from borg_server.records.client_state import ClientState
 from borg_server.repository import gate, segments
 from borg_server.system.paths import Paths
@@ -204,16 +205,3 @@ def remove_uncommitted(paths: Paths, client: str, known: set[int] = frozenset())
         client, human_size(freed), len(failed),
     )  # fmt: skip
     return freed
-
-
-def human_size(size: int | None) -> str:
-    """Given bytes (or None), return them for people in decimal units ("1.2 MB"), "-" for None."""
-    if size is None:
-        return "-"
-    if size < 1000:
-        return f"{size} B"
-    for unit in ("kB", "MB", "GB", "TB"):
-        size /= 1000
-        if round(size, 1) < 1000 or unit == "TB":
-            return f"{size:.1f} {unit}"
-    return str(size)

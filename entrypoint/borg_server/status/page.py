@@ -14,9 +14,8 @@ from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
-from borg_server.monitor.alerts import human_duration
+from borg_common.values import human_duration, human_size
 from borg_server.records.configuration import ServerConfig
-from borg_server.repository.disk_space import human_size
 from borg_server.status import history
 from borg_server.status.facts import ClientStatus, ServerStatus
 from borg_server.status.history import History

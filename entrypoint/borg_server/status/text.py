@@ -7,9 +7,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from borg_common import files
+from borg_common.values import human_size
 from borg_server.provision import pairing
 from borg_server.records.configuration import ClientSpec, ServerConfig
-from borg_server.repository.disk_space import human_size
 from borg_server.status import tables
 from borg_server.status.facts import ClientStatus, ServerStatus
 from borg_server.system import accounts

@@ -193,8 +193,3 @@ def test_a_notification_apprise_could_not_send_stays_in_the_outbox_for_the_next_
 )
 def test_why_apprise_failed_is_told_without_its_text(captured, reason):
     assert notify._reason(captured) == reason
-
-
-def test_durations_and_sizes_read_as_a_person_reads_them():
-    assert [notify.duration(s) for s in (0, 59, 3600 + 120, 90000)] == ["0s", "59s", "1h 2m", "1d 1h"]
-    assert [notify.size(n) for n in (512, 1500, 23_400_000, 2 * 10**9)] == ["512 B", "1.5 kB", "23.4 MB", "2.0 GB"]

@@ -4,8 +4,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-import pytest
-
 from borg_common import outbox
 from borg_common.notify import DEFAULT_ON, Notify
 from borg_server.compaction.policy import Group
@@ -13,7 +11,6 @@ from borg_server.monitor.alerts import (
     conditions,
     document,
     emit,
-    human_duration,
     refusals,
     still_being_written,
     transitions,
@@ -90,15 +87,6 @@ CLIENT_DELETES_NEXT = (
     "docs/how-to/roll-back-a-compromised-client.md says and replace the client's key; "
     "if someone did, acknowledge it as the audit says"
 )
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(0, "0s"), (59, "59s"), (60, "1m"), (61, "1m 1s"), (3600, "1h"), (3661, "1h 1m"), (86400, "1d"),
-     (97200, "1d 3h"), (90061, "1d 1h"), (59.9, "59s")],
-)  # fmt: skip
-def test_human_duration_shows_the_two_largest_units_that_are_not_zero(seconds, text):
-    assert human_duration(seconds) == text
 
 
 def test_a_client_that_backed_up_recently_and_has_no_findings_has_no_condition():

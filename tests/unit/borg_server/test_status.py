@@ -6,7 +6,7 @@ import pytest
 
 from borg_server.config.reader import load
 from borg_server.status.facts import ClientStatus
-from borg_server.status.text import human_age, human_size, render, show_client
+from borg_server.status.text import human_age, render, show_client
 from borg_server.system import accounts
 from borg_server.system.ssh_keys import parse_public_key
 
@@ -33,23 +33,6 @@ def status(client: str, **fields) -> ClientStatus:
 
 def config(**environ: str):
     return load({"BORG_CLIENTS": "web db"} | environ, "backup")
-
-
-@pytest.mark.parametrize(
-    ("size", "text"),
-    [
-        (None, "-"),
-        (0, "0 B"),
-        (999, "999 B"),
-        (1000, "1.0 kB"),
-        (1_234_567, "1.2 MB"),
-        (50 * 1000**3, "50.0 GB"),
-        (3 * 1000**4, "3.0 TB"),
-        (2 * 1000**5, "2000.0 TB"),
-    ],
-)
-def test_human_size_uses_decimal_units_up_to_terabytes(size, text):
-    assert human_size(size) == text
 
 
 @pytest.mark.parametrize(
