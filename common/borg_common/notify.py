@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from borg_common import outbox
+from borg_common import outbox, reports
 from borg_common.settings import MAX_URL, MAX_URLS, Settings
 
 if TYPE_CHECKING:
@@ -135,23 +135,9 @@ def queue(directory: Path, message: Message, notify: Notify) -> bool:
 
 
 def flush(directory: Path, notify: Notify, timeout: float, max_seconds: float = 30.0) -> delivery.FlushResult | None:
-    """Deliver the notifications waiting in the outbox, retrying for at most max_seconds; log what is left.
-
-    Never raises: what cannot be delivered now waits for the next flush.
-    """
-    if not notify.urls or outbox.size(directory) == 0:
-        return None
-    from borg_common import delivery
-
-    try:
-        result = delivery.flush(directory, list(notify.urls), timeout=timeout, max_seconds=max_seconds, send=send,
-                                shown=shown)  # fmt: skip
-    except OSError as error:
-        logger.error("notifications: the outbox %s cannot be written: %s", directory, error)
-        return None
-    if result.pending:
-        logger.warning("notifications: %d wait in the outbox for the next attempt", result.pending)
-    return result
+    """Deliver the notifications waiting in the outbox through Apprise, retrying for at most max_seconds; log
+    what is left (reports.flush, the reports' path). Never raises: what cannot be delivered now waits."""
+    return reports.flush(directory, notify.urls, timeout, max_seconds, what="notification", send=send, shown=shown)
 
 
 def send(session: Any, url: str, document: dict[str, Any], timeout: float) -> None:
