@@ -13,6 +13,7 @@ import threading
 import time
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Generic, TypeVar
 
 from borg_common import outbox
 from borg_server.monitor.alerts import LABELS, REPLICA_ALERTS
@@ -21,6 +22,8 @@ from borg_server.status import facts
 from borg_server.status.facts import ClientStatus, ServerStatus
 from borg_server.status.prometheus import family, per_client
 from borg_server.system.paths import Paths
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -115,20 +118,28 @@ def publish(
     exposition.update(text)
 
 
-class Exposition:
+class Latest(Generic[T]):
+    """The last value the monitor thread published, read by an HTTP server's threads (the metrics' text, the
+    status page's snapshot)."""
+
+    def __init__(self, value: T) -> None:
+        self.lock = threading.Lock()
+        self.value = value
+
+    def update(self, value: T) -> None:
+        with self.lock:
+            self.value = value
+
+    def read(self) -> T:
+        with self.lock:
+            return self.value
+
+
+class Exposition(Latest[str]):
     """The last rendered text, shared between the monitor thread and the HTTP server."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.text = ""
-
-    def update(self, text: str) -> None:
-        with self.lock:
-            self.text = text
-
-    def read(self) -> str:
-        with self.lock:
-            return self.text
+        super().__init__("")
 
 
 class BoundedServer(ThreadingHTTPServer):

@@ -8,7 +8,6 @@ Nothing here runs JavaScript or takes an action.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from html import escape
@@ -19,6 +18,7 @@ from borg_server.records.configuration import ServerConfig
 from borg_server.status import history
 from borg_server.status.facts import ClientStatus, ServerStatus
 from borg_server.status.history import History
+from borg_server.status.metrics import Latest
 
 DUE_SHARE = 0.75  # past this share of MAX_AGE the age is shown as due (amber), past MAX_AGE as stale (red)
 CHART_WIDTH, CHART_HEIGHT = 120, 28
@@ -36,20 +36,8 @@ class Snapshot:
     history: History = field(default_factory=dict)
 
 
-class Board:
+class Board(Latest[Snapshot]):
     """The last snapshot, shared between the monitor thread and the page's HTTP server."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self.lock = threading.Lock()
-        self.snapshot = snapshot
-
-    def update(self, snapshot: Snapshot) -> None:
-        with self.lock:
-            self.snapshot = snapshot
-
-    def read(self) -> Snapshot:
-        with self.lock:
-            return self.snapshot
 
 
 def publish(board: Board, path: Path, config: ServerConfig, found: tuple[list[ClientStatus], ServerStatus],
