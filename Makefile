@@ -25,7 +25,7 @@ COMPOSE_PROFILES := $(PROFILES)
 ADMIN := $(filter admin,$(subst $(comma), ,$(PROFILES)))
 export BASE_IMAGE IMAGE_TAG COMPOSE_PROFILES
 
-.PHONY: help up down test unit integration lint docs images test-images browser-image base-image venv bench promtool
+.PHONY: help up down test unit integration lint docs images test-images browser-image base-image venv bench promtool all-images
 
 help:
 	@echo "make up     run the appliance (server, sidecar, sample app) and make a first backup"
@@ -59,18 +59,19 @@ images: base-image
 	$(BUILD) -f Dockerfile.server -t $(SERVER_IMAGE) .
 	$(BUILD) -f Dockerfile.client -t $(CLIENT_IMAGE) .
 
-# The databases the dump scenarios run (tests/images): PostgreSQL 17 and MariaDB from Debian's packages;
-# the receivers of the notification scenarios: an ntfy server and an SMTP server, from Debian's packages too;
-# and the browser of the status page scenario.
-test-images: base-image browser-image
-	$(BUILD) -q -t borg-appliance-test-postgres:$(IMAGE_TAG) tests/images/postgres
-	$(BUILD) -q -t borg-appliance-test-mariadb:$(IMAGE_TAG) tests/images/mariadb
-	$(BUILD) -q -t borg-appliance-test-ntfy:$(IMAGE_TAG) tests/images/ntfy
-	$(BUILD) -q -t borg-appliance-test-smtp:$(IMAGE_TAG) tests/images/smtp
+# The test-only images (tests/images), from Debian's packages too: the databases of the dump scenarios
+# (PostgreSQL 17, MariaDB), the receivers of the notification scenarios (ntfy, an SMTP server) and the headless
+# Chromium of the status page scenario. One target each, so `make -j` builds them side by side.
+TEST_IMAGES := postgres mariadb ntfy smtp chromium
+test-images: $(addprefix test-image-,$(TEST_IMAGES))
+$(addprefix test-image-,$(TEST_IMAGES)): test-image-%: base-image
+	$(BUILD) -q -t borg-appliance-test-$*:$(IMAGE_TAG) tests/images/$* >/dev/null
+browser-image: test-image-chromium
+.PHONY: $(addprefix test-image-,$(TEST_IMAGES))
 
-# Headless Chromium from Debian's package (tests/images/chromium): about 2 minutes the first time, cached after.
-browser-image: base-image
-	$(BUILD) -q -t borg-appliance-test-chromium:$(IMAGE_TAG) tests/images/chromium
+# Every image the scenarios use, side by side (their downloads from Debian's archive overlap), and once: before
+# the scenarios start, not by each test worker on its own.
+all-images: images test-images
 
 secrets/borg_passphrase:
 	@mkdir -p secrets && chmod 700 secrets
@@ -133,11 +134,13 @@ unit: venv promtool
 WORKERS ?= 4
 PARALLEL = -n $(WORKERS) --dist loadgroup -m "not alone"
 
-integration: venv images
+integration: venv
+	$(MAKE) --no-print-directory -j4 all-images
 	$(VENV)/bin/pytest -q $(PARALLEL) tests/integration
 	$(VENV)/bin/pytest -q -m alone tests/integration
 
-test: venv images promtool
+test: venv promtool
+	$(MAKE) --no-print-directory -j4 all-images
 	$(VENV)/bin/pytest -q tests/unit
 	$(VENV)/bin/pytest -q $(PARALLEL) --durations=40 tests/integration
 	$(VENV)/bin/pytest -q -m alone tests/integration

@@ -3,6 +3,7 @@ world per worker; how `make test` spreads the scenarios over its workers, and ho
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,22 +60,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             report.sections.append((f"log of {name} (last {LOG_TAIL} lines)", text))
 
 
+def make(target: str) -> None:
+    """Run `make target` (an image build), one worker at a time: workers that need the same image wait for
+    the first one's build and then find it in Docker's cache, instead of downloading its packages side by side.
+    Under `make test` every image is built before the scenarios start, so this is a cache hit."""
+    lock = ROOT / ".build" / "images.lock"
+    lock.parent.mkdir(exist_ok=True)
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        subprocess.run(["make", "-C", str(ROOT), target], check=True, capture_output=True)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def images() -> None:
     """Build both images once per session (make images skips the base image when it exists)."""
-    subprocess.run(["make", "-C", str(ROOT), "images"], check=True, capture_output=True)
+    make("images")
 
 
 @pytest.fixture(scope="session")
 def database_images() -> None:
-    """Build the PostgreSQL and MariaDB images of the dump scenarios once, when a scenario needs them."""
-    subprocess.run(["make", "-C", str(ROOT), "test-images"], check=True, capture_output=True)
+    """Build the test-only images (databases, receivers, browser) once, when a scenario needs them."""
+    make("test-images")
 
 
 @pytest.fixture(scope="session")
 def browser_image() -> None:
     """Build the headless Chromium image of the status page scenario once, when a scenario needs it."""
-    subprocess.run(["make", "-C", str(ROOT), "browser-image"], check=True, capture_output=True)
+    make("browser-image")
 
 
 @pytest.fixture

@@ -76,7 +76,8 @@ def test_the_status_page_shows_a_healthy_a_stale_and_an_alerting_client_in_a_bro
                 f"mkdir -p /data/monitor && echo '{json.dumps(sizes)}' > /data/monitor/sizes.json")  # fmt: skip
     server = start_server(sandbox, ["db", "mail", "web"], env=env,
                           extra=["-v", f"{tmp_path / 'status_password'}:/run/secrets/status_password:ro"])  # fmt: skip
-    assert "status page: serving on port 8080 at / and /status.json, with a password" in logs(server.container)
+    serving = "status page: serving on port 8080 at / and /status.json, with a password"
+    wait_until(lambda: serving in logs(server.container), 60, "the monitor's status page")  # it starts after sshd
 
     # db backs up once and then not again within its MAX_AGE of 1m; mail deletes its archive with its own key;
     # web backs up last and stays within the default 26h.
