@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(items) -> None:
     Under `make test` (pytest-xdist, --dist loadgroup) scenarios spread freely over the workers, except: those
     that read the shared world run on one worker (so it is made once), those of a module with a module-scoped
     fixture stay on one worker (the fixture is made once, not once per worker), and those marked `cores`
-    (they keep both cores busy on purpose) run one after another."""
+    (they keep both cores busy on purpose) run one after another. Those marked `long` are handed out first."""
     for item in items:
         if HERE not in Path(item.path).resolve().parents:
             continue
@@ -46,6 +46,9 @@ def pytest_collection_modifyitems(items) -> None:
             item.add_marker(pytest.mark.xdist_group("world"))
         elif module_scoped(item):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    # pytest-xdist hands out the groups with most scenarios first, then the single scenarios in this order: the
+    # `long` ones go first, so that no worker starts a scenario of several minutes when the others are done.
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.harness.containers import CLIENT_IMAGE, wait_until
 from tests.harness.stack import (
     client_command,
@@ -57,6 +59,7 @@ def last_run(sandbox, web) -> dict:
     return json.loads(shown.stdout)[-1]
 
 
+@pytest.mark.long
 def test_a_month_of_archives_is_pruned_by_the_keep_rules_only_with_the_admin_key_and_only_when_sane(sandbox, tmp_path):
     keys = sandbox.volume("admin-key")
     sandbox.run("keygen", CLIENT_IMAGE, ["-v", f"{keys}:/admin", "--entrypoint", "ssh-keygen"],

@@ -17,6 +17,7 @@ def runs(sidecar: str) -> list[dict]:
     return json.loads(docker("exec", sidecar, "borg-client", "status", "--json", "--runs", "50").stdout)["last_runs"]
 
 
+@pytest.mark.long
 def test_a_per_minute_schedule_makes_archives_and_a_run_longer_than_a_minute_makes_the_next_skip(sandbox, tmp_path):
     server = start_server(sandbox, ["web"])
     web = make_client(sandbox, server, "web", tmp_path)

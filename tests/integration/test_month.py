@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.harness.stack import client_command, fill_volume, make_client, start_server
 
 # Runs inside the sidecar's image: the sidecar's own run, with the clock that reports, day logs and the
@@ -47,6 +49,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.long
 def test_a_month_of_daily_runs_keeps_every_file_under_its_limit(sandbox, tmp_path):
     server = start_server(sandbox, ["web"])
     web = make_client(sandbox, server, "web", tmp_path)
