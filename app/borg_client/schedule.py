@@ -155,7 +155,8 @@ def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
             logger.info("next backup at %s", due.isoformat(timespec="seconds"))
         drill = drill or (config.drills.cron and next_times(config.drills.cron, current, 1)[0]) or None
         if drill_first(drill, due, ran):
-            if not wait_until(config, drill, stop, "the restore drill"):
+            with_backup = ran is not None and drill <= ran  # due with the backup that just ran: now, not at its time
+            if not with_backup and not wait_until(config, drill, stop, "the restore drill"):
                 break
             drill_with_retries(config, stop, control)
             drill = ran = None

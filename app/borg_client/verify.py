@@ -32,11 +32,15 @@ HEALTHY_PERIODS = 2  # periods of VERIFY_CRON a sidecar may go without a passed 
 
 
 def verify_once(config: ClientConfig, control: Control | None = None, attempt: int = 1) -> RunReport:
-    """Run one restore drill (waiting for a backup or prune that is going on) and report it; return the report."""
+    """Run one restore drill (waiting for a backup or prune that is going on) and report it; return the report.
+
+    A drill that passed or found something is kept as last_verified; one that could not run and may be retried
+    (the server unreachable, the repository locked) is not: it proves nothing either way.
+    """
     control = control or Control()
     started = report.start(config, attempt, kind="verify")
     finished = reported(config, started, True, lambda paths: drill(config, paths, started, control), "")
-    if finished.status in ("success", "failure"):
+    if finished.status == "success" or (finished.status == "failure" and not finished.retryable):
         try:
             remember(config.paths, finished)
         except OSError:
@@ -151,7 +155,8 @@ def clean(scratch) -> None:
 
 
 def data_due(record: dict, every: int) -> bool:
-    """Given the drill record and VERIFY_DATA_EVERY (0: never), return whether this drill also reads every chunk."""
+    """Given the drill record and VERIFY_DATA_EVERY (0: never), return whether this drill also reads every chunk: the
+    first drill does, then every VERIFY_DATA_EVERY-th."""
     return every > 0 and record.get("drills_since_data", every - 1) + 1 >= every
 
 
