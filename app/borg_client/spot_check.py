@@ -175,10 +175,8 @@ def compare_extracted(config, archive, group, scratch: Path, root: Path, tally: 
     listed.write_text(patterns(group))
     try:
         call = call_borg(config, borg.extract_patterns_argv(archive, listed), cwd=files, control=control)
-        if call.returncode != 0:
-            raise Failure(
-                explain(call, f"borg extract of {len(group)} file(s) of {archive} failed"), msgids=call.msgids
-            )
+        if unreadable(call, f"borg extract of {len(group)} file(s) of {archive}", tally):
+            return
         for entry in group:
             restored = files / entry.path
             if not restored.is_file():
@@ -212,10 +210,21 @@ def compare_streamed(config: ClientConfig, archive: str, entry: Entry, root: Pat
         except _Differs:
             tally_one(entry, offset, root, tally)
             return
-        if call.returncode != 0:
-            raise Failure(explain(call, f"borg extract --stdout of /{entry.path} failed"), msgids=call.msgids)
+        if unreadable(call, f"borg extract --stdout of /{entry.path}", tally):
+            return
         ended = None if live.read(1) == b"" else offset
     tally_one(entry, ended, root, tally)
+
+
+def unreadable(call, what: str, tally: Tally) -> bool:
+    """Given a finished extract, return whether it failed because the repository's data is damaged (counted in tally
+    as a finding); raise Failure if it failed otherwise. A warning (an owner it could not set) is no failure."""
+    if call.outcome.status != "failure":
+        return False
+    if any("Integrity" in msgid for msgid in call.msgids):
+        tally.differing.append(f"{explain(call, what + ' failed')}: the repository's data for it is damaged")
+        return True
+    raise Failure(explain(call, f"{what} failed"), msgids=call.msgids)
 
 
 def tally_one(entry: Entry, offset: int | None, root: Path, tally: Tally) -> None:
