@@ -31,6 +31,7 @@ def command_status(config, arguments) -> int:
                 key: entry.get(key)
                 for key in ("started_at", "finished_at", "kind", "status", "archive", "duration_s", "message", "dumps")
             }
+            | ({"verified": entry["verified"]} if "verified" in entry else {})  # a drill's figures
             for entry in runs[-arguments.runs :]
         ],
     }
