@@ -127,11 +127,17 @@ CLIENT = {  # setting -> kind (the base environment: a pairing export and BORG_P
     "PRUNE_CRON": "cron",
     "PRUNE_MIN_SIZE_RATIO": "number",
     "BORG_ADMIN_SSH_KEY_FILE": "path",
+    "VERIFY_CRON": "cron",
+    "VERIFY_SAMPLE": "number",
+    "VERIFY_DATA_EVERY": "number",
 }
 EXTRA = {  # absurd values of one setting that no kind covers
     ("LOG_LEVEL", "verbose"): "verbose",
     ("BORG_PASSPHRASE_FILE", "empty"): "",
     ("BORG_SERVER_CONFIG", "the passphrase file"): "/run/secrets/borg_passphrase",
+    ("VERIFY_SAMPLE", "over 100%"): "150%",
+    ("VERIFY_SAMPLE", "zero"): "0",
+    ("VERIFY_SAMPLE", "no share"): "0%",
 }
 ALONE = ("BORG_PASSCOMMAND", "BORG_PASSPHRASE")  # set instead of BORG_PASSPHRASE_FILE, not beside it
 

@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from borg_client import borg, dumprestore, dumps, repository, restore, run, schedule, waiting
+from borg_client import borg, dumprestore, dumps, repository, restore, run, schedule, verify, waiting
 from borg_client import config as client_config
 from borg_client.borgcall import Control, call_borg
 from borg_client.prunecli import command_prune, command_prune_schedule, timestamp
@@ -60,6 +60,14 @@ def command_run(config, arguments) -> int:
     signal.signal(signal.SIGTERM, lambda *_: control.interrupt())
     signal.signal(signal.SIGINT, lambda *_: control.interrupt())
     return EXIT_CODES[run.run_once(config, wait=True, control=control).status]
+
+
+def command_verify(config, _arguments) -> int:
+    """One restore drill now (waits for a backup or prune that is going on); exit 0 when it passed."""
+    control = Control()
+    signal.signal(signal.SIGTERM, lambda *_: control.interrupt())
+    signal.signal(signal.SIGINT, lambda *_: control.interrupt())
+    return EXIT_CODES[verify.verify_once(config, control=control).status]
 
 
 def command_schedule(_config, _arguments) -> int:
@@ -184,6 +192,7 @@ def parser() -> argparse.ArgumentParser:
 
     running = command("run", command_run, "one backup now")
     running.add_argument("--timestamp", type=timestamp, help=argparse.SUPPRESS)  # tests: an archive made in the past
+    command("verify", command_verify, "a restore drill now: check, restore a sample and compare it with the live files")
     command("prune", command_prune, "delete old archives by KEEP_* now, with the admin key (BORG_ADMIN_SSH_KEY_FILE)")
     command(
         "prune-schedule", command_prune_schedule, "prune on PRUNE_CRON until stopped, never back up (admin service)"

@@ -190,6 +190,25 @@ def list_paths_argv(archive: str, path: str) -> list[str]:
     return command("list", "--json-lines", f"::{archive}", path)
 
 
+def extract_patterns_argv(archive: str, patterns: Path) -> list[str]:
+    """Given an archive and a borg patterns file (spot_check.patterns), return the borg extract argv of those files."""
+    return command("extract", "--patterns-from", str(patterns), f"::{archive}")
+
+
+def newest_archive_argv(config: ClientConfig) -> list[str]:
+    """Given the configuration, return the borg list argv of this client's newest archive (--json)."""
+    glob = archive_glob(config.archive_name, config.client)
+    return command("list", "--json", *(["--glob-archives", glob] if glob else []), "--last", "1")
+
+
+def drill_check_argv(config: ClientConfig, verify_data: bool = False) -> list[str]:
+    """Given the configuration, return the borg check argv of a restore drill: the newest archive's metadata, or with
+    verify_data every chunk (borg 1.4 reads every chunk of the repository, a superset of the archive's)."""
+    glob = archive_glob(config.archive_name, config.client)
+    options = ["--archives-only", *(["--glob-archives", glob] if glob else []), "--last", "1"]
+    return command("check", *options, *(["--verify-data"] if verify_data else []))
+
+
 def extract_stdout_argv(archive: str, path: str) -> list[str]:
     """Given an archive and one file in it, return the borg extract argv that prints the file."""
     return command("extract", "--stdout", f"::{archive}", path)

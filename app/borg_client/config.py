@@ -9,7 +9,8 @@ from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from borg_client import retention, retry
+from borg_client import drills, retention, retry
+from borg_client.drills import Drills
 from borg_client.paths import Paths
 from borg_client.retention import Retention
 from borg_common import cron, notify
@@ -44,7 +45,7 @@ SETTINGS = (  # every setting of the sidecar (docs/reference/sidecar-settings.md
     "KEEP_DAILY", "KEEP_HOURLY", "KEEP_MONTHLY", "KEEP_WEEKLY", "KEEP_WITHIN", "KEEP_YEARLY", "LOG_LEVEL",
     "NOTIFY_ON", "NOTIFY_URLS", "PRUNE_CRON", "PRUNE_MIN_SIZE_RATIO", "REPORT_TIMEOUT", "REPORT_URLS",
     "RESTORE_FROM_REPLICA", "RETRY_DELAYS",
-    "TZ",
+    "TZ", "VERIFY_CRON", "VERIFY_DATA_EVERY", "VERIFY_SAMPLE",
 )  # fmt: skip
 PASSED_TO_BORG = (  # borg's own variables a user may set: passed to every borg the sidecar runs
     "BORG_FILES_CACHE_TTL", "BORG_SHOW_SYSINFO", "BORG_CHECK_I_KNOW_WHAT_I_AM_DOING",
@@ -104,6 +105,7 @@ class ClientConfig:
     retry_delays: tuple[int, ...] = retry.DEFAULT_DELAYS  # seconds before each retry of a failed run
     retention: Retention = Retention()  # KEEP_*, PRUNE_CRON, the admin key
     notify: notify.Notify = notify.Notify()  # NOTIFY_URLS, NOTIFY_ON (borg_common.notify)
+    drills: Drills = Drills()  # VERIFY_CRON, VERIFY_SAMPLE, VERIFY_DATA_EVERY (borg_client.drills)
     backup_timestamp: str | None = None  # `run --timestamp` (tests): borg create --timestamp, UTC
     state: Path = STATE
     sources: Path = SOURCES
@@ -216,6 +218,7 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING) -> ClientConfig:
         retry_delays=retry.delays(settings),
         retention=kept,
         notify=notify.read(settings),
+        drills=drills.load(settings),
     )
     check_archive_name(settings, config.archive_name)
     check_cron(settings, config.cron)

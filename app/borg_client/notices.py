@@ -1,4 +1,4 @@
-"""What a person reads about a run (backup, prune): the notification's title and body, sent through
+"""What a person reads about a run (backup, prune, restore drill): the notification's title and body, sent through
 borg_common.notify (NOTIFY_URLS, NOTIFY_ON).
 
 The title says what and where ("backup of web failed on app-host"), the body why in one sentence, the
@@ -22,7 +22,12 @@ NEXT = {
     "fix the cause, then run borg-client run to back up now; see docs/explanation/backup-run.md.",
     "prune": "Next: read the sidecar's log, fix the cause, then run borg-client prune; "
     "see docs/how-to/prune-safely.md.",
+    "verify": "Next: a file that differs: restore it from an older archive too (borg-client restore ARCHIVE PATH "
+    "--target /tmp/drill) and compare, to tell whether the live file or the backup is damaged; damage found by a "
+    "check: run borg-client check --verify-data and read the server's log; then borg-client verify to drill again; "
+    "see docs/how-to/restore-drills.md.",
 }
+NAMES = {"verify": "restore drill"}  # how a title names a kind of run
 LISTED = 10  # archive names a prune's notification lists
 
 
@@ -31,7 +36,7 @@ def message(report: dict, last_good_age: float | None, host: str | None = None) 
     (None: never), return the notification a person reads."""
     kind, status = report.get("kind", "backup"), report["status"]
     where = host or socket.gethostname()
-    title = f"{kind} of {report['client']} {OUTCOMES.get(status, status)} on {where}"
+    title = f"{NAMES.get(kind, kind)} of {report['client']} {OUTCOMES.get(status, status)} on {where}"
     lines = [_sentence(report.get("message") or OUTCOMES.get(status, status))]
     lines += _figures(report, last_good_age)
     if status != "success":
@@ -47,7 +52,9 @@ def _sentence(text: str) -> str:
 def _figures(report: dict, last_good_age: float | None) -> list[str]:
     """Return the lines with the figures that matter for this run."""
     lines = []
-    if report.get("kind") == "prune":
+    if report.get("kind") == "verify":
+        lines += _drilled(report.get("verified") or {})
+    elif report.get("kind") == "prune":
         pruned, kept = report.get("pruned") or [], report.get("kept") or []
         if pruned:
             names = ", ".join(pruned[:LISTED]) + (f" and {len(pruned) - LISTED} more" if len(pruned) > LISTED else "")
@@ -67,6 +74,18 @@ def _figures(report: dict, last_good_age: float | None) -> list[str]:
     if report.get("duration_s") is not None:
         lines.append(f"Started {_at(report['started_at'])}, took {human_duration(int(report['duration_s']))}.")
     return lines
+
+
+def _drilled(verified: dict) -> list[str]:
+    """Return the lines with a drill's figures: what it checked, files compared and skipped."""
+    if "files_compared" not in verified:
+        return []
+    steps = ", ".join(verified.get("checked") or ()) or "nothing"
+    return [
+        f"Checked: {steps}; {verified['files_compared']} file(s) compared byte for byte "
+        f"({human_size(verified.get('bytes_compared') or 0)}), {verified.get('files_skipped', 0)} skipped "
+        f"(changed since the backup)."
+    ]
 
 
 def _last_good(age: float | None) -> str:

@@ -107,6 +107,16 @@ class Paths:
         return self.state / "waiting"
 
     @property
+    def verify_record(self) -> Path:
+        """The last restore drill (last_verified) and the drills since the last data check (borg_client.verify)."""
+        return self.state / "verify.json"
+
+    @property
+    def drill_scratch(self) -> Path:
+        """Where a restore drill extracts its sample, emptied after each drill and at the next one after a kill."""
+        return self.state / "drill"
+
+    @property
     def stopped_containers(self) -> Path:
         """The journal of containers stopped for a run, until they are started again."""
         return self.state / "stopped-containers.json"

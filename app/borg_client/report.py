@@ -46,10 +46,11 @@ class RunReport:
     log_tail: tuple[str, ...] = ()
     attempt: int = 1  # 1 for a scheduled or manual run, 2 for its first retry, …
     retryable: bool = False  # whether a retry may fix the failure (borg_client.failures); not shipped
-    kind: str = "backup"  # backup | prune
+    kind: str = "backup"  # backup | prune | verify (a restore drill, borg_client.verify)
     kept: tuple[str, ...] = ()  # a prune's archives kept, newest first
     pruned: tuple[str, ...] = ()  # a prune's archives deleted
     dumps: tuple[Mapping, ...] = ()  # a backup's dumps: container, kind, database, path, bytes, seconds, status
+    verified: Mapping = field(default_factory=dict)  # a drill's steps and figures (borg_client.verify.verified)
 
     @property
     def duration_s(self) -> float | None:
@@ -75,8 +76,15 @@ class RunReport:
             "log_tail": list(self.log_tail),
             "attempt": self.attempt,
             "kind": self.kind,
-        } | ({"kept": list(self.kept), "pruned": list(self.pruned)} if self.kind == "prune" else {"dumps": [
-            dict(dump) for dump in self.dumps]})  # fmt: skip
+        } | self._of_kind()
+
+    def _of_kind(self) -> dict:
+        """Return the fields only this kind of run has: a prune's archives, a drill's findings, a backup's dumps."""
+        if self.kind == "prune":
+            return {"kept": list(self.kept), "pruned": list(self.pruned)}
+        if self.kind == "verify":
+            return {"verified": dict(self.verified)}
+        return {"dumps": [dict(dump) for dump in self.dumps]}
 
 
 def now() -> datetime:

@@ -42,7 +42,9 @@ def reported(
 
 def failed_unexpectedly(started: RunReport, error: Exception, stopped: list[str]) -> RunReport:
     """Given the started report and an error nobody expected, log its traceback; return the failure's report."""
-    logger.exception("the %s failed unexpectedly", "prune" if started.kind == "prune" else "run")
+    logger.exception(
+        "the %s failed unexpectedly", {"prune": "prune", "verify": "restore drill"}.get(started.kind, "run")
+    )
     message = failures.unexpected(error)
     return dataclasses.replace(
         started, status="failure", message=message, stopped_containers=tuple(stopped), retryable=True

@@ -2,7 +2,8 @@
 SIGUSR1 makes it do now what it waits for (the next backup, a retry or a prune), without a cron minute.
 
 With PRUNE_CRON, prunes run in the same loop, between backups, so a prune never overlaps a backup;
-`prune-schedule` (the admin service) runs only the prunes.
+`prune-schedule` (the admin service) runs only the prunes. Restore drills (VERIFY_CRON, borg_client.verify) run
+in the loop too: before the next backup, or right after a backup due at the same time.
 
 Nothing that goes wrong in one run ends the loop: an unexpected error is logged with its traceback
 and the next run comes on time. A failure a retry may fix is tried again after each of
@@ -18,7 +19,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from borg_client import journal, prune, quiesce, retry, run, waiting
+from borg_client import journal, prune, quiesce, retry, run, verify, waiting
 from borg_client.borgcall import Control
 from borg_client.config import ClientConfig
 from borg_common import cron, notify, outbox, reports
@@ -106,6 +107,31 @@ def run_with_retries(config: ClientConfig, stop: threading.Event, control: Contr
         attempt += 1
 
 
+def drill_first(drill: datetime | None, backup: datetime, ran: datetime | None) -> bool:
+    """Given when the next drill is due (None: VERIFY_CRON is off), the next backup, and when the backup that just ran
+    was due (None: none ran yet), return whether the drill comes now, before the next backup: it is due earlier, or
+    it was due with the backup that just ran (woken by SIGUSR1 or on the same minute), which went first."""
+    return drill is not None and (drill < backup or (ran is not None and drill <= ran))
+
+
+def drill_with_retries(config: ClientConfig, stop: threading.Event, control: Control) -> None:
+    """Run a restore drill; while it fails in a way a retry may fix, wait the next of RETRY_DELAYS and try again,
+    unless the retry would come after the next scheduled drill."""
+    attempt = 1
+    while True:
+        finished = survive("the restore drill", verify.verify_once, config, control=control, attempt=attempt)
+        if finished is None or stop.is_set():
+            return
+        scheduled = next_times(config.drills.cron, datetime.now().astimezone(), 1)[0]
+        due = retry.retry_at(config.retry_delays, finished.retryable, attempt, finished.finished_at, scheduled)
+        if due is None:
+            return
+        logger.info("restore drill attempt %d failed; retrying at %s", attempt, due.isoformat(timespec="seconds"))
+        if not wait_until(config, due, stop, "the drill's retry"):
+            return
+        attempt += 1
+
+
 def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
     """Run backups on config's schedule until stop is set."""
     paths = config.paths
@@ -120,12 +146,21 @@ def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
         survive("waiting for the databases", waiting.databases_ready, config, stop)
         if not stop.is_set():
             run_with_retries(config, stop, control)
-    due = None
+    survive("the restore drill's record", verify.begin, paths, datetime.now().astimezone())
+    due = drill = ran = None
     while not stop.is_set():
         current = datetime.now().astimezone()
         if due is None:
             due = next_times(config.cron, current, 1)[0] + timedelta(seconds=random.uniform(0, config.jitter))
             logger.info("next backup at %s", due.isoformat(timespec="seconds"))
+        drill = drill or (config.drills.cron and next_times(config.drills.cron, current, 1)[0]) or None
+        if drill_first(drill, due, ran):
+            with_backup = ran is not None and drill <= ran  # due with the backup that just ran: now, not at its time
+            if not with_backup and not wait_until(config, drill, stop, "the restore drill"):
+                break
+            drill_with_retries(config, stop, control)
+            drill = ran = None
+            continue
         pruning = config.retention.cron and next_times(config.retention.cron, current, 1)[0]
         if pruning and pruning < due:
             if not wait_until(config, pruning, stop, "the prune"):
@@ -139,7 +174,7 @@ def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
         if missed and not stop.is_set():
             message = f"the run due at {due:%H:%M} was still going on at {missed[0]:%H:%M}, when the next was due"
             survive("the report of a skipped run", run.report_skipped, config, message)
-        due = None
+        ran, due = due, None
     logger.info("scheduler stopped")
 
 

@@ -1,4 +1,5 @@
-"""What `status` and `healthcheck` show: the last runs, the next one, and whether backups succeed on schedule."""
+"""What `status` and `healthcheck` show: the last runs, the next one, the last restore drill, and whether backups
+succeed and drills pass on schedule."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 from datetime import datetime, timedelta
 
 from borg_client import config as client_config
-from borg_client import journal, waiting
+from borg_client import journal, verify, waiting
 from borg_common import cron, outbox
 
 FIRST_START_GRACE = timedelta(minutes=15)
@@ -23,22 +24,30 @@ def command_status(config, arguments) -> int:
         "schedule": config.cron,
         "next_run": cron.next_times(config.cron, current, 1)[0].isoformat(timespec="seconds"),
         "reports_waiting": outbox.size(paths.outbox),
+        "verify_schedule": config.drills.cron or "off",
+        "last_verified": verify.recorded(paths).get("last_verified"),
         "last_runs": [
             {
                 key: entry.get(key)
                 for key in ("started_at", "finished_at", "kind", "status", "archive", "duration_s", "message", "dumps")
             }
+            | ({"verified": entry["verified"]} if "verified" in entry else {})  # a drill's figures
             for entry in runs[-arguments.runs :]
         ],
     }
     if arguments.json:
         print(json.dumps(status, indent=2))
         return 0
-    for key in ("client", "repository", "schedule", "next_run", "reports_waiting"):
+    for key in ("client", "repository", "schedule", "next_run", "reports_waiting", "verify_schedule"):
         print(f"{key + ':':17}{status[key]}")
+    drilled = status["last_verified"]
+    print(
+        f"{'last_verified:':17}"
+        + (f"{drilled['at']}  {drilled['status']}  {drilled['message']}" if drilled else "never")
+    )
     print("last runs:")
     for entry in reversed(status["last_runs"]):
-        what = entry["archive"] or ("prune" if entry["kind"] == "prune" else "-")
+        what = entry["archive"] or {"prune": "prune", "verify": "restore drill"}.get(entry["kind"], "-")
         print(f"  {entry['started_at']}  {entry['status']:11}  {what}  {entry['message']}")
         for dump in entry.get("dumps") or ():
             print(f"      dump {dump['container']}/{dump['database']}: {dump['bytes']} bytes in {dump['seconds']} s"
@@ -47,7 +56,8 @@ def command_status(config, arguments) -> int:
 
 
 def command_healthcheck(config, _arguments) -> int:
-    """Exit 1 when the last run failed, or no success within 1.5 periods (after a first-start grace).
+    """Exit 1 when the last run failed, or no success within 1.5 periods (after a first-start grace), or when the
+    last restore drill failed or none passed within two periods of VERIFY_CRON (borg_client.verify.health).
 
     Exit 0 while the scheduler waits for its pairing export or server, saying so ("starting: …").
     """
@@ -75,4 +85,11 @@ def command_healthcheck(config, _arguments) -> int:
     if age is None or age > allowed:
         print(f"no successful backup within {allowed} (last: {age or 'never'})")
         return 1
+    drilled = verify.health(config, current)
+    if drilled:
+        print(drilled)
+        return 1
+    last = verify.recorded(config.paths).get("last_verified")
+    if last:
+        print(f"last_verified: {json.dumps(last)}")
     return 0

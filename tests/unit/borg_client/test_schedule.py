@@ -10,6 +10,7 @@ import pytest
 from borg_client import quiesce, schedule, waiting
 from borg_client import run as runs
 from borg_client.borgcall import Control
+from borg_client.drills import Drills
 from borg_client.journal import last_success_age
 from borg_client.schedule import needs_catch_up, next_times
 from borg_common.cron import period
@@ -107,7 +108,7 @@ def test_no_catch_up_when_a_success_is_within_one_period_even_after_failures():
 def overdue(config, monkeypatch):
     """An hourly schedule whose next time is already two hours past: every run misses the next time.
 
-    The loop never waits; no Docker (recover raises as a broken socket would).
+    The loop never waits; no Docker (recover raises as a broken socket would); no restore drills (VERIFY_CRON off).
     """
     real_next_times = schedule.next_times
 
@@ -123,7 +124,7 @@ def overdue(config, monkeypatch):
     monkeypatch.setattr(quiesce, "recover", broken_socket)
     monkeypatch.setattr(waiting, "reachable_server", lambda config, stop, marker: True)  # the server answers
     monkeypatch.setattr(waiting, "databases_ready", lambda config, stop: True)  # no Docker
-    return dataclasses.replace(config, cron="0 * * * *")
+    return dataclasses.replace(config, cron="0 * * * *", drills=Drills(cron=None))
 
 
 def test_the_loop_goes_on_after_runs_and_skipped_reports_fail_unexpectedly(overdue, monkeypatch, caplog):
