@@ -209,8 +209,11 @@ def pick_image(client, entry: Entry) -> tuple[str, str]:
 
 
 def last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "no message"
+    """Given a tool's output, return its last error line (psql follows one with the statement and a caret), else
+    its last line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "ERROR" in line or "FATAL" in line or "error" in line]
+    return (errors or lines or ["no message"])[-1]
 
 
 def wait_ready(container, source: Source, environment: dict, control: Control, image: str) -> None:
