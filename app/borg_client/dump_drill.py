@@ -10,6 +10,7 @@ The container and its data go afterwards, always: after a failure, a time limit 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -22,13 +23,12 @@ from borg_client import borg, container_exec, dumprestore, dumps
 from borg_client.borgcall import Control, call_borg, explain, stream_borg
 from borg_client.config import ClientConfig
 from borg_client.dumps import Source
-from borg_common.urls import redact_url
 from borg_common.values import human_duration
 
 logger = logging.getLogger(__name__)
 
 LABEL = "borg-appliance.drill"  # on every drill container: the client's name
-REPOSITORY_LABEL = "borg-appliance.drill.repository"  # and its repository (two sidecars may share a name)
+REPOSITORY_LABEL = "borg-appliance.drill.repository"  # its repository's digest (two sidecars may share a name)
 DRILLED = ("postgres", "mariadb")  # the kinds a drill restores; sqlite and command dumps are not drilled
 DATA_DIRECTORIES = {"postgres": "/var/lib/postgresql/data", "mariadb": "/var/lib/mysql"}  # unless the image says
 SPACE = "8g"  # the tmpfs of a drill database's data: a restore that needs more fails, the host's disk stays
@@ -100,7 +100,12 @@ def listed(config: ClientConfig, archive: str) -> list[Entry]:
 
 def labels(config: ClientConfig) -> dict[str, str]:
     """Return the labels of this client's drill containers (how the next drill finds what a killed one left)."""
-    return {LABEL: config.client, REPOSITORY_LABEL: redact_url(config.repository)}
+    return {LABEL: config.client, REPOSITORY_LABEL: repository_id(config.repository)}
+
+
+def repository_id(repository: str) -> str:
+    """Given the repository URL, return what names it on a drill container (a digest: the URL stays private)."""
+    return hashlib.sha256(repository.encode()).hexdigest()[:16]
 
 
 def data_directories(kind: str, image_config: dict) -> list[str]:

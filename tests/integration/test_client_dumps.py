@@ -6,6 +6,7 @@ One server and one set of database containers serve every scenario, in the order
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
@@ -198,10 +199,10 @@ def test_a_sqlite_file_and_a_command_dump_restore_to_identical_content(stack):
     assert exec_(cmd, "cat", "/srv/state.txt").stdout == "".join(f"{n}\n" for n in range(1, 501))
 
 
-def drill_repositories() -> list[str]:
-    """Return the repository label of every drill container on the daemon (this module's contain its server)."""
-    listed = docker("ps", "-a", "--filter", "label=borg-appliance.drill", "--format",
-                    '{{.Label "borg-appliance.drill.repository"}}')  # fmt: skip
+def drill_containers(repository: str) -> list[str]:
+    """Return the drill containers of the sidecars of repository on the daemon (labelled with its digest)."""
+    digest = hashlib.sha256(repository.encode()).hexdigest()[:16]
+    listed = docker("ps", "-a", "-q", "--filter", f"label=borg-appliance.drill.repository={digest}")
     return listed.stdout.split()
 
 
@@ -227,8 +228,9 @@ def test_the_dumps_restore_in_a_drill_and_a_dump_that_does_not_restore_fails_it(
               f"\\nINSERT INTO half VALUES (1;\\n' > dumps/{pg}/shop.sql && echo 'SELECT 1;' > dumps/old/app.sql "
               f"&& borg-client borg create ::db-broken-{sandbox.prefix} dumps >/dev/null 2>&1")  # fmt: skip
 
-    (good, output), (_, _), (bad, failed), (_, log) = sidecar(
-        sandbox, client, env, f"borg-client verify-dumps {archive}", broken, "borg-client verify-dumps", role="drill"
+    (good, output), (_, _), (bad, failed), (_, settings), (_, log) = sidecar(
+        sandbox, client, env, f"borg-client verify-dumps {archive}", broken, "borg-client verify-dumps",
+        "borg-client check-config", role="drill",
     )  # fmt: skip
 
     assert good == 0, output + log
@@ -266,7 +268,7 @@ def test_the_dumps_restore_in_a_drill_and_a_dump_that_does_not_restore_fails_it(
         "the sidecar recorded it); the next backup records it"))  # fmt: skip
     assert "Traceback" not in log and PG_PASSWORD not in log + output and MARIADB_PASSWORD not in log + output
     # no drill container is left, and the live databases are as they were
-    assert [label for label in drill_repositories() if client.server.container in label] == []
+    assert drill_containers(json.loads(settings)["repository"]) == []
     assert live() == before
 
 
