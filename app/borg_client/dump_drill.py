@@ -132,10 +132,9 @@ def credentials(kind: str, user: str, password: str) -> tuple[dict[str, str], di
 
 
 def run_options(config: ClientConfig, kind: str, image_config: dict, name: str, environment: dict) -> dict:
-    """Return the keyword arguments of containers.run for a drill container: no network, data on tmpfs, labelled."""
+    """Return the keyword arguments of containers.create for a drill container: no network, data on tmpfs, labelled."""
     return {
         "name": name,
-        "detach": True,
         "environment": environment,
         "labels": labels(config),
         "network_mode": "none",
@@ -320,7 +319,8 @@ def drill_one(config: ClientConfig, client, archive: str, entry: Entry, control:
         started, environment = credentials(kind, entry.source.get("user", ""), password)
         name = f"borg-appliance-drill-{config.client}-{secrets.token_hex(4)}"
         logger.info("drill: restoring %s into a throw-away container %s of image %s", entry.path, name, shown)
-        container = client.containers.run(reference, **run_options(config, kind, image_config, name, started))
+        container = client.containers.create(reference, **run_options(config, kind, image_config, name, started))
+        container.start()  # create, then start: containers.run would pull an image that went missing meanwhile
         source = Source(name, container.id, kind)
         wait_ready(container, source, environment, control, shown)
         began = time.monotonic()

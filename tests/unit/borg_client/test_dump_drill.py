@@ -69,7 +69,7 @@ def test_the_drill_container_runs_on_no_network_with_a_password_of_its_own_label
     assert tools == {"MYSQL_PWD": "drill-pw", "BORG_DUMP_HOST": "127.0.0.1"}
     options = dump_drill.run_options(config, "postgres", {}, "borg-appliance-drill-web-1234", {"X": "1"})
     assert options == {
-        "name": "borg-appliance-drill-web-1234", "detach": True, "environment": {"X": "1"},
+        "name": "borg-appliance-drill-web-1234", "environment": {"X": "1"},
         "labels": {"borg-appliance.drill": config.client,
                    "borg-appliance.drill.repository": hashlib.sha256(config.repository.encode()).hexdigest()[:16]},
         "network_mode": "none", "tmpfs": {"/var/lib/postgresql/data": "size=8g"},
@@ -157,18 +157,21 @@ def test_sqlite_and_command_dumps_are_not_drilled_and_say_so(config):
     )  # fmt: skip
 
 
-def test_a_drill_whose_container_cannot_start_is_a_failed_result_and_leaves_nothing(config):
+def test_a_drill_whose_container_cannot_start_is_a_failed_result_and_its_container_is_removed(config):
     removed = []
 
     class Container:
-        id, name, status = "c1", "borg-appliance-drill-x", "exited"
+        id, name = "c1", "borg-appliance-drill-x"
+
+        def start(self):
+            raise RuntimeError("tmpfs refused")
 
         def remove(self, **options):
             removed.append(options)
 
     class Containers:
-        def run(self, image, **options):
-            raise RuntimeError("tmpfs refused")
+        def create(self, image, **options):
+            return Container()
 
     class Api:
         def inspect_image(self, reference):
@@ -180,3 +183,4 @@ def test_a_drill_whose_container_cannot_start_is_a_failed_result_and_leaves_noth
         "dumps/db/shop.sql", "postgres:17", False,
         "dumps/db/shop.sql: the drill container of image postgres:17 failed: RuntimeError: tmpfs refused", 0.0,
     )  # fmt: skip
+    assert removed == [{"force": True, "v": True}]
