@@ -362,6 +362,12 @@ def remove_leftovers(config: ClientConfig, client) -> None:
         remove(container)
 
 
+def clean_up(config: ClientConfig) -> None:
+    """At the sidecar's start: remove the drill containers a killed sidecar left (nothing without the socket)."""
+    if container_exec.SOCKET.exists():
+        remove_leftovers(config, container_exec.docker_client())
+
+
 def drill_dumps(config: ClientConfig, archive: str, control: Control) -> list[DumpDrill]:
     """Restore every dump in archive into a throw-away container of its database's image; return one result per dump."""
     try:
