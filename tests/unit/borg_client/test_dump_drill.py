@@ -184,3 +184,8 @@ def test_a_drill_whose_container_cannot_start_is_a_failed_result_and_its_contain
         "dumps/db/shop.sql: the drill container of image postgres:17 failed: RuntimeError: tmpfs refused", 0.0,
     )  # fmt: skip
     assert removed == [{"force": True, "v": True}]
+
+
+def test_the_source_files_read_in_one_extract_are_kept_by_container_and_a_strange_line_is_left_out():
+    text = json.dumps(SOURCE) + "\n" + json.dumps({**SOURCE, "container": "m", "kind": "mariadb"}) + "\nnot json\n[]\n"
+    assert dump_drill.described(text) == {"db": SOURCE, "m": {**SOURCE, "container": "m", "kind": "mariadb"}}
