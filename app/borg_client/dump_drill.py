@@ -35,6 +35,7 @@ SPACE = "8g"  # the tmpfs of a drill database's data: a restore that needs more 
 READY_TIMEOUT = 180  # seconds a drill database gets to accept connections
 RESTORE_TIMEOUT = 3600  # seconds one dump's restore may take before the drill stops it
 POLL = 0.5  # seconds between two questions to a drill database that is starting
+WATCH = 1.0  # seconds between two looks at a restore's time limit and at an interrupt
 TABLES_COUNTED = 1000  # tables whose rows the sanity query counts (the first, by name)
 TABLES_SHOWN = 5  # tables named in the message, with their rows
 
@@ -271,7 +272,7 @@ def restore(config: ClientConfig, archive: str, entry: Entry, container, source:
 
     def watch() -> None:  # a restore past its time, or an interrupt: the container goes, the streams end
         deadline = time.monotonic() + RESTORE_TIMEOUT
-        while not finished.wait(1):
+        while not finished.wait(WATCH):
             if control.interrupted or time.monotonic() > deadline:
                 why.append("the drill was interrupted" if control.interrupted else
                            f"the restore took longer than {RESTORE_TIMEOUT} s")  # fmt: skip

@@ -2,13 +2,14 @@
 
 import hashlib
 import json
+import threading
 
 import pytest
 
 from borg_client import dump_drill, dump_streams
 from borg_client.borgcall import Control
 from borg_client.dump_drill import DumpDrill, Entry
-from borg_client.dumps import Dump
+from borg_client.dumps import Dump, Source
 from tests.unit.borg_client.test_dumps import FakeApi
 
 SOURCE = {"container": "db", "kind": "postgres", "image": "postgres:17", "image_id": "sha256:" + "a" * 64,
@@ -189,3 +190,58 @@ def test_a_drill_whose_container_cannot_start_is_a_failed_result_and_its_contain
 def test_the_source_files_read_in_one_extract_are_kept_by_container_and_a_strange_line_is_left_out():
     text = json.dumps(SOURCE) + "\n" + json.dumps({**SOURCE, "container": "m", "kind": "mariadb"}) + "\nnot json\n[]\n"
     assert dump_drill.described(text) == {"db": SOURCE, "m": {**SOURCE, "container": "m", "kind": "mariadb"}}
+
+
+def test_what_a_killed_drill_left_is_found_by_its_client_and_repository_labels_and_removed(config):
+    removed, asked = [], []
+
+    class Left:
+        name = "borg-appliance-drill-web-0a1b2c3d"
+
+        def remove(self, **options):
+            removed.append(options)
+
+    class Containers:
+        def list(self, **options):
+            asked.append(options)
+            return [Left()]
+
+    dump_drill.remove_leftovers(config, type("Client", (), {"containers": Containers()})())
+    digest = hashlib.sha256(config.repository.encode()).hexdigest()[:16]
+    labels = [f"borg-appliance.drill={config.client}", f"borg-appliance.drill.repository={digest}"]
+    assert asked == [{"all": True, "filters": {"label": labels}}]
+    assert removed == [{"force": True, "v": True}]
+
+
+def test_without_the_docker_socket_each_dump_is_a_failed_drill_saying_what_to_mount(config, monkeypatch, tmp_path):
+    monkeypatch.setattr(dump_drill.container_exec, "SOCKET", tmp_path / "docker.sock")
+    monkeypatch.setattr(dump_drill, "listed", lambda *_: [Entry("dumps/db/shop.sql", "db", "shop", SOURCE)])
+    assert dump_drill.drill_dumps(config, "a1", Control()) == [DumpDrill(
+        "dumps/db/shop.sql", "", False,
+        f"cannot drill: the sidecar has no Docker socket; mount {tmp_path / 'docker.sock'} to drill the dumps", 0.0,
+    )]  # fmt: skip
+    monkeypatch.setattr(dump_drill, "listed", lambda *_: [])
+    assert dump_drill.drill_dumps(config, "a1", Control()) == []
+
+
+def test_an_interrupt_during_a_restore_kills_the_drill_container_and_says_so(config, monkeypatch):
+    killed = threading.Event()
+
+    class Container:
+        name, client = "borg-appliance-drill-web-1", type("Client", (), {"api": None})()
+
+        def kill(self):
+            killed.set()
+
+    def feed(api, source, argv, environment, produce):  # the stream ends when the container is killed
+        assert killed.wait(5)
+        raise BrokenPipeError("broken pipe")
+
+    monkeypatch.setattr(dump_drill, "WATCH", 0.01)
+    monkeypatch.setattr(dump_drill.dumprestore, "prepare_target", lambda *_args, **_options: None)
+    monkeypatch.setattr(dump_drill.dumprestore, "feed", feed)
+    control = Control()
+    control.interrupt()
+    entry = Entry("dumps/db/shop.sql", "db", "shop", SOURCE)
+    with pytest.raises(dump_drill.DrillStopped, match="^the drill was interrupted$"):
+        dump_drill.restore(config, "a1", entry, Container(), Source("c", "c1", "postgres"), {}, control)
