@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from borg_client import borg, dumprestore, dumps, repository, restore, run, schedule, verify, waiting
+from borg_client import borg, dump_drill, dumprestore, dumps, repository, restore, run, schedule, verify, waiting
 from borg_client import config as client_config
 from borg_client.borgcall import Control, call_borg
 from borg_client.prunecli import command_prune, command_prune_schedule, timestamp
@@ -121,6 +121,14 @@ def command_restore_dump(config, arguments) -> int:
         return 2
 
 
+def command_verify_dumps(config, arguments) -> int:
+    """Restore the dumps of an archive (default: the newest) into throw-away containers; print how each went."""
+    control = Control()
+    signal.signal(signal.SIGTERM, lambda *_: control.interrupt())
+    signal.signal(signal.SIGINT, lambda *_: control.interrupt())
+    return dump_drill.command_verify_dumps(config, arguments.archive, control)
+
+
 def command_mount(config, arguments) -> int:
     try:
         return restore.mount(config, arguments.archive, Path(arguments.target))
@@ -215,6 +223,10 @@ def parser() -> argparse.ArgumentParser:
     dumping.add_argument("--database", help="only this database (default: every dump of the container)")
     dumping.add_argument("--into", metavar="CONTAINER", help="restore into this labelled container instead")
     dumping.add_argument("--force", action="store_true", help="replace what a non-empty target database holds")
+    drilling = command(
+        "verify-dumps", command_verify_dumps, "restore each database dump into a throw-away container and query it"
+    )
+    drilling.add_argument("archive", nargs="?", help="archive name (default: the newest)")
     mounting = command("mount", command_mount, "browse archives through FUSE until interrupted")
     mounting.add_argument("archive", nargs="?", help="one archive (default: all of them)")
     mounting.add_argument("--target", default="/mnt/borg", help="mount point (default /mnt/borg)")

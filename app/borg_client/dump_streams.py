@@ -9,6 +9,7 @@ Result; a dump that failed or came out empty is a problem that fails the run (ru
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import shutil
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from borg_client.container_exec import masked
-from borg_client.dumps import Dump
+from borg_client.dumps import Dump, source_path
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +153,8 @@ def pump(client, dump: Dump, pipe: Path, result: Result, cancelled: threading.Ev
 def streaming(client, dumps: list[Dump]) -> Iterator[tuple[Path | None, list[Result]]]:
     """While inside, serve each dump through its named pipe; yield the directory borg create runs in and the results.
 
-    The directory holds dumps/<container>/<database>.sql (pipes only: no dump touches the disk);
+    The directory holds dumps/<container>/<database>.sql (pipes only: no dump touches the disk) and
+    dumps/<container>/source.json (the container's kind, image and user, for a drill);
     on the way out every pump still waiting for borg is cancelled, then the directory is removed.
     Without dumps, yield (None, []).
     """
@@ -166,6 +168,9 @@ def streaming(client, dumps: list[Dump]) -> Iterator[tuple[Path | None, list[Res
             pipe = root / dump.path
             pipe.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.mkfifo(pipe, 0o600)
+            described = root / source_path(dump.container)
+            if not described.exists():  # the image a drill restores into (dump_drill.py)
+                described.write_text(json.dumps(dump.source(), sort_keys=True) + "\n")
             result = Result(dump)
             thread = threading.Thread(target=pump, args=(client, dump, pipe, result, cancelled), daemon=True)
             thread.start()

@@ -9,6 +9,7 @@ never written here. How the dumps are streamed into borg create is dump_streams.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ DATABASES_LABEL = "borg-appliance.dump.databases"
 PROJECT_LABELS = ("com.docker.compose.project", "com.docker.stack.namespace")  # set by Compose and by Swarm
 DUMPS = "dumps"  # the directory the dumps have in an archive
 COMMAND_DUMP = "command"  # the database name of a =command dump
+SOURCE_FILE = "source.json"  # next to a container's dumps: its kind, image and user (what a drill restores into)
 SYSTEM_DATABASES = {"mariadb": {"information_schema", "performance_schema", "sys", "mysql"}}
 POSTGRES_DATABASES = "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1"
 # mariadb images have mariadb-dump, mysql images mysqldump: whichever the container has; over TCP when the
@@ -53,6 +55,8 @@ class Source:
     path: str | None = None  # sqlite: the file in the container
     command: str | None = None  # command: the shell command whose stdout is the dump
     restore_command: str | None = None  # command: the shell command that reads a dump on stdin
+    image: str = ""  # the image the container runs, as it was asked for (postgres:17)
+    image_id: str = ""  # and its id (sha256:…)
 
 
 @dataclass(frozen=True)
@@ -65,16 +69,35 @@ class Dump:
     database: str
     argv: tuple[str, ...]
     environment: dict = field(default_factory=dict, repr=False, compare=False)  # credentials: never shown
+    image: str = ""
+    image_id: str = ""
 
     @property
     def path(self) -> str:
         """The dump's path in the archive: dumps/<container>/<database>.sql."""
         return archive_path(self.container, self.database)
 
+    def source(self) -> dict[str, str]:
+        """Return what the archive records of the dump's container (SOURCE_FILE): no credential, only its user."""
+        user = self.environment.get("PGUSER", "") if self.kind == "postgres" else ""
+        return {"container": self.container, "kind": self.kind, "image": self.image, "image_id": self.image_id,
+                "user": user}  # fmt: skip
+
 
 def archive_path(container: str, database: str) -> str:
     """Given a container and a database name, return the dump's path in an archive (names made safe for a path)."""
     return f"{DUMPS}/{quote(container, safe='')}/{quote(database, safe='')}.sql"
+
+
+def source_path(container: str) -> str:
+    """Given a container, return the path in an archive of what it records of it: dumps/<container>/source.json."""
+    return f"{DUMPS}/{quote(container, safe='')}/{SOURCE_FILE}"
+
+
+def image_of(container) -> tuple[str, str]:
+    """Given a Docker container object, return its image as it was asked for and the image's id."""
+    attrs = getattr(container, "attrs", None) or {}  # a Docker container object; {} when it says nothing
+    return (attrs.get("Config") or {}).get("Image", ""), attrs.get("Image", "")
 
 
 def parse(name: str, container_id: str, labels: dict[str, str]) -> Source:
@@ -113,7 +136,13 @@ def labelled(client, scope: str | None, project_only: bool = True) -> list[Sourc
             logger.info("not dumping container(s) %s: another compose project or stack than this sidecar's (%s); "
                         "BACKUP_DUMP_SCOPE=host dumps them too", ", ".join(sorted(others)), own or "none")  # fmt: skip
         found = [container for container in found if project_of(container.labels or {}) == own]
-    return [parse(container.name, container.id, container.labels) for container in found]
+    return [described(container) for container in found]
+
+
+def described(container) -> Source:
+    """Given a Docker container object, return it as a source to dump (parse), with its image."""
+    image, image_id = image_of(container)
+    return dataclasses.replace(parse(container.name, container.id, container.labels), image=image, image_id=image_id)
 
 
 def project_of(labels: dict[str, str]) -> str | None:
@@ -251,7 +280,7 @@ def plan(client, scope: str | None, project_only: bool = True) -> list[Dump]:
         names = databases(client.api, source, environment)
         logger.info("container %s: dumping %s (%s)", source.container, ", ".join(names) or "nothing", source.kind)
         dumps += [Dump(source.container, source.container_id, source.kind, database, tuple(dump_argv(source, database)),
-                       environment) for database in names]  # fmt: skip
+                       environment, source.image, source.image_id) for database in names]  # fmt: skip
     return dumps
 
 

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from borg_client import journal, prune, quiesce, retry, run, verify, waiting
+from borg_client import dump_drill, journal, prune, quiesce, retry, run, verify, waiting
 from borg_client.borgcall import Control
 from borg_client.config import ClientConfig
 from borg_common import cron, notify, outbox, reports
@@ -136,6 +136,7 @@ def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
     """Run backups on config's schedule until stop is set."""
     paths = config.paths
     survive("starting containers a crashed run left stopped", quiesce.recover, paths.stopped_containers)
+    survive("removing drill containers a stopped drill left", dump_drill.clean_up, config)
     reports.flush(paths.outbox, config.report_urls, config.report_timeout)
     notify.flush(paths.notify_outbox, config.notify, config.report_timeout)
     if not survive("waiting for the server", waiting.reachable_server, config, stop, paths.waiting) and stop.is_set():

@@ -6,7 +6,9 @@ One server and one set of database containers serve every scenario, in the order
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 
 import pytest
 
@@ -195,6 +197,79 @@ def test_a_sqlite_file_and_a_command_dump_restore_to_identical_content(stack):
     assert "Traceback" not in log and "Error:" not in log, log
     assert exec_(lite, "sqlite3", SQLITE, ".dump").stdout == before
     assert exec_(cmd, "cat", "/srv/state.txt").stdout == "".join(f"{n}\n" for n in range(1, 501))
+
+
+def drill_containers(repository: str) -> list[str]:
+    """Return the drill containers of the sidecars of repository on the daemon (labelled with its digest)."""
+    digest = hashlib.sha256(repository.encode()).hexdigest()[:16]
+    listed = docker("ps", "-a", "-q", "--filter", f"label=borg-appliance.drill.repository={digest}")
+    return listed.stdout.split()
+
+
+def drilled(output: str) -> dict[str, tuple[str, float, str]]:
+    """Given `borg-client verify-dumps` output, return each dump's (ok|FAILED, seconds, message) by its path."""
+    results = {}
+    for line in output.splitlines():
+        verdict, seconds, message = line.split("\t")
+        results[re.search(r"dumps/\S+?\.sql", message).group(0)] = (verdict, float(seconds.removesuffix(" s")), message)
+    return results
+
+
+def test_the_dumps_restore_in_a_drill_and_a_dump_that_does_not_restore_fails_it(stack):
+    sandbox, client, env, state = stack
+    pg, maria, lite, cmd, archive = (*map(sandbox.name, ("pg", "maria", "lite", "cmd")), state["archive"])
+    live = lambda: (psql(pg, PG_SUM).stdout, psql(pg, "SELECT datname FROM pg_database ORDER BY 1").stdout,  # noqa: E731
+                    mariadb(maria, MARIADB_SUM).stdout, mariadb(maria, "SHOW DATABASES").stdout)  # fmt: skip
+    before = live()
+    # an archive whose dump breaks halfway (a truncated or damaged dump), and one of a container made before the
+    # archive recorded the database's image
+    broken = (f"mkdir -p /tmp/b/dumps/{pg} /tmp/b/dumps/old && cd /tmp/b && borg-client borg extract --stdout "
+              f"::{archive} dumps/{pg}/source.json > dumps/{pg}/source.json && printf 'CREATE TABLE half (id int);"
+              f"\\nINSERT INTO half VALUES (1;\\n' > dumps/{pg}/shop.sql && echo 'SELECT 1;' > dumps/old/app.sql "
+              f"&& borg-client borg create ::db-broken-{sandbox.prefix} dumps >/dev/null 2>&1")  # fmt: skip
+
+    (good, output), (_, _), (bad, failed), (_, settings), (_, log) = sidecar(
+        sandbox, client, env, f"borg-client verify-dumps {archive}", broken, "borg-client verify-dumps",
+        "borg-client check-config", role="drill",
+    )  # fmt: skip
+
+    assert good == 0, output + log
+    results = drilled(output)
+    dumped = ((pg, "shop"), (maria, "shop"), (lite, "app.db"), (cmd, "command"))
+    assert set(results) == {f"dumps/{name}/{database}.sql" for name, database in dumped}
+    for name, image in ((pg, POSTGRES_IMAGE), (maria, MARIADB_IMAGE)):
+        verdict, seconds, message = results[f"dumps/{name}/shop.sql"]
+        print(f"drill of {name}: restored in {seconds} s")
+        took = f"{seconds:.1f} s"
+        head = f"dumps/{name}/shop.sql restored into {image} in {took}; database shop has 2 tables, "
+        assert verdict == "ok" and message.startswith(head), message
+        total, events = re.fullmatch(r"(\d+) rows \(events (\d+), items 2000\)", message.removeprefix(head)).groups()
+        assert int(total) == int(events) + 2000 and int(events) > 0, message
+    not_drilled = "dump (the drill restores PostgreSQL and MariaDB/MySQL dumps)"
+    assert results[f"dumps/{lite}/app.db.sql"] == (
+        "ok",
+        0.0,
+        f"dumps/{lite}/app.db.sql is not drilled: a sqlite {not_drilled}",
+    )
+    assert results[f"dumps/{cmd}/command.sql"] == (
+        "ok",
+        0.0,
+        f"dumps/{cmd}/command.sql is not drilled: a command {not_drilled}",
+    )
+    # the broken dump fails the drill, saying where and what psql said; the old archive's dump says what is missing
+    assert bad == 2, failed + log
+    broken_results = drilled(failed)
+    verdict, _seconds, message = broken_results[f"dumps/{pg}/shop.sql"]
+    assert verdict == "FAILED"
+    assert message == (f"dumps/{pg}/shop.sql did not restore into {POSTGRES_IMAGE}: psql exit 3: "
+                       'ERROR:  syntax error at or near ";"')  # fmt: skip
+    assert broken_results["dumps/old/app.sql"] == ("FAILED", 0.0, (
+        "cannot drill dumps/old/app.sql: the archive does not say which image the database ran (it was made before "
+        "the sidecar recorded it); the next backup records it"))  # fmt: skip
+    assert "Traceback" not in log and PG_PASSWORD not in log + output and MARIADB_PASSWORD not in log + output
+    # no drill container is left, and the live databases are as they were
+    assert drill_containers(json.loads(settings)["repository"]) == []
+    assert live() == before
 
 
 def test_wrong_credentials_fail_the_run_before_borg_with_what_socket_and_tcp_answered(stack):
