@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from borg_client import retention, retry
 from borg_client.paths import Paths
 from borg_client.retention import Retention
-from borg_common import cron, notify
+from borg_common import cron, digest, notify
 from borg_common.settings import CLIENT_NAME, ConfigError, Settings, check_unknown
 from borg_common.values import control_character, cut, text_problem
 
@@ -40,7 +40,8 @@ SETTINGS = (  # every setting of the sidecar (docs/reference/sidecar-settings.md
     "ARCHIVE_NAME", "BACKUP_ALLOW_EMPTY", "BACKUP_CRON", "BACKUP_DUMP_LABEL", "BACKUP_DUMP_SCOPE", "BACKUP_JITTER",
     "BACKUP_STOP_LABEL",
     "BORG_ADMIN_SSH_KEY_FILE", "BORG_COMPRESSION", "BORG_ENCRYPTION", "BORG_KNOWN_HOSTS_FILE", "BORG_PASSCOMMAND",
-    "BORG_PASSPHRASE", "BORG_REPO", "BORG_SSH_KEY_FILE", "CLIENT_NAME", "EXCLUDE_CACHES", "HEALTHCHECKS_URL",
+    "BORG_PASSPHRASE", "BORG_REPO", "BORG_SSH_KEY_FILE", "CLIENT_NAME", "DIGEST_CRON", "EXCLUDE_CACHES",
+    "HEALTHCHECKS_URL",
     "KEEP_DAILY", "KEEP_HOURLY", "KEEP_MONTHLY", "KEEP_WEEKLY", "KEEP_WITHIN", "KEEP_YEARLY", "LOG_LEVEL",
     "NOTIFY_ON", "NOTIFY_URLS", "PRUNE_CRON", "PRUNE_MIN_SIZE_RATIO", "REPORT_TIMEOUT", "REPORT_URLS",
     "RESTORE_FROM_REPLICA", "RETRY_DELAYS",
@@ -104,6 +105,7 @@ class ClientConfig:
     retry_delays: tuple[int, ...] = retry.DEFAULT_DELAYS  # seconds before each retry of a failed run
     retention: Retention = Retention()  # KEEP_*, PRUNE_CRON, the admin key
     notify: notify.Notify = notify.Notify()  # NOTIFY_URLS, NOTIFY_ON (borg_common.notify)
+    digest_cron: str | None = digest.DEFAULT_CRON  # DIGEST_CRON (borg_common.digest); None: off
     backup_timestamp: str | None = None  # `run --timestamp` (tests): borg create --timestamp, UTC
     state: Path = STATE
     sources: Path = SOURCES
@@ -216,6 +218,7 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING) -> ClientConfig:
         retry_delays=retry.delays(settings),
         retention=kept,
         notify=notify.read(settings),
+        digest_cron=digest.read(settings),
     )
     check_archive_name(settings, config.archive_name)
     check_cron(settings, config.cron)

@@ -1,7 +1,8 @@
 """The scheduler loop: wake at the next cron time (plus jitter), run, retry a failure, repeat; stop on SIGTERM.
 SIGUSR1 makes it do now what it waits for (the next backup, a retry or a prune), without a cron minute.
 
-With PRUNE_CRON, prunes run in the same loop, between backups, so a prune never overlaps a backup;
+While it waits, it sends the sidecar's digest on DIGEST_CRON (borg_client.digest). With PRUNE_CRON, prunes run
+in the same loop, between backups, so a prune never overlaps a backup;
 `prune-schedule` (the admin service) runs only the prunes.
 
 Nothing that goes wrong in one run ends the loop: an unexpected error is logged with its traceback
@@ -18,7 +19,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from borg_client import journal, prune, quiesce, retry, run, waiting
+from borg_client import digest, journal, prune, quiesce, retry, run, waiting
 from borg_client.borgcall import Control
 from borg_client.config import ClientConfig
 from borg_common import cron, notify, outbox, reports
@@ -56,10 +57,11 @@ def needs_catch_up(runs: list[dict], expression: str, current: datetime) -> bool
 
 
 def wait_until(config: ClientConfig, due: datetime, stop: threading.Event, what: str = "the next run") -> bool:
-    """Wait until due, or until SIGUSR1 says now, delivering waiting reports every minute meanwhile; return
-    False if stopped."""
+    """Wait until due, or until SIGUSR1 says now, delivering waiting reports every minute meanwhile and sending
+    the digest when DIGEST_CRON says; return False if stopped."""
     outbox_directory = config.paths.outbox
     while True:
+        survive("the digest", digest.send_if_due, config, datetime.now().astimezone())
         remaining = (due - datetime.now().astimezone()).total_seconds()
         if remaining <= 0:
             return True

@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from borg_server.cli.shared import PATHS, load_or_explain
@@ -53,7 +54,7 @@ def command_monitor(_arguments) -> int:
     from borg_server.monitor import loop
     from borg_server.replica import loop as replicator
     from borg_server.replica import status
-    from borg_server.status import facts, metrics, page, web
+    from borg_server.status import digest, facts, metrics, page, web
 
     server_config = load_or_explain()
     if server_config is None:
@@ -67,15 +68,19 @@ def command_monitor(_arguments) -> int:
             web.serve(server_config.status_port, server_config.status_password, board)
 
     def scanned(current: ServerConfig, seconds: float) -> None:
-        if not (current.metrics_port or current.status_port):
-            return
-        found = facts.collect(current, PATHS), facts.server_status(current, PATHS)
-        metrics.publish(exposition, PATHS, current, seconds, found)
-        if current.status_port:
-            page.publish(board, PATHS.size_history, current, found, time.time())
+        if current.metrics_port or current.status_port or current.digest_cron:
+            found = facts.collect(current, PATHS), facts.server_status(current, PATHS)
+            metrics.publish(exposition, PATHS, current, seconds, found)
+            page.publish(board, PATHS.size_history, current, found, time.time())  # the digest's trend too
+        digest.send_if_due(current, PATHS, datetime.now().astimezone())
+
+    def copied(current: ServerConfig) -> None:
+        exposition.update(status.metrics(PATHS))
+        max_lag = current.replication.max_lag
+        digest.send_if_due(current, PATHS, datetime.now().astimezone(), lambda: status.digest_blocks(PATHS, max_lag))
 
     if server_config.replication is not None:
-        return replicator.run(server_config, PATHS, lambda: exposition.update(status.metrics(PATHS)))
+        return replicator.run(server_config, PATHS, lambda: copied(server_config))
     return loop.run(server_config, PATHS, os.environ, socket.gethostname(), scanned)
 
 
