@@ -47,14 +47,11 @@ def build(config: ClientConfig, runs: list[dict], waiting: tuple[int, int], now:
     lines += _sizes(good)
     lines.append(_last_prune(runs))
     lines += _waiting(waiting)
-    block = "\n".join(lines)
-    problems = [block] if failed or stale else []
-    problems += [f"Reminder: {line}" for line in found]
-    return Digest(
+    return Digest(  # one client: its block first, then the reminders
         title=_title(config.client, host, failed, stale, age, len(found), config.digest_cron),
-        problems=problems,
-        healthy=[] if failed or stale else [block],
-        healthy_summary=lines[0],
+        problems=["\n".join(lines), *(f"Reminder: {line}" for line in found)],
+        healthy=[],
+        healthy_summary="",
         closing=[digest.next_line(config.digest_cron, now, f"notifications from {config.client} on {host}")],
     )
 

@@ -42,13 +42,14 @@ def client_block(status: ClientStatus, samples: list[tuple[float, int]], now: da
     compaction."""
     age = page.age_now(status, now)
     reasons = needs_a_person(status, now)
-    head = f"{status.client}: {', '.join(reasons).upper()}, " if reasons else f"{status.client}: "
-    backup = "no backup yet" if age is None else f"last backup {page.age_cell(status, age)}"
+    parts = [", ".join(reasons).upper()] if reasons else []  # a client never backed up has "no backup yet" here
+    parts += [f"last backup {page.age_cell(status, age)}"] if age is not None else []
+    head = f"{status.client}: {', '.join(parts)}"
     quota = f"{status.quota_used:.0%} of its {human_size(status.quota_bytes)} quota" if status.quota_bytes else (
         "no quota")  # fmt: skip
     check = "never" if status.last_check is None else f"{status.last_check}, {page.shown_time(status.last_check_at)}"
     lines = [
-        head + backup,
+        head,
         f"Size {human_size(status.repository_bytes)} ({page.size_text(samples)}), {quota}",
         *(f"Alert {kind}: {message_of(status, kind)}" for kind in status.alerts if kind != "stale"),  # head says it
         f"Last check: {check}. Compaction: {page.compaction_cell(status)}",
