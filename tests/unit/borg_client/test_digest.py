@@ -8,14 +8,18 @@ from datetime import UTC, datetime
 from borg_client import digest
 
 NOW = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
-NEXT = "The next digest comes 2026-12-14 08:00 UTC; if it does not, notifications from web on app-host are not getting through."
+NEXT = (
+    "The next digest comes 2026-12-14 08:00 UTC; if it does not, notifications from web on app-host are not getting "
+    "through."
+)
 
 
 def backup(day: int, status: str = "success", size: int = 1_000_000_000, message: str = "backup finished") -> dict:
-    return {"kind": "backup", "status": status, "archive": f"web-2026-12-0{day}T03:00:00" if status != "failure" else None,
+    good = status != "failure"
+    return {"kind": "backup", "status": status, "archive": f"web-2026-12-0{day}T03:00:00" if good else None,
             "started_at": f"2026-12-0{day}T03:00:00+00:00", "finished_at": f"2026-12-0{day}T03:02:00+00:00",
             "message": message, "stats": {"original_size": size, "nfiles": 1200, "repository_size": 600_000_000}
-            if status != "failure" else {}}  # fmt: skip
+            if good else {}}  # fmt: skip
 
 
 PRUNE = {"kind": "prune", "status": "success", "started_at": "2026-12-06T04:00:00+00:00",
