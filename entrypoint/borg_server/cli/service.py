@@ -54,7 +54,7 @@ def command_monitor(_arguments) -> int:
     from borg_server.monitor import loop
     from borg_server.replica import loop as replicator
     from borg_server.replica import status
-    from borg_server.status import digest, facts, metrics, page, web
+    from borg_server.status import digest, facts, history, metrics, page, web
 
     server_config = load_or_explain()
     if server_config is None:
@@ -67,11 +67,16 @@ def command_monitor(_arguments) -> int:
         if server_config.status_port:
             web.serve(server_config.status_port, server_config.status_password, board)
 
+    sampled = [0.0]  # when the sizes were last added to the history for the digest alone
+
     def scanned(current: ServerConfig, seconds: float) -> None:
-        if current.metrics_port or current.status_port or current.digest_cron:
+        now = time.time()
+        for_digest = current.digest_cron is not None and now - sampled[0] >= history.SLOT  # its trend: a sample a slot
+        if current.metrics_port or current.status_port or for_digest:
             found = facts.collect(current, PATHS), facts.server_status(current, PATHS)
             metrics.publish(exposition, PATHS, current, seconds, found)
-            page.publish(board, PATHS.size_history, current, found, time.time())  # the digest's trend too
+            page.publish(board, PATHS.size_history, current, found, now)  # the size history: the page's, the digest's
+            sampled[0] = now
         digest.send_if_due(current, PATHS, datetime.now().astimezone())
 
     def copied(current: ServerConfig) -> None:

@@ -38,8 +38,8 @@ def needs_a_person(status: ClientStatus, now: datetime) -> list[str]:
 
 
 def client_block(status: ClientStatus, samples: list[tuple[float, int]], now: datetime) -> str:
-    """Return a client's lines: its last backup against MAX_AGE, size and trend, quota, open alerts, check and
-    compaction."""
+    """Return a client's lines: its last backup against MAX_AGE, size and its change since the oldest of samples,
+    quota, open alerts, check and compaction."""
     age = page.age_now(status, now)
     reasons = needs_a_person(status, now)
     parts = [", ".join(reasons).upper()] if reasons else []  # a client never backed up has "no backup yet" here
@@ -48,9 +48,10 @@ def client_block(status: ClientStatus, samples: list[tuple[float, int]], now: da
     quota = f"{status.quota_used:.0%} of its {human_size(status.quota_bytes)} quota" if status.quota_bytes else (
         "no quota")  # fmt: skip
     check = "never" if status.last_check is None else f"{status.last_check}, {page.shown_time(status.last_check_at)}"
+    trend = [*samples, (now.timestamp(), status.repository_bytes)]  # from the oldest sample to the size now
     lines = [
         head,
-        f"Size {human_size(status.repository_bytes)} ({page.size_text(samples)}), {quota}",
+        f"Size {human_size(status.repository_bytes)} ({page.size_text(trend)}), {quota}",
         *(f"Alert {kind}: {message_of(status, kind)}" for kind in status.alerts if kind != "stale"),  # head says it
         f"Last check: {check}. Compaction: {page.compaction_cell(status)}",
     ]

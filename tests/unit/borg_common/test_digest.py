@@ -134,3 +134,8 @@ def test_when_even_the_problems_do_not_fit_each_keeps_its_first_line():
     assert Digest("t", problems, [], "none").body(120) == (
         "c0: STALE, last backup 3d ago\n\nc1: STALE, last backup 3d ago\n\nc2: STALE, last backup 3d ago"
     )
+
+
+def test_a_loop_sleeps_until_the_digests_time_at_most():
+    assert digest.seconds_until("0 8 * * 1", datetime(2026, 12, 7, 7, 59, 20, tzinfo=UTC)) == 40
+    assert digest.seconds_until(None, MONDAY) == float("inf")
