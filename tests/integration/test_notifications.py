@@ -200,7 +200,7 @@ def test_the_digest_of_a_stale_and_a_healthy_client_reaches_ntfy_from_the_server
     db_lines, web_lines, closing_lines = db.splitlines(), healthy.splitlines(), closing.splitlines()
     assert re.fullmatch(r"db: STALE, last backup 3d( \d+[hms])? ago, over the 1d 2h limit", db_lines[0]), db
     assert db_lines[1:] == [
-        f"Size {human_size(status['db']['repository_bytes'])} (no trend yet), no quota",
+        f"Size {human_size(status['db']['repository_bytes'])} (+0 B since {now:%Y-%m-%d}), no quota",  # the first scan
         "Last check: never. Compaction: nothing to compact",  # AUTO_COMPACT=admin, no admin delete
     ]
     assert re.fullmatch(rf"web: last backup {AGO} ago, limit 1d 2h", web_lines[0]), healthy
