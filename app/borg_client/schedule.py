@@ -56,12 +56,15 @@ def needs_catch_up(runs: list[dict], expression: str, current: datetime) -> bool
     return age is None or age > cron.period(expression, current)
 
 
-def wait_until(config: ClientConfig, due: datetime, stop: threading.Event, what: str = "the next run") -> bool:
+def wait_until(
+    config: ClientConfig, due: datetime, stop: threading.Event, what: str = "the next run", digests: bool = True
+) -> bool:
     """Wait until due, or until SIGUSR1 says now, delivering waiting reports every minute meanwhile and sending
     the digest when DIGEST_CRON says; return False if stopped."""
     outbox_directory = config.paths.outbox
     while True:
-        survive("the digest", digest.send_if_due, config, datetime.now().astimezone())
+        if digests:  # the backup scheduler's: the admin service's prune-schedule sends none
+            survive("the digest", digest.send_if_due, config, datetime.now().astimezone())
         remaining = (due - datetime.now().astimezone()).total_seconds()
         if remaining <= 0:
             return True
@@ -152,7 +155,7 @@ def prune_loop(config: ClientConfig, stop: threading.Event, control: Control) ->
     while not stop.is_set():
         due = next_times(config.retention.cron, datetime.now().astimezone(), 1)[0]
         logger.info("next prune at %s", due.isoformat(timespec="seconds"))
-        if not wait_until(config, due, stop, "the prune"):
+        if not wait_until(config, due, stop, "the prune", digests=False):
             break
         survive("the prune", prune.prune_once, config, control=control)
     logger.info("prune scheduler stopped")
