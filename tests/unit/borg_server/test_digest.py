@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from borg_server.records import state_file
+from borg_server.records.client_state import ClientState, RaisedAlert
+from borg_server.records.replica_state import ReplicaState
+from borg_server.replica import status as replica_status
 from borg_server.status.digest import build
 from borg_server.status.facts import ClientStatus, ServerStatus
 
@@ -118,3 +122,32 @@ def test_a_replicas_copies_are_its_clients():
 
     assert made.title == "weekly digest: 2 clients, 1 alert open on replica-host"
     assert made.body().split("\n\n")[:2] == [copies[0][0], copies[1][0]]
+
+
+def test_a_replicas_blocks_say_each_copys_lag_and_alerts_worst_first(paths):
+    lag = (
+        "client db: the replica's copy is 3d behind (REPLICA_MAX_LAG 1d); last complete copy 2026-12-04T08:00:00+00:00"
+    )
+    state_file.save(
+        paths.monitor_state("web"),
+        ClientState(
+            "2026-11-01T00:00:00+00:00", replica=ReplicaState(last_copy_at="2026-12-07T07:00:00+00:00", bytes=2_000_000)
+        ),
+    )
+    state_file.save(paths.monitor_state("db"), ClientState(
+        "2026-11-01T00:00:00+00:00", replica=ReplicaState(last_copy_at="2026-12-04T08:00:00+00:00", lag_segments=4,
+                                                          bytes=5_000_000, mismatch={7: "changed"}),
+        alerts={"replica_lag": RaisedAlert("2026-12-05T08:00:00+00:00", lag)}))  # fmt: skip
+
+    problems, healthy = replica_status.digest_blocks(paths, DAY, NOW)
+
+    assert problems == [
+        "db (copy): REPLICA_LAG, last complete copy 3d ago (REPLICA_MAX_LAG 1d), 4 segment(s) behind\n"
+        "5.0 MB copied; 0 segment(s) held, 1 differ on the primary\n"
+        "Alert replica_lag: the replica's copy is 3d behind (REPLICA_MAX_LAG 1d); last complete copy "
+        "2026-12-04T08:00:00+00:00"
+    ]
+    assert healthy == [
+        "web (copy): last complete copy 1h ago (REPLICA_MAX_LAG 1d), 0 segment(s) behind\n"
+        "2.0 MB copied; 0 segment(s) held, 0 differ on the primary"
+    ]
