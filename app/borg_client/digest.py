@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from borg_client import journal
 from borg_client.config import ClientConfig
@@ -56,7 +56,10 @@ def build(config: ClientConfig, runs: list[dict], waiting: tuple[int, int], now:
     )
 
 
-def _title(client: str, host: str, failed: bool, stale: bool, age, reminders_count: int, schedule: str | None) -> str:
+def _title(
+    client: str, host: str, failed: bool, stale: bool, age: timedelta | None, reminders_count: int, schedule: str | None
+) -> str:
+    """Return the title: whose digest, and the state in a few words (all good only without a reminder)."""
     what = f"{digest.called(schedule)} of {client} on {host}"
     if age is None:
         state = "no good backup yet"
@@ -65,13 +68,13 @@ def _title(client: str, host: str, failed: bool, stale: bool, age, reminders_cou
     elif stale:
         state = f"no good backup for {human_duration(age.total_seconds())}"
     else:
-        state = f"backed up {human_duration(age.total_seconds())} ago, all good"
+        state = f"backed up {human_duration(age.total_seconds())} ago" + ("" if reminders_count else ", all good")
     if reminders_count:
         state += f", {reminders_count} reminder{'s' if reminders_count != 1 else ''}"
     return f"{what}: {state}"
 
 
-def _last_good(run: dict | None, age, stale: bool) -> str:
+def _last_good(run: dict | None, age: timedelta | None, stale: bool) -> str:
     if run is None:
         return "There is no good backup of this client yet."
     note = ", later than BACKUP_CRON allows" if stale else ""

@@ -73,7 +73,7 @@ def test_no_backup_yet_and_a_stale_one(config):
 def test_reminders_are_lines_of_their_own_and_counted_in_the_title(config):
     made = digest.build(config, [backup(7)], (0, 0), NOW, "app-host", ["the recovery kit was never saved"])
 
-    assert made.title == "weekly digest of web on app-host: backed up 4h 58m ago, all good, 1 reminder"
+    assert made.title == "weekly digest of web on app-host: backed up 4h 58m ago, 1 reminder"
     assert "\n\nReminder: the recovery kit was never saved\n\n" in made.body()
 
 
