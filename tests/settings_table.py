@@ -82,6 +82,7 @@ SERVER = {  # setting -> kind (the base environment: BORG_CLIENTS="web db")
     "REPLICATE_HOST_KEY": "key",
     "REPLICATE_SSH_KEY_FILE": "path",
     "REPLICATE_CRON": "cron",
+    "DIGEST_CRON": "cron",
     "REPLICA_KEEP_REMOVED": "duration",
     "REPLICA_MAX_LAG": "duration",
 }
@@ -101,6 +102,7 @@ CLIENT = {  # setting -> kind (the base environment: a pairing export and BORG_P
     "BORG_PASSCOMMAND": "text",
     "BORG_PASSPHRASE": "text",
     "BACKUP_CRON": "cron",
+    "DIGEST_CRON": "cron",
     "BACKUP_JITTER": "duration",
     "ARCHIVE_NAME": "text",
     "BORG_COMPRESSION": "compression",

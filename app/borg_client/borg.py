@@ -224,10 +224,13 @@ def key_export_argv(repository: str, target: Path, paper: bool = False) -> list[
 
 
 def archive_stats(stdout: str) -> tuple[str | None, dict]:
-    """Given borg create's --json output, return the archive name and the report's stats."""
+    """Given borg create's --json output, return the archive name and the report's stats (repository_size: the
+    whole repository, deduplicated and compressed, as borg's cache counts it)."""
     try:
-        archive = json.loads(stdout)["archive"]
-    except (ValueError, KeyError, TypeError):
+        document = json.loads(stdout)
+        archive = document["archive"]
+        cache = (document.get("cache") or {}).get("stats") or {}
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None, {}
     stats = archive.get("stats", {})
     return archive.get("name"), {
@@ -235,6 +238,7 @@ def archive_stats(stdout: str) -> tuple[str | None, dict]:
         "compressed_size": stats.get("compressed_size"),
         "deduplicated_size": stats.get("deduplicated_size"),
         "nfiles": stats.get("nfiles"),
+        "repository_size": cache.get("unique_csize"),
     }
 
 

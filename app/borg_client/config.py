@@ -13,7 +13,7 @@ from borg_client import drills, retention, retry
 from borg_client.drills import Drills
 from borg_client.paths import Paths
 from borg_client.retention import Retention
-from borg_common import cron, notify
+from borg_common import cron, digest, notify
 from borg_common.settings import CLIENT_NAME, ConfigError, Settings, check_unknown
 from borg_common.values import control_character, cut, text_problem
 
@@ -41,7 +41,8 @@ SETTINGS = (  # every setting of the sidecar (docs/reference/sidecar-settings.md
     "ARCHIVE_NAME", "BACKUP_ALLOW_EMPTY", "BACKUP_CRON", "BACKUP_DUMP_LABEL", "BACKUP_DUMP_SCOPE", "BACKUP_JITTER",
     "BACKUP_STOP_LABEL",
     "BORG_ADMIN_SSH_KEY_FILE", "BORG_COMPRESSION", "BORG_ENCRYPTION", "BORG_KNOWN_HOSTS_FILE", "BORG_PASSCOMMAND",
-    "BORG_PASSPHRASE", "BORG_REPO", "BORG_SSH_KEY_FILE", "CLIENT_NAME", "EXCLUDE_CACHES", "HEALTHCHECKS_URL",
+    "BORG_PASSPHRASE", "BORG_REPO", "BORG_SSH_KEY_FILE", "CLIENT_NAME", "DIGEST_CRON", "EXCLUDE_CACHES",
+    "HEALTHCHECKS_URL",
     "KEEP_DAILY", "KEEP_HOURLY", "KEEP_MONTHLY", "KEEP_WEEKLY", "KEEP_WITHIN", "KEEP_YEARLY", "LOG_LEVEL",
     "NOTIFY_ON", "NOTIFY_URLS", "PRUNE_CRON", "PRUNE_MIN_SIZE_RATIO", "REPORT_TIMEOUT", "REPORT_URLS",
     "RESTORE_FROM_REPLICA", "RETRY_DELAYS",
@@ -106,6 +107,7 @@ class ClientConfig:
     retention: Retention = Retention()  # KEEP_*, PRUNE_CRON, the admin key
     notify: notify.Notify = notify.Notify()  # NOTIFY_URLS, NOTIFY_ON (borg_common.notify)
     drills: Drills = Drills()  # VERIFY_CRON, VERIFY_SAMPLE, VERIFY_DATA_EVERY (borg_client.drills)
+    digest_cron: str | None = digest.DEFAULT_CRON  # DIGEST_CRON (borg_common.digest); None: off
     backup_timestamp: str | None = None  # `run --timestamp` (tests): borg create --timestamp, UTC
     state: Path = STATE
     sources: Path = SOURCES
@@ -219,6 +221,7 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING) -> ClientConfig:
         retention=kept,
         notify=notify.read(settings),
         drills=drills.load(settings),
+        digest_cron=digest.read(settings),
     )
     check_archive_name(settings, config.archive_name)
     check_cron(settings, config.cron)

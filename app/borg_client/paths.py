@@ -25,6 +25,11 @@ class Paths:
         return self.state / "notify-outbox"
 
     @property
+    def digest_record(self) -> Path:
+        """The cron time of the last digest sent (borg_common.digest): a restart does not send it again."""
+        return self.state / "digest.json"
+
+    @property
     def runs(self) -> Path:
         """The run journal: the last runs' reports, for `status` and the health check."""
         return self.state / "runs.json"

@@ -1,9 +1,10 @@
 """The scheduler loop: wake at the next cron time (plus jitter), run, retry a failure, repeat; stop on SIGTERM.
 SIGUSR1 makes it do now what it waits for (the next backup, a retry or a prune), without a cron minute.
 
-With PRUNE_CRON, prunes run in the same loop, between backups, so a prune never overlaps a backup;
-`prune-schedule` (the admin service) runs only the prunes. Restore drills (VERIFY_CRON, borg_client.verify) run
-in the loop too: before the next backup, or right after a backup due at the same time.
+While it waits, it sends the sidecar's digest on DIGEST_CRON (borg_client.digest). With PRUNE_CRON, prunes run
+in the same loop, between backups, so a prune never overlaps a backup; `prune-schedule` (the admin service)
+runs only the prunes. Restore drills (VERIFY_CRON, borg_client.verify) run in the loop too: before the next
+backup, or right after a backup due at the same time.
 
 Nothing that goes wrong in one run ends the loop: an unexpected error is logged with its traceback
 and the next run comes on time. A failure a retry may fix is tried again after each of
@@ -19,7 +20,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from borg_client import dump_drill, journal, prune, quiesce, retry, run, verify, waiting
+from borg_client import digest, dump_drill, journal, prune, quiesce, retry, run, verify, waiting
 from borg_client.borgcall import Control
 from borg_client.config import ClientConfig
 from borg_common import cron, notify, outbox, reports
@@ -56,11 +57,15 @@ def needs_catch_up(runs: list[dict], expression: str, current: datetime) -> bool
     return age is None or age > cron.period(expression, current)
 
 
-def wait_until(config: ClientConfig, due: datetime, stop: threading.Event, what: str = "the next run") -> bool:
-    """Wait until due, or until SIGUSR1 says now, delivering waiting reports every minute meanwhile; return
-    False if stopped."""
+def wait_until(
+    config: ClientConfig, due: datetime, stop: threading.Event, what: str = "the next run", digests: bool = True
+) -> bool:
+    """Wait until due, or until SIGUSR1 says now, delivering waiting reports every minute meanwhile and sending
+    the digest when DIGEST_CRON says; return False if stopped."""
     outbox_directory = config.paths.outbox
     while True:
+        if digests:  # the backup scheduler's: the admin service's prune-schedule sends none
+            survive("the digest", digest.send_if_due, config, datetime.now().astimezone())
         remaining = (due - datetime.now().astimezone()).total_seconds()
         if remaining <= 0:
             return True
@@ -186,7 +191,7 @@ def prune_loop(config: ClientConfig, stop: threading.Event, control: Control) ->
     while not stop.is_set():
         due = next_times(config.retention.cron, datetime.now().astimezone(), 1)[0]
         logger.info("next prune at %s", due.isoformat(timespec="seconds"))
-        if not wait_until(config, due, stop, "the prune"):
+        if not wait_until(config, due, stop, "the prune", digests=False):
             break
         survive("the prune", prune.prune_once, config, control=control)
     logger.info("prune scheduler stopped")

@@ -6,7 +6,8 @@ Apprise URL by borg_common.delivery's flush with the reports' retries: kept acro
 once per event and URL. Apprise is imported only when there is something to check or send.
 
 What builds the title and body lives with the event (the sidecar's runs: borg_client.notices, the
-server's alerts: monitor/alerts.py); this module only checks, keeps and sends, so a digest can reuse it.
+server's alerts: monitor/alerts.py, the weekly digests: borg_common.digest); this module only checks, keeps
+and sends.
 An Apprise URL carries its secret anywhere (a Telegram token is its host), so a URL is shown as its
 scheme and position only, with its host when that is a DNS name or an address.
 """
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-EVENTS = ("failure", "warning", "alert", "success")  # what NOTIFY_ON may name
-DEFAULT_ON = ("failure", "warning", "alert")
+EVENTS = ("failure", "warning", "alert", "digest", "success")  # what NOTIFY_ON may name
+DEFAULT_ON = ("failure", "warning", "alert", "digest")  # the digest is the heartbeat: it says the notifier works
 SETTINGS = ("NOTIFY_URLS", "NOTIFY_ON")  # both images' (their SETTINGS lists include these)
 PAGE = "docs/how-to/notifications.md"
 DOCUMENT_EVENT = "borg-appliance-notification"

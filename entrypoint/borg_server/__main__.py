@@ -39,6 +39,9 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("name")
     show.set_defaults(handler=admin.command_show_client)
     commands.add_parser(
+        "digest", help="print the digest of every client now and send it to NOTIFY_URLS (to check they arrive)"
+    ).set_defaults(handler=admin.command_digest)
+    commands.add_parser(
         "scan", help="make the monitor scan every client now; wait for that scan and say how long it took"
     ).set_defaults(handler=admin.command_scan)
     audit_parser = commands.add_parser(

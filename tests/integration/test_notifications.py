@@ -4,9 +4,12 @@ packages), through Apprise's ntfy:// and mailto://; kept while a service is down
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from borg_common.values import human_size
 from tests.harness.containers import CLIENT_IMAGE, SERVER_IMAGE, docker, wait_until
 from tests.harness.notifiers import start_ntfy, start_smtp
 from tests.harness.stack import alert_seen, client_command, fill_volume, make_client, start_server
@@ -17,6 +20,7 @@ NEXT = (
     "fix the cause, then run borg-client run to back up now; see docs/explanation/backup-run.md."
 )
 TOKEN = "AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
+AGO = r"(?:(?:\d+m )?\d+s|\d+m)"  # how long ago a backup of this scenario ended, as a person reads it
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -164,3 +168,72 @@ def test_a_url_apprise_cannot_use_stops_both_images_at_start_naming_the_setting_
         assert TOKEN not in said and "Traceback" not in said
     assert json.loads(client_command(sandbox, web, ["status", "--json"]).stdout)["last_runs"] == []  # nothing ran
     assert ntfy.messages("backups") == [] and waiting(sandbox, web) == []
+
+
+def test_the_digest_of_a_stale_and_a_healthy_client_reaches_ntfy_from_the_server_and_from_the_sidecar(
+    sandbox, tmp_path
+):
+    # db last backed up three days ago, as the monitor's state remembers it; web has two weeks of sizes for its trend.
+    now = datetime.now(UTC)
+    three_days_ago = (now - timedelta(days=3)).isoformat(timespec="seconds")
+    sizes = {"web": [[round(now.timestamp()) - 14 * 86400, 100]]}
+    db = {"version": 2, "first_seen": three_days_ago, "last_backup": three_days_ago}
+    fill_volume(sandbox, sandbox.volume("server-state"), (
+        f"mkdir -p /data/monitor/clients && echo '{json.dumps(sizes)}' > /data/monitor/sizes.json && "
+        f"echo '{json.dumps(db)}' > /data/monitor/clients/db.json"
+    ))  # fmt: skip
+    server = start_server(sandbox, ["db", "web"], env={"NOTIFY_URLS": "ntfy://ntfy/server", "NOTIFY_ON": "failure"})
+    ntfy = start_ntfy(sandbox, server.network)
+    web = make_client(sandbox, server, "web", tmp_path)
+    fill_volume(sandbox, web.data, "head -c 200000 /dev/urandom > /data/web.bin")
+    assert client_command(sandbox, web, ["run"]).returncode == 0
+    server.exec("borg-server", "scan")  # db's stale alert is raised, web's size joins its history
+
+    sent = server.exec("borg-server", "digest")
+
+    [message] = wait_until(lambda: ntfy.messages("server"), 30, "the server's digest")  # NOTIFY_ON does not stop it
+    assert sent.stdout == f"{message['title']}\n\n{message['message']}\n"
+    assert sent.stderr.splitlines()[-1] == "digest: sent to 1 URL(s) of NOTIFY_URLS"
+    assert message["title"] == f"weekly digest: 2 clients, 1 stale on {server.container}"
+    status = {c["client"]: c for c in json.loads(server.exec("borg-server", "status", "--json").stdout)}
+    db, healthy, closing = message["message"].split("\n\n")
+    db_lines, web_lines, closing_lines = db.splitlines(), healthy.splitlines(), closing.splitlines()
+    assert re.fullmatch(r"db: STALE, last backup 3d( \d+[hms])? ago, over the 1d 2h limit", db_lines[0]), db
+    assert db_lines[1:] == [
+        f"Size {human_size(status['db']['repository_bytes'])} (+0 B since {now:%Y-%m-%d}), no quota",  # the first scan
+        "Last check: never. Compaction: nothing to compact",  # AUTO_COMPACT=admin, no admin delete
+    ]
+    assert re.fullmatch(rf"web: last backup {AGO} ago, limit 1d 2h", web_lines[0]), healthy
+    since = datetime.fromtimestamp(sizes["web"][0][0], UTC).strftime("%Y-%m-%d")
+    grown = human_size(status["web"]["repository_bytes"] - 100)
+    assert web_lines[1] == f"Size {human_size(status['web']['repository_bytes'])} (+{grown} since {since}), no quota"
+    assert web_lines[2] == db_lines[2]
+    assert re.fullmatch(r"Server disk /srv/borg: \d+\.\d [kMGT]B free of \d+\.\d [kMGT]B \(\d+% used\)\.",
+                        closing_lines[0]), closing  # fmt: skip
+    assert re.fullmatch(r"Figures of \d{4}-\d\d-\d\d \d\d:\d\d UTC; borg-server status shows them now\.",
+                        closing_lines[1]), closing  # fmt: skip
+    monday = now.replace(hour=8, minute=0, second=0, microsecond=0) + timedelta(days=(7 - now.weekday()) % 7)
+    monday += timedelta(days=7) if monday <= now else timedelta()
+    assert closing_lines[2] == (
+        f"The next digest comes {monday:%Y-%m-%d} 08:00 UTC; if it does not, notifications from {server.container} "
+        "are not getting through."
+    )
+
+    own = client_command(sandbox, web, ["digest"], env={"NOTIFY_URLS": "ntfy://ntfy/web"}, extra=["--hostname",
+                         "app-host"])  # fmt: skip
+
+    assert own.returncode == 0, own.stderr
+    [mine] = wait_until(lambda: ntfy.messages("web"), 30, "the sidecar's digest")
+    assert own.stdout == f"{mine['title']}\n\n{mine['message']}\n"
+    assert re.fullmatch(rf"weekly digest of web on app-host: backed up {AGO} ago, all good", mine["title"]), mine
+    lines = mine["message"].splitlines()
+    assert re.fullmatch(rf"Last good backup \(web-[0-9T:-]+\) finished {AGO} ago, at \d{{4}}-\d\d-\d\d \d\d:\d\d UTC\.",
+                        lines[0]), lines  # fmt: skip
+    assert re.fullmatch(r"Last archive: 20\d\.\d kB, 1 file\(s\)\.", lines[1]), lines
+    assert re.fullmatch(r"Repository: \d+\.\d kB on the server, deduplicated and compressed\.", lines[2]), lines
+    assert lines[3:5] == ["Last prune: none in the journal.", ""]
+    assert lines[5].startswith("The next digest comes ") and lines[5].endswith(
+        "; if it does not, notifications from web on app-host are not getting through."
+    )
+    assert waiting(sandbox, web) == []
+    assert [m["title"] for m in ntfy.messages("server")] == [message["title"]]  # the alert is not sent (NOTIFY_ON)

@@ -1,5 +1,5 @@
-"""The borg-server commands an administrator runs: reload, scan, status, show-client, audit, compact, replicate,
-new-host-key and new-client."""
+"""The borg-server commands an administrator runs: reload, scan, status, show-client, digest, audit, compact,
+replicate, new-host-key and new-client."""
 
 from __future__ import annotations
 
@@ -191,3 +191,22 @@ def command_new_client(arguments) -> int:
     keys = pairing_secrets.new_client_keys(arguments.name)
     print(pairing_secrets.render(arguments.name, arguments.format, endpoint, pinned, keys), end="")
     return 0
+
+
+def command_digest(_arguments) -> int:
+    """Print the digest of the figures now and send it to NOTIFY_URLS now, whatever DIGEST_CRON and NOTIFY_ON say:
+    for a person checking that notifications arrive. Exit 0 when it was queued, 1 without NOTIFY_URLS."""
+    from datetime import datetime
+
+    from borg_common import digest as common_digest
+    from borg_server.replica import status
+    from borg_server.status import digest
+
+    server_config = load_or_explain()
+    if server_config is None:
+        return 2
+    replication = server_config.replication
+    extra = (lambda: status.digest_blocks(PATHS, replication.max_lag)) if replication else None
+    made = digest.gather(server_config, PATHS, datetime.now().astimezone(), extra)
+    return common_digest.send_now(made, server_config.server_host, PATHS.notify_outbox, server_config.notify,
+                                  digest.REPORT_TIMEOUT)  # fmt: skip

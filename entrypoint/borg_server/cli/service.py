@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from borg_server.cli.shared import PATHS, load_or_explain
@@ -53,7 +54,7 @@ def command_monitor(_arguments) -> int:
     from borg_server.monitor import loop
     from borg_server.replica import loop as replicator
     from borg_server.replica import status
-    from borg_server.status import facts, metrics, page, web
+    from borg_server.status import digest, facts, history, metrics, page, web
 
     server_config = load_or_explain()
     if server_config is None:
@@ -66,16 +67,25 @@ def command_monitor(_arguments) -> int:
         if server_config.status_port:
             web.serve(server_config.status_port, server_config.status_password, board)
 
+    sampled = [0.0]  # when the sizes were last added to the history for the digest alone
+
     def scanned(current: ServerConfig, seconds: float) -> None:
-        if not (current.metrics_port or current.status_port):
-            return
-        found = facts.collect(current, PATHS), facts.server_status(current, PATHS)
-        metrics.publish(exposition, PATHS, current, seconds, found)
-        if current.status_port:
-            page.publish(board, PATHS.size_history, current, found, time.time())
+        now = time.time()
+        for_digest = current.digest_cron is not None and now - sampled[0] >= history.SLOT  # its trend: a sample a slot
+        if current.metrics_port or current.status_port or for_digest:
+            found = facts.collect(current, PATHS), facts.server_status(current, PATHS)
+            metrics.publish(exposition, PATHS, current, seconds, found)
+            page.publish(board, PATHS.size_history, current, found, now)  # the size history: the page's, the digest's
+            sampled[0] = now
+        digest.send_if_due(current, PATHS, datetime.now().astimezone())
+
+    def copied(current: ServerConfig) -> None:
+        exposition.update(status.metrics(PATHS))
+        max_lag = current.replication.max_lag
+        digest.send_if_due(current, PATHS, datetime.now().astimezone(), lambda: status.digest_blocks(PATHS, max_lag))
 
     if server_config.replication is not None:
-        return replicator.run(server_config, PATHS, lambda: exposition.update(status.metrics(PATHS)))
+        return replicator.run(server_config, PATHS, lambda: copied(server_config))
     return loop.run(server_config, PATHS, os.environ, socket.gethostname(), scanned)
 
 

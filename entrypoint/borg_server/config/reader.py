@@ -11,7 +11,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 
-from borg_common import notify
+from borg_common import digest, notify
 from borg_common.settings import Settings, check_unknown
 from borg_server.config import replica as config_replica
 from borg_server.config import yaml_file
@@ -28,7 +28,8 @@ from borg_server.system.ssh_keys import KeyProblem
 
 SETTINGS = (  # every setting of the server but the clients' own (docs/reference/server-settings.md; a test checks)
     "BORG_CLIENTS", "BORG_HOST_KEY", "BORG_REPLICA_KEY", "BORG_SERVER_CONFIG", "BORG_SERVER_NAME", "COMPACT_DELAY",
-    "DISK_ALERT_USED", "DISK_RESERVE", "LOG_LEVEL", "MAX_SESSIONS", "METRICS_PORT", "MONITOR_CHECK_INTERVAL",
+    "DIGEST_CRON", "DISK_ALERT_USED", "DISK_RESERVE", "LOG_LEVEL", "MAX_SESSIONS", "METRICS_PORT",
+    "MONITOR_CHECK_INTERVAL",
     "MONITOR_INTERVAL", "NOTIFY_ON", "NOTIFY_URLS", "PGID", "PUID", "REPLICATE_CRON", "REPLICATE_FROM",
     "REPLICATE_HOST_KEY",
     "REPLICATE_SSH_KEY_FILE",
@@ -100,6 +101,7 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
         status_password=status_password,
         report_urls=settings.urls("REPORT_URLS"),
         notify=notify.read(settings),
+        digest_cron=digest.read(settings),
         log_level=settings.log_level("LOG_LEVEL"),
         disk_alert_used=_percent(settings, "DISK_ALERT_USED", DEFAULT_DISK_ALERT_USED) / 100,
         disk_reserve=settings.size("DISK_RESERVE", None, 0, MAXIMUM_DISK_RESERVE),

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
-from borg_common import files, notify, reports
+from borg_common import digest, files, notify, reports
 from borg_common.files import atomic_write
 from borg_common.settings import ConfigError
 from borg_common.wakeup import Wakeup
@@ -210,7 +210,8 @@ def run(
     """Scan every MONITOR_INTERVAL until SIGTERM, and at once on SIGUSR1 (`borg-server scan`); checks run in a
     thread beside the scans.
 
-    After every scan, scanned (if given) is called with the configuration and how long the scan took. A
+    After every scan, scanned (if given) is called with the configuration and how long the scan took (it sends the
+    digest: the wait ends at DIGEST_CRON's time, so a scan comes then). A
     SIGUSR1 that comes during a scan makes another one follow it, so the scan it asked for starts after it.
     """
     stop, wake = threading.Event(), Wakeup()  # stop.set() in a handler is safe: this thread only reads it
@@ -238,6 +239,7 @@ def run(
         logger.info("monitor: scanned %d clients in %.2fs", len(server.clients), seconds)
         if scanned is not None:
             scanned(server, seconds)
-        wake.wait(max(1.0, server.monitor_interval - seconds))
+        digest_due = digest.seconds_until(server.digest_cron, datetime.now().astimezone())  # scanned() sends it
+        wake.wait(max(1.0, min(server.monitor_interval - seconds, digest_due)))
     logger.info("monitor: stopped")
     return 0

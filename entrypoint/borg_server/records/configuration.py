@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from borg_common.digest import DEFAULT_CRON as DEFAULT_DIGEST_CRON
 from borg_common.notify import Notify
 from borg_server.system.host_key import GivenHostKey
 from borg_server.system.ssh_keys import PublicKey
@@ -90,6 +91,7 @@ class ServerConfig:
     replica_key: ReplicaKey | None = None  # BORG_REPLICA_KEY: a replica may read every repository
     replication: Replication | None = None  # REPLICATE_FROM: this server is a replica of that one
     notify: Notify = Notify()  # NOTIFY_URLS, NOTIFY_ON: the alerts, for a person (borg_common.notify)
+    digest_cron: str | None = DEFAULT_DIGEST_CRON  # DIGEST_CRON (borg_common.digest); None: off
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from borg_common import outbox
-from borg_common.values import human_duration
+from borg_common.values import human_duration, human_size
 from borg_server.monitor.alerts import REPLICA_ALERTS
 from borg_server.records import state_file
 from borg_server.records.replica_state import ReplicaState
@@ -99,3 +99,26 @@ def metrics(paths: Paths) -> str:
         [("", outbox.size(paths.monitor_outbox))],
     )
     return "\n".join(lines) + "\n"
+
+
+def digest_blocks(paths: Paths, max_lag: int, now: datetime | None = None) -> tuple[list[str], list[str]]:
+    """Return the copies' blocks for the digest (status/digest.py): those with an open alert (lag, mismatches),
+    worst first, and the others."""
+    problems, healthy = [], []
+    for copy in sorted(collect(paths, now), key=lambda s: (-len(s.alerts), s.client)):
+        messages = {
+            kind: alert.message for kind, alert in state_file.load(paths.monitor_state(copy.client)).alerts.items()
+        }
+        lag = "never copied" if copy.lag_s is None else f"last complete copy {human_duration(copy.lag_s)} ago"
+        lines = [
+            f"{copy.client} (copy): {', '.join(copy.alerts).upper() + ', ' if copy.alerts else ''}{lag} "
+            f"(REPLICA_MAX_LAG {human_duration(max_lag)}), {copy.lag_segments} segment(s) behind",
+            f"{human_size(copy.bytes)} copied; {copy.held_segments} segment(s) held, "
+            f"{copy.mismatched_segments} differ on the primary",
+            *(
+                f"Alert {kind}: {messages.get(kind, kind).removeprefix(f'client {copy.client}: ')}"
+                for kind in copy.alerts
+            ),
+        ]
+        (problems if copy.alerts else healthy).append("\n".join(lines))
+    return problems, healthy

@@ -137,6 +137,11 @@ class Paths:
         return self.monitor / "outbox"
 
     @property
+    def digest_record(self) -> Path:
+        """The cron time of the last digest sent (borg_common.digest): a restart does not send it again."""
+        return self.monitor / "digest.json"
+
+    @property
     def notify_outbox(self) -> Path:
         """The alerts' notifications not delivered yet, one file each (borg_common.notify)."""
         return self.monitor / "notify-outbox"

@@ -194,12 +194,19 @@ def test_key_export_argv_adds_paper_only_when_asked(tmp_path, repo_url):
 
 def test_archive_stats_reads_name_and_sizes_from_borg_creates_json():
     stdout = json.dumps({"archive": {"name": "web-1", "stats": {
-        "original_size": 10, "compressed_size": 7, "deduplicated_size": 5, "nfiles": 2, "other": 1}}})  # fmt: skip
+        "original_size": 10, "compressed_size": 7, "deduplicated_size": 5, "nfiles": 2, "other": 1}},
+        "cache": {"stats": {"unique_csize": 40, "unique_size": 60}}})  # fmt: skip
 
     assert borg.archive_stats(stdout) == (
         "web-1",
-        {"original_size": 10, "compressed_size": 7, "deduplicated_size": 5, "nfiles": 2},
+        {"original_size": 10, "compressed_size": 7, "deduplicated_size": 5, "nfiles": 2, "repository_size": 40},
     )
+
+
+def test_archive_stats_without_borgs_cache_figures_has_no_repository_size():
+    stdout = json.dumps({"archive": {"name": "web-1", "stats": {"original_size": 10}}})
+
+    assert borg.archive_stats(stdout)[1]["repository_size"] is None
 
 
 @pytest.mark.parametrize("stdout", ["", "not json", "[]", '{"repository": {}}'])

@@ -19,8 +19,10 @@ BORG = ["borg", "--log-json", "--lock-wait", "600"]
 ARCHIVE = "web-{utcnow:%Y-%m-%dT%H:%M:%S}"
 PING = "http://hc:8000/ping/abc"
 CREATE_JSON = json.dumps({"archive": {"name": "web-2024-05-06T03:00:00", "stats": {
-    "original_size": 2048, "compressed_size": 1024, "deduplicated_size": 512, "nfiles": 2}}})  # fmt: skip
-STATS = {"original_size": 2048, "compressed_size": 1024, "deduplicated_size": 512, "nfiles": 2}
+    "original_size": 2048, "compressed_size": 1024, "deduplicated_size": 512, "nfiles": 2}},
+    "cache": {"stats": {"unique_csize": 4096, "total_size": 9000}}})  # fmt: skip
+STATS = {"original_size": 2048, "compressed_size": 1024, "deduplicated_size": 512, "nfiles": 2,
+         "repository_size": 4096}  # fmt: skip
 
 
 def create_argv(config) -> list[str]:

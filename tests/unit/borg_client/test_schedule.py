@@ -13,6 +13,7 @@ from borg_client.borgcall import Control
 from borg_client.drills import Drills
 from borg_client.journal import last_success_age
 from borg_client.schedule import needs_catch_up, next_times
+from borg_common import digest, notify, outbox
 from borg_common.cron import period
 
 NOW = datetime(2024, 5, 6, 10, 17, 30, tzinfo=UTC)
@@ -255,3 +256,17 @@ def test_a_stop_while_waiting_for_the_databases_runs_no_backup(config, monkeypat
     schedule.loop(config, stop, Control())
 
     assert events == []
+
+
+def test_the_schedulers_wait_sends_the_digest_that_is_due_and_the_prune_services_does_not(config, monkeypatch):
+    monkeypatch.setattr(notify, "flush", lambda *arguments, **options: None)
+    notifying = dataclasses.replace(config, notify=notify.Notify(urls=("json://receiver/n",)), digest_cron="* * * * *")
+    a_minute_ago = datetime.now().astimezone() - timedelta(minutes=2)
+    past = datetime.now().astimezone() - timedelta(seconds=1)
+
+    digest.record(notifying.paths.digest_record, a_minute_ago)
+    assert schedule.wait_until(notifying, past, threading.Event(), "the prune", digests=False) is True
+    assert outbox.entries(notifying.paths.notify_outbox) == []
+    assert schedule.wait_until(notifying, past, threading.Event(), "the backup") is True
+    [entry] = outbox.entries(notifying.paths.notify_outbox)
+    assert entry.document["kind"] == "digest" and entry.document["title"].startswith("digest of web on ")

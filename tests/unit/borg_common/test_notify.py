@@ -14,14 +14,14 @@ def read(environ: dict[str, str]) -> tuple[Notify, list[str]]:
     return notify.read(settings), settings.problems
 
 
-def test_notify_urls_are_split_on_white_space_and_newlines_and_on_defaults_to_failures_warnings_alerts():
+def test_notify_urls_are_split_on_white_space_and_newlines_and_on_defaults_to_failures_warnings_alerts_digests():
     found, problems = read(
         {"NOTIFY_URLS": "ntfy://ntfy.example.org/backups\n mailto://smtp.example.org?from=b@example.org"}
     )
 
     assert problems == []
     assert found.urls == ("ntfy://ntfy.example.org/backups", "mailto://smtp.example.org?from=b@example.org")
-    assert found.on == frozenset({"failure", "warning", "alert"})
+    assert found.on == frozenset({"failure", "warning", "alert", "digest"})
 
 
 def test_notify_urls_file_is_read_like_every_secret(tmp_path):
@@ -45,7 +45,7 @@ def test_without_urls_nothing_is_wanted():
 
 def test_an_unknown_event_names_the_setting_and_the_events_allowed():
     assert read({"NOTIFY_ON": "failures alert"})[1] == [
-        "NOTIFY_ON: 'failures' is not an event; use some of failure, warning, alert, success"
+        "NOTIFY_ON: 'failures' is not an event; use some of failure, warning, alert, digest, success"
     ]
 
 
