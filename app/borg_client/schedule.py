@@ -153,7 +153,7 @@ def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
         if not stop.is_set():
             run_with_retries(config, stop, control)
     survive("the restore drill's record", verify.begin, paths, datetime.now().astimezone())
-    due = drill = ran = None
+    due = drill = ran = pruning = None
     while not stop.is_set():
         current = datetime.now().astimezone()
         if due is None:
@@ -167,11 +167,14 @@ def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
             drill_with_retries(config, stop, control)
             drill = ran = None
             continue
-        pruning = config.retention.cron and next_times(config.retention.cron, current, 1)[0]
+        # Kept until it runs, like the drill's time: a prune due at the minute of a backup runs after that backup
+        # instead of being computed again, after it, as the next one.
+        pruning = pruning or (config.retention.cron and next_times(config.retention.cron, current, 1)[0]) or None
         if pruning and pruning < due:
             if not wait_until(config, pruning, stop, "the prune"):
                 break
             survive("the prune", prune.prune_once, config, control=control)
+            pruning = None
             continue
         if not wait_until(config, due, stop, "the backup"):
             break

@@ -205,6 +205,34 @@ def test_prunes_on_prune_cron_run_in_the_loop_between_backups_never_beside_one(c
     assert minutes == [30, "prune", 60, "prune", 90, "prune", 120, "backup"]
 
 
+def test_a_prune_due_at_the_minute_of_a_backup_runs_right_after_that_backup(config, monkeypatch):
+    """PRUNE_CRON and BACKUP_CRON both at 03:00: the backup, then the prune; not the prune of the next day."""
+    start, stop, events = datetime(2024, 5, 6, 1, 0, tzinfo=UTC), threading.Event(), []
+    both = dataclasses.replace(config, cron="0 3 * * *", jitter=0,
+                               retention=dataclasses.replace(config.retention, cron="0 3 * * *"))  # fmt: skip
+    three = start + timedelta(hours=2)
+
+    def next_times_fake(expression, after, count=2):
+        return [three + timedelta(days=events.count("backup"))] if count == 1 else [after + timedelta(days=1)] * 2
+
+    def pruned(config, control):
+        events.append("prune")
+        stop.set()
+
+    monkeypatch.setattr(schedule, "next_times", next_times_fake)
+    monkeypatch.setattr(schedule, "wait_until", lambda config, due, stop_event, what: events.append(due) or True)
+    monkeypatch.setattr(schedule, "run_with_retries", lambda config, stop_event, control: events.append("backup"))
+    monkeypatch.setattr(schedule.prune, "prune_once", pruned)
+    monkeypatch.setattr(schedule, "needs_catch_up", lambda runs, expression, current: False)
+    monkeypatch.setattr(quiesce, "recover", lambda journal: None)
+    monkeypatch.setattr(waiting, "reachable_server", lambda config, stop, marker: True)
+    monkeypatch.setattr(schedule.verify, "begin", lambda paths, current: None)
+
+    schedule.loop(both, stop, Control())
+
+    assert events == [three, "backup", three, "prune"]
+
+
 def test_sigusr1_ends_the_wait_for_a_backup_a_day_away_at_once(config, caplog):
     due = datetime.now().astimezone() + timedelta(days=1)
     timer = threading.Timer(0.1, schedule.woken.set)  # what the SIGUSR1 handler does
