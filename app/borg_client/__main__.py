@@ -15,6 +15,7 @@ from pathlib import Path
 from borg_client import borg, dumprestore, dumps, repository, restore, run, schedule, waiting
 from borg_client import config as client_config
 from borg_client.borgcall import Control, call_borg
+from borg_client.coverage_audit import command_coverage
 from borg_client.prunecli import command_prune, command_prune_schedule, timestamp
 from borg_client.status import command_healthcheck, command_status
 from borg_common import notify
@@ -221,6 +222,8 @@ def parser() -> argparse.ArgumentParser:
     status = command("status", command_status, "last runs, reports waiting, next run")
     status.add_argument("--json", action="store_true")
     status.add_argument("--runs", type=int, default=5, help="how many runs to show")
+    covering = command("coverage", command_coverage, "what on this host no backup covers (needs the Docker socket)")
+    covering.add_argument("--json", action="store_true")
     command("check-config", command_check_config, "print the resolved settings, secrets masked")
     command("healthcheck", command_healthcheck, "exit 0 while backups succeed on schedule")
     passthrough = command("borg", command_borg, "run a borg command with the sidecar's settings (borg info, …)")

@@ -50,6 +50,7 @@ class RunReport:
     kept: tuple[str, ...] = ()  # a prune's archives kept, newest first
     pruned: tuple[str, ...] = ()  # a prune's archives deleted
     dumps: tuple[Mapping, ...] = ()  # a backup's dumps: container, kind, database, path, bytes, seconds, status
+    coverage: Mapping | None = None  # a backup's coverage audit (borg_client.coverage_audit.Audit.to_dict())
 
     @property
     def duration_s(self) -> float | None:
@@ -75,8 +76,9 @@ class RunReport:
             "log_tail": list(self.log_tail),
             "attempt": self.attempt,
             "kind": self.kind,
-        } | ({"kept": list(self.kept), "pruned": list(self.pruned)} if self.kind == "prune" else {"dumps": [
-            dict(dump) for dump in self.dumps]})  # fmt: skip
+        } | ({"kept": list(self.kept), "pruned": list(self.pruned)} if self.kind == "prune" else {
+            "dumps": [dict(dump) for dump in self.dumps],
+            "coverage": dict(self.coverage) if self.coverage else None})  # fmt: skip
 
 
 def now() -> datetime:

@@ -28,7 +28,7 @@ def test_a_report_ships_exactly_the_keys_of_the_contract_in_their_order():
     document = finished.to_dict()
 
     contract = "run_id client repository archive status started_at finished_at duration_s borg_rc stats"
-    later = ["stopped_containers", "message", "log_tail", "attempt", "kind", "dumps"]
+    later = ["stopped_containers", "message", "log_tail", "attempt", "kind", "dumps", "coverage"]
     assert list(document) == [*contract.split(), *later]
     assert document == {
         "run_id": "5f0c…",

@@ -20,6 +20,13 @@ ARCHIVE = "web-{utcnow:%Y-%m-%dT%H:%M:%S}"
 PING = "http://hc:8000/ping/abc"
 CREATE_JSON = json.dumps({"archive": {"name": "web-2024-05-06T03:00:00", "stats": {
     "original_size": 2048, "compressed_size": 1024, "deduplicated_size": 512, "nfiles": 2}}})  # fmt: skip
+NO_SOCKET = {
+    "status": "unknown",
+    "scope": "host",
+    "counts": None,
+    "items": [],
+    "reason": "the Docker socket /var/run/docker.sock is not mounted into the sidecar: mount it to audit the host",
+}
 STATS = {"original_size": 2048, "compressed_size": 1024, "deduplicated_size": 512, "nfiles": 2}
 
 
@@ -46,6 +53,7 @@ def expected(config, **changes) -> dict:
         "attempt": 1,
         "kind": "backup",
         "dumps": [],
+        "coverage": NO_SOCKET,
     }
     return base | changes
 
@@ -233,7 +241,9 @@ def test_a_run_while_another_holds_the_lock_is_skipped_without_borg_or_pings(run
 
     message = "the previous run is still going on"
     assert result.status == "skipped"
-    assert kept(run_config) == expected(run_config, status="skipped", message=message, log_tail=[message])
+    assert kept(run_config) == expected(
+        run_config, status="skipped", message=message, log_tail=[message], coverage=None
+    )
     assert fake_borg.commands == [] and pings == []
 
 
@@ -242,7 +252,9 @@ def test_a_skipped_scheduled_time_is_reported_without_pings(run_config, fake_bor
 
     message = "the run due at 03:00 was still going on at 04:00, when the next was due"
     assert result.status == "skipped"
-    assert kept(run_config) == expected(run_config, status="skipped", message=message, log_tail=[message])
+    assert kept(run_config) == expected(
+        run_config, status="skipped", message=message, log_tail=[message], coverage=None
+    )
     assert fake_borg.commands == [] and pings == []
 
 
@@ -300,7 +312,7 @@ def test_a_run_lock_the_state_volume_refuses_is_a_failure_report_with_the_traceb
 
     message = f"unexpected error: IsADirectoryError: [Errno 21] Is a directory: '{lock}'"
     assert result.status == "failure" and result.retryable
-    assert kept(run_config) == expected(run_config, message=message, log_tail=[message])
+    assert kept(run_config) == expected(run_config, message=message, log_tail=[message], coverage=None)
     assert pings == [(f"{PING}/fail", f"{message}\n{message}")]
     assert fake_borg.commands == []
     (logged,) = [record for record in caplog.records if record.exc_info]
