@@ -224,6 +224,7 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--runs", type=int, default=5, help="how many runs to show")
     covering = command("coverage", command_coverage, "what on this host no backup covers (needs the Docker socket)")
     covering.add_argument("--json", action="store_true")
+    covering.add_argument("--sizes", action="store_true", help="the volumes' sizes too (docker system df: may be slow)")
     command("check-config", command_check_config, "print the resolved settings, secrets masked")
     command("healthcheck", command_healthcheck, "exit 0 while backups succeed on schedule")
     passthrough = command("borg", command_borg, "run a borg command with the sidecar's settings (borg info, …)")

@@ -25,6 +25,7 @@ from borg_common.values import human_size
 logger = logging.getLogger(__name__)
 
 TIMEOUT = 5  # seconds every Docker API call of the audit may take
+SIZES_TIMEOUT = 60  # seconds Docker's disk usage may take (coverage --sizes)
 LISTED = 100  # items a report lists (the counts count them all)
 OWN_ID = re.compile(r"/containers/([0-9a-f]{64})/")  # in /proc/self/mountinfo: Docker's /etc/hostname and kin
 
@@ -91,7 +92,7 @@ def read_host(config: ClientConfig, with_sizes: bool = False) -> Audit:
         labels = {volume["Name"]: volume.get("Labels") or {} for volume in volumes}
         items = coverage.classify(containers, labels, mine, scope, config.coverage_ignore, stop_labels)
         if with_sizes:
-            items = sized(api, items)
+            items = sized(items)
     except Exception as error:  # a Docker that does not answer, refuses, or says something unexpected
         reason = f"the Docker API at {DOCKER_SOCKET} did not answer ({type(error).__name__}: {str(error)[:200]})"
         logger.debug("coverage audit failed", exc_info=True)
@@ -107,12 +108,21 @@ def stop_label_of(inspected: dict) -> str:
     return ""
 
 
-def sized(api, items: list[Item]) -> list[Item]:
-    """Return the items with the sizes of their volumes, as Docker's disk usage knows them (`docker system df -v`)."""
+def sized(items: list[Item]) -> list[Item]:
+    """Return the items with the sizes of their volumes, as Docker's disk usage knows them (`docker system df -v`,
+    which measures every volume: up to SIZES_TIMEOUT seconds); unchanged, with a warning, when Docker cannot say."""
     from dataclasses import replace
 
-    usage = api.df().get("Volumes") or []
+    import docker
+
+    try:
+        usage = docker.APIClient(base_url=f"unix://{container_exec.SOCKET}", timeout=SIZES_TIMEOUT).df().get("Volumes")
+    except Exception as error:  # slow, or another disk usage operation is running
+        logger.warning("coverage: no sizes: Docker's disk usage did not answer (%s)", type(error).__name__)
+        return items
+    usage = usage or []
     sizes = {volume["Name"]: (volume.get("UsageData") or {}).get("Size") for volume in usage}
+    sizes = {name: size for name, size in sizes.items() if isinstance(size, int) and size >= 0}  # -1: not measured
     return [replace(item, size=sizes.get(item.mount)) if item.kind == "volume" else item for item in items]
 
 
@@ -189,11 +199,12 @@ def table(audit: Audit) -> str:
 
 
 def command_coverage(config: ClientConfig, arguments) -> int:
-    """`borg-client coverage`: audit the host now and print the table (or --json); exit 0 when nothing is unsafe or
+    """`borg-client coverage`: audit the host now and print the table (or --json; --sizes: the volumes' sizes too, from
+    Docker's disk usage, which may take long on a big host); exit 0 when nothing is unsafe or
     not covered, 1 when something is, 2 when the host cannot be seen. Read-only: notifies nothing."""
     import sys
 
-    audit = read_host(config, with_sizes=True)
+    audit = read_host(config, with_sizes=arguments.sizes)
     if audit.status != "audited":
         print(f"borg-client coverage: cannot see the host: {audit.reason}", file=sys.stderr)
         return 2
