@@ -142,7 +142,7 @@ def test_the_skip_label_on_a_container_or_a_volume_and_coverage_ignore_leave_thi
     ]
 
 
-def test_sockets_time_zone_secrets_tmpfs_the_appliance_and_anonymous_volumes_of_stopped_or_one_off_containers_are_no_items():
+def test_sockets_time_zone_secrets_tmpfs_the_appliance_and_stopped_or_one_off_anonymous_volumes_are_no_items():
     anonymous = "c" * 64
     host = [
         sidecar("backup", volume("state", "/var/lib/borg-client"), bind("/var/run/docker.sock", "/var/run/docker.sock"),

@@ -16,8 +16,11 @@ MOUNTINFO = (
     f"630 612 8:1 /var/lib/docker/containers/{MINE}/hostname /etc/hostname rw,relatime - ext4 /dev/sda1 rw\n"
 )
 UPLOADS = Item("app", "volume", "shop_uploads", "/srv/uploads", "not_covered", "no sidecar mounts it under /backup")
-DB = Item("db", "volume", "pg", "/var/lib/postgresql/data", "unsafe", "PostgreSQL data copied by sidecar backup while "
-          "the database runs: neither dumped (borg-appliance.dump) nor stopped (BACKUP_STOP_LABEL)", "postgres")  # fmt: skip
+UNSAFE = (
+    "PostgreSQL data copied by sidecar backup while the database runs: neither dumped (borg-appliance.dump) nor "
+    "stopped (BACKUP_STOP_LABEL)"
+)
+DB = Item("db", "volume", "pg", "/var/lib/postgresql/data", "unsafe", UNSAFE, "postgres")
 
 
 def test_the_own_container_is_found_in_mountinfo_or_by_the_default_hostname():
