@@ -119,7 +119,7 @@ def sidecars(containers: Iterable[Mapping], own_id: str | None, stop_labels: Map
     own_image = next((c.get("ImageID") for c in containers if c.get("Id") == own_id), None)
     volumes: dict[str, str] = {}
     paths: dict[str, str] = {}
-    for container in containers:
+    for container in sorted(containers, key=lambda c: (is_one_off(c), name_of(c))):  # a service before `compose run`
         running = container.get("State") == "running" or container.get("Id") == own_id
         if not running or not is_sidecar(container, own_id, own_image):
             continue
@@ -164,8 +164,12 @@ def not_a_finding(container: Mapping, mount: Mapping) -> bool:
     if mount.get("Type") == "bind" and any(under(mount.get("Source", ""), path) for path in ("/proc", "/sys", "/dev")):
         return True
     anonymous = mount.get("Type") == "volume" and bool(ANONYMOUS.fullmatch(mount.get("Name") or ""))
-    one_off = (container.get("Labels") or {}).get(ONE_OFF_LABEL, "").lower() == "true"
-    return anonymous and (container.get("State") != "running" or one_off)
+    return anonymous and (container.get("State") != "running" or is_one_off(container))
+
+
+def is_one_off(container: Mapping) -> bool:
+    """Return whether a container is a one-off run of a compose service (`docker compose run`)."""
+    return (container.get("Labels") or {}).get(ONE_OFF_LABEL, "").lower() == "true"
 
 
 def ignored(patterns: Iterable[str], *names: str) -> str | None:

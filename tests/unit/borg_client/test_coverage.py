@@ -184,3 +184,14 @@ def test_an_items_key_stays_while_the_finding_does_and_names_it_for_a_person():
     assert item.what == "volume shop_uploads"
     assert Item("web", "bind", "/srv/x", "/x", "unsafe", "").what == "bind mount /srv/x"
     assert Item("db", "container", "-", "/data", "not_covered", "").what == "container db"
+
+
+def test_a_volume_is_said_covered_by_the_sidecar_service_rather_than_a_one_off_run_of_it():
+    host = [
+        sidecar("shop_backup_run_1", volume("shop_data", "/backup/data"), id_=OWN),
+        sidecar("shop_backup_1", volume("shop_data", "/backup/data")),
+        container("app", volume("shop_data", "/srv/data")),
+    ]
+    host[0]["Labels"] = {"com.docker.compose.oneoff": "True"}
+
+    assert shown(classify(host, {}, OWN))[0][4] == "under /backup of sidecar shop_backup_1"
