@@ -33,6 +33,7 @@ STATES = ("covered", "unsafe", "left_out", "not_covered")
 FINDINGS = ("unsafe", "not_covered")
 SHOWN_STATES = {"covered": "covered", "unsafe": "UNSAFE", "left_out": "left out", "not_covered": "NOT COVERED"}
 APPLIANCE_IMAGES = ("borg-appliance-client", "borg-appliance-server")  # never audited: they are the backup
+TITLE_LABEL = "org.opencontainers.image.title"  # the images' own label: still there when their tag has moved on
 ONE_OFF_LABEL = "com.docker.compose.oneoff"  # docker compose run
 DATABASES = {"postgres": "PostgreSQL", "mariadb": "MariaDB", "mysql": "MySQL", "mongodb": "MongoDB",
              "redis": "Redis", "sqlite": "SQLite"}  # fmt: skip
@@ -95,16 +96,22 @@ def name_of(container: Mapping) -> str:
     return names[0].lstrip("/")
 
 
+def runs(container: Mapping, images: tuple[str, ...], own_image: str | None) -> bool:
+    """Return whether the container runs this sidecar's image, or one of images (by its title label or its name)."""
+    image = (container.get("Image") or "").rpartition("/")[2]
+    title = (container.get("Labels") or {}).get(TITLE_LABEL, "")
+    same = own_image is not None and container.get("ImageID") == own_image
+    return same or title in images or image.startswith(images)
+
+
 def is_appliance(container: Mapping, own_image: str | None) -> bool:
     """Return whether the container runs this image (a sidecar) or another of the appliance's (a server)."""
-    image = (container.get("Image") or "").rpartition("/")[2]
-    return (own_image is not None and container.get("ImageID") == own_image) or image.startswith(APPLIANCE_IMAGES)
+    return runs(container, APPLIANCE_IMAGES, own_image)
 
 
 def is_sidecar(container: Mapping, own_id: str | None, own_image: str | None) -> bool:
-    image = (container.get("Image") or "").rpartition("/")[2]
-    same = own_image is not None and container.get("ImageID") == own_image
-    return container.get("Id") == own_id or same or image.startswith(APPLIANCE_IMAGES[0])
+    """Return whether the container is this sidecar or another running this image (any version of it)."""
+    return container.get("Id") == own_id or runs(container, APPLIANCE_IMAGES[:1], own_image)
 
 
 def under(path: str, top: str) -> bool:

@@ -195,3 +195,14 @@ def test_a_volume_is_said_covered_by_the_sidecar_service_rather_than_a_one_off_r
     host[0]["Labels"] = {"com.docker.compose.oneoff": "True"}
 
     assert shown(classify(host, {}, OWN))[0][4] == "under /backup of sidecar shop_backup_1"
+
+
+def test_a_sidecar_is_known_by_its_images_title_label_after_its_tag_moved_to_a_newer_build():
+    old = sidecar("backup", volume("shop_data", "/backup/data"), volume("state", "/var/lib/borg-client"))
+    old |= {"Image": "sha256:0123456789ab", "ImageID": "sha256:0123456789ab",
+            "Labels": {"org.opencontainers.image.title": "borg-appliance-client"}}  # fmt: skip
+    host = [old, container("app", volume("shop_data", "/srv/data"))]
+
+    assert shown(classify(host, {}, OWN)) == [
+        ("app", "volume", "shop_data", "covered", "under /backup of sidecar backup"),
+    ]
