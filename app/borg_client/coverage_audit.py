@@ -149,7 +149,10 @@ def audit_run(config: ClientConfig) -> Audit:
 
 
 def notify_new(config: ClientConfig, found: list[Item], host: str) -> None:
-    """Queue a notification for each finding not notified before; remember the open ones."""
+    """Queue a notification for each finding not notified before; remember the open ones. Without notifications
+    for alerts (NOTIFY_URLS, NOTIFY_ON) nothing is remembered: turning them on later tells of every open finding."""
+    if not config.notify.wants("alert"):
+        return
     path = config.paths.coverage_notified
     try:
         before = set(json.loads(path.read_text()))

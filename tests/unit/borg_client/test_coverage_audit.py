@@ -30,6 +30,7 @@ def test_the_own_container_is_found_in_mountinfo_or_by_the_default_hostname():
 
 
 def notified(config, monkeypatch, found: list[Item]) -> list[dict]:
+    config = dataclasses.replace(config, notify=notify.Notify(urls=("ntfy://ntfy/coverage",)))
     queued = []
     monkeypatch.setattr(notify, "queue", lambda directory, message, settings: queued.append(message.document()))
     coverage_audit.notify_new(config, found, "app-host")
@@ -110,3 +111,14 @@ def test_a_run_never_fails_for_the_audit(config, monkeypatch):
     audit = coverage_audit.audit_run(config)
 
     assert (audit.status, audit.reason) == ("unknown", "the audit failed: OSError: state volume read-only")
+
+
+def test_without_notifications_for_alerts_nothing_is_remembered_so_turning_them_on_tells_every_open_finding(
+    config, monkeypatch
+):
+    coverage_audit.notify_new(config, [UPLOADS], "app-host")  # no NOTIFY_URLS
+
+    assert not config.paths.coverage_notified.exists()
+    assert [d["title"] for d in notified(config, monkeypatch, [UPLOADS])] == [
+        "volume shop_uploads is not backed up on app-host"
+    ]
