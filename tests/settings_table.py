@@ -112,6 +112,8 @@ CLIENT = {  # setting -> kind (the base environment: a pairing export and BORG_P
     "RESTORE_FROM_REPLICA": "boolean",
     "BACKUP_STOP_LABEL": "text",
     "BACKUP_DUMP_LABEL": "text",
+    "COVERAGE_SCOPE": "text",
+    "COVERAGE_IGNORE": "text",
     "REPORT_URLS": "urls",
     "NOTIFY_URLS": "notify urls",
     "NOTIFY_ON": "events",

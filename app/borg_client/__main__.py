@@ -15,6 +15,7 @@ from pathlib import Path
 from borg_client import borg, dump_drill, dumprestore, dumps, repository, restore, run, schedule, verify, waiting
 from borg_client import config as client_config
 from borg_client.borgcall import Control, call_borg
+from borg_client.coverage_audit import command_coverage
 from borg_client.digest import command_digest
 from borg_client.prunecli import command_prune, command_prune_schedule, timestamp
 from borg_client.status import command_healthcheck, command_status
@@ -246,6 +247,9 @@ def parser() -> argparse.ArgumentParser:
     command(
         "digest", command_digest, "print this client's digest now and send it to NOTIFY_URLS (to check they arrive)"
     )
+    covering = command("coverage", command_coverage, "what on this host no backup covers (needs the Docker socket)")
+    covering.add_argument("--json", action="store_true")
+    covering.add_argument("--sizes", action="store_true", help="the volumes' sizes too (docker system df: may be slow)")
     command("check-config", command_check_config, "print the resolved settings, secrets masked")
     command("healthcheck", command_healthcheck, "exit 0 while backups succeed on schedule")
     passthrough = command("borg", command_borg, "run a borg command with the sidecar's settings (borg info, …)")

@@ -32,6 +32,8 @@ DOCKER_SOCKET = "/var/run/docker.sock"
 DEFAULT_CRON = "0 3 * * *"
 DEFAULT_COMPRESSION = "zstd,3"
 DEFAULT_ARCHIVE_NAME = "{client}-{utcnow:%Y-%m-%dT%H:%M:%S}"
+LABEL_SELECTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*(=[^\s=]*)?$")  # COVERAGE_SCOPE's `key` or `key=value`
+IGNORE_LIMIT = 100  # patterns in COVERAGE_IGNORE
 MAXIMUM_JITTER = 86400  # a day: a later run would start before this one
 MINIMUM_TIMEOUT, MAXIMUM_TIMEOUT = 1, 600
 PATH_LIMIT, PASSPHRASE_LIMIT = 4096, 4096  # characters of a path, a passphrase or a passcommand
@@ -39,7 +41,7 @@ PATH_LIMIT, PASSPHRASE_LIMIT = 4096, 4096  # characters of a path, a passphrase 
 
 SETTINGS = (  # every setting of the sidecar (docs/reference/sidecar-settings.md; a test checks both agree)
     "ARCHIVE_NAME", "BACKUP_ALLOW_EMPTY", "BACKUP_CRON", "BACKUP_DUMP_LABEL", "BACKUP_DUMP_SCOPE", "BACKUP_JITTER",
-    "BACKUP_STOP_LABEL",
+    "BACKUP_STOP_LABEL", "COVERAGE_IGNORE", "COVERAGE_SCOPE",
     "BORG_ADMIN_SSH_KEY_FILE", "BORG_COMPRESSION", "BORG_ENCRYPTION", "BORG_KNOWN_HOSTS_FILE", "BORG_PASSCOMMAND",
     "BORG_PASSPHRASE", "BORG_REPO", "BORG_SSH_KEY_FILE", "CLIENT_NAME", "DIGEST_CRON", "EXCLUDE_CACHES",
     "HEALTHCHECKS_URL",
@@ -108,6 +110,8 @@ class ClientConfig:
     notify: notify.Notify = notify.Notify()  # NOTIFY_URLS, NOTIFY_ON (borg_common.notify)
     drills: Drills = Drills()  # VERIFY_CRON, VERIFY_SAMPLE, VERIFY_DATA_EVERY (borg_client.drills)
     digest_cron: str | None = digest.DEFAULT_CRON  # DIGEST_CRON (borg_common.digest); None: off
+    coverage_scope: str = "host"  # COVERAGE_SCOPE: host, project or a label (borg_client.coverage)
+    coverage_ignore: tuple[str, ...] = ()  # COVERAGE_IGNORE: patterns of volumes, paths or containers left out
     backup_timestamp: str | None = None  # `run --timestamp` (tests): borg create --timestamp, UTC
     state: Path = STATE
     sources: Path = SOURCES
@@ -222,11 +226,16 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING) -> ClientConfig:
         notify=notify.read(settings),
         drills=drills.load(settings),
         digest_cron=digest.read(settings),
+        coverage_scope=coverage_scope(settings),
+        coverage_ignore=tuple(settings.words("COVERAGE_IGNORE")),
     )
     check_archive_name(settings, config.archive_name)
     check_cron(settings, config.cron)
     check_timezone(settings, environ.get("TZ"))
-    for setting, value in (("BACKUP_STOP_LABEL", config.stop_label), ("BACKUP_DUMP_LABEL", config.dump_label)):
+    check_coverage_ignore(settings, config.coverage_ignore)
+    for setting, value in (("BACKUP_STOP_LABEL", config.stop_label), ("BACKUP_DUMP_LABEL", config.dump_label),
+                           ("COVERAGE_SCOPE", settings.is_set("COVERAGE_SCOPE")),
+                           ("COVERAGE_IGNORE", settings.is_set("COVERAGE_IGNORE"))):  # fmt: skip
         if value and not Path(DOCKER_SOCKET).exists():
             socket_needed = f"needs the Docker socket: mount {DOCKER_SOCKET} into the sidecar"
             settings.problem(settings.label(setting), socket_needed)
@@ -236,6 +245,29 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING) -> ClientConfig:
     if unpaired:
         raise NotPaired(unpaired)
     return config
+
+
+def coverage_scope(settings: Settings) -> str:
+    """Return COVERAGE_SCOPE: `host` (default), `project` (the sidecar's own compose project or stack) or a label
+    `key` / `key=value`; record a problem for anything else."""
+    value = settings.string("COVERAGE_SCOPE", limit=256)
+    if value is None or value == "":
+        return "host"
+    if value in ("host", "project") or LABEL_SELECTOR.fullmatch(value):
+        return value
+    shown = settings.shown("COVERAGE_SCOPE", value)
+    settings.problem(settings.label("COVERAGE_SCOPE"), f"{shown} is not host, project or a label (key or key=value)")
+    return "host"
+
+
+def check_coverage_ignore(settings: Settings, patterns: tuple[str, ...]) -> None:
+    """Record a problem if COVERAGE_IGNORE has more than IGNORE_LIMIT patterns or one is longer than a path."""
+    if len(patterns) > IGNORE_LIMIT:
+        settings.problem(
+            settings.label("COVERAGE_IGNORE"), f"has {len(patterns)} patterns; the limit is {IGNORE_LIMIT}"
+        )
+    elif any(len(pattern) > PATH_LIMIT for pattern in patterns):
+        settings.problem(settings.label("COVERAGE_IGNORE"), f"has a pattern over {PATH_LIMIT} characters")
 
 
 def check_archive_name(settings: Settings, name: str) -> None:

@@ -96,3 +96,26 @@ def _last_good(age: float | None) -> str:
 
 def _at(moment: str) -> str:
     return datetime.fromisoformat(moment).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+COVERAGE_PAGE = "docs/how-to/adding-a-service.md"
+COVERAGE_TITLES = {"not_covered": "is not backed up", "unsafe": "is backed up unsafely"}
+COVERAGE_NEXT = {
+    "not_covered": "Next: mount it under /backup of a sidecar, dump it with the label borg-appliance.dump if it is "
+    "a database, or label the container borg-appliance.skip=<why> if it needs no backup; see {page}.",
+    "unsafe": "Next: label the container borg-appliance.dump=<kind> so it is dumped, or stop it during the backup "
+    "with BACKUP_STOP_LABEL; see {page}.",
+}
+
+
+def coverage_message(item, host: str | None = None) -> Message:
+    """Given a coverage finding (borg_client.coverage.Item, unsafe or not covered), return the notification a person
+    reads: "volume app_uploads is not backed up on app-host", which container, why, and how to cover or label it."""
+    where = host or socket.gethostname()
+    title = f"{item.what} {COVERAGE_TITLES[item.state]} on {where}"
+    lines = [
+        f"Container {item.container} uses it at {item.destination}.",
+        _sentence(item.why),
+        COVERAGE_NEXT[item.state].format(page=COVERAGE_PAGE),
+    ]
+    return Message("alert", title, "\n".join(lines), f"coverage:{item.key}")

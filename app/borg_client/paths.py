@@ -125,3 +125,8 @@ class Paths:
     def stopped_containers(self) -> Path:
         """The journal of containers stopped for a run, until they are started again."""
         return self.state / "stopped-containers.json"
+
+    @property
+    def coverage_notified(self) -> Path:
+        """The coverage findings already notified (borg_client.coverage_audit), so each is notified once."""
+        return self.state / "coverage-notified.json"

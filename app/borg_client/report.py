@@ -51,6 +51,7 @@ class RunReport:
     pruned: tuple[str, ...] = ()  # a prune's archives deleted
     dumps: tuple[Mapping, ...] = ()  # a backup's dumps: container, kind, database, path, bytes, seconds, status
     verified: Mapping = field(default_factory=dict)  # a drill's steps and figures (borg_client.verify.verified)
+    coverage: Mapping | None = None  # a backup's coverage audit (borg_client.coverage_audit.Audit.to_dict())
 
     @property
     def duration_s(self) -> float | None:
@@ -84,7 +85,8 @@ class RunReport:
             return {"kept": list(self.kept), "pruned": list(self.pruned)}
         if self.kind == "verify":
             return {"verified": dict(self.verified)}
-        return {"dumps": [dict(dump) for dump in self.dumps]}
+        return {"dumps": [dict(dump) for dump in self.dumps],
+                "coverage": dict(self.coverage) if self.coverage else None}
 
 
 def now() -> datetime:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from borg_client import borg, dump_streams, dumps, failures, preflight, quiesce, report, repository
+from borg_client import borg, coverage_audit, dump_streams, dumps, failures, preflight, quiesce, report, repository
 from borg_client.borgcall import BorgCall, Control, call_borg, explain
 from borg_client.config import ClientConfig
 from borg_client.daylog import day_log
@@ -33,7 +33,12 @@ def run_once(config: ClientConfig, wait: bool = False, control: Control | None =
     control = control or Control()
     started = report.start(config, attempt)
     busy = "the previous run is still going on"
-    return reported(config, started, wait, lambda paths: backup(config, paths, started, control), busy)
+    return reported(config, started, wait, lambda paths: audited(config, backup(config, paths, started, control)), busy)
+
+
+def audited(config: ClientConfig, outcome: RunReport) -> RunReport:
+    """Given a run's report, return it with the coverage audit of the host (never raises: unknown and why)."""
+    return dataclasses.replace(outcome, coverage=coverage_audit.audit_run(config).to_dict())
 
 
 def report_skipped(config: ClientConfig, message: str) -> RunReport:

@@ -35,6 +35,7 @@ def command_status(config, arguments) -> int:
             for entry in runs[-arguments.runs :]
         ],
     }
+    status["coverage"] = coverage_counts(runs)
     if arguments.json:
         print(json.dumps(status, indent=2))
         return 0
@@ -45,6 +46,7 @@ def command_status(config, arguments) -> int:
         f"{'last_verified:':17}"
         + (f"{drilled['at']}  {drilled['status']}  {drilled['message']}" if drilled else "never")
     )
+    print(f"{'coverage:':17}{coverage_line(status['coverage'])}")
     print("last runs:")
     for entry in reversed(status["last_runs"]):
         what = entry["archive"] or {"prune": "prune", "verify": "restore drill"}.get(entry["kind"], "-")
@@ -53,6 +55,29 @@ def command_status(config, arguments) -> int:
             print(f"      dump {dump['container']}/{dump['database']}: {dump['bytes']} bytes in {dump['seconds']} s"
                   f" ({dump['status']})")  # fmt: skip
     return 0
+
+
+def coverage_counts(runs: list[dict]) -> dict | None:
+    """Given the run journal, return the last backup's coverage: status, reason, counts (None before any)."""
+    for entry in reversed(runs):
+        if entry.get("coverage"):
+            audit = entry["coverage"]
+            return {"status": audit.get("status"), "reason": audit.get("reason"), "counts": audit.get("counts"),
+                    "at": entry.get("started_at")}  # fmt: skip
+    return None
+
+
+def coverage_line(audit: dict | None) -> str:
+    """Return the coverage counts as status shows them."""
+    if not audit:
+        return "not audited yet"
+    if audit["status"] != "audited":
+        return f"unknown: {audit['reason']}"
+    counts = audit["counts"]
+    return (
+        f"{counts['covered']} covered, {counts['unsafe']} unsafe, {counts['left_out']} left out, "
+        f"{counts['not_covered']} not covered (borg-client coverage lists them)"
+    )
 
 
 def command_healthcheck(config, _arguments) -> int:

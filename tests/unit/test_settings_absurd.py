@@ -10,7 +10,8 @@ from tests.settings_table import CLIENT, CLIENT_CASES, REPLICA, REPLICA_BASE, SE
 # Any text is a valid BACKUP_STOP_LABEL, so a passphrase read as one cannot be told from a label.
 SECRET = "Hunter2!Secret-passphrase"  # what a *_FILE setting reads when it names the passphrase file by mistake
 FILE_SETTINGS_SERVER = [s for s in SERVER if s != "BORG_SERVER_CONFIG"]
-# Any text is a valid BACKUP_STOP_LABEL or BACKUP_DUMP_LABEL: a passphrase read as one cannot be told from a label.
+# Any text is a valid BACKUP_STOP_LABEL or BACKUP_DUMP_LABEL: a passphrase read as one cannot be told from a label;
+# nor from COVERAGE_IGNORE's wildcard patterns.
 FILE_SETTINGS_CLIENT = [
     s
     for s in CLIENT
@@ -22,6 +23,7 @@ FILE_SETTINGS_CLIENT = [
         "TZ",
         "BACKUP_STOP_LABEL",
         "BACKUP_DUMP_LABEL",
+        "COVERAGE_IGNORE",
     )
 ]
 

@@ -299,3 +299,34 @@ def test_a_prune_only_service_needs_no_backup_key_the_admin_key_is_its_key(tmp_p
 
     assert config.ssh_key == config.retention.admin_key == admin_key
     assert config.prune_only and retention.refusal(config) is None
+
+
+def test_coverage_scope_is_the_host_by_default_or_project_or_a_label_and_ignore_is_a_list_of_patterns(
+    pairing, passphrase_file, monkeypatch, tmp_path
+):
+    socket = tmp_path / "docker.sock"
+    socket.touch()
+    monkeypatch.setattr("borg_client.config.DOCKER_SOCKET", str(socket))
+    base = {"BORG_PASSPHRASE_FILE": str(passphrase_file)}
+
+    assert (load(base, pairing=pairing).coverage_scope, load(base, pairing=pairing).coverage_ignore) == ("host", ())
+    for scope in ("project", "host", "com.docker.compose.project=shop", "tier"):
+        assert load({**base, "COVERAGE_SCOPE": scope}, pairing=pairing).coverage_scope == scope
+    ignore = load({**base, "COVERAGE_IGNORE": "*_cache, /srv/tmp/*\ntraefik"}, pairing=pairing).coverage_ignore
+    assert ignore == ("*_cache", "/srv/tmp/*", "traefik")
+    assert problems_of({**base, "COVERAGE_SCOPE": "my project"}, pairing) == [
+        "COVERAGE_SCOPE: 'my project' is not host, project or a label (key or key=value)"
+    ]
+    assert problems_of({**base, "COVERAGE_IGNORE": " ".join(["x"] * 101)}, pairing) == [
+        "COVERAGE_IGNORE: has 101 patterns; the limit is 100"
+    ]
+
+
+def test_coverage_settings_need_the_docker_socket(pairing, passphrase_file, monkeypatch, tmp_path):
+    monkeypatch.setattr("borg_client.config.DOCKER_SOCKET", str(tmp_path / "none.sock"))
+    environ = {"BORG_PASSPHRASE_FILE": str(passphrase_file), "COVERAGE_SCOPE": "project", "COVERAGE_IGNORE": "x"}
+
+    assert problems_of(environ, pairing) == [
+        f"COVERAGE_SCOPE: needs the Docker socket: mount {tmp_path / 'none.sock'} into the sidecar",
+        f"COVERAGE_IGNORE: needs the Docker socket: mount {tmp_path / 'none.sock'} into the sidecar",
+    ]

@@ -28,7 +28,7 @@ def test_a_report_ships_exactly_the_keys_of_the_contract_in_their_order():
     document = finished.to_dict()
 
     contract = "run_id client repository archive status started_at finished_at duration_s borg_rc stats"
-    later = ["stopped_containers", "message", "log_tail", "attempt", "kind", "dumps"]
+    later = ["stopped_containers", "message", "log_tail", "attempt", "kind", "dumps", "coverage"]
     assert list(document) == [*contract.split(), *later]
     assert document == {
         "run_id": "5f0c…",
@@ -47,6 +47,7 @@ def test_a_report_ships_exactly_the_keys_of_the_contract_in_their_order():
         "attempt": 1,
         "kind": "backup",
         "dumps": [],
+        "coverage": None,
     }
 
 
@@ -70,6 +71,7 @@ def test_a_started_report_is_a_failure_until_told_otherwise(config, clock):
         "attempt": 1,
         "kind": "backup",
         "dumps": [],
+        "coverage": None,
     }
 
 

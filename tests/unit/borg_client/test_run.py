@@ -23,6 +23,13 @@ CREATE_JSON = json.dumps({"archive": {"name": "web-2024-05-06T03:00:00", "stats"
     "cache": {"stats": {"unique_csize": 4096, "total_size": 9000}}})  # fmt: skip
 STATS = {"original_size": 2048, "compressed_size": 1024, "deduplicated_size": 512, "nfiles": 2,
          "repository_size": 4096}  # fmt: skip
+NO_SOCKET = {
+    "status": "unknown",
+    "scope": "host",
+    "counts": None,
+    "items": [],
+    "reason": "the Docker socket /var/run/docker.sock is not mounted into the sidecar: mount it to audit the host",
+}
 
 
 def create_argv(config) -> list[str]:
@@ -48,6 +55,7 @@ def expected(config, **changes) -> dict:
         "attempt": 1,
         "kind": "backup",
         "dumps": [],
+        "coverage": NO_SOCKET,
     }
     return base | changes
 
@@ -235,7 +243,9 @@ def test_a_run_while_another_holds_the_lock_is_skipped_without_borg_or_pings(run
 
     message = "the previous run is still going on"
     assert result.status == "skipped"
-    assert kept(run_config) == expected(run_config, status="skipped", message=message, log_tail=[message])
+    assert kept(run_config) == expected(
+        run_config, status="skipped", message=message, log_tail=[message], coverage=None
+    )
     assert fake_borg.commands == [] and pings == []
 
 
@@ -244,7 +254,9 @@ def test_a_skipped_scheduled_time_is_reported_without_pings(run_config, fake_bor
 
     message = "the run due at 03:00 was still going on at 04:00, when the next was due"
     assert result.status == "skipped"
-    assert kept(run_config) == expected(run_config, status="skipped", message=message, log_tail=[message])
+    assert kept(run_config) == expected(
+        run_config, status="skipped", message=message, log_tail=[message], coverage=None
+    )
     assert fake_borg.commands == [] and pings == []
 
 
@@ -302,7 +314,7 @@ def test_a_run_lock_the_state_volume_refuses_is_a_failure_report_with_the_traceb
 
     message = f"unexpected error: IsADirectoryError: [Errno 21] Is a directory: '{lock}'"
     assert result.status == "failure" and result.retryable
-    assert kept(run_config) == expected(run_config, message=message, log_tail=[message])
+    assert kept(run_config) == expected(run_config, message=message, log_tail=[message], coverage=None)
     assert pings == [(f"{PING}/fail", f"{message}\n{message}")]
     assert fake_borg.commands == []
     (logged,) = [record for record in caplog.records if record.exc_info]
