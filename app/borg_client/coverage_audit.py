@@ -15,9 +15,10 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from borg_client import container_exec, coverage, notices
+from borg_client import container_exec, coverage, journal, notices
 from borg_client.config import DOCKER_SOCKET, ClientConfig
 from borg_client.coverage import Item
+from borg_client.paths import Paths
 from borg_common import notify
 from borg_common.files import atomic_write
 from borg_common.values import human_size
@@ -166,13 +167,10 @@ def notify_new(config: ClientConfig, found: list[Item], host: str) -> None:
         atomic_write(path, json.dumps(sorted(now)), 0o600)
 
 
-def open_findings(state: Path) -> list[dict]:
-    """Given the state volume, return the findings of the last run's audit (unsafe and not covered), for the digest:
-    each as in the run report's `coverage.items` (empty when none, or never audited)."""
-    from borg_client import journal
-    from borg_client.paths import Paths
-
-    for entry in reversed(journal.last_runs(Paths(state, ""))):
+def open_findings(paths: Paths) -> list[dict]:
+    """Given the state volume's paths, return the findings of the last run's audit (unsafe and not covered), for
+    the digest: each as in the run report's `coverage.items` (empty when none, or never audited)."""
+    for entry in reversed(journal.last_runs(paths)):
         audited = entry.get("coverage") or {}
         if audited.get("status") == "audited":
             return [item for item in audited.get("items") or () if item.get("state") in coverage.FINDINGS]

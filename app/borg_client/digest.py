@@ -2,8 +2,8 @@
 
 The last good backup and its age, the last run's outcome, the archives' size and its trend over the runs in
 the journal, the repository's size (borg create's cache figures), the last prune, and what waits in the
-outboxes. reminders() is the hook for findings a person should act on ("the recovery kit was never saved"):
-each is one line, and a digest with any reminder says so in its title.
+outboxes. reminders() are the findings a person should act on (what the last coverage audit found no backup
+covers): each is one line, and a digest with any reminder says so in its title.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import socket
 from datetime import datetime, timedelta
 
-from borg_client import journal
+from borg_client import coverage_audit, journal
 from borg_client.config import ClientConfig
 from borg_client.paths import Paths
 from borg_common import cron, digest, outbox
@@ -25,9 +25,14 @@ GOOD = ("success", "warning")
 
 
 def reminders(config: ClientConfig) -> list[str]:
-    """Given the configuration, return the findings a person should act on, one line each (none yet: the recovery
-    kit and the volumes no backup covers add theirs here)."""
-    return []
+    """Given the configuration, return the findings a person should act on, one line each: what the last backup's
+    coverage audit found on this host that no backup covers, or copies unsafely (borg_client.coverage_audit)."""
+    found = []
+    for item in coverage_audit.open_findings(config.paths):
+        state = "copied unsafely" if item["state"] == "unsafe" else "not backed up"
+        found.append(f"{item['container']} {item['destination']} ({item['kind']} {item['mount']}) is {state}: "
+                     f"{item['why']}; see docs/how-to/adding-a-service.md")  # fmt: skip
+    return found
 
 
 def build(config: ClientConfig, runs: list[dict], waiting: tuple[int, int], now: datetime, host: str,

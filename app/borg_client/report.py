@@ -85,8 +85,10 @@ class RunReport:
             return {"kept": list(self.kept), "pruned": list(self.pruned)}
         if self.kind == "verify":
             return {"verified": dict(self.verified)}
-        return {"dumps": [dict(dump) for dump in self.dumps],
-                "coverage": dict(self.coverage) if self.coverage else None}
+        return {
+            "dumps": [dict(dump) for dump in self.dumps],
+            "coverage": dict(self.coverage) if self.coverage else None,
+        }
 
 
 def now() -> datetime:

@@ -67,7 +67,7 @@ def test_the_digest_reads_the_open_findings_of_the_last_audited_run(config):
     journal.record_run(config.paths, {"kind": "backup", "coverage": audit.to_dict()})
     journal.record_run(config.paths, {"kind": "backup", "coverage": Audit("unknown", reason="no socket").to_dict()})
 
-    assert [item["mount"] for item in coverage_audit.open_findings(config.state)] == ["pg", "shop_uploads"]
+    assert [item["mount"] for item in coverage_audit.open_findings(config.paths)] == ["pg", "shop_uploads"]
 
 
 def test_the_report_object_has_the_counts_and_the_findings_first():

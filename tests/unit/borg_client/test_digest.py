@@ -1,11 +1,13 @@
 """The sidecar's digest (borg_client.digest): what a person reads when backups are good, when the last one failed,
-when there is none yet, and the reminders hook."""
+when there is none yet, and the reminders: what the last coverage audit found."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from borg_client import digest
+from borg_client import digest, journal
+from borg_client.coverage import Item
+from borg_client.coverage_audit import Audit
 
 NOW = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 NEXT = (
@@ -77,5 +79,18 @@ def test_reminders_are_lines_of_their_own_and_counted_in_the_title(config):
     assert "\n\nReminder: the recovery kit was never saved\n\n" in made.body()
 
 
-def test_there_are_no_reminders_yet(config):
-    assert digest.reminders(config) == []
+def test_the_last_audits_findings_are_the_reminders(config):
+    assert digest.reminders(config) == []  # never audited
+
+    found = Item("shop", "volume", "shop_uploads", "/srv/uploads", "not_covered", "no sidecar mounts it under /backup")
+    copied = Item("db", "volume", "pg", "/var/lib/postgresql/data", "unsafe", "PostgreSQL data copied while it runs",
+                  database="postgresql")  # fmt: skip
+    kept = Item("web", "volume", "web_data", "/data", "covered", "under /backup of sidecar backup")
+    journal.record_run(config.paths, {"kind": "backup", "coverage": Audit("audited", (found, copied, kept)).to_dict()})
+
+    assert sorted(digest.reminders(config)) == [
+        "db /var/lib/postgresql/data (volume pg) is copied unsafely: PostgreSQL data copied while it runs; see "
+        "docs/how-to/adding-a-service.md",
+        "shop /srv/uploads (volume shop_uploads) is not backed up: no sidecar mounts it under /backup; see "
+        "docs/how-to/adding-a-service.md",
+    ]
