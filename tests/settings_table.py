@@ -127,6 +127,7 @@ CLIENT = {  # setting -> kind (the base environment: a pairing export and BORG_P
     "PRUNE_CRON": "cron",
     "PRUNE_MIN_SIZE_RATIO": "number",
     "BORG_ADMIN_SSH_KEY_FILE": "path",
+    "BORG_KEY_IMPORT_FILE": "path",
 }
 EXTRA = {  # absurd values of one setting that no kind covers
     ("LOG_LEVEL", "verbose"): "verbose",

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from borg_client import retention, retry
+from borg_client import kit_format, retention, retry
 from borg_client.paths import Paths
 from borg_client.retention import Retention
 from borg_common import cron, notify
@@ -39,7 +39,8 @@ PATH_LIMIT, PASSPHRASE_LIMIT = 4096, 4096  # characters of a path, a passphrase 
 SETTINGS = (  # every setting of the sidecar (docs/reference/sidecar-settings.md; a test checks both agree)
     "ARCHIVE_NAME", "BACKUP_ALLOW_EMPTY", "BACKUP_CRON", "BACKUP_DUMP_LABEL", "BACKUP_DUMP_SCOPE", "BACKUP_JITTER",
     "BACKUP_STOP_LABEL",
-    "BORG_ADMIN_SSH_KEY_FILE", "BORG_COMPRESSION", "BORG_ENCRYPTION", "BORG_KNOWN_HOSTS_FILE", "BORG_PASSCOMMAND",
+    "BORG_ADMIN_SSH_KEY_FILE", "BORG_COMPRESSION", "BORG_ENCRYPTION", "BORG_KEY_IMPORT_FILE", "BORG_KNOWN_HOSTS_FILE",
+    "BORG_PASSCOMMAND",
     "BORG_PASSPHRASE", "BORG_REPO", "BORG_SSH_KEY_FILE", "CLIENT_NAME", "EXCLUDE_CACHES", "HEALTHCHECKS_URL",
     "KEEP_DAILY", "KEEP_HOURLY", "KEEP_MONTHLY", "KEEP_WEEKLY", "KEEP_WITHIN", "KEEP_YEARLY", "LOG_LEVEL",
     "NOTIFY_ON", "NOTIFY_URLS", "PRUNE_CRON", "PRUNE_MIN_SIZE_RATIO", "REPORT_TIMEOUT", "REPORT_URLS",
@@ -104,6 +105,7 @@ class ClientConfig:
     retry_delays: tuple[int, ...] = retry.DEFAULT_DELAYS  # seconds before each retry of a failed run
     retention: Retention = Retention()  # KEEP_*, PRUNE_CRON, the admin key
     notify: notify.Notify = notify.Notify()  # NOTIFY_URLS, NOTIFY_ON (borg_common.notify)
+    key_import_file: Path | None = None  # BORG_KEY_IMPORT_FILE: a saved kit or key, imported at start (keyimport)
     backup_timestamp: str | None = None  # `run --timestamp` (tests): borg create --timestamp, UTC
     state: Path = STATE
     sources: Path = SOURCES
@@ -216,6 +218,7 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING) -> ClientConfig:
         retry_delays=retry.delays(settings),
         retention=kept,
         notify=notify.read(settings),
+        key_import_file=key_import_file(settings),
     )
     check_archive_name(settings, config.archive_name)
     check_cron(settings, config.cron)
@@ -230,6 +233,19 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING) -> ClientConfig:
     if unpaired:
         raise NotPaired(unpaired)
     return config
+
+
+def key_import_file(settings: Settings) -> Path | None:
+    """Return BORG_KEY_IMPORT_FILE, or None if unset; record a problem if it is no file holding a borg key."""
+    given = settings.string("BORG_KEY_IMPORT_FILE", limit=PATH_LIMIT)
+    if not given:
+        return None
+    try:
+        kit_format.read(Path(given), settings.shown("BORG_KEY_IMPORT_FILE", given, quote=False))
+    except kit_format.Unreadable as error:
+        settings.problem(settings.label("BORG_KEY_IMPORT_FILE"), str(error))
+        return None
+    return Path(given)
 
 
 def check_archive_name(settings: Settings, name: str) -> None:

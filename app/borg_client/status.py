@@ -7,7 +7,7 @@ import os
 from datetime import datetime, timedelta
 
 from borg_client import config as client_config
-from borg_client import journal, waiting
+from borg_client import journal, recovery_kit, waiting
 from borg_common import cron, outbox
 
 FIRST_START_GRACE = timedelta(minutes=15)
@@ -23,6 +23,7 @@ def command_status(config, arguments) -> int:
         "schedule": config.cron,
         "next_run": cron.next_times(config.cron, current, 1)[0].isoformat(timespec="seconds"),
         "reports_waiting": outbox.size(paths.outbox),
+        "recovery_kit": {"saved": recovery_kit.saved(paths), "confirmed_at": recovery_kit.confirmed_at(paths)},
         "last_runs": [
             {
                 key: entry.get(key)
@@ -36,6 +37,7 @@ def command_status(config, arguments) -> int:
         return 0
     for key in ("client", "repository", "schedule", "next_run", "reports_waiting"):
         print(f"{key + ':':17}{status[key]}")
+    print(f"{'recovery kit:':17}{recovery_kit.status_line(paths)}")
     print("last runs:")
     for entry in reversed(status["last_runs"]):
         what = entry["archive"] or ("prune" if entry["kind"] == "prune" else "-")
