@@ -115,7 +115,8 @@ def repository_key(staged: ClientConfig, kit: kit_format.Kit, source: Path) -> s
     """Given the staging configuration, return what to say if the repository keeps its key itself (repokey), or
     None if the key must be imported (keyfile). Raise Refused if the repository's own key is not the kit's."""
     exported = staged.paths.state / "repository.key"
-    call = call_borg(staged, borg.key_export_argv(staged.repository, exported))
+    quiet = borg.LogJson(expected=frozenset({NO_LOCAL_KEY}))  # the usual answer for a keyfile repository
+    call = call_borg(staged, borg.key_export_argv(staged.repository, exported), log=quiet)
     if NO_LOCAL_KEY in call.msgids:
         return None
     if call.returncode != 0:
