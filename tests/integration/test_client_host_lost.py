@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 from tests.harness.containers import CLIENT_IMAGE, POSTGRES_IMAGE, docker, exec_, logs, wait_until
 from tests.harness.stack import client_command, fill_volume, make_client, start_server
@@ -37,19 +38,10 @@ def start_postgres(sandbox, role: str, label: str, network: str) -> str:
     return container
 
 
-def digests(sandbox, volume: str, where: str = "/data") -> str:
-    """Return the sha256 of every file under where in volume, sorted by path."""
-    script = f"cd {where} && find . -type f | sort | xargs sha256sum"
-    return sandbox.run("sum", CLIENT_IMAGE, ["-v", f"{volume}:/data", "--entrypoint", "sh"], ["-c", script],
-                       detach=False).stdout  # fmt: skip
-
-
-def state_files(sandbox, volume: str) -> list[str]:
-    """Return every file in a sidecar's state volume, relative."""
-    script = "cd /state && find . -type f | sort"
-    listing = sandbox.run("peek", CLIENT_IMAGE, ["-v", f"{volume}:/state", "--entrypoint", "sh"], ["-c", script],
-                          detach=False).stdout  # fmt: skip
-    return listing.split()
+def in_sidecar(sandbox, client, script: str, out: Path, env: dict | None = None, extra: list[str] = ()) -> None:
+    """Run a shell script in one throw-away sidecar of client, with out mounted at /out for what it writes."""
+    options = ["-v", f"{out}:/out", *extra, "--entrypoint", "sh"]
+    client_command(sandbox, client, ["-c", script], env=env, extra=options, check=True)
 
 
 def test_a_new_sidecar_with_only_the_kit_restores_everything_and_backs_up_on(sandbox, tmp_path, database_images):
@@ -66,18 +58,20 @@ def test_a_new_sidecar_with_only_the_kit_restores_everything_and_backs_up_on(san
     rows = psql(pg, PG_SUM).stdout.strip()
     assert rows.startswith("1500 ")
 
-    first = client_command(sandbox, app, ["run"], env=dumping, extra=socket)
-    assert first.returncode == 0, first.stderr
-    never = client_command(sandbox, app, ["status"]).stdout
+    out = tmp_path / "out"
+    out.mkdir()
+    sums = "cd /backup/data && find . -type f | sort | xargs sha256sum"
+    in_sidecar(sandbox, app, "borg-client run 2> /out/run.log; echo $? > /out/run.rc; "
+               "borg-client status > /out/never; borg-client recovery-kit > /out/kit; "
+               "borg-client recovery-kit --confirm-saved; "
+               f"borg-client status > /out/confirmed; borg-client list --json > /out/list; {sums} > /out/sums",
+               out, env=dumping, extra=socket)  # fmt: skip
+    in_sidecar(sandbox, web, "borg-client run && borg-client recovery-kit > /out/web-kit", out)
+    assert (out / "run.rc").read_text() == "0\n", (out / "run.log").read_text()
     assert "recovery kit:    never confirmed saved: run borg-client recovery-kit, keep its output off this host, " \
-           "then borg-client recovery-kit --confirm-saved" in never  # fmt: skip
-    printed = client_command(sandbox, app, ["recovery-kit"])
-    assert printed.returncode == 0, printed.stderr
-    kit = printed.stdout
-    assert client_command(sandbox, app, ["recovery-kit", "--confirm-saved"]).returncode == 0
-    assert "recovery kit:    confirmed saved on " in client_command(sandbox, app, ["status"]).stdout
-    assert client_command(sandbox, web, ["run"]).returncode == 0
-    web_kit = client_command(sandbox, web, ["recovery-kit"]).stdout
+           "then borg-client recovery-kit --confirm-saved" in (out / "never").read_text()  # fmt: skip
+    assert "recovery kit:    confirmed saved on " in (out / "confirmed").read_text()
+    kit, web_kit = (out / "kit").read_text(), (out / "web-kit").read_text()
     repository = f"ssh://borg@{server.container}:22/./main"
     assert kit.startswith("Borg Appliance recovery kit of client app\n")
     for line in ("client:      app", f"repository:  {repository}", "encryption:  keyfile-blake2"):
@@ -86,8 +80,9 @@ def test_a_new_sidecar_with_only_the_kit_restores_everything_and_backs_up_on(san
     pinned = server.exec("cat", "/var/lib/borg-server/export/app/known_hosts").stdout.strip()
     assert f"\n  {pinned}\n" in kit
     assert "\nBORG PAPER KEY v1\nid: " in kit
-    old_archive = json.loads(client_command(sandbox, app, ["list", "--json"]).stdout)["archives"][0]["name"]
-    original = digests(sandbox, app.data)
+    old_archive = json.loads((out / "list").read_text())["archives"][0]["name"]
+    original = (out / "sums").read_text()
+    assert "./blob.bin" in original and "./sub/x.txt" in original
 
     # The host is lost: its state volume and its database with it. A new host has new, empty volumes.
     docker("rm", "-f", pg)
@@ -102,14 +97,16 @@ def test_a_new_sidecar_with_only_the_kit_restores_everything_and_backs_up_on(san
     (kits / "notes.txt").write_text("my passphrase is somewhere else\n")
     mounted = ["-v", f"{kits}:/kits:ro"]
 
-    refusals = {
-        name: client_command(sandbox, new, ["import-key", f"/kits/{name}"], extra=mounted)
-        for name in ("web-kit.txt", "web.key", "notes.txt")
-    }
-    assert {name: result.returncode for name, result in refusals.items()} == dict.fromkeys(refusals, 2)
+    names = ("web-kit.txt", "web.key", "notes.txt")
+    in_sidecar(sandbox, new, f"for name in {' '.join(names)}; do borg-client import-key /kits/$name 2> /out/$name.err; "
+               "echo $? > /out/$name.rc; done; BORG_KEY_IMPORT_FILE=/kits/notes.txt borg-client schedule "
+               "2> /out/schedule.err; echo $? > /out/schedule.rc; find /var/lib/borg-client -type f > /out/state",
+               out, extra=mounted)  # fmt: skip
+    refusals = {name: (out / f"{name}.err").read_text() for name in names}
+    assert {name: (out / f"{name}.rc").read_text() for name in names} == dict.fromkeys(names, "2\n"), refusals
     assert (
         refusals["web-kit.txt"]
-        .stderr.strip()
+        .strip()
         .endswith(
             f"borg-client: /kits/web-kit.txt is the recovery kit of client web (repository {repository}), but this "
             f"sidecar is client app (BORG_REPO {repository}): nothing was imported. Give it the kit of client app; if "
@@ -119,7 +116,7 @@ def test_a_new_sidecar_with_only_the_kit_restores_everything_and_backs_up_on(san
     web_id = web_key.split()[1]
     assert (
         refusals["web.key"]
-        .stderr.strip()
+        .strip()
         .endswith(
             f"borg-client: /kits/web.key holds the key of another repository (id {web_id[:16]}…), not of BORG_REPO "
             f"{repository}: nothing was imported. Give the key (or kit) saved from this client's repository"
@@ -127,18 +124,16 @@ def test_a_new_sidecar_with_only_the_kit_restores_everything_and_backs_up_on(san
     )
     assert (
         refusals["notes.txt"]
-        .stderr.strip()
+        .strip()
         .endswith(
             "borg-client: /kits/notes.txt holds no borg key: neither a line BORG_KEY followed by the repository id "
             "(borg key export) nor BORG PAPER KEY v1 (borg key export --paper); nothing was imported"
         )
     )
-    assert not any("Traceback" in result.stderr for result in refusals.values())
-    unreadable = client_command(sandbox, new, ["schedule"], env={"BORG_KEY_IMPORT_FILE": "/kits/notes.txt"},
-                                extra=mounted)  # fmt: skip
-    assert unreadable.returncode == 2
-    assert "BORG_KEY_IMPORT_FILE: /kits/notes.txt holds no borg key" in unreadable.stderr
-    assert [path for path in state_files(sandbox, new.state) if "/keys/" in path or "key-export" in path] == []
+    assert not any("Traceback" in text or "ERROR: No key file" in text for text in refusals.values())
+    assert (out / "schedule.rc").read_text() == "2\n"
+    assert "BORG_KEY_IMPORT_FILE: /kits/notes.txt holds no borg key" in (out / "schedule.err").read_text()
+    assert [path for path in (out / "state").read_text().split() if "key" in path] == []
 
     # The new sidecar: the kit as a secret, the passphrase, the pairing; it imports, then backs up at once.
     env = {**dumping, "BORG_KEY_IMPORT_FILE": "/run/secrets/recovery_kit"}
@@ -161,8 +156,7 @@ def test_a_new_sidecar_with_only_the_kit_restores_everything_and_backs_up_on(san
     archives = json.loads(exec_(sidecar, "borg-client", "list", "--json").stdout)["archives"]
     assert [archive["name"] for archive in archives] == [old_archive, finished["archive"]]
 
-    restored = exec_(sidecar, "borg-client", "restore", old_archive, "backup/data", "--target", "/tmp/restore")
-    assert restored.returncode == 0
+    exec_(sidecar, "borg-client", "restore", old_archive, "backup/data", "--target", "/tmp/restore")
     copied = exec_(sidecar, "sh", "-c", "cd /tmp/restore/backup/data && find . -type f | sort | xargs sha256sum")
     assert copied.stdout == original
     dump = exec_(sidecar, "borg-client", "restore-dump", old_archive, pg, "--into", pg_new, "--force", check=False)
@@ -173,10 +167,13 @@ def test_a_new_sidecar_with_only_the_kit_restores_everything_and_backs_up_on(san
     docker("restart", sidecar)
     wait_until(lambda: "nothing to import" in logs(sidecar), 60, "the key import at the restart")
     assert "BORG_KEY_IMPORT_FILE: the state volume holds this key already (/var/lib/borg-client/keys/" in logs(sidecar)
-    before = state_files(sandbox, new.state)
-    other = client_command(sandbox, new, ["schedule"], env={"BORG_KEY_IMPORT_FILE": "/kits/web.key"}, extra=mounted)
-    assert other.returncode == 2
-    assert "borg-client: BORG_KEY_IMPORT_FILE: /kits/web.key holds the key of another repository" in other.stderr
-    assert [path for path in state_files(sandbox, new.state) if "key" in path] == [
-        path for path in before if "key" in path
-    ]
+    keys = "find /var/lib/borg-client -type f -name '*key*' | sort | xargs sha256sum"
+    in_sidecar(sandbox, new, f"{keys} > /out/keys-before; BORG_KEY_IMPORT_FILE=/kits/web.key borg-client schedule "
+               f"2> /out/other.err; echo $? > /out/other.rc; {keys} > /out/keys-after", out, extra=mounted)  # fmt: skip
+    assert (out / "other.rc").read_text() == "2\n"
+    assert (
+        "borg-client: BORG_KEY_IMPORT_FILE: /kits/web.key holds the key of another repository"
+        in (out / "other.err").read_text()
+    )
+    assert (out / "keys-after").read_text() == (out / "keys-before").read_text()
+    assert "/keys/" in (out / "keys-before").read_text()
