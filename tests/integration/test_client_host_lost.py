@@ -167,7 +167,7 @@ def test_a_new_sidecar_with_only_the_kit_restores_everything_and_backs_up_on(san
     docker("restart", sidecar)
     wait_until(lambda: "nothing to import" in logs(sidecar), 60, "the key import at the restart")
     assert "BORG_KEY_IMPORT_FILE: the state volume holds this key already (/var/lib/borg-client/keys/" in logs(sidecar)
-    keys = "find /var/lib/borg-client -type f -name '*key*' | sort | xargs sha256sum"
+    keys = "find /var/lib/borg-client/keys /var/lib/borg-client/key-export -type f | sort | xargs sha256sum"
     in_sidecar(sandbox, new, f"{keys} > /out/keys-before; BORG_KEY_IMPORT_FILE=/kits/web.key borg-client schedule "
                f"2> /out/other.err; echo $? > /out/other.rc; {keys} > /out/keys-after", out, extra=mounted)  # fmt: skip
     assert (out / "other.rc").read_text() == "2\n"
