@@ -256,7 +256,9 @@ def parser() -> argparse.ArgumentParser:
     kit.add_argument("--confirm-saved", action="store_true", help="record that you saved the kit off this host")
     importing = command("import-key", command_import_key, "give a fresh sidecar its saved recovery kit or key")
     importing.add_argument("file", help="the recovery kit, or a borg key export (file or paper form)")
-    status = command("status", command_status, "last runs, reports waiting, next run")
+    status = command(
+        "status", command_status, "last runs, reports waiting, next run, whether the recovery kit was saved"
+    )
     status.add_argument("--json", action="store_true")
     status.add_argument("--runs", type=int, default=5, help="how many runs to show")
     command("check-config", command_check_config, "print the resolved settings, secrets masked")

@@ -137,7 +137,7 @@ def tried(staged: ClientConfig, kit: kit_format.Kit, source: Path) -> None:
     given = staged.paths.state / "given.key"
     given.write_text(kit.key if kit.key else "\n".join(kit.paper) + "\n")
     argv = borg.key_import_argv(staged.repository, None if not kit.key else given)
-    call = call_borg(staged, argv, stdin=None if kit.key else given)
+    call = call_borg(staged, argv, capture_json=True, stdin=None if kit.key else given)  # stdout: borg's prompts
     if OTHER_REPOSITORY in call.msgids:
         raise Refused(
             f"{source} holds the key of another repository (id {kit.repository_id[:16]}…), not of BORG_REPO "
