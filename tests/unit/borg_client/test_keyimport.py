@@ -155,3 +155,24 @@ def test_the_kit_is_confirmed_saved_once_a_person_says_so(config):
 
     assert recovery_kit.saved(config.paths)
     assert recovery_kit.status_line(config.paths) == "confirmed saved on 2026-12-06T01:23:00+00:00"
+
+
+def test_a_repository_that_keeps_its_own_key_needs_no_import(config, tmp_path, monkeypatch):
+    source = kit_for(tmp_path)
+    seen = []
+
+    def borg(argv, *, render_line=None, env=None, **_options):
+        seen.append(argv[4:6])
+        if argv[4:6] == ["key", "export"]:
+            Path(argv[-1]).write_text(KEY)  # repokey: the repository gives its key without one here
+        return process.Result(0, "", [])
+
+    monkeypatch.setattr(process, "run", borg)
+
+    said = keyimport.import_key(config, source)
+
+    assert said == (
+        f"the repository ssh://borg@srv:22/./main keeps its own key (repokey), the one in {source}: nothing to import"
+    )
+    assert seen == [["key", "export"], ["list", "--short"]]
+    assert not config.paths.keys.exists()
