@@ -143,6 +143,9 @@ def command_export_key(config, _arguments) -> int:
 def command_recovery_kit(config, arguments) -> int:
     """Print the recovery kit (and write it beside the key export); --confirm-saved records that a person saved it."""
     if arguments.confirm_saved:
+        if not config.paths.recovery_kit.exists():
+            print(f"borg-client: no recovery kit was printed yet: run `{recovery_kit.COMMAND}` first", file=sys.stderr)
+            return 2
         when = recovery_kit.confirm_saved(config.paths)
         print(f"recovery kit confirmed saved off this host on {when}")
         return 0

@@ -4,6 +4,7 @@ said it was saved off the host (`--confirm-saved`) is one question, `saved(paths
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from borg_common.files import atomic_write
 logger = logging.getLogger(__name__)
 
 COMMAND = "borg-client recovery-kit"
-NEVER_SAVED = f"never confirmed saved: run {COMMAND}, keep its output off this host, then {COMMAND} --confirm-saved"
+NEW_KIT = f"run {COMMAND}, keep its output off this host, then {COMMAND} --confirm-saved"
 
 
 def write(config: ClientConfig, made: datetime | None = None) -> tuple[Path, str]:
@@ -46,26 +47,49 @@ def pinned_lines(known_hosts: Path) -> list[str]:
 
 
 def confirm_saved(paths: Paths, now: datetime | None = None) -> str:
-    """Record that a person saved the kit off the host; return when, as recorded."""
+    """Record that a person saved the kit off the host, for the key exported now; return when, as recorded."""
     when = (now or datetime.now(UTC)).isoformat(timespec="seconds")
-    atomic_write(paths.kit_saved, json.dumps({"confirmed_at": when}) + "\n", 0o600)
+    record = {"confirmed_at": when, "key_sha256": key_digest(paths)}
+    atomic_write(paths.kit_saved, json.dumps(record) + "\n", 0o600)
     return when
 
 
+def key_digest(paths: Paths) -> str | None:
+    """Given the state volume, return the sha256 of the key export (None: no export), which a kit holds."""
+    try:
+        return hashlib.sha256(paths.key_file.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def recorded(paths: Paths) -> dict | None:
+    """Given the state volume, return the last confirmation ({"confirmed_at", "key_sha256"}), or None."""
+    try:
+        record = json.loads(paths.kit_saved.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("confirmed_at"), str) else None
+
+
 def saved(paths: Paths) -> bool:
-    """Given the state volume, return whether a person ever confirmed the recovery kit saved off the host."""
+    """Given the state volume, return whether a person confirmed a kit of the current key saved off the host.
+
+    A new key (a new repository, a changed passphrase) needs a new kit: a confirmation of the old one does not count.
+    """
     return confirmed_at(paths) is not None
 
 
 def confirmed_at(paths: Paths) -> str | None:
-    """Given the state volume, return when the kit was confirmed saved (ISO 8601), or None if never."""
-    try:
-        return json.loads(paths.kit_saved.read_text())["confirmed_at"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    """Given the state volume, return when a kit of the current key was confirmed saved (ISO 8601), or None."""
+    record = recorded(paths)
+    return record["confirmed_at"] if record and record.get("key_sha256") == key_digest(paths) else None
 
 
 def status_line(paths: Paths) -> str:
     """Given the state volume, return what `status` says about the kit."""
-    when = confirmed_at(paths)
-    return f"confirmed saved on {when}" if when else NEVER_SAVED
+    when, record = confirmed_at(paths), recorded(paths)
+    if when:
+        return f"confirmed saved on {when}"
+    if record:
+        return f"the key changed since a kit was confirmed saved on {record['confirmed_at']}: {NEW_KIT}"
+    return f"never confirmed saved: {NEW_KIT}"

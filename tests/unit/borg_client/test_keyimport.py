@@ -148,13 +148,25 @@ def test_at_start_a_refusal_names_the_setting(config, tmp_path, fake_borg):
         keyimport.at_start(configured)
 
 
-def test_the_kit_is_confirmed_saved_once_a_person_says_so(config):
-    assert recovery_kit.status_line(config.paths) == recovery_kit.NEVER_SAVED
+def test_the_kit_is_confirmed_saved_once_a_person_says_so_until_the_key_changes(config):
+    never = (
+        "never confirmed saved: run borg-client recovery-kit, keep its output off this host, then "
+        "borg-client recovery-kit --confirm-saved"
+    )
+    config.paths.key_export.mkdir()
+    config.paths.key_file.write_text(KEY)
+    assert recovery_kit.status_line(config.paths) == never and not recovery_kit.saved(config.paths)
 
     recovery_kit.confirm_saved(config.paths, MADE)
 
     assert recovery_kit.saved(config.paths)
     assert recovery_kit.status_line(config.paths) == "confirmed saved on 2026-12-06T01:23:00+00:00"
+    config.paths.key_file.write_text(KEY.replace("hqlh", "hqlx"))  # a new repository's key, or a new passphrase's
+    assert not recovery_kit.saved(config.paths)
+    assert recovery_kit.status_line(config.paths) == (
+        "the key changed since a kit was confirmed saved on 2026-12-06T01:23:00+00:00: run borg-client recovery-kit, "
+        "keep its output off this host, then borg-client recovery-kit --confirm-saved"
+    )
 
 
 def test_a_repository_that_keeps_its_own_key_needs_no_import(config, tmp_path, monkeypatch):
