@@ -134,6 +134,7 @@ CLIENT = {  # setting -> kind (the base environment: a pairing export and BORG_P
     "VERIFY_CRON": "cron",
     "VERIFY_SAMPLE": "number",
     "VERIFY_DATA_EVERY": "number",
+    "BORG_KEY_IMPORT_FILE": "path",
 }
 EXTRA = {  # absurd values of one setting that no kind covers
     ("LOG_LEVEL", "verbose"): "verbose",

@@ -12,7 +12,20 @@ import sys
 import threading
 from pathlib import Path
 
-from borg_client import borg, dump_drill, dumprestore, dumps, repository, restore, run, schedule, verify, waiting
+from borg_client import (
+    borg,
+    dump_drill,
+    dumprestore,
+    dumps,
+    keyimport,
+    recovery_kit,
+    repository,
+    restore,
+    run,
+    schedule,
+    verify,
+    waiting,
+)
 from borg_client import config as client_config
 from borg_client.borgcall import Control, call_borg
 from borg_client.coverage_audit import command_coverage
@@ -86,7 +99,11 @@ def command_schedule(_config, _arguments) -> int:
         return 2
     if config is not None:
         setup_logging(config.log_level)
-        schedule.loop(config, stop, control)
+        try:
+            schedule.loop(config, stop, control)
+        except keyimport.Refused as error:
+            print(f"borg-client: {error}", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -151,6 +168,39 @@ def command_export_key(config, _arguments) -> int:
         logger.error("%s", error)
         return 2
     print(path.read_text(), end="")
+    return 0
+
+
+def command_recovery_kit(config, arguments) -> int:
+    """Print the recovery kit (and write it beside the key export); --confirm-saved records that a person saved it."""
+    if arguments.confirm_saved:
+        if not config.paths.recovery_kit.exists():
+            print(f"borg-client: no recovery kit was printed yet: run `{recovery_kit.COMMAND}` first", file=sys.stderr)
+            return 2
+        when = recovery_kit.confirm_saved(config.paths)
+        print(f"recovery kit confirmed saved off this host on {when}")
+        return 0
+    try:
+        path, text = recovery_kit.write(config)
+    except repository.RunFailed as error:
+        print(f"borg-client: {error}", file=sys.stderr)
+        return 2
+    print(text, end="")
+    print(
+        f"borg-client: the recovery kit is written to {path} too. Keep a copy off this host, with the passphrase "
+        f"(not in it); then run `{recovery_kit.COMMAND} --confirm-saved`",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def command_import_key(config, arguments) -> int:
+    """Import a saved kit or borg key export into a fresh sidecar's state volume; refuse one of another repository."""
+    try:
+        print(keyimport.import_key(config, Path(arguments.file)))
+    except (keyimport.Refused, repository.RunFailed) as error:
+        print(f"borg-client: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -241,7 +291,13 @@ def parser() -> argparse.ArgumentParser:
         help="after backups were made: start a new, empty repository; the old record and key export are kept aside",
     )  # fmt: skip
     command("export-key", command_export_key, "export the repository key to the state volume and print it")
-    status = command("status", command_status, "last runs, reports waiting, next run")
+    kit = command("recovery-kit", command_recovery_kit, "print what restores this client on a new host (no passphrase)")
+    kit.add_argument("--confirm-saved", action="store_true", help="record that you saved the kit off this host")
+    importing = command("import-key", command_import_key, "give a fresh sidecar its saved recovery kit or key")
+    importing.add_argument("file", help="the recovery kit, or a borg key export (file or paper form)")
+    status = command(
+        "status", command_status, "last runs, reports waiting, next run, whether the recovery kit was saved"
+    )
     status.add_argument("--json", action="store_true")
     status.add_argument("--runs", type=int, default=5, help="how many runs to show")
     command(

@@ -223,6 +223,11 @@ def key_export_argv(repository: str, target: Path, paper: bool = False) -> list[
     return command("key", "export", *(["--paper"] if paper else []), repository, str(target))
 
 
+def key_import_argv(repository: str, source: Path | None) -> list[str]:
+    """Given the repository and a key file (None: the paper form, read from stdin), return the borg key import argv."""
+    return command("key", "import", *(["--paper", repository] if source is None else [repository, str(source)]))
+
+
 def archive_stats(stdout: str) -> tuple[str | None, dict]:
     """Given borg create's --json output, return the archive name and the report's stats (repository_size: the
     whole repository, deduplicated and compressed, as borg's cache counts it)."""

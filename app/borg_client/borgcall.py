@@ -60,14 +60,14 @@ class BorgCall:
 
 def call_borg(
     config: ClientConfig, argv: list[str], capture_json: bool = False, cwd: Path | None = None,
-    control: Control | None = None, log: borg.LogJson | None = None,
+    control: Control | None = None, log: borg.LogJson | None = None, stdin: Path | None = None,
 ) -> BorgCall:  # fmt: skip
     """Given a borg argv (from borg.py), run it against config's repository and return what it did.
 
     Its output is streamed into the log, read as borg's --log-json lines; with capture_json, stdout
     is kept whole instead (for --json output); log reads the lines (a LogJson that keeps more). Inside
-    a day log, borg's per-file lines go to the day log only, and one summary line to the log. Raise
-    OSError if borg cannot be started.
+    a day log, borg's per-file lines go to the day log only, and one summary line to the log. stdin: a file borg
+    reads as its input (a paper key). Raise OSError if borg cannot be started.
     """
     log = log or borg.LogJson(sink=daylog.writer())
     with ssh_for(config) as (environment, said):
@@ -79,6 +79,7 @@ def call_borg(
             capture_stdout=capture_json,
             cwd=str(cwd) if cwd else None,
             on_start=control.attach if control else None,
+            stdin=str(stdin) if stdin else None,
         )
     if "Cache.RepositoryAccessAborted" in log.msgids and not config.from_replica:
         logger.error("%s", failures.BORG_FAILURES["Cache.RepositoryAccessAborted"])

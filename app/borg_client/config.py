@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from borg_client import drills, retention, retry
+from borg_client import drills, kit_format, retention, retry
 from borg_client.drills import Drills
 from borg_client.paths import Paths
 from borg_client.retention import Retention
@@ -42,9 +42,9 @@ PATH_LIMIT, PASSPHRASE_LIMIT = 4096, 4096  # characters of a path, a passphrase 
 SETTINGS = (  # every setting of the sidecar (docs/reference/sidecar-settings.md; a test checks both agree)
     "ARCHIVE_NAME", "BACKUP_ALLOW_EMPTY", "BACKUP_CRON", "BACKUP_DUMP_LABEL", "BACKUP_DUMP_SCOPE", "BACKUP_JITTER",
     "BACKUP_STOP_LABEL", "COVERAGE_IGNORE", "COVERAGE_SCOPE",
-    "BORG_ADMIN_SSH_KEY_FILE", "BORG_COMPRESSION", "BORG_ENCRYPTION", "BORG_KNOWN_HOSTS_FILE", "BORG_PASSCOMMAND",
-    "BORG_PASSPHRASE", "BORG_REPO", "BORG_SSH_KEY_FILE", "CLIENT_NAME", "DIGEST_CRON", "EXCLUDE_CACHES",
-    "HEALTHCHECKS_URL",
+    "BORG_ADMIN_SSH_KEY_FILE", "BORG_COMPRESSION", "BORG_ENCRYPTION", "BORG_KEY_IMPORT_FILE", "BORG_KNOWN_HOSTS_FILE",
+    "BORG_PASSCOMMAND", "BORG_PASSPHRASE", "BORG_REPO", "BORG_SSH_KEY_FILE", "CLIENT_NAME", "DIGEST_CRON",
+    "EXCLUDE_CACHES", "HEALTHCHECKS_URL",
     "KEEP_DAILY", "KEEP_HOURLY", "KEEP_MONTHLY", "KEEP_WEEKLY", "KEEP_WITHIN", "KEEP_YEARLY", "LOG_LEVEL",
     "NOTIFY_ON", "NOTIFY_URLS", "PRUNE_CRON", "PRUNE_MIN_SIZE_RATIO", "REPORT_TIMEOUT", "REPORT_URLS",
     "RESTORE_FROM_REPLICA", "RETRY_DELAYS",
@@ -112,6 +112,7 @@ class ClientConfig:
     digest_cron: str | None = digest.DEFAULT_CRON  # DIGEST_CRON (borg_common.digest); None: off
     coverage_scope: str = "host"  # COVERAGE_SCOPE: host, project or a label (borg_client.coverage)
     coverage_ignore: tuple[str, ...] = ()  # COVERAGE_IGNORE: patterns of volumes, paths or containers left out
+    key_import_file: Path | None = None  # BORG_KEY_IMPORT_FILE: a saved kit or key, imported at start (keyimport)
     backup_timestamp: str | None = None  # `run --timestamp` (tests): borg create --timestamp, UTC
     state: Path = STATE
     sources: Path = SOURCES
@@ -228,6 +229,7 @@ def load(environ: Mapping[str, str], pairing: Path = PAIRING) -> ClientConfig:
         digest_cron=digest.read(settings),
         coverage_scope=coverage_scope(settings),
         coverage_ignore=tuple(settings.words("COVERAGE_IGNORE")),
+        key_import_file=key_import_file(settings),
     )
     check_archive_name(settings, config.archive_name)
     check_cron(settings, config.cron)
@@ -268,6 +270,19 @@ def check_coverage_ignore(settings: Settings, patterns: tuple[str, ...]) -> None
         )
     elif any(len(pattern) > PATH_LIMIT for pattern in patterns):
         settings.problem(settings.label("COVERAGE_IGNORE"), f"has a pattern over {PATH_LIMIT} characters")
+
+
+def key_import_file(settings: Settings) -> Path | None:
+    """Return BORG_KEY_IMPORT_FILE, or None if unset; record a problem if it is no file holding a borg key."""
+    given = settings.string("BORG_KEY_IMPORT_FILE", limit=PATH_LIMIT)
+    if not given:
+        return None
+    try:
+        kit_format.read(Path(given), settings.shown("BORG_KEY_IMPORT_FILE", given, quote=False))
+    except kit_format.Unreadable as error:
+        settings.problem(settings.label("BORG_KEY_IMPORT_FILE"), str(error))
+        return None
+    return Path(given)
 
 
 def check_archive_name(settings: Settings, name: str) -> None:

@@ -38,8 +38,8 @@ BORG_FAILURES = {
                                "passphrase the repository was initialised with",
     "PasscommandFailure": "BORG_PASSCOMMAND failed; run it by hand in the sidecar to see why",
     "NoPassphraseFailure": "borg got no passphrase; set BORG_PASSPHRASE_FILE to a file holding it",
-    "KeyfileNotFoundError": f"the repository key is not in the state volume ({STATE_KEYS}); put your copy of it "
-                            "back: borg-client borg key import ::  /path/to/the/copy",
+    "KeyfileNotFoundError": f"the repository key is not in the state volume ({STATE_KEYS}); give it your saved "
+                            "copy: borg-client import-key /path/to/the/recovery-kit (docs/how-to/host-lost.md)",
     "KeyfileInvalidError": f"the repository key in {STATE_KEYS} is damaged; put your copy of it back: "
                            "borg-client borg key import :: /path/to/the/copy",
     "KeyfileMismatchError": f"the key in {STATE_KEYS} belongs to another repository: this state volume was used "

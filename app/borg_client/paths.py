@@ -67,6 +67,16 @@ class Paths:
         return self.key_export / f"{self.client}.key.txt"
 
     @property
+    def recovery_kit(self) -> Path:
+        """The recovery kit as `borg-client recovery-kit` printed it last (borg_client.recovery_kit)."""
+        return self.key_export / f"{self.client}.recovery-kit.txt"
+
+    @property
+    def kit_saved(self) -> Path:
+        """When a person said the recovery kit was saved off the host (`recovery-kit --confirm-saved`)."""
+        return self.state / "recovery-kit-saved.json"
+
+    @property
     def repository_record(self) -> Path:
         """What the last backup saw of the repository (borg_client.history)."""
         return self.state / "repository.json"

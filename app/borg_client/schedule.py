@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from borg_client import digest, dump_drill, journal, prune, quiesce, retry, run, verify, waiting
+from borg_client import digest, dump_drill, journal, keyimport, prune, quiesce, retry, run, verify, waiting
 from borg_client.borgcall import Control
 from borg_client.config import ClientConfig
 from borg_common import cron, notify, outbox, reports
@@ -138,7 +138,8 @@ def drill_with_retries(config: ClientConfig, stop: threading.Event, control: Con
 
 
 def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
-    """Run backups on config's schedule until stop is set."""
+    """Run backups on config's schedule until stop is set; first, once the server answers, BORG_KEY_IMPORT_FILE
+    (raise keyimport.Refused if its key is not this client's)."""
     paths = config.paths
     survive("starting containers a crashed run left stopped", quiesce.recover, paths.stopped_containers)
     survive("removing drill containers a stopped drill left", dump_drill.clean_up, config)
@@ -147,6 +148,7 @@ def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
     if not survive("waiting for the server", waiting.reachable_server, config, stop, paths.waiting) and stop.is_set():
         logger.info("scheduler stopped")
         return
+    keyimport.at_start(config)
     if needs_catch_up(journal.last_runs(paths), config.cron, datetime.now().astimezone()):
         logger.info("the last successful backup is older than one period (or there is none): running now")
         survive("waiting for the databases", waiting.databases_ready, config, stop)

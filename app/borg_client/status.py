@@ -8,7 +8,7 @@ import os
 from datetime import datetime, timedelta
 
 from borg_client import config as client_config
-from borg_client import journal, verify, waiting
+from borg_client import journal, recovery_kit, verify, waiting
 from borg_common import cron, outbox
 
 FIRST_START_GRACE = timedelta(minutes=15)
@@ -26,6 +26,7 @@ def command_status(config, arguments) -> int:
         "reports_waiting": outbox.size(paths.outbox),
         "verify_schedule": config.drills.cron or "off",
         "last_verified": verify.recorded(paths).get("last_verified"),
+        "recovery_kit": {"saved": recovery_kit.saved(paths), "confirmed_at": recovery_kit.confirmed_at(paths)},
         "last_runs": [
             {
                 key: entry.get(key)
@@ -47,6 +48,7 @@ def command_status(config, arguments) -> int:
         + (f"{drilled['at']}  {drilled['status']}  {drilled['message']}" if drilled else "never")
     )
     print(f"{'coverage:':17}{coverage_line(status['coverage'])}")
+    print(f"{'recovery kit:':17}{recovery_kit.status_line(paths)}")
     print("last runs:")
     for entry in reversed(status["last_runs"]):
         what = entry["archive"] or {"prune": "prune", "verify": "restore drill"}.get(entry["kind"], "-")

@@ -26,6 +26,7 @@ class LogJson:
     statuses: collections.Counter = field(default_factory=collections.Counter)
     shown: int = 0  # lines rendered for the container log
     held: int = 0  # lines that went to the sink only
+    expected: frozenset[str] = frozenset()  # message ids the caller expects and explains itself: kept, not logged
 
     def render(self, line: str) -> str | None:
         """Given one line of borg's stderr, return the text to log (None: progress noise, or the sink has it)."""
@@ -43,6 +44,8 @@ class LogJson:
             text = f"{level}: {entry.get('message', '')}"
             if msgid:
                 self.msgids.append(msgid)
+                if msgid in self.expected:
+                    return None
                 if level in ("ERROR", "CRITICAL"):
                     text += f" [{msgid}]"
             return self.bounded(text, level)

@@ -92,26 +92,28 @@ def run(
     cwd: str | None = None,
     start_new_session: bool = False,
     on_start: Callable[[subprocess.Popen], None] | None = None,
+    stdin: str | None = None,
 ) -> Result:
     """Run argv and wait; log each line of its stderr (and stdout unless captured) as it comes.
 
     Given capture_stdout, stdout is returned whole instead of logged (for --json output).
     render_line turns each raw line into the text to log and keep in the tail (None: drop it);
-    on_start sees the process as soon as it runs (to signal it from elsewhere).
-    Raise OSError if the program cannot be started.
+    on_start sees the process as soon as it runs (to signal it from elsewhere); stdin names a file it reads as its
+    input (else it reads nothing). Raise OSError if the program cannot be started.
     """
     secrets = [secret for secret in secrets if secret]
     logger.debug("running %s", masked(argv, secrets))
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
-    process = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE if capture_stdout else subprocess.STDOUT,
-        env=dict(env) if env is not None else None,
-        cwd=cwd,
-        start_new_session=start_new_session,
-    )
+    with open(stdin or os.devnull, "rb") as given:
+        process = subprocess.Popen(
+            argv,
+            stdin=given,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE if capture_stdout else subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=start_new_session,
+        )
     if on_start:
         on_start(process)
     chunks: list[bytes] = []

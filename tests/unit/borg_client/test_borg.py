@@ -270,6 +270,14 @@ def test_log_json_keeps_the_message_ids_in_order():
     assert log.msgids == ["FileChangedWarning", "Repository.DoesNotExist"]
 
 
+def test_log_json_keeps_an_expected_error_but_does_not_log_it():
+    log = borg.LogJson(expected=frozenset({"KeyfileNotFoundError"}))
+
+    assert log.render(log_message("ERROR", "No key file for repository", "KeyfileNotFoundError")) is None
+    assert log.render(log_message("ERROR", "c", "Repository.DoesNotExist")) == "ERROR: c [Repository.DoesNotExist]"
+    assert log.msgids == ["KeyfileNotFoundError", "Repository.DoesNotExist"]
+
+
 def test_log_json_renders_a_file_status_as_status_and_path_and_counts_it():
     log = borg.LogJson()
 
