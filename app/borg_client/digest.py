@@ -2,8 +2,8 @@
 
 The last good backup and its age, the last run's outcome, the archives' size and its trend over the runs in
 the journal, the repository's size (borg create's cache figures), the last prune, and what waits in the
-outboxes. reminders() are the findings a person should act on (what the last coverage audit found no backup
-covers): each is one line, and a digest with any reminder says so in its title.
+outboxes. reminders() are the findings a person should act on (a recovery kit never saved, what the last coverage
+audit found no backup covers): each is one line, and a digest with any reminder says so in its title.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import socket
 from datetime import datetime, timedelta
 
-from borg_client import coverage_audit, journal
+from borg_client import coverage_audit, journal, recovery_kit
 from borg_client.config import ClientConfig
 from borg_client.paths import Paths
 from borg_common import cron, digest, outbox
@@ -25,9 +25,11 @@ GOOD = ("success", "warning")
 
 
 def reminders(config: ClientConfig) -> list[str]:
-    """Given the configuration, return the findings a person should act on, one line each: what the last backup's
-    coverage audit found on this host that no backup covers, or copies unsafely (borg_client.coverage_audit)."""
-    found = []
+    """Given the configuration, return the findings a person should act on, one line each: a recovery kit of the
+    current key never confirmed saved (borg_client.recovery_kit), and what the last backup's coverage audit found
+    on this host that no backup covers, or copies unsafely (borg_client.coverage_audit)."""
+    found = [] if recovery_kit.saved(config.paths) else [f"recovery kit: {recovery_kit.status_line(config.paths)}; "
+                                                         "see docs/how-to/host-lost.md"]  # fmt: skip
     for item in coverage_audit.open_findings(config.paths):
         state = "copied unsafely" if item["state"] == "unsafe" else "not backed up"
         found.append(f"{item['container']} {item['destination']} ({item['kind']} {item['mount']}) is {state}: "

@@ -225,14 +225,18 @@ def test_the_digest_of_a_stale_and_a_healthy_client_reaches_ntfy_from_the_server
     assert own.returncode == 0, own.stderr
     [mine] = wait_until(lambda: ntfy.messages("web"), 30, "the sidecar's digest")
     assert own.stdout == f"{mine['title']}\n\n{mine['message']}\n"
-    assert re.fullmatch(rf"weekly digest of web on app-host: backed up {AGO} ago, all good", mine["title"]), mine
+    assert re.fullmatch(rf"weekly digest of web on app-host: backed up {AGO} ago, 1 reminder", mine["title"]), mine
     lines = mine["message"].splitlines()
     assert re.fullmatch(rf"Last good backup \(web-[0-9T:-]+\) finished {AGO} ago, at \d{{4}}-\d\d-\d\d \d\d:\d\d UTC\.",
                         lines[0]), lines  # fmt: skip
     assert re.fullmatch(r"Last archive: 20\d\.\d kB, 1 file\(s\)\.", lines[1]), lines
     assert re.fullmatch(r"Repository: \d+\.\d kB on the server, deduplicated and compressed\.", lines[2]), lines
-    assert lines[3:5] == ["Last prune: none in the journal.", ""]
-    assert lines[5].startswith("The next digest comes ") and lines[5].endswith(
+    assert lines[3:7] == ["Last prune: none in the journal.", "",
+                          "Reminder: recovery kit: never confirmed saved: run borg-client recovery-kit, keep its "
+                          "output off this host, then borg-client recovery-kit --confirm-saved; see "
+                          "docs/how-to/host-lost.md",
+                          ""]  # fmt: skip
+    assert lines[7].startswith("The next digest comes ") and lines[7].endswith(
         "; if it does not, notifications from web on app-host are not getting through."
     )
     assert waiting(sandbox, web) == []

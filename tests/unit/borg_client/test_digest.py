@@ -79,7 +79,15 @@ def test_reminders_are_lines_of_their_own_and_counted_in_the_title(config):
     assert "\n\nReminder: the recovery kit was never saved\n\n" in made.body()
 
 
-def test_the_last_audits_findings_are_the_reminders(config):
+def test_a_recovery_kit_never_confirmed_saved_is_a_reminder(config):
+    assert digest.reminders(config) == [
+        "recovery kit: never confirmed saved: run borg-client recovery-kit, keep its output off this host, then "
+        "borg-client recovery-kit --confirm-saved; see docs/how-to/host-lost.md"
+    ]
+
+
+def test_the_last_audits_findings_are_the_reminders(config, monkeypatch):
+    monkeypatch.setattr(digest.recovery_kit, "saved", lambda paths: True)
     assert digest.reminders(config) == []  # never audited
 
     found = Item("shop", "volume", "shop_uploads", "/srv/uploads", "not_covered", "no sidecar mounts it under /backup")
