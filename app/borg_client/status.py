@@ -23,6 +23,7 @@ def command_status(config, arguments) -> int:
         "schedule": config.cron,
         "next_run": cron.next_times(config.cron, current, 1)[0].isoformat(timespec="seconds"),
         "reports_waiting": outbox.size(paths.outbox),
+        "notifications_waiting": outbox.size(paths.notify_outbox),
         "last_runs": [
             {
                 key: entry.get(key)
@@ -34,8 +35,8 @@ def command_status(config, arguments) -> int:
     if arguments.json:
         print(json.dumps(status, indent=2))
         return 0
-    for key in ("client", "repository", "schedule", "next_run", "reports_waiting"):
-        print(f"{key + ':':17}{status[key]}")
+    for key in ("client", "repository", "schedule", "next_run", "reports_waiting", "notifications_waiting"):
+        print(f"{key + ':':23}{status[key]}")
     print("last runs:")
     for entry in reversed(status["last_runs"]):
         what = entry["archive"] or ("prune" if entry["kind"] == "prune" else "-")

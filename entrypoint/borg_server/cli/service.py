@@ -74,8 +74,15 @@ def command_monitor(_arguments) -> int:
         if current.status_port:
             page.publish(board, PATHS.size_history, current, found, time.time())
 
+    def looked() -> None:  # a replica's: after every round and every look between rounds
+        exposition.update(status.metrics(PATHS))
+        if server_config.status_port:
+            section = status.section(status.collect(PATHS), status.primary_status(server_config, PATHS))
+            board.update(page.Snapshot(server_config.server_host, time.time(), server=facts.server_status(
+                server_config, PATHS), sections=(section,), source="the replicator's last look"))  # fmt: skip
+
     if server_config.replication is not None:
-        return replicator.run(server_config, PATHS, lambda: exposition.update(status.metrics(PATHS)))
+        return replicator.run(server_config, PATHS, looked)
     return loop.run(server_config, PATHS, os.environ, socket.gethostname(), scanned)
 
 

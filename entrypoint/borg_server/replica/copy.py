@@ -148,7 +148,7 @@ def replicate_client(primary: Primary, server: ServerConfig, paths: Paths, name:
         replica = dataclasses.replace(replica, held=expire_held(paths, name, replica.held, keep_removed(server),
                                                                 moment),
                                       bytes=sum(print_.size for print_ in found.segments.values()))  # fmt: skip
-        found.replica = replica
+        found.replica = dataclasses.replace(replica, last_round_at=now, last_outcome=outcome)
         emit_alerts(server, paths, name, found, moment)
     logger.info("client %s: %s", name, outcome)
     return outcome
