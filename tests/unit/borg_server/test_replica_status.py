@@ -98,3 +98,17 @@ def test_a_replica_that_cannot_reach_its_primary_says_so_in_its_section_and_its_
     assert (shown["clients"], shown["primary"]["notifications_waiting"]) == ([], 1)
     assert json.loads(replica_status.render([], as_json=True)) == []  # without --server: the list, as before
     assert "\nborg_appliance_replica_outbox_notifications 1\n" in replica_status.metrics(paths)
+
+
+def test_a_copy_that_failed_midway_shows_why_as_its_last_round(paths, tmp_path):
+    from borg_server.replica import copy
+
+    copies(paths)
+    copy.note_outcome(paths, "web", "not copied: [Errno 28] No space left on device")
+
+    [_, web] = replica_status.collect(paths, NOW)
+    section = replica_status.section([web], replica_status.primary_status(replica_config(tmp_path), paths))
+
+    assert web.last_outcome == "not copied: [Errno 28] No space left on device"
+    assert web.last_copy_at == "2026-12-05T02:59:00+00:00"  # the copy itself is as it was
+    assert section.rows[0][1][-1].endswith(": not copied: [Errno 28] No space left on device")
