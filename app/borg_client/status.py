@@ -27,6 +27,7 @@ def command_status(config, arguments) -> int:
         "verify_schedule": config.drills.cron or "off",
         "last_verified": verify.recorded(paths).get("last_verified"),
         "recovery_kit": {"saved": recovery_kit.saved(paths), "confirmed_at": recovery_kit.confirmed_at(paths)},
+        "notifications_waiting": outbox.size(paths.notify_outbox),
         "last_runs": [
             {
                 key: entry.get(key)
@@ -40,15 +41,23 @@ def command_status(config, arguments) -> int:
     if arguments.json:
         print(json.dumps(status, indent=2))
         return 0
-    for key in ("client", "repository", "schedule", "next_run", "reports_waiting", "verify_schedule"):
-        print(f"{key + ':':17}{status[key]}")
+    for key in (
+        "client",
+        "repository",
+        "schedule",
+        "next_run",
+        "reports_waiting",
+        "notifications_waiting",
+        "verify_schedule",
+    ):
+        print(f"{key + ':':23}{status[key]}")
     drilled = status["last_verified"]
     print(
-        f"{'last_verified:':17}"
+        f"{'last_verified:':23}"
         + (f"{drilled['at']}  {drilled['status']}  {drilled['message']}" if drilled else "never")
     )
-    print(f"{'coverage:':17}{coverage_line(status['coverage'])}")
-    print(f"{'recovery kit:':17}{recovery_kit.status_line(paths)}")
+    print(f"{'coverage:':23}{coverage_line(status['coverage'])}")
+    print(f"{'recovery kit:':23}{recovery_kit.status_line(paths)}")
     print("last runs:")
     for entry in reversed(status["last_runs"]):
         what = entry["archive"] or {"prune": "prune", "verify": "restore drill"}.get(entry["kind"], "-")

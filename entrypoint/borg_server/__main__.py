@@ -32,7 +32,9 @@ def parser() -> argparse.ArgumentParser:
     )
     status_parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status_parser.add_argument(
-        "--server", action="store_true", help='with --json: {"server": disk figures, "clients": [...]}'
+        "--server",
+        action="store_true",
+        help='with --json: {"server": disk figures, "clients": [...]} (a replica: {"primary": ..., "clients": [...]})',
     )
     status_parser.set_defaults(handler=admin.command_status)
     show = commands.add_parser("show-client", help="a client's public key, fingerprint and repository URL")

@@ -1,5 +1,6 @@
 """Notifications reach real services as a person reads them: an ntfy server and an SMTP server (Debian's
-packages), through Apprise's ntfy:// and mailto://; kept while a service is down, sent once when it is back."""
+packages), through Apprise's ntfy:// and mailto://; kept while a service is down, also across a restart of the
+sidecar or the server, and sent once when it is back. (A replica's own alert: test_replica.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from borg_common.values import human_size
-from tests.harness.containers import CLIENT_IMAGE, SERVER_IMAGE, docker, wait_until
+from tests.harness.containers import CLIENT_IMAGE, SERVER_IMAGE, docker, health, wait_until
 from tests.harness.notifiers import start_ntfy, start_smtp
 from tests.harness.stack import alert_seen, client_command, fill_volume, make_client, start_server
 
@@ -115,7 +116,16 @@ def test_a_failure_while_ntfy_is_down_arrives_once_after_it_is_back_across_a_res
     assert waiting(sandbox, web) == []
 
 
-def test_a_delete_by_the_clients_own_key_reaches_ntfy_as_the_servers_alert(sandbox, tmp_path):
+def notifications_waiting(server) -> int:
+    """Return what borg-server status --json --server counts in the server's notifications' outbox."""
+    return json.loads(server.exec("borg-server", "status", "--json", "--server").stdout)["server"][
+        "notifications_waiting"
+    ]
+
+
+def test_a_delete_by_the_clients_own_key_reaches_ntfy_once_though_ntfy_was_down_across_a_restart_of_the_server(
+    sandbox, tmp_path
+):
     server = start_server(sandbox, ["web"], env={"NOTIFY_URLS": "ntfy://ntfy/server", "MONITOR_INTERVAL": "1w"})
     ntfy = start_ntfy(sandbox, server.network)
     web = make_client(sandbox, server, "web", tmp_path)
@@ -125,11 +135,24 @@ def test_a_delete_by_the_clients_own_key_reaches_ntfy_as_the_servers_alert(sandb
     first = client_command(sandbox, web, ["list", "--short"]).stdout.split()[0]
     deleted = client_command(sandbox, web, ["borg-client", "borg", "delete", f"::{first}"])
     assert deleted.returncode == 0, deleted.stderr
+    ntfy.stop()
 
+    # The alert is raised while ntfy is down: its notification waits, also across a restart of the server.
     server.exec("borg-server", "scan")
-
     alert = wait_until(lambda: alert_seen(server.container, "client_deletes", "raised"), 30, "the alert")
+    assert notifications_waiting(server) == 1
+    docker("restart", server.container)  # its first scan tries again, ntfy still down
+    wait_until(lambda: health(server.container) == "healthy", 60, "the server to start again")
+    assert notifications_waiting(server) == 1
+    assert "notifications waiting: 1" in server.exec("borg-server", "status").stdout.splitlines()[-1]
+
+    # ntfy is back: the next scan delivers it, and the scan after that sends nothing again.
+    ntfy.start()
+    server.exec("borg-server", "scan")
     [message] = wait_until(lambda: ntfy.messages("server"), 60, "the alert's notification")
+    server.exec("borg-server", "scan")
+    assert [m["id"] for m in ntfy.messages("server")] == [message["id"]]
+    assert notifications_waiting(server) == 0
     assert message["title"] == f"deletes by the client's own key: client web on {server.container}"
     why = alert["message"].removeprefix("client web: ")
     assert message["message"] == (

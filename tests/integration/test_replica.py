@@ -7,8 +7,10 @@ import json
 import os
 import warnings
 from datetime import UTC, datetime, timedelta
+from html import escape
 
 from tests.harness.containers import CLIENT_IMAGE, SERVER_IMAGE, docker, health, logs, wait_until
+from tests.harness.notifiers import start_ntfy
 from tests.harness.stack import (
     SSH,
     Server,
@@ -269,8 +271,21 @@ def test_the_replica_copies_committed_segments_keeps_tampering_out_and_restores_
         warnings.warn("test_replica: the FUSE mount was not tried: this machine has no /dev/fuse", stacklevel=1)
 
 
-def test_a_segment_damaged_on_the_primary_after_its_copy_raises_replica_mismatch_and_the_copy_stays(sandbox, tmp_path):
-    primary, replica, _export, receiver = start_pair(sandbox)
+def status_page(replica: Server) -> dict:
+    """Return the replica's status page as it serves it (asked from inside its container): / and /status.json."""
+    fetch = (
+        "import json, urllib.request as u; ask = lambda p: u.urlopen('http://127.0.0.1:8080' + p, timeout=10)"
+        ".read().decode(); print(json.dumps({'page': ask('/'), 'json': json.loads(ask('/status.json'))}))"
+    )
+    return json.loads(replica.exec("python3", "-c", fetch).stdout)
+
+
+def test_a_segment_damaged_on_the_primary_after_its_copy_raises_replica_mismatch_and_the_copy_stays(
+    sandbox, tmp_path, database_images
+):
+    shown = {"NOTIFY_URLS": "ntfy://ntfy/replica", "STATUS_PORT": "8080", "STATUS_NO_PASSWORD": "yes"}
+    primary, replica, _export, receiver = start_pair(sandbox, shown)
+    ntfy = start_ntfy(sandbox, primary.network)
     app = make_client(sandbox, primary, "app", tmp_path)
     fill_volume(sandbox, app.data, "head -c 2000000 /dev/urandom > /data/old.bin")
     assert client_command(sandbox, app, ["run"]).returncode == 0
@@ -296,6 +311,31 @@ def test_a_segment_damaged_on_the_primary_after_its_copy_raises_replica_mismatch
     assert [a["id"] for a in received(receiver, "replica_mismatch", "raised")] == [raised[-1]["id"]]
     status = json.loads(replica.exec("borg-server", "status", "--json").stdout)[0]
     assert status["mismatched_segments"] == 1 and "replica_mismatch" in status["alerts"], status
+
+    # A person hears it through ntfy, and sees it on the replica's status page (the replicator looks after the round).
+    [message] = wait_until(lambda: ntfy.messages("replica"), 30, "the replica's notification")
+    assert message["title"] == f"committed segments differ on the primary: client app on {replica.container}"
+    assert message["message"] == (
+        f"Committed segments differ on the primary ({flipped} changed); the replica keeps its copies and copies none "
+        f"of them (borg-server replicate --accept app takes the primary's).\nAt {raised[-1]['at']}.\n"
+        "How to answer it: docs/how-to/answer-an-alert.md"
+    )
+    seen = wait_until(lambda: (found := status_page(replica))["json"]["replica"]["copies"][0]["alerts"] and found,
+                      30, "the mismatch on the status page")  # fmt: skip
+    copies = seen["json"]["replica"]
+    assert copies["primary"]["primary"] == f"{primary.container}:22" and copies["primary"]["failed_rounds"] == 0
+    [copy_shown] = copies["copies"]
+    assert copy_shown["alert_messages"] == {"replica_mismatch": raised[-1]["message"]}
+    assert copy_shown["last_outcome"] == (
+        f"kept its own copy of segments that differ on the primary ({flipped} changed): replica_mismatch"
+    )
+    assert seen["json"]["server"]["notifications_waiting"] == 0 and seen["json"]["clients"] == []
+    page = seen["page"]
+    assert '<p class="summary attention">Needs attention: app (replica_mismatch).</p>' in page
+    assert f"<h2>Copies from the primary {primary.container}:22</h2>" in page
+    row = page.split('<tr id="replica-app">')[1].split("</tr>")[0]
+    assert f"<li><b>replica_mismatch</b>: {escape(raised[-1]['message'])}</li>" in row
+    assert '<td data-label="Mismatches">1 segment(s)</td>' in row and "<script" not in page
 
 
 def test_a_replica_that_cannot_reach_its_primary_alerts_after_three_rounds_and_clears_when_it_can(sandbox, tmp_path):

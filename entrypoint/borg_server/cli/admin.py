@@ -3,8 +3,10 @@ replicate, new-host-key and new-client."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -38,7 +40,6 @@ MONITOR_START = 30  # seconds it waits for a monitor that is still starting
 def command_scan(_arguments) -> int:
     """Make the monitor scan every client now (SIGUSR1), wait until a scan that began after the request has
     ended, and say how long it took; its alerts go where the monitor's always go."""
-    import signal
     import time
 
     from borg_server.repository import audit_log
@@ -94,7 +95,10 @@ def command_status(arguments) -> int:
     if server_config is None:
         return 2
     if server_config.replication is not None:
-        print(replica_status.render(replica_status.collect(PATHS), as_json=arguments.json))
+        primary = (
+            replica_status.primary_status(server_config, PATHS) if arguments.server or not arguments.json else None
+        )
+        print(replica_status.render(replica_status.collect(PATHS), as_json=arguments.json, primary=primary))
         return 0
     clients = facts.collect(server_config, PATHS)
     server = facts.server_status(server_config, PATHS) if arguments.server or not arguments.json else None
@@ -156,7 +160,11 @@ def command_replicate(arguments) -> int:
     if server_config.replication is None:
         print("borg-server: replicate: this server is no replica (REPLICATE_FROM is not set)", file=sys.stderr)
         return 2
-    return copy.replicate(server_config, PATHS, arguments.accept)
+    code = copy.replicate(server_config, PATHS, arguments.accept)
+    if (pid := monitor_pid()) is not None:  # the replicator looks now: the metrics and the page show this round
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGUSR1)
+    return code
 
 
 def command_new_host_key(_arguments) -> int:

@@ -79,13 +79,19 @@ def command_monitor(_arguments) -> int:
             sampled[0] = now
         digest.send_if_due(current, PATHS, datetime.now().astimezone())
 
-    def copied(current: ServerConfig) -> None:
+    def looked() -> None:  # a replica's: after every round and every look between rounds
         exposition.update(status.metrics(PATHS))
-        max_lag = current.replication.max_lag
-        digest.send_if_due(current, PATHS, datetime.now().astimezone(), lambda: status.digest_blocks(PATHS, max_lag))
+        if server_config.status_port:
+            section = status.section(status.collect(PATHS), status.primary_status(server_config, PATHS))
+            board.update(page.Snapshot(server_config.server_host, time.time(), server=facts.server_status(
+                server_config, PATHS), sections=(section,), source="the replicator's last look"))  # fmt: skip
+        max_lag = server_config.replication.max_lag
+        digest.send_if_due(
+            server_config, PATHS, datetime.now().astimezone(), lambda: status.digest_blocks(PATHS, max_lag)
+        )
 
     if server_config.replication is not None:
-        return replicator.run(server_config, PATHS, lambda: copied(server_config))
+        return replicator.run(server_config, PATHS, looked)
     return loop.run(server_config, PATHS, os.environ, socket.gethostname(), scanned)
 
 

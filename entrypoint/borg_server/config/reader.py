@@ -84,8 +84,6 @@ def load(environ: Mapping[str, str], hostname: str) -> ServerConfig:
     replication = config_replica.read_replication(settings)
     if replica:
         config_replica.check_replica_clients(settings, clients, replica_key)
-        if status_port is not None:
-            settings.problem(settings.label("STATUS_PORT"), "the status page is not served on a replica yet; unset it")
     config = ServerConfig(
         clients=tuple(sorted(clients, key=lambda client: client.name)),
         server_host=server_host,

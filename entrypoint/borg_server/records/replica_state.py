@@ -35,6 +35,8 @@ class ReplicaState:
     mismatch: dict[int, str] = field(default_factory=dict)  # segment -> one of MISMATCH_KINDS
     held: tuple[Held, ...] = ()
     reviewed_through: int | None = None  # the primary's monitor had reviewed the copy's deletes through this segment
+    last_round_at: str | None = None  # when the last round that reached the primary looked at this client
+    last_outcome: str | None = None  # what that round did ("copied 3 segment(s), …", "up to date", "not copied …")
 
 
 def to_json(replica: ReplicaState | None) -> dict | None:

@@ -41,6 +41,7 @@ class PrimaryContact:
     failing_since: str | None = None
     last_error: str | None = None
     alerts: dict[str, RaisedAlert] = field(default_factory=dict)
+    last_round_at: str | None = None  # when the last round ended (reaching the primary or not)
 
 
 def conditions(name: str, found: ClientState, now: datetime, max_lag: int) -> dict[str, tuple[str, dict]]:
@@ -125,6 +126,7 @@ def watch_primary(server: ServerConfig, paths: Paths, error: str | None, now: da
     paths.replica_primary_state.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with files.held_lock(paths.replica_primary_state.with_suffix(".lock")):
         contact = load_contact(paths)
+        contact.last_round_at = moment
         if error is None:
             contact.failed_rounds, contact.failing_since, contact.last_error = 0, None, None
         else:

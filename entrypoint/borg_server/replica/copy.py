@@ -148,7 +148,7 @@ def replicate_client(primary: Primary, server: ServerConfig, paths: Paths, name:
         replica = dataclasses.replace(replica, held=expire_held(paths, name, replica.held, keep_removed(server),
                                                                 moment),
                                       bytes=sum(print_.size for print_ in found.segments.values()))  # fmt: skip
-        found.replica = replica
+        found.replica = dataclasses.replace(replica, last_round_at=now, last_outcome=outcome)
         emit_alerts(server, paths, name, found, moment)
     logger.info("client %s: %s", name, outcome)
     return outcome
@@ -197,6 +197,7 @@ def copy_every_client(server: ServerConfig, paths: Paths, accept: str | None) ->
                 outcome = replicate_client(primary, server, paths, name, listed, accept == name)
             except (OSError, KeyError, TypeError, ValueError) as error:
                 logger.error("client %s: not copied: %s", name, error)
+                note_outcome(paths, name, f"not copied: {error}")
                 failed = True
                 continue
             failed = failed or outcome.startswith("not copied")
@@ -206,3 +207,16 @@ def copy_every_client(server: ServerConfig, paths: Paths, accept: str | None) ->
     finally:
         primary.close()
     return (1 if failed else 0), unreached
+
+
+def note_outcome(paths: Paths, name: str, outcome: str) -> None:
+    """Record a round's outcome for a client whose copy failed midway (status and the status page show it); a state
+    that cannot be written now is left as it was (the log has the outcome)."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    try:
+        with state_file.locked(paths.monitor_state(name)) as found:
+            found.replica = dataclasses.replace(
+                found.replica or ReplicaState(), last_outcome=outcome, last_round_at=now
+            )
+    except (OSError, ValueError) as error:
+        logger.error("client %s: the round's outcome cannot be recorded: %s", name, error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from borg_common import outbox
 from borg_server.monitor import disk_alert
 from borg_server.records import state_file
 from borg_server.records.configuration import ServerConfig
@@ -50,15 +51,24 @@ class ServerStatus:
     reserve_bytes: int
     alerts: list[str]
     alert_messages: dict[str, str] = field(default_factory=dict)
+    notifications_waiting: int = 0  # in the notifications' outbox: not yet taken by every NOTIFY_URLS service
 
 
 def server_status(config: ServerConfig, paths: Paths) -> ServerStatus:
-    """Given the configuration, return the repositories' file system measured now and the server's raised alerts."""
+    """Given the configuration, return the repositories' file system measured now, the server's raised alerts and
+    the notifications waiting for delivery."""
     usage = disk_space.measure(paths.repositories, config.disk_reserve)
     raised = disk_alert.load(paths.monitor_server_state).alerts
     messages = {kind: raised[kind].message for kind in sorted(raised)}
     return ServerStatus(
-        usage.path, usage.total_bytes, usage.free_bytes, usage.used_ratio, usage.reserve_bytes, sorted(raised), messages
+        usage.path,
+        usage.total_bytes,
+        usage.free_bytes,
+        usage.used_ratio,
+        usage.reserve_bytes,
+        sorted(raised),
+        messages,
+        outbox.size(paths.notify_outbox),
     )
 
 

@@ -67,6 +67,7 @@ SERVER_METRICS = (
     ("disk_reserve_bytes", "Bytes every repository keeps free for clean-up (DISK_RESERVE).", lambda s: s.reserve_bytes),
 )
 SERVER_ALERTS = ("disk",)
+NOTIFICATIONS_HELP = "Notifications waiting in the outbox for delivery to NOTIFY_URLS."
 
 
 def render(
@@ -76,7 +77,8 @@ def render(
     pending: int,
     server: ServerStatus | None = None,
 ) -> str:
-    """Given the clients' figures, the monitor's own and the server's, return the Prometheus text exposition."""
+    """Given the clients' figures, the monitor's own (pending: alert reports waiting) and the server's (with the
+    notifications waiting), return the Prometheus text exposition."""
     lines: list[str] = []
     per_client(lines, "client", CLIENT_METRICS, statuses, tuple(kind for kind in LABELS if kind not in REPLICA_ALERTS))
     if scanned_at is not None:
@@ -92,6 +94,8 @@ def render(
         family(lines, "server_alert", "1 while the server's alert is raised.", [(f'{{alert="{kind}"}}',
                int(kind in server.alerts)) for kind in SERVER_ALERTS])  # fmt: skip
     family(lines, "monitor_outbox_reports", "Alert reports waiting in the outbox for delivery.", [("", pending)])
+    if server is not None:
+        family(lines, "monitor_outbox_notifications", NOTIFICATIONS_HELP, [("", server.notifications_waiting)])
     return "\n".join(lines) + "\n"
 
 

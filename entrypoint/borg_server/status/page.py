@@ -2,7 +2,8 @@
 
 The facts are those of `borg-server status` (status/facts.py), taken by the monitor after each scan, plus
 the size history (status/history.py); the page computes only the ages, against the time it is asked.
-Nothing here runs JavaScript or takes an action.
+A layer above this one adds its own part as a Section (a replica's copies: replica/status.py), so the page
+knows how to show a table, never what a replica is. Nothing here runs JavaScript or takes an action.
 """
 
 from __future__ import annotations
@@ -24,9 +25,28 @@ DUE_SHARE = 0.75  # past this share of MAX_AGE the age is shown as due (amber), 
 CHART_WIDTH, CHART_HEIGHT = 120, 28
 
 
+Cell = str | dict[str, str]  # a Section's cell: plain text, or alerts (kind -> message; empty: "none")
+
+
+@dataclass(frozen=True)
+class Section:
+    """A part of the page another layer adds: a heading, sentences, a table with one row per item, its place in
+    /status.json, and what in it needs a person (for the page's first sentence)."""
+
+    key: str  # its id on the page and its key in /status.json
+    title: str
+    lines: tuple[str, ...]  # sentences under the heading
+    headings: tuple[str, ...]
+    rows: tuple[tuple[str, tuple[Cell, ...]], ...]  # (row id, cells), one cell per heading
+    document: dict  # what /status.json has under key
+    attention: tuple[str, ...] = ()  # e.g. "app (replica_mismatch)"
+    empty: str = "nothing yet"  # said instead of an empty table
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    """What the page shows: the server's name, the facts after a scan (Unix time), the size history."""
+    """What the page shows: the server's name, the facts after a scan (Unix time), the size history, and the
+    sections another layer adds; source says what took the figures."""
 
     server_name: str
     scanned_at: float | None = None
@@ -34,6 +54,8 @@ class Snapshot:
     clients: list[ClientStatus] = field(default_factory=list)
     server: ServerStatus | None = None
     history: History = field(default_factory=dict)
+    sections: tuple[Section, ...] = ()
+    source: str = "the monitor's scan"
 
 
 class Board(Latest[Snapshot]):
@@ -88,7 +110,7 @@ def document(snapshot: Snapshot, now: datetime) -> dict:
         "scanned_at": iso(snapshot.scanned_at) if snapshot.scanned_at else None,
         "server": asdict(snapshot.server) if snapshot.server else None,
         "clients": clients,
-    }
+    } | {section.key: section.document for section in snapshot.sections}
 
 
 def render_json(snapshot: Snapshot, now: datetime) -> str:
@@ -200,8 +222,11 @@ def summary(snapshot: Snapshot, now: datetime) -> str:
             reasons.insert(0, "no backup yet" if kind == "never" else "stale")
         if reasons:
             attention.append(f"{status.client} ({', '.join(reasons)})")
+    attention += [item for section in snapshot.sections for item in section.attention]
     server_alerts = snapshot.server.alerts if snapshot.server else []
     if not attention and not server_alerts:
+        if not snapshot.clients and snapshot.sections:
+            return "No open alerts."
         count = len(snapshot.clients)
         return f"All {count} client{'s' if count != 1 else ''} backed up within their limits; no open alerts."
     parts = [f"Needs attention: {'; '.join(attention)}."] if attention else []
@@ -216,10 +241,33 @@ def server_section(server: ServerStatus | None) -> str:
         f"{human_size(server.free_bytes)} free of {human_size(server.total_bytes)} ({server.used_ratio:.0%} used), "
         f"{human_size(server.reserve_bytes)} kept for clean-up"
     )
+    waiting = f"{server.notifications_waiting} waiting in the outbox for delivery"
     return (
         f'<section id="server"><h2>Server disk</h2><p>{escape(server.path)}: {escape(disk)}</p>'
-        f"<p>Server alerts: {alerts_cell(server.alert_messages, server.alerts)}</p></section>"
+        f"<p>Server alerts: {alerts_cell(server.alert_messages, server.alerts)}</p>"
+        f"<p>Notifications: {waiting}</p></section>"
     )
+
+
+def cell(content: Cell) -> str:
+    """Return a Section's cell as HTML: text escaped, alerts as a list with their messages."""
+    return alerts_cell(content, sorted(content)) if isinstance(content, dict) else escape(content)
+
+
+def section_html(section: Section) -> str:
+    """Return a Section: its heading, its sentences, and its table (or what it says when it has no rows)."""
+    head = f'<section id="{escape(section.key)}"><h2>{escape(section.title)}</h2>'
+    head += "".join(f"<p>{escape(line)}</p>" for line in section.lines)
+    if not section.rows:
+        return f"{head}<p>{escape(section.empty)}</p></section>"
+    heads = "".join(f"<th>{escape(h)}</th>" for h in section.headings)
+    rows = "".join(
+        f'<tr id="{escape(section.key)}-{escape(name)}">'
+        + "".join(f'<td data-label="{escape(h)}">{cell(c)}</td>' for h, c in zip(section.headings, cells, strict=True))
+        + "</tr>"
+        for name, cells in section.rows
+    )
+    return f"{head}<table><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table></section>"
 
 
 STYLE = """
@@ -251,11 +299,15 @@ def render_html(snapshot: Snapshot, now: datetime) -> str:
             for h in ("Client", "Last backup", "Size", "Quota", "Open alerts", "Last check", "Compaction")
         )
         rows = "".join(row(s, snapshot.history.get(s.client, []), now) for s in snapshot.clients)
+        table = f"<table><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>"
+        if not snapshot.clients and snapshot.sections:
+            table = ""  # a replica: its clients are its copies, shown in its section
+        sections = "".join(section_html(section) for section in snapshot.sections)
         body = (
             f'<p class="summary{attention}">{escape(summary(snapshot, now))}</p>'
-            f'<p class="meta">Figures from the monitor\'s scan at {shown_time(iso(snapshot.scanned_at))}{every}; '
+            f'<p class="meta">Figures from {escape(snapshot.source)} at {shown_time(iso(snapshot.scanned_at))}{every}; '
             f'ages as of {shown_time(now.isoformat())}. Also as <a href="status.json">status.json</a>.</p>'
-            f"<table><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>{server_section(snapshot.server)}"
+            f"{table}{sections}{server_section(snapshot.server)}"
         )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -30,11 +30,12 @@ def render(statuses: list[ClientStatus], as_json: bool = False, server: ServerSt
 
 
 def server_line(server: ServerStatus) -> str:
-    """Return the server's figures in one line: the repositories' disk, the room kept, its alerts."""
+    """Return the server's figures in one line: the repositories' disk, the room kept, its alerts, the notifications
+    waiting for delivery."""
     return (
         f"SERVER DISK {server.path}: {human_size(server.free_bytes)} free of {human_size(server.total_bytes)} "
         f"({server.used_ratio:.0%} used), {human_size(server.reserve_bytes)} kept for clean-up; "
-        f"alerts: {','.join(server.alerts) or '-'}"
+        f"alerts: {','.join(server.alerts) or '-'}; notifications waiting: {server.notifications_waiting}"
     )
 
 

@@ -99,18 +99,19 @@ def test_disk_reserve_is_a_size_and_defaults_to_the_automatic_one():
         reader.load({"BORG_CLIENTS": "web", "DISK_RESERVE": "-1"}, "backup")
 
 
-SERVER = ServerStatus("/srv/borg", 120_000_000, 30_000_000, 0.75, 2_400_000, ["disk"])
+SERVER = ServerStatus("/srv/borg", 120_000_000, 30_000_000, 0.75, 2_400_000, ["disk"], notifications_waiting=2)
 
 
 def test_status_prints_the_server_line_after_the_table_and_json_keeps_the_client_list_unless_asked():
     assert status.render([], server=SERVER).splitlines()[-1] == (
-        "SERVER DISK /srv/borg: 30.0 MB free of 120.0 MB (75% used), 2.4 MB kept for clean-up; alerts: disk"
+        "SERVER DISK /srv/borg: 30.0 MB free of 120.0 MB (75% used), 2.4 MB kept for clean-up; alerts: disk; "
+        "notifications waiting: 2"
     )
     assert json.loads(status.render([], as_json=True)) == []
     assert json.loads(status.render([], as_json=True, server=SERVER)) == {
         "server": {"path": "/srv/borg", "total_bytes": 120_000_000, "free_bytes": 30_000_000, "used_ratio": 0.75,
                    "reserve_bytes": 2_400_000, "alerts": ["disk"],
-                   "alert_messages": {}},
+                   "alert_messages": {}, "notifications_waiting": 2},
         "clients": [],
     }  # fmt: skip
 
@@ -123,3 +124,9 @@ def test_metrics_export_the_servers_disk_and_its_alert():
     assert "borg_appliance_server_disk_total_bytes 120000000" in lines
     assert "borg_appliance_server_disk_used_ratio 0.75" in lines
     assert 'borg_appliance_server_alert{alert="disk"} 1' in lines
+    assert lines[-3:] == [
+        "# HELP borg_appliance_monitor_outbox_notifications Notifications waiting in the outbox for delivery to "
+        "NOTIFY_URLS.",
+        "# TYPE borg_appliance_monitor_outbox_notifications gauge",
+        "borg_appliance_monitor_outbox_notifications 2",
+    ]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 from borg_server.status.facts import ClientStatus, ServerStatus
-from borg_server.status.page import Snapshot, render_html, render_json
+from borg_server.status.page import Section, Snapshot, render_html, render_json
 
 NOW = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
 T = NOW.timestamp()
@@ -31,7 +31,7 @@ STALE = status("db", last_backup="2026-12-03T01:00:00+00:00", repository_bytes=5
 ALERTING = status("mail", last_backup="2026-12-05T02:00:00+00:00", repository_bytes=3_000_000,
                   alerts=["client_deletes"], alert_messages={"client_deletes": "2 deletes by <the client's> own key"},
                   unacknowledged_deletes=2, compaction_blocked="deletes by the client's own key")  # fmt: skip
-SERVER = ServerStatus("/srv/borg", 100_000_000_000, 70_000_000_000, 0.3, 1_000_000_000, [])
+SERVER = ServerStatus("/srv/borg", 100_000_000_000, 70_000_000_000, 0.3, 1_000_000_000, [], notifications_waiting=3)
 HISTORY = {"web": [(T - 20 * DAY, 1_000_000), (T - 10 * DAY, 1_100_000), (T - 60, 1_200_000)]}
 SNAPSHOT = Snapshot("backup-host", T - 60, 900, [STALE, ALERTING, HEALTHY], SERVER, HISTORY)
 
@@ -87,7 +87,8 @@ def test_the_page_shows_a_healthy_a_stale_and_an_alerting_client_as_a_person_rea
                        "ok, 2026-12-04 00:00 UTC", "nothing to compact; last 2026-12-01 04:00 UTC, freed 300.0 kB"],
     }  # fmt: skip
     assert page.paragraphs[2:] == ["/srv/borg: 70.0 GB free of 100.0 GB (30% used), 1.0 GB kept for clean-up",
-                                   "Server alerts: none"]  # fmt: skip
+                                   "Server alerts: none",
+                                   "Notifications: 3 waiting in the outbox for delivery"]  # fmt: skip
 
 
 def test_the_age_is_coloured_against_max_age_and_the_trend_is_an_inline_svg_line():
@@ -139,3 +140,38 @@ def test_status_json_has_the_facts_of_status_json_with_ages_now_and_the_size_his
                          ["2026-12-05T02:59:00+00:00", 1_200_000]],
     }  # fmt: skip
     assert document["clients"][0]["alert_messages"] == {"stale": "no backup of db for 2d 2h"}
+
+
+COPIES = Section(
+    key="replica", title="Copies from the primary primary:22", lines=("This server is a replica.",),
+    headings=("Client", "Open alerts"),
+    rows=(("app", ("app", {"replica_mismatch": "segments <7> differ"})), ("web", ("web", {}))),
+    document={"copies": ["app", "web"]}, attention=("app (replica_mismatch)",),
+)  # fmt: skip
+
+
+def test_a_section_another_layer_adds_is_a_table_of_its_own_in_the_page_its_summary_and_status_json():
+    snapshot = Snapshot("replica-host", T - 60, server=SERVER, sections=(COPIES,), source="the replicator's last look")
+
+    html = render_html(snapshot, NOW)
+    page = read(html)
+
+    assert page.paragraphs[0] == "Needs attention: app (replica_mismatch)."
+    assert page.paragraphs[1].startswith("Figures from the replicator's last look at 2026-12-05 02:59 UTC; ")
+    assert page.paragraphs[2] == "This server is a replica."
+    assert page.rows == {
+        "replica-app": ["app", "replica_mismatch: segments <7> differ"],
+        "replica-web": ["web", "none"],
+    }
+    assert '<section id="replica"><h2>Copies from the primary primary:22</h2>' in html
+    assert "<li><b>replica_mismatch</b>: segments &lt;7&gt; differ</li>" in html
+    assert "<th>Last backup</th>" not in html  # no table of clients: a replica's clients are its copies
+    assert json.loads(render_json(snapshot, NOW))["replica"] == {"copies": ["app", "web"]}
+
+
+def test_a_page_with_only_a_section_and_nothing_open_says_so():
+    quiet = Section("replica", "Copies", (), ("Client",), (), {}, empty="No copy yet.")
+    page = read(render_html(Snapshot("replica-host", T - 60, sections=(quiet,)), NOW))
+
+    assert page.paragraphs[0] == "No open alerts."
+    assert page.paragraphs[2] == "No copy yet."

@@ -83,10 +83,13 @@ def test_replica_settings_without_replicate_from_are_a_mistake():
     assert problems == ["REPLICA_KEEP_REMOVED: is set, but REPLICATE_FROM is not: this server is no replica"]
 
 
-def test_a_replica_refuses_the_status_page_it_does_not_serve_yet(tmp_path):
+def test_a_replica_serves_the_status_page_with_the_same_checks_as_a_primary(tmp_path):
     environ = replica_environment(tmp_path, STATUS_PORT="8080", STATUS_NO_PASSWORD="yes")
-
-    assert problems_of(environ) == ["STATUS_PORT: the status page is not served on a replica yet; unset it"]
+    assert load(environ, "replica").status_port == 8080
+    assert problems_of(replica_environment(tmp_path, STATUS_PORT="8080")) == [
+        "STATUS_PORT: the status page needs a password: set STATUS_PASSWORD_FILE (a secret), or STATUS_NO_PASSWORD=yes "
+        "if only trusted hosts can reach this port (e.g. behind a reverse proxy that asks for one)"
+    ]
 
 
 def test_the_replica_key_is_forced_into_the_reader_with_restrict():
@@ -396,7 +399,7 @@ def test_a_replica_raises_replica_unreachable_after_three_rounds_in_a_row_and_cl
     (cleared,) = unreachable_round(paths, server, None, capsys)
     assert cleared["state"] == "cleared"
     assert cleared["message"] == "server: cleared: the replica cannot reach its primary"
-    assert alerts.load_contact(paths) == alerts.PrimaryContact()
+    assert alerts.load_contact(paths) == alerts.PrimaryContact(last_round_at="2026-12-01T03:00:00+00:00")
 
 
 def test_the_replica_metrics_count_the_rounds_that_could_not_reach_the_primary(paths, tmp_path, capsys):
