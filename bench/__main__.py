@@ -28,13 +28,13 @@ def summary(values: list[float]) -> dict:
 
 
 def measure_modes(
-    data: dataset.DataSet, repetitions: int, tmp: Path, measured: tuple[str, ...] = ("a", "b", "c")
+    data: dataset.DataSet, repetitions: int, tmp: Path, measured: tuple[str, ...] = ("a", "b", "c", "r")
 ) -> dict:
     """Run the measured modes repetitions times each, interleaved, each in a fresh sandbox.
 
-    Each repetition's (c)/(b) ratio is taken from its own (b) and (c), run one after the other.
+    Each repetition's (c)/(b) and (r)/(b) ratios are taken from its own (b), (c) and (r), run one after the other.
     """
-    ways = {"a": modes.local, "b": modes.plain_ssh, "c": modes.appliance}
+    ways = {"a": modes.local, "b": modes.plain_ssh, "c": modes.appliance, "r": modes.restic}
     seconds: dict[str, dict[str, list[float]]] = {mode: {step: [] for step in STEPS} for mode in measured}
     for repetition in range(repetitions):
         for mode in measured:
@@ -47,6 +47,12 @@ def measure_modes(
             print(f"  repetition {repetition + 1}, ({mode}): " + ", ".join(f"{s} {result[s]:.2f} s" for s in STEPS))
             for step in STEPS:
                 seconds[mode][step].append(result[step])
+    return modes_summary(seconds, data)
+
+
+def modes_summary(seconds: dict[str, dict[str, list[float]]], data: dataset.DataSet) -> dict:
+    """Given each mode's seconds per step and repetition, return seconds, MB/s and files/s (median, min, max)
+    per mode and step, and the paired ratios per step (ratio_names)."""
     table: dict = {}
     for mode, by_step in seconds.items():
         table[mode] = {}
@@ -56,13 +62,25 @@ def measure_modes(
                                  "files_s": round(data.files / statistics.median(values), 1)}  # fmt: skip
     table["ratios"] = {}
     for step in STEPS:
-        pairs = [("c/b", "b")] + ([("c/a", "a")] if "a" in measured else [])
-        table["ratios"][step] = {
-            name: {**summary([b / c for c, b in zip(seconds["c"][step], seconds[base][step], strict=True)]),
-                   "of_medians": round(table["c"][step]["mb_s"]["median"] / table[base][step]["mb_s"]["median"], 3)}
-            for name, base in pairs
-        }  # fmt: skip
+        table["ratios"][step] = {}
+        for name in ratio_names(tuple(seconds)):
+            mode, base = name.split("/")
+            table["ratios"][step][name] = {
+                **summary(paired_ratios(seconds[mode][step], seconds[base][step])),
+                "of_medians": round(table[mode][step]["mb_s"]["median"] / table[base][step]["mb_s"]["median"], 3),
+            }
     return table
+
+
+def ratio_names(measured: tuple[str, ...]) -> list[str]:
+    """Given the measured modes, return the ratios shown: (c)/(b), (r)/(b), (c)/(a), those whose modes were measured."""
+    return [name for name in ("c/b", "r/b", "c/a") if set(name.split("/")) <= set(measured)]
+
+
+def paired_ratios(mode: list[float], base: list[float]) -> list[float]:
+    """Given one step's seconds of a mode and of its base, repetition by repetition, return each repetition's
+    speed of the mode against the base (base's seconds / mode's seconds: above 1 is faster than the base)."""
+    return [b / m for m, b in zip(mode, base, strict=True)]
 
 
 def measure_compression(data: dataset.DataSet) -> dict:
