@@ -3,7 +3,9 @@
 Writes bench/results.md and bench/results.json. Timings are printed, never asserted.
 `--only monitor` measures only the server's monitor and prints its figures (results stay as they are);
 `--only recovery` measures the run after a crash in the middle of a backup (bench/recovery.py) and prints it;
-`--only modes` measures (a), (b) and (c) on the data sets and prints their tables (a few minutes, not most of an hour).
+`--only modes` measures (a), (b), (c) and (r) on the data sets and prints their tables (not most of an hour);
+`--only flags` measures what each of the appliance's borg create flags costs on the first many-small-files set
+(bench/flags.py) and writes bench/flags.md; with `--profile`, borg's own profile of no flags and all of them.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import dataset, modes, recovery, scale
+from bench import dataset, flags, modes, recovery, scale
 from tests.harness.containers import Sandbox
 
 HERE = Path(__file__).parent
 COMPRESSIONS = ("lz4", "zstd,1", "zstd,3", "zstd,6", "auto,zstd,3", "auto,lzma,6")
 STEPS = ("first", "rerun", "restore")
+MODES = ("a", "b", "c", "r")  # the mixed set's modes; the many-small-files sets leave (a) out
+MANY_MODES = ("b", "c", "r")
 
 
 def summary(values: list[float]) -> dict:
@@ -107,21 +111,49 @@ def measure_monitor(clients: int, tmp: Path) -> dict:
     return result
 
 
+def measure_flags(arguments: argparse.Namespace) -> None:
+    """Measure the create flags on the first many-small-files set (50,000 files by default); write bench/flags.md."""
+    count, size = (arguments.small_files or [50_000])[0], arguments.small_file_bytes
+    many = dataset.make_many(HERE / "data" / f"many-{count}x{size}", count, size)
+    date = datetime.now(UTC).isoformat(timespec="seconds")
+    print(f"flags: first backups of {count} files of {size} bytes, to a plain sshd and to the appliance's server:")
+    try:
+        result = flags.measure(dataset.in_memory(many).path, arguments.repetitions, arguments.profile)
+    finally:
+        dataset.remove_memory_copies()
+    print("\n".join(flags.table(result["seconds"])))
+    (HERE / "flags.md").write_text(flags.report(result, count, size, arguments.repetitions, date))
+    print(f"written: {HERE / 'flags.md'}")
+
+
+def counts(text: str) -> list[int]:
+    """Given "50000,200000" (or "0"), return the many-small-files sets' file counts ([] for none)."""
+    numbers = [int(word) for word in text.split(",")]
+    if any(number < 0 for number in numbers):
+        raise argparse.ArgumentTypeError(f"{text}: file counts are 0 or more")
+    return [number for number in numbers if number]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--size-mb", type=int, default=1024, help="data set size in MB (default 1024)")
     parser.add_argument(
         "--small-files",
-        type=int,
-        default=200_000,
-        help="files in the many-small-files set (default 200000; 0 leaves the set out)",
+        type=counts,
+        default="50000,200000",
+        help="files in each many-small-files set, comma-separated (default 50000,200000; 0 leaves them out)",
     )
     parser.add_argument("--small-file-bytes", type=int, default=1000, help="size of each of them (default 1000)")
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--scale", default="10,50", help="concurrent client counts")
     parser.add_argument("--monitor-clients", type=int, default=50, help="clients the monitor watches (default 50)")
     parser.add_argument(
-        "--only", choices=["modes", "monitor", "recovery"], help="measure only this part; print it, write nothing"
+        "--only",
+        choices=["modes", "flags", "monitor", "recovery"],
+        help="measure only this part; print it, write nothing (flags: writes bench/flags.md)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="flags: also profile borg (--debug-profile), no flags and all flags"
     )
     parser.add_argument("--recovery-mb", type=int, default=500, help="recovery: MB of random data (default 500)")
     arguments = parser.parse_args()
@@ -137,26 +169,32 @@ def main() -> None:
             print("\n".join(monitor_report(measure_monitor(arguments.monitor_clients, Path(tmp)))))
         return
 
+    modes.build_restic_image()
+    if arguments.only == "flags":
+        measure_flags(arguments)
+        return
     data = dataset.make(HERE / "data" / f"{arguments.size_mb}mb", arguments.size_mb * 1_000_000)
     small = dataset.make(HERE / "data" / "scale-20mb", 20_000_000, seed=7)
     print(f"data set: {data.bytes / 1e6:.0f} MB in {data.files} files")
     results: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "data": {"bytes": data.bytes,
                      "files": data.files}, "repetitions": arguments.repetitions}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        print("(a) local, (b) plain ssh, (c) appliance; data, repositories and restores in memory:")
+        print("(a) local, (b) plain ssh, (c) appliance, (r) restic; data, repositories and restores in memory:")
         try:
             results["modes"] = measure_modes(dataset.in_memory(data), arguments.repetitions, Path(tmp))
-            if arguments.small_files:
-                count, size = arguments.small_files, arguments.small_file_bytes
+            results["many_sets"] = []
+            for count in arguments.small_files:
+                size = arguments.small_file_bytes
                 many = dataset.make_many(HERE / "data" / f"many-{count}x{size}", count, size)
-                results["many"] = {"bytes": many.bytes, "files": many.files}
-                print(f"many small files: {many.files} files of {size} bytes; (b) plain ssh, (c) appliance:")
-                measured = dataset.in_memory(many)
-                results["many_modes"] = measure_modes(measured, arguments.repetitions, Path(tmp), ("b", "c"))
+                print(
+                    f"many small files: {many.files} files of {size} bytes; (b) plain ssh, (c) appliance, (r) restic:"
+                )
+                measured = measure_modes(dataset.in_memory(many), arguments.repetitions, Path(tmp), MANY_MODES)
+                results["many_sets"].append({"bytes": many.bytes, "files": many.files, "modes": measured})
             if arguments.only == "modes":
-                print("\n".join(modes_table(results["modes"], ("a", "b", "c"))))
-                if "many_modes" in results:
-                    print("\n".join(["many small files:", *modes_table(results["many_modes"], ("b", "c"))]))
+                print("\n".join(modes_table(results["modes"], MODES)))
+                for many in results["many_sets"]:
+                    print("\n".join([f"many small files, {many['files']}:", *modes_table(many["modes"], MANY_MODES)]))
                 return
             print("compression:")
             results["compression"] = measure_compression(dataset.in_memory(data))
@@ -189,18 +227,25 @@ def main() -> None:
 
 
 def modes_table(table: dict, measured: tuple[str, ...]) -> list[str]:
-    """Return one data set's steps as Markdown rows: MB/s per mode, (c) files/s, ratios with their spread."""
-    ratios = ["c/b", "c/a"] if "a" in measured else ["c/b"]
+    """Return one data set's steps as Markdown rows: MB/s per mode, (c) files/s, (r) seconds, paired ratios."""
+    ratios = ratio_names(measured)
+    seconds = ["(r) s"] if "r" in measured else []
     lines = ["| step | " + " | ".join(f"({m}) MB/s" for m in measured) + " | (c) files/s | "
+             + "".join(f"{name} | " for name in seconds)
              + " | ".join(f"({r[0]})/({r[2]})" for r in ratios) + " |",
-             "|---" * (len(measured) + 2 + len(ratios)) + "|"]  # fmt: skip
+             "|---" * (len(measured) + 2 + len(seconds) + len(ratios)) + "|"]  # fmt: skip
     for step in STEPS:
-        cells = [f"{table[m][step]['mb_s']['median']} ({table[m][step]['mb_s']['min']}–{table[m][step]['mb_s']['max']})"
-                 for m in measured]  # fmt: skip
-        spread = [f"{table['ratios'][step][r]['median']} ({table['ratios'][step][r]['min']}–"
-                  f"{table['ratios'][step][r]['max']})" for r in ratios]  # fmt: skip
-        lines.append(f"| {step} | {' | '.join(cells)} | {table['c'][step]['files_s']} | {' | '.join(spread)} |")
+        cells = [spread(table[m][step]["mb_s"]) for m in measured]
+        cells.append(str(table["c"][step]["files_s"]))
+        cells += [spread(table["r"][step]["seconds"])] if seconds else []
+        cells += [spread(table["ratios"][step][r]) for r in ratios]
+        lines.append(f"| {step} | {' | '.join(cells)} |")
     return lines
+
+
+def spread(values: dict) -> str:
+    """Given a summary (median, min, max), return "median (min–max)"."""
+    return f"{values['median']} ({values['min']}–{values['max']})"
 
 
 def report(results: dict) -> str:
@@ -212,15 +257,15 @@ def report(results: dict) -> str:
         f"Made by `make bench` on {results['date']}: {data['bytes'] / 1e6:.0f} MB in {data['files']} files "
         f"(45% random, 45% text, 10% small files), {results['repetitions']} repetitions, median (min–max);",
         "a ratio is the median (min–max) of each repetition's own pair, run one after the other.",
-        "(a) plain borg, local repository; (b) plain borg over ssh to a plain sshd; (c) the appliance.",
+        "(a) plain borg, local repository; (b) plain borg over ssh to a plain sshd; (c) the appliance; "
+        "(r) restic over sftp to the same plain sshd as (b), its defaults.",
         "Data, repositories, restores and borg's caches are in memory (tmpfs): the software is measured, not the disk.",
         "",
-        *modes_table(table, ("a", "b", "c")),
+        *modes_table(table, MODES),
     ]
-    if "many_modes" in results:
-        many = results["many"]
+    for many in results.get("many_sets", []):
         lines += ["", f"## Many small files: {many['files']} files of {many['bytes'] // many['files']} bytes", "",
-                  *modes_table(results["many_modes"], ("b", "c"))]  # fmt: skip
+                  *modes_table(many["modes"], MANY_MODES)]  # fmt: skip
     lines += ["", "## Compression (plain borg, local, first backup)", "",
               "| compression | seconds | MB/s | repository MB |", "|---|---|---|---|"]  # fmt: skip
     for name, row in results["compression"].items():
