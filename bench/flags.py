@@ -186,7 +186,7 @@ def report(result: dict, files: int, file_bytes: int, repetitions: int, date: st
     """Return bench/flags.md: how it was measured, the table and, when profiled, the top functions."""
     lines = ["# What the appliance's borg create flags cost", "",
              f"Made by `make bench BENCH_ARGS=\"--only flags\"` on {date}: first backups of {files} files of "
-             f"{file_bytes} bytes, each into a fresh repository, {repetitions} repetitions, median (min–max);",
+             f"{file_bytes} bytes, each into a fresh repository, repetitions: {repetitions}, median (min–max);",
              "speed is each repetition's \"no flags\" seconds over the variant's (below 1: the flags cost time).",
              "plain: plain borg over ssh to a plain sshd; appliance: plain borg to the appliance's server.",
              "Data, repositories and borg's caches are in memory (tmpfs).", "", *table(result["seconds"])]  # fmt: skip
