@@ -34,7 +34,7 @@ help:
 	@echo "make test   unit and integration tests (builds the images)"
 	@echo "make lint   ruff check, format check and the strict docs build"
 	@echo "make docs   build the documentation site into site/ (mkdocs, strict)"
-	@echo "make bench  the appliance against plain borg (BENCH_ARGS=\"--size-mb 256\" for a quick run)"
+	@echo "make bench  the appliance against plain borg and restic (BENCH_ARGS=\"--size-mb 256\" for a quick run)"
 
 base-image:
 	@if docker image inspect $(BASE_IMAGE) >/dev/null 2>&1; then \

@@ -3,7 +3,9 @@
 Writes bench/results.md and bench/results.json. Timings are printed, never asserted.
 `--only monitor` measures only the server's monitor and prints its figures (results stay as they are);
 `--only recovery` measures the run after a crash in the middle of a backup (bench/recovery.py) and prints it;
-`--only modes` measures (a), (b) and (c) on the data sets and prints their tables (a few minutes, not most of an hour).
+`--only modes` measures (a), (b), (c) and (r) on the data sets and prints their tables (not most of an hour);
+`--only flags` measures what each of the appliance's borg create flags costs on the first many-small-files set
+(bench/flags.py) and writes bench/flags.md; with `--profile`, borg's own profile of no flags and all of them.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import dataset, modes, recovery, scale
+from bench import dataset, flags, modes, recovery, scale
 from tests.harness.containers import Sandbox
 
 HERE = Path(__file__).parent
 COMPRESSIONS = ("lz4", "zstd,1", "zstd,3", "zstd,6", "auto,zstd,3", "auto,lzma,6")
 STEPS = ("first", "rerun", "restore")
+MODES = ("a", "b", "c", "r")  # the mixed set's modes; the many-small-files sets leave (a) out
+MANY_MODES = ("b", "c", "r")
 
 
 def summary(values: list[float]) -> dict:
@@ -28,13 +32,13 @@ def summary(values: list[float]) -> dict:
 
 
 def measure_modes(
-    data: dataset.DataSet, repetitions: int, tmp: Path, measured: tuple[str, ...] = ("a", "b", "c")
+    data: dataset.DataSet, repetitions: int, tmp: Path, measured: tuple[str, ...] = ("a", "b", "c", "r")
 ) -> dict:
     """Run the measured modes repetitions times each, interleaved, each in a fresh sandbox.
 
-    Each repetition's (c)/(b) ratio is taken from its own (b) and (c), run one after the other.
+    Each repetition's (c)/(b) and (r)/(b) ratios are taken from its own (b), (c) and (r), run one after the other.
     """
-    ways = {"a": modes.local, "b": modes.plain_ssh, "c": modes.appliance}
+    ways = {"a": modes.local, "b": modes.plain_ssh, "c": modes.appliance, "r": modes.restic}
     seconds: dict[str, dict[str, list[float]]] = {mode: {step: [] for step in STEPS} for mode in measured}
     for repetition in range(repetitions):
         for mode in measured:
@@ -47,6 +51,12 @@ def measure_modes(
             print(f"  repetition {repetition + 1}, ({mode}): " + ", ".join(f"{s} {result[s]:.2f} s" for s in STEPS))
             for step in STEPS:
                 seconds[mode][step].append(result[step])
+    return modes_summary(seconds, data)
+
+
+def modes_summary(seconds: dict[str, dict[str, list[float]]], data: dataset.DataSet) -> dict:
+    """Given each mode's seconds per step and repetition, return seconds, MB/s and files/s (median, min, max)
+    per mode and step, and the paired ratios per step (ratio_names)."""
     table: dict = {}
     for mode, by_step in seconds.items():
         table[mode] = {}
@@ -56,13 +66,25 @@ def measure_modes(
                                  "files_s": round(data.files / statistics.median(values), 1)}  # fmt: skip
     table["ratios"] = {}
     for step in STEPS:
-        pairs = [("c/b", "b")] + ([("c/a", "a")] if "a" in measured else [])
-        table["ratios"][step] = {
-            name: {**summary([b / c for c, b in zip(seconds["c"][step], seconds[base][step], strict=True)]),
-                   "of_medians": round(table["c"][step]["mb_s"]["median"] / table[base][step]["mb_s"]["median"], 3)}
-            for name, base in pairs
-        }  # fmt: skip
+        table["ratios"][step] = {}
+        for name in ratio_names(tuple(seconds)):
+            mode, base = name.split("/")
+            table["ratios"][step][name] = {
+                **summary(paired_ratios(seconds[mode][step], seconds[base][step])),
+                "of_medians": round(table[mode][step]["mb_s"]["median"] / table[base][step]["mb_s"]["median"], 3),
+            }
     return table
+
+
+def ratio_names(measured: tuple[str, ...]) -> list[str]:
+    """Given the measured modes, return the ratios shown: (c)/(b), (r)/(b), (c)/(a), those whose modes were measured."""
+    return [name for name in ("c/b", "r/b", "c/a") if set(name.split("/")) <= set(measured)]
+
+
+def paired_ratios(mode: list[float], base: list[float]) -> list[float]:
+    """Given one step's seconds of a mode and of its base, repetition by repetition, return each repetition's
+    speed of the mode against the base (base's seconds / mode's seconds: above 1 is faster than the base)."""
+    return [b / m for m, b in zip(mode, base, strict=True)]
 
 
 def measure_compression(data: dataset.DataSet) -> dict:
@@ -89,21 +111,49 @@ def measure_monitor(clients: int, tmp: Path) -> dict:
     return result
 
 
+def measure_flags(arguments: argparse.Namespace) -> None:
+    """Measure the create flags on the first many-small-files set (50,000 files by default); write bench/flags.md."""
+    count, size = (arguments.small_files or [50_000])[0], arguments.small_file_bytes
+    many = dataset.make_many(HERE / "data" / f"many-{count}x{size}", count, size)
+    date = datetime.now(UTC).isoformat(timespec="seconds")
+    print(f"flags: first backups of {count} files of {size} bytes, to a plain sshd and to the appliance's server:")
+    try:
+        result = flags.measure(dataset.in_memory(many).path, arguments.repetitions, arguments.profile)
+    finally:
+        dataset.remove_memory_copies()
+    print("\n".join(flags.table(result["seconds"])))
+    (HERE / "flags.md").write_text(flags.report(result, count, size, arguments.repetitions, date))
+    print(f"written: {HERE / 'flags.md'}")
+
+
+def counts(text: str) -> list[int]:
+    """Given "50000,200000" (or "0"), return the many-small-files sets' file counts ([] for none)."""
+    numbers = [int(word) for word in text.split(",")]
+    if any(number < 0 for number in numbers):
+        raise argparse.ArgumentTypeError(f"{text}: file counts are 0 or more")
+    return [number for number in numbers if number]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--size-mb", type=int, default=1024, help="data set size in MB (default 1024)")
     parser.add_argument(
         "--small-files",
-        type=int,
-        default=200_000,
-        help="files in the many-small-files set (default 200000; 0 leaves the set out)",
+        type=counts,
+        default="50000,200000",
+        help="files in each many-small-files set, comma-separated (default 50000,200000; 0 leaves them out)",
     )
     parser.add_argument("--small-file-bytes", type=int, default=1000, help="size of each of them (default 1000)")
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--scale", default="10,50", help="concurrent client counts")
     parser.add_argument("--monitor-clients", type=int, default=50, help="clients the monitor watches (default 50)")
     parser.add_argument(
-        "--only", choices=["modes", "monitor", "recovery"], help="measure only this part; print it, write nothing"
+        "--only",
+        choices=["modes", "flags", "monitor", "recovery"],
+        help="measure only this part; print it, write nothing (flags: writes bench/flags.md)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="flags: also profile borg (--debug-profile), no flags and all flags"
     )
     parser.add_argument("--recovery-mb", type=int, default=500, help="recovery: MB of random data (default 500)")
     arguments = parser.parse_args()
@@ -119,26 +169,32 @@ def main() -> None:
             print("\n".join(monitor_report(measure_monitor(arguments.monitor_clients, Path(tmp)))))
         return
 
+    modes.build_restic_image()
+    if arguments.only == "flags":
+        measure_flags(arguments)
+        return
     data = dataset.make(HERE / "data" / f"{arguments.size_mb}mb", arguments.size_mb * 1_000_000)
     small = dataset.make(HERE / "data" / "scale-20mb", 20_000_000, seed=7)
     print(f"data set: {data.bytes / 1e6:.0f} MB in {data.files} files")
     results: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "data": {"bytes": data.bytes,
                      "files": data.files}, "repetitions": arguments.repetitions}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        print("(a) local, (b) plain ssh, (c) appliance; data, repositories and restores in memory:")
+        print("(a) local, (b) plain ssh, (c) appliance, (r) restic; data, repositories and restores in memory:")
         try:
             results["modes"] = measure_modes(dataset.in_memory(data), arguments.repetitions, Path(tmp))
-            if arguments.small_files:
-                count, size = arguments.small_files, arguments.small_file_bytes
+            results["many_sets"] = []
+            for count in arguments.small_files:
+                size = arguments.small_file_bytes
                 many = dataset.make_many(HERE / "data" / f"many-{count}x{size}", count, size)
-                results["many"] = {"bytes": many.bytes, "files": many.files}
-                print(f"many small files: {many.files} files of {size} bytes; (b) plain ssh, (c) appliance:")
-                measured = dataset.in_memory(many)
-                results["many_modes"] = measure_modes(measured, arguments.repetitions, Path(tmp), ("b", "c"))
+                print(
+                    f"many small files: {many.files} files of {size} bytes; (b) plain ssh, (c) appliance, (r) restic:"
+                )
+                measured = measure_modes(dataset.in_memory(many), arguments.repetitions, Path(tmp), MANY_MODES)
+                results["many_sets"].append({"bytes": many.bytes, "files": many.files, "modes": measured})
             if arguments.only == "modes":
-                print("\n".join(modes_table(results["modes"], ("a", "b", "c"))))
-                if "many_modes" in results:
-                    print("\n".join(["many small files:", *modes_table(results["many_modes"], ("b", "c"))]))
+                print("\n".join(modes_table(results["modes"], MODES)))
+                for many in results["many_sets"]:
+                    print("\n".join([f"many small files, {many['files']}:", *modes_table(many["modes"], MANY_MODES)]))
                 return
             print("compression:")
             results["compression"] = measure_compression(dataset.in_memory(data))
@@ -171,18 +227,25 @@ def main() -> None:
 
 
 def modes_table(table: dict, measured: tuple[str, ...]) -> list[str]:
-    """Return one data set's steps as Markdown rows: MB/s per mode, (c) files/s, ratios with their spread."""
-    ratios = ["c/b", "c/a"] if "a" in measured else ["c/b"]
+    """Return one data set's steps as Markdown rows: MB/s per mode, (c) files/s, (r) seconds, paired ratios."""
+    ratios = ratio_names(measured)
+    seconds = ["(r) s"] if "r" in measured else []
     lines = ["| step | " + " | ".join(f"({m}) MB/s" for m in measured) + " | (c) files/s | "
+             + "".join(f"{name} | " for name in seconds)
              + " | ".join(f"({r[0]})/({r[2]})" for r in ratios) + " |",
-             "|---" * (len(measured) + 2 + len(ratios)) + "|"]  # fmt: skip
+             "|---" * (len(measured) + 2 + len(seconds) + len(ratios)) + "|"]  # fmt: skip
     for step in STEPS:
-        cells = [f"{table[m][step]['mb_s']['median']} ({table[m][step]['mb_s']['min']}–{table[m][step]['mb_s']['max']})"
-                 for m in measured]  # fmt: skip
-        spread = [f"{table['ratios'][step][r]['median']} ({table['ratios'][step][r]['min']}–"
-                  f"{table['ratios'][step][r]['max']})" for r in ratios]  # fmt: skip
-        lines.append(f"| {step} | {' | '.join(cells)} | {table['c'][step]['files_s']} | {' | '.join(spread)} |")
+        cells = [spread(table[m][step]["mb_s"]) for m in measured]
+        cells.append(str(table["c"][step]["files_s"]))
+        cells += [spread(table["r"][step]["seconds"])] if seconds else []
+        cells += [spread(table["ratios"][step][r]) for r in ratios]
+        lines.append(f"| {step} | {' | '.join(cells)} |")
     return lines
+
+
+def spread(values: dict) -> str:
+    """Given a summary (median, min, max), return "median (min–max)"."""
+    return f"{values['median']} ({values['min']}–{values['max']})"
 
 
 def report(results: dict) -> str:
@@ -194,15 +257,15 @@ def report(results: dict) -> str:
         f"Made by `make bench` on {results['date']}: {data['bytes'] / 1e6:.0f} MB in {data['files']} files "
         f"(45% random, 45% text, 10% small files), {results['repetitions']} repetitions, median (min–max);",
         "a ratio is the median (min–max) of each repetition's own pair, run one after the other.",
-        "(a) plain borg, local repository; (b) plain borg over ssh to a plain sshd; (c) the appliance.",
+        "(a) plain borg, local repository; (b) plain borg over ssh to a plain sshd; (c) the appliance; "
+        "(r) restic over sftp to the same plain sshd as (b), its defaults.",
         "Data, repositories, restores and borg's caches are in memory (tmpfs): the software is measured, not the disk.",
         "",
-        *modes_table(table, ("a", "b", "c")),
+        *modes_table(table, MODES),
     ]
-    if "many_modes" in results:
-        many = results["many"]
+    for many in results.get("many_sets", []):
         lines += ["", f"## Many small files: {many['files']} files of {many['bytes'] // many['files']} bytes", "",
-                  *modes_table(results["many_modes"], ("b", "c"))]  # fmt: skip
+                  *modes_table(many["modes"], MANY_MODES)]  # fmt: skip
     lines += ["", "## Compression (plain borg, local, first backup)", "",
               "| compression | seconds | MB/s | repository MB |", "|---|---|---|---|"]  # fmt: skip
     for name, row in results["compression"].items():

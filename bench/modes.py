@@ -1,19 +1,22 @@
 """The three ways of backing up that the benchmark compares, each timed inside its container.
 
 (a) plain borg to a local repository, (b) plain borg over ssh to a plain sshd, (c) the appliance
-(sidecar → server). (a) and (b) run borg from the client image, so all three use the same borg.
+(sidecar → server), (r) restic over sftp to the same kind of plain sshd as (b) (Debian's restic, its
+defaults; bench/images/restic). (a) and (b) run borg from the client image, so all three borgs are the same.
 Every step's seconds are measured inside the container (`date +%s%N`), so container start-up is
 not counted against anyone.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.harness.containers import CLIENT_IMAGE, SERVER_IMAGE, Sandbox, docker, wait_until
+from tests.harness.containers import BASE_IMAGE, CLIENT_IMAGE, IMAGE_TAG, SERVER_IMAGE, Sandbox, docker, wait_until
 from tests.harness.stack import make_client, start_server
 
 COMPRESSION = "zstd,3"
+RESTIC_IMAGE = f"borg-appliance-bench-restic:{IMAGE_TAG}"  # bench/images/restic, built by build_restic_image()
 # `step NAME COMMAND…` runs COMMAND and prints "NAME_ms <milliseconds>"; its own output goes to stderr.
 TIMER = """
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
@@ -54,10 +57,8 @@ mkdir -p /restore/r && cd /restore/r && step restore borg extract {repository}::
 """
 
 
-def run_script(sandbox: Sandbox, role: str, options: list[str], script: str) -> str:
-    result = sandbox.run(
-        role, CLIENT_IMAGE, [*options, "--entrypoint", "sh"], ["-c", script], detach=False, check=False
-    )
+def run_script(sandbox: Sandbox, role: str, options: list[str], script: str, image: str = CLIENT_IMAGE) -> str:
+    result = sandbox.run(role, image, [*options, "--entrypoint", "sh"], ["-c", script], detach=False, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{role} failed:\n{result.stderr[-2000:]}")
     return result.stdout
@@ -81,10 +82,31 @@ exec /usr/sbin/sshd -D -e -o HostKey=/etc/ssh/host_key -o PasswordAuthentication
 """
 
 
-def plain_ssh(sandbox: Sandbox, data: Path) -> dict[str, float]:
-    """(b) plain borg over ssh to a plain sshd (no forced command, no restrictions) in the server image.
+RSH = ("ssh -i /keys/id_ed25519 -o UserKnownHostsFile=/tmp/known_hosts -o StrictHostKeyChecking=yes "
+       "-o BatchMode=yes")  # fmt: skip
 
-    Its repository is on a volume, as the appliance's is (not in the container's own file system).
+
+@dataclass(frozen=True)
+class PlainSshd:
+    """A running plain sshd: its network, the volume with the client key and host key, its host name."""
+
+    network: str
+    keys: str
+    host: str
+
+    def pin(self) -> str:
+        """Return the shell line that pins the sshd's host key in /tmp/known_hosts (what RSH reads)."""
+        return f'echo "{self.host} $(cut -d" " -f1,2 /keys/host_key.pub)" > /tmp/known_hosts'
+
+    def options(self) -> list[str]:
+        """Return the docker run options of a container that talks to it: its network and the keys."""
+        return ["--network", self.network, "-v", f"{self.keys}:/keys:ro"]
+
+
+def start_plain_sshd(sandbox: Sandbox) -> PlainSshd:
+    """Start a plain sshd (no forced command, no restrictions) in the server image, repositories on a volume.
+
+    The image's /etc/ssh/sshd_config offers the sftp subsystem (Debian's sftp-server), which (r) uses.
     """
     network = sandbox.network("plain-net")
     keys = sandbox.volume("plain-keys", memory=False)  # on disk: written and read by two containers in turn
@@ -94,12 +116,42 @@ def plain_ssh(sandbox: Sandbox, data: Path) -> dict[str, float]:
     sandbox.run("sshd", SERVER_IMAGE, [*options, "--entrypoint", "sh"], ["-c", PLAIN_SSHD])
     sshd = sandbox.name("sshd")
     wait_until(lambda: "Server listening" in docker("logs", sshd).stderr, 30, "the plain sshd")
-    rsh = ("ssh -i /keys/id_ed25519 -o UserKnownHostsFile=/tmp/known_hosts -o StrictHostKeyChecking=yes "
-           "-o BatchMode=yes")  # fmt: skip
-    script = (f'echo "{sshd} $(cut -d" " -f1,2 /keys/host_key.pub)" > /tmp/known_hosts\nexport BORG_RSH="{rsh}"\n'
-              + plain_script(f"ssh://borg@{sshd}:22/repos/r", COMPRESSION))  # fmt: skip
-    options = ["--network", network, "-v", f"{keys}:/keys:ro", *mounts(sandbox, "plain", data)]
-    return steps(run_script(sandbox, "plain-client", options, script))
+    return PlainSshd(network, keys, sshd)
+
+
+def plain_ssh(sandbox: Sandbox, data: Path) -> dict[str, float]:
+    """(b) plain borg over ssh to a plain sshd. Its repository is on a volume, as the appliance's is."""
+    sshd = start_plain_sshd(sandbox)
+    script = (f'{sshd.pin()}\nexport BORG_RSH="{RSH}"\n'
+              + plain_script(f"ssh://borg@{sshd.host}:22/repos/r", COMPRESSION))  # fmt: skip
+    return steps(run_script(sandbox, "plain-client", [*sshd.options(), *mounts(sandbox, "plain", data)], script))
+
+
+RESTIC = """{timer}
+{pin}
+mkdir -p /root/.ssh && printf '%s\\n' 'Host *' ' IdentityFile /keys/id_ed25519' \\
+  ' UserKnownHostsFile /tmp/known_hosts' ' StrictHostKeyChecking yes' ' BatchMode yes' > /root/.ssh/config
+export RESTIC_PASSWORD=bench RESTIC_REPOSITORY=sftp:borg@{host}:/repos/restic RESTIC_CACHE_DIR=/state/cache
+restic init >&2 || exit 1
+step first restic backup /backup/data
+step rerun restic backup /backup/data
+step restore restic restore latest --target /restore/r
+"""
+
+
+def restic(sandbox: Sandbox, data: Path) -> dict[str, float]:
+    """(r) restic over sftp to a plain sshd like (b)'s; restic's defaults (compression auto), cache in memory."""
+    sshd = start_plain_sshd(sandbox)
+    script = RESTIC.format(timer=TIMER, pin=sshd.pin(), host=sshd.host)
+    options = [*sshd.options(), *mounts(sandbox, "restic", data)]
+    return steps(run_script(sandbox, "restic-client", options, script, RESTIC_IMAGE))
+
+
+def build_restic_image() -> None:
+    """Build (r)'s image from Debian's packages, tagged with IMAGE_TAG (quick when Docker has it cached)."""
+    print(f"building {RESTIC_IMAGE} (bench/images/restic)")
+    docker("build", "-q", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-t", RESTIC_IMAGE,
+           str(Path(__file__).parent / "images" / "restic"), timeout=1800)  # fmt: skip
 
 
 APPLIANCE = """{timer}
