@@ -68,9 +68,9 @@ def test_a_new_sidecar_with_only_the_kit_restores_everything_and_backs_up_on(san
                out, env=dumping, extra=socket)  # fmt: skip
     in_sidecar(sandbox, web, "borg-client run && borg-client recovery-kit > /out/web-kit", out)
     assert (out / "run.rc").read_text() == "0\n", (out / "run.log").read_text()
-    assert "recovery kit:    never confirmed saved: run borg-client recovery-kit, keep its output off this host, " \
-           "then borg-client recovery-kit --confirm-saved" in (out / "never").read_text()  # fmt: skip
-    assert "recovery kit:    confirmed saved on " in (out / "confirmed").read_text()
+    assert ("recovery kit:          never confirmed saved: run borg-client recovery-kit, keep its output off this "
+            "host, then borg-client recovery-kit --confirm-saved") in (out / "never").read_text()  # fmt: skip
+    assert "recovery kit:          confirmed saved on " in (out / "confirmed").read_text()
     kit, web_kit = (out / "kit").read_text(), (out / "web-kit").read_text()
     repository = f"ssh://borg@{server.container}:22/./main"
     assert kit.startswith("Borg Appliance recovery kit of client app\n")
