@@ -4,7 +4,8 @@ SIGUSR1 makes it do now what it waits for (the next backup, a retry or a prune),
 While it waits, it sends the sidecar's digest on DIGEST_CRON (borg_client.digest). With PRUNE_CRON, prunes run
 in the same loop, between backups, so a prune never overlaps a backup; `prune-schedule` (the admin service)
 runs only the prunes. Restore drills (VERIFY_CRON, borg_client.verify) run in the loop too: before the next
-backup, or right after a backup due at the same time.
+backup, or right after a backup due at the same time; SIGUSR1 during the wait for a drill means a backup (the
+drill keeps its time), and a drill is skipped while no backup has succeeded yet.
 
 Nothing that goes wrong in one run ends the loop: an unexpected error is logged with its traceback
 and the next run comes on time. A failure a retry may fix is tried again after each of
@@ -58,10 +59,12 @@ def needs_catch_up(runs: list[dict], expression: str, current: datetime) -> bool
 
 
 def wait_until(
-    config: ClientConfig, due: datetime, stop: threading.Event, what: str = "the next run", digests: bool = True
-) -> bool:
+    config: ClientConfig, due: datetime, stop: threading.Event, what: str = "the next run", digests: bool = True,
+    instead: str | None = None,
+) -> bool:  # fmt: skip
     """Wait until due, or until SIGUSR1 says now, delivering waiting reports every minute meanwhile and sending
-    the digest when DIGEST_CRON says; return False if stopped."""
+    the digest when DIGEST_CRON says; return False if stopped. With instead, SIGUSR1 asks for that, not for what
+    is due (the log says so)."""
     outbox_directory = config.paths.outbox
     while True:
         if digests:  # the backup scheduler's: the admin service's prune-schedule sends none
@@ -73,7 +76,10 @@ def wait_until(
         if stop.is_set():
             return False
         if signalled:
-            logger.info("SIGUSR1: %s now instead of at %s", what, due.isoformat(timespec="seconds"))
+            if instead:
+                logger.info("SIGUSR1: %s now; %s stays at %s", instead, what, due.isoformat(timespec="seconds"))
+            else:
+                logger.info("SIGUSR1: %s now instead of at %s", what, due.isoformat(timespec="seconds"))
             return True
         if outbox.size(outbox_directory):
             reports.flush(outbox_directory, config.report_urls, config.report_timeout)
@@ -164,9 +170,17 @@ def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
         drill = drill or (config.drills.cron and next_times(config.drills.cron, current, 1)[0]) or None
         if drill_first(drill, due, ran):
             with_backup = ran is not None and drill <= ran  # due with the backup that just ran: now, not at its time
-            if not with_backup and not wait_until(config, drill, stop, "the restore drill"):
-                break
-            drill_with_retries(config, stop, control)
+            if not with_backup:
+                if not wait_until(config, drill, stop, "the restore drill", instead="a backup"):
+                    break
+                if datetime.now().astimezone() < drill:  # SIGUSR1 means a backup; `borg-client verify` drills now
+                    run_with_retries(config, stop, control)
+                    due = ran = None
+                    continue
+            if journal.last_success_age(journal.last_runs(paths), datetime.now().astimezone()) is None:
+                logger.info("restore drill skipped: no backup has succeeded yet, so there is nothing to drill")
+            else:
+                drill_with_retries(config, stop, control)
             drill = ran = None
             continue
         # Kept until it runs, like the drill's time: a prune due at the minute of a backup runs after that backup

@@ -233,6 +233,58 @@ def test_a_prune_due_at_the_minute_of_a_backup_runs_right_after_that_backup(conf
     assert events == [three, "backup", three, "prune"]
 
 
+def loop_events(config, monkeypatch, drill_times, waited, successes):
+    """Run the scheduler's loop with backups at 03:00 every day (an hour away), drills at drill_times (one after the
+    other), waits that return what waited(due, what) says (None: stop), and a journal with successes good backups;
+    return what happened in order."""
+    now = datetime.now().astimezone()
+    stop, events, drills = threading.Event(), [], list(drill_times)
+
+    def next_times_fake(expression, after, count=2):
+        if expression == "drill":
+            return [drills.pop(0) if drills else now + timedelta(days=7)]
+        return [now + timedelta(hours=1)] * count
+
+    def wait(config, due, stop_event, what, instead=None):
+        events.append(("wait", what, due))
+        outcome = waited(due, what)
+        if outcome is None:
+            stop.set()
+            return False
+        return outcome
+
+    drilling = dataclasses.replace(config, jitter=0, drills=dataclasses.replace(config.drills, cron="drill"))
+    monkeypatch.setattr(schedule, "next_times", next_times_fake)
+    monkeypatch.setattr(schedule, "wait_until", wait)
+    monkeypatch.setattr(schedule, "run_with_retries", lambda config, stop_event, control: events.append("backup"))
+    monkeypatch.setattr(schedule, "drill_with_retries", lambda config, stop_event, control: events.append("drill"))
+    monkeypatch.setattr(schedule, "needs_catch_up", lambda runs, expression, current: False)
+    monkeypatch.setattr(schedule.journal, "last_success_age", lambda runs, current: timedelta(1) if successes else None)
+    monkeypatch.setattr(schedule.verify, "begin", lambda paths, current: None)
+    monkeypatch.setattr(quiesce, "recover", lambda journal: None)
+    monkeypatch.setattr(waiting, "reachable_server", lambda config, stop, marker: True)
+    schedule.loop(drilling, stop, Control())
+    return events
+
+
+def test_sigusr1_while_a_drill_is_awaited_backs_up_now_and_the_drill_keeps_its_time(config, monkeypatch):
+    drill = datetime.now().astimezone() + timedelta(minutes=30)  # before the backup: the loop waits for it
+    answers = iter([True, None])  # SIGUSR1 ends the first wait, early; the second wait is stopped
+
+    events = loop_events(config, monkeypatch, [drill], lambda due, what: next(answers), successes=1)
+
+    assert events == [("wait", "the restore drill", drill), "backup", ("wait", "the restore drill", drill)]
+
+
+def test_a_drill_is_skipped_while_no_backup_has_succeeded(config, monkeypatch, caplog):
+    past = datetime.now().astimezone() - timedelta(minutes=1)
+    with caplog.at_level(logging.INFO):
+        events = loop_events(config, monkeypatch, [past], lambda due, what: True if due == past else None, successes=0)
+
+    assert "drill" not in events and events[0] == ("wait", "the restore drill", past)
+    assert "restore drill skipped: no backup has succeeded yet, so there is nothing to drill" in caplog.messages
+
+
 def test_sigusr1_ends_the_wait_for_a_backup_a_day_away_at_once(config, caplog):
     due = datetime.now().astimezone() + timedelta(days=1)
     timer = threading.Timer(0.1, schedule.woken.set)  # what the SIGUSR1 handler does
