@@ -379,10 +379,21 @@ def remove_leftovers(config: ClientConfig, client) -> None:
         remove(container)
 
 
+def cause(error: Exception) -> str:
+    """Return an error as one short line: its type and the first line of what it says."""
+    said = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {said[0][:300]}" if said else type(error).__name__
+
+
 def clean_up(config: ClientConfig) -> None:
     """At the sidecar's start: remove the drill containers a killed sidecar left (nothing without the socket)."""
-    if container_exec.SOCKET.exists():
+    if not container_exec.SOCKET.exists():
+        return
+    try:
         remove_leftovers(config, container_exec.docker_client())
+    except Exception as error:  # docker.errors.DockerException and its kin: the Docker API did not answer
+        logger.warning("drill: could not look for containers a stopped drill left, the Docker API at %s did not "
+                       "answer (%s); the next drill looks again", container_exec.SOCKET, cause(error))  # fmt: skip
 
 
 def drill_dumps(config: ClientConfig, archive: str, control: Control) -> list[DumpDrill]:
@@ -396,8 +407,12 @@ def drill_dumps(config: ClientConfig, archive: str, control: Control) -> list[Du
     if not container_exec.SOCKET.exists():
         why = f"cannot drill: the sidecar has no Docker socket; mount {container_exec.SOCKET} to drill the dumps"
         return [DumpDrill(entry.path, "", False, why, 0.0) for entry in found]
-    client = container_exec.docker_client()
-    remove_leftovers(config, client)
+    try:
+        client = container_exec.docker_client()
+        remove_leftovers(config, client)
+    except Exception as error:  # docker.errors.DockerException and its kin: the Docker API did not answer
+        why = f"cannot drill: the Docker API at {container_exec.SOCKET} did not answer ({cause(error)})"
+        return [DumpDrill(entry.path, "", False, why, 0.0) for entry in found]
     results = []
     for entry in found:
         if control.interrupted:

@@ -77,7 +77,7 @@ def wait_until(
             return False
         if signalled:
             if instead:
-                logger.info("SIGUSR1: %s now; %s stays at %s", instead, what, due.isoformat(timespec="seconds"))
+                logger.info("SIGUSR1: %s; %s stays at %s", instead, what, due.isoformat(timespec="seconds"))
             else:
                 logger.info("SIGUSR1: %s now instead of at %s", what, due.isoformat(timespec="seconds"))
             return True
@@ -171,7 +171,8 @@ def loop(config: ClientConfig, stop: threading.Event, control: Control) -> None:
         if drill_first(drill, due, ran):
             with_backup = ran is not None and drill <= ran  # due with the backup that just ran: now, not at its time
             if not with_backup:
-                if not wait_until(config, drill, stop, "the restore drill", instead="a backup"):
+                instead = f"the backup now instead of at {due.isoformat(timespec='seconds')}"
+                if not wait_until(config, drill, stop, "the restore drill", instead=instead):
                     break
                 if datetime.now().astimezone() < drill:  # SIGUSR1 means a backup; `borg-client verify` drills now
                     run_with_retries(config, stop, control)

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import logging
 import threading
 
 import pytest
@@ -245,3 +246,26 @@ def test_an_interrupt_during_a_restore_kills_the_drill_container_and_says_so(con
     entry = Entry("dumps/db/shop.sql", "db", "shop", SOURCE)
     with pytest.raises(dump_drill.DrillStopped, match="^the drill was interrupted$"):
         dump_drill.restore(config, "a1", entry, Container(), Source("c", "c1", "postgres"), {}, control)
+
+
+def test_a_docker_api_that_does_not_answer_fails_the_dump_drill_and_is_one_line_at_start(config, monkeypatch, tmp_path,
+                                                                                          caplog):  # fmt: skip
+    socket = tmp_path / "docker.sock"
+    socket.touch()
+
+    def refused():
+        raise ConnectionError("Error while fetching server API version: Connection refused\nmore")
+
+    monkeypatch.setattr(dump_drill.container_exec, "SOCKET", socket)
+    monkeypatch.setattr(dump_drill.container_exec, "docker_client", refused)
+    monkeypatch.setattr(dump_drill, "listed", lambda *_: [Entry("dumps/db/shop.sql", "db", "shop", SOURCE)])
+    why = (f"cannot drill: the Docker API at {socket} did not answer (ConnectionError: Error while fetching server API "
+           "version: Connection refused)")  # fmt: skip
+    assert dump_drill.drill_dumps(config, "a1", Control()) == [DumpDrill("dumps/db/shop.sql", "", False, why, 0.0)]
+
+    with caplog.at_level(logging.WARNING):
+        dump_drill.clean_up(config)
+    assert caplog.messages == [
+        f"drill: could not look for containers a stopped drill left, the Docker API at {socket} did not answer "
+        "(ConnectionError: Error while fetching server API version: Connection refused); the next drill looks again"
+    ]
