@@ -24,6 +24,14 @@ def docker_client():
     return docker.from_env(timeout=IDLE_TIMEOUT)
 
 
+def not_answering(error: Exception) -> str:
+    """Given what a Docker API call raised, return why the socket gave no answer, in one line for a person."""
+    said = str(error).strip().splitlines()
+    return f"the Docker API at {SOCKET} did not answer ({type(error).__name__}" + (
+        f": {said[0][:200]})" if said else ")"
+    )
+
+
 def run_small(api, container_id: str, argv: list[str], environment: dict | None = None) -> tuple[int, str, str]:
     """Run a short command in a container; return its exit code, stdout and stderr (each cut at 1 MiB)."""
     created = api.exec_create(container_id, argv, stdout=True, stderr=True, environment=environment or {})

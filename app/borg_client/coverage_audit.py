@@ -95,7 +95,7 @@ def read_host(config: ClientConfig, with_sizes: bool = False) -> Audit:
         if with_sizes:
             items = sized(items)
     except Exception as error:  # a Docker that does not answer, refuses, or says something unexpected
-        reason = f"the Docker API at {DOCKER_SOCKET} did not answer ({type(error).__name__}: {str(error)[:200]})"
+        reason = container_exec.not_answering(error)
         logger.debug("coverage audit failed", exc_info=True)
         return Audit("unknown", reason=reason, scope=scope)
     return Audit("audited", tuple(items), scope=scope)

@@ -379,12 +379,6 @@ def remove_leftovers(config: ClientConfig, client) -> None:
         remove(container)
 
 
-def cause(error: Exception) -> str:
-    """Return an error as one short line: its type and the first line of what it says."""
-    said = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {said[0][:300]}" if said else type(error).__name__
-
-
 def clean_up(config: ClientConfig) -> None:
     """At the sidecar's start: remove the drill containers a killed sidecar left (nothing without the socket)."""
     if not container_exec.SOCKET.exists():
@@ -392,8 +386,8 @@ def clean_up(config: ClientConfig) -> None:
     try:
         remove_leftovers(config, container_exec.docker_client())
     except Exception as error:  # docker.errors.DockerException and its kin: the Docker API did not answer
-        logger.warning("drill: could not look for containers a stopped drill left, the Docker API at %s did not "
-                       "answer (%s); the next drill looks again", container_exec.SOCKET, cause(error))  # fmt: skip
+        logger.warning("drill: could not look for containers a stopped drill left, %s; the next drill looks again",
+                       container_exec.not_answering(error))  # fmt: skip
 
 
 def drill_dumps(config: ClientConfig, archive: str, control: Control) -> list[DumpDrill]:
@@ -411,7 +405,7 @@ def drill_dumps(config: ClientConfig, archive: str, control: Control) -> list[Du
         client = container_exec.docker_client()
         remove_leftovers(config, client)
     except Exception as error:  # docker.errors.DockerException and its kin: the Docker API did not answer
-        why = f"cannot drill: the Docker API at {container_exec.SOCKET} did not answer ({cause(error)})"
+        why = f"cannot drill: {container_exec.not_answering(error)}"
         return [DumpDrill(entry.path, "", False, why, 0.0) for entry in found]
     results = []
     for entry in found:
