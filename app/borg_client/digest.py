@@ -12,10 +12,10 @@ import logging
 import socket
 from datetime import datetime, timedelta
 
-from borg_client import coverage_audit, journal, recovery_kit
+from borg_client import coverage_audit, journal, recovery_kit, status
 from borg_client.config import ClientConfig
 from borg_client.paths import Paths
-from borg_common import cron, digest, outbox
+from borg_common import digest, outbox
 from borg_common.digest import Digest
 from borg_common.values import human_duration, human_size
 
@@ -46,7 +46,7 @@ def build(config: ClientConfig, runs: list[dict], waiting: tuple[int, int], now:
     last = backups[-1] if backups else None
     age = journal.last_success_age(runs, now)
     failed = last is not None and last.get("status") not in GOOD
-    stale = age is None or age > 1.5 * cron.period(config.cron, now)  # as the health check
+    stale = age is None or age > status.allowed_age(config, now)  # as the health check
     found = reminders(config) if found is None else found
     lines = [_last_good(good[-1] if good else None, age, stale)]
     if last is not None and last is not (good[-1] if good else None):

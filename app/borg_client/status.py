@@ -91,6 +91,12 @@ def coverage_line(audit: dict | None) -> str:
     )
 
 
+def allowed_age(config, current: datetime) -> timedelta:
+    """Return how old the last good backup may be before the sidecar is unhealthy (and its digest says stale):
+    1.5 periods of BACKUP_CRON."""
+    return cron.period(config.cron, current) * 1.5
+
+
 def command_healthcheck(config, _arguments) -> int:
     """Exit 1 when the last run failed, or no success within 1.5 periods (after a first-start grace), or when the
     last restore drill failed or none passed within two periods of VERIFY_CRON (borg_client.verify.health).
@@ -114,7 +120,7 @@ def command_healthcheck(config, _arguments) -> int:
         print(f"the last backup did not succeed: {runs[-1].get('message')}")
         return 1
     age = journal.last_success_age(runs, current)
-    allowed = cron.period(config.cron, current) * 1.5
+    allowed = allowed_age(config, current)
     started = datetime.fromtimestamp(os.stat("/proc/1").st_mtime).astimezone()
     if age is None and current - started < FIRST_START_GRACE:
         return 0
