@@ -41,23 +41,17 @@ def command_status(config, arguments) -> int:
     if arguments.json:
         print(json.dumps(status, indent=2))
         return 0
-    for key in (
-        "client",
-        "repository",
-        "schedule",
-        "next_run",
-        "reports_waiting",
-        "notifications_waiting",
-        "verify_schedule",
-    ):
-        print(f"{key + ':':23}{status[key]}")
     drilled = status["last_verified"]
-    print(
-        f"{'last_verified:':23}"
-        + (f"{drilled['at']}  {drilled['status']}  {drilled['message']}" if drilled else "never")
-    )
-    print(f"{'coverage:':23}{coverage_line(status['coverage'])}")
-    print(f"{'recovery kit:':23}{recovery_kit.status_line(paths)}")
+    shown = {key: status[key] for key in ("client", "repository", "schedule", "next_run", "reports_waiting",
+                                          "notifications_waiting", "verify_schedule")}  # fmt: skip
+    shown |= {
+        "last_verified": f"{drilled['at']}  {drilled['status']}  {drilled['message']}" if drilled else "never",
+        "coverage": coverage_line(status["coverage"]),
+        "recovery kit": recovery_kit.status_line(paths),
+    }
+    label_width = max(len(label) for label in shown) + 2  # the values in one column
+    for label, value in shown.items():
+        print(f"{label + ':':{label_width}}{value}")
     print("last runs:")
     for entry in reversed(status["last_runs"]):
         what = entry["archive"] or {"prune": "prune", "verify": "restore drill"}.get(entry["kind"], "-")
