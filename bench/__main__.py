@@ -4,6 +4,8 @@ Writes bench/results.md and bench/results.json. Timings are printed, never asser
 `--only monitor` measures only the server's monitor and prints its figures (results stay as they are);
 `--only recovery` measures the run after a crash in the middle of a backup (bench/recovery.py) and prints it;
 `--only modes` measures (a), (b), (c) and (r) on the data sets and prints their tables (not most of an hour);
+`--only overhead` measures what one `borg-client` command costs beside its borg, part by part, on unchanged
+re-runs of the mixed set (bench/overhead.py); with `--profile`, Python's profile of one `borg-client run`;
 `--only flags` measures what each of the appliance's borg create flags costs on the first many-small-files set
 (bench/flags.py) and writes bench/flags.md; with `--profile`, borg's own profile of no flags and all of them.
 """
@@ -17,7 +19,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import dataset, flags, modes, recovery, scale
+from bench import dataset, flags, modes, overhead, recovery, scale
 from tests.harness.containers import Sandbox
 
 HERE = Path(__file__).parent
@@ -126,6 +128,20 @@ def measure_flags(arguments: argparse.Namespace) -> None:
     print(f"written: {HERE / 'flags.md'}")
 
 
+def measure_overhead(data: dataset.DataSet, arguments: argparse.Namespace) -> None:
+    """Measure a sidecar command's fixed cost on unchanged re-runs of the mixed set; print it."""
+    repetitions = max(arguments.repetitions, 5)
+    print(f"overhead: {repetitions} unchanged re-runs of {data.bytes / 1e6:.0f} MB in {data.files} files each way:")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = overhead.measure(dataset.in_memory(data).path, repetitions, arguments.profile, Path(tmp))
+    finally:
+        dataset.remove_memory_copies()
+    print("\n".join(overhead.table(result["seconds"])))
+    if "profile" in result:
+        print(f"profile of one borg-client run (cumulative):\n{result['profile']}")
+
+
 def counts(text: str) -> list[int]:
     """Given "50000,200000" (or "0"), return the many-small-files sets' file counts ([] for none)."""
     numbers = [int(word) for word in text.split(",")]
@@ -149,11 +165,13 @@ def main() -> None:
     parser.add_argument("--monitor-clients", type=int, default=50, help="clients the monitor watches (default 50)")
     parser.add_argument(
         "--only",
-        choices=["modes", "flags", "monitor", "recovery"],
+        choices=["modes", "flags", "overhead", "monitor", "recovery"],
         help="measure only this part; print it, write nothing (flags: writes bench/flags.md)",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="flags: also profile borg (--debug-profile), no flags and all flags"
+        "--profile",
+        action="store_true",
+        help="flags: also profile borg (--debug-profile), no flags and all flags; overhead: profile borg-client run",
     )
     parser.add_argument("--recovery-mb", type=int, default=500, help="recovery: MB of random data (default 500)")
     arguments = parser.parse_args()
@@ -174,6 +192,9 @@ def main() -> None:
         measure_flags(arguments)
         return
     data = dataset.make(HERE / "data" / f"{arguments.size_mb}mb", arguments.size_mb * 1_000_000)
+    if arguments.only == "overhead":
+        measure_overhead(data, arguments)
+        return
     small = dataset.make(HERE / "data" / "scale-20mb", 20_000_000, seed=7)
     print(f"data set: {data.bytes / 1e6:.0f} MB in {data.files} files")
     results: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "data": {"bytes": data.bytes,

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from borg_client import drills, kit_format, retention, retry
+from borg_client import drills, retention, retry
 from borg_client.drills import Drills
 from borg_client.paths import Paths
 from borg_client.retention import Retention
@@ -277,6 +277,8 @@ def key_import_file(settings: Settings) -> Path | None:
     given = settings.string("BORG_KEY_IMPORT_FILE", limit=PATH_LIMIT)
     if not given:
         return None
+    from borg_client import kit_format  # here, not at the top: its hashing (OpenSSL) is 12 ms every command pays
+
     try:
         kit_format.read(Path(given), settings.shown("BORG_KEY_IMPORT_FILE", given, quote=False))
     except kit_format.Unreadable as error:

@@ -5,11 +5,9 @@ Both refuse, saying why, without the admin key or KEEP_* (borg_client.retention.
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import threading
-from datetime import datetime
 
 from borg_client import prune, retention, schedule
 from borg_client.borgcall import Control
@@ -39,11 +37,3 @@ def command_prune_schedule(config, _arguments) -> int:
     schedule.handle_signals(stop, control)
     schedule.prune_loop(config, stop, control)
     return 0
-
-
-def timestamp(text: str) -> str:
-    """Given --timestamp's value, return it as borg create --timestamp takes it (UTC, to the second)."""
-    try:
-        return datetime.fromisoformat(text).strftime("%Y-%m-%dT%H:%M:%S")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a time like 2024-05-06T03:00:00 (UTC)") from None

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import dataset, flags
+from bench import dataset, flags, overhead
 from bench.__main__ import counts, modes_summary, modes_table, paired_ratios, ratio_names
 
 DATA = dataset.DataSet(Path("/data"), 2_000_000, 2000)
@@ -69,3 +69,23 @@ def test_the_flags_table_gives_each_variant_its_speed_against_no_flags_of_the_sa
     assert lines[0] == "| variant | plain s | plain speed vs no flags |"
     assert "| `no flags` | 15.0 (10.0–20.0) | 1.0 (1.0–1.0) |" in lines
     assert "| `all` | 20.0 (20.0–20.0) | 0.75 (0.5–1.0) |" in lines
+
+
+def test_the_overhead_table_shows_what_each_part_adds_to_the_one_before_it_per_repetition():
+    seconds = {"python": [0.01, 0.02], "imports": [0.11, 0.12], "check-config": [0.13, 0.13],
+               "plain": [1.0, 2.0], "server": [1.1, 2.0], "sidecar": [1.25, 2.5]}  # fmt: skip
+    rows = overhead.table(seconds)
+    assert rows[3] == "| borg-client's imports | 0.115 (0.110–0.120) | 0.100 (0.100–0.100) (to python) | |"
+    assert rows[6] == ("| the same with the appliance's flags to the appliance's server | 1.550 (1.100–2.000) | "
+                       "0.050 (0.000–0.100) (to plain) | 0.955 (0.909–1.000) |")  # fmt: skip
+    assert (
+        rows[7] == "| `borg-client run` | 1.875 (1.250–2.500) | 0.325 (0.150–0.500) (to server) | 0.800 (0.800–0.800) |"
+    )
+
+
+def test_the_overhead_script_times_every_way_in_every_repetition_and_profiles_only_when_asked():
+    text = overhead.script("pin", "ssh://plain/r", "$(cat /p/raw/repo_url)", 2, profile=False)
+    for way in overhead.WAYS:
+        assert f"step {way}0 " in text and f"step {way}1 " in text
+    assert "cProfile" not in text
+    assert "cProfile" in overhead.script("pin", "ssh://plain/r", "$(cat /p/raw/repo_url)", 1, profile=True)

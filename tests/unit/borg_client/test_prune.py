@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from borg_client import __main__ as cli
 from borg_client import borg, prune, prunecli, retention
 from borg_client.journal import last_runs, last_success_age, run_lock
 from borg_client.retention import Retention
@@ -263,7 +264,7 @@ def test_a_successful_prune_does_not_count_as_a_backup_for_catch_up_and_health()
 
 
 def test_run_timestamp_dates_the_archive_for_tests(config):
-    dated = dataclasses.replace(config, backup_timestamp=prunecli.timestamp("2024-04-06T03:00"))
+    dated = dataclasses.replace(config, backup_timestamp=cli.timestamp("2024-04-06T03:00"))
 
     assert borg.create_argv(dated, "a", ["/backup/data"])[-4:] == ["--timestamp", "2024-04-06T03:00:00", "::a",
                                                                    "/backup/data"]  # fmt: skip
