@@ -7,8 +7,9 @@ parts of a sidecar command's start:
 - imports: `borg-client`'s modules imported (the command line, before any command runs);
 - check-config: `borg-client check-config`, imports, settings read and checked, printed;
 - plain: `borg create` to a plain sshd (as (b));
-- server: the same borg, with the appliance's create flags (output thrown away), to the appliance's server: the
-  forced command and the session broker are what it adds to plain;
+- flags: the same with the appliance's create flags (output thrown away): what the flags cost borg;
+- server: that, to the appliance's server instead: the forced command and the session broker are what it adds
+  to flags;
 - sidecar: `borg-client run`, as (c): what it adds to server is the sidecar's own work.
 
 Each repetition runs every way once; the ratios below are each repetition's own (its plain over its sidecar).
@@ -25,7 +26,8 @@ from bench.modes import COMPRESSION, PLAIN_ENV, RSH, TIMER, mounts, run_script, 
 from tests.harness.containers import Sandbox
 from tests.harness.stack import make_client, start_server
 
-WAYS = ("python", "imports", "check-config", "plain", "server", "sidecar")
+WAYS = ("python", "imports", "check-config", "plain", "flags", "server", "sidecar")
+QUIET = ">/dev/null 2>&1"  # the flags' output thrown away, as bench/flags.py does
 IMPORTS = 'PYTHONPATH=/opt/borg-appliance python3 -c "import borg_client.__main__"'
 PROFILE_LINES = 30
 PRINT_STATS = (
@@ -43,10 +45,10 @@ def script(sshd_pin: str, plain: str, server: str, repetitions: int, profile: bo
                   "-o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=yes")  # fmt: skip
     raw_env = f'{PLAIN_ENV} BORG_BASE_DIR=/state/raw BORG_RSH="{server_rsh}"'
     plain_create = f"borg create --compression {COMPRESSION} {plain}"
-    server_create = f"borg {ALL_COMMON} create --compression {COMPRESSION} {ALL_CREATE} {server}"
+    flags_create = f"borg {ALL_COMMON} create --compression {COMPRESSION} {ALL_CREATE}"
     lines = [TIMER, sshd_pin,
              f"( {borg_env}; borg init -e keyfile-blake2 {plain} && {plain_create}::first /backup/data ) >&2 || exit 1",
-             f"( {raw_env}; borg init -e keyfile-blake2 {server} && {server_create}::first /backup/data ) >&2 "
+             f"( {raw_env}; borg init -e keyfile-blake2 {server} && {flags_create} {server}::first /backup/data ) >&2 "
              "|| exit 1",
              "borg-client run >&2 || exit 1"]  # fmt: skip
     for number in range(repetitions):
@@ -54,7 +56,8 @@ def script(sshd_pin: str, plain: str, server: str, repetitions: int, profile: bo
                   f"step imports{number} sh -c '{IMPORTS}'",
                   f"step check-config{number} sh -c 'borg-client check-config >/dev/null'",
                   f"step plain{number} sh -c '{borg_env}; {plain_create}::r{number} /backup/data'",
-                  f"step server{number} sh -c '{raw_env}; {server_create}::r{number} /backup/data >/dev/null 2>&1'",
+                  f"step flags{number} sh -c '{borg_env}; {flags_create} {plain}::f{number} /backup/data {QUIET}'",
+                  f"step server{number} sh -c '{raw_env}; {flags_create} {server}::r{number} /backup/data {QUIET}'",
                   f"step sidecar{number} borg-client run"]  # fmt: skip
     if profile:
         lines += ["PYTHONPATH=/opt/borg-appliance python3 -m cProfile -o /state/run.prof -m borg_client run >&2",
@@ -100,8 +103,10 @@ def table(seconds: dict[str, list[float]]) -> list[str]:
             f"| `borg-client check-config` | {spread(seconds['check-config'])} | {added('check-config', 'imports')} "
             "(to imports) | |",
             f"| plain borg re-run to a plain sshd | {spread(plain)} | | 1 |",
-            f"| the same with the appliance's flags to the appliance's server | {spread(seconds['server'])} | "
-            f"{added('server', 'plain')} (to plain) | {ratio(plain, seconds['server'])} |",
+            f"| the same with the appliance's create flags | {spread(seconds['flags'])} | "
+            f"{added('flags', 'plain')} (to plain) | {ratio(plain, seconds['flags'])} |",
+            f"| that to the appliance's server | {spread(seconds['server'])} | "
+            f"{added('server', 'flags')} (to flags) | {ratio(plain, seconds['server'])} |",
             f"| `borg-client run` | {spread(seconds['sidecar'])} | {added('sidecar', 'server')} (to server) | "
             f"{ratio(plain, seconds['sidecar'])} |"]  # fmt: skip
 

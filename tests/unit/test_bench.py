@@ -73,13 +73,15 @@ def test_the_flags_table_gives_each_variant_its_speed_against_no_flags_of_the_sa
 
 def test_the_overhead_table_shows_what_each_part_adds_to_the_one_before_it_per_repetition():
     seconds = {"python": [0.01, 0.02], "imports": [0.11, 0.12], "check-config": [0.13, 0.13],
-               "plain": [1.0, 2.0], "server": [1.1, 2.0], "sidecar": [1.25, 2.5]}  # fmt: skip
+               "plain": [1.0, 2.0], "flags": [1.0, 2.1], "server": [1.1, 2.1], "sidecar": [1.25, 2.5]}  # fmt: skip
     rows = overhead.table(seconds)
     assert rows[3] == "| borg-client's imports | 0.115 (0.110–0.120) | 0.100 (0.100–0.100) (to python) | |"
-    assert rows[6] == ("| the same with the appliance's flags to the appliance's server | 1.550 (1.100–2.000) | "
-                       "0.050 (0.000–0.100) (to plain) | 0.955 (0.909–1.000) |")  # fmt: skip
+    assert rows[6] == ("| the same with the appliance's create flags | 1.550 (1.000–2.100) | 0.050 (0.000–0.100) "
+                       "(to plain) | 0.976 (0.952–1.000) |")  # fmt: skip
+    assert rows[7] == ("| that to the appliance's server | 1.600 (1.100–2.100) | 0.050 (0.000–0.100) (to flags) | "
+                       "0.931 (0.909–0.952) |")  # fmt: skip
     assert (
-        rows[7] == "| `borg-client run` | 1.875 (1.250–2.500) | 0.325 (0.150–0.500) (to server) | 0.800 (0.800–0.800) |"
+        rows[8] == "| `borg-client run` | 1.875 (1.250–2.500) | 0.275 (0.150–0.400) (to server) | 0.800 (0.800–0.800) |"
     )
 
 
