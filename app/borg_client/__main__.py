@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -248,40 +250,21 @@ def command_check_config(config, _arguments) -> int:
     return 0
 
 
-def command_prune(config, arguments) -> int:
-    from borg_client import prunecli
+def deferred(module: str, name: str) -> Callable[[client_config.ClientConfig | None, argparse.Namespace], int]:
+    """Return the handler that imports borg_client.<module> when its command runs, and calls its function name."""
 
-    return prunecli.command_prune(config, arguments)
+    def handler(config, arguments) -> int:
+        return getattr(importlib.import_module(f"borg_client.{module}"), name)(config, arguments)
 
-
-def command_prune_schedule(config, arguments) -> int:
-    from borg_client import prunecli
-
-    return prunecli.command_prune_schedule(config, arguments)
+    return handler
 
 
-def command_status(config, arguments) -> int:
-    from borg_client import status
-
-    return status.command_status(config, arguments)
-
-
-def command_healthcheck(config, arguments) -> int:
-    from borg_client import status
-
-    return status.command_healthcheck(config, arguments)
-
-
-def command_digest(config, arguments) -> int:
-    from borg_client import digest
-
-    return digest.command_digest(config, arguments)
-
-
-def command_coverage(config, arguments) -> int:
-    from borg_client import coverage_audit
-
-    return coverage_audit.command_coverage(config, arguments)
+command_prune = deferred("prunecli", "command_prune")
+command_prune_schedule = deferred("prunecli", "command_prune_schedule")
+command_status = deferred("status", "command_status")
+command_healthcheck = deferred("status", "command_healthcheck")
+command_digest = deferred("digest", "command_digest")
+command_coverage = deferred("coverage_audit", "command_coverage")
 
 
 def timestamp(text: str) -> str:
