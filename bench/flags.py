@@ -16,7 +16,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.modes import COMPRESSION, PLAIN_ENV, RSH, TIMER, mounts, run_script, start_plain_sshd, steps
+from bench.modes import COMPRESSION, PLAIN_ENV, RSH, TIMER, mounts, pairing_rsh, run_script, start_plain_sshd, steps
 from tests.harness.containers import Sandbox
 from tests.harness.stack import start_server
 
@@ -106,9 +106,7 @@ class World:
     def appliance(self, number: int) -> tuple[str, str]:
         """Return measurement number's repository (a client of its own) on the appliance's server and its BORG_RSH."""
         pairing = f"/p/{self.clients[number]}"
-        rsh = (f"ssh -i {pairing}/id_ed25519 -o UserKnownHostsFile={pairing}/known_hosts -o StrictHostKeyChecking=yes "
-               "-o BatchMode=yes -o IdentitiesOnly=yes")  # fmt: skip
-        return f"$(cat {pairing}/repo_url)", rsh
+        return f"$(cat {pairing}/repo_url)", pairing_rsh(pairing)
 
     def target(self, name: str, number: int) -> tuple[str, str]:
         return self.plain(number) if name == "plain" else self.appliance(number)

@@ -86,6 +86,13 @@ RSH = ("ssh -i /keys/id_ed25519 -o UserKnownHostsFile=/tmp/known_hosts -o Strict
        "-o BatchMode=yes")  # fmt: skip
 
 
+def pairing_rsh(pairing: str) -> str:
+    """Given where a client's pairing export of the appliance's server is mounted, return plain borg's BORG_RSH for it
+    (its key and its pinned host key, as the sidecar's ssh uses them)."""
+    return (f"ssh -i {pairing}/id_ed25519 -o UserKnownHostsFile={pairing}/known_hosts -o StrictHostKeyChecking=yes "
+            "-o BatchMode=yes -o IdentitiesOnly=yes")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class PlainSshd:
     """A running plain sshd: its network, the volume with the client key and host key, its host name."""

@@ -22,7 +22,7 @@ import statistics
 from pathlib import Path
 
 from bench.flags import ALL_COMMON, ALL_CREATE
-from bench.modes import COMPRESSION, PLAIN_ENV, RSH, TIMER, mounts, run_script, start_plain_sshd, steps
+from bench.modes import COMPRESSION, PLAIN_ENV, RSH, TIMER, mounts, pairing_rsh, run_script, start_plain_sshd, steps
 from tests.harness.containers import Sandbox
 from tests.harness.stack import make_client, start_server
 
@@ -40,10 +40,7 @@ def script(sshd_pin: str, plain: str, server: str, repetitions: int, profile: bo
     """Return the script: set up the three repositories (first backups, untimed), then time every way per
     repetition ("<way><n>_ms"), then, with profile, print the profile of one more `borg-client run`."""
     borg_env = f'{PLAIN_ENV} BORG_RSH="{RSH}"'
-    pairing = "/p/raw"
-    server_rsh = (f"ssh -i {pairing}/id_ed25519 -o UserKnownHostsFile={pairing}/known_hosts "
-                  "-o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=yes")  # fmt: skip
-    raw_env = f'{PLAIN_ENV} BORG_BASE_DIR=/state/raw BORG_RSH="{server_rsh}"'
+    raw_env = f'{PLAIN_ENV} BORG_BASE_DIR=/state/raw BORG_RSH="{pairing_rsh("/p/raw")}"'
     plain_create = f"borg create --compression {COMPRESSION} {plain}"
     flags_create = f"borg {ALL_COMMON} create --compression {COMPRESSION} {ALL_CREATE}"
     lines = [TIMER, sshd_pin,
