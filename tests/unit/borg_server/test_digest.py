@@ -3,6 +3,7 @@ client, many clients, and a replica's copies."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 from borg_server.records import state_file
@@ -10,7 +11,8 @@ from borg_server.records.client_state import ClientState, RaisedAlert
 from borg_server.records.replica_state import ReplicaState
 from borg_server.replica import status as replica_status
 from borg_server.status.digest import build
-from borg_server.status.facts import ClientStatus, ServerStatus
+from borg_server.status.facts import ServerStatus
+from tests.unit.borg_server.sample_status import client_status
 
 NOW = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 T = NOW.timestamp()
@@ -18,11 +20,7 @@ DAY = 86400
 WEEKLY = "0 8 * * 1"
 
 
-def status(client: str, **fields) -> ClientStatus:
-    defaults = dict(last_backup=None, age_s=None, repository_bytes=0, quota_bytes=None, quota_used=None,
-                    append_only=True, unacknowledged_deletes=0, tampered_segments=0, last_check_at=None,
-                    last_check=None, alerts=[], auto_compact="off", max_age_s=26 * 3600)  # fmt: skip
-    return ClientStatus(client=client, **(defaults | fields))
+status = functools.partial(client_status, auto_compact="off", max_age_s=26 * 3600)
 
 
 HEALTHY = status("web", last_backup="2026-12-07T03:01:00+00:00", repository_bytes=1_234_000_000,

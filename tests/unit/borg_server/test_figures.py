@@ -1,5 +1,6 @@
 """Tests for the clients' figures: the monitor's findings, sessions it has not read yet, sizes measured now."""
 
+import functools
 import json
 from datetime import UTC, datetime
 
@@ -7,10 +8,11 @@ from borg_server.config.reader import load
 from borg_server.records import state_file
 from borg_server.records.client_state import ClientState
 from borg_server.repository import audit_log
-from borg_server.status.facts import ClientStatus, collect
+from borg_server.status.facts import collect
 from borg_server.system import disk_usage
 from borg_server.system.paths import Paths
 from tests.unit.borg_server.borg_files import init_create_create_delete, write_repository
+from tests.unit.borg_server.sample_status import client_status
 
 NOW = datetime(2024, 5, 6, 3, 0, 0, tzinfo=UTC)
 
@@ -46,24 +48,7 @@ def save_position(paths: Paths, audit_offset: int) -> None:
     (paths.monitor / "monitor.json").write_text(json.dumps({"audit_offset": audit_offset, "last_scan": 1.0}))
 
 
-def status(client: str, **fields) -> ClientStatus:
-    """Return the status of a client with nothing known about it, with fields changed."""
-    defaults = dict(
-        last_backup=None,
-        age_s=None,
-        repository_bytes=0,
-        quota_bytes=None,
-        quota_used=None,
-        append_only=True,
-        unacknowledged_deletes=0,
-        tampered_segments=0,
-        last_check_at=None,
-        last_check=None,
-        alerts=[],
-        auto_compact="admin",
-        max_age_s=26 * 3600,
-    )
-    return ClientStatus(client=client, **(defaults | fields))
+status = functools.partial(client_status, auto_compact="admin", max_age_s=26 * 3600)
 
 
 def config(**environ: str):

@@ -3,23 +3,21 @@ trend chart, the server's disk, and /status.json with the same facts."""
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 
-from borg_server.status.facts import ClientStatus, ServerStatus
+from borg_server.status.facts import ServerStatus
 from borg_server.status.page import Section, Snapshot, render_html, render_json
+from tests.unit.borg_server.sample_status import client_status
 
 NOW = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
 T = NOW.timestamp()
 DAY = 86400
 
 
-def status(client: str, **fields) -> ClientStatus:
-    defaults = dict(last_backup=None, age_s=None, repository_bytes=0, quota_bytes=None, quota_used=None,
-                    append_only=True, unacknowledged_deletes=0, tampered_segments=0, last_check_at=None,
-                    last_check=None, alerts=[], auto_compact="admin", max_age_s=26 * 3600)  # fmt: skip
-    return ClientStatus(client=client, **(defaults | fields))
+status = functools.partial(client_status, auto_compact="admin", max_age_s=26 * 3600)
 
 
 HEALTHY = status("web", last_backup="2026-12-05T02:58:00+00:00", repository_bytes=1_200_000,

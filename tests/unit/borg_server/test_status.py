@@ -5,30 +5,15 @@ import json
 import pytest
 
 from borg_server.config.reader import load
-from borg_server.status.facts import ClientStatus
 from borg_server.status.text import human_age, render, show_client
 from borg_server.system import accounts
 from borg_server.system.ssh_keys import parse_public_key
+from tests.unit.borg_server.sample_status import client_status
 
 WEB_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID26CUVU/8m/Dk6cyWmnuBbX1SpdBW8FFXYWWvdh1+ST web@example"
 
 
-def status(client: str, **fields) -> ClientStatus:
-    """Return the status of a client with nothing known about it, with fields changed."""
-    defaults = dict(
-        last_backup=None,
-        age_s=None,
-        repository_bytes=0,
-        quota_bytes=None,
-        quota_used=None,
-        append_only=True,
-        unacknowledged_deletes=0,
-        tampered_segments=0,
-        last_check_at=None,
-        last_check=None,
-        alerts=[],
-    )
-    return ClientStatus(client=client, **(defaults | fields))
+status = client_status
 
 
 def config(**environ: str):
