@@ -5,6 +5,9 @@ stdin, stdout and stderr and its arguments to the root session broker (sessions/
 `borg serve` confined to the client's directory (append-only unless the key's role says otherwise)
 as the client's own account and writes the audit record (sessions/session.py). This wrapper waits for the
 exit code and exits with it. Nothing is ever printed on stdout: that is borg's protocol channel.
+
+It starts with every SSH session, so it imports only what it uses (protocol: json and socket): no Paths, no
+dataclasses, no pathlib. What it costs a session is measured by `make bench BENCH_ARGS="--only overhead"`.
 """
 
 from __future__ import annotations
@@ -14,11 +17,8 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Mapping
-from pathlib import Path
 
 from borg_server.sessions import protocol
-from borg_server.system.paths import Paths
 
 CONNECT_WAIT = 10.0  # seconds to wait for the broker's socket while the server starts
 CONNECT_POLL = 0.2
@@ -34,7 +34,7 @@ def request(
     role: str,
     fingerprint: str,
     quota: int | None,
-    environ: Mapping[str, str],
+    environ: dict[str, str],
     max_sessions: int | None = None,
 ) -> dict:
     """Given the forced command's arguments and environment, return the message that asks the broker for the session."""
@@ -43,13 +43,13 @@ def request(
     return message | {name: environ[name] for name in ("SSH_ORIGINAL_COMMAND", "SSH_CONNECTION") if name in environ}
 
 
-def connect(path: Path, wait: float) -> socket.socket:
+def connect(path: str, wait: float) -> socket.socket:
     """Connect to the broker's socket; while it is not there yet (the server is starting), retry for wait seconds."""
     deadline = time.monotonic() + wait
     while True:
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            connection.connect(str(path))
+            connection.connect(path)
             return connection
         except (FileNotFoundError, ConnectionRefusedError):
             connection.close()
@@ -66,21 +66,22 @@ def serve(
     role: str,
     fingerprint: str,
     quota: int | None,
-    paths: Paths,
-    environ: Mapping[str, str],
+    broker: str,
+    environ: dict[str, str],
     stdio: tuple[int, int, int] = (0, 1, 2),
     max_sessions: int | None = None,
 ) -> int:
-    """Hand this session (stdin, stdout, stderr and arguments) to the broker; return the exit code it reports.
+    """Hand this session (stdin, stdout, stderr and arguments) to the broker listening on the socket broker; return
+    the exit code it reports.
 
     SIGTERM, SIGHUP and SIGINT are passed on to the session's borg serve. Without a broker, or when it
     stops in the middle of the session, say so on stderr (the SSH client shows it) and return protocol.EX_TEMPFAIL.
     """
     try:
-        connection = connect(paths.broker_socket, CONNECT_WAIT)
+        connection = connect(broker, CONNECT_WAIT)
     except OSError as error:
         print(
-            f"borg-server: the session broker does not answer ({paths.broker_socket}: {error.strerror or error}); "
+            f"borg-server: the session broker does not answer ({broker}: {error.strerror or error}); "
             "the server is starting or failing, try again later",
             file=sys.stderr,
         )
@@ -141,10 +142,10 @@ def main(argv: list[str]) -> int:
         print(f"borg-server: forced command {' '.join(argv)}: {error}", file=sys.stderr)
         return 2
     if arguments["command"] == "serve-replica":
-        return serve(None, "replica", arguments["fingerprint"], None, Paths(), os.environ)
+        return serve(None, "replica", arguments["fingerprint"], None, protocol.BROKER_SOCKET, dict(os.environ))
     client, role, fingerprint = arguments["client"], arguments["role"], arguments["fingerprint"]
-    limit = arguments.get("max-sessions")
-    return serve(client, role, fingerprint, arguments.get("quota"), Paths(), os.environ, max_sessions=limit)
+    limit, quota = arguments.get("max-sessions"), arguments.get("quota")
+    return serve(client, role, fingerprint, quota, protocol.BROKER_SOCKET, dict(os.environ), max_sessions=limit)
 
 
 if __name__ == "__main__":

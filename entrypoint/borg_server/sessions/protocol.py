@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 
+BROKER_SOCKET = "/run/borg-server/broker/broker.sock"  # system/paths.py's broker_socket (a test checks they agree)
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 EX_TEMPFAIL = 75  # sysexits.h: try again later (the SSH client sees the session fail, borg retries)
 ROLES = ("append", "full", "admin", "read")  # read: a replica's client keys (sessions/read_only.py)

@@ -3,12 +3,15 @@
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 
 import pytest
 
 from borg_server.provision import authorized_keys
 from borg_server.sessions import broker, forced_command, protocol, session
+from borg_server.system.paths import Paths
 
 
 @pytest.fixture
@@ -33,10 +36,25 @@ def test_the_request_carries_the_arguments_and_the_ssh_variables_only():
     }
 
 
+def test_the_forced_command_asks_the_broker_at_the_socket_the_broker_listens_on():
+    assert protocol.BROKER_SOCKET == str(Paths().broker_socket)
+
+
+def test_the_forced_command_imports_neither_paths_nor_dataclasses_it_starts_with_every_session():
+    """Checked in a fresh interpreter, as sshd starts it."""
+    code = (
+        "import sys; from borg_server.sessions import forced_command; "
+        "print(sorted(m for m in ('borg_server.system.paths', 'dataclasses', 'pathlib') if m in sys.modules))"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+    assert shown.stdout == "[]\n"
+
+
 def test_without_a_broker_the_session_fails_temporarily_with_a_clear_line(paths, monkeypatch, capsys):
     monkeypatch.setattr(forced_command, "CONNECT_WAIT", 0.3)
 
-    assert forced_command.serve("web", "append", "x", None, paths, {}) == 75
+    assert forced_command.serve("web", "append", "x", None, str(paths.broker_socket), {}) == 75
     assert capsys.readouterr().err == (
         f"borg-server: the session broker does not answer ({paths.broker_socket}: No such file or directory); "
         "the server is starting or failing, try again later\n"
@@ -62,7 +80,8 @@ def test_the_wrapper_hands_its_stdio_to_the_broker_and_exits_with_the_sessions_c
     worker.start()
     stdin, stdout, stderr = os.pipe(), os.pipe(), os.pipe()
 
-    code = forced_command.serve("web", "append", "x", None, paths, {}, (stdin[0], stdout[1], stderr[1]))
+    broker_socket = str(paths.broker_socket)
+    code = forced_command.serve("web", "append", "x", None, broker_socket, {}, (stdin[0], stdout[1], stderr[1]))
     worker.join(5)
     listener.close()
 
@@ -79,7 +98,8 @@ def test_a_broker_that_stops_in_the_middle_fails_the_session_temporarily(paths, 
     worker.start()
     pipes = [os.pipe() for _ in range(3)]
 
-    code = forced_command.serve("web", "append", "x", None, paths, {}, (pipes[0][0], pipes[1][1], pipes[2][1]))
+    stdio = (pipes[0][0], pipes[1][1], pipes[2][1])
+    code = forced_command.serve("web", "append", "x", None, str(paths.broker_socket), {}, stdio)
     worker.join(5)
     listener.close()
 
