@@ -44,7 +44,7 @@ def measure_modes(
     seconds: dict[str, dict[str, list[float]]] = {mode: {step: [] for step in STEPS} for mode in measured}
     for repetition in range(repetitions):
         for mode in measured:
-            sandbox = Sandbox(memory=True)
+            sandbox = modes.bench_sandbox()
             try:
                 args = (sandbox, data.path, tmp) if mode == "c" else (sandbox, data.path)
                 result = ways[mode](*args)
@@ -92,7 +92,7 @@ def paired_ratios(mode: list[float], base: list[float]) -> list[float]:
 def measure_compression(data: dataset.DataSet) -> dict:
     table = {}
     for compression in COMPRESSIONS:
-        sandbox = Sandbox(memory=True)
+        sandbox = modes.bench_sandbox()
         try:
             result = modes.local(sandbox, data.path, compression)
         finally:

@@ -16,7 +16,18 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.modes import COMPRESSION, PLAIN_ENV, RSH, TIMER, mounts, pairing_rsh, run_script, start_plain_sshd, steps
+from bench.modes import (
+    COMPRESSION,
+    PLAIN_ENV,
+    RSH,
+    TIMER,
+    bench_sandbox,
+    mounts,
+    pairing_rsh,
+    run_script,
+    start_plain_sshd,
+    steps,
+)
 from tests.harness.containers import Sandbox
 from tests.harness.stack import start_server
 
@@ -115,7 +126,7 @@ class World:
 def measure(data: Path, repetitions: int, profile: bool) -> dict:
     """Return {"seconds": {target: {variant: [seconds per repetition]}}}; with profile also
     {"profiles": {target: {variant: top functions}}}."""
-    sandbox = Sandbox(memory=True)
+    sandbox = bench_sandbox()
     try:
         world = World(sandbox, data, repetitions)
         seconds = {target: {variant.name: [] for variant in VARIANTS} for target in TARGETS}

@@ -10,7 +10,11 @@ parts of a sidecar command's start:
 - flags: the same with the appliance's create flags (output thrown away): what the flags cost borg;
 - server: that, to the appliance's server instead: the forced command and the session broker are what it adds
   to flags;
-- sidecar: `borg-client run`, as (c): what it adds to server is the sidecar's own work.
+- sidecar: `borg-client run`, as (c): what it adds to server is the sidecar's own work;
+- scheduled: the same run started by the running scheduler (SIGUSR1), as a scheduled backup runs: the seconds
+  its report gives (duration_s), without the command's start and imports, which the scheduler paid once;
+- plain-session, server-session: one SSH session that starts borg serve and ends (nothing sent), to the plain
+  sshd and to the appliance's server: what each session costs the server, without borg's client around it.
 
 Each repetition runs every way once; the ratios below are each repetition's own (its plain over its sidecar).
 `--profile` adds Python's profile of one `borg-client run` (cumulative, the sidecar's functions).
@@ -22,13 +26,45 @@ import statistics
 from pathlib import Path
 
 from bench.flags import ALL_COMMON, ALL_CREATE
-from bench.modes import COMPRESSION, PLAIN_ENV, RSH, TIMER, mounts, pairing_rsh, run_script, start_plain_sshd, steps
-from tests.harness.containers import Sandbox
+from bench.modes import (
+    COMPRESSION,
+    PLAIN_ENV,
+    RSH,
+    TIMER,
+    bench_sandbox,
+    mounts,
+    pairing_rsh,
+    run_script,
+    start_plain_sshd,
+    steps,
+)
 from tests.harness.stack import make_client, start_server
 
-WAYS = ("python", "imports", "check-config", "plain", "flags", "server", "sidecar")
+WAYS = (
+    "python",
+    "imports",
+    "check-config",
+    "plain",
+    "flags",
+    "server",
+    "sidecar",
+    "scheduled",
+    "plain-session",
+    "server-session",
+)
 QUIET = ">/dev/null 2>&1"  # the flags' output thrown away, as bench/flags.py does
 IMPORTS = 'PYTHONPATH=/opt/borg-appliance python3 -c "import borg_client.__main__"'
+# The scheduler, idle (its backup due once a year, no drill, no digest) until SIGUSR1 starts a run; a run is
+# over when the journal is written again (a new file: atomic_write), and its report says how long it took.
+JOURNAL = "/var/lib/borg-client/runs.json"
+SCHEDULER = f"""BACKUP_CRON='0 0 1 1 *' VERIFY_CRON=off DIGEST_CRON=off borg-client schedule >/tmp/schedule.log 2>&1 &
+scheduler=$!
+until grep -q "next backup at" /tmp/schedule.log; do kill -0 $scheduler || exit 1; sleep 0.1; done
+scheduled() {{
+  before=$(stat -c %i {JOURNAL}); kill -USR1 $scheduler
+  while [ "$(stat -c %i {JOURNAL})" = "$before" ]; do kill -0 $scheduler || exit 1; sleep 0.1; done
+  python3 -c "import json; print(round(json.load(open('{JOURNAL}'))[-1]['duration_s'] * 1000))"
+}}"""
 PROFILE_LINES = 30
 PRINT_STATS = (
     "import pstats, sys; pstats.Stats(sys.argv[1], stream=sys.stdout).sort_stats('cumulative')"
@@ -37,17 +73,21 @@ PRINT_STATS = (
 
 
 def script(sshd_pin: str, plain: str, server: str, repetitions: int, profile: bool) -> str:
-    """Return the script: set up the three repositories (first backups, untimed), then time every way per
-    repetition ("<way><n>_ms"), then, with profile, print the profile of one more `borg-client run`."""
+    """Return the script: set up the three repositories (first backups, untimed) and start the scheduler, then
+    time every way per repetition ("<way><n>_ms"), then, with profile, print the profile of one more
+    `borg-client run`."""
     borg_env = f'{PLAIN_ENV} BORG_RSH="{RSH}"'
     raw_env = f'{PLAIN_ENV} BORG_BASE_DIR=/state/raw BORG_RSH="{pairing_rsh("/p/raw")}"'
+    plain_host = plain.removeprefix("ssh://").split("/")[0].rsplit(":", 1)[0]
+    server_session = f'{pairing_rsh("/p/raw")} -p "${{address##*:}}" "${{address%:*}}" borg serve </dev/null'
     plain_create = f"borg create --compression {COMPRESSION} {plain}"
     flags_create = f"borg {ALL_COMMON} create --compression {COMPRESSION} {ALL_CREATE}"
     lines = [TIMER, sshd_pin,
              f"( {borg_env}; borg init -e keyfile-blake2 {plain} && {plain_create}::first /backup/data ) >&2 || exit 1",
              f"( {raw_env}; borg init -e keyfile-blake2 {server} && {flags_create} {server}::first /backup/data ) >&2 "
              "|| exit 1",
-             "borg-client run >&2 || exit 1"]  # fmt: skip
+             "borg-client run >&2 || exit 1", SCHEDULER,
+             f'export address=$(echo "{server}" | sed "s|ssh://||; s|/.*||")']  # fmt: skip
     for number in range(repetitions):
         lines += [f"step python{number} python3 -c pass",
                   f"step imports{number} sh -c '{IMPORTS}'",
@@ -55,7 +95,10 @@ def script(sshd_pin: str, plain: str, server: str, repetitions: int, profile: bo
                   f"step plain{number} sh -c '{borg_env}; {plain_create}::r{number} /backup/data'",
                   f"step flags{number} sh -c '{borg_env}; {flags_create} {plain}::f{number} /backup/data {QUIET}'",
                   f"step server{number} sh -c '{raw_env}; {flags_create} {server}::r{number} /backup/data {QUIET}'",
-                  f"step sidecar{number} borg-client run"]  # fmt: skip
+                  f"step sidecar{number} borg-client run",
+                  f'took=$(scheduled) || exit 1; echo "scheduled{number}_ms $took"',
+                  f"step plain-session{number} sh -c '{RSH} {plain_host} borg serve </dev/null'",
+                  f"step server-session{number} sh -c '{server_session}'"]  # fmt: skip
     if profile:
         lines += ["PYTHONPATH=/opt/borg-appliance python3 -m cProfile -o /state/run.prof -m borg_client run >&2",
                   f'python3 -c "{PRINT_STATS}" /state/run.prof']  # fmt: skip
@@ -64,7 +107,7 @@ def script(sshd_pin: str, plain: str, server: str, repetitions: int, profile: bo
 
 def measure(data: Path, repetitions: int, profile: bool, tmp: Path) -> dict:
     """Return {"seconds": {way: [seconds per repetition]}} and, with profile, {"profile": text}."""
-    sandbox = Sandbox(memory=True)
+    sandbox = bench_sandbox()
     try:
         sshd = start_plain_sshd(sandbox)
         server = start_server(sandbox, ["overhead", "raw"], network=sshd.network)
@@ -105,7 +148,12 @@ def table(seconds: dict[str, list[float]]) -> list[str]:
             f"| that to the appliance's server | {spread(seconds['server'])} | "
             f"{added('server', 'flags')} (to flags) | {ratio(plain, seconds['server'])} |",
             f"| `borg-client run` | {spread(seconds['sidecar'])} | {added('sidecar', 'server')} (to server) | "
-            f"{ratio(plain, seconds['sidecar'])} |"]  # fmt: skip
+            f"{ratio(plain, seconds['sidecar'])} |",
+            f"| the same run, scheduled (its report's duration) | {spread(seconds['scheduled'])} | "
+            f"{added('scheduled', 'server')} (to server) | {ratio(plain, seconds['scheduled'])} |",
+            f"| an SSH session of borg serve, plain sshd | {spread(seconds['plain-session'])} | | |",
+            f"| the same to the appliance's server | {spread(seconds['server-session'])} | "
+            f"{added('server-session', 'plain-session')} (to the plain session) | |"]  # fmt: skip
 
 
 def ratio(base: list[float], way: list[float]) -> str:

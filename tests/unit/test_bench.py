@@ -73,7 +73,8 @@ def test_the_flags_table_gives_each_variant_its_speed_against_no_flags_of_the_sa
 
 def test_the_overhead_table_shows_what_each_part_adds_to_the_one_before_it_per_repetition():
     seconds = {"python": [0.01, 0.02], "imports": [0.11, 0.12], "check-config": [0.13, 0.13],
-               "plain": [1.0, 2.0], "flags": [1.0, 2.1], "server": [1.1, 2.1], "sidecar": [1.25, 2.5]}  # fmt: skip
+               "plain": [1.0, 2.0], "flags": [1.0, 2.1], "server": [1.1, 2.1], "sidecar": [1.25, 2.5],
+               "scheduled": [1.2, 2.2], "plain-session": [0.3, 0.4], "server-session": [0.35, 0.5]}  # fmt: skip
     rows = overhead.table(seconds)
     assert rows[3] == "| borg-client's imports | 0.115 (0.110–0.120) | 0.100 (0.100–0.100) (to python) | |"
     assert rows[6] == ("| the same with the appliance's create flags | 1.550 (1.000–2.100) | 0.050 (0.000–0.100) "
@@ -83,11 +84,17 @@ def test_the_overhead_table_shows_what_each_part_adds_to_the_one_before_it_per_r
     assert (
         rows[8] == "| `borg-client run` | 1.875 (1.250–2.500) | 0.275 (0.150–0.400) (to server) | 0.800 (0.800–0.800) |"
     )
+    assert rows[9] == ("| the same run, scheduled (its report's duration) | 1.700 (1.200–2.200) | 0.100 (0.100–0.100) "
+                       "(to server) | 0.871 (0.833–0.909) |")  # fmt: skip
+    assert rows[11] == ("| the same to the appliance's server | 0.425 (0.350–0.500) | 0.075 (0.050–0.100) "
+                        "(to the plain session) | |")  # fmt: skip
 
 
 def test_the_overhead_script_times_every_way_in_every_repetition_and_profiles_only_when_asked():
     text = overhead.script("pin", "ssh://plain/r", "$(cat /p/raw/repo_url)", 2, profile=False)
     for way in overhead.WAYS:
-        assert f"step {way}0 " in text and f"step {way}1 " in text
+        timed = (f"step {way}0 ", f"step {way}1 ") if way != "scheduled" else ('"scheduled0_ms $', '"scheduled1_ms $')
+        assert all(line in text for line in timed)
+    assert text.index("borg-client schedule") < text.index("kill -USR1")
     assert "cProfile" not in text
     assert "cProfile" in overhead.script("pin", "ssh://plain/r", "$(cat /p/raw/repo_url)", 1, profile=True)
