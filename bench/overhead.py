@@ -40,18 +40,8 @@ from bench.modes import (
 )
 from tests.harness.stack import make_client, start_server
 
-WAYS = (
-    "python",
-    "imports",
-    "check-config",
-    "plain",
-    "flags",
-    "server",
-    "sidecar",
-    "scheduled",
-    "plain-session",
-    "server-session",
-)
+WAYS = ("python", "imports", "check-config", "plain", "flags", "server", "sidecar", "scheduled", "plain-session",
+        "server-session")  # fmt: skip
 QUIET = ">/dev/null 2>&1"  # the flags' output thrown away, as bench/flags.py does
 IMPORTS = 'PYTHONPATH=/opt/borg-appliance python3 -c "import borg_client.__main__"'
 # The scheduler, idle (its backup due once a year, no drill, no digest) until SIGUSR1 starts a run; a run is
