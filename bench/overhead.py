@@ -55,6 +55,9 @@ scheduled() {{
   while [ "$(stat -c %i {JOURNAL})" = "$before" ]; do kill -0 $scheduler || exit 1; sleep 0.1; done
   python3 -c "import json; print(round(json.load(open('{JOURNAL}'))[-1]['duration_s'] * 1000))"
 }}"""
+# One SSH session of borg serve that ends at once: session SSH_COMMAND REPOSITORY_URL (ssh takes the URL's
+# ssh://user@host:port part as it is).
+SESSION = """session() { $1 "$(echo "$2" | sed 's|\\(ssh://[^/]*\\).*|\\1|')" borg serve </dev/null; }"""
 PROFILE_LINES = 30
 PRINT_STATS = (
     "import pstats, sys; pstats.Stats(sys.argv[1], stream=sys.stdout).sort_stats('cumulative')"
@@ -68,16 +71,13 @@ def script(sshd_pin: str, plain: str, server: str, repetitions: int, profile: bo
     `borg-client run`."""
     borg_env = f'{PLAIN_ENV} BORG_RSH="{RSH}"'
     raw_env = f'{PLAIN_ENV} BORG_BASE_DIR=/state/raw BORG_RSH="{pairing_rsh("/p/raw")}"'
-    plain_host = plain.removeprefix("ssh://").split("/")[0].rsplit(":", 1)[0]
-    server_session = f'{pairing_rsh("/p/raw")} -p "${{address##*:}}" "${{address%:*}}" borg serve </dev/null'
     plain_create = f"borg create --compression {COMPRESSION} {plain}"
     flags_create = f"borg {ALL_COMMON} create --compression {COMPRESSION} {ALL_CREATE}"
     lines = [TIMER, sshd_pin,
              f"( {borg_env}; borg init -e keyfile-blake2 {plain} && {plain_create}::first /backup/data ) >&2 || exit 1",
              f"( {raw_env}; borg init -e keyfile-blake2 {server} && {flags_create} {server}::first /backup/data ) >&2 "
              "|| exit 1",
-             "borg-client run >&2 || exit 1", SCHEDULER,
-             f'export address=$(echo "{server}" | sed "s|ssh://||; s|/.*||")']  # fmt: skip
+             "borg-client run >&2 || exit 1", SCHEDULER, SESSION]  # fmt: skip
     for number in range(repetitions):
         lines += [f"step python{number} python3 -c pass",
                   f"step imports{number} sh -c '{IMPORTS}'",
@@ -87,8 +87,8 @@ def script(sshd_pin: str, plain: str, server: str, repetitions: int, profile: bo
                   f"step server{number} sh -c '{raw_env}; {flags_create} {server}::r{number} /backup/data {QUIET}'",
                   f"step sidecar{number} borg-client run",
                   f'took=$(scheduled) || exit 1; echo "scheduled{number}_ms $took"',
-                  f"step plain-session{number} sh -c '{RSH} {plain_host} borg serve </dev/null'",
-                  f"step server-session{number} sh -c '{server_session}'"]  # fmt: skip
+                  f'step plain-session{number} session "{RSH}" "{plain}"',
+                  f'step server-session{number} session "{pairing_rsh("/p/raw")}" "{server}"']  # fmt: skip
     if profile:
         lines += ["PYTHONPATH=/opt/borg-appliance python3 -m cProfile -o /state/run.prof -m borg_client run >&2",
                   f'python3 -c "{PRINT_STATS}" /state/run.prof']  # fmt: skip

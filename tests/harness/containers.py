@@ -23,8 +23,7 @@ BASE_IMAGE = "borg-appliance-base:trixie"
 LABEL = "borg-appliance-test"
 # Docker 20.10 probes first one interval after the start (no --health-start-interval): the images' own
 # intervals (15 s, 30 s) suit production; scenarios probe every 2 s (a probe: ~0.04 s of CPU plus docker exec).
-# The bench keeps the images' own (Sandbox.health_interval None): probes every 2 s slowed a backup of many small
-# files to the appliance's server by 8 % on 2 cores (bench/modes.py).
+# The bench keeps the images' own (Sandbox.health_interval None; why: bench.modes.bench_sandbox).
 HEALTH_INTERVAL = "2s"
 
 
